@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# honcho runs the Procfile through a shell: put the venv first so `python` is ours.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PYTHONUNBUFFERED := 1
+
+.PHONY: run test tail restart-brain setup setup-dev
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(PY) pyproject.toml
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+setup-dev: $(VENV)/.installed-dev node_modules/.installed
+
+run: setup
+	honcho start
+
+test: setup-dev
+	python -m pytest $(PYTEST_ARGS)
+
+# Print every message on the bus; e.g. `make tail ARGS="--topic web.chunk --json"`.
+tail: setup
+	python -m shared.tail $(ARGS)

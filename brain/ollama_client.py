@@ -1,0 +1,142 @@
+"""The one boundary between the brain and Ollama's HTTP API (`POST /api/chat`, streaming NDJSON).
+
+Everything Ollama can do wrong is turned into an `OllamaError` whose text a person can act on;
+nothing above this module sees `requests` or the wire format.
+"""
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import msgspec
+import requests
+from urllib3.exceptions import ReadTimeoutError
+
+from shared.messages import Stats
+
+
+class OllamaError(Exception):
+    "Base class; `code` is stable for programs, the message is for people."
+    code = "ollama_error"
+
+
+class OllamaUnavailable(OllamaError):
+    code = "ollama_down"
+
+
+class ModelNotFound(OllamaError):
+    code = "model_missing"
+
+
+class OllamaTimeout(OllamaError):
+    code = "ollama_timeout"
+
+
+class OllamaFailed(OllamaError):
+    code = "ollama_failed"
+
+
+@dataclass(frozen=True)
+class Delta:
+    "A piece of the reply as it streams; thinking models send `thinking` with empty `content`."
+    content: str = ""
+    thinking: str = ""
+
+
+class _Message(msgspec.Struct):
+    content: str = ""
+    thinking: str = ""
+
+
+class _Line(msgspec.Struct):
+    message: _Message | None = None
+    done: bool = False
+    error: str | None = None
+    done_reason: str | None = None
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
+
+
+_line = msgspec.json.Decoder(_Line)
+
+
+class OllamaClient:
+    def __init__(self, base_url: str, connect_timeout: float = 3.0, read_timeout: float = 120.0,
+                 http: requests.Session | None = None):
+        self.base_url = base_url.rstrip("/")
+        # The read timeout is the longest silence allowed: it must cover a cold model load
+        # before the first line as well as a stall between lines.
+        self.timeout = (connect_timeout, read_timeout)
+        self.http = http or requests.Session()
+
+    def chat(self, model: str, messages: list[dict], *, options: dict | None = None,
+             keep_alive: str | None = None) -> Iterator[Delta | Stats]:
+        """Stream a reply: yields `Delta`s, then one `Stats` when Ollama says done.
+
+        Closing the generator closes the HTTP connection, which is how Ollama is told to stop.
+        """
+        body = {"model": model, "messages": messages, "stream": True}
+        if options:
+            body["options"] = options
+        if keep_alive:
+            body["keep_alive"] = keep_alive
+        url = f"{self.base_url}/api/chat"
+        try:
+            response = self.http.post(url, json=body, stream=True, timeout=self.timeout)
+        except requests.exceptions.ConnectTimeout:
+            raise OllamaUnavailable(f"Ollama at {self.base_url} did not accept a connection within "
+                                    f"{self.timeout[0]:g}s. Is it running? Start it with `ollama serve`.") from None
+        except requests.exceptions.ReadTimeout:
+            raise OllamaTimeout(f"Ollama did not start answering within {self.timeout[1]:g}s "
+                                "(OLLAMA_READ_TIMEOUT_S).") from None
+        except requests.exceptions.RequestException:
+            raise OllamaUnavailable(f"Can't reach Ollama at {self.base_url}. Is it running? "
+                                    "Start it with `ollama serve`.") from None
+        try:
+            if response.status_code != 200:
+                raise _status_error(response, model)
+            yield from self._lines(response)
+        finally:
+            response.close()
+
+    def _lines(self, response: requests.Response) -> Iterator[Delta | Stats]:
+        try:
+            for raw in response.iter_lines():
+                if not raw.strip():
+                    continue
+                try:
+                    line = _line.decode(raw)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    raise OllamaFailed(f"Ollama sent a line that is not a chat chunk: {raw[:80]!r}") from None
+                if line.error is not None:
+                    raise OllamaFailed(f"Ollama reported an error mid-reply: {line.error}")
+                if line.message and (line.message.content or line.message.thinking):
+                    yield Delta(line.message.content, line.message.thinking)
+                if line.done:
+                    yield Stats(**{f: getattr(line, f) for f in Stats.__struct_fields__})
+                    return
+        except requests.exceptions.RequestException as e:
+            if _is_read_timeout(e):
+                raise OllamaTimeout(f"Ollama stalled mid-reply: nothing for {self.timeout[1]:g}s "
+                                    "(OLLAMA_READ_TIMEOUT_S).") from None
+            raise OllamaFailed("The connection to Ollama broke mid-reply.") from None
+        raise OllamaFailed("Ollama ended the reply without finishing it (no done line).")
+
+
+def _status_error(response: requests.Response, model: str) -> OllamaError:
+    try:
+        detail = str(response.json().get("error", "")) or response.reason
+    except (ValueError, AttributeError):
+        detail = response.text[:200] or response.reason
+    if response.status_code == 404:
+        return ModelNotFound(f"The model '{model}' is not pulled. Run `ollama pull {model}` "
+                             f"(Ollama said: {detail}).")
+    return OllamaFailed(f"Ollama answered {response.status_code}: {detail}")
+
+
+def _is_read_timeout(error: Exception) -> bool:
+    # requests wraps a mid-stream urllib3 ReadTimeoutError in a ConnectionError, not a ReadTimeout.
+    return isinstance(error, requests.exceptions.ReadTimeout) or any(
+        isinstance(arg, ReadTimeoutError) for arg in error.args)

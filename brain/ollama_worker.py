@@ -1,0 +1,221 @@
+"""The brain: keeps each session's conversation and answers through Ollama, over the bus.
+
+One asyncio loop owns both sockets and all conversation state. Blocking Ollama streams run on a
+thread pool (BRAIN_PARALLEL wide, so sessions stream side by side) and hand every chunk back to the
+loop, which is the only writer of the PUB socket. Within one session, turns run one at a time in
+arrival order: a message sent while a reply streams is answered right after it.
+
+Run: python -m brain.ollama_worker
+"""
+import asyncio
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import zmq
+
+from brain.conversation import Conversation
+from brain.ollama_client import OllamaClient, OllamaError
+from shared import bus
+from shared.config import Settings
+from shared.messages import (Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Heartbeat, Hello, Message,
+                             Stats, TodoEvent, brain_topic, decode, encode)
+
+log = logging.getLogger("brain")
+REMEMBERED_REQUESTS = 10_000
+
+
+@dataclass
+class Turn:
+    "One reply to produce; `text` is None for a comment on app events."
+    session: str
+    request: str
+    text: str | None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class Interrupted(Exception):
+    def __init__(self, error: OllamaError, partial: str, seq: int):
+        super().__init__(str(error))
+        self.error, self.partial, self.seq = error, partial, seq
+
+
+@dataclass
+class SessionQueue:
+    turns: deque = field(default_factory=deque)
+    running: Turn | None = None
+    comment: asyncio.TimerHandle | None = None
+
+
+class Brain:
+    def __init__(self, settings: Settings, client: OllamaClient):
+        self.s = settings
+        self.client = client
+        self.id = uuid.uuid4().hex[:12]
+        self.started = time.time()
+        self.conversations: dict[str, Conversation] = {}
+        self.queues: dict[str, SessionQueue] = {}
+        self.taken: OrderedDict[str, None] = OrderedDict()
+        self.executor = ThreadPoolExecutor(settings.parallel, thread_name_prefix="ollama")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.loop = asyncio.get_running_loop()
+        ctx = bus.context()
+        self.pub = bus.socket(ctx, zmq.PUB, self.s.max_frame_bytes, connect=self.s.bus_pub)
+        sub = bus.socket(ctx, zmq.SUB, self.s.max_frame_bytes, connect=self.s.bus_sub)
+        sub.subscribe(brain_topic(self.id))
+        log.info("worker %s: model %s at %s, bus %s / %s", self.id, self.s.model, self.s.ollama_url,
+                 self.s.bus_pub, self.s.bus_sub)
+        tasks = [asyncio.create_task(self.heartbeat()), asyncio.create_task(self.receive(sub))]
+        try:
+            await stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            for q in self.queues.values():
+                if q.running:
+                    q.running.cancelled.set()
+            # Give the goodbye a moment to leave, so the web shows "offline" at once.
+            self.pub.setsockopt(zmq.LINGER, 300)
+            self.send(Bye(worker=self.id))
+            ctx.destroy()
+
+    def send(self, msg: Message) -> None:
+        self.pub.send_multipart(encode(msg), copy=False)
+
+    def presence(self) -> dict:
+        busy = sum(1 for q in self.queues.values() if q.running)
+        return dict(worker=self.id, started=self.started, model=self.s.model, parallel=self.s.parallel, busy=busy)
+
+    async def heartbeat(self) -> None:
+        self.send(Hello(**self.presence()))
+        while True:
+            await asyncio.sleep(self.s.heartbeat_s)
+            self.send(Heartbeat(**self.presence()))
+
+    async def receive(self, sub: zmq.Socket) -> None:
+        while True:
+            frames = await sub.recv_multipart()
+            try:
+                msg = decode(frames, self.s.max_frame_bytes)
+            except BadFrame as e:
+                log.warning("dropped a bad frame: %s", e)
+                continue
+            self.handle(msg)
+
+    def handle(self, msg: Message) -> None:
+        if not isinstance(msg, (Chat, TodoEvent)):
+            log.warning("ignored a %s message on a brain topic", msg.kind)
+            return
+        self.send(Ack(worker=self.id, session=msg.session, request=msg.request))
+        if msg.request in self.taken:
+            return  # a re-send whose first ack was lost: already handled
+        self.taken[msg.request] = None
+        if len(self.taken) > REMEMBERED_REQUESTS:
+            self.taken.popitem(last=False)
+        conversation = self.conversations.setdefault(msg.session, Conversation())
+        if isinstance(msg, TodoEvent):
+            conversation.note(msg)
+            self.schedule_comment(msg.session)
+        else:
+            self.enqueue(Turn(msg.session, msg.request, msg.text))
+
+    def queue(self, session: str) -> SessionQueue:
+        return self.queues.setdefault(session, SessionQueue())
+
+    def schedule_comment(self, session: str) -> None:
+        "Coalesce a burst of todo events into one comment, made once the clicking pauses."
+        q = self.queue(session)
+        if q.comment:
+            q.comment.cancel()
+        q.comment = self.loop.call_later(self.s.comment_delay_s, self.comment, session)
+
+    def comment(self, session: str) -> None:
+        self.queue(session).comment = None
+        self.enqueue(Turn(session, "c" + uuid.uuid4().hex, None))
+
+    def enqueue(self, turn: Turn) -> None:
+        q = self.queue(turn.session)
+        if turn.text is not None and q.comment:
+            q.comment.cancel()  # the chat turn carries the pending events with it
+            q.comment = None
+        q.turns.append(turn)
+        self.pump(turn.session)
+
+    def pump(self, session: str) -> None:
+        q = self.queue(session)
+        if q.running or not q.turns:
+            return
+        q.running = q.turns.popleft()
+        asyncio.create_task(self.reply(q.running))
+
+    async def reply(self, turn: Turn) -> None:
+        conversation = self.conversations.setdefault(turn.session, Conversation())
+        ids = dict(worker=self.id, session=turn.session, request=turn.request)
+        try:
+            if not conversation.begin_turn(turn.text):
+                return  # a comment whose events an earlier turn already carried
+            messages = conversation.messages(self.s.system_prompt)
+            text, stats, seq = await self.loop.run_in_executor(self.executor, self.stream, turn, messages)
+            conversation.add_reply(text)
+            self.send(Done(**ids, seq=seq, text=text, stats=stats))
+        except Interrupted as e:
+            log.warning("reply %s failed: %s", turn.request, e)
+            self.send(Failed(**ids, seq=e.seq, code=e.error.code, error=str(e.error), text=e.partial))
+        except Exception:
+            log.exception("reply %s crashed", turn.request)
+            self.send(Failed(**ids, seq=0, code="internal", error="The brain hit an internal error; see its log."))
+        finally:
+            self.queue(turn.session).running = None
+            self.pump(turn.session)
+
+    def stream(self, turn: Turn, messages: list[dict]) -> tuple[str, Stats, int]:
+        "Runs on a pool thread: read Ollama's stream and hand each chunk to the loop."
+        parts, stats = [], Stats()
+        chunks = self.client.chat(self.s.model, messages, keep_alive=self.s.keep_alive)
+        try:
+            for item in chunks:
+                if turn.cancelled.is_set():
+                    break
+                if isinstance(item, Stats):
+                    stats = item
+                elif item.content:
+                    msg = Chunk(worker=self.id, session=turn.session, request=turn.request,
+                                seq=len(parts), text=item.content)
+                    parts.append(item.content)
+                    self.loop.call_soon_threadsafe(self.send, msg)
+        except OllamaError as e:
+            raise Interrupted(e, "".join(parts), len(parts)) from None
+        finally:
+            chunks.close()
+        return "".join(parts), stats, len(parts)
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = Settings.from_env()
+    brain = Brain(settings, OllamaClient(settings.ollama_url, settings.connect_timeout_s, settings.read_timeout_s))
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await brain.run(stop)
+
+    asyncio.run(serve())
+    log.info("worker %s stopped", brain.id)
+    logging.shutdown()
+    # A pool thread may sit in a stalled Ollama read for up to OLLAMA_READ_TIMEOUT_S; exiting
+    # closes its connection, which is also what tells Ollama to stop generating.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Settings for both processes, read from the environment (honcho loads `.env`).
+
+Every variable is documented in `.env.example`; keep the two in step.
+"""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_PERSONA = (
+    "You are the assistant inside a todo app, and you have attitude: witty, a little sarcastic, "
+    "never mean, always useful. Keep replies short. Messages that start with '[app]' are not typed "
+    "by the user: they report what the user just did in the app. Comment on those briefly, in "
+    "character. The user's current todo list is given to you below; trust it over older messages."
+)
+
+
+def ollama_url(host: str) -> str:
+    """Read OLLAMA_HOST the way Ollama's own client does: `host:port` and `:port` mean http with
+    default port 11434, while an explicit `http://` or `https://` without a port means 80 or 443."""
+    host = host.strip().rstrip("/") or "127.0.0.1:11434"
+    scheme, sep, hostport = host.partition("://")
+    if not sep:
+        scheme, hostport, default_port = "http", host, 11434
+    else:
+        default_port = 443 if scheme == "https" else 80
+    parts = urlsplit(f"{scheme}://{hostport}")
+    name = parts.hostname or "127.0.0.1"
+    name = f"[{name}]" if ":" in name else name
+    return f"{scheme}://{name}:{parts.port or default_port}{parts.path}"
+
+
+def _float(env, name, default):
+    raw = env.get(name, "")
+    try:
+        return float(raw) if raw.strip() else default
+    except ValueError:
+        raise SystemExit(f"config: {name}={raw!r} is not a number") from None
+
+
+def _int(env, name, default):
+    return int(_float(env, name, default))
+
+
+@dataclass(frozen=True)
+class Settings:
+    web_host: str
+    port: int
+    data_dir: Path
+    bus_pub: str
+    bus_sub: str
+    heartbeat_s: float
+    max_frame_bytes: int
+    ollama_url: str
+    model: str
+    connect_timeout_s: float
+    read_timeout_s: float
+    keep_alive: str
+    parallel: int
+    comment_delay_s: float
+    system_prompt: str
+    max_chat_chars: int
+
+    @classmethod
+    def from_env(cls, env=None) -> "Settings":
+        env = os.environ if env is None else env
+        prompt_file = env.get("SYSTEM_PROMPT_FILE", "").strip()
+        prompt = Path(prompt_file).read_text().strip() if prompt_file else env.get("SYSTEM_PROMPT", "").strip()
+        return cls(
+            web_host=env.get("WEB_HOST", "127.0.0.1"),
+            port=_int(env, "PORT", 5000),
+            data_dir=Path(env.get("DATA_DIR", "data")),
+            bus_pub=env.get("BUS_PUB_ENDPOINT", "tcp://127.0.0.1:5556"),
+            bus_sub=env.get("BUS_SUB_ENDPOINT", "tcp://127.0.0.1:5557"),
+            heartbeat_s=_float(env, "BUS_HEARTBEAT_S", 1.0),
+            max_frame_bytes=_int(env, "BUS_MAX_FRAME_BYTES", 1 << 20),
+            ollama_url=ollama_url(env.get("OLLAMA_HOST", "") or "127.0.0.1:11434"),
+            model=env.get("OLLAMA_MODEL", "llama3.2"),
+            connect_timeout_s=_float(env, "OLLAMA_CONNECT_TIMEOUT_S", 3.0),
+            read_timeout_s=_float(env, "OLLAMA_READ_TIMEOUT_S", 120.0),
+            keep_alive=env.get("OLLAMA_KEEP_ALIVE", "30m"),
+            parallel=max(1, _int(env, "BRAIN_PARALLEL", 4)),
+            comment_delay_s=_float(env, "TODO_COMMENT_DELAY_S", 1.5),
+            system_prompt=prompt or DEFAULT_PERSONA,
+            max_chat_chars=_int(env, "MAX_CHAT_CHARS", 8000),
+        )

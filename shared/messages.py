@@ -1,0 +1,190 @@
+"""Every message on the bus: its kind, fields, topic, encoding and validation.
+
+A frame is two ZeroMQ parts: `[topic, json]`. The topic is derived from the message, so it can
+never disagree with the payload:
+
+- `brain.<worker>.<kind>`: the web addresses one brain worker (events, chat turns). Each worker
+  subscribes only to its own prefix, so two workers never answer the same request.
+- `web.<kind>`: everything a brain says (presence, acks, reply chunks, results).
+
+Payloads are JSON objects with `v` (schema version) and `kind`. Decoding validates every field;
+ids are restricted to a safe alphabet because the web puts them into HTML ids. Nothing on the bus
+is ever unpickled.
+"""
+from typing import Annotated, Literal, Union
+
+import msgspec
+
+SCHEMA_VERSION = 1
+Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Seq = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class BadFrame(ValueError):
+    "A frame that is not a valid message of this schema version; the text says why."
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    worker: Id
+    v: int = SCHEMA_VERSION
+
+    @property
+    def kind(self) -> str:
+        return self.__struct_config__.tag
+
+    @property
+    def topic(self) -> str:
+        raise NotImplementedError
+
+
+class ToBrain(Message, frozen=True, kw_only=True):
+    "Sent by the web to one brain worker; every one is acknowledged with `Ack`."
+    session: Id
+    request: Id
+
+    @property
+    def topic(self) -> str:
+        return f"{brain_topic(self.worker)}{self.kind}"
+
+
+class ToWeb(Message, frozen=True, kw_only=True):
+    "Sent by a brain worker to the web."
+
+    @property
+    def topic(self) -> str:
+        return f"web.{self.kind}"
+
+
+class Todo(msgspec.Struct, frozen=True):
+    id: int
+    title: str
+    done: bool
+
+
+class Chat(ToBrain, frozen=True, kw_only=True, tag="chat"):
+    "The user typed `text` in the chat."
+    text: str
+
+
+class TodoEvent(ToBrain, frozen=True, kw_only=True, tag="todo"):
+    "The user changed a todo; `todos` is the whole list after the change."
+    action: Literal["added", "toggled", "deleted"]
+    todo: Todo
+    todos: list[Todo]
+
+
+class Presence(ToWeb, frozen=True, kw_only=True):
+    started: float
+    model: str
+    parallel: int
+    busy: int = 0
+
+
+class Hello(Presence, frozen=True, kw_only=True, tag="hello"):
+    "A worker has started and is subscribed to its own topic."
+
+
+class Heartbeat(Presence, frozen=True, kw_only=True, tag="heartbeat"):
+    "A worker is alive (sent every BUS_HEARTBEAT_S)."
+
+
+class Bye(ToWeb, frozen=True, kw_only=True, tag="bye"):
+    "A worker is shutting down cleanly."
+
+
+class Ack(ToWeb, frozen=True, kw_only=True, tag="ack"):
+    "A worker has taken `request` and will not need it again."
+    session: Id
+    request: Id
+
+
+class Stats(msgspec.Struct, frozen=True, omit_defaults=True):
+    "Ollama's final-line stats; every field may be missing. Durations are nanoseconds."
+    done_reason: str | None = None
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
+
+
+class Chunk(ToWeb, frozen=True, kw_only=True, tag="chunk"):
+    "The next piece of a streaming reply. `seq` counts from 0 within the reply."
+    session: Id
+    request: Id
+    seq: Seq
+    text: str
+
+
+class Done(ToWeb, frozen=True, kw_only=True, tag="done"):
+    "A reply is complete; `text` is the whole reply, so a receiver that missed chunks can repair."
+    session: Id
+    request: Id
+    seq: Seq
+    text: str
+    stats: Stats = Stats()
+
+
+class Failed(ToWeb, frozen=True, kw_only=True, tag="failed"):
+    "A reply could not be completed. `error` is for people; `text` is what arrived before it broke."
+    session: Id
+    request: Id
+    seq: Seq
+    code: str
+    error: str
+    text: str = ""
+
+
+KINDS = (Chat, TodoEvent, Hello, Heartbeat, Bye, Ack, Chunk, Done, Failed)
+AnyMessage = Union[KINDS]  # type: ignore[valid-type]
+
+
+class _Envelope(msgspec.Struct):
+    v: int = 0
+    kind: str = ""
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AnyMessage)
+_envelope = msgspec.json.Decoder(_Envelope)
+
+
+def brain_topic(worker: str) -> str:
+    "The prefix a brain worker subscribes to."
+    return f"brain.{worker}."
+
+
+def encode(msg: Message) -> list[bytes]:
+    return [msg.topic.encode(), _encoder.encode(msg)]
+
+
+def decode(frames: list[bytes], max_bytes: int = 1 << 20) -> Message:
+    "Turn received frames into a message, or raise BadFrame with a reason fit for a log line."
+    if len(frames) != 2:
+        raise BadFrame(f"expected 2 frames (topic, json), got {len(frames)}")
+    topic, payload = frames
+    if len(payload) > max_bytes:
+        raise BadFrame(f"payload of {len(payload)} bytes exceeds {max_bytes}")
+    try:
+        msg = _decoder.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError) as e:
+        raise BadFrame(_why(payload, e)) from None
+    if msg.v != SCHEMA_VERSION:
+        raise BadFrame(f"unsupported schema version {msg.v} (this side speaks {SCHEMA_VERSION})")
+    if topic != msg.topic.encode():
+        raise BadFrame(f"topic {topic[:80]!r} does not match a {msg.kind} message ({msg.topic})")
+    return msg
+
+
+def _why(payload: bytes, error: Exception) -> str:
+    "Name the version or kind problem when there is one, since that is what an operator must fix."
+    try:
+        env = _envelope.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return f"not a message: {error}"
+    if env.v != SCHEMA_VERSION:
+        return f"unsupported schema version {env.v} (this side speaks {SCHEMA_VERSION})"
+    if env.kind not in {k.__struct_config__.tag for k in KINDS}:
+        return f"unknown message kind {env.kind[:40]!r}"
+    return f"invalid {env.kind} message: {error}"

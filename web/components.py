@@ -1,0 +1,106 @@
+"""FT components for the page and for the fragments streamed over the WebSocket.
+
+htmx-ext-ws swaps every top-level element of a frame out of band by its id, so each fragment here
+carries the id of what it replaces or appends to. All text goes through FT rendering, which
+escapes it: model output, todo titles and user text are never markup.
+"""
+from fasthtml.common import (A, Article, Body, Button, Div, Form, H1, H2, Header, Input, Li, Link, Main, Meta,
+                             Script, Section, Small, Span, Title, Ul)
+
+from shared.messages import Stats, Todo
+
+STATUS_TEXT = {"ready": "brain ready", "thinking": "brain thinking…", "offline": "brain offline"}
+REPLY_NOTES = {
+    "queued": "Queued: the brain is offline right now. It will answer when it is back.",
+    "thinking": "",
+    "streaming": "",
+}
+
+
+def TodoItem(t: Todo):
+    tid = f"todo-{t.id}"
+    return Li(id=tid, cls="todo done" if t.done else "todo")(
+        Input(type="checkbox", checked=t.done, hx_post=f"/todos/{t.id}/toggle", hx_target=f"#{tid}",
+              hx_swap="outerHTML", aria_label=f"Mark '{t.title}' {'not done' if t.done else 'done'}"),
+        Span(t.title, cls="title"),
+        Button("×", hx_delete=f"/todos/{t.id}", hx_target=f"#{tid}", hx_swap="outerHTML",
+               cls="delete outline secondary", aria_label=f"Delete '{t.title}'"))
+
+
+def Bubble(request: str, role: str, text: str, status: str = "done", note: str = "", oob: bool = False):
+    bid = f"{role}-{request}"
+    return Article(id=bid, cls=f"msg {role} {status}", hx_swap_oob="true" if oob else None)(
+        Div(text, cls="body", id=f"{bid}-body"),
+        Small(note or REPLY_NOTES.get(status, ""), cls="note"))
+
+
+def Append(*bubbles):
+    "Add bubbles at the end of the transcript."
+    return Div(*bubbles, id="msg-list", hx_swap_oob="beforeend")
+
+
+def ChunkText(request: str, text: str):
+    "Append a streamed piece of text to a reply bubble (the typewriter effect)."
+    return Span(text, id=f"reply-{request}-body", hx_swap_oob="beforeend")
+
+
+def Transcript(bubbles):
+    return Div(*bubbles, id="msg-list", aria_live="polite")
+
+
+def BrainStatus(status: str):
+    return Span(STATUS_TEXT.get(status, status), id="brain-status", cls=f"brain {status}", role="status")
+
+
+def Notice(text: str):
+    "A one-off message for this tab only, such as a rejected input."
+    return Div(text, id="notice", cls="notice", role="alert")
+
+
+def stats_note(stats: Stats) -> str:
+    "A short line of Ollama's stats; each figure is left out when Ollama did not send it."
+    parts = []
+    if stats.eval_count is not None:
+        parts.append(f"{stats.eval_count} tokens")
+        if stats.eval_duration:
+            parts.append(f"{stats.eval_count / (stats.eval_duration / 1e9):.1f} tok/s")
+    if stats.done_reason == "length":
+        parts.append("cut off at the length limit")
+    return " · ".join(parts)
+
+
+def Page(todos: list[Todo], bubbles, status: str, max_chat_chars: int):
+    return (
+        Title("Todo with attitude"),
+        Main(cls="container")(
+            Header(H1("Todo with attitude"), BrainStatus(status), cls="top"),
+            Div(cls="panes")(
+                Section(H2("Todos"), cls="todos")(
+                    Form(id="todo-form", hx_post="/todos", hx_target="#todo-list", hx_swap="beforeend")(
+                        Input(id="title", name="title", placeholder="What needs doing?", required=True,
+                              maxlength=500, autocomplete="off"),
+                        Button("Add")),
+                    Ul(*[TodoItem(t) for t in todos], id="todo-list")),
+                Section(H2("Chat"), cls="chat", hx_ext="ws", ws_connect="/ws")(
+                    Transcript(bubbles),
+                    Div(id="notice"),
+                    Form(id="chat-form", ws_send=True)(
+                        Input(id="msg", name="msg", placeholder="Talk to your todo list…", required=True,
+                              maxlength=max_chat_chars, autocomplete="off", autofocus=True),
+                        Button("Send")))),
+        ),
+    )
+
+
+def head_assets():
+    "Every script and stylesheet is served by the app itself, so the page works offline."
+    return [
+        Meta(charset="utf-8"),
+        Meta(name="viewport", content="width=device-width, initial-scale=1"),
+        Meta(name="htmx-config", content='{"allowEval": false, "allowScriptTags": false}'),
+        Link(rel="stylesheet", href="/vendor/pico.min.css"),
+        Link(rel="stylesheet", href="/static/app.css"),
+        Script(src="/vendor/htmx.min.js"),
+        Script(src="/vendor/ws.js"),
+        Script(src="/static/app.js"),
+    ]

@@ -1,0 +1,135 @@
+"""Turns brain messages into what each session's browsers see, and keeps the transcripts.
+
+The in-memory transcript of a session is the authority while the web runs; SQLite gets every
+final line in order (write-behind, on the store's own thread) and fills the memory back in after
+a restart. Because a new WebSocket takes its snapshot and joins the fan-out in one synchronous
+step, no fragment can be missed or applied twice by a tab that connects mid-stream.
+"""
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from fasthtml.common import to_xml
+
+from shared.messages import Ack, Chunk, Done, Failed, ToWeb
+from web.clients import Clients
+from web.components import Append, Bubble, BrainStatus, ChunkText, Transcript, stats_note
+from web.store import Store, StoreThread
+
+log = logging.getLogger("web.relay")
+KEPT_PER_SESSION = 200
+LIVE = ("queued", "thinking", "streaming")
+
+
+@dataclass
+class Entry:
+    request: str
+    role: str  # "user" or "reply"
+    text: str = ""
+    status: str = "done"
+    note: str = ""
+    worker: str = ""
+    next_seq: int = 0
+
+    def bubble(self, oob: bool = False):
+        return Bubble(self.request, self.role, self.text, self.status, self.note, oob=oob)
+
+
+class Relay:
+    def __init__(self, clients: Clients, store: Store, db: StoreThread):
+        self.clients, self.store, self.db = clients, store, db
+        self.sessions: dict[str, OrderedDict[tuple, Entry]] = {}
+        self.loaded: set[str] = set()
+        self.status = "offline"
+
+    async def load(self, session: str) -> None:
+        "Merge what SQLite holds under what memory holds; memory wins for lines in both."
+        if session in self.loaded:
+            return
+        lines = await self.db.call(self.store.transcript, session, KEPT_PER_SESSION)
+        if session in self.loaded:
+            return
+        memory = self.sessions.get(session, OrderedDict())
+        merged = OrderedDict(((l.request, l.role), Entry(l.request, l.role, l.text, l.status, l.note))
+                             for l in lines if (l.request, l.role) not in memory)
+        merged.update(memory)
+        self.sessions[session] = merged
+        self.loaded.add(session)
+
+    def snapshot(self, session: str):
+        return Transcript([e.bubble() for e in self.sessions.get(session, {}).values()])
+
+    def user_said(self, session: str, request: str, text: str, sent: bool) -> None:
+        user = self._add(session, Entry(request, "user", text))
+        reply = self._add(session, Entry(request, "reply", status="thinking" if sent else "queued"))
+        self.db.post(self.store.add_line, session, request, "user", text)
+        self.clients.send(session, to_xml(Append(user.bubble(), reply.bubble())))
+
+    def _add(self, session: str, entry: Entry) -> Entry:
+        entries = self.sessions.setdefault(session, OrderedDict())
+        entries[(entry.request, entry.role)] = entry
+        while len(entries) > KEPT_PER_SESSION:
+            entries.popitem(last=False)
+        return entry
+
+    def _reply(self, session: str, request: str) -> Entry | None:
+        return self.sessions.get(session, {}).get((request, "reply"))
+
+    # The broker's listener interface.
+
+    def brain_message(self, msg: ToWeb) -> None:
+        if isinstance(msg, Chunk):
+            self._chunk(msg)
+        elif isinstance(msg, (Done, Failed)):
+            self._finish(msg)
+        elif isinstance(msg, Ack):
+            entry = self._reply(msg.session, msg.request)
+            if entry and entry.status == "queued":
+                entry.status, entry.worker = "thinking", msg.worker
+                self.clients.send(msg.session, to_xml(entry.bubble(oob=True)))
+            elif entry:
+                entry.worker = msg.worker
+
+    def brain_status(self, status: str) -> None:
+        self.status = status
+        self.clients.send_all(to_xml(BrainStatus(status)))
+
+    def brain_lost(self, worker: str) -> None:
+        for session, entries in self.sessions.items():
+            for entry in list(entries.values()):
+                if entry.worker == worker and entry.status in ("thinking", "streaming"):
+                    self._end(session, entry, "interrupted",
+                              "Interrupted: the brain stopped mid-reply. Send your message again to retry.")
+
+    def _chunk(self, msg: Chunk) -> None:
+        entry = self._reply(msg.session, msg.request)
+        if entry is None:  # a reply the brain started by itself, e.g. a comment on todo changes
+            entry = self._add(msg.session, Entry(msg.request, "reply", status="thinking"))
+            self.clients.send(msg.session, to_xml(Append(entry.bubble())))
+        if entry.status not in LIVE or msg.seq < entry.next_seq:
+            return  # late or repeated: the final text will settle it
+        if msg.seq > entry.next_seq:
+            log.warning("reply %s: chunks %d..%d lost; the final text will repair it",
+                        msg.request, entry.next_seq, msg.seq - 1)
+        entry.worker, entry.next_seq = msg.worker, msg.seq + 1
+        entry.text += msg.text
+        if entry.status != "streaming":
+            entry.status = "streaming"
+            self.clients.send(msg.session, to_xml(entry.bubble(oob=True)))
+        else:
+            self.clients.send(msg.session, to_xml(ChunkText(msg.request, msg.text)))
+
+    def _finish(self, msg: Done | Failed) -> None:
+        entry = self._reply(msg.session, msg.request) or self._add(msg.session, Entry(msg.request, "reply"))
+        if entry.status not in LIVE and entry.status != "interrupted":
+            return  # already final; a duplicate
+        entry.text = msg.text
+        if isinstance(msg, Done):
+            self._end(msg.session, entry, "done", stats_note(msg.stats))
+        else:
+            self._end(msg.session, entry, "failed", msg.error)
+
+    def _end(self, session: str, entry: Entry, status: str, note: str) -> None:
+        entry.status, entry.note = status, note
+        self.db.post(self.store.add_line, session, entry.request, "reply", entry.text, status, note)
+        self.clients.send(session, to_xml(entry.bubble(oob=True)))

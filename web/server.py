@@ -1,0 +1,179 @@
+"""The web process: the page, the todo routes, the chat WebSocket, and the bus they all feed.
+
+Every todo change and chat message is published to the brain as a bus message; the brain's
+replies come back through the relay to the WebSockets of the session that caused them.
+
+Run: uvicorn web.server:app --host 127.0.0.1 --port $PORT   (the Procfile does)
+"""
+import asyncio
+import json
+import logging
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fasthtml.common import Beforeware, FastHTML, Response, to_xml
+from starlette.responses import FileResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from shared.config import Settings
+from shared.messages import Chat, TodoEvent
+from web.broker import Broker
+from web.clients import Clients
+from web.components import BrainStatus, Notice, Page, TodoItem, head_assets
+from web.relay import Relay
+from web.store import Store, StoreThread
+
+log = logging.getLogger("web")
+ROOT = Path(__file__).resolve().parent.parent
+VENDOR = {
+    "htmx.min.js": "htmx.org/dist/htmx.min.js",
+    "ws.js": "htmx-ext-ws/dist/ws.min.js",
+    "pico.min.css": "@picocss/pico/css/pico.min.css",
+}
+POLICY_VIOLATION = 1008
+MAX_TITLE_CHARS = 500
+
+settings = Settings.from_env()
+settings.data_dir.mkdir(parents=True, exist_ok=True)
+store, db, clients = Store(settings.data_dir), StoreThread(), Clients()
+relay = Relay(clients, store, db)
+broker = Broker(settings, relay)
+
+
+def same_origin(headers) -> bool:
+    "Browsers always send Origin cross-site; a request without one comes from no web page."
+    origin = headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == headers.get("host")
+
+
+def before(req, session):
+    session.setdefault("sid", uuid.uuid4().hex)
+    if req.method not in ("GET", "HEAD") and not same_origin(req.headers):
+        return Response("Cross-site request refused", status_code=403)
+
+
+def vendor_file(req):
+    path = VENDOR.get(req.path_params["name"])
+    if path is None:
+        return Response("Not found", status_code=404)
+    return FileResponse(ROOT / "node_modules" / path)
+
+
+async def lifespan(app):
+    missing = [p for p in VENDOR.values() if not (ROOT / "node_modules" / p).exists()]
+    if missing:
+        raise SystemExit(f"browser assets missing ({', '.join(missing)}): run `npm ci` (`make run` does)")
+    task = asyncio.create_task(broker.run())
+    yield
+    task.cancel()
+
+
+async def chat_socket(ws: WebSocket):
+    """One browser tab. A small dispatch loop: each frame is handled and answered at once; the reply
+    itself arrives later through the relay, so a long generation never blocks this tab."""
+    sid = ws.session.get("sid")
+    if not same_origin(ws.headers) or not sid:
+        await ws.close(POLICY_VIOLATION)  # before accept: the handshake is refused with 403
+        return
+    await ws.accept()
+    await relay.load(sid)
+    client = clients.add(sid, ws)
+    client.send(to_xml(relay.snapshot(sid)) + to_xml(BrainStatus(broker.status)))
+    try:
+        while True:
+            frame = await ws.receive()
+            if frame["type"] == "websocket.disconnect":
+                break
+            await on_frame(sid, client, frame.get("text"))
+    except WebSocketDisconnect:
+        pass
+    finally:
+        clients.remove(client)
+
+
+async def on_frame(sid: str, client, text: str | None) -> None:
+    try:
+        data = json.loads(text) if text is not None else None
+    except ValueError:
+        data = None
+    msg = data.get("msg") if isinstance(data, dict) else None
+    if not isinstance(msg, str):
+        client.send(to_xml(Notice("That message could not be read; nothing was sent.")))
+        return
+    msg = msg.strip()
+    if not msg:
+        return
+    if len(msg) > settings.max_chat_chars:
+        client.send(to_xml(Notice(f"That message is {len(msg):,} characters long; the limit is "
+                                  f"{settings.max_chat_chars:,} (MAX_CHAT_CHARS). Nothing was sent.")))
+        return
+    request = uuid.uuid4().hex
+    sent = broker.submit(Chat(worker="", session=sid, request=request, text=msg))
+    relay.user_said(sid, request, msg, sent)
+    client.send(to_xml(Notice("")))
+
+
+def publish_todo(sid: str, action: str, todo, todos) -> None:
+    broker.submit(TodoEvent(worker="", session=sid, request=uuid.uuid4().hex, action=action, todo=todo, todos=todos))
+
+
+app = FastHTML(
+    title="Todo with attitude", default_hdrs=False, canonical=False, hdrs=head_assets(), lifespan=lifespan,
+    before=Beforeware(before, skip=[r"/static/.*", r"/vendor/.*"]),
+    key_fname=str(settings.data_dir / ".sesskey"),
+    routes=[
+        WebSocketRoute("/ws", chat_socket),
+        Route("/vendor/{name}", vendor_file),
+        Mount("/static", StaticFiles(directory=ROOT / "web" / "static")),
+    ],
+)
+rt = app.route
+
+
+@rt("/")
+async def index(session):
+    sid = session["sid"]
+    todos = await db.call(store.todo_list, sid)
+    await relay.load(sid)
+    return Page(todos, relay.snapshot(sid).children, broker.status, settings.max_chat_chars)
+
+
+@rt("/todos")
+async def post(session, title: str = ""):
+    title = " ".join(title.split())
+    if not title or len(title) > MAX_TITLE_CHARS:
+        return Response(f"A todo needs a title of 1 to {MAX_TITLE_CHARS} characters.", status_code=400)
+    sid = session["sid"]
+    todo = await db.call(store.add_todo, sid, title)
+    publish_todo(sid, "added", todo, await db.call(store.todo_list, sid))
+    return TodoItem(todo)
+
+
+@rt("/todos/{tid}/toggle")
+async def post(session, tid: int):  # noqa: F811 (FastHTML routes by function name: post, delete)
+    sid = session["sid"]
+    todo = await db.call(store.toggle_todo, sid, tid)
+    if todo is None:
+        return Response("No such todo", status_code=404)
+    publish_todo(sid, "toggled", todo, await db.call(store.todo_list, sid))
+    return TodoItem(todo)
+
+
+@rt("/todos/{tid}")
+async def delete(session, tid: int):
+    sid = session["sid"]
+    todo = await db.call(store.delete_todo, sid, tid)
+    if todo is None:
+        return Response("No such todo", status_code=404)
+    publish_todo(sid, "deleted", todo, await db.call(store.todo_list, sid))
+    return ""
+
+
+@rt("/api/status")
+def status():
+    "For scripts and tests: the brain's status and the workers the web knows."
+    return {"status": broker.status, "workers": sorted(broker.workers), "clients": len(clients),
+            "pending": len(broker.pending)}

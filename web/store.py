@@ -1,0 +1,104 @@
+"""The web's SQLite data under DATA_DIR: each session's todos and chat transcript.
+
+Calls block for a moment on disk, so async code reaches them through `StoreThread`, which runs
+them one at a time, in order, on a thread of their own: a read sees every write posted before it.
+"""
+import asyncio
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastlite import database
+
+from shared.messages import Todo
+
+log = logging.getLogger("web.store")
+
+
+@dataclass
+class TodoRow:
+    id: int | None = None
+    session: str = ""
+    title: str = ""
+    done: bool = False
+
+
+@dataclass
+class Line:
+    "One bubble of the transcript; `note` holds an error or the reply's stats."
+    id: int | None = None
+    session: str = ""
+    request: str = ""
+    role: str = ""
+    text: str = ""
+    status: str = ""
+    note: str = ""
+    created: float = 0.0
+
+
+class Store:
+    def __init__(self, data_dir: Path):
+        self.db = database(Path(data_dir) / "web.db")
+        self.todos = self.db.create(TodoRow, name="todos", pk="id", transform=True)
+        self.lines = self.db.create(Line, name="lines", pk="id", transform=True)
+        self.db.execute("create index if not exists todos_session on todos(session)")
+        self.db.execute("create index if not exists lines_session on lines(session)")
+
+    def todo_list(self, session: str) -> list[Todo]:
+        rows = self.todos(where="session = ?", where_args=[session], order_by="id")
+        return [Todo(r.id, r.title, bool(r.done)) for r in rows]
+
+    def _todo(self, session: str, tid: int) -> TodoRow | None:
+        rows = self.todos(where="session = ? and id = ?", where_args=[session, tid])
+        return rows[0] if rows else None
+
+    def add_todo(self, session: str, title: str) -> Todo:
+        row = self.todos.insert(TodoRow(session=session, title=title))
+        return Todo(row.id, row.title, False)
+
+    def toggle_todo(self, session: str, tid: int) -> Todo | None:
+        row = self._todo(session, tid)
+        if row is None:
+            return None
+        row = self.todos.update(dict(id=tid, done=not row.done))
+        return Todo(row.id, row.title, bool(row.done))
+
+    def delete_todo(self, session: str, tid: int) -> Todo | None:
+        row = self._todo(session, tid)
+        if row is None:
+            return None
+        self.todos.delete(tid)
+        return Todo(row.id, row.title, bool(row.done))
+
+    def add_line(self, session: str, request: str, role: str, text: str, status: str = "done", note: str = "") -> None:
+        "Store a final line; a later final state of the same line (say, done after interrupted) replaces it."
+        with self.db.conn:
+            self.lines.delete_where("session = ? and request = ? and role = ?", [session, request, role])
+            self.lines.insert(Line(session=session, request=request, role=role, text=text, status=status,
+                                   note=note, created=time.time()))
+
+    def transcript(self, session: str, limit: int) -> list[Line]:
+        "The newest `limit` lines, oldest first."
+        newest = self.lines(where="session = ?", where_args=[session], order_by="id desc", limit=limit)
+        return newest[::-1]
+
+
+class StoreThread:
+    "Runs Store calls on one thread, in submission order, off the event loop."
+
+    def __init__(self):
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="store")
+
+    async def call(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def post(self, fn, *args) -> None:
+        "Fire and forget; a failure is logged, since nobody waits for the result."
+        self.pool.submit(fn, *args).add_done_callback(_log_failure)
+
+
+def _log_failure(future: Future) -> None:
+    if future.exception() is not None:
+        log.error("store write failed", exc_info=future.exception())
