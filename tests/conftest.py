@@ -1,0 +1,50 @@
+import pytest
+
+from tests.fake_ollama import FakeOllama, Plan
+from tests.page import Visitor
+from tests.system import System
+
+
+@pytest.fixture
+def fake():
+    f = FakeOllama(default=Plan(delay=0.01)).start()
+    yield f
+    f.stop()
+
+
+@pytest.fixture
+def start_system(tmp_path, fake, request):
+    "Start web + brain (the Procfile's commands) with extra environment; stopped after the test."
+    systems = []
+
+    def start(**env) -> System:
+        system = System(tmp_path, fake.url, **env).start()
+        systems.append(system)
+        system.wait_ready()
+        return system
+
+    yield start
+    for system in systems:
+        system.stop_all()
+        failed = getattr(request.node, "rep_call", None)
+        if failed is None or failed.failed:
+            print(system.logs())
+
+
+@pytest.fixture
+def system(start_system):
+    return start_system()
+
+
+@pytest.fixture
+def visitor(system):
+    v = Visitor(system.url)
+    yield v
+    v.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

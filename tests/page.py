@@ -1,0 +1,156 @@
+"""A browser session without the browser: a cookie jar, same-origin requests, and WebSocket tabs
+that apply the server's fragments the way htmx-ext-ws does, so tests can read what a user sees."""
+import json
+import queue
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import requests
+from bs4 import BeautifulSoup
+from websockets.sync.client import connect
+
+
+@dataclass
+class Bubble:
+    role: str
+    status: str
+    text: str
+    note: str = ""
+
+
+def _bubble(article) -> tuple[str, Bubble]:
+    classes = article.get("class", [])
+    body = article.find(class_="body")
+    note = article.find(class_="note")
+    role = "user" if "user" in classes else "reply"
+    status = next((c for c in classes if c not in ("msg", role)), "")
+    return article["id"], Bubble(role, status, body.get_text() if body else "", note.get_text() if note else "")
+
+
+@dataclass
+class Tab:
+    "One WebSocket tab. `bubbles` mirrors #msg-list; `appends` logs each streamed text append."
+    ws: object
+    bubbles: dict[str, Bubble] = field(default_factory=dict)
+    appends: list[tuple[str, str]] = field(default_factory=list)
+    status: str = ""
+    notice: str = ""
+    frames: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.inbox: queue.Queue = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        try:
+            for frame in self.ws:
+                self.inbox.put(frame)
+        except Exception as e:  # noqa: BLE001 - the test sees it as a closed tab
+            self.inbox.put(e)
+        self.inbox.put(None)
+
+    def send(self, text: str) -> None:
+        self.ws.send(json.dumps({"msg": text, "HEADERS": {"HX-Request": "true", "HX-Trigger": "chat-form"}}))
+
+    def send_raw(self, data) -> None:
+        self.ws.send(data)
+
+    def pump(self, timeout: float) -> bool:
+        "Apply the next frame; False if none came in time. Raises if the socket closed."
+        try:
+            frame = self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        if frame is None or isinstance(frame, Exception):
+            self.inbox.put(frame)
+            raise ConnectionError(f"tab closed: {frame!r}")
+        self.frames.append(frame)
+        self._apply(frame)
+        return True
+
+    def wait(self, predicate, timeout: float = 10.0, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while not (result := predicate(self)):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"tab: {what} not met in {timeout}s; bubbles {self.bubbles}")
+            self.pump(min(left, 0.2))
+        return result
+
+    def replies(self, status: str | None = None) -> list[Bubble]:
+        return [b for b in self.bubbles.values() if b.role == "reply" and (status is None or b.status == status)]
+
+    def reply(self, request_id: str) -> Bubble:
+        return self.bubbles[f"reply-{request_id}"]
+
+    def last_reply(self) -> Bubble | None:
+        replies = self.replies()
+        return replies[-1] if replies else None
+
+    def finished(self, n: int):
+        "Wait predicate: at least n replies are final (done, failed or interrupted)."
+        final = [b for b in self.replies() if b.status in ("done", "failed", "interrupted")]
+        return final if len(final) >= n else None
+
+    def _apply(self, frame: str) -> None:
+        for el in BeautifulSoup(frame, "html.parser").find_all(recursive=False):
+            oob, eid = el.get("hx-swap-oob", "true"), el.get("id")
+            if eid == "msg-list" and oob == "beforeend":
+                for article in el.find_all("article", recursive=False):
+                    bid, bubble = _bubble(article)
+                    self.bubbles[bid] = bubble
+            elif eid == "msg-list":
+                self.bubbles = dict(_bubble(a) for a in el.find_all("article", recursive=False))
+            elif oob == "beforeend" and eid and eid.endswith("-body"):
+                bid = eid[: -len("-body")]
+                self.appends.append((bid, el.get_text()))
+                self.bubbles[bid].text += el.get_text()
+            elif el.name == "article":
+                bid, bubble = _bubble(el)
+                self.bubbles[bid] = bubble
+            elif eid == "brain-status":
+                self.status = " ".join(el.get("class", []))
+            elif eid == "notice":
+                self.notice = el.get_text()
+
+    def close(self):
+        self.ws.close()
+
+
+class Visitor:
+    "One browser: a session cookie shared by its tabs."
+
+    def __init__(self, base_url: str):
+        self.base = base_url
+        self.http = requests.Session()
+        self.http.headers.update({"Origin": base_url})
+        self.page = self.http.get(base_url + "/", timeout=5)
+        self.page.raise_for_status()
+        self.tabs: list[Tab] = []
+        self.sockets = ExitStack()
+
+    def cookie(self) -> str:
+        return "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
+
+    def open_tab(self, origin: str | None = None) -> Tab:
+        ws = self.sockets.enter_context(connect(
+            self.base.replace("http", "ws", 1) + "/ws", open_timeout=5,
+            additional_headers={"Cookie": self.cookie(), "Origin": origin or self.base}))
+        tab = Tab(ws)
+        tab.wait(lambda t: t.status, what="initial state")
+        self.tabs.append(tab)
+        return tab
+
+    def htmx(self, method: str, path: str, **data) -> requests.Response:
+        return self.http.request(method, self.base + path, data=data, headers={"HX-Request": "true"}, timeout=5)
+
+    def add_todo(self, title: str) -> int:
+        r = self.htmx("POST", "/todos", title=title)
+        r.raise_for_status()
+        return int(BeautifulSoup(r.text, "html.parser").li["id"].removeprefix("todo-"))
+
+    def close(self):
+        self.sockets.close()

@@ -1,0 +1,93 @@
+"""Start the app's processes for a test exactly as `honcho start` would: each Procfile line, run
+through a shell, with its own ports, bus endpoints and DATA_DIR on loopback."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(":", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+class System:
+    def __init__(self, workdir: Path, ollama_url: str, **env):
+        self.workdir = workdir
+        self.port = free_port()
+        self.env = os.environ | {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "PYTHONUNBUFFERED": "1",
+            "PORT": str(self.port),
+            "DATA_DIR": str(workdir / "data"),
+            "OLLAMA_HOST": ollama_url,
+            "BUS_PUB_ENDPOINT": f"tcp://127.0.0.1:{free_port()}",
+            "BUS_SUB_ENDPOINT": f"tcp://127.0.0.1:{free_port()}",
+            "BUS_HEARTBEAT_S": "0.2",
+            "TODO_COMMENT_DELAY_S": "0.3",
+        } | {k: str(v) for k, v in env.items()}
+        self.commands = procfile()
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self, *names: str) -> "System":
+        for name in names or self.commands:
+            log = open(self.workdir / f"{name}.log", "ab")
+            self.procs[name] = subprocess.Popen(["sh", "-c", self.commands[name].strip()], cwd=ROOT, env=self.env,
+                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout: float = 20.0) -> dict:
+        "Wait until the web answers and knows a ready brain."
+        return self.wait_status(lambda s: s["status"] != "offline", timeout)
+
+    def wait_status(self, predicate, timeout: float = 20.0) -> dict:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = requests.get(f"{self.url}/api/status", timeout=2).json()
+                if predicate(last):
+                    return last
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"status never matched; last {last}\n{self.logs()}")
+
+    def signal(self, name: str, sig: int) -> None:
+        os.killpg(self.procs[name].pid, sig)
+
+    def stop(self, name: str, timeout: float = 5.0) -> int | None:
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        return proc.returncode
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+    def log(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {name}.log ---\n{self.log(name)[-4000:]}" for name in self.commands)
