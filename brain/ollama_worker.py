@@ -23,7 +23,7 @@ import zmq
 from brain.conversation import Conversation
 from brain.ollama_client import OllamaClient, OllamaError
 from shared import bus
-from shared.config import Settings
+from shared.config import Settings, setup_logging
 from shared.messages import (Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Heartbeat, Hello, Message,
                              Stats, TodoEvent, brain_topic, decode, encode)
 
@@ -198,8 +198,7 @@ class Brain:
 
 
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     settings = Settings.from_env()
     brain = Brain(settings, OllamaClient(settings.ollama_url, settings.connect_timeout_s, settings.read_timeout_s))
 

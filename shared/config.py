@@ -2,6 +2,7 @@
 
 Every variable is documented in `.env.example`; keep the two in step.
 """
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,11 @@ def ollama_url(host: str) -> str:
     name = parts.hostname or "127.0.0.1"
     name = f"[{name}]" if ":" in name else name
     return f"{scheme}://{name}:{parts.port or default_port}{parts.path}"
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
 def _float(env, name, default):

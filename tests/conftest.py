@@ -18,7 +18,9 @@ def start_system(tmp_path, fake, request):
     systems = []
 
     def start(**env) -> System:
-        system = System(tmp_path, fake.url, **env).start()
+        workdir = tmp_path / f"system{len(systems)}"
+        workdir.mkdir()
+        system = System(workdir, fake.url, **env).start()
         systems.append(system)
         system.wait_ready()
         return system

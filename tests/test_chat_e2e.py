@@ -131,3 +131,18 @@ def test_todo_routes_validate_and_scope_to_the_session(system, visitor):
     assert stranger.htmx("DELETE", f"/todos/{tid}").status_code == 404
     assert "mine" not in stranger.http.get(system.url + "/").text
     assert "mine" in visitor.http.get(system.url + "/").text
+
+
+def test_two_copies_of_the_app_run_side_by_side(start_system, fake):
+    first, second = start_system(), start_system()
+    assert first.env["DATA_DIR"] != second.env["DATA_DIR"] and first.port != second.port
+    one, two = Visitor(first.url), Visitor(second.url)
+    one.add_todo("only in the first app")
+    tab_one, tab_two = one.open_tab(), two.open_tab()
+    tab_two.send("hello second app")
+    assert tab_two.wait(lambda t: t.finished(1))[0].status == "done"
+    tab_one.wait(lambda t: t.finished(1))  # the first app's comment on its todo
+    assert all(b.text != "hello second app" for b in tab_one.bubbles.values())
+    assert first.wait_status(lambda s: s["workers"])["workers"] != second.wait_status(lambda s: s["workers"])["workers"]
+    one.close()
+    two.close()

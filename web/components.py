@@ -4,7 +4,7 @@ htmx-ext-ws swaps every top-level element of a frame out of band by its id, so e
 carries the id of what it replaces or appends to. All text goes through FT rendering, which
 escapes it: model output, todo titles and user text are never markup.
 """
-from fasthtml.common import (A, Article, Body, Button, Div, Form, H1, H2, Header, Input, Li, Link, Main, Meta,
+from fasthtml.common import (Article, Button, Div, Form, H1, H2, Header, Input, Li, Link, Main, Meta,
                              Script, Section, Small, Span, Title, Ul)
 
 from shared.messages import Stats, Todo
@@ -98,6 +98,7 @@ def head_assets():
         Meta(charset="utf-8"),
         Meta(name="viewport", content="width=device-width, initial-scale=1"),
         Meta(name="htmx-config", content='{"allowEval": false, "allowScriptTags": false}'),
+        Link(rel="icon", href="data:,"),
         Link(rel="stylesheet", href="/vendor/pico.min.css"),
         Link(rel="stylesheet", href="/static/app.css"),
         Script(src="/vendor/htmx.min.js"),

@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from shared.config import Settings
+from shared.config import Settings, setup_logging
 from shared.messages import Chat, TodoEvent
 from web.broker import Broker
 from web.clients import Clients
@@ -36,6 +36,7 @@ VENDOR = {
 POLICY_VIOLATION = 1008
 MAX_TITLE_CHARS = 500
 
+setup_logging()
 settings = Settings.from_env()
 settings.data_dir.mkdir(parents=True, exist_ok=True)
 store, db, clients = Store(settings.data_dir), StoreThread(), Clients()
