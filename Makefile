@@ -36,3 +36,7 @@ test: setup-dev
 # Print every message on the bus; e.g. `make tail ARGS="--topic web.chunk --json"`.
 tail: setup
 	python -m shared.tail $(ARGS)
+
+# Restart the brain worker of the running app (the page shows "restarting", then "ready").
+restart-brain: setup
+	honcho run python -m brain.supervise --restart

@@ -34,16 +34,18 @@ class Conversation:
         self.todos = list(event.todos)
         self.unseen.append(describe(event))
 
-    def begin_turn(self, user_text: str | None) -> bool:
+    def begin_turn(self, user_text: str | None, retry: bool = False) -> bool:
         """Add what the model has not seen yet (app events, then the user's text) as user turns.
 
-        Returns False when there is nothing new to answer."""
+        A retry of a turn whose reply failed does not repeat the user's text. Returns False when
+        there is nothing new to answer."""
+        repeated = retry and self.turns[-1:] == [{"role": "user", "content": user_text}]
         if self.unseen:
             self.turns.append({"role": "user", "content": APP_PREFIX + "The user " + "; then ".join(self.unseen) + "."})
             self.unseen.clear()
         elif user_text is None:
             return False
-        if user_text is not None:
+        if user_text is not None and not repeated:
             self.turns.append({"role": "user", "content": user_text})
         return True
 

@@ -3,7 +3,8 @@
 One asyncio loop owns both sockets and all conversation state. Blocking Ollama streams run on a
 thread pool (BRAIN_PARALLEL wide, so sessions stream side by side) and hand every chunk back to the
 loop, which is the only writer of the PUB socket. Within one session, turns run one at a time in
-arrival order: a message sent while a reply streams is answered right after it.
+arrival order: a message sent while a reply streams is answered right after it. Conversations are
+saved to DATA_DIR/brain.db after every change, so a restarted worker carries on where it was.
 
 Run: python -m brain.ollama_worker
 """
@@ -21,11 +22,12 @@ from dataclasses import dataclass, field
 import zmq
 
 from brain.conversation import Conversation
+from brain.memory import Memory
 from brain.ollama_client import OllamaClient, OllamaError
 from shared import bus
 from shared.config import Settings, setup_logging
 from shared.messages import (Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Heartbeat, Hello, Message,
-                             Stats, TodoEvent, brain_topic, decode, encode)
+                             Stats, Stop, TodoEvent, brain_topic, decode, encode)
 
 log = logging.getLogger("brain")
 REMEMBERED_REQUESTS = 10_000
@@ -37,6 +39,7 @@ class Turn:
     session: str
     request: str
     text: str | None
+    retry: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
@@ -54,9 +57,9 @@ class SessionQueue:
 
 
 class Brain:
-    def __init__(self, settings: Settings, client: OllamaClient):
+    def __init__(self, settings: Settings, client: OllamaClient, memory: Memory):
         self.s = settings
-        self.client = client
+        self.client, self.memory = client, memory
         self.id = uuid.uuid4().hex[:12]
         self.started = time.time()
         self.conversations: dict[str, Conversation] = {}
@@ -91,7 +94,8 @@ class Brain:
 
     def presence(self) -> dict:
         busy = sum(1 for q in self.queues.values() if q.running)
-        return dict(worker=self.id, started=self.started, model=self.s.model, parallel=self.s.parallel, busy=busy)
+        return dict(worker=self.id, started=self.started, pid=os.getpid(), model=self.s.model,
+                    parallel=self.s.parallel, busy=busy)
 
     async def heartbeat(self) -> None:
         self.send(Hello(**self.presence()))
@@ -110,7 +114,7 @@ class Brain:
             self.handle(msg)
 
     def handle(self, msg: Message) -> None:
-        if not isinstance(msg, (Chat, TodoEvent)):
+        if not isinstance(msg, (Chat, Stop, TodoEvent)):
             log.warning("ignored a %s message on a brain topic", msg.kind)
             return
         self.send(Ack(worker=self.id, session=msg.session, request=msg.request))
@@ -119,12 +123,31 @@ class Brain:
         self.taken[msg.request] = None
         if len(self.taken) > REMEMBERED_REQUESTS:
             self.taken.popitem(last=False)
-        conversation = self.conversations.setdefault(msg.session, Conversation())
         if isinstance(msg, TodoEvent):
+            conversation = self.conversation(msg.session)
             conversation.note(msg)
+            self.memory.save(msg.session, conversation)
             self.schedule_comment(msg.session)
+        elif isinstance(msg, Stop):
+            self.stop(msg.session, msg.reply)
         else:
-            self.enqueue(Turn(msg.session, msg.request, msg.text))
+            self.enqueue(Turn(msg.session, msg.request, msg.text, msg.retry))
+
+    def conversation(self, session: str) -> Conversation:
+        if session not in self.conversations:
+            self.conversations[session] = self.memory.load(session)
+        return self.conversations[session]
+
+    def stop(self, session: str, request: str) -> None:
+        q = self.queue(session)
+        if q.running and q.running.request == request:
+            q.running.cancelled.set()  # the stream notices at its next chunk and hangs up on Ollama
+            return
+        waiting = next((t for t in q.turns if t.request == request), None)
+        if waiting:
+            q.turns.remove(waiting)
+            self.send(Failed(worker=self.id, session=session, request=request, seq=0, code="stopped",
+                             error="Stopped before it began."))
 
     def queue(self, session: str) -> SessionQueue:
         return self.queues.setdefault(session, SessionQueue())
@@ -156,15 +179,22 @@ class Brain:
         asyncio.create_task(self.reply(q.running))
 
     async def reply(self, turn: Turn) -> None:
-        conversation = self.conversations.setdefault(turn.session, Conversation())
+        conversation = self.conversation(turn.session)
         ids = dict(worker=self.id, session=turn.session, request=turn.request)
         try:
-            if not conversation.begin_turn(turn.text):
+            started = conversation.begin_turn(turn.text, turn.retry)
+            self.memory.save(turn.session, conversation)
+            if not started:
                 return  # a comment whose events an earlier turn already carried
             messages = conversation.messages(self.s.system_prompt)
             text, stats, seq = await self.loop.run_in_executor(self.executor, self.stream, turn, messages)
-            conversation.add_reply(text)
-            self.send(Done(**ids, seq=seq, text=text, stats=stats))
+            if text or not turn.cancelled.is_set():
+                conversation.add_reply(text)  # a stopped reply stays in context as far as it got
+                self.memory.save(turn.session, conversation)
+            if turn.cancelled.is_set():
+                self.send(Failed(**ids, seq=seq, code="stopped", error="Stopped.", text=text))
+            else:
+                self.send(Done(**ids, seq=seq, text=text, stats=stats))
         except Interrupted as e:
             log.warning("reply %s failed: %s", turn.request, e)
             self.send(Failed(**ids, seq=e.seq, code=e.error.code, error=str(e.error), text=e.partial))
@@ -200,7 +230,9 @@ class Brain:
 def main() -> None:
     setup_logging()
     settings = Settings.from_env()
-    brain = Brain(settings, OllamaClient(settings.ollama_url, settings.connect_timeout_s, settings.read_timeout_s))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    client = OllamaClient(settings.ollama_url, settings.connect_timeout_s, settings.read_timeout_s)
+    brain = Brain(settings, client, Memory(settings.data_dir))
 
     async def serve() -> None:
         stop = asyncio.Event()

@@ -37,8 +37,13 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
         raise NotImplementedError
 
 
+UNROUTED = "-"
+
+
 class ToBrain(Message, frozen=True, kw_only=True):
-    "Sent by the web to one brain worker; every one is acknowledged with `Ack`."
+    """Sent by the web to one brain worker; every one is acknowledged with `Ack`. The web's broker
+    fills in `worker` when it routes the message."""
+    worker: Id = UNROUTED
     session: Id
     request: Id
 
@@ -62,8 +67,14 @@ class Todo(msgspec.Struct, frozen=True):
 
 
 class Chat(ToBrain, frozen=True, kw_only=True, tag="chat"):
-    "The user typed `text` in the chat."
+    "The user typed `text` in the chat; `retry` re-asks a turn whose reply failed."
     text: str
+    retry: bool = False
+
+
+class Stop(ToBrain, frozen=True, kw_only=True, tag="stop"):
+    "The user pressed Stop: end reply `reply` now and keep what it said so far."
+    reply: Id
 
 
 class TodoEvent(ToBrain, frozen=True, kw_only=True, tag="todo"):
@@ -75,6 +86,7 @@ class TodoEvent(ToBrain, frozen=True, kw_only=True, tag="todo"):
 
 class Presence(ToWeb, frozen=True, kw_only=True):
     started: float
+    pid: int
     model: str
     parallel: int
     busy: int = 0
@@ -127,7 +139,8 @@ class Done(ToWeb, frozen=True, kw_only=True, tag="done"):
 
 
 class Failed(ToWeb, frozen=True, kw_only=True, tag="failed"):
-    "A reply could not be completed. `error` is for people; `text` is what arrived before it broke."
+    """A reply ended early. `code` is "stopped" when the user asked, else what went wrong; `error` is
+    for people; `text` is what arrived before the end."""
     session: Id
     request: Id
     seq: Seq
@@ -136,7 +149,7 @@ class Failed(ToWeb, frozen=True, kw_only=True, tag="failed"):
     text: str = ""
 
 
-KINDS = (Chat, TodoEvent, Hello, Heartbeat, Bye, Ack, Chunk, Done, Failed)
+KINDS = (Chat, Stop, TodoEvent, Hello, Heartbeat, Bye, Ack, Chunk, Done, Failed)
 AnyMessage = Union[KINDS]  # type: ignore[valid-type]
 
 

@@ -3,15 +3,16 @@ import pytest
 
 from brain.conversation import Conversation
 from shared.config import Settings, ollama_url
-from shared.messages import (KINDS, Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Heartbeat, Hello, Stats, Todo,
+from shared.messages import (KINDS, Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Heartbeat, Hello, Stats, Stop, Todo,
                              TodoEvent, decode, encode)
 
 SAMPLES = [
     Chat(worker="w1", session="s1", request="r1", text="hi <b>there</b> ✓"),
+    Stop(worker="w1", session="s1", request="r9", reply="r1"),
     TodoEvent(worker="w1", session="s1", request="r2", action="toggled", todo=Todo(1, "a", True),
               todos=[Todo(1, "a", True), Todo(2, "b", False)]),
-    Hello(worker="w1", started=1.5, model="llama3.2", parallel=4),
-    Heartbeat(worker="w1", started=1.5, model="llama3.2", parallel=4, busy=2),
+    Hello(worker="w1", started=1.5, pid=42, model="llama3.2", parallel=4),
+    Heartbeat(worker="w1", started=1.5, pid=42, model="llama3.2", parallel=4, busy=2),
     Bye(worker="w1"),
     Ack(worker="w1", session="s1", request="r1"),
     Chunk(worker="w1", session="s1", request="r1", seq=3, text="word"),
@@ -25,7 +26,7 @@ def test_every_kind_round_trips_with_a_topic_that_names_its_direction():
     for msg in SAMPLES:
         frames = encode(msg)
         assert decode(frames) == msg
-        expected = f"brain.w1.{msg.kind}" if msg.kind in ("chat", "todo") else f"web.{msg.kind}"
+        expected = f"brain.w1.{msg.kind}" if msg.kind in ("chat", "stop", "todo") else f"web.{msg.kind}"
         assert frames[0].decode() == expected
 
 
@@ -74,12 +75,12 @@ def test_settings_have_loopback_defaults_and_refuse_nonsense(tmp_path):
 def test_conversation_folds_events_into_one_turn_and_keeps_the_list_in_the_system_message():
     c = Conversation()
     milk, eggs = Todo(1, "milk", False), Todo(2, "eggs", False)
-    c.note(TodoEvent(worker="", session="s", request="a", action="added", todo=milk, todos=[milk]))
-    c.note(TodoEvent(worker="", session="s", request="b", action="added", todo=eggs, todos=[milk, eggs]))
+    c.note(TodoEvent(session="s", request="a", action="added", todo=milk, todos=[milk]))
+    c.note(TodoEvent(session="s", request="b", action="added", todo=eggs, todos=[milk, eggs]))
     assert c.begin_turn(None)
     assert not c.begin_turn(None), "nothing new: no comment"
     done = Todo(1, "milk", True)
-    c.note(TodoEvent(worker="", session="s", request="c", action="toggled", todo=done, todos=[done, eggs]))
+    c.note(TodoEvent(session="s", request="c", action="toggled", todo=done, todos=[done, eggs]))
     assert c.begin_turn("what's left?")
     system, *turns = c.messages("PERSONA")
     assert system["content"].startswith("PERSONA") and "- [x] milk\n- [ ] eggs" in system["content"]

@@ -1,13 +1,15 @@
 """The bus, hosted by the web (the stable process): brains and tails connect here.
 
 XSUB (BUS_PUB_ENDPOINT) takes what brains publish; XPUB (BUS_SUB_ENDPOINT) serves subscribers.
-Everything that arrives on XSUB is forwarded to XPUB, and everything the web sends goes out on
-XPUB, so a tail subscribed to "" sees both directions.
+What brains publish (`web.*` topics) is forwarded to XPUB, and everything the web sends goes out
+on XPUB, so a tail subscribed to "" sees both directions. Nothing else is forwarded: only the web
+talks to brains.
 
 The broker also knows which brain workers are alive: a worker is ready once its subscription has
 reached XPUB (so nothing sent to it is dropped by the slow-joiner effect) and it has said hello or
-heartbeated within 3 intervals. Each message for a brain stays pending until that brain acks it;
-pending messages with no ready worker wait, and are sent when one appears.
+heartbeated within 3 intervals. Each message for a brain stays pending (and in the outbox on
+disk, so a web restart loses nothing) until a brain acks it; pending messages with no ready worker
+wait, and are sent when one appears.
 """
 import asyncio
 import logging
@@ -25,12 +27,19 @@ from shared.messages import Ack, BadFrame, Bye, Presence, ToBrain, ToWeb, decode
 
 log = logging.getLogger("web.broker")
 MISSED_BEATS = 3
+RESTART_GRACE_S = 15.0  # how long "restarting" may last after a clean goodbye before it is "offline"
 
 
 class Listener(Protocol):
     def brain_message(self, msg: ToWeb) -> None: ...
     def brain_status(self, status: str) -> None: ...
     def brain_lost(self, worker: str) -> None: ...
+
+
+class Outbox(Protocol):
+    "Where pending messages are kept across web restarts."
+    def keep(self, msg: ToBrain) -> None: ...
+    def drop(self, request: str) -> None: ...
 
 
 @dataclass
@@ -41,11 +50,16 @@ class WorkerState:
 
 
 class Broker:
-    def __init__(self, settings: Settings, listener: Listener, clock=time.monotonic):
-        self.s, self.listener, self.clock = settings, listener, clock
+    def __init__(self, settings: Settings, listener: Listener, outbox: Outbox, clock=time.monotonic):
+        self.s, self.listener, self.outbox, self.clock = settings, listener, outbox, clock
         self.workers: dict[str, WorkerState] = {}
         self.pending: dict[str, ToBrain] = {}
         self.status = "offline"
+        self.restarting_until = 0.0
+
+    def resume(self, pending: list[ToBrain]) -> None:
+        "Take back what the outbox held when the web last stopped; sent once a worker is ready."
+        self.pending.update((msg.request, msg) for msg in pending)
 
     async def run(self) -> None:
         ctx = bus.context()
@@ -61,7 +75,18 @@ class Broker:
     def submit(self, msg: ToBrain) -> bool:
         "Send `msg` to the worker that serves its session; False when it must wait for a worker."
         self.pending[msg.request] = msg
+        self.outbox.keep(msg)
         return self._route(msg)
+
+    def withdraw(self, request: str) -> bool:
+        "Take back a message no worker has been sent yet; False if one may have it already."
+        msg = self.pending.get(request)
+        state = self.workers.get(msg.worker) if msg else None
+        if msg is None or (state is not None and self._ready(state)):
+            return False
+        del self.pending[request]
+        self.outbox.drop(request)
+        return True
 
     def _route(self, msg: ToBrain) -> bool:
         worker = self._pick(msg.session)
@@ -93,7 +118,8 @@ class Broker:
     async def _from_publishers(self) -> None:
         while True:
             frames = await self.xsub.recv_multipart(copy=True)
-            self.xpub.send_multipart(frames, copy=False)  # so tails see brain traffic too
+            if frames[0].startswith(b"web."):
+                self.xpub.send_multipart(frames, copy=False)  # so tails see brain traffic too
             try:
                 msg = decode(frames, self.s.max_frame_bytes)
             except BadFrame as e:
@@ -107,12 +133,15 @@ class Broker:
 
     def _note(self, msg: ToWeb) -> None:
         if isinstance(msg, Ack):
-            self.pending.pop(msg.request, None)
+            if self.pending.pop(msg.request, None) is not None:
+                self.outbox.drop(msg.request)
         elif isinstance(msg, Presence):
             state = self.workers.setdefault(msg.worker, WorkerState())
             state.presence, state.last_seen = msg, self.clock()
             self._changed()
         elif isinstance(msg, Bye):
+            if msg.worker in self.workers:
+                self.restarting_until = self.clock() + RESTART_GRACE_S
             self._lose(msg.worker, "said goodbye")
 
     async def _subscriptions(self) -> None:
@@ -135,20 +164,32 @@ class Broker:
             await asyncio.sleep(self.s.heartbeat_s / 2)
             for worker, state in list(self.workers.items()):
                 if state.presence and not self._alive(state):
-                    self._lose(worker, f"missed {MISSED_BEATS} heartbeats")
+                    # Silent but still connected: it may only be stalled, so keep its subscription
+                    # and take it back as soon as it beats again.
+                    state.presence = None
+                    self._lose(worker, f"missed {MISSED_BEATS} heartbeats", forget=False)
+            self._update_status()
 
-    def _lose(self, worker: str, why: str) -> None:
-        if self.workers.pop(worker, None) is None:
-            return
+    def _lose(self, worker: str, why: str, forget: bool = True) -> bool:
+        known = self.workers.pop(worker, None) if forget else self.workers.get(worker)
+        if known is None:
+            return False
         log.warning("brain %s %s", worker, why)
         self.listener.brain_lost(worker)
         self._changed()
+        return True
 
     def _changed(self) -> None:
-        "Re-send what waits on a worker, and tell the listener when the brain's status moved."
+        "Re-send what waits on a worker, and update the status."
         self._reroute()
+        self._update_status()
+
+    def _update_status(self) -> None:
         ready = [s.presence for s in self.workers.values() if self._ready(s)]
-        status = "offline" if not ready else "thinking" if any(p.busy for p in ready) else "ready"
+        if ready:
+            status = "thinking" if any(p.busy for p in ready) else "ready"
+        else:
+            status = "restarting" if self.clock() < self.restarting_until else "offline"
         if status != self.status:
             self.status = status
             self.listener.brain_status(status)

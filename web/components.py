@@ -9,12 +9,11 @@ from fasthtml.common import (Article, Button, Div, Form, H1, H2, Header, Input, 
 
 from shared.messages import Stats, Todo
 
-STATUS_TEXT = {"ready": "brain ready", "thinking": "brain thinking…", "offline": "brain offline"}
-REPLY_NOTES = {
-    "queued": "Queued: the brain is offline right now. It will answer when it is back.",
-    "thinking": "",
-    "streaming": "",
-}
+STATUS_TEXT = {"ready": "brain ready", "thinking": "brain thinking…", "restarting": "brain restarting…",
+               "offline": "brain offline"}
+REPLY_NOTES = {"queued": "Queued: the brain is offline right now. It will answer when it is back."}
+LIVE = ("queued", "thinking", "streaming")
+RETRYABLE = ("failed", "interrupted")
 
 
 def TodoItem(t: Todo):
@@ -31,7 +30,19 @@ def Bubble(request: str, role: str, text: str, status: str = "done", note: str =
     bid = f"{role}-{request}"
     return Article(id=bid, cls=f"msg {role} {status}", hx_swap_oob="true" if oob else None)(
         Div(text, cls="body", id=f"{bid}-body"),
-        Small(note or REPLY_NOTES.get(status, ""), cls="note"))
+        Small(note or REPLY_NOTES.get(status, ""), cls="note"),
+        *ReplyActions(request, role, status))
+
+
+def ReplyActions(request: str, role: str, status: str):
+    "Stop while a reply is on its way; Retry once it failed. Both go over the WebSocket."
+    if role != "reply":
+        return ()
+    if status in LIVE:
+        return (Button("Stop", ws_send=True, hx_vals={"stop": request}, cls="act outline secondary"),)
+    if status in RETRYABLE:
+        return (Button("Retry", ws_send=True, hx_vals={"retry": request}, cls="act outline"),)
+    return ()
 
 
 def Append(*bubbles):

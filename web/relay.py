@@ -13,12 +13,11 @@ from fasthtml.common import to_xml
 
 from shared.messages import Ack, Chunk, Done, Failed, ToWeb
 from web.clients import Clients
-from web.components import Append, Bubble, BrainStatus, ChunkText, Transcript, stats_note
+from web.components import LIVE, RETRYABLE, Append, Bubble, BrainStatus, ChunkText, Transcript, stats_note
 from web.store import Store, StoreThread
 
 log = logging.getLogger("web.relay")
 KEPT_PER_SESSION = 200
-LIVE = ("queued", "thinking", "streaming")
 
 
 @dataclass
@@ -65,6 +64,26 @@ class Relay:
         self.db.post(self.store.add_line, session, request, "user", text)
         self.clients.send(session, to_xml(Append(user.bubble(), reply.bubble())))
 
+    def retried(self, session: str, old: str, new: str, sent: bool) -> None:
+        "A failed reply is asked for again: the old bubble stays, a new one follows."
+        entry = self._reply(session, old)
+        self._end(session, entry, "retried", entry.note)
+        reply = self._add(session, Entry(new, "reply", status="thinking" if sent else "queued"))
+        self.clients.send(session, to_xml(Append(reply.bubble())))
+
+    def stopped_unsent(self, session: str, request: str) -> None:
+        "Stop pressed before any brain took the message."
+        self._end(session, self._reply(session, request), "stopped", "Stopped before it was sent.")
+
+    def live(self, session: str, request: str) -> Entry | None:
+        entry = self._reply(session, request)
+        return entry if entry and entry.status in LIVE else None
+
+    def retryable(self, session: str, request: str) -> str | None:
+        "The user's text of a reply that failed, if there is such a reply."
+        entry, user = self._reply(session, request), self.sessions.get(session, {}).get((request, "user"))
+        return user.text if entry and user and entry.status in RETRYABLE else None
+
     def _add(self, session: str, entry: Entry) -> Entry:
         entries = self.sessions.setdefault(session, OrderedDict())
         entries[(entry.request, entry.role)] = entry
@@ -98,8 +117,7 @@ class Relay:
         for session, entries in self.sessions.items():
             for entry in list(entries.values()):
                 if entry.worker == worker and entry.status in ("thinking", "streaming"):
-                    self._end(session, entry, "interrupted",
-                              "Interrupted: the brain stopped mid-reply. Send your message again to retry.")
+                    self._end(session, entry, "interrupted", "Interrupted: the brain stopped mid-reply.")
 
     def _chunk(self, msg: Chunk) -> None:
         entry = self._reply(msg.session, msg.request)
@@ -127,7 +145,7 @@ class Relay:
         if isinstance(msg, Done):
             self._end(msg.session, entry, "done", stats_note(msg.stats))
         else:
-            self._end(msg.session, entry, "failed", msg.error)
+            self._end(msg.session, entry, "stopped" if msg.code == "stopped" else "failed", msg.error)
 
     def _end(self, session: str, entry: Entry, status: str, note: str) -> None:
         entry.status, entry.note = status, note

@@ -19,12 +19,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from shared.config import Settings, setup_logging
-from shared.messages import Chat, TodoEvent
+from shared.messages import Chat, Stop, TodoEvent
 from web.broker import Broker
 from web.clients import Clients
 from web.components import BrainStatus, Notice, Page, TodoItem, head_assets
 from web.relay import Relay
-from web.store import Store, StoreThread
+from web.store import DiskOutbox, Store, StoreThread
 
 log = logging.getLogger("web")
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +41,7 @@ settings = Settings.from_env()
 settings.data_dir.mkdir(parents=True, exist_ok=True)
 store, db, clients = Store(settings.data_dir), StoreThread(), Clients()
 relay = Relay(clients, store, db)
-broker = Broker(settings, relay)
+broker = Broker(settings, relay, DiskOutbox(store, db))
 
 
 def same_origin(headers) -> bool:
@@ -67,6 +67,7 @@ async def lifespan(app):
     missing = [p for p in VENDOR.values() if not (ROOT / "node_modules" / p).exists()]
     if missing:
         raise SystemExit(f"browser assets missing ({', '.join(missing)}): run `npm ci` (`make run` does)")
+    broker.resume(await db.call(store.pending))
     task = asyncio.create_task(broker.run())
     yield
     task.cancel()
@@ -96,29 +97,54 @@ async def chat_socket(ws: WebSocket):
 
 
 async def on_frame(sid: str, client, text: str | None) -> None:
+    "A frame from htmx-ext-ws: the form fields as JSON. One of `msg`, `stop` or `retry` says what to do."
     try:
         data = json.loads(text) if text is not None else None
     except ValueError:
         data = None
-    msg = data.get("msg") if isinstance(data, dict) else None
-    if not isinstance(msg, str):
-        client.send(to_xml(Notice("That message could not be read; nothing was sent.")))
+    for field, action in ACTIONS.items():
+        value = data.get(field) if isinstance(data, dict) else None
+        if isinstance(value, str):
+            return action(sid, client, value)
+    client.send(to_xml(Notice("That message could not be read; nothing was sent.")))
+
+
+def chat(sid: str, client, text: str) -> None:
+    text = text.strip()
+    if not text:
         return
-    msg = msg.strip()
-    if not msg:
-        return
-    if len(msg) > settings.max_chat_chars:
-        client.send(to_xml(Notice(f"That message is {len(msg):,} characters long; the limit is "
+    if len(text) > settings.max_chat_chars:
+        client.send(to_xml(Notice(f"That message is {len(text):,} characters long; the limit is "
                                   f"{settings.max_chat_chars:,} (MAX_CHAT_CHARS). Nothing was sent.")))
         return
     request = uuid.uuid4().hex
-    sent = broker.submit(Chat(worker="", session=sid, request=request, text=msg))
-    relay.user_said(sid, request, msg, sent)
+    sent = broker.submit(Chat(session=sid, request=request, text=text))
+    relay.user_said(sid, request, text, sent)
     client.send(to_xml(Notice("")))
 
 
+def stop(sid: str, client, request: str) -> None:
+    if not relay.live(sid, request):
+        return  # it ended meanwhile: nothing to stop
+    if broker.withdraw(request):
+        relay.stopped_unsent(sid, request)
+    else:
+        broker.submit(Stop(session=sid, request=uuid.uuid4().hex, reply=request))
+
+
+def retry(sid: str, client, request: str) -> None:
+    text = relay.retryable(sid, request)
+    if text is None:
+        return client.send(to_xml(Notice("There is nothing to retry there.")))
+    new = uuid.uuid4().hex
+    relay.retried(sid, request, new, broker.submit(Chat(session=sid, request=new, text=text, retry=True)))
+
+
+ACTIONS = {"msg": chat, "stop": stop, "retry": retry}
+
+
 def publish_todo(sid: str, action: str, todo, todos) -> None:
-    broker.submit(TodoEvent(worker="", session=sid, request=uuid.uuid4().hex, action=action, todo=todo, todos=todos))
+    broker.submit(TodoEvent(session=sid, request=uuid.uuid4().hex, action=action, todo=todo, todos=todos))
 
 
 app = FastHTML(
@@ -176,5 +202,6 @@ async def delete(session, tid: int):
 @rt("/api/status")
 def status():
     "For scripts and tests: the brain's status and the workers the web knows."
-    return {"status": broker.status, "workers": sorted(broker.workers), "clients": len(clients),
-            "pending": len(broker.pending)}
+    workers = {w: {"pid": s.presence.pid, "busy": s.presence.busy, "model": s.presence.model}
+               for w, s in broker.workers.items() if s.presence}
+    return {"status": broker.status, "workers": workers, "clients": len(clients), "pending": len(broker.pending)}

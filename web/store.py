@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastlite import database
 
-from shared.messages import Todo
+from shared.messages import BadFrame, ToBrain, Todo, decode, encode
 
 log = logging.getLogger("web.store")
 
@@ -38,11 +38,20 @@ class Line:
     created: float = 0.0
 
 
+@dataclass
+class OutboxRow:
+    "A message for a brain that no brain has acked yet, as its two bus frames."
+    request: str = ""
+    topic: bytes = b""
+    payload: bytes = b""
+
+
 class Store:
     def __init__(self, data_dir: Path):
         self.db = database(Path(data_dir) / "web.db")
         self.todos = self.db.create(TodoRow, name="todos", pk="id", transform=True)
         self.lines = self.db.create(Line, name="lines", pk="id", transform=True)
+        self.outbox = self.db.create(OutboxRow, name="outbox", pk="request", transform=True)
         self.db.execute("create index if not exists todos_session on todos(session)")
         self.db.execute("create index if not exists lines_session on lines(session)")
 
@@ -85,6 +94,23 @@ class Store:
         return newest[::-1]
 
 
+    def keep_pending(self, request: str, topic: bytes, payload: bytes) -> None:
+        self.outbox.upsert(OutboxRow(request, topic, payload))
+
+    def drop_pending(self, request: str) -> None:
+        self.outbox.delete_where("request = ?", [request])
+
+    def pending(self) -> list[ToBrain]:
+        kept = []
+        for row in self.outbox(order_by="rowid"):
+            try:
+                kept.append(decode([row.topic, row.payload]))
+            except BadFrame as e:
+                log.warning("outbox: dropped an unreadable message %s: %s", row.request, e)
+                self.drop_pending(row.request)
+        return kept
+
+
 class StoreThread:
     "Runs Store calls on one thread, in submission order, off the event loop."
 
@@ -102,3 +128,16 @@ class StoreThread:
 def _log_failure(future: Future) -> None:
     if future.exception() is not None:
         log.error("store write failed", exc_info=future.exception())
+
+
+class DiskOutbox:
+    "The broker's outbox, kept in SQLite through the store's thread."
+
+    def __init__(self, store: Store, db: StoreThread):
+        self.store, self.db = store, db
+
+    def keep(self, msg: ToBrain) -> None:
+        self.db.post(self.store.keep_pending, msg.request, *encode(msg))
+
+    def drop(self, request: str) -> None:
+        self.db.post(self.store.drop_pending, request)

@@ -1,0 +1,55 @@
+"""Conversations on disk (DATA_DIR/brain.db), so a restarted brain still knows every session.
+
+Turns are only ever appended, so saving writes just the turns added since the last save.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+from fastlite import database
+
+from brain.conversation import Conversation
+from shared.messages import Todo
+
+
+@dataclass
+class TurnRow:
+    id: int | None = None
+    session: str = ""
+    role: str = ""
+    content: str = ""
+
+
+@dataclass
+class StateRow:
+    "What is not a turn: the todo list, and app events the model has not seen yet (JSON)."
+    session: str = ""
+    todos: str = "[]"
+    unseen: str = "[]"
+
+
+class Memory:
+    def __init__(self, data_dir: Path):
+        self.db = database(Path(data_dir) / "brain.db")
+        self.turns = self.db.create(TurnRow, name="turns", pk="id", transform=True)
+        self.states = self.db.create(StateRow, name="states", pk="session", transform=True)
+        self.db.execute("create index if not exists turns_session on turns(session)")
+        self.saved: dict[str, int] = {}
+
+    def load(self, session: str) -> Conversation:
+        rows = self.turns(where="session = ?", where_args=[session], order_by="id")
+        states = self.states(where="session = ?", where_args=[session])
+        conversation = Conversation(turns=[{"role": r.role, "content": r.content} for r in rows])
+        if states:
+            conversation.todos = msgspec.json.decode(states[0].todos, type=list[Todo])
+            conversation.unseen = msgspec.json.decode(states[0].unseen, type=list[str])
+        self.saved[session] = len(conversation.turns)
+        return conversation
+
+    def save(self, session: str, conversation: Conversation) -> None:
+        with self.db.conn:
+            for turn in conversation.turns[self.saved.get(session, 0):]:
+                self.turns.insert(TurnRow(session=session, role=turn["role"], content=turn["content"]))
+            self.states.upsert(StateRow(session, msgspec.json.encode(conversation.todos).decode(),
+                                        msgspec.json.encode(conversation.unseen).decode()))
+        self.saved[session] = len(conversation.turns)
