@@ -1,5 +1,6 @@
 """A browser session without the browser: a cookie jar, same-origin requests, and WebSocket tabs
 that apply the server's fragments the way htmx-ext-ws does, so tests can read what a user sees."""
+import base64
 import json
 import queue
 import threading
@@ -55,6 +56,20 @@ class Tab:
     def send(self, text: str) -> None:
         self.ws.send(json.dumps({"msg": text, "HEADERS": {"HX-Request": "true", "HX-Trigger": "chat-form"}}))
 
+    def click(self, action: str, bubble_id: str) -> None:
+        "Press a bubble's Stop or Retry button: htmx-ext-ws sends its hx-vals."
+        self.ws.send(json.dumps({action: bubble_id.removeprefix("reply-"), "HEADERS": {"HX-Request": "true"}}))
+
+    def closed_code(self, timeout: float = 10.0) -> int:
+        "Wait for the server to close this tab; the close code tells htmx whether to reconnect."
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.pump(0.2)
+            except ConnectionError:
+                return self.ws.close_code
+        raise AssertionError("the tab was not closed")
+
     def send_raw(self, data) -> None:
         self.ws.send(data)
 
@@ -79,6 +94,9 @@ class Tab:
                 raise AssertionError(f"tab: {what} not met in {timeout}s; bubbles {self.bubbles}")
             self.pump(min(left, 0.2))
         return result
+
+    def reply_ids(self, status: str | None = None) -> list[str]:
+        return [k for k, b in self.bubbles.items() if b.role == "reply" and (status is None or b.status == status)]
 
     def replies(self, status: str | None = None) -> list[Bubble]:
         return [b for b in self.bubbles.values() if b.role == "reply" and (status is None or b.status == status)]
@@ -131,6 +149,11 @@ class Visitor:
         self.page.raise_for_status()
         self.tabs: list[Tab] = []
         self.sockets = ExitStack()
+
+    def sid(self) -> str:
+        "The session id inside the signed session cookie (base64 JSON, then the signature)."
+        data = self.http.cookies["session_"].split(".")[0]
+        return json.loads(base64.b64decode(data + "=" * (-len(data) % 4)))["sid"]
 
     def cookie(self) -> str:
         return "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())

@@ -46,7 +46,8 @@ class System:
     def start(self, *names: str) -> "System":
         for name in names or self.commands:
             log = open(self.workdir / f"{name}.log", "ab")
-            self.procs[name] = subprocess.Popen(["sh", "-c", self.commands[name].strip()], cwd=ROOT, env=self.env,
+            # exec: the command itself (not a shell around it) is our child, so waiting for it is exact.
+            self.procs[name] = subprocess.Popen(["sh", "-c", "exec " + self.commands[name].strip()], cwd=ROOT, env=self.env,
                                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
@@ -67,19 +68,24 @@ class System:
             time.sleep(0.05)
         raise AssertionError(f"status never matched; last {last}\n{self.logs()}")
 
+    def worker_pid(self) -> int:
+        "The pid of the one ready brain worker (the supervisor's child)."
+        workers = self.wait_ready()["workers"]
+        assert len(workers) == 1, workers
+        return next(iter(workers.values()))["pid"]
+
     def signal(self, name: str, sig: int) -> None:
         os.killpg(self.procs[name].pid, sig)
 
-    def stop(self, name: str, timeout: float = 5.0) -> int | None:
+    def stop(self, name: str, timeout: float = 5.0) -> None:
+        "SIGTERM the command's process group, as honcho does, and wait for the command to exit."
         proc = self.procs.pop(name)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        return proc.returncode
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
     def stop_all(self) -> None:
         for name in list(self.procs):

@@ -1,0 +1,187 @@
+"""The brain comes and goes; the page stays up and nothing the user did is lost."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from shared.messages import Chunk, Done, Hello, encode
+from tests.fake_ollama import Plan, words
+from tests.page import Visitor
+from tests.system import ROOT
+
+
+def test_kill_9_of_an_idle_brain_keeps_the_page_and_comes_back(system, visitor, fake):
+    tab = visitor.open_tab()
+    assert tab.status == "brain ready"
+    killed = time.monotonic()
+    os.kill(system.worker_pid(), signal.SIGKILL)
+
+    tab.wait(lambda t: "offline" in t.status, what="offline shown")
+    tab.wait(lambda t: "ready" in t.status, what="ready again")
+    print(f"kill -9 -> ready again: {time.monotonic() - killed:.2f}s")
+    tab.send("are you back?")
+    assert tab.wait(lambda t: t.finished(1))[0].status == "done"
+    assert "worker exited with signal SIGKILL" in system.log("brain")
+
+
+def test_what_the_user_did_while_the_brain_was_down_is_answered_once(system, visitor, fake):
+    tab = visitor.open_tab()
+    system.stop("brain")
+    tab.wait(lambda t: "offline" in t.status or "restarting" in t.status, what="brain gone")
+
+    visitor.add_todo("call the plumber")
+    tab.send("anything urgent?")
+    [queued] = tab.wait(lambda t: t.replies("queued"), what="the message shown as queued")
+    assert "Queued" in queued.note
+    time.sleep(0.5)
+    assert fake.chat_requests() == []
+
+    system.start("brain")
+    [reply] = tab.wait(lambda t: t.finished(1), timeout=20)
+    assert reply.status == "done"
+    time.sleep(1.5)  # any duplicate answer or extra comment would have started by now
+    asked = [r for r in fake.chat_requests() if r["messages"][-1]["content"] == "anything urgent?"]
+    assert len(asked) == 1 and len(tab.replies()) == 1
+    assert "call the plumber" in asked[0]["messages"][0]["content"]
+    assert asked[0]["messages"][-2]["content"] == "[app] The user added the todo 'call the plumber'."
+
+
+def test_kill_9_mid_reply_marks_it_interrupted_and_retry_answers_with_the_context_kept(system, visitor, fake):
+    tab = visitor.open_tab()
+    tab.send("remember: the password is swordfish")
+    [first] = tab.wait(lambda t: t.finished(1))
+
+    fake.plan(Plan(chunks=words("this will never finish " * 20), delay=0.05))
+    tab.send("tell me a long story")
+    [streaming] = tab.wait(lambda t: t.reply_ids("streaming"), what="the reply streaming")
+    os.kill(system.worker_pid(), signal.SIGKILL)
+
+    tab.wait(lambda t: t.bubbles[streaming].status == "interrupted", what="the bubble marked interrupted")
+    assert "Interrupted" in tab.bubbles[streaming].note
+    tab.wait(lambda t: "ready" in t.status, timeout=20, what="ready again")
+    tab.click("retry", streaming)
+    final = tab.wait(lambda t: [b for b in t.replies("done") if b is not first], what="the retried reply")
+    assert final[-1].text == fake.replies[-1]
+    assert tab.bubbles[streaming].status == "retried"
+
+    turns = [(m["role"], m["content"]) for m in fake.chat_requests()[-1]["messages"][1:]]
+    assert turns == [("user", "remember: the password is swordfish"), ("assistant", first.text),
+                     ("user", "tell me a long story")], "earlier turns kept, no half reply, no repeated question"
+
+
+def test_restart_brain_command_shows_restarting_and_keeps_the_conversation(system, visitor, fake):
+    tab = visitor.open_tab()
+    tab.send("my cat is called Miso")
+    [first] = tab.wait(lambda t: t.finished(1))
+    old_pid = system.worker_pid()
+
+    restart = subprocess.run([sys.executable, "-m", "brain.supervise", "--restart"], cwd=ROOT, env=system.env,
+                             capture_output=True, text=True, timeout=10)
+    assert restart.returncode == 0, restart.stderr
+    tab.wait(lambda t: "restarting" in t.status, what="restarting shown")
+    tab.wait(lambda t: "ready" in t.status, timeout=20, what="ready again")
+    assert system.worker_pid() != old_pid
+
+    tab.send("what is my cat called?")
+    tab.wait(lambda t: t.finished(2))
+    turns = [m["content"] for m in fake.chat_requests()[-1]["messages"][1:]]
+    assert turns == ["my cat is called Miso", first.text, "what is my cat called?"]
+
+
+def test_a_web_restart_closes_tabs_so_htmx_reconnects_and_the_transcript_returns(system, visitor, fake):
+    tab = visitor.open_tab()
+    tab.send("before the restart")
+    [reply] = tab.wait(lambda t: t.finished(1))
+
+    system.stop("web")
+    assert tab.closed_code() in (1006, 1012), "htmx-ext-ws reconnects only on 1006, 1012 and 1013"
+    system.start("web")
+    system.wait_ready()
+    again = visitor.open_tab()
+    assert [(b.role, b.text) for b in again.bubbles.values()] == [("user", "before the restart"), ("reply", reply.text)]
+    assert again.status == "brain ready"
+
+
+def test_a_reply_streaming_through_a_web_restart_ends_complete(system, visitor, fake):
+    chunks = words(" ".join(f"w{i}" for i in range(60)))
+    fake.plan(Plan(chunks=chunks, delay=0.05))
+    tab = visitor.open_tab()
+    tab.send("stream through it")
+    tab.wait(lambda t: t.replies("streaming"))
+    system.stop("web")
+    system.start("web")
+    system.wait_status(lambda s: s["status"] != "offline")
+    again = visitor.open_tab()
+    [reply] = again.wait(lambda t: t.finished(1), timeout=20)
+    assert reply.status == "done" and reply.text == "".join(chunks)
+
+
+def test_lost_chunks_are_repaired_by_the_final_text(system, visitor):
+    "A stand-in worker skips chunk 1, as a high-water-mark drop would."
+    import zmq
+
+    tab = visitor.open_tab()
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 1000)
+    pub.connect(system.env["BUS_PUB_ENDPOINT"])
+    time.sleep(0.5)
+    ids = dict(worker="standin", session=visitor.sid(), request="gappy")
+    for msg in (Chunk(**ids, seq=0, text="Hello"), Chunk(**ids, seq=2, text=" world"),
+                Done(**ids, seq=3, text="Hello brave new world")):
+        pub.send_multipart(encode(msg))
+        time.sleep(0.1)
+    [reply] = tab.wait(lambda t: t.finished(1))
+    assert reply.text == "Hello brave new world"
+    assert "chunks 1..1 lost" in system.log("web")
+    pub.send_multipart(encode(Hello(worker="standin", started=0, pid=1, model="x", parallel=1)))
+    pub.close()
+    ctx.term()
+
+
+def test_stop_hangs_up_on_ollama_and_keeps_the_partial_reply(system, visitor, fake):
+    fake.plan(Plan(chunks=words("la " * 200), delay=0.05))
+    tab = visitor.open_tab()
+    tab.send("sing forever")
+    [rid] = tab.wait(lambda t: t.reply_ids("streaming"))
+    tab.wait(lambda t: len(t.bubbles[rid].text) > 10)
+    pressed = time.monotonic()
+    tab.click("stop", rid)
+
+    fake.wait(lambda f: f.hangups)
+    print(f"Stop -> Ollama connection closed: {fake.hangups[0] - pressed:.3f}s")
+    tab.wait(lambda t: t.bubbles[rid].status == "stopped", what="the bubble marked stopped")
+    partial = tab.bubbles[rid].text
+    assert 0 < len(partial) < len("la " * 200)
+
+    tab.send("why did you stop?")
+    tab.wait(lambda t: t.replies("done"))
+    turns = fake.chat_requests()[-1]["messages"][1:]
+    assert turns[-2] == {"role": "assistant", "content": partial}, "the stopped reply stays in context"
+
+
+def test_stop_while_the_brain_is_down_withdraws_the_queued_message(system, visitor, fake):
+    tab = visitor.open_tab()
+    system.stop("brain")
+    tab.wait(lambda t: "ready" not in t.status)
+    tab.send("never mind")
+    [rid] = tab.wait(lambda t: t.reply_ids("queued"))
+    tab.click("stop", rid)
+    tab.wait(lambda t: t.bubbles[rid].status == "stopped")
+    system.start("brain")
+    system.wait_ready()
+    time.sleep(1)
+    assert fake.chat_requests() == []
+
+
+def test_a_second_message_during_a_reply_is_answered_after_it(system, visitor, fake):
+    fake.plan(Plan(chunks=words("first answer, slowly " * 5), delay=0.05))
+    tab = visitor.open_tab()
+    tab.send("first")
+    tab.wait(lambda t: t.replies("streaming"))
+    tab.send("second")
+    first, second = tab.wait(lambda t: t.finished(2), timeout=15)
+    assert first.text == fake.replies[0] and second.text == fake.replies[1]
+    turns = [m["content"] for m in fake.chat_requests()[1]["messages"][1:]]
+    assert turns == ["first", first.text, "second"]
