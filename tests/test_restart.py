@@ -31,20 +31,24 @@ def test_what_the_user_did_while_the_brain_was_down_is_answered_once(system, vis
     tab.wait(lambda t: "offline" in t.status or "restarting" in t.status, what="brain gone")
 
     visitor.add_todo("call the plumber")
-    tab.send("anything urgent?")
-    [queued] = tab.wait(lambda t: t.replies("queued"), what="the message shown as queued")
-    assert "Queued" in queued.note
+    questions = ["anything urgent?", "and after that?", "thanks!"]
+    for q in questions:
+        tab.send(q)
+    queued = tab.wait(lambda t: len(t.replies("queued")) == 3 and t.replies("queued"), what="3 queued")
+    assert all("Queued" in b.note for b in queued)
     time.sleep(0.5)
     assert fake.chat_requests() == []
 
     system.start("brain")
-    [reply] = tab.wait(lambda t: t.finished(1), timeout=20)
-    assert reply.status == "done"
+    replies = tab.wait(lambda t: t.finished(3), timeout=20)
+    assert [r.status for r in replies] == ["done"] * 3
     time.sleep(1.5)  # any duplicate answer or extra comment would have started by now
-    asked = [r for r in fake.chat_requests() if r["messages"][-1]["content"] == "anything urgent?"]
-    assert len(asked) == 1 and len(tab.replies()) == 1
-    assert "call the plumber" in asked[0]["messages"][0]["content"]
-    assert asked[0]["messages"][-2]["content"] == "[app] The user added the todo 'call the plumber'."
+    asked = [r["messages"][-1]["content"] for r in fake.chat_requests()]
+    assert asked == questions, "each queued message answered exactly once, in order"
+    assert len(tab.replies()) == 3
+    first = fake.chat_requests()[0]["messages"]
+    assert "call the plumber" in first[0]["content"]
+    assert first[-2]["content"] == "[app] The user added the todo 'call the plumber'."
 
 
 def test_kill_9_mid_reply_marks_it_interrupted_and_retry_answers_with_the_context_kept(system, visitor, fake):
