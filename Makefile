@@ -19,13 +19,20 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# Browser tests drive Debian's Chromium (never a downloaded browser build).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
 setup: $(VENV)/.installed node_modules/.installed
 
-setup-dev: $(VENV)/.installed-dev node_modules/.installed
+setup-dev: $(VENV)/.installed-dev node_modules/.installed $(CHROMIUM)
 
 run: setup
 	honcho start

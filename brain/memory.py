@@ -46,6 +46,11 @@ class Memory:
         self.saved[session] = len(conversation.turns)
         return conversation
 
+    def forget_turns(self, session: str) -> None:
+        with self.db.conn:
+            self.turns.delete_where("session = ?", [session])
+        self.saved[session] = 0
+
     def save(self, session: str, conversation: Conversation) -> None:
         with self.db.conn:
             for turn in conversation.turns[self.saved.get(session, 0):]:

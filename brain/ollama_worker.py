@@ -27,7 +27,7 @@ from brain.ollama_client import OllamaClient, OllamaError
 from shared import bus
 from shared.config import Settings, setup_logging
 from shared.messages import (Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Heartbeat, Hello, Message,
-                             Stats, Stop, TodoEvent, brain_topic, decode, encode)
+                             Reset, Stats, Stop, TodoEvent, brain_topic, decode, encode)
 
 log = logging.getLogger("brain")
 REMEMBERED_REQUESTS = 10_000
@@ -114,7 +114,7 @@ class Brain:
             self.handle(msg)
 
     def handle(self, msg: Message) -> None:
-        if not isinstance(msg, (Chat, Stop, TodoEvent)):
+        if not isinstance(msg, (Chat, Stop, Reset, TodoEvent)):
             log.warning("ignored a %s message on a brain topic", msg.kind)
             return
         self.send(Ack(worker=self.id, session=msg.session, request=msg.request))
@@ -130,6 +130,8 @@ class Brain:
             self.schedule_comment(msg.session)
         elif isinstance(msg, Stop):
             self.stop(msg.session, msg.reply)
+        elif isinstance(msg, Reset):
+            self.reset(msg.session)
         else:
             self.enqueue(Turn(msg.session, msg.request, msg.text, msg.retry))
 
@@ -137,6 +139,21 @@ class Brain:
         if session not in self.conversations:
             self.conversations[session] = self.memory.load(session)
         return self.conversations[session]
+
+    def reset(self, session: str) -> None:
+        "A new conversation: what is running or waiting is dropped; the todo list stays."
+        q = self.queue(session)
+        for turn in [q.running, *q.turns]:
+            if turn:
+                turn.cancelled.set()
+        q.turns.clear()
+        if q.comment:
+            q.comment.cancel()
+            q.comment = None
+        old = self.conversation(session)
+        self.conversations[session] = Conversation(todos=old.todos)
+        self.memory.forget_turns(session)
+        self.memory.save(session, self.conversations[session])
 
     def stop(self, session: str, request: str) -> None:
         q = self.queue(session)
@@ -188,6 +205,8 @@ class Brain:
                 return  # a comment whose events an earlier turn already carried
             messages = conversation.messages(self.s.system_prompt)
             text, stats, seq = await self.loop.run_in_executor(self.executor, self.stream, turn, messages)
+            if self.conversations.get(turn.session) is not conversation:
+                return  # the conversation was reset meanwhile; the web has dropped this reply
             if text or not turn.cancelled.is_set():
                 conversation.add_reply(text)  # a stopped reply stays in context as far as it got
                 self.memory.save(turn.session, conversation)

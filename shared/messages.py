@@ -77,6 +77,10 @@ class Stop(ToBrain, frozen=True, kw_only=True, tag="stop"):
     reply: Id
 
 
+class Reset(ToBrain, frozen=True, kw_only=True, tag="reset"):
+    "New chat: forget the session's turns (the todo list stays) and drop its pending replies."
+
+
 class TodoEvent(ToBrain, frozen=True, kw_only=True, tag="todo"):
     "The user changed a todo; `todos` is the whole list after the change."
     action: Literal["added", "toggled", "deleted"]
@@ -149,7 +153,7 @@ class Failed(ToWeb, frozen=True, kw_only=True, tag="failed"):
     text: str = ""
 
 
-KINDS = (Chat, Stop, TodoEvent, Hello, Heartbeat, Bye, Ack, Chunk, Done, Failed)
+KINDS = (Chat, Stop, Reset, TodoEvent, Hello, Heartbeat, Bye, Ack, Chunk, Done, Failed)
 AnyMessage = Union[KINDS]  # type: ignore[valid-type]
 
 

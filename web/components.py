@@ -28,8 +28,10 @@ def TodoItem(t: Todo):
 
 def Bubble(request: str, role: str, text: str, status: str = "done", note: str = "", oob: bool = False):
     bid = f"{role}-{request}"
+    rendered = Div(cls="md", hx_disable=True) if role == "reply" else ""  # filled by app.js: Markdown
     return Article(id=bid, cls=f"msg {role} {status}", hx_swap_oob="true" if oob else None)(
         Div(text, cls="body", id=f"{bid}-body"),
+        rendered,
         Small(note or REPLY_NOTES.get(status, ""), cls="note"),
         *ReplyActions(request, role, status))
 
@@ -92,7 +94,10 @@ def Page(todos: list[Todo], bubbles, status: str, max_chat_chars: int):
                               maxlength=500, autocomplete="off"),
                         Button("Add")),
                     Ul(*[TodoItem(t) for t in todos], id="todo-list")),
-                Section(H2("Chat"), cls="chat", hx_ext="ws", ws_connect="/ws")(
+                Section(cls="chat", hx_ext="ws", ws_connect="/ws")(
+                    Div(H2("Chat"), Button("New chat", ws_send=True, hx_vals={"reset": "all"}, id="new-chat",
+                                           cls="outline secondary", title="Forget this conversation"),
+                        cls="chat-head"),
                     Transcript(bubbles),
                     Div(id="notice"),
                     Form(id="chat-form", ws_send=True)(
@@ -108,11 +113,14 @@ def head_assets():
     return [
         Meta(charset="utf-8"),
         Meta(name="viewport", content="width=device-width, initial-scale=1"),
-        Meta(name="htmx-config", content='{"allowEval": false, "allowScriptTags": false}'),
+        Meta(name="htmx-config",
+             content='{"allowEval": false, "allowScriptTags": false, "includeIndicatorStyles": false}'),
         Link(rel="icon", href="data:,"),
         Link(rel="stylesheet", href="/vendor/pico.min.css"),
         Link(rel="stylesheet", href="/static/app.css"),
         Script(src="/vendor/htmx.min.js"),
         Script(src="/vendor/ws.js"),
+        Script(src="/vendor/markdown-it.min.js"),
+        Script(src="/vendor/purify.min.js"),
         Script(src="/static/app.js"),
     ]

@@ -18,6 +18,7 @@ from web.store import Store, StoreThread
 
 log = logging.getLogger("web.relay")
 KEPT_PER_SESSION = 200
+DROPPED_REMEMBERED = 10_000
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Relay:
         self.clients, self.store, self.db = clients, store, db
         self.sessions: dict[str, OrderedDict[tuple, Entry]] = {}
         self.loaded: set[str] = set()
+        self.dropped: OrderedDict[str, None] = OrderedDict()  # replies of conversations reset since
         self.status = "offline"
 
     async def load(self, session: str) -> None:
@@ -63,6 +65,16 @@ class Relay:
         reply = self._add(session, Entry(request, "reply", status="thinking" if sent else "queued"))
         self.db.post(self.store.add_line, session, request, "user", text)
         self.clients.send(session, to_xml(Append(user.bubble(), reply.bubble())))
+
+    def reset(self, session: str) -> None:
+        "New chat: an empty transcript for every tab; late words of the old replies are ignored."
+        for (request, role) in self.sessions.get(session, {}):
+            self.dropped[request] = None
+        while len(self.dropped) > DROPPED_REMEMBERED:
+            self.dropped.popitem(last=False)
+        self.sessions[session] = OrderedDict()
+        self.db.post(self.store.clear_transcript, session)
+        self.clients.send(session, to_xml(Transcript([])))
 
     def retried(self, session: str, old: str, new: str, sent: bool) -> None:
         "A failed reply is asked for again: the old bubble stays, a new one follows."
@@ -97,6 +109,8 @@ class Relay:
     # The broker's listener interface.
 
     def brain_message(self, msg: ToWeb) -> None:
+        if getattr(msg, "request", None) in self.dropped:
+            return
         if isinstance(msg, Chunk):
             self._chunk(msg)
         elif isinstance(msg, (Done, Failed)):

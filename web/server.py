@@ -10,20 +10,21 @@ import json
 import logging
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from fasthtml.common import Beforeware, FastHTML, Response, to_xml
+from starlette.middleware import Middleware
 from starlette.responses import FileResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from shared.config import Settings, setup_logging
-from shared.messages import Chat, Stop, TodoEvent
+from shared.messages import Chat, Reset, Stop, TodoEvent
 from web.broker import Broker
 from web.clients import Clients
 from web.components import BrainStatus, Notice, Page, TodoItem, head_assets
 from web.relay import Relay
+from web.security import SecurityHeaders, same_origin
 from web.store import DiskOutbox, Store, StoreThread
 
 log = logging.getLogger("web")
@@ -32,6 +33,8 @@ VENDOR = {
     "htmx.min.js": "htmx.org/dist/htmx.min.js",
     "ws.js": "htmx-ext-ws/dist/ws.min.js",
     "pico.min.css": "@picocss/pico/css/pico.min.css",
+    "markdown-it.min.js": "markdown-it/dist/browser/markdown-it.umd.min.js",
+    "purify.min.js": "dompurify/dist/purify.min.js",
 }
 POLICY_VIOLATION = 1008
 MAX_TITLE_CHARS = 500
@@ -42,12 +45,6 @@ settings.data_dir.mkdir(parents=True, exist_ok=True)
 store, db, clients = Store(settings.data_dir), StoreThread(), Clients()
 relay = Relay(clients, store, db)
 broker = Broker(settings, relay, DiskOutbox(store, db))
-
-
-def same_origin(headers) -> bool:
-    "Browsers always send Origin cross-site; a request without one comes from no web page."
-    origin = headers.get("origin")
-    return origin is None or urlsplit(origin).netloc == headers.get("host")
 
 
 def before(req, session):
@@ -97,7 +94,7 @@ async def chat_socket(ws: WebSocket):
 
 
 async def on_frame(sid: str, client, text: str | None) -> None:
-    "A frame from htmx-ext-ws: the form fields as JSON. One of `msg`, `stop` or `retry` says what to do."
+    "A frame from htmx-ext-ws: the form fields as JSON. One of `msg`, `stop`, `retry`, `reset` says what to do."
     try:
         data = json.loads(text) if text is not None else None
     except ValueError:
@@ -140,7 +137,12 @@ def retry(sid: str, client, request: str) -> None:
     relay.retried(sid, request, new, broker.submit(Chat(session=sid, request=new, text=text, retry=True)))
 
 
-ACTIONS = {"msg": chat, "stop": stop, "retry": retry}
+def reset(sid: str, client, _: str) -> None:
+    broker.submit(Reset(session=sid, request=uuid.uuid4().hex))
+    relay.reset(sid)
+
+
+ACTIONS = {"msg": chat, "stop": stop, "retry": retry, "reset": reset}
 
 
 def publish_todo(sid: str, action: str, todo, todos) -> None:
@@ -150,7 +152,7 @@ def publish_todo(sid: str, action: str, todo, todos) -> None:
 app = FastHTML(
     title="Todo with attitude", default_hdrs=False, canonical=False, hdrs=head_assets(), lifespan=lifespan,
     before=Beforeware(before, skip=[r"/static/.*", r"/vendor/.*"]),
-    key_fname=str(settings.data_dir / ".sesskey"),
+    key_fname=str(settings.data_dir / ".sesskey"), middleware=[Middleware(SecurityHeaders)],
     routes=[
         WebSocketRoute("/ws", chat_socket),
         Route("/vendor/{name}", vendor_file),

@@ -88,6 +88,9 @@ class Store:
             self.lines.insert(Line(session=session, request=request, role=role, text=text, status=status,
                                    note=note, created=time.time()))
 
+    def clear_transcript(self, session: str) -> None:
+        self.lines.delete_where("session = ?", [session])
+
     def transcript(self, session: str, limit: int) -> list[Line]:
         "The newest `limit` lines, oldest first."
         newest = self.lines(where="session = ?", where_args=[session], order_by="id desc", limit=limit)

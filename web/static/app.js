@@ -1,5 +1,66 @@
-// Small page behaviours htmx does not cover. No inline handlers, so htmx's eval stays off.
+// Page behaviours htmx does not cover. No inline handlers or eval: the CSP forbids them.
 (function () {
+  "use strict";
+
+  // Model output is untrusted. The server sends it as escaped text (.body); here it becomes
+  // Markdown HTML in a sibling (.md) through three gates: markdown-it with raw HTML off,
+  // DOMPurify with a short allowlist (no images, no data-* or other attributes that htmx would
+  // read), and an hx-disable container so htmx never processes anything inside.
+  const markdown = window.markdownit({ html: false, linkify: true, breaks: true });
+  const purifyConfig = {
+    ALLOWED_TAGS: ["p", "br", "hr", "strong", "em", "del", "code", "pre", "blockquote", "ul", "ol", "li",
+                   "a", "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td"],
+    ALLOWED_ATTR: ["href", "title", "start"],
+    ALLOW_DATA_ATTR: false,
+    ALLOW_ARIA_ATTR: false,
+    ALLOWED_URI_REGEXP: /^(?:https?:|mailto:)/i,
+  };
+  DOMPurify.addHook("afterSanitizeAttributes", function (node) {
+    if (node.tagName === "A") {
+      node.setAttribute("target", "_blank");
+      node.setAttribute("rel", "noopener noreferrer nofollow");
+    }
+  });
+
+  function render(article) {
+    const body = article.querySelector(":scope > .body");
+    const out = article.querySelector(":scope > .md");
+    if (!body || !out) return;
+    const text = body.textContent;
+    if (!text || out.dataset.source === text) return;
+    out.innerHTML = DOMPurify.sanitize(markdown.render(text), purifyConfig);
+    out.dataset.source = text;
+    article.classList.add("rendered");
+  }
+
+  const dirty = new Set();
+  let scheduled = false;
+  function schedule(article) {
+    dirty.add(article);
+    if (scheduled) return;
+    scheduled = true;
+    requestAnimationFrame(function () {
+      scheduled = false;
+      dirty.forEach(function (a) { if (a.isConnected) render(a); });
+      dirty.clear();
+      scrollDown();
+    });
+  }
+
+  function renderAll(root) {
+    (root || document).querySelectorAll("article.msg.reply").forEach(schedule);
+  }
+
+  // Streamed text lands in .body by htmx's out-of-band swaps; watch for it wherever it lands.
+  new MutationObserver(function (mutations) {
+    mutations.forEach(function (m) {
+      let node = m.target.nodeType === Node.ELEMENT_NODE ? m.target : m.target.parentElement;
+      const article = node && node.closest("article.msg.reply");
+      if (article) schedule(article);
+      m.addedNodes.forEach(function (n) { if (n.nodeType === Node.ELEMENT_NODE) renderAll(n.parentElement); });
+    });
+  }).observe(document.documentElement, { childList: true, subtree: true, characterData: true });
+
   function msgList() { return document.getElementById("msg-list"); }
   let stickToBottom = true;
 
@@ -13,8 +74,8 @@
     if (list && stickToBottom) list.scrollTop = list.scrollHeight;
   }
 
+  document.addEventListener("DOMContentLoaded", function () { renderAll(); scrollDown(); });
   document.addEventListener("htmx:wsAfterMessage", scrollDown);
-  document.addEventListener("htmx:load", scrollDown);
 
   document.addEventListener("htmx:wsAfterSend", function (e) {
     const form = e.detail.elt;

@@ -1,0 +1,254 @@
+"""The page in a real browser (Debian's Chromium driven by Playwright) against the real processes.
+
+Screenshots of the main states go to test-artifacts/ for a person to look at."""
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.fake_ollama import Plan, words
+from tests.system import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert Path(CHROMIUM).exists(), "Chromium is missing: `make test` installs it (apt-get install chromium)"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+class Watched:
+    "A page plus everything it did that a person would not see: dialogs, requests, console errors."
+
+    def __init__(self, page: Page):
+        self.page, self.dialogs, self.requests, self.errors = page, [], [], []
+        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        page.on("request", lambda r: self.requests.append(r.url))
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+@pytest.fixture
+def open_page(browser, system):
+    contexts = []
+
+    def open_(width: int = 1100) -> Watched:
+        context = browser.new_context(viewport={"width": width, "height": 800})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        watched = Watched(page)
+        page.goto(system.url)
+        expect(page.locator("#brain-status")).to_have_text("brain ready")
+        return watched
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+def send(page: Page, text: str) -> None:
+    page.fill("#msg", text)
+    page.press("#msg", "Enter")
+
+
+def replies(page: Page):
+    return page.locator("#msg-list article.msg.reply")
+
+
+def test_a_reply_grows_on_screen_and_ends_as_the_model_said(open_page, fake):
+    chunks = words("Right. You typed a message into a todo app. Bold move, I must say, very bold indeed.")
+    fake.plan(Plan(chunks=chunks, delay=0.08))
+    w = open_page()
+    w.shot("empty")
+    send(w.page, "hello, todo app")
+
+    expect(w.page.locator("#msg-list article.msg.user")).to_have_text("hello, todo app")
+    expect(w.page.locator("#msg")).to_have_value("")
+    assert w.page.evaluate("document.activeElement.id") == "msg", "the input keeps focus"
+    visible = replies(w.page).first.locator(".md")
+    seen = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not seen[-1:] == ["".join(chunks).strip()]:
+        text = visible.inner_text().strip()
+        if text and text not in seen:
+            seen.append(text)
+            if len(seen) == 3:
+                w.shot("streaming")
+        time.sleep(0.03)
+    assert len(seen) >= 4, f"the reply should appear in growing steps, saw {seen}"
+    assert all(b.startswith(a.rstrip("▍")) for a, b in zip(seen, seen[1:])), seen
+    expect(replies(w.page).first).to_have_class(re.compile(r"\bdone\b"))
+    assert visible.inner_text().strip() == "".join(chunks).strip() == fake.replies[-1].strip()
+    assert not w.errors and not w.dialogs
+
+
+def test_markdown_renders_as_formatting(open_page, fake):
+    fake.plan(Plan(chunks=["Here is **the plan**:\n\n", "- first\n", "- second\n\n", "```\ncode here\n```\n"]))
+    w = open_page()
+    send(w.page, "plan?")
+    md = replies(w.page).first.locator(".md")
+    expect(md.locator("strong")).to_have_text("the plan")
+    expect(md.locator("li")).to_have_count(2)
+    expect(md.locator("pre code")).to_have_text("code here")
+
+
+XSS = [
+    "<script>window.__xss = 'script'; alert('script')</script>",
+    "<img src=x onerror=\"window.__xss='img'; alert('img')\">",
+    "[click me](javascript:window.__xss='link';alert('link'))",
+    "<a hx-get=\"/api/status?xss=hxget\" hx-trigger=\"load\">htmx</a>",
+    "<div data-hx-get=\"/api/status?xss=datahx\" data-hx-trigger=\"load\">data-htmx</div>",
+    "<form ws-send hx-trigger=\"load\"><input name=msg value=\"xss-ws-send\"></form>",
+    "![tracker](http://127.0.0.1:9/xss-image.png)",
+    "<iframe src=\"javascript:alert('iframe')\"></iframe>",
+    "<svg onload=\"alert('svg')\"></svg>",
+]
+
+
+def test_hostile_model_output_todo_titles_and_chat_text_stay_text(open_page, fake, system):
+    fake.plan(Plan(chunks=[p + "\n\n" for p in XSS]))
+    w = open_page()
+    w.page.fill("#title", XSS[1])
+    w.page.press("#title", "Enter")
+    expect(w.page.locator("#todo-list li .title")).to_have_text(XSS[1])
+    send(w.page, XSS[0])
+    expect(replies(w.page).last).to_have_class(re.compile(r"\bdone\b"), timeout=20_000)
+    w.page.wait_for_timeout(1000)  # anything that would fire on load has fired
+    w.shot("hostile-output")
+
+    assert w.dialogs == []
+    assert w.page.evaluate("window.__xss") is None
+    assert not [u for u in w.requests if "xss" in u], "the payloads made requests"
+    assert not w.errors, w.errors
+    md = replies(w.page).last.locator(".md")
+    assert md.locator("script, img, iframe, svg, form, [onerror], [onload]").count() == 0
+    assert md.locator("[hx-get], [data-hx-get], [ws-send]").count() == 0
+    assert md.locator("a[href^='javascript']").count() == 0
+    assert "window.__xss = 'script'" in w.page.locator("#msg-list article.msg.user").first.inner_text()
+    sent = [r["messages"][-1]["content"] for r in fake.chat_requests()]
+    assert "xss-ws-send" not in sent
+
+
+def test_todos_through_the_page_reach_the_model_which_comments(open_page, fake):
+    w = open_page()
+    for title in ("feed the cat", "pay rent"):
+        w.page.fill("#title", title)
+        w.page.press("#title", "Enter")
+    expect(w.page.locator("#todo-list li")).to_have_count(2)
+    expect(w.page.locator("#title")).to_have_value("")
+    w.page.locator("#todo-list li", has_text="feed the cat").locator("input[type=checkbox]").check()
+    expect(w.page.locator("#todo-list li.done")).to_have_text(re.compile("feed the cat"))
+    w.page.locator("#todo-list li", has_text="pay rent").locator("button.delete").click()
+    expect(w.page.locator("#todo-list li")).to_have_count(1)
+
+    expect(replies(w.page).first).to_have_class(re.compile(r"\bdone\b"))
+    assert replies(w.page).first.locator(".md").inner_text().strip() == fake.replies[-1].strip()
+    events = fake.chat_requests()[-1]["messages"][-1]["content"]
+    assert "marked 'feed the cat' as done" in events and "deleted the todo 'pay rent'" in events
+    assert "[x] feed the cat" in fake.chat_requests()[-1]["messages"][0]["content"]
+    w.page.reload()
+    expect(w.page.locator("#todo-list li.done")).to_have_text(re.compile("feed the cat"))
+
+
+def test_the_page_stays_usable_while_the_brain_is_killed_and_answers_after(open_page, fake, system):
+    w = open_page()
+    system.stop("brain")
+    expect(w.page.locator("#brain-status")).to_have_text(re.compile("offline|restarting"))
+    w.page.fill("#title", "still works")
+    w.page.press("#title", "Enter")
+    expect(w.page.locator("#todo-list li")).to_have_count(1)
+    send(w.page, "hello? anyone?")
+    expect(replies(w.page).first).to_have_class(re.compile(r"\bqueued\b"))
+    w.shot("brain-offline")
+
+    system.start("brain")
+    expect(w.page.locator("#brain-status")).to_have_text("brain ready")
+    expect(replies(w.page).first).to_have_class(re.compile(r"\bdone\b"))
+    assert [r["messages"][-1]["content"] for r in fake.chat_requests()] == ["hello? anyone?"]
+
+
+def test_kill_9_mid_reply_shows_interrupted_and_retry_works(open_page, fake, system):
+    fake.plan(Plan(chunks=words("a very long reply " * 30), delay=0.05))
+    w = open_page()
+    send(w.page, "long one please")
+    expect(replies(w.page).first).to_have_class(re.compile(r"\bstreaming\b"))
+    os.kill(system.worker_pid(), signal.SIGKILL)
+    expect(replies(w.page).first).to_have_class(re.compile(r"\binterrupted\b"))
+    expect(w.page.locator("#brain-status")).to_have_text("brain ready")
+    replies(w.page).first.get_by_role("button", name="Retry").click()
+    expect(replies(w.page).last).to_have_class(re.compile(r"\bdone\b"))
+
+
+def test_errors_are_readable_in_the_page(open_page, fake):
+    fake.plan(Plan(status=500, error="CUDA out of memory"))
+    w = open_page()
+    send(w.page, "explode")
+    expect(replies(w.page).first).to_have_class(re.compile(r"\bfailed\b"))
+    expect(replies(w.page).first.locator(".note")).to_have_text("Ollama answered 500: CUDA out of memory")
+    w.shot("error")
+
+
+def test_two_browsers_never_see_each_others_chat(open_page, fake):
+    a, b = open_page(), open_page()
+    send(a.page, "secret from A")
+    expect(replies(a.page).first).to_have_class(re.compile(r"\bdone\b"))
+    send(b.page, "hello from B")
+    expect(replies(b.page).first).to_have_class(re.compile(r"\bdone\b"))
+    assert "secret from A" not in b.page.locator("#msg-list").inner_text()
+    assert "hello from B" not in a.page.locator("#msg-list").inner_text()
+
+
+def test_a_web_restart_reconnects_by_itself_with_the_transcript(open_page, fake, system):
+    w = open_page()
+    send(w.page, "before the restart")
+    expect(replies(w.page).first).to_have_class(re.compile(r"\bdone\b"))
+    system.stop("web")
+    system.start("web")
+    system.wait_ready()
+    w.page.wait_for_timeout(500)
+    send(w.page, "after the restart")  # htmx-ext-ws queues this until it has reconnected
+    expect(replies(w.page)).to_have_count(2, timeout=30_000)
+    expect(replies(w.page).last).to_have_class(re.compile(r"\bdone\b"))
+    assert "before the restart" in w.page.locator("#msg-list").inner_text()
+
+
+def test_new_chat_clears_the_conversation_for_every_tab(open_page, fake, browser, system):
+    w = open_page()
+    send(w.page, "remember the number 42")
+    expect(replies(w.page).first).to_have_class(re.compile(r"\bdone\b"))
+    second = w.page.context.new_page()
+    second.goto(system.url)
+    expect(second.locator("#msg-list article")).to_have_count(2)
+    w.page.click("#new-chat")
+    expect(w.page.locator("#msg-list article")).to_have_count(0)
+    expect(second.locator("#msg-list article")).to_have_count(0)
+    send(w.page, "what number?")
+    expect(replies(w.page).first).to_have_class(re.compile(r"\bdone\b"))
+    turns = [m["content"] for m in fake.chat_requests()[-1]["messages"][1:]]
+    assert turns == ["what number?"]
+
+
+def test_phone_width_keeps_everything_usable(open_page, fake):
+    w = open_page(width=390)
+    send(w.page, "tiny screen")
+    expect(replies(w.page).first).to_have_class(re.compile(r"\bdone\b"))
+    for selector in ("#title", "#msg", "#brain-status", "#new-chat"):
+        box = w.page.locator(selector).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, selector
+    w.shot("phone")
