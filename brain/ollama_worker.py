@@ -69,9 +69,10 @@ class Brain:
 
     async def run(self, stop: asyncio.Event) -> None:
         self.loop = asyncio.get_running_loop()
+        curve = bus.curve_for(self.s.bus_endpoints, self.s.bus_curve_dir)
         ctx = bus.context()
-        self.pub = bus.socket(ctx, zmq.PUB, self.s.max_frame_bytes, connect=self.s.bus_pub)
-        sub = bus.socket(ctx, zmq.SUB, self.s.max_frame_bytes, connect=self.s.bus_sub)
+        self.pub = bus.socket(ctx, zmq.PUB, self.s.max_frame_bytes, connect=self.s.bus_pub, curve=curve)
+        sub = bus.socket(ctx, zmq.SUB, self.s.max_frame_bytes, connect=self.s.bus_sub, curve=curve)
         sub.subscribe(brain_topic(self.id))
         log.info("worker %s: model %s at %s, bus %s / %s", self.id, self.s.model, self.s.ollama_url,
                  self.s.bus_pub, self.s.bus_sub)

@@ -3,9 +3,71 @@
 The web is the bus: it binds an XSUB socket that publishers connect to (BUS_PUB_ENDPOINT) and an
 XPUB socket that subscribers connect to (BUS_SUB_ENDPOINT), and forwards between them. Brains come
 and go; their connecting sockets reconnect by themselves.
+
+On loopback the bus is open to local processes, like any local port. Beyond loopback it must be
+encrypted and authenticated with CURVE: keys come from BUS_CURVE_DIR (made by
+`python -m shared.curve_keys DIR`), and a process refuses to start without them.
 """
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
 import zmq
 import zmq.asyncio
+import zmq.auth
+
+
+class BusConfigError(SystemExit):
+    pass
+
+
+@dataclass(frozen=True)
+class Curve:
+    "The keys of a CURVE-protected bus, as laid out by shared.curve_keys."
+    directory: Path
+
+    def server(self) -> tuple[bytes, bytes]:
+        return zmq.auth.load_certificate(self.directory / "server.key_secret")
+
+    def client(self) -> tuple[bytes, bytes]:
+        return zmq.auth.load_certificate(self.directory / "client.key_secret")
+
+    def server_public(self) -> bytes:
+        return zmq.auth.load_certificate(self.directory / "server.key")[0]
+
+    @property
+    def authorized(self) -> Path:
+        return self.directory / "authorized"
+
+
+def is_local(endpoint: str) -> bool:
+    "ipc:// and inproc:// are local; tcp:// is local only on a loopback address."
+    if not endpoint.startswith("tcp://"):
+        return True
+    host = urlsplit(endpoint).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def curve_for(endpoints: list[str], curve_dir: str) -> Curve | None:
+    "The CURVE keys to use, or None for a plain loopback bus; refuses an unprotected remote bus."
+    if curve_dir:
+        curve = Curve(Path(curve_dir))
+        if not (curve.directory / "server.key").exists():
+            raise BusConfigError(f"BUS_CURVE_DIR={curve_dir} holds no keys: make them with "
+                                 f"`python -m shared.curve_keys {curve_dir}`")
+        return curve
+    remote = [e for e in endpoints if not is_local(e)]
+    if remote:
+        raise BusConfigError(f"the bus endpoint {remote[0]} is reachable beyond this machine: set BUS_CURVE_DIR "
+                             "to a key directory (`python -m shared.curve_keys DIR`) so it is encrypted and "
+                             "authenticated, or keep the endpoints on 127.0.0.1")
+    return None
 
 
 def context(asyncio: bool = True) -> zmq.Context:
@@ -15,13 +77,32 @@ def context(asyncio: bool = True) -> zmq.Context:
     return ctx
 
 
-def socket(ctx: zmq.Context, kind: int, max_frame_bytes: int, *, bind: str = "", connect: str = "") -> zmq.Socket:
+def socket(ctx: zmq.Context, kind: int, max_frame_bytes: int, *, bind: str = "", connect: str = "",
+           curve: Curve | None = None) -> zmq.Socket:
     sock = ctx.socket(kind)
     # A peer that sends a bigger message is disconnected before it can eat memory; the
     # allowance covers the topic frame and the JSON envelope around a maximal payload.
     sock.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes + 4096)
+    if curve and bind:
+        public, secret = curve.server()
+        sock.curve_publickey, sock.curve_secretkey, sock.curve_server = public, secret, True
+    elif curve:
+        sock.curve_publickey, sock.curve_secretkey = curve.client()
+        sock.curve_serverkey = curve.server_public()
     if bind:
         sock.bind(bind)
     if connect:
         sock.connect(connect)
     return sock
+
+
+def start_authenticator(ctx: zmq.asyncio.Context, curve: Curve | None):
+    "The web's gate: only clients whose public key is in BUS_CURVE_DIR/authorized may connect."
+    if curve is None:
+        return None
+    from zmq.auth.asyncio import AsyncioAuthenticator
+
+    auth = AsyncioAuthenticator(ctx)
+    auth.start()
+    auth.configure_curve(domain="*", location=str(curve.authorized))
+    return auth

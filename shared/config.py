@@ -55,6 +55,7 @@ class Settings:
     data_dir: Path
     bus_pub: str
     bus_sub: str
+    bus_curve_dir: str
     heartbeat_s: float
     max_frame_bytes: int
     ollama_url: str
@@ -67,6 +68,10 @@ class Settings:
     system_prompt: str
     max_chat_chars: int
 
+    @property
+    def bus_endpoints(self) -> list[str]:
+        return [self.bus_pub, self.bus_sub]
+
     @classmethod
     def from_env(cls, env=None) -> "Settings":
         env = os.environ if env is None else env
@@ -78,6 +83,7 @@ class Settings:
             data_dir=Path(env.get("DATA_DIR", "data")),
             bus_pub=env.get("BUS_PUB_ENDPOINT", "tcp://127.0.0.1:5556"),
             bus_sub=env.get("BUS_SUB_ENDPOINT", "tcp://127.0.0.1:5557"),
+            bus_curve_dir=env.get("BUS_CURVE_DIR", "").strip(),
             heartbeat_s=_float(env, "BUS_HEARTBEAT_S", 1.0),
             max_frame_bytes=_int(env, "BUS_MAX_FRAME_BYTES", 1 << 20),
             ollama_url=ollama_url(env.get("OLLAMA_HOST", "") or "127.0.0.1:11434"),

@@ -42,8 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    curve = bus.curve_for(settings.bus_endpoints, settings.bus_curve_dir)
     ctx = bus.context(asyncio=False)
-    sock = bus.socket(ctx, zmq.SUB, settings.max_frame_bytes, connect=settings.bus_sub)
+    sock = bus.socket(ctx, zmq.SUB, settings.max_frame_bytes, connect=settings.bus_sub, curve=curve)
     for topic in args.topic or [""]:
         sock.subscribe(topic.encode())
     signal.signal(signal.SIGTERM, signal.default_int_handler)

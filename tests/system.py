@@ -80,6 +80,8 @@ class System:
     def stop(self, name: str, timeout: float = 5.0) -> None:
         "SIGTERM the command's process group, as honcho does, and wait for the command to exit."
         proc = self.procs.pop(name)
+        if proc.poll() is not None:
+            return
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout)

@@ -61,16 +61,31 @@ class Broker:
         "Take back what the outbox held when the web last stopped; sent once a worker is ready."
         self.pending.update((msg.request, msg) for msg in pending)
 
+    def open(self) -> None:
+        "Bind the bus; raises (and so stops the web from starting) if it cannot."
+        curve = bus.curve_for(self.s.bus_endpoints, self.s.bus_curve_dir)
+        self.ctx = bus.context()
+        self.auth = bus.start_authenticator(self.ctx, curve)
+        try:
+            self.xsub = bus.socket(self.ctx, zmq.XSUB, self.s.max_frame_bytes, bind=self.s.bus_pub, curve=curve)
+            self.xpub = bus.socket(self.ctx, zmq.XPUB, self.s.max_frame_bytes, bind=self.s.bus_sub, curve=curve)
+        except zmq.ZMQError as e:
+            self.ctx.destroy()
+            raise bus.BusConfigError(f"cannot bind the bus ({self.s.bus_pub}, {self.s.bus_sub}): {e}") from None
+        log.info("bus%s: publishers connect to %s, subscribers to %s", " (CURVE)" if curve else "",
+                 self.s.bus_pub, self.s.bus_sub)
+
     async def run(self) -> None:
-        ctx = bus.context()
-        self.xsub = bus.socket(ctx, zmq.XSUB, self.s.max_frame_bytes, bind=self.s.bus_pub)
-        self.xpub = bus.socket(ctx, zmq.XPUB, self.s.max_frame_bytes, bind=self.s.bus_sub)
         await self.xsub.send(b"\x01")  # subscribe to everything every publisher sends
-        log.info("bus: publishers connect to %s, subscribers to %s", self.s.bus_pub, self.s.bus_sub)
         try:
             await asyncio.gather(self._from_publishers(), self._subscriptions(), self._expire())
+        except Exception:
+            log.exception("the bus loop crashed")
+            raise
         finally:
-            ctx.destroy()
+            if self.auth:
+                self.auth.stop()
+            self.ctx.destroy()
 
     def submit(self, msg: ToBrain) -> bool:
         "Send `msg` to the worker that serves its session; False when it must wait for a worker."

@@ -93,6 +93,7 @@ def Page(todos: list[Todo], bubbles, status: str, max_chat_chars: int):
                         Input(id="title", name="title", placeholder="What needs doing?", required=True,
                               maxlength=500, autocomplete="off"),
                         Button("Add")),
+                    Div(id="todo-notice", cls="notice", role="alert"),
                     Ul(*[TodoItem(t) for t in todos], id="todo-list")),
                 Section(cls="chat", hx_ext="ws", ws_connect="/ws")(
                     Div(H2("Chat"), Button("New chat", ws_send=True, hx_vals={"reset": "all"}, id="new-chat",

@@ -64,6 +64,7 @@ async def lifespan(app):
     missing = [p for p in VENDOR.values() if not (ROOT / "node_modules" / p).exists()]
     if missing:
         raise SystemExit(f"browser assets missing ({', '.join(missing)}): run `npm ci` (`make run` does)")
+    broker.open()
     broker.resume(await db.call(store.pending))
     task = asyncio.create_task(broker.run())
     yield

@@ -86,11 +86,27 @@
     }
   });
 
+  // The todo input empties as soon as its request leaves (the values are taken by then), so a
+  // todo typed while the first is in flight is not wiped; a failed request gets its text back.
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    const form = e.detail.elt;
+    if (form && form.id === "todo-form") {
+      form.dataset.sent = document.getElementById("title").value;
+      form.reset();
+    }
+  });
+
   document.addEventListener("htmx:afterRequest", function (e) {
     const form = e.detail.elt;
-    if (form && form.id === "todo-form" && e.detail.successful) {
-      form.reset();
-      document.getElementById("title").focus();
+    if (!form || form.id !== "todo-form") return;
+    const title = document.getElementById("title");
+    const notice = document.getElementById("todo-notice");
+    if (e.detail.successful) {
+      notice.textContent = "";
+    } else {
+      if (!title.value) title.value = form.dataset.sent || "";
+      notice.textContent = (e.detail.xhr && e.detail.xhr.responseText) || "The todo could not be saved; try again.";
     }
+    title.focus();
   });
 })();
