@@ -34,8 +34,10 @@ def start_system(tmp_path, fake, request):
 
 
 @pytest.fixture
-def system(start_system):
-    return start_system()
+def system(start_system, request):
+    "The app's processes; `@pytest.mark.env(NAME=value)` adds environment for one test."
+    marker = request.node.get_closest_marker("env")
+    return start_system(**(marker.kwargs if marker else {}))
 
 
 @pytest.fixture

@@ -145,6 +145,7 @@ def test_hostile_model_output_todo_titles_and_chat_text_stay_text(open_page, fak
     assert "xss-ws-send" not in sent
 
 
+@pytest.mark.env(TODO_COMMENT_DELAY_S=2)
 def test_todos_through_the_page_reach_the_model_which_comments(open_page, fake):
     w = open_page()
     for title in ("feed the cat", "pay rent"):
@@ -158,6 +159,8 @@ def test_todos_through_the_page_reach_the_model_which_comments(open_page, fake):
     expect(w.page.locator("#todo-list li")).to_have_count(1)
 
     expect(replies(w.page).first).to_have_class(re.compile(r"\bdone\b"))
+    w.page.wait_for_timeout(2500)
+    expect(replies(w.page)).to_have_count(1)  # one comment for the whole burst
     assert replies(w.page).first.locator(".md").inner_text().strip() == fake.replies[-1].strip()
     events = fake.chat_requests()[-1]["messages"][-1]["content"]
     assert "marked 'feed the cat' as done" in events and "deleted the todo 'pay rent'" in events
