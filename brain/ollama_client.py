@@ -46,17 +46,11 @@ class _Message(msgspec.Struct):
     thinking: str = ""
 
 
-class _Line(msgspec.Struct):
+class _Line(Stats, frozen=True):
+    "One NDJSON line; the stats fields are filled only on the done line."
     message: _Message | None = None
     done: bool = False
     error: str | None = None
-    done_reason: str | None = None
-    total_duration: int | None = None
-    load_duration: int | None = None
-    prompt_eval_count: int | None = None
-    prompt_eval_duration: int | None = None
-    eval_count: int | None = None
-    eval_duration: int | None = None
 
 
 _line = msgspec.json.Decoder(_Line)
