@@ -31,6 +31,8 @@ class StateRow:
 class Memory:
     def __init__(self, data_dir: Path):
         self.db = database(Path(data_dir) / "brain.db")
+        # WAL + NORMAL: no fsync per commit, which would delay every reply's first token.
+        self.db.execute("pragma synchronous = normal")
         self.turns = self.db.create(TurnRow, name="turns", pk="id", transform=True)
         self.states = self.db.create(StateRow, name="states", pk="session", transform=True)
         self.db.execute("create index if not exists turns_session on turns(session)")

@@ -58,12 +58,14 @@ _line = msgspec.json.Decoder(_Line)
 
 class OllamaClient:
     def __init__(self, base_url: str, connect_timeout: float = 3.0, read_timeout: float = 120.0,
-                 http: requests.Session | None = None):
+                 parallel: int = 4):
         self.base_url = base_url.rstrip("/")
         # The read timeout is the longest silence allowed: it must cover a cold model load
         # before the first line as well as a stall between lines.
         self.timeout = (connect_timeout, read_timeout)
-        self.http = http or requests.Session()
+        self.http = requests.Session()
+        # One kept-alive connection per stream that may run at once, so none is opened per reply.
+        self.http.mount(self.base_url, requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=parallel))
 
     def chat(self, model: str, messages: list[dict], *, options: dict | None = None,
              keep_alive: str | None = None) -> Iterator[Delta | Stats]:

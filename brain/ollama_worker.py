@@ -41,12 +41,15 @@ class Turn:
     text: str | None
     retry: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
+    unsent: deque = field(default_factory=deque)  # read from Ollama, not yet on the bus
+    flush_scheduled: bool = False
+    sent: int = 0  # chunk messages sent: the next one's seq
 
 
 class Interrupted(Exception):
-    def __init__(self, error: OllamaError, partial: str, seq: int):
+    def __init__(self, error: OllamaError, partial: str):
         super().__init__(str(error))
-        self.error, self.partial, self.seq = error, partial, seq
+        self.error, self.partial = error, partial
 
 
 @dataclass
@@ -205,28 +208,31 @@ class Brain:
             if not started:
                 return  # a comment whose events an earlier turn already carried
             messages = conversation.messages(self.s.system_prompt)
-            text, stats, seq = await self.loop.run_in_executor(self.executor, self.stream, turn, messages)
+            text, stats = await self.loop.run_in_executor(self.executor, self.stream, turn, messages)
+            self.flush(turn)
             if self.conversations.get(turn.session) is not conversation:
                 return  # the conversation was reset meanwhile; the web has dropped this reply
             if text or not turn.cancelled.is_set():
                 conversation.add_reply(text)  # a stopped reply stays in context as far as it got
                 self.memory.save(turn.session, conversation)
             if turn.cancelled.is_set():
-                self.send(Failed(**ids, seq=seq, code="stopped", error="Stopped.", text=text))
+                self.send(Failed(**ids, seq=turn.sent, code="stopped", error="Stopped.", text=text))
             else:
-                self.send(Done(**ids, seq=seq, text=text, stats=stats))
+                self.send(Done(**ids, seq=turn.sent, text=text, stats=stats))
         except Interrupted as e:
+            self.flush(turn)
             log.warning("reply %s failed: %s", turn.request, e)
-            self.send(Failed(**ids, seq=e.seq, code=e.error.code, error=str(e.error), text=e.partial))
+            self.send(Failed(**ids, seq=turn.sent, code=e.error.code, error=str(e.error), text=e.partial))
         except Exception:
             log.exception("reply %s crashed", turn.request)
-            self.send(Failed(**ids, seq=0, code="internal", error="The brain hit an internal error; see its log."))
+            self.send(Failed(**ids, seq=turn.sent, code="internal", error="The brain hit an internal error; see its log."))
         finally:
             self.queue(turn.session).running = None
             self.pump(turn.session)
 
-    def stream(self, turn: Turn, messages: list[dict]) -> tuple[str, Stats, int]:
-        "Runs on a pool thread: read Ollama's stream and hand each chunk to the loop."
+    def stream(self, turn: Turn, messages: list[dict]) -> tuple[str, Stats]:
+        """Runs on a pool thread: read Ollama's stream and hand the text to the loop. A lone chunk
+        goes out at once; chunks that arrive while the loop is busy go out together."""
         parts, stats = [], Stats()
         chunks = self.client.chat(self.s.model, messages, keep_alive=self.s.keep_alive)
         try:
@@ -236,22 +242,34 @@ class Brain:
                 if isinstance(item, Stats):
                     stats = item
                 elif item.content:
-                    msg = Chunk(worker=self.id, session=turn.session, request=turn.request,
-                                seq=len(parts), text=item.content)
                     parts.append(item.content)
-                    self.loop.call_soon_threadsafe(self.send, msg)
+                    turn.unsent.append(item.content)
+                    if not turn.flush_scheduled:
+                        turn.flush_scheduled = True
+                        self.loop.call_soon_threadsafe(self.flush, turn)
         except OllamaError as e:
-            raise Interrupted(e, "".join(parts), len(parts)) from None
+            raise Interrupted(e, "".join(parts)) from None
         finally:
             chunks.close()
-        return "".join(parts), stats, len(parts)
+        return "".join(parts), stats
+
+    def flush(self, turn: Turn) -> None:
+        "On the loop: send what the stream has read since the last flush as one chunk message."
+        turn.flush_scheduled = False
+        texts = []
+        while turn.unsent:
+            texts.append(turn.unsent.popleft())
+        if texts:
+            self.send(Chunk(worker=self.id, session=turn.session, request=turn.request, seq=turn.sent,
+                            text="".join(texts)))
+            turn.sent += 1
 
 
 def main() -> None:
     setup_logging()
     settings = Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    client = OllamaClient(settings.ollama_url, settings.connect_timeout_s, settings.read_timeout_s)
+    client = OllamaClient(settings.ollama_url, settings.connect_timeout_s, settings.read_timeout_s, settings.parallel)
     brain = Brain(settings, client, Memory(settings.data_dir))
 
     async def serve() -> None:

@@ -19,11 +19,11 @@ def test_reply_streams_chunk_by_chunk_and_equals_what_ollama_sent(system, visito
 
     assert reply.status == "done"
     assert reply.text == "".join(chunks) == fake.replies[-1]
-    # Typewriter: after the first chunk opened the bubble, each later chunk was appended on its own,
-    # in order, over many frames rather than as one block at the end.
+    # Typewriter: after the first chunk opened the bubble, the rest was appended in order over many
+    # frames, not as one block at the end (under load, chunks that arrive together may share one).
     appended = [text for bid, text in tab.appends if bid.startswith("reply-")]
-    assert appended == chunks[1:]
-    assert sum(1 for f in tab.frames if 'hx-swap-oob="beforeend"' in f and "reply-" in f) > len(chunks) // 2
+    assert "".join(appended) == "".join(chunks)[len(chunks[0]):]
+    assert len(appended) > len(chunks) // 2
 
 
 def test_second_turn_carries_the_first_as_context(system, visitor, fake):

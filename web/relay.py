@@ -149,7 +149,7 @@ class Relay:
             entry.status = "streaming"
             self.clients.send(msg.session, to_xml(entry.bubble(oob=True)))
         else:
-            self.clients.send(msg.session, to_xml(ChunkText(msg.request, msg.text)))
+            self.clients.send(msg.session, ChunkText(msg.request, msg.text))
 
     def _finish(self, msg: Done | Failed) -> None:
         entry = self._reply(msg.session, msg.request) or self._add(msg.session, Entry(msg.request, "reply"))

@@ -49,6 +49,8 @@ class OutboxRow:
 class Store:
     def __init__(self, data_dir: Path):
         self.db = database(Path(data_dir) / "web.db")
+        # WAL + NORMAL: no fsync per commit; a power cut may lose the last lines, never corrupt.
+        self.db.execute("pragma synchronous = normal")
         self.todos = self.db.create(TodoRow, name="todos", pk="id", transform=True)
         self.lines = self.db.create(Line, name="lines", pk="id", transform=True)
         self.outbox = self.db.create(OutboxRow, name="outbox", pk="request", transform=True)

@@ -1,0 +1,282 @@
+"""make bench: what the worker → ZeroMQ → web → WebSocket relay costs, next to its floor.
+
+Starts on loopback a fake Ollama that streams at a set rate (bench/fake_stream.py), the real web
+and brain (the Procfile's commands) and many WebSocket clients with session cookies; prints a
+table and writes BENCHMARKS.md.
+
+    python -m bench                         # the defaults finish in a few minutes on 2 cores
+    python -m bench --sessions 1 10 --rate 20 --chunks 40 --long 10
+"""
+import argparse
+import asyncio
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import requests
+
+from bench.clients import Browser, Tally, bare_websocket_hop, bare_zmq_hop, direct_http, percentiles
+from tests.system import ROOT, System, free_port
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def ms(stats: dict) -> str:
+    return f"{stats['p50']:.2f} / {stats['p99']:.2f} / {stats['max']:.1f}"
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.rows: list[tuple[str, str]] = []
+        self.sections: list[str] = []
+        self.workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+        self.fake_port = free_port()
+        self.fake = subprocess.Popen([sys.executable, "-m", "bench.fake_stream", "--port", str(self.fake_port),
+                                      "--rate", str(args.rate), "--chunks", str(args.chunks)], cwd=ROOT,
+                                     stdout=subprocess.DEVNULL)
+        self.fake_url = f"http://127.0.0.1:{self.fake_port}"
+        parallel = max(max(args.sessions), 8)
+        self.system = System(self.workdir, self.fake_url, BRAIN_PARALLEL=parallel, LOG_LEVEL="WARNING",
+                             TODO_COMMENT_DELAY_S=60, BUS_HEARTBEAT_S=0.25).start()
+        self.system.wait_ready(60)
+
+    @property
+    def web_pid(self) -> int:
+        return self.system.procs["web"].pid
+
+    def brain_pid(self) -> int:
+        return self.system.worker_pid()
+
+    def say(self, text: str) -> None:
+        print(text, flush=True)
+
+    def close(self) -> None:
+        self.system.stop_all()
+        self.fake.terminate()
+        self.fake.wait()
+
+    async def floor(self) -> None:
+        direct, ttft = await direct_http(self.fake_url, self.args.chunks, self.args.rate)
+        ttfts = [ttft] + [(await direct_http(self.fake_url, 1, 50))[1] for _ in range(20)]
+        self.direct = percentiles(direct.latencies)
+        self.direct_ttft = percentiles(ttfts)
+        self.zmq = percentiles(await bare_zmq_hop(2000, 0.001))
+        self.ws = percentiles(await bare_websocket_hop(2000, 0.001))
+        floor_p50 = self.direct["p50"] + self.zmq["p50"] + self.ws["p50"]
+        self.section("Floor (same machine, same run)", [
+            ("straight from the fake over HTTP, per chunk (ms p50/p99/max)", ms(self.direct)),
+            ("one bare ZeroMQ hop (ms)", ms(self.zmq)),
+            ("one bare WebSocket hop (ms)", ms(self.ws)),
+            ("time to first token straight from the fake (ms)", ms(self.direct_ttft)),
+            ("floor of the relay path, p50 (HTTP + ZeroMQ + WebSocket, ms)", f"{floor_p50:.2f}"),
+        ])
+
+    def section(self, title: str, rows: list[tuple[str, str]]) -> None:
+        self.say(f"\n## {title}")
+        width = max(len(r[0]) for r in rows)
+        for name, value in rows:
+            self.say(f"  {name.ljust(width)}  {value}")
+        lines = [f"### {title}", "", "| measure | value |", "|---|---|"] + [f"| {n} | {v} |" for n, v in rows]
+        self.sections.append("\n".join(lines))
+
+    async def stream_many(self, sessions: int, tabs_per_session: int = 1) -> dict:
+        "Each session asks for one reply at the same moment; every tab of it counts every chunk."
+        browsers = await asyncio.gather(*[asyncio.to_thread(Browser, self.system.url) for _ in range(sessions)])
+        tabs = [[await b.tab() for _ in range(tabs_per_session)] for b in browsers]
+        web0, brain_pid = cpu_seconds(self.web_pid), self.brain_pid()
+        brain0, t0 = cpu_seconds(brain_pid), time.monotonic()
+        for group in tabs:
+            await group[0].ask(self.args.chunks, self.args.rate)
+            for other in group[1:]:
+                other.watch(Tally(self.args.chunks))
+        timeout = self.args.chunks / self.args.rate * 4 + 30
+        await asyncio.gather(*[t.read_until_done(timeout) for group in tabs for t in group])
+        wall = time.monotonic() - t0
+        web_cpu = (cpu_seconds(self.web_pid) - web0) / wall * 100
+        brain_cpu = (cpu_seconds(brain_pid) - brain0) / wall * 100
+        tallies = [t.tally for group in tabs for t in group]
+        first = min(t.first_at for t in tallies if t.first_at)
+        last = max(t.last_at for t in tallies)
+        result = {
+            "latency": percentiles([x for t in tallies for x in t.latencies]),
+            "ttft": percentiles([(g[0].tally.first_at - g[0].sent_at) * 1000 for g in tabs if g[0].tally.first_at]),
+            "chunks": sum(len(t.latencies) for t in tallies),
+            "rate": sum(len(t.latencies) for t in tallies) / max(last - first, 1e-9),
+            "lost": sum(t.lost for t in tallies) + sum(t.expected - t.next_seq for t in tallies),
+            "reordered": sum(t.reordered for t in tallies),
+            "incomplete": sum(1 for t in tallies if not t.final_ok),
+            "web_cpu": web_cpu, "brain_cpu": brain_cpu,
+            "web_rss": rss_mb(self.web_pid), "brain_rss": rss_mb(brain_pid),
+        }
+        for group in tabs:
+            for t in group:
+                await t.close()
+        return result
+
+    async def scaling(self) -> None:
+        rows, self.scaled = [], {}
+        for n in self.args.sessions:
+            self.say(f"... {n} sessions streaming {self.args.chunks} chunks at {self.args.rate:g}/s each")
+            r = await self.stream_many(n)
+            self.scaled[n] = r
+            added = {k: r["latency"][k] - self.direct[k] for k in ("p50", "p99")}
+            rows.append((f"{n} sessions: per-chunk latency ms p50/p99/max",
+                         f"{ms(r['latency'])} (added {added['p50']:.2f} / {added['p99']:.2f}; "
+                         f"×{r['latency']['p50'] / self.direct['p50']:.1f} at p50)"))
+            rows.append((f"{n} sessions: delivered", f"{r['chunks']} chunks, {r['rate']:.0f} chunks/s, "
+                         f"lost {r['lost']}, reordered {r['reordered']}, incomplete replies {r['incomplete']}"))
+            rows.append((f"{n} sessions: time to first token ms p50/p99/max",
+                         f"{ms(r['ttft'])} (added {r['ttft']['p50'] - self.direct_ttft['p50']:.2f} at p50)"))
+            rows.append((f"{n} sessions: CPU % web / brain, RSS MB web / brain",
+                         f"{r['web_cpu']:.0f} / {r['brain_cpu']:.0f}, {r['web_rss']:.0f} / {r['brain_rss']:.0f}"))
+        self.section(f"Concurrent sessions ({self.args.chunks} chunks at {self.args.rate:g}/s each)", rows)
+
+    async def fan_out(self) -> None:
+        rows = []
+        for tabs in self.args.tabs:
+            self.say(f"... one session watched by {tabs} tabs")
+            r = await self.stream_many(1, tabs)
+            rows.append((f"{tabs} tabs: per-chunk latency ms p50/p99/max",
+                         f"{ms(r['latency'])}; lost {r['lost']}, reordered {r['reordered']}"))
+        self.section("Fan-out: one session, many tabs", rows)
+
+    async def idle(self) -> None:
+        n = self.args.idle
+        self.say(f"... {n} idle clients")
+        before = rss_mb(self.web_pid)
+        browsers = await asyncio.gather(*[asyncio.to_thread(Browser, self.system.url) for _ in range(n)])
+        tabs = []
+        for i in range(0, n, 50):
+            tabs += await asyncio.gather(*[b.tab() for b in browsers[i:i + 50]])
+        await asyncio.sleep(2)
+        after = rss_mb(self.web_pid)
+        clients = requests.get(self.system.url + "/api/status", timeout=10).json()["clients"]
+        await asyncio.gather(*[t.close() for t in tabs])
+        self.section("Idle cost", [(f"web RSS with {clients} idle clients connected (MB)",
+                                    f"{after:.0f} (was {before:.0f} before they connected)")])
+
+    async def restart(self) -> None:
+        self.say("... kill -9 of the brain")
+        browser = await asyncio.to_thread(Browser, self.system.url)
+        tab = await browser.tab()
+        old = self.brain_pid()
+        killed, killed_wall = time.monotonic(), time.time()
+        os.kill(old, signal.SIGKILL)
+        await tab.ask(5, 50)
+        ready = None
+        while ready is None and time.monotonic() - killed < 30:
+            status = await asyncio.to_thread(requests.get, self.system.url + "/api/status", timeout=5)
+            workers = status.json()["workers"]
+            if status.json()["status"] == "ready" and old not in [w["pid"] for w in workers.values()]:
+                ready = time.monotonic() - killed
+            await asyncio.sleep(0.005)
+        await tab.read_until_done(30)
+        first = tab.tally.first_at - killed_wall if tab.tally.first_at else None
+        await tab.close()
+        self.section("Brain restart", [
+            ("kill -9 → status ready again (s)", f"{ready:.2f}" if ready else "never"),
+            ("kill -9 → first chunk of a message sent during the downtime (s)", f"{first:.2f}" if first else "never"),
+            ("that message answered completely", str(tab.tally.final_ok)),
+        ])
+
+    async def second_user(self) -> None:
+        long_chunks = int(self.args.long * self.args.rate)
+        self.say(f"... user B during user A's {self.args.long:g}-second reply")
+        a = await (await asyncio.to_thread(Browser, self.system.url)).tab()
+        b = await (await asyncio.to_thread(Browser, self.system.url)).tab()
+        baseline = await self.stream_many(1)
+        await a.ask(long_chunks, self.args.rate)
+        reading = asyncio.create_task(a.read_until_done(self.args.long * 3 + 30))
+        await asyncio.sleep(min(2.0, self.args.long / 4))
+        await b.ask(10, 50)
+        await b.read_until_done(30)
+        loads = []
+        for _ in range(10):
+            t = time.monotonic()
+            await asyncio.to_thread(requests.get, self.system.url + "/", timeout=10)
+            loads.append((time.monotonic() - t) * 1000)
+        a_streaming = not reading.done()
+        await reading
+        self.section(f"A second user during a {self.args.long:g}-second reply", [
+            ("B's time to first chunk while A streams (ms)", f"{(b.tally.first_at - b.sent_at) * 1000:.1f}"),
+            ("time to first chunk with nobody else streaming (ms p50)", f"{baseline['ttft']['p50']:.1f}"),
+            ("page load (GET /) while A streams, ms p50/p99/max", ms(percentiles(loads))),
+            ("A was still streaming when B was done", str(a_streaming)),
+            ("A's reply complete, lost / reordered", f"{a.tally.final_ok}, {a.tally.lost} / {a.tally.reordered}"),
+        ])
+        await a.close()
+        await b.close()
+
+    def write(self) -> None:
+        mem = next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+        cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                    if l.startswith("model name")), platform.processor())
+        head = [
+            "# Benchmarks", "",
+            f"Run by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: {os.cpu_count()} cores "
+            f"({cpu}), {int(mem.split()[1]) // 1024 // 1024} GiB RAM, Python {platform.python_version()}.",
+            f"Command: `python -m bench {' '.join(sys.argv[1:])}`.", "",
+            "Latencies are in milliseconds, as p50 / p99 / max. *Added* is the system's figure minus the same "
+            "percentile read straight from the fake over HTTP in the same run. Every process (fake, web, brain, "
+            "clients) shares the same cores, so the figures include their contention.", "",
+        ]
+        notes = Path(ROOT / "bench" / "NOTES.md")
+        body = "\n\n".join(self.sections)
+        tail = ["", "", notes.read_text()] if notes.exists() else []
+        (ROOT / "BENCHMARKS.md").write_text("\n".join(head) + body + "\n".join(tail) + "\n")
+        self.say(f"\nwrote {ROOT / 'BENCHMARKS.md'}")
+
+
+async def run(args) -> None:
+    bench = Bench(args)
+    try:
+        await bench.floor()
+        await bench.scaling()
+        if args.tabs:
+            await bench.fan_out()
+        await bench.second_user()
+        if args.idle:
+            await bench.idle()
+        await bench.restart()
+        bench.write()
+    finally:
+        bench.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 10, 100, 500],
+                        help="concurrent sessions to try, each streaming one reply")
+    parser.add_argument("--rate", type=float, default=40.0, help="chunks per second of each reply")
+    parser.add_argument("--chunks", type=int, default=200, help="chunks per reply")
+    parser.add_argument("--tabs", type=int, nargs="*", default=[1, 10, 100], help="tabs watching one session")
+    parser.add_argument("--idle", type=int, default=1000, help="idle clients for the memory figure (0: skip)")
+    parser.add_argument("--long", type=float, default=30.0, help="seconds of user A's long reply")
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the web and the clients hold many sockets
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
