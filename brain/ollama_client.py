@@ -112,6 +112,10 @@ class OllamaClient:
                     yield Delta(line.message.content, line.message.thinking)
                 if line.done:
                     yield Stats(**{f: getattr(line, f) for f in Stats.__struct_fields__})
+                    # Read on to the end of the body, so the connection goes back to the pool
+                    # instead of being closed (Ollama sends nothing after the done line).
+                    for _ in response.iter_content(1024):
+                        pass
                     return
         except requests.exceptions.RequestException as e:
             if _is_read_timeout(e):

@@ -43,6 +43,11 @@ class Plan:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    connections = 0
+
+    def process_request(self, request, client_address):
+        self.connections += 1
+        super().process_request(request, client_address)
 
     def handle_error(self, request, client_address):
         pass  # clients hang up on purpose (timeouts, Stop); that is not the fake's error

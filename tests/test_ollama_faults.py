@@ -98,3 +98,10 @@ def test_client_passes_thinking_separately(fake):
     deltas = list(OllamaClient(fake.url).chat("llama3.2", USER))[:-1]
     assert "".join(d.thinking for d in deltas) == "Hmm, let me see"
     assert "".join(d.content for d in deltas) == "Yes."
+
+
+def test_client_keeps_one_connection_alive_across_replies(fake):
+    client = OllamaClient(fake.url)
+    for _ in range(5):
+        list(client.chat("llama3.2", USER))
+    assert fake.server.connections == 1

@@ -69,6 +69,8 @@ class Broker:
         try:
             self.xsub = bus.socket(self.ctx, zmq.XSUB, self.s.max_frame_bytes, bind=self.s.bus_pub, curve=curve)
             self.xpub = bus.socket(self.ctx, zmq.XPUB, self.s.max_frame_bytes, bind=self.s.bus_sub, curve=curve)
+            # The same socket without asyncio's wrapping, for draining without a future per message.
+            self.xsub_now = zmq.Socket.shadow(self.xsub.underlying)
         except zmq.ZMQError as e:
             self.ctx.destroy()
             raise bus.BusConfigError(f"cannot bind the bus ({self.s.bus_pub}, {self.s.bus_sub}): {e}") from None
@@ -132,21 +134,33 @@ class Broker:
 
     async def _from_publishers(self) -> None:
         while True:
-            frames = await self.xsub.recv_multipart(copy=True)
-            if frames[0].startswith(b"web."):
-                self.xpub.send_multipart(frames, copy=False)  # so tails see brain traffic too
-            try:
-                msg = decode(frames, self.s.max_frame_bytes)
-            except BadFrame as e:
-                log.warning("dropped a bad frame from a publisher: %s", e)
-                continue
-            if not isinstance(msg, ToWeb):
-                log.warning("ignored a %s message sent by a publisher", msg.kind)
-                continue
-            self._note(msg)
-            self.listener.brain_message(msg)
+            await self.xsub.poll()
+            # Take everything that is waiting in one go: one wakeup, many messages, under load.
+            while True:
+                try:
+                    frames = self.xsub_now.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self._from_publisher(frames)
+
+    def _from_publisher(self, frames: list[bytes]) -> None:
+        if frames[0].startswith(b"web."):
+            self.xpub.send_multipart(frames, copy=False)  # so tails see brain traffic too
+        try:
+            msg = decode(frames, self.s.max_frame_bytes)
+        except BadFrame as e:
+            log.warning("dropped a bad frame from a publisher: %s", e)
+            return
+        if not isinstance(msg, ToWeb):
+            log.warning("ignored a %s message sent by a publisher", msg.kind)
+            return
+        self._note(msg)
+        self.listener.brain_message(msg)
 
     def _note(self, msg: ToWeb) -> None:
+        state = self.workers.get(msg.worker)
+        if state is not None and state.presence is not None:
+            state.last_seen = self.clock()  # any message is proof of life, not only heartbeats
         if isinstance(msg, Ack):
             if self.pending.pop(msg.request, None) is not None:
                 self.outbox.drop(msg.request)
