@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -52,11 +53,20 @@ class Interrupted(Exception):
         self.error, self.partial = error, partial
 
 
+Job = Turn | Callable[[Conversation], None]
+
+
 @dataclass
 class SessionQueue:
-    turns: deque = field(default_factory=deque)
-    running: Turn | None = None
+    jobs: deque = field(default_factory=deque)
+    busy: bool = False
+    running: Turn | None = None  # the turn being answered, for Stop and Reset
     comment: asyncio.TimerHandle | None = None
+
+
+def _log_failure(future) -> None:
+    if future.exception() is not None:
+        log.error("saving a conversation failed", exc_info=future.exception())
 
 
 class Brain:
@@ -69,6 +79,8 @@ class Brain:
         self.queues: dict[str, SessionQueue] = {}
         self.taken: OrderedDict[str, None] = OrderedDict()
         self.executor = ThreadPoolExecutor(settings.parallel, thread_name_prefix="ollama")
+        # Conversations are read and written on a thread of their own, in order, off the loop.
+        self.disk = ThreadPoolExecutor(1, thread_name_prefix="memory")
 
     async def run(self, stop: asyncio.Event) -> None:
         self.loop = asyncio.get_running_loop()
@@ -88,6 +100,7 @@ class Brain:
             for q in self.queues.values():
                 if q.running:
                     q.running.cancelled.set()
+            self.disk.shutdown(wait=True)  # what the conversations learned is on disk before we go
             # Give the goodbye a moment to leave, so the web shows "offline" at once.
             self.pub.setsockopt(zmq.LINGER, 300)
             self.send(Bye(worker=self.id))
@@ -128,50 +141,67 @@ class Brain:
         if len(self.taken) > REMEMBERED_REQUESTS:
             self.taken.popitem(last=False)
         if isinstance(msg, TodoEvent):
-            conversation = self.conversation(msg.session)
-            conversation.note(msg)
-            self.memory.save(msg.session, conversation)
-            self.schedule_comment(msg.session)
+            self.enqueue(msg.session, lambda c: self.note(msg, c))
         elif isinstance(msg, Stop):
             self.stop(msg.session, msg.reply)
         elif isinstance(msg, Reset):
             self.reset(msg.session)
         else:
-            self.enqueue(Turn(msg.session, msg.request, msg.text, msg.retry))
+            self.enqueue(msg.session, Turn(msg.session, msg.request, msg.text, msg.retry))
 
-    def conversation(self, session: str) -> Conversation:
-        if session not in self.conversations:
-            self.conversations[session] = self.memory.load(session)
-        return self.conversations[session]
-
-    def reset(self, session: str) -> None:
-        "A new conversation: what is running or waiting is dropped; the todo list stays."
-        q = self.queue(session)
-        for turn in [q.running, *q.turns]:
-            if turn:
-                turn.cancelled.set()
-        q.turns.clear()
-        if q.comment:
-            q.comment.cancel()
-            q.comment = None
-        old = self.conversation(session)
-        self.conversations[session] = Conversation(todos=old.todos)
-        self.memory.forget_turns(session)
-        self.memory.save(session, self.conversations[session])
-
-    def stop(self, session: str, request: str) -> None:
-        q = self.queue(session)
-        if q.running and q.running.request == request:
-            q.running.cancelled.set()  # the stream notices at its next chunk and hangs up on Ollama
-            return
-        waiting = next((t for t in q.turns if t.request == request), None)
-        if waiting:
-            q.turns.remove(waiting)
-            self.send(Failed(worker=self.id, session=session, request=request, seq=0, code="stopped",
-                             error="Stopped before it began."))
+    # Every change to a session's conversation is a job on that session's queue, run one at a
+    # time in arrival order: todo notes, resets and turns never overtake each other, even while
+    # the conversation is still being read from disk.
 
     def queue(self, session: str) -> SessionQueue:
         return self.queues.setdefault(session, SessionQueue())
+
+    def enqueue(self, session: str, job: Job) -> None:
+        q = self.queue(session)
+        if isinstance(job, Turn) and job.text is not None and q.comment:
+            q.comment.cancel()  # the chat turn carries the pending events with it
+            q.comment = None
+        q.jobs.append(job)
+        self.pump(session)
+
+    def pump(self, session: str) -> None:
+        q = self.queue(session)
+        if q.busy or not q.jobs:
+            return
+        q.busy = True
+        asyncio.create_task(self.run_job(session, q.jobs.popleft()))
+
+    async def run_job(self, session: str, job: Job) -> None:
+        q = self.queue(session)
+        try:
+            conversation = await self.conversation(session)
+            if isinstance(job, Turn):
+                q.running = job
+                await self.reply(job, conversation)
+            else:
+                job(conversation)
+                self.save(session)
+        except Exception:
+            log.exception("a job of session %s failed", session[:8])
+        finally:
+            q.busy, q.running = False, None
+            self.pump(session)
+
+    async def conversation(self, session: str) -> Conversation:
+        if session not in self.conversations:
+            loaded = await self.loop.run_in_executor(self.disk, self.memory.load, session)
+            self.conversations.setdefault(session, loaded)
+        return self.conversations[session]
+
+    def save(self, session: str) -> None:
+        "Write-behind on the disk thread, from a snapshot, in order."
+        c = self.conversations[session]
+        snapshot = Conversation(list(c.turns), list(c.todos), list(c.unseen))
+        self.disk.submit(self.memory.save, session, snapshot).add_done_callback(_log_failure)
+
+    def note(self, event: TodoEvent, conversation: Conversation) -> None:
+        conversation.note(event)
+        self.schedule_comment(event.session)
 
     def schedule_comment(self, session: str) -> None:
         "Coalesce a burst of todo events into one comment, made once the clicking pauses."
@@ -182,31 +212,41 @@ class Brain:
 
     def comment(self, session: str) -> None:
         self.queue(session).comment = None
-        self.enqueue(Turn(session, "c" + uuid.uuid4().hex, None))
+        self.enqueue(session, Turn(session, "c" + uuid.uuid4().hex, None))
 
-    def enqueue(self, turn: Turn) -> None:
-        q = self.queue(turn.session)
-        if turn.text is not None and q.comment:
-            q.comment.cancel()  # the chat turn carries the pending events with it
-            q.comment = None
-        q.turns.append(turn)
-        self.pump(turn.session)
-
-    def pump(self, session: str) -> None:
+    def reset(self, session: str) -> None:
+        "A new conversation: what is running or waiting is dropped; the todo list stays."
         q = self.queue(session)
-        if q.running or not q.turns:
-            return
-        q.running = q.turns.popleft()
-        asyncio.create_task(self.reply(q.running))
+        if q.running:
+            q.running.cancelled.set()
+        q.jobs = deque(job for job in q.jobs if not isinstance(job, Turn))
+        if q.comment:
+            q.comment.cancel()
+            q.comment = None
 
-    async def reply(self, turn: Turn) -> None:
-        conversation = self.conversation(turn.session)
+        def start_afresh(old: Conversation) -> None:
+            self.conversations[session] = Conversation(todos=old.todos)
+            self.disk.submit(self.memory.forget_turns, session).add_done_callback(_log_failure)
+
+        self.enqueue(session, start_afresh)
+
+    def stop(self, session: str, request: str) -> None:
+        q = self.queue(session)
+        if q.running and q.running.request == request:
+            q.running.cancelled.set()  # the stream notices at its next chunk and hangs up on Ollama
+            return
+        waiting = next((j for j in q.jobs if isinstance(j, Turn) and j.request == request), None)
+        if waiting:
+            q.jobs.remove(waiting)
+            self.send(Failed(worker=self.id, session=session, request=request, seq=0, code="stopped",
+                             error="Stopped before it began."))
+
+    async def reply(self, turn: Turn, conversation: Conversation) -> None:
         ids = dict(worker=self.id, session=turn.session, request=turn.request)
         try:
-            started = conversation.begin_turn(turn.text, turn.retry)
-            self.memory.save(turn.session, conversation)
-            if not started:
+            if not conversation.begin_turn(turn.text, turn.retry):
                 return  # a comment whose events an earlier turn already carried
+            self.save(turn.session)
             messages = conversation.messages(self.s.system_prompt)
             text, stats = await self.loop.run_in_executor(self.executor, self.stream, turn, messages)
             self.flush(turn)
@@ -214,7 +254,7 @@ class Brain:
                 return  # the conversation was reset meanwhile; the web has dropped this reply
             if text or not turn.cancelled.is_set():
                 conversation.add_reply(text)  # a stopped reply stays in context as far as it got
-                self.memory.save(turn.session, conversation)
+                self.save(turn.session)
             if turn.cancelled.is_set():
                 self.send(Failed(**ids, seq=turn.sent, code="stopped", error="Stopped.", text=text))
             else:
@@ -226,9 +266,6 @@ class Brain:
         except Exception:
             log.exception("reply %s crashed", turn.request)
             self.send(Failed(**ids, seq=turn.sent, code="internal", error="The brain hit an internal error; see its log."))
-        finally:
-            self.queue(turn.session).running = None
-            self.pump(turn.session)
 
     def stream(self, turn: Turn, messages: list[dict]) -> tuple[str, Stats]:
         """Runs on a pool thread: read Ollama's stream and hand the text to the loop. A lone chunk

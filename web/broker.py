@@ -47,6 +47,7 @@ class WorkerState:
     subscribed: bool = False
     presence: Presence | None = None
     last_seen: float = 0.0
+    silent: bool = False  # judged lost for missing heartbeats, but still connected
 
 
 class Broker:
@@ -141,9 +142,9 @@ class Broker:
                     frames = self.xsub_now.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                self._from_publisher(frames)
+                self.from_publisher(frames)
 
-    def _from_publisher(self, frames: list[bytes]) -> None:
+    def from_publisher(self, frames: list[bytes]) -> None:
         if frames[0].startswith(b"web."):
             self.xpub.send_multipart(frames, copy=False)  # so tails see brain traffic too
         try:
@@ -161,6 +162,10 @@ class Broker:
         state = self.workers.get(msg.worker)
         if state is not None and state.presence is not None:
             state.last_seen = self.clock()  # any message is proof of life, not only heartbeats
+            if state.silent:
+                state.silent = False
+                log.warning("brain %s is back", msg.worker)
+                self._changed()
         if isinstance(msg, Ack):
             if self.pending.pop(msg.request, None) is not None:
                 self.outbox.drop(msg.request)
@@ -174,30 +179,36 @@ class Broker:
             self._lose(msg.worker, "said goodbye")
 
     async def _subscriptions(self) -> None:
-        prefix = b"brain."
         while True:
-            event = await self.xpub.recv()
-            subscribed, topic = event[:1] == b"\x01", event[1:]
-            if not topic.startswith(prefix):
-                log.info("a subscriber %s %r", "joined" if subscribed else "left", topic.decode(errors="replace"))
-                continue
-            worker = topic[len(prefix):].rstrip(b".").decode(errors="replace")
-            if subscribed:
-                self.workers.setdefault(worker, WorkerState()).subscribed = True
-                self._changed()
-            else:
-                self._lose(worker, "disconnected")
+            self.subscription(await self.xpub.recv())
+
+    def subscription(self, event: bytes) -> None:
+        "XPUB reports each (un)subscription: a worker's own topic tells it is there, or gone."
+        prefix = b"brain."
+        subscribed, topic = event[:1] == b"\x01", event[1:]
+        if not topic.startswith(prefix):
+            log.info("a subscriber %s %r", "joined" if subscribed else "left", topic.decode(errors="replace"))
+            return
+        worker = topic[len(prefix):].rstrip(b".").decode(errors="replace")
+        if subscribed:
+            self.workers.setdefault(worker, WorkerState()).subscribed = True
+            self._changed()
+        else:
+            self._lose(worker, "disconnected")
 
     async def _expire(self) -> None:
         while True:
             await asyncio.sleep(self.s.heartbeat_s / 2)
-            for worker, state in list(self.workers.items()):
-                if state.presence and not self._alive(state):
-                    # Silent but still connected: it may only be stalled, so keep its subscription
-                    # and take it back as soon as it beats again.
-                    state.presence = None
-                    self._lose(worker, f"missed {MISSED_BEATS} heartbeats", forget=False)
-            self._update_status()
+            self.check_liveness()
+
+    def check_liveness(self) -> None:
+        for worker, state in list(self.workers.items()):
+            if state.presence and not state.silent and not self._alive(state):
+                # Silent but still connected: it may only be stalled, so keep its subscription
+                # and take it back as soon as it says anything.
+                state.silent = True
+                self._lose(worker, f"missed {MISSED_BEATS} heartbeats", forget=False)
+        self._update_status()
 
     def _lose(self, worker: str, why: str, forget: bool = True) -> bool:
         known = self.workers.pop(worker, None) if forget else self.workers.get(worker)
