@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test tail restart-brain setup setup-dev
+.PHONY: run test tail restart-brain bench setup setup-dev
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -47,3 +47,8 @@ tail: setup
 # Restart the brain worker of the running app (the page shows "restarting", then "ready").
 restart-brain: setup
 	honcho run python -m brain.supervise --restart
+
+# What the relay costs next to its floor; prints a table and writes BENCHMARKS.md.
+# e.g. `make bench ARGS="--sessions 1 10 --long 10"`.
+bench: setup-dev
+	python -m bench $(ARGS)

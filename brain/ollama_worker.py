@@ -246,9 +246,10 @@ class Brain:
         try:
             if not conversation.begin_turn(turn.text, turn.retry):
                 return  # a comment whose events an earlier turn already carried
-            self.save(turn.session)
-            messages = conversation.messages(self.s.system_prompt)
-            text, stats = await self.loop.run_in_executor(self.executor, self.stream, turn, messages)
+            streaming = self.loop.run_in_executor(self.executor, self.stream, turn,
+                                                  conversation.messages(self.s.system_prompt))
+            self.save(turn.session)  # after the request is on its way: the first token does not wait for disk
+            text, stats = await streaming
             self.flush(turn)
             if self.conversations.get(turn.session) is not conversation:
                 return  # the conversation was reset meanwhile; the web has dropped this reply
