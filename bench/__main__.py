@@ -57,7 +57,7 @@ class Bench:
         self.fake_url = f"http://127.0.0.1:{self.fake_port}"
         parallel = max(max(args.sessions), 8)
         self.system = System(self.workdir, self.fake_url, BRAIN_PARALLEL=parallel, LOG_LEVEL="WARNING",
-                             TODO_COMMENT_DELAY_S=60, BUS_HEARTBEAT_S=0.25).start()
+                             TODO_COMMENT_DELAY_S=60).start()
         self.system.wait_ready(60)
 
     @property

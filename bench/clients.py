@@ -14,6 +14,7 @@ import zmq.asyncio
 
 TOKEN = re.compile(r"⟦(\d+):(\d+)⟧")
 DONE_ARTICLE = re.compile(r'<article[^>]*class="msg reply done"[^>]*>.*?</article>', re.S)
+ARTICLE = re.compile(r"<article.*?</article>", re.S)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -39,10 +40,17 @@ class Tally:
     def frame(self, text: str, now_ns: int) -> None:
         for done in DONE_ARTICLE.findall(text):
             self.final_ok = [int(s) for s, _ in TOKEN.findall(done)] == list(range(self.expected))
-        for seq, sent in TOKEN.findall(DONE_ARTICLE.sub("", text)):
+        # A bubble sent whole repaints the text so far: its old tokens are not news. An appended
+        # token older than one already seen arrived out of order.
+        for article in ARTICLE.findall(DONE_ARTICLE.sub("", text)):
+            self.count(TOKEN.findall(article), now_ns, repaint=True)
+        self.count(TOKEN.findall(ARTICLE.sub("", text)), now_ns, repaint=False)
+
+    def count(self, tokens: list[tuple[str, str]], now_ns: int, repaint: bool) -> None:
+        for seq, sent in tokens:
             seq = int(seq)
             if seq < self.next_seq:
-                self.reordered += 1
+                self.reordered += 0 if repaint else 1
                 continue
             self.lost += seq - self.next_seq
             self.next_seq = seq + 1

@@ -101,7 +101,7 @@ class Brain:
                 if q.running:
                     q.running.cancelled.set()
             self.disk.shutdown(wait=True)  # what the conversations learned is on disk before we go
-            # Give the goodbye a moment to leave, so the web shows "offline" at once.
+            # Give the goodbye a moment to leave, so the web knows at once that this worker is gone.
             self.pub.setsockopt(zmq.LINGER, 300)
             self.send(Bye(worker=self.id))
             ctx.destroy()
@@ -128,7 +128,11 @@ class Brain:
             except BadFrame as e:
                 log.warning("dropped a bad frame: %s", e)
                 continue
-            self.handle(msg)
+            try:
+                self.handle(msg)
+            except Exception:
+                # A worker that stopped listening but kept heartbeating would swallow every message.
+                log.exception("failed to handle a %s message", msg.kind)
 
     def handle(self, msg: Message) -> None:
         if not isinstance(msg, (Chat, Stop, Reset, TodoEvent)):

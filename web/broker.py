@@ -155,8 +155,12 @@ class Broker:
         if not isinstance(msg, ToWeb):
             log.warning("ignored a %s message sent by a publisher", msg.kind)
             return
-        self._note(msg)
-        self.listener.brain_message(msg)
+        try:
+            self._note(msg)
+            self.listener.brain_message(msg)
+        except Exception:
+            # One message the web could not handle must not take the bus down for everyone.
+            log.exception("failed to handle a %s message from %s", msg.kind, msg.worker)
 
     def _note(self, msg: ToWeb) -> None:
         state = self.workers.get(msg.worker)

@@ -138,7 +138,8 @@ class Relay:
         if entry is None:  # a reply the brain started by itself, e.g. a comment on todo changes
             entry = self._add(msg.session, Entry(msg.request, "reply", status="thinking"))
             self.clients.send(msg.session, to_xml(Append(entry.bubble())))
-        if entry.status not in LIVE or msg.seq < entry.next_seq:
+        # An interrupted reply whose worker was only slow, not dead, carries on streaming.
+        if entry.status not in (*LIVE, "interrupted") or msg.seq < entry.next_seq:
             return  # late or repeated: the final text will settle it
         if msg.seq > entry.next_seq:
             log.warning("reply %s: chunks %d..%d lost; the final text will repair it",
@@ -146,7 +147,7 @@ class Relay:
         entry.worker, entry.next_seq = msg.worker, msg.seq + 1
         entry.text += msg.text
         if entry.status != "streaming":
-            entry.status = "streaming"
+            entry.status, entry.note = "streaming", ""
             self.clients.send(msg.session, to_xml(entry.bubble(oob=True)))
         else:
             self.clients.send(msg.session, ChunkText(msg.request, msg.text))

@@ -87,14 +87,14 @@ async def chat_socket(ws: WebSocket):
             frame = await ws.receive()
             if frame["type"] == "websocket.disconnect":
                 break
-            await on_frame(sid, client, frame.get("text"))
+            on_frame(sid, client, frame.get("text"))
     except WebSocketDisconnect:
         pass
     finally:
         clients.remove(client)
 
 
-async def on_frame(sid: str, client, text: str | None) -> None:
+def on_frame(sid: str, client, text: str | None) -> None:
     "A frame from htmx-ext-ws: the form fields as JSON. One of `msg`, `stop`, `retry`, `reset` says what to do."
     try:
         data = json.loads(text) if text is not None else None
