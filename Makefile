@@ -42,11 +42,11 @@ test: setup-dev
 
 # Print every message on the bus; e.g. `make tail ARGS="--topic web.chunk --json"`.
 tail: setup
-	python -m shared.tail $(ARGS)
+	@honcho run python -m shared.tail $(ARGS)
 
 # Restart the brain worker of the running app (the page shows "restarting", then "ready").
 restart-brain: setup
-	honcho run python -m brain.supervise --restart
+	@honcho run python -m brain.supervise --restart
 
 # What the relay costs next to its floor; prints a table and writes BENCHMARKS.md.
 # e.g. `make bench ARGS="--sessions 1 10 --long 10"`.

@@ -133,6 +133,22 @@ class Bench:
                 await t.close()
         return result
 
+    async def first_token(self) -> None:
+        "Time to first token, one request at a time, through the system and straight from the fake."
+        tab = await (await asyncio.to_thread(Browser, self.system.url)).tab()
+        ttfts = []
+        for _ in range(20):
+            await tab.ask(2, 100)
+            await tab.read_until_done(30)
+            ttfts.append((tab.tally.first_at - tab.sent_at) * 1000)
+        await tab.close()
+        system = percentiles(ttfts)
+        self.section("Time to first token (20 requests one after another)", [
+            ("through the system (ms p50/p99/max)", ms(system)),
+            ("straight from the fake over HTTP (ms p50/p99/max)", ms(self.direct_ttft)),
+            ("added by the system at p50 (ms)", f"{system['p50'] - self.direct_ttft['p50']:.2f}"),
+        ])
+
     async def scaling(self) -> None:
         rows, self.scaled = [], {}
         for n in self.args.sessions:
@@ -251,6 +267,7 @@ async def run(args) -> None:
     bench = Bench(args)
     try:
         await bench.floor()
+        await bench.first_token()
         await bench.scaling()
         if args.tabs:
             await bench.fan_out()
