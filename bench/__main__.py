@@ -251,10 +251,10 @@ class Bench:
             "# Benchmarks", "",
             f"Run by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: {os.cpu_count()} cores "
             f"({cpu}), {int(mem.split()[1]) // 1024 // 1024} GiB RAM, Python {platform.python_version()}.",
-            f"Command: `python -m bench {' '.join(sys.argv[1:])}`.", "",
+            f"Command: `{' '.join(['python -m bench', *sys.argv[1:]])}` (flags: defaults unless given).", "",
             "Latencies are in milliseconds, as p50 / p99 / max. *Added* is the system's figure minus the same "
             "percentile read straight from the fake over HTTP in the same run. Every process (fake, web, brain, "
-            "clients) shares the same cores, so the figures include their contention.", "",
+            "clients) shares the same cores, so the figures include their contention.", "", "",
         ]
         notes = Path(ROOT / "bench" / "NOTES.md")
         body = "\n\n".join(self.sections)
