@@ -1,8 +1,8 @@
 """FT components for the page and for the fragments streamed over the WebSocket.
 
 htmx-ext-ws swaps every top-level element of a frame out of band by its id, so each fragment here
-carries the id of what it replaces or appends to. All text goes through FT rendering, which
-escapes it: model output, todo titles and user text are never markup.
+carries the id of what it replaces or appends to. All text is escaped (by FT rendering, or by
+html.escape on the per-chunk hot path): model output, todo titles and user text are never markup.
 """
 from html import escape
 

@@ -41,7 +41,6 @@ class Relay:
         self.sessions: dict[str, OrderedDict[tuple, Entry]] = {}
         self.loaded: set[str] = set()
         self.dropped: OrderedDict[str, None] = OrderedDict()  # replies of conversations reset since
-        self.status = "offline"
 
     async def load(self, session: str) -> None:
         "Merge what SQLite holds under what memory holds; memory wins for lines in both."
@@ -124,7 +123,6 @@ class Relay:
                 entry.worker = msg.worker
 
     def brain_status(self, status: str) -> None:
-        self.status = status
         self.clients.send_all(to_xml(BrainStatus(status)))
 
     def brain_lost(self, worker: str) -> None:
