@@ -103,7 +103,7 @@ def test_a_todo_reaches_the_model_which_comments_and_knows_the_list(system, visi
 
 
 def test_a_burst_of_clicks_makes_one_comment(start_system, fake):
-    system = start_system(TODO_COMMENT_DELAY_S=0.6)
+    system = start_system(TODO_COMMENT_DELAY_S=1.0)
     visitor = Visitor(system.url)
     tab = visitor.open_tab()
     tid = visitor.add_todo("water the plants")
@@ -113,7 +113,7 @@ def test_a_burst_of_clicks_makes_one_comment(start_system, fake):
     visitor.add_todo("feed the cat")
 
     tab.wait(lambda t: t.finished(1))
-    time.sleep(1.5)  # longer than the coalescing window: any second comment would have started
+    time.sleep(2.0)  # longer than the coalescing window: any second comment would have started
     requests_made = fake.chat_requests()
     assert len(requests_made) == 1
     messages = requests_made[0]["messages"]
