@@ -101,9 +101,9 @@ class Brain:
                 if q.running:
                     q.running.cancelled.set()
             self.disk.shutdown(wait=True)  # what the conversations learned is on disk before we go
-            # Give the goodbye a moment to leave, so the web knows at once that this worker is gone.
-            self.pub.setsockopt(zmq.LINGER, 300)
+            # Say goodbye before the sockets close: the web tells a restart from a crash by it.
             self.send(Bye(worker=self.id))
+            await asyncio.sleep(0.05)
             ctx.destroy()
 
     def send(self, msg: Message) -> None:

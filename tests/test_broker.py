@@ -101,3 +101,13 @@ def test_sessions_stick_to_their_worker():
     for m in rec.sent:
         by_session.setdefault(m.session, set()).add(m.worker)
     assert all(len(workers) == 1 for workers in by_session.values())
+
+
+def test_a_goodbye_overtaken_by_its_disconnect_still_means_restarting():
+    now = [0.0]
+    broker, rec = make(now)
+    broker.subscription(b"\x01brain.w1.")
+    broker.from_publisher(hello("w1"))
+    broker.subscription(b"\x00brain.w1.")
+    broker.from_publisher(encode(Bye(worker="w1")))
+    assert broker.status == "restarting"

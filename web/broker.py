@@ -178,9 +178,10 @@ class Broker:
             state.presence, state.last_seen = msg, self.clock()
             self._changed()
         elif isinstance(msg, Bye):
-            if msg.worker in self.workers:
-                self.restarting_until = self.clock() + RESTART_GRACE_S
+            # Even from a worker already gone: its disconnect may have overtaken its goodbye.
+            self.restarting_until = self.clock() + RESTART_GRACE_S
             self._lose(msg.worker, "said goodbye")
+            self._update_status()
 
     async def _subscriptions(self) -> None:
         while True:
