@@ -6,8 +6,8 @@ html.escape on the per-chunk hot path): model output, todo titles and user text 
 """
 from html import escape
 
-from fasthtml.common import (Article, Button, Div, Form, H1, H2, Header, Input, Li, Link, Main, Meta,
-                             Script, Section, Small, Span, Title, Ul)
+from fasthtml.common import (A, Article, Button, Details, Div, Form, H1, H2, Header, Input, Li, Link, Main,
+                             Meta, Pre, Script, Section, Small, Span, Summary, Title, Ul)
 
 from shared.messages import Stats, Todo
 
@@ -83,12 +83,20 @@ def stats_note(stats: Stats) -> str:
         parts.append(f"{stats.eval_count} tokens")
         if stats.eval_duration:
             parts.append(f"{stats.eval_count / (stats.eval_duration / 1e9):.1f} tok/s")
+    if stats.prompt_eval_duration is not None:
+        first = (stats.load_duration or 0) + stats.prompt_eval_duration
+        parts.append(f"first token {first / 1e9:.2f} s")
     if stats.done_reason == "length":
         parts.append("cut off at the length limit")
     return " · ".join(parts)
 
 
-def Page(todos: list[Todo], bubbles, status: str, max_chat_chars: int):
+def Persona(prompt: str):
+    "The system prompt, for anyone who wonders why the model talks like that."
+    return Details(Summary("The model's instructions"), Pre(prompt, cls="persona"), cls="persona")
+
+
+def Page(todos: list[Todo], bubbles, status: str, max_chat_chars: int, persona: str):
     return (
         Title("Todo with attitude"),
         Main(cls="container")(
@@ -102,15 +110,19 @@ def Page(todos: list[Todo], bubbles, status: str, max_chat_chars: int):
                     Div(id="todo-notice", cls="notice", role="alert"),
                     Ul(*[TodoItem(t) for t in todos], id="todo-list")),
                 Section(cls="chat", hx_ext="ws", ws_connect="/ws")(
-                    Div(H2("Chat"), Button("New chat", ws_send=True, hx_vals={"reset": "all"}, id="new-chat",
-                                           cls="outline secondary", title="Forget this conversation"),
+                    Div(H2("Chat"), Div(
+                        A("Export .md", href="/export/markdown", download=True),
+                        A("Export .json", href="/export/json", download=True),
+                        Button("New chat", ws_send=True, hx_vals={"reset": "all"}, id="new-chat",
+                               cls="outline secondary", title="Forget this conversation"), cls="chat-actions"),
                         cls="chat-head"),
                     Transcript(bubbles),
                     Div(id="notice"),
                     Form(id="chat-form", ws_send=True)(
                         Input(id="msg", name="msg", placeholder="Talk to your todo list…", required=True,
                               maxlength=max_chat_chars, autocomplete="off", autofocus=True),
-                        Button("Send")))),
+                        Button("Send")),
+                    Persona(persona))),
         ),
     )
 

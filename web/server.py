@@ -22,6 +22,7 @@ from shared.config import Settings, setup_logging
 from shared.messages import Chat, Reset, Stop, TodoEvent
 from web.broker import Broker
 from web.clients import Clients
+from web.export import to_json, to_markdown
 from web.components import BrainStatus, Notice, Page, TodoItem, head_assets
 from web.relay import Relay
 from web.security import SecurityHeaders, same_origin
@@ -168,7 +169,7 @@ async def index(session):
     sid = session["sid"]
     todos = await db.call(store.todo_list, sid)
     await relay.load(sid)
-    return Page(todos, relay.snapshot(sid).children, broker.status, settings.max_chat_chars)
+    return Page(todos, relay.snapshot(sid).children, broker.status, settings.max_chat_chars, settings.system_prompt)
 
 
 @rt("/todos")
@@ -200,6 +201,20 @@ async def delete(session, tid: int):
         return Response("No such todo", status_code=404)
     publish_todo(sid, "deleted", todo, await db.call(store.todo_list, sid))
     return ""
+
+
+EXPORTS = {"markdown": (to_markdown, "text/markdown", "md"), "json": (to_json, "application/json", "json")}
+
+
+@rt("/export/{fmt}")
+async def export(session, fmt: str):
+    "The whole transcript of this session (every finished message, not only the ones on screen)."
+    if fmt not in EXPORTS:
+        return Response("Export as markdown or json.", status_code=404)
+    render, media, suffix = EXPORTS[fmt]
+    lines = await db.call(store.transcript, session["sid"])
+    return Response(render(lines), media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="conversation.{suffix}"'})
 
 
 @rt("/api/status")

@@ -98,8 +98,8 @@ class Store:
     def clear_transcript(self, session: str) -> None:
         self.lines.delete_where("session = ?", [session])
 
-    def transcript(self, session: str, limit: int) -> list[Line]:
-        "The newest `limit` lines, oldest first."
+    def transcript(self, session: str, limit: int | None = None) -> list[Line]:
+        "The newest `limit` lines (all of them without one), oldest first."
         newest = self.lines(where="session = ?", where_args=[session], order_by="id desc", limit=limit)
         return newest[::-1]
 

@@ -1,0 +1,56 @@
+"""Front-end features people expect: reply stats, export, the persona on show."""
+import html
+
+from tests.fake_ollama import Plan, words
+from tests.page import Visitor
+
+
+def test_reply_stats_show_when_ollama_sends_them_and_are_left_out_when_it_does_not(system, visitor, fake):
+    chunks = words("Ten words here, give or take, for the stats line.")
+    fake.plan(Plan(chunks=chunks), Plan(stats=False))
+    tab = visitor.open_tab()
+    tab.send("with stats")
+    [reply] = tab.wait(lambda t: t.finished(1))
+    # The fake reports eval_count=len(chunks) over 0.5 s, and 1 ms load + 100 ms prompt evaluation.
+    assert reply.note == f"{len(chunks)} tokens · {len(chunks) / 0.5:.1f} tok/s · first token 0.10 s"
+    tab.send("without stats")
+    bare = tab.wait(lambda t: t.finished(2))[-1]
+    assert bare.status == "done" and bare.note == ""
+
+
+def test_export_holds_the_whole_conversation_as_markdown_and_json(system, visitor, fake):
+    tab = visitor.open_tab()
+    tab.send("first question")
+    tab.wait(lambda t: t.finished(1))
+    tab.send("second <question>")
+    first, second = tab.wait(lambda t: t.finished(2))
+
+    md = visitor.http.get(system.url + "/export/markdown", timeout=5)
+    assert md.headers["content-disposition"] == 'attachment; filename="conversation.md"'
+    assert md.headers["content-type"].startswith("text/markdown")
+    for text in ("first question", first.text, "second <question>", second.text):
+        assert text in md.text
+    assert md.text.index("first question") < md.text.index(first.text) < md.text.index("second <question>")
+
+    data = visitor.http.get(system.url + "/export/json", timeout=5).json()
+    assert [(m["role"], m["text"]) for m in data["messages"]] == [
+        ("user", "first question"), ("assistant", first.text),
+        ("user", "second <question>"), ("assistant", second.text)]
+    stranger = Visitor(system.url)
+    assert stranger.http.get(system.url + "/export/json", timeout=5).json()["messages"] == []
+    assert visitor.http.get(system.url + "/export/pdf", timeout=5).status_code == 404
+
+
+def test_the_persona_is_configurable_and_shown_on_the_page(start_system, fake, tmp_path):
+    persona = tmp_path / "persona.txt"
+    persona.write_text("You are <b>terse</b> & dry. Never more than ten words.\n")
+    system = start_system(SYSTEM_PROMPT_FILE=persona)
+    visitor = Visitor(system.url)
+    assert html.escape("You are <b>terse</b> & dry.", quote=False) in visitor.page.text
+    tab = visitor.open_tab()
+    tab.send("hello")
+    tab.wait(lambda t: t.finished(1))
+    system_message = fake.chat_requests()[-1]["messages"][0]
+    assert system_message["role"] == "system"
+    assert system_message["content"].startswith("You are <b>terse</b> & dry. Never more than ten words.")
+    visitor.close()

@@ -1,0 +1,28 @@
+"""A session's transcript as a file to download: Markdown to read, JSON to process."""
+import json
+from datetime import datetime, timezone
+
+from web.store import Line
+
+SPEAKERS = {"user": "You", "reply": "Assistant"}
+
+
+def _when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def to_markdown(lines: list[Line]) -> str:
+    parts = [f"# Todo with attitude: conversation\n\nExported {_when(datetime.now(timezone.utc).timestamp())}.\n"]
+    for line in lines:
+        status = "" if line.status == "done" else f" ({line.status})"
+        parts.append(f"## {SPEAKERS.get(line.role, line.role)}{status}, {_when(line.created)}\n\n{line.text}\n")
+        if line.note:
+            parts.append(f"_{line.note}_\n")
+    return "\n".join(parts)
+
+
+def to_json(lines: list[Line]) -> str:
+    return json.dumps({"exported": _when(datetime.now(timezone.utc).timestamp()), "messages": [
+        {"role": "user" if l.role == "user" else "assistant", "text": l.text, "status": l.status,
+         "note": l.note, "time": _when(l.created), "request": l.request} for l in lines]},
+        ensure_ascii=False, indent=2)
