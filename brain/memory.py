@@ -27,6 +27,8 @@ class StateRow:
     session: str = ""
     todos: str = "[]"
     unseen: str = "[]"
+    first: int = 0
+    tokens_per_char: float = 0.0
 
 
 class Memory:
@@ -46,6 +48,8 @@ class Memory:
         if states:
             conversation.todos = msgspec.json.decode(states[0].todos, type=list[Todo])
             conversation.unseen = msgspec.json.decode(states[0].unseen, type=list[str])
+            conversation.first = states[0].first or 0
+            conversation.tokens_per_char = states[0].tokens_per_char or conversation.tokens_per_char
         self.saved[session] = len(conversation.turns)
         return conversation
 
@@ -58,7 +62,9 @@ class Memory:
         with self.db.conn:
             self.db.conn.executemany("insert into turns (session, role, content) values (?, ?, ?)",
                                      [(session, t["role"], t["content"]) for t in new])
-            self.db.execute("insert or replace into states (session, todos, unseen) values (?, ?, ?)",
+            self.db.execute("insert or replace into states (session, todos, unseen, first, tokens_per_char) "
+                            "values (?, ?, ?, ?, ?)",
                             [session, msgspec.json.encode(conversation.todos).decode(),
-                             msgspec.json.encode(conversation.unseen).decode()])
+                             msgspec.json.encode(conversation.unseen).decode(), conversation.first,
+                             conversation.tokens_per_char])
         self.saved[session] = len(conversation.turns)

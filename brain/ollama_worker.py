@@ -27,7 +27,7 @@ from brain.memory import Memory
 from brain.ollama_client import OllamaClient, OllamaError
 from shared import bus
 from shared.config import Settings, setup_logging
-from shared.messages import (Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Heartbeat, Hello, Message,
+from shared.messages import (Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Heartbeat, Hello, Message, Note,
                              Reset, Stats, Stop, TodoEvent, brain_topic, decode, encode)
 
 log = logging.getLogger("brain")
@@ -200,7 +200,7 @@ class Brain:
     def save(self, session: str) -> None:
         "Write-behind on the disk thread, from a snapshot, in order."
         c = self.conversations[session]
-        snapshot = Conversation(list(c.turns), list(c.todos), list(c.unseen))
+        snapshot = Conversation(list(c.turns), list(c.todos), list(c.unseen), c.first, c.tokens_per_char)
         self.disk.submit(self.memory.save, session, snapshot).add_done_callback(_log_failure)
 
     def note(self, event: TodoEvent, conversation: Conversation) -> None:
@@ -250,16 +250,22 @@ class Brain:
         try:
             if not conversation.begin_turn(turn.text, turn.retry):
                 return  # a comment whose events an earlier turn already carried
-            streaming = self.loop.run_in_executor(self.executor, self.stream, turn,
-                                                  conversation.messages(self.s.system_prompt))
+            set_aside = conversation.fit(self.s.system_prompt, self.s.num_ctx - self.s.num_ctx // 4)
+            if set_aside:
+                self.send(Note(**ids, text=f"To fit the model's context window ({self.s.num_ctx} tokens, "
+                                           f"OLLAMA_NUM_CTX), I set aside the {set_aside} oldest messages of this "
+                                           "conversation. My instructions and your todo list always stay."))
+            messages = conversation.messages(self.s.system_prompt)
+            streaming = self.loop.run_in_executor(self.executor, self.stream, turn, messages)
             self.save(turn.session)  # after the request is on its way: the first token does not wait for disk
             text, stats = await streaming
             self.flush(turn)
             if self.conversations.get(turn.session) is not conversation:
                 return  # the conversation was reset meanwhile; the web has dropped this reply
+            conversation.learn(messages, stats.prompt_eval_count)
             if text or not turn.cancelled.is_set():
                 conversation.add_reply(text)  # a stopped reply stays in context as far as it got
-                self.save(turn.session)
+            self.save(turn.session)
             if turn.cancelled.is_set():
                 self.send(Failed(**ids, seq=turn.sent, code="stopped", error="Stopped.", text=text))
             else:
@@ -276,7 +282,8 @@ class Brain:
         """Runs on a pool thread: read Ollama's stream and hand the text to the loop. A lone chunk
         goes out at once; chunks that arrive while the loop is busy go out together."""
         parts, stats = [], Stats()
-        chunks = self.client.chat(self.s.model, messages, keep_alive=self.s.keep_alive)
+        chunks = self.client.chat(self.s.model, messages, options={"num_ctx": self.s.num_ctx},
+                                  keep_alive=self.s.keep_alive)
         try:
             for item in chunks:
                 if turn.cancelled.is_set():

@@ -63,6 +63,7 @@ class Settings:
     connect_timeout_s: float
     read_timeout_s: float
     keep_alive: str
+    num_ctx: int
     parallel: int
     comment_delay_s: float
     system_prompt: str
@@ -91,6 +92,7 @@ class Settings:
             connect_timeout_s=_float(env, "OLLAMA_CONNECT_TIMEOUT_S", 3.0),
             read_timeout_s=_float(env, "OLLAMA_READ_TIMEOUT_S", 120.0),
             keep_alive=env.get("OLLAMA_KEEP_ALIVE", "30m"),
+            num_ctx=max(256, _int(env, "OLLAMA_NUM_CTX", 8192)),
             parallel=max(1, _int(env, "BRAIN_PARALLEL", 4)),
             comment_delay_s=_float(env, "TODO_COMMENT_DELAY_S", 1.5),
             system_prompt=prompt or DEFAULT_PERSONA,

@@ -114,6 +114,13 @@ class Ack(ToWeb, frozen=True, kw_only=True, tag="ack"):
     request: Id
 
 
+class Note(ToWeb, frozen=True, kw_only=True, tag="note"):
+    "Something the user should know about their conversation, e.g. that old turns were set aside."
+    session: Id
+    request: Id
+    text: str
+
+
 class Stats(msgspec.Struct, frozen=True, omit_defaults=True):
     "Ollama's final-line stats; every field may be missing. Durations are nanoseconds."
     done_reason: str | None = None
@@ -153,7 +160,7 @@ class Failed(ToWeb, frozen=True, kw_only=True, tag="failed"):
     text: str = ""
 
 
-KINDS = (Chat, Stop, Reset, TodoEvent, Hello, Heartbeat, Bye, Ack, Chunk, Done, Failed)
+KINDS = (Chat, Stop, Reset, TodoEvent, Hello, Heartbeat, Bye, Ack, Note, Chunk, Done, Failed)
 AnyMessage = Union[KINDS]  # type: ignore[valid-type]
 
 

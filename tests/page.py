@@ -25,7 +25,7 @@ def _bubble(article) -> tuple[str, Bubble]:
     classes = article.get("class", [])
     body = article.find(class_="body")
     note = article.find(class_="note")
-    role = "user" if "user" in classes else "reply"
+    role = next(c for c in classes if c in ("user", "reply", "note"))
     status = next((c for c in classes if c not in ("msg", role)), "")
     return article["id"], Bubble(role, status, body.get_text() if body else "", note.get_text() if note else "")
 

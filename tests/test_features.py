@@ -54,3 +54,30 @@ def test_the_persona_is_configurable_and_shown_on_the_page(start_system, fake, t
     assert system_message["role"] == "system"
     assert system_message["content"].startswith("You are <b>terse</b> & dry. Never more than ten words.")
     visitor.close()
+
+
+def test_a_long_conversation_never_overflows_the_window_and_says_when_it_trims(start_system, fake):
+    num_ctx = 1200
+    system = start_system(OLLAMA_NUM_CTX=num_ctx)
+    fake.default = Plan()  # no delay between chunks: 200 turns
+    visitor = Visitor(system.url)
+    visitor.add_todo("renew passport")
+    tab = visitor.open_tab()
+    turns = 200
+    for i in range(turns):
+        tab.send(f"message {i}: tell me something about the number {i} please")
+    tab.wait(lambda t: t.finished(turns), timeout=100)  # the first turn carries the todo event too
+
+    asked = fake.chat_requests()
+    assert len(asked) == turns
+    for request in asked:
+        messages = request["messages"]
+        assert request["options"]["num_ctx"] == num_ctx
+        assert sum(len(m["content"]) for m in messages) / 4 <= num_ctx, "more than the window was sent"
+        assert messages[0]["role"] == "system" and "attitude" in messages[0]["content"]
+        assert "renew passport" in messages[0]["content"]
+    assert asked[-1]["messages"][-1]["content"].startswith(f"message {turns - 1}:")
+    notes = [b for b in tab.bubbles.values() if b.role == "note"]
+    assert 1 <= len(notes) < turns / 5
+    assert "set aside the" in notes[0].text and f"{num_ctx} tokens" in notes[0].text
+    visitor.close()

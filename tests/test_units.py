@@ -3,7 +3,7 @@ import pytest
 
 from brain.conversation import Conversation
 from shared.config import Settings, ollama_url
-from shared.messages import (KINDS, Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Heartbeat, Hello, Reset, Stats, Stop, Todo,
+from shared.messages import (KINDS, Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Heartbeat, Hello, Note, Reset, Stats, Stop, Todo,
                              TodoEvent, decode, encode)
 
 SAMPLES = [
@@ -16,6 +16,7 @@ SAMPLES = [
     Heartbeat(worker="w1", started=1.5, pid=42, model="llama3.2", parallel=4, busy=2),
     Bye(worker="w1"),
     Ack(worker="w1", session="s1", request="r1"),
+    Note(worker="w1", session="s1", request="r1", text="old turns set aside"),
     Chunk(worker="w1", session="s1", request="r1", seq=3, text="word"),
     Done(worker="w1", session="s1", request="r1", seq=4, text="all of it", stats=Stats(eval_count=4)),
     Failed(worker="w1", session="s1", request="r1", seq=2, code="ollama_down", error="down", text="par"),
@@ -90,3 +91,28 @@ def test_conversation_folds_events_into_one_turn_and_keeps_the_list_in_the_syste
         {"role": "user", "content": "[app] The user marked 'milk' as done."},
         {"role": "user", "content": "what's left?"},
     ]
+
+
+def test_conversation_sets_old_turns_aside_to_fit_the_window_keeping_instructions_and_list():
+    c = Conversation(todos=[Todo(1, "water plants", False)])
+    for i in range(60):
+        c.begin_turn(f"question {i} " + "x" * 90)
+        c.add_reply(f"answer {i} " + "y" * 90)
+    c.begin_turn("the newest question")
+    budget = 600
+    set_aside = c.fit("PERSONA", budget)
+    messages = c.messages("PERSONA")
+    assert set_aside > 0 and c.estimate(messages) <= 0.6 * budget
+    assert messages[0]["role"] == "system" and "PERSONA" in messages[0]["content"]
+    assert "water plants" in messages[0]["content"]
+    assert messages[1]["role"] == "user" and messages[-1]["content"] == "the newest question"
+    assert c.fit("PERSONA", budget) == 0, "nothing more to set aside until the window fills again"
+
+
+def test_the_token_estimate_only_ever_rises_to_what_ollama_counted():
+    c = Conversation()
+    messages = [{"role": "user", "content": "z" * 1000}]
+    c.learn(messages, prompt_eval_count=504)  # 0.5 tokens a character
+    assert c.tokens_per_char == 0.5
+    c.learn(messages, prompt_eval_count=104)  # a cached prefix: Ollama counted only the new part
+    assert c.tokens_per_char == 0.5

@@ -4,7 +4,8 @@ from datetime import datetime, timezone
 
 from web.store import Line
 
-SPEAKERS = {"user": "You", "reply": "Assistant"}
+SPEAKERS = {"user": "You", "reply": "Assistant", "note": "Note"}
+ROLES = {"user": "user", "reply": "assistant", "note": "note"}
 
 
 def _when(seconds: float) -> str:
@@ -23,6 +24,6 @@ def to_markdown(lines: list[Line]) -> str:
 
 def to_json(lines: list[Line]) -> str:
     return json.dumps({"exported": _when(datetime.now(timezone.utc).timestamp()), "messages": [
-        {"role": "user" if l.role == "user" else "assistant", "text": l.text, "status": l.status,
+        {"role": ROLES.get(l.role, l.role), "text": l.text, "status": l.status,
          "note": l.note, "time": _when(l.created), "request": l.request} for l in lines]},
         ensure_ascii=False, indent=2)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from fasthtml.common import to_xml
 
-from shared.messages import Ack, Chunk, Done, Failed, ToWeb
+from shared.messages import Ack, Chunk, Done, Failed, Note, ToWeb
 from web.clients import Clients
 from web.components import LIVE, RETRYABLE, Append, Bubble, BrainStatus, ChunkText, Transcript, stats_note
 from web.store import Store, StoreThread
@@ -24,7 +24,7 @@ DROPPED_REMEMBERED = 10_000
 @dataclass
 class Entry:
     request: str
-    role: str  # "user" or "reply"
+    role: str  # "user", "reply" or "note"
     text: str = ""
     status: str = "done"
     note: str = ""
@@ -114,6 +114,10 @@ class Relay:
             self._chunk(msg)
         elif isinstance(msg, (Done, Failed)):
             self._finish(msg)
+        elif isinstance(msg, Note):
+            note = self._add(msg.session, Entry(msg.request, "note", msg.text))
+            self.db.post(self.store.add_line, msg.session, msg.request, "note", msg.text)
+            self.clients.send(msg.session, to_xml(Append(note.bubble())))
         elif isinstance(msg, Ack):
             entry = self._reply(msg.session, msg.request)
             if entry and entry.status == "queued":
