@@ -258,7 +258,7 @@ class Brain:
             messages = conversation.messages(self.s.system_prompt)
             streaming = self.loop.run_in_executor(self.executor, self.stream, turn, messages)
             self.save(turn.session)  # after the request is on its way: the first token does not wait for disk
-            text, stats = await streaming
+            text, thinking, stats = await streaming
             self.flush(turn)
             if self.conversations.get(turn.session) is not conversation:
                 return  # the conversation was reset meanwhile; the web has dropped this reply
@@ -269,7 +269,7 @@ class Brain:
             if turn.cancelled.is_set():
                 self.send(Failed(**ids, seq=turn.sent, code="stopped", error="Stopped.", text=text))
             else:
-                self.send(Done(**ids, seq=turn.sent, text=text, stats=stats))
+                self.send(Done(**ids, seq=turn.sent, text=text, thinking=thinking, stats=stats))
         except Interrupted as e:
             self.flush(turn)
             log.warning("reply %s failed: %s", turn.request, e)
@@ -278,10 +278,11 @@ class Brain:
             log.exception("reply %s crashed", turn.request)
             self.send(Failed(**ids, seq=turn.sent, code="internal", error="The brain hit an internal error; see its log."))
 
-    def stream(self, turn: Turn, messages: list[dict]) -> tuple[str, Stats]:
-        """Runs on a pool thread: read Ollama's stream and hand the text to the loop. A lone chunk
-        goes out at once; chunks that arrive while the loop is busy go out together."""
-        parts, stats = [], Stats()
+    def stream(self, turn: Turn, messages: list[dict]) -> tuple[str, str, Stats]:
+        """Runs on a pool thread: read Ollama's stream and hand it to the loop. A lone chunk goes
+        out at once; chunks that arrive while the loop is busy go out together. Returns the reply,
+        the model's thinking (kept apart: it is shown, not put back into the context) and stats."""
+        parts, thinking, stats = [], [], Stats()
         chunks = self.client.chat(self.s.model, messages, options={"num_ctx": self.s.num_ctx},
                                   keep_alive=self.s.keep_alive)
         try:
@@ -290,27 +291,29 @@ class Brain:
                     break
                 if isinstance(item, Stats):
                     stats = item
-                elif item.content:
-                    parts.append(item.content)
-                    turn.unsent.append(item.content)
-                    if not turn.flush_scheduled:
-                        turn.flush_scheduled = True
-                        self.loop.call_soon_threadsafe(self.flush, turn)
+                    continue
+                parts.append(item.content)
+                thinking.append(item.thinking)
+                turn.unsent.append(item)
+                if not turn.flush_scheduled:
+                    turn.flush_scheduled = True
+                    self.loop.call_soon_threadsafe(self.flush, turn)
         except OllamaError as e:
             raise Interrupted(e, "".join(parts)) from None
         finally:
             chunks.close()
-        return "".join(parts), stats
+        return "".join(parts), "".join(thinking), stats
 
     def flush(self, turn: Turn) -> None:
         "On the loop: send what the stream has read since the last flush as one chunk message."
         turn.flush_scheduled = False
-        texts = []
+        deltas = []
         while turn.unsent:
-            texts.append(turn.unsent.popleft())
-        if texts:
+            deltas.append(turn.unsent.popleft())
+        if deltas:
             self.send(Chunk(worker=self.id, session=turn.session, request=turn.request, seq=turn.sent,
-                            text="".join(texts)))
+                            text="".join(d.content for d in deltas),
+                            thinking="".join(d.thinking for d in deltas)))
             turn.sent += 1
 
 

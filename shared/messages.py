@@ -133,11 +133,13 @@ class Stats(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class Chunk(ToWeb, frozen=True, kw_only=True, tag="chunk"):
-    "The next piece of a streaming reply. `seq` counts from 0 within the reply."
+    """The next piece of a streaming reply. `seq` counts from 0 within the reply; `thinking` is
+    what a thinking model reasons before (or beside) its answer."""
     session: Id
     request: Id
     seq: Seq
     text: str
+    thinking: str = ""
 
 
 class Done(ToWeb, frozen=True, kw_only=True, tag="done"):
@@ -146,6 +148,7 @@ class Done(ToWeb, frozen=True, kw_only=True, tag="done"):
     request: Id
     seq: Seq
     text: str
+    thinking: str = ""
     stats: Stats = Stats()
 
 

@@ -19,15 +19,18 @@ class Bubble:
     status: str
     text: str
     note: str = ""
+    thinking: str = ""
 
 
 def _bubble(article) -> tuple[str, Bubble]:
     classes = article.get("class", [])
     body = article.find(class_="body")
     note = article.find(class_="note")
+    thinking = article.find(class_="thinking-body")
     role = next(c for c in classes if c in ("user", "reply", "note"))
     status = next((c for c in classes if c not in ("msg", role)), "")
-    return article["id"], Bubble(role, status, body.get_text() if body else "", note.get_text() if note else "")
+    return article["id"], Bubble(role, status, body.get_text() if body else "", note.get_text() if note else "",
+                                 thinking.get_text() if thinking else "")
 
 
 @dataclass
@@ -126,6 +129,8 @@ class Tab:
                 bid = eid[: -len("-body")]
                 self.appends.append((bid, el.get_text()))
                 self.bubbles[bid].text += el.get_text()
+            elif oob == "beforeend" and eid and eid.endswith("-thinking"):
+                self.bubbles[eid[: -len("-thinking")]].thinking += el.get_text()
             elif el.name == "article":
                 bid, bubble = _bubble(el)
                 self.bubbles[bid] = bubble

@@ -265,3 +265,17 @@ def test_a_refused_todo_keeps_its_text_and_says_why(open_page):
     expect(w.page.locator("#todo-notice")).to_have_text("A todo needs a title of 1 to 500 characters.")
     expect(w.page.locator("#title")).to_have_value("x" * 501)
     expect(w.page.locator("#todo-list li")).to_have_count(0)
+
+
+def test_thinking_is_folded_away_and_apart_from_the_answer(open_page, fake):
+    fake.plan(Plan(thinking=["Let me think ", "about **this**."], chunks=["The **answer**."], delay=0.05))
+    w = open_page()
+    send(w.page, "think first")
+    reply = replies(w.page).first
+    expect(reply).to_have_class(re.compile(r"\bdone\b"))
+    thinking = reply.locator("details.thinking")
+    assert not thinking.evaluate("d => d.open"), "folded by default"
+    thinking.locator("summary").click()
+    expect(thinking.locator(".thinking-body")).to_have_text("Let me think about **this**.")
+    expect(reply.locator(".md strong")).to_have_text("answer")
+    assert "think" not in reply.locator(".md").inner_text()

@@ -81,3 +81,20 @@ def test_a_long_conversation_never_overflows_the_window_and_says_when_it_trims(s
     assert 1 <= len(notes) < turns / 5
     assert "set aside the" in notes[0].text and f"{num_ctx} tokens" in notes[0].text
     visitor.close()
+
+
+def test_a_thinking_model_streams_its_reasoning_apart_from_the_answer(system, visitor, fake):
+    fake.plan(Plan(thinking=["Hmm, ", "they want ", "a number."], chunks=["Forty", "-two."], delay=0.02))
+    tab = visitor.open_tab()
+    tab.send("pick a number")
+    [reply] = tab.wait(lambda t: t.finished(1))
+    assert reply.thinking == "Hmm, they want a number." and reply.text == "Forty-two."
+
+    tab.send("why that one?")
+    tab.wait(lambda t: t.finished(2))
+    turns = fake.chat_requests()[-1]["messages"][1:]
+    assert turns[1] == {"role": "assistant", "content": "Forty-two."}, "thinking stays out of the context"
+    data = visitor.http.get(system.url + "/export/json", timeout=5).json()
+    assert data["messages"][1]["thinking"] == "Hmm, they want a number."
+    late = visitor.open_tab()
+    assert [b.thinking for b in late.bubbles.values() if b.role == "reply"][0] == "Hmm, they want a number."

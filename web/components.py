@@ -28,14 +28,21 @@ def TodoItem(t: Todo):
                cls="delete outline secondary", aria_label=f"Delete '{t.title}'"))
 
 
-def Bubble(request: str, role: str, text: str, status: str = "done", note: str = "", oob: bool = False):
+def Bubble(request: str, role: str, text: str, status: str = "done", note: str = "", oob: bool = False,
+           thinking: str = ""):
     bid = f"{role}-{request}"
     rendered = Div(cls="md", hx_disable=True) if role == "reply" else ""  # filled by app.js: Markdown
     return Article(id=bid, cls=f"msg {role} {status}", hx_swap_oob="true" if oob else None)(
+        Thinking(bid, thinking) if thinking else "",
         Div(text, cls="body", id=f"{bid}-body"),
         rendered,
         Small(note or REPLY_NOTES.get(status, ""), cls="note"),
         *ReplyActions(request, role, status))
+
+
+def Thinking(bid: str, thinking: str):
+    "A thinking model's reasoning: folded away, separate from the answer, plain text."
+    return Details(Summary("thinking"), Div(thinking, cls="thinking-body", id=f"{bid}-thinking"), cls="thinking")
 
 
 def ReplyActions(request: str, role: str, status: str):
@@ -60,6 +67,11 @@ def ChunkText(request: str, text: str) -> str:
     The relay's hot path (once per chunk per tab), so it is a string template with the same
     escaping as FT, not an FT tree: to_xml would cost about 60 µs a chunk."""
     return f'<span id="reply-{request}-body" hx-swap-oob="beforeend">{escape(text, quote=False)}</span>'
+
+
+def ThinkingText(request: str, text: str) -> str:
+    "Append streamed reasoning to a reply's thinking section (hot path, like ChunkText)."
+    return f'<span id="reply-{request}-thinking" hx-swap-oob="beforeend">{escape(text, quote=False)}</span>'
 
 
 

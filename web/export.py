@@ -16,7 +16,10 @@ def to_markdown(lines: list[Line]) -> str:
     parts = [f"# Todo with attitude: conversation\n\nExported {_when(datetime.now(timezone.utc).timestamp())}.\n"]
     for line in lines:
         status = "" if line.status == "done" else f" ({line.status})"
-        parts.append(f"## {SPEAKERS.get(line.role, line.role)}{status}, {_when(line.created)}\n\n{line.text}\n")
+        parts.append(f"## {SPEAKERS.get(line.role, line.role)}{status}, {_when(line.created)}\n")
+        if line.thinking:
+            parts.append("> *thinking:* " + line.thinking.replace("\n", "\n> ") + "\n")
+        parts.append(f"{line.text}\n")
         if line.note:
             parts.append(f"_{line.note}_\n")
     return "\n".join(parts)
@@ -25,5 +28,6 @@ def to_markdown(lines: list[Line]) -> str:
 def to_json(lines: list[Line]) -> str:
     return json.dumps({"exported": _when(datetime.now(timezone.utc).timestamp()), "messages": [
         {"role": ROLES.get(l.role, l.role), "text": l.text, "status": l.status,
-         "note": l.note, "time": _when(l.created), "request": l.request} for l in lines]},
+         "note": l.note, "time": _when(l.created), "request": l.request, "thinking": l.thinking or ""}
+        for l in lines]},
         ensure_ascii=False, indent=2)

@@ -13,7 +13,8 @@ from fasthtml.common import to_xml
 
 from shared.messages import Ack, Chunk, Done, Failed, Note, ToWeb
 from web.clients import Clients
-from web.components import LIVE, RETRYABLE, Append, Bubble, BrainStatus, ChunkText, Transcript, stats_note
+from web.components import (LIVE, RETRYABLE, Append, Bubble, BrainStatus, ChunkText, ThinkingText, Transcript,
+                            stats_note)
 from web.store import Store, StoreThread
 
 log = logging.getLogger("web.relay")
@@ -30,9 +31,10 @@ class Entry:
     note: str = ""
     worker: str = ""
     next_seq: int = 0
+    thinking: str = ""
 
     def bubble(self, oob: bool = False):
-        return Bubble(self.request, self.role, self.text, self.status, self.note, oob=oob)
+        return Bubble(self.request, self.role, self.text, self.status, self.note, oob=oob, thinking=self.thinking)
 
 
 class Relay:
@@ -50,7 +52,8 @@ class Relay:
         if session in self.loaded:
             return
         memory = self.sessions.get(session, OrderedDict())
-        merged = OrderedDict(((l.request, l.role), Entry(l.request, l.role, l.text, l.status, l.note))
+        merged = OrderedDict(((l.request, l.role), Entry(l.request, l.role, l.text, l.status, l.note,
+                                                          thinking=l.thinking or ""))
                              for l in lines if (l.request, l.role) not in memory)
         merged.update(memory)
         self.sessions[session] = merged
@@ -147,11 +150,16 @@ class Relay:
             log.warning("reply %s: chunks %d..%d lost; the final text will repair it",
                         msg.request, entry.next_seq, msg.seq - 1)
         entry.worker, entry.next_seq = msg.worker, msg.seq + 1
+        first_thought = msg.thinking and not entry.thinking
         entry.text += msg.text
-        if entry.status != "streaming":
+        entry.thinking += msg.thinking
+        if entry.status != "streaming" or first_thought:
             entry.status, entry.note = "streaming", ""
             self.clients.send(msg.session, to_xml(entry.bubble(oob=True)))
-        else:
+            return
+        if msg.thinking:
+            self.clients.send(msg.session, ThinkingText(msg.request, msg.thinking))
+        if msg.text:
             self.clients.send(msg.session, ChunkText(msg.request, msg.text))
 
     def _finish(self, msg: Done | Failed) -> None:
@@ -160,11 +168,12 @@ class Relay:
             return  # already final; a duplicate
         entry.text = msg.text
         if isinstance(msg, Done):
+            entry.thinking = msg.thinking or entry.thinking
             self._end(msg.session, entry, "done", stats_note(msg.stats))
         else:
             self._end(msg.session, entry, "stopped" if msg.code == "stopped" else "failed", msg.error)
 
     def _end(self, session: str, entry: Entry, status: str, note: str) -> None:
         entry.status, entry.note = status, note
-        self.db.post(self.store.add_line, session, entry.request, "reply", entry.text, status, note)
+        self.db.post(self.store.add_line, session, entry.request, "reply", entry.text, status, note, entry.thinking)
         self.clients.send(session, to_xml(entry.bubble(oob=True)))

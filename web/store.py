@@ -40,6 +40,7 @@ class Line:
     status: str = ""
     note: str = ""
     created: float = 0.0
+    thinking: str = ""
 
 
 @dataclass
@@ -87,13 +88,15 @@ class Store:
         self.todos.delete(tid)
         return Todo(row.id, row.title, bool(row.done))
 
-    def add_line(self, session: str, request: str, role: str, text: str, status: str = "done", note: str = "") -> None:
+    def add_line(self, session: str, request: str, role: str, text: str, status: str = "done", note: str = "",
+                 thinking: str = "") -> None:
         "Store a final line; a later final state of the same line (say, done after interrupted) replaces it."
         with self.db.conn:
             self.db.execute("delete from lines where session = ? and request = ? and role = ?",
                             [session, request, role])
-            self.db.execute("insert into lines (session, request, role, text, status, note, created) "
-                            "values (?, ?, ?, ?, ?, ?, ?)", [session, request, role, text, status, note, time.time()])
+            self.db.execute("insert into lines (session, request, role, text, status, note, created, thinking) "
+                            "values (?, ?, ?, ?, ?, ?, ?, ?)",
+                            [session, request, role, text, status, note, time.time(), thinking])
 
     def clear_transcript(self, session: str) -> None:
         self.lines.delete_where("session = ?", [session])
