@@ -96,5 +96,12 @@ class Conversation:
         measured = (prompt_eval_count - PER_MESSAGE_TOKENS * len(messages)) / chars
         self.tokens_per_char = min(1.0, max(self.tokens_per_char, measured))
 
+    def drop_last_reply(self) -> bool:
+        "For a regenerate: forget the newest reply, so the turn before it is answered again."
+        if not self.turns or self.turns[-1]["role"] != "assistant":
+            return False
+        self.turns.pop()
+        return True
+
     def add_reply(self, text: str) -> None:
         self.turns.append({"role": "assistant", "content": text})

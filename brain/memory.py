@@ -58,8 +58,12 @@ class Memory:
         self.saved[session] = 0
 
     def save(self, session: str, conversation: Conversation) -> None:
-        new = conversation.turns[self.saved.get(session, 0):]
+        saved = self.saved.get(session, 0)
+        new = conversation.turns[saved:]
         with self.db.conn:
+            if len(conversation.turns) < saved:  # the newest turns were dropped (a regenerate)
+                self.db.execute("delete from turns where id in (select id from turns where session = ? "
+                                "order by id desc limit ?)", [session, saved - len(conversation.turns)])
             self.db.conn.executemany("insert into turns (session, role, content) values (?, ?, ?)",
                                      [(session, t["role"], t["content"]) for t in new])
             self.db.execute("insert or replace into states (session, todos, unseen, first, tokens_per_char) "

@@ -28,7 +28,7 @@ from brain.ollama_client import OllamaClient, OllamaError
 from shared import bus
 from shared.config import Settings, setup_logging
 from shared.messages import (Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Heartbeat, Hello, Message, Note,
-                             Reset, Stats, Stop, TodoEvent, brain_topic, decode, encode)
+                             Regenerate, Reset, Stats, Stop, TodoEvent, brain_topic, decode, encode)
 
 log = logging.getLogger("brain")
 REMEMBERED_REQUESTS = 10_000
@@ -41,6 +41,7 @@ class Turn:
     request: str
     text: str | None
     retry: bool = False
+    regenerate: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
     unsent: deque = field(default_factory=deque)  # read from Ollama, not yet on the bus
     flush_scheduled: bool = False
@@ -135,7 +136,7 @@ class Brain:
                 log.exception("failed to handle a %s message", msg.kind)
 
     def handle(self, msg: Message) -> None:
-        if not isinstance(msg, (Chat, Stop, Reset, TodoEvent)):
+        if not isinstance(msg, (Chat, Stop, Regenerate, Reset, TodoEvent)):
             log.warning("ignored a %s message on a brain topic", msg.kind)
             return
         self.send(Ack(worker=self.id, session=msg.session, request=msg.request))
@@ -150,6 +151,9 @@ class Brain:
             self.stop(msg.session, msg.reply)
         elif isinstance(msg, Reset):
             self.reset(msg.session)
+        elif isinstance(msg, Regenerate):
+            self.enqueue(msg.session, lambda c: c.drop_last_reply())
+            self.enqueue(msg.session, Turn(msg.session, msg.reply, None, regenerate=True))
         else:
             self.enqueue(msg.session, Turn(msg.session, msg.request, msg.text, msg.retry))
 
@@ -248,7 +252,7 @@ class Brain:
     async def reply(self, turn: Turn, conversation: Conversation) -> None:
         ids = dict(worker=self.id, session=turn.session, request=turn.request)
         try:
-            if not conversation.begin_turn(turn.text, turn.retry):
+            if not conversation.begin_turn(turn.text, turn.retry) and not turn.regenerate:
                 return  # a comment whose events an earlier turn already carried
             set_aside = conversation.fit(self.s.system_prompt, self.s.num_ctx - self.s.num_ctx // 4)
             if set_aside:

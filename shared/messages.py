@@ -77,6 +77,11 @@ class Stop(ToBrain, frozen=True, kw_only=True, tag="stop"):
     reply: Id
 
 
+class Regenerate(ToBrain, frozen=True, kw_only=True, tag="regenerate"):
+    "Answer the last user turn again: `reply` (the newest reply) is dropped and streamed anew."
+    reply: Id
+
+
 class Reset(ToBrain, frozen=True, kw_only=True, tag="reset"):
     "New chat: forget the session's turns (the todo list stays) and drop its pending replies."
 
@@ -163,7 +168,7 @@ class Failed(ToWeb, frozen=True, kw_only=True, tag="failed"):
     text: str = ""
 
 
-KINDS = (Chat, Stop, Reset, TodoEvent, Hello, Heartbeat, Bye, Ack, Note, Chunk, Done, Failed)
+KINDS = (Chat, Stop, Regenerate, Reset, TodoEvent, Hello, Heartbeat, Bye, Ack, Note, Chunk, Done, Failed)
 AnyMessage = Union[KINDS]  # type: ignore[valid-type]
 
 

@@ -279,3 +279,19 @@ def test_thinking_is_folded_away_and_apart_from_the_answer(open_page, fake):
     expect(thinking.locator(".thinking-body")).to_have_text("Let me think about **this**.")
     expect(reply.locator(".md strong")).to_have_text("answer")
     assert "think" not in reply.locator(".md").inner_text()
+
+
+def test_regenerate_shows_on_the_newest_reply_only_and_replaces_it(open_page, fake):
+    w = open_page()
+    for text in ("one", "two"):
+        send(w.page, text)
+        expect(replies(w.page).last).to_have_class(re.compile(r"\bdone\b"))
+    expect(replies(w.page).first.get_by_role("button", name="Regenerate")).to_be_hidden()
+    button = replies(w.page).last.get_by_role("button", name="Regenerate")
+    expect(button).to_be_visible()
+    before = replies(w.page).last.locator(".md").inner_text()
+    button.click()
+    expect(replies(w.page).last.locator(".md")).not_to_have_text(before)
+    expect(replies(w.page).last).to_have_class(re.compile(r"\bdone\b"))
+    expect(replies(w.page)).to_have_count(2)
+    assert replies(w.page).last.locator(".md").inner_text().strip() == fake.replies[-1].strip()

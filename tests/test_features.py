@@ -1,5 +1,7 @@
 """Front-end features people expect: reply stats, export, the persona on show."""
 import html
+import os
+import signal
 
 from tests.fake_ollama import Plan, words
 from tests.page import Visitor
@@ -98,3 +100,29 @@ def test_a_thinking_model_streams_its_reasoning_apart_from_the_answer(system, vi
     assert data["messages"][1]["thinking"] == "Hmm, they want a number."
     late = visitor.open_tab()
     assert [b.thinking for b in late.bubbles.values() if b.role == "reply"][0] == "Hmm, they want a number."
+
+
+def test_regenerate_replaces_the_last_reply_everywhere(system, visitor, fake):
+    tab = visitor.open_tab()
+    tab.send("first")
+    tab.wait(lambda t: t.finished(1))
+    tab.send("tell me a joke")
+    [first_id, last_id] = tab.wait(lambda t: t.finished(2) and t.reply_ids())
+    old = tab.bubbles[last_id].text
+
+    tab.click("regenerate", first_id)
+    tab.wait(lambda t: "Only the newest" in t.notice, what="older replies are not regenerated")
+    tab.click("regenerate", last_id)
+    tab.wait(lambda t: t.bubbles[last_id].status == "done" and t.bubbles[last_id].text != old)
+    assert tab.bubbles[last_id].text == fake.replies[-1] and len(tab.replies()) == 2
+    asked = fake.chat_requests()[-1]["messages"]
+    assert asked[-1] == {"role": "user", "content": "tell me a joke"}, "the old reply is not in the context"
+
+    os.kill(system.worker_pid(), signal.SIGKILL)  # the change must be on disk, not just in memory
+    system.wait_status(lambda s: s["status"] == "ready")
+    tab.send("another")
+    tab.wait(lambda t: t.finished(3))
+    contents = [m["content"] for m in fake.chat_requests()[-1]["messages"][1:]]
+    assert contents[-3:] == ["tell me a joke", fake.replies[-2], "another"] and old not in contents
+    exported = visitor.http.get(system.url + "/export/json", timeout=5).json()["messages"]
+    assert old not in [m["text"] for m in exported]

@@ -3,13 +3,14 @@ import pytest
 
 from brain.conversation import Conversation
 from shared.config import Settings, ollama_url
-from shared.messages import (KINDS, Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Heartbeat, Hello, Note, Reset, Stats, Stop, Todo,
+from shared.messages import (KINDS, Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Heartbeat, Hello, Note, Regenerate, Reset, Stats, Stop, Todo,
                              TodoEvent, decode, encode)
 
 SAMPLES = [
     Chat(worker="w1", session="s1", request="r1", text="hi <b>there</b> ✓"),
     Stop(worker="w1", session="s1", request="r9", reply="r1"),
     Reset(worker="w1", session="s1", request="r8"),
+    Regenerate(worker="w1", session="s1", request="r7", reply="r1"),
     TodoEvent(worker="w1", session="s1", request="r2", action="toggled", todo=Todo(1, "a", True),
               todos=[Todo(1, "a", True), Todo(2, "b", False)]),
     Hello(worker="w1", started=1.5, pid=42, model="llama3.2", parallel=4),
@@ -28,7 +29,7 @@ def test_every_kind_round_trips_with_a_topic_that_names_its_direction():
     for msg in SAMPLES:
         frames = encode(msg)
         assert decode(frames) == msg
-        expected = f"brain.w1.{msg.kind}" if msg.kind in ("chat", "stop", "reset", "todo") else f"web.{msg.kind}"
+        expected = f"brain.w1.{msg.kind}" if msg.kind in ("chat", "stop", "regenerate", "reset", "todo") else f"web.{msg.kind}"
         assert frames[0].decode() == expected
 
 

@@ -16,6 +16,7 @@ STATUS_TEXT = {"ready": "brain ready", "thinking": "brain thinking…", "restart
 REPLY_NOTES = {"queued": "Queued: the brain is offline right now. It will answer when it is back."}
 LIVE = ("queued", "thinking", "streaming")
 RETRYABLE = ("failed", "interrupted")
+REGENERABLE = ("done", "stopped")
 
 
 def TodoItem(t: Todo):
@@ -46,13 +47,16 @@ def Thinking(bid: str, thinking: str):
 
 
 def ReplyActions(request: str, role: str, status: str):
-    "Stop while a reply is on its way; Retry once it failed. Both go over the WebSocket."
+    """Stop while a reply is on its way; Retry once it failed; Regenerate a finished one (the CSS
+    shows that only on the newest reply). All go over the WebSocket."""
     if role != "reply":
         return ()
     if status in LIVE:
         return (Button("Stop", ws_send=True, hx_vals={"stop": request}, cls="act outline secondary"),)
     if status in RETRYABLE:
         return (Button("Retry", ws_send=True, hx_vals={"retry": request}, cls="act outline"),)
+    if status in REGENERABLE:
+        return (Button("Regenerate", ws_send=True, hx_vals={"regenerate": request}, cls="act regen outline secondary"),)
     return ()
 
 

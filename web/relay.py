@@ -13,7 +13,7 @@ from fasthtml.common import to_xml
 
 from shared.messages import Ack, Chunk, Done, Failed, Note, ToWeb
 from web.clients import Clients
-from web.components import (LIVE, RETRYABLE, Append, Bubble, BrainStatus, ChunkText, ThinkingText, Transcript,
+from web.components import (LIVE, REGENERABLE, RETRYABLE, Append, Bubble, BrainStatus, ChunkText, ThinkingText, Transcript,
                             stats_note)
 from web.store import Store, StoreThread
 
@@ -84,6 +84,18 @@ class Relay:
         self._end(session, entry, "retried", entry.note)
         reply = self._add(session, Entry(new, "reply", status="thinking" if sent else "queued"))
         self.clients.send(session, to_xml(Append(reply.bubble())))
+
+    def newest_finished_reply(self, session: str, request: str) -> bool:
+        "True if `request` names the session's newest reply and it is finished, so it may be regenerated."
+        replies = [e for e in self.sessions.get(session, {}).values() if e.role == "reply"]
+        return bool(replies) and replies[-1].request == request and replies[-1].status in REGENERABLE
+
+    def regenerating(self, session: str, request: str, sent: bool) -> None:
+        "The reply is asked for again: its bubble empties and the new answer streams into it."
+        entry = self._reply(session, request)
+        entry.text, entry.thinking, entry.note, entry.next_seq = "", "", "", 0
+        entry.status = "thinking" if sent else "queued"
+        self.clients.send(session, to_xml(entry.bubble(oob=True)))
 
     def stopped_unsent(self, session: str, request: str) -> None:
         "Stop pressed before any brain took the message."

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from shared.config import Settings, setup_logging
-from shared.messages import Chat, Reset, Stop, TodoEvent
+from shared.messages import Chat, Regenerate, Reset, Stop, TodoEvent
 from web.broker import Broker
 from web.clients import Clients
 from web.export import to_json, to_markdown
@@ -96,7 +96,7 @@ async def chat_socket(ws: WebSocket):
 
 
 def on_frame(sid: str, client, text: str | None) -> None:
-    "A frame from htmx-ext-ws: the form fields as JSON. One of `msg`, `stop`, `retry`, `reset` says what to do."
+    "A frame from htmx-ext-ws: the form fields as JSON. Its one known field (see ACTIONS) says what to do."
     try:
         data = json.loads(text) if text is not None else None
     except ValueError:
@@ -139,12 +139,18 @@ def retry(sid: str, client, request: str) -> None:
     relay.retried(sid, request, new, broker.submit(Chat(session=sid, request=new, text=text, retry=True)))
 
 
+def regenerate(sid: str, client, request: str) -> None:
+    if not relay.newest_finished_reply(sid, request):
+        return client.send(to_xml(Notice("Only the newest finished reply can be regenerated.")))
+    relay.regenerating(sid, request, broker.submit(Regenerate(session=sid, request=uuid.uuid4().hex, reply=request)))
+
+
 def reset(sid: str, client, _: str) -> None:
     broker.submit(Reset(session=sid, request=uuid.uuid4().hex))
     relay.reset(sid)
 
 
-ACTIONS = {"msg": chat, "stop": stop, "retry": retry, "reset": reset}
+ACTIONS = {"msg": chat, "stop": stop, "retry": retry, "regenerate": regenerate, "reset": reset}
 
 
 def publish_todo(sid: str, action: str, todo, todos) -> None:
