@@ -67,6 +67,21 @@ class OllamaClient:
         # One kept-alive connection per stream that may run at once, so none is opened per reply.
         self.http.mount(self.base_url, requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=parallel))
 
+    def version(self) -> str:
+        "Ollama's version; raises OllamaUnavailable when it does not answer."
+        try:
+            response = self.http.get(f"{self.base_url}/api/version", timeout=self.timeout)
+            response.raise_for_status()
+            return str(response.json().get("version", "?"))
+        except (requests.exceptions.RequestException, ValueError):
+            raise OllamaUnavailable(f"Can't reach Ollama at {self.base_url}. Is it running? "
+                                    "Start it with `ollama serve`.") from None
+
+    def load(self, model: str, keep_alive: str | None = None) -> None:
+        "Load the model into memory now (an empty chat), so the first reply does not wait for it."
+        for _ in self.chat(model, [], keep_alive=keep_alive):
+            pass
+
     def chat(self, model: str, messages: list[dict], *, options: dict | None = None,
              keep_alive: str | None = None) -> Iterator[Delta | Stats]:
         """Stream a reply: yields `Delta`s, then one `Stats` when Ollama says done.

@@ -76,6 +76,7 @@ class Brain:
         self.client, self.memory = client, memory
         self.id = uuid.uuid4().hex[:12]
         self.started = time.time()
+        self.loading = ""
         self.conversations: dict[str, Conversation] = {}
         self.queues: dict[str, SessionQueue] = {}
         self.taken: OrderedDict[str, None] = OrderedDict()
@@ -92,7 +93,8 @@ class Brain:
         sub.subscribe(brain_topic(self.id))
         log.info("worker %s: model %s at %s, bus %s / %s", self.id, self.s.model, self.s.ollama_url,
                  self.s.bus_pub, self.s.bus_sub)
-        tasks = [asyncio.create_task(self.heartbeat()), asyncio.create_task(self.receive(sub))]
+        tasks = [asyncio.create_task(self.heartbeat()), asyncio.create_task(self.receive(sub)),
+                 asyncio.create_task(self.warm_up())]
         try:
             await stop.wait()
         finally:
@@ -113,7 +115,23 @@ class Brain:
     def presence(self) -> dict:
         busy = sum(1 for q in self.queues.values() if q.running)
         return dict(worker=self.id, started=self.started, pid=os.getpid(), model=self.s.model,
-                    parallel=self.s.parallel, busy=busy)
+                    parallel=self.s.parallel, busy=busy, loading=self.loading)
+
+    async def warm_up(self) -> None:
+        "Check Ollama and load the model now, saying so, so the first reply does not pay for it."
+        try:
+            version = await self.loop.run_in_executor(self.executor, self.client.version)
+            log.info("Ollama %s at %s; loading %s", version, self.s.ollama_url, self.s.model)
+            self.loading = self.s.model
+            self.send(Heartbeat(**self.presence()))
+            started = time.monotonic()
+            await self.loop.run_in_executor(self.executor, self.client.load, self.s.model, self.s.keep_alive)
+            log.info("%s loaded in %.1fs (kept for %s)", self.s.model, time.monotonic() - started, self.s.keep_alive)
+        except OllamaError as e:
+            log.warning("warm-up: %s", e)  # each reply will say so too, until Ollama is fixed
+        finally:
+            self.loading = ""
+            self.send(Heartbeat(**self.presence()))
 
     async def heartbeat(self) -> None:
         self.send(Hello(**self.presence()))

@@ -99,6 +99,7 @@ class Presence(ToWeb, frozen=True, kw_only=True):
     model: str
     parallel: int
     busy: int = 0
+    loading: str = ""  # the model being loaded into Ollama, while it is
 
 
 class Hello(Presence, frozen=True, kw_only=True, tag="hello"):

@@ -70,6 +70,7 @@ class FakeOllama:
         self.requests: list[dict] = []  # bodies of every /api/chat request, in arrival order
         self.replies: list[str] = []  # the content each completed /api/chat stream sent
         self.hangups: list[float] = []  # when a client closed a stream before it ended
+        self.load_delay = 0.0  # how long a model load (a `messages: []` request) takes
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self.server = _Server(("127.0.0.1", port), self._handler())
@@ -145,7 +146,7 @@ class FakeOllama:
                     plan = fake.plans.popleft() if fake.plans and body.get("messages") else fake.default
                 fake._record("requests", body)
                 model = body.get("model", "")
-                time.sleep(plan.first_byte_delay)
+                time.sleep(plan.first_byte_delay if body.get("messages") else fake.load_delay)
                 if (model if ":" in model else model + ":latest") not in fake.models:
                     return self._json(404, {"error": f"model '{model}' not found"})
                 if plan.status != 200:

@@ -52,8 +52,8 @@ class System:
         return self
 
     def wait_ready(self, timeout: float = 20.0) -> dict:
-        "Wait until the web answers and knows a ready brain."
-        return self.wait_status(lambda s: s["status"] != "offline", timeout)
+        "Wait until the web answers and knows a ready brain (its model loaded)."
+        return self.wait_status(lambda s: s["status"] in ("ready", "thinking"), timeout)
 
     def wait_status(self, predicate, timeout: float = 20.0) -> dict:
         deadline = time.monotonic() + timeout

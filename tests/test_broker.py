@@ -12,7 +12,7 @@ class Recorder:
         self.sent, self.statuses, self.lost, self.kept, self.dropped = [], [], [], [], []
 
     def brain_message(self, msg): pass
-    def brain_status(self, status): self.statuses.append(status)
+    def brain_status(self, status, model): self.statuses.append(status)
     def brain_lost(self, worker): self.lost.append(worker)
     def keep(self, msg): self.kept.append(msg.request)
     def drop(self, request): self.dropped.append(request)

@@ -5,6 +5,7 @@ import signal
 
 from tests.fake_ollama import Plan, words
 from tests.page import Visitor
+from tests.system import System, free_port
 
 
 def test_reply_stats_show_when_ollama_sends_them_and_are_left_out_when_it_does_not(system, visitor, fake):
@@ -126,3 +127,27 @@ def test_regenerate_replaces_the_last_reply_everywhere(system, visitor, fake):
     assert contents[-3:] == ["tell me a joke", fake.replies[-2], "another"] and old not in contents
     exported = visitor.http.get(system.url + "/export/json", timeout=5).json()["messages"]
     assert old not in [m["text"] for m in exported]
+
+
+def test_the_brain_loads_the_model_at_start_and_the_page_says_so(tmp_path, fake):
+    fake.load_delay = 2.0
+    system = System(tmp_path, fake.url, OLLAMA_KEEP_ALIVE="1h").start()
+    try:
+        loading = system.wait_status(lambda s: s["status"] == "loading")
+        assert loading["loading"] == "llama3.2"
+        visitor = Visitor(system.url)
+        assert "loading llama3.2…" in visitor.page.text
+        tab = visitor.open_tab()
+        tab.wait(lambda t: t.status == "brain ready", timeout=10, what="ready once loaded")
+        warm = [r for r in fake.requests if not r.get("messages")]
+        assert warm == [{"model": "llama3.2", "messages": [], "stream": True, "keep_alive": "1h"}]
+        assert "llama3.2 loaded in" in system.log("brain")
+        visitor.close()
+    finally:
+        system.stop_all()
+
+
+def test_the_brain_comes_up_even_when_ollama_is_down_at_start(start_system):
+    system = start_system(OLLAMA_HOST=f"127.0.0.1:{free_port()}")
+    assert system.wait_ready()["status"] == "ready"
+    assert "warm-up: Can't reach Ollama" in system.log("brain")

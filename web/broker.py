@@ -32,7 +32,7 @@ RESTART_GRACE_S = 15.0  # how long "restarting" may last after a clean goodbye b
 
 class Listener(Protocol):
     def brain_message(self, msg: ToWeb) -> None: ...
-    def brain_status(self, status: str) -> None: ...
+    def brain_status(self, status: str, model: str) -> None: ...
     def brain_lost(self, worker: str) -> None: ...
 
 
@@ -56,6 +56,7 @@ class Broker:
         self.workers: dict[str, WorkerState] = {}
         self.pending: dict[str, ToBrain] = {}
         self.status = "offline"
+        self.loading = ""  # the model a worker is loading, while it is
         self.restarting_until = 0.0
 
     def resume(self, pending: list[ToBrain]) -> None:
@@ -231,10 +232,11 @@ class Broker:
 
     def _update_status(self) -> None:
         ready = [s.presence for s in self.workers.values() if self._ready(s)]
+        model = next((p.loading for p in ready if p.loading), "")
         if ready:
-            status = "thinking" if any(p.busy for p in ready) else "ready"
+            status = "thinking" if any(p.busy for p in ready) else "loading" if model else "ready"
         else:
             status = "restarting" if self.clock() < self.restarting_until else "offline"
-        if status != self.status:
-            self.status = status
-            self.listener.brain_status(status)
+        if (status, model) != (self.status, self.loading):
+            self.status, self.loading = status, model
+            self.listener.brain_status(status, model)

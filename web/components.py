@@ -83,8 +83,9 @@ def Transcript(bubbles):
     return Div(*bubbles, id="msg-list", aria_live="polite")
 
 
-def BrainStatus(status: str):
-    return Span(STATUS_TEXT.get(status, status), id="brain-status", cls=f"brain {status}", role="status")
+def BrainStatus(status: str, model: str = ""):
+    text = f"loading {model}…" if status == "loading" else STATUS_TEXT.get(status, status)
+    return Span(text, id="brain-status", cls=f"brain {status}", role="status")
 
 
 def Notice(text: str):
@@ -112,11 +113,11 @@ def Persona(prompt: str):
     return Details(Summary("The model's instructions"), Pre(prompt, cls="persona"), cls="persona")
 
 
-def Page(todos: list[Todo], bubbles, status: str, max_chat_chars: int, persona: str):
+def Page(todos: list[Todo], bubbles, status: str, model: str, max_chat_chars: int, persona: str):
     return (
         Title("Todo with attitude"),
         Main(cls="container")(
-            Header(H1("Todo with attitude"), BrainStatus(status), cls="top"),
+            Header(H1("Todo with attitude"), BrainStatus(status, model), cls="top"),
             Div(cls="panes")(
                 Section(H2("Todos"), cls="todos")(
                     Form(id="todo-form", hx_post="/todos", hx_target="#todo-list", hx_swap="beforeend")(

@@ -141,8 +141,8 @@ class Relay:
             elif entry:
                 entry.worker = msg.worker
 
-    def brain_status(self, status: str) -> None:
-        self.clients.send_all(to_xml(BrainStatus(status)))
+    def brain_status(self, status: str, model: str) -> None:
+        self.clients.send_all(to_xml(BrainStatus(status, model)))
 
     def brain_lost(self, worker: str) -> None:
         for session, entries in self.sessions.items():

@@ -82,7 +82,7 @@ async def chat_socket(ws: WebSocket):
     await ws.accept()
     await relay.load(sid)
     client = clients.add(sid, ws)
-    client.send(to_xml(relay.snapshot(sid)) + to_xml(BrainStatus(broker.status)))
+    client.send(to_xml(relay.snapshot(sid)) + to_xml(BrainStatus(broker.status, broker.loading)))
     try:
         while True:
             frame = await ws.receive()
@@ -175,7 +175,8 @@ async def index(session):
     sid = session["sid"]
     todos = await db.call(store.todo_list, sid)
     await relay.load(sid)
-    return Page(todos, relay.snapshot(sid).children, broker.status, settings.max_chat_chars, settings.system_prompt)
+    return Page(todos, relay.snapshot(sid).children, broker.status, broker.loading, settings.max_chat_chars,
+                settings.system_prompt)
 
 
 @rt("/todos")
@@ -228,4 +229,4 @@ def status():
     "For scripts and tests: the brain's status and the workers the web knows."
     workers = {w: {"pid": s.presence.pid, "busy": s.presence.busy, "model": s.presence.model}
                for w, s in broker.workers.items() if s.presence}
-    return {"status": broker.status, "workers": workers, "clients": len(clients), "pending": len(broker.pending)}
+    return {"status": broker.status, "loading": broker.loading, "workers": workers, "clients": len(clients), "pending": len(broker.pending)}
