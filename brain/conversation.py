@@ -41,6 +41,7 @@ class Conversation:
     unseen: list[str] = field(default_factory=list)
     first: int = 0  # turns before this one no longer fit the context window
     tokens_per_char: float = FIRST_GUESS
+    model: str = ""  # the session's chosen model; "" for the brain's default
 
     def note(self, event: TodoEvent) -> None:
         self.todos = list(event.todos)

@@ -29,6 +29,7 @@ class StateRow:
     unseen: str = "[]"
     first: int = 0
     tokens_per_char: float = 0.0
+    model: str = ""
 
 
 class Memory:
@@ -50,6 +51,7 @@ class Memory:
             conversation.unseen = msgspec.json.decode(states[0].unseen, type=list[str])
             conversation.first = states[0].first or 0
             conversation.tokens_per_char = states[0].tokens_per_char or conversation.tokens_per_char
+            conversation.model = states[0].model or ""
         self.saved[session] = len(conversation.turns)
         return conversation
 
@@ -66,9 +68,9 @@ class Memory:
                                 "order by id desc limit ?)", [session, saved - len(conversation.turns)])
             self.db.conn.executemany("insert into turns (session, role, content) values (?, ?, ?)",
                                      [(session, t["role"], t["content"]) for t in new])
-            self.db.execute("insert or replace into states (session, todos, unseen, first, tokens_per_char) "
-                            "values (?, ?, ?, ?, ?)",
+            self.db.execute("insert or replace into states (session, todos, unseen, first, tokens_per_char, model) "
+                            "values (?, ?, ?, ?, ?, ?)",
                             [session, msgspec.json.encode(conversation.todos).decode(),
                              msgspec.json.encode(conversation.unseen).decode(), conversation.first,
-                             conversation.tokens_per_char])
+                             conversation.tokens_per_char, conversation.model])
         self.saved[session] = len(conversation.turns)

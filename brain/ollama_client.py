@@ -77,6 +77,15 @@ class OllamaClient:
             raise OllamaUnavailable(f"Can't reach Ollama at {self.base_url}. Is it running? "
                                     "Start it with `ollama serve`.") from None
 
+    def models(self) -> list[str]:
+        "The models Ollama has pulled (`/api/tags`)."
+        try:
+            response = self.http.get(f"{self.base_url}/api/tags", timeout=self.timeout)
+            response.raise_for_status()
+            return sorted(m["name"] for m in response.json().get("models", []))
+        except (requests.exceptions.RequestException, ValueError, KeyError, TypeError):
+            raise OllamaUnavailable(f"Can't list the models of Ollama at {self.base_url}.") from None
+
     def load(self, model: str, keep_alive: str | None = None) -> None:
         "Load the model into memory now (an empty chat), so the first reply does not wait for it."
         for _ in self.chat(model, [], keep_alive=keep_alive):

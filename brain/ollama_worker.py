@@ -32,6 +32,7 @@ from shared.messages import (Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Hear
 
 log = logging.getLogger("brain")
 REMEMBERED_REQUESTS = 10_000
+MODELS_REFRESH_S = 30.0
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Turn:
     text: str | None
     retry: bool = False
     regenerate: bool = False
+    model: str = ""  # chosen for the session; "" keeps the conversation's (or the default)
     cancelled: threading.Event = field(default_factory=threading.Event)
     unsent: deque = field(default_factory=deque)  # read from Ollama, not yet on the bus
     flush_scheduled: bool = False
@@ -77,6 +79,7 @@ class Brain:
         self.id = uuid.uuid4().hex[:12]
         self.started = time.time()
         self.loading = ""
+        self.models: list[str] = []
         self.conversations: dict[str, Conversation] = {}
         self.queues: dict[str, SessionQueue] = {}
         self.taken: OrderedDict[str, None] = OrderedDict()
@@ -115,7 +118,7 @@ class Brain:
     def presence(self) -> dict:
         busy = sum(1 for q in self.queues.values() if q.running)
         return dict(worker=self.id, started=self.started, pid=os.getpid(), model=self.s.model,
-                    parallel=self.s.parallel, busy=busy, loading=self.loading)
+                    parallel=self.s.parallel, busy=busy, loading=self.loading, models=self.models)
 
     async def warm_up(self) -> None:
         "Check Ollama and load the model now, saying so, so the first reply does not pay for it."
@@ -132,6 +135,12 @@ class Brain:
         finally:
             self.loading = ""
             self.send(Heartbeat(**self.presence()))
+        while True:
+            try:
+                self.models = await self.loop.run_in_executor(self.executor, self.client.models)
+            except OllamaError:
+                pass  # the list stays as last seen; replies report the problem
+            await asyncio.sleep(MODELS_REFRESH_S)
 
     async def heartbeat(self) -> None:
         self.send(Hello(**self.presence()))
@@ -173,7 +182,7 @@ class Brain:
             self.enqueue(msg.session, lambda c: c.drop_last_reply())
             self.enqueue(msg.session, Turn(msg.session, msg.reply, None, regenerate=True))
         else:
-            self.enqueue(msg.session, Turn(msg.session, msg.request, msg.text, msg.retry))
+            self.enqueue(msg.session, Turn(msg.session, msg.request, msg.text, msg.retry, model=msg.model))
 
     # Every change to a session's conversation is a job on that session's queue, run one at a
     # time in arrival order: todo notes, resets and turns never overtake each other, even while
@@ -222,7 +231,7 @@ class Brain:
     def save(self, session: str) -> None:
         "Write-behind on the disk thread, from a snapshot, in order."
         c = self.conversations[session]
-        snapshot = Conversation(list(c.turns), list(c.todos), list(c.unseen), c.first, c.tokens_per_char)
+        snapshot = Conversation(list(c.turns), list(c.todos), list(c.unseen), c.first, c.tokens_per_char, c.model)
         self.disk.submit(self.memory.save, session, snapshot).add_done_callback(_log_failure)
 
     def note(self, event: TodoEvent, conversation: Conversation) -> None:
@@ -251,7 +260,7 @@ class Brain:
             q.comment = None
 
         def start_afresh(old: Conversation) -> None:
-            self.conversations[session] = Conversation(todos=old.todos)
+            self.conversations[session] = Conversation(todos=old.todos, model=old.model)
             self.disk.submit(self.memory.forget_turns, session).add_done_callback(_log_failure)
 
         self.enqueue(session, start_afresh)
@@ -272,6 +281,8 @@ class Brain:
         try:
             if not conversation.begin_turn(turn.text, turn.retry) and not turn.regenerate:
                 return  # a comment whose events an earlier turn already carried
+            conversation.model = turn.model or conversation.model
+            turn.model = conversation.model or self.s.model
             set_aside = conversation.fit(self.s.system_prompt, self.s.num_ctx - self.s.num_ctx // 4)
             if set_aside:
                 self.send(Note(**ids, text=f"To fit the model's context window ({self.s.num_ctx} tokens, "
@@ -305,7 +316,7 @@ class Brain:
         out at once; chunks that arrive while the loop is busy go out together. Returns the reply,
         the model's thinking (kept apart: it is shown, not put back into the context) and stats."""
         parts, thinking, stats = [], [], Stats()
-        chunks = self.client.chat(self.s.model, messages, options={"num_ctx": self.s.num_ctx},
+        chunks = self.client.chat(turn.model, messages, options={"num_ctx": self.s.num_ctx},
                                   keep_alive=self.s.keep_alive)
         try:
             for item in chunks:

@@ -67,9 +67,11 @@ class Todo(msgspec.Struct, frozen=True):
 
 
 class Chat(ToBrain, frozen=True, kw_only=True, tag="chat"):
-    "The user typed `text` in the chat; `retry` re-asks a turn whose reply failed."
+    """The user typed `text` in the chat; `retry` re-asks a turn whose reply failed; `model` is the
+    session's choice ("" for the brain's default)."""
     text: str
     retry: bool = False
+    model: str = ""
 
 
 class Stop(ToBrain, frozen=True, kw_only=True, tag="stop"):
@@ -100,6 +102,7 @@ class Presence(ToWeb, frozen=True, kw_only=True):
     parallel: int
     busy: int = 0
     loading: str = ""  # the model being loaded into Ollama, while it is
+    models: list[str] = []  # the models Ollama has pulled, as last seen
 
 
 class Hello(Presence, frozen=True, kw_only=True, tag="hello"):

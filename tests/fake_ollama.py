@@ -71,7 +71,7 @@ class FakeOllama:
         self.replies: list[str] = []  # the content each completed /api/chat stream sent
         self.hangups: list[float] = []  # when a client closed a stream before it ended
         self.load_delay = 0.0  # how long a model load (a `messages: []` request) takes
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # wait() predicates may call chat_requests()
         self.changed = threading.Condition(self.lock)
         self.server = _Server(("127.0.0.1", port), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -151,3 +151,30 @@ def test_the_brain_comes_up_even_when_ollama_is_down_at_start(start_system):
     system = start_system(OLLAMA_HOST=f"127.0.0.1:{free_port()}")
     assert system.wait_ready()["status"] == "ready"
     assert "warm-up: Can't reach Ollama" in system.log("brain")
+
+
+def test_the_model_picker_lists_pulled_models_switches_per_session_and_keeps_the_conversation(start_system, fake):
+    fake.models.append("qwen3:4b")
+    system = start_system()
+    system.wait_status(lambda s: any("qwen3:4b" in w["models"] for w in s["workers"].values()))
+    visitor = Visitor(system.url)
+    page = visitor.http.get(system.url + "/", timeout=5).text
+    assert 'value="llama3.2:latest" selected' in page and 'value="qwen3:4b"' in page
+    tab = visitor.open_tab()
+    tab.send("hello")
+    tab.wait(lambda t: t.finished(1))
+
+    tab.send_raw('{"model": "mistral"}')
+    tab.wait(lambda t: "Run `ollama pull mistral`" in t.notice, what="the pull hint")
+    tab.send_raw('{"model": "qwen3:4b"}')
+    tab.send("and now?")
+    tab.wait(lambda t: t.finished(2))
+    asked = fake.chat_requests()[-1]
+    assert asked["model"] == "qwen3:4b"
+    assert [m["content"] for m in asked["messages"][1:]][:1] == ["hello"], "the conversation carried over"
+    assert 'value="qwen3:4b" selected' in visitor.http.get(system.url + "/", timeout=5).text
+    other = Visitor(system.url)
+    other.open_tab().send("me too")
+    assert fake.wait(lambda f: f.chat_requests()[-1]["model"] == "llama3.2"), "other sessions keep the default"
+    other.close()
+    visitor.close()

@@ -97,6 +97,11 @@ class Broker:
         self.outbox.keep(msg)
         return self._route(msg)
 
+    @property
+    def models(self) -> list[str]:
+        "The models pulled into Ollama, as the ready workers last saw them."
+        return sorted({m for s in self.workers.values() if self._ready(s) for m in s.presence.models})
+
     def withdraw(self, request: str) -> bool:
         "Take back a message no worker has been sent yet; False if one may have it already."
         msg = self.pending.get(request)

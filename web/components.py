@@ -7,7 +7,7 @@ html.escape on the per-chunk hot path): model output, todo titles and user text 
 from html import escape
 
 from fasthtml.common import (A, Article, Button, Details, Div, Form, H1, H2, Header, Input, Li, Link, Main,
-                             Meta, Pre, Script, Section, Small, Span, Summary, Title, Ul)
+                             Meta, Option, Pre, Script, Section, Select, Small, Span, Summary, Title, Ul)
 
 from shared.messages import Stats, Todo
 
@@ -108,12 +108,26 @@ def stats_note(stats: Stats) -> str:
     return " · ".join(parts)
 
 
+def full_name(model: str) -> str:
+    "Ollama's own rule: a model named without a tag means its :latest."
+    return model if ":" in model else f"{model}:latest"
+
+
+def ModelPicker(models: list[str], chosen: str):
+    "Which model answers this session; a change goes over the WebSocket and keeps the conversation."
+    chosen = full_name(chosen)
+    names = models if chosen in models else [*models, chosen]
+    options = [Option(m if m in models else f"{m} (not pulled)", value=m, selected=m == chosen) for m in names]
+    return Select(*options, id="model-picker", name="model", ws_send=True, hx_trigger="change",
+                  aria_label="Model", title="Which model answers")
+
+
 def Persona(prompt: str):
     "The system prompt, for anyone who wonders why the model talks like that."
     return Details(Summary("The model's instructions"), Pre(prompt, cls="persona"), cls="persona")
 
 
-def Page(todos: list[Todo], bubbles, status: str, model: str, max_chat_chars: int, persona: str):
+def Page(todos: list[Todo], bubbles, status: str, model: str, max_chat_chars: int, persona: str, picker):
     return (
         Title("Todo with attitude"),
         Main(cls="container")(
@@ -128,6 +142,7 @@ def Page(todos: list[Todo], bubbles, status: str, model: str, max_chat_chars: in
                     Ul(*[TodoItem(t) for t in todos], id="todo-list")),
                 Section(cls="chat", hx_ext="ws", ws_connect="/ws")(
                     Div(H2("Chat"), Div(
+                        picker,
                         A("Export .md", href="/export/markdown", download=True),
                         A("Export .json", href="/export/json", download=True),
                         Button("New chat", ws_send=True, hx_vals={"reset": "all"}, id="new-chat",

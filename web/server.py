@@ -23,7 +23,7 @@ from shared.messages import Chat, Regenerate, Reset, Stop, TodoEvent
 from web.broker import Broker
 from web.clients import Clients
 from web.export import to_json, to_markdown
-from web.components import BrainStatus, Notice, Page, TodoItem, head_assets
+from web.components import BrainStatus, ModelPicker, Notice, Page, TodoItem, full_name, head_assets
 from web.relay import Relay
 from web.security import SecurityHeaders, same_origin
 from web.store import DiskOutbox, Store, StoreThread
@@ -46,6 +46,11 @@ settings.data_dir.mkdir(parents=True, exist_ok=True)
 store, db, clients = Store(settings.data_dir), StoreThread(), Clients()
 relay = Relay(clients, store, db)
 broker = Broker(settings, relay, DiskOutbox(store, db))
+choices: dict[str, str] = {}  # session -> chosen model, read from the store when a tab connects
+
+
+def picker(sid: str):
+    return ModelPicker(broker.models, choices.get(sid) or settings.model)
 
 
 def before(req, session):
@@ -81,8 +86,10 @@ async def chat_socket(ws: WebSocket):
         return
     await ws.accept()
     await relay.load(sid)
+    choices[sid] = await db.call(store.model_choice, sid)
     client = clients.add(sid, ws)
-    client.send(to_xml(relay.snapshot(sid)) + to_xml(BrainStatus(broker.status, broker.loading)))
+    client.send(to_xml(relay.snapshot(sid)) + to_xml(BrainStatus(broker.status, broker.loading))
+                + to_xml(picker(sid)))
     try:
         while True:
             frame = await ws.receive()
@@ -117,7 +124,7 @@ def chat(sid: str, client, text: str) -> None:
                                   f"{settings.max_chat_chars:,} (MAX_CHAT_CHARS). Nothing was sent.")))
         return
     request = uuid.uuid4().hex
-    sent = broker.submit(Chat(session=sid, request=request, text=text))
+    sent = broker.submit(Chat(session=sid, request=request, text=text, model=choices.get(sid, "")))
     relay.user_said(sid, request, text, sent)
     client.send(to_xml(Notice("")))
 
@@ -145,12 +152,21 @@ def regenerate(sid: str, client, request: str) -> None:
     relay.regenerating(sid, request, broker.submit(Regenerate(session=sid, request=uuid.uuid4().hex, reply=request)))
 
 
+def choose_model(sid: str, client, model: str) -> None:
+    if full_name(model) not in broker.models:
+        return client.send(to_xml(Notice(f"The model '{model}' is not pulled. Run `ollama pull {model}`, "
+                                         "then choose it again.")))
+    choices[sid] = model
+    db.post(store.choose_model, sid, model)
+    clients.send(sid, to_xml(picker(sid)) + to_xml(Notice("")))
+
+
 def reset(sid: str, client, _: str) -> None:
     broker.submit(Reset(session=sid, request=uuid.uuid4().hex))
     relay.reset(sid)
 
 
-ACTIONS = {"msg": chat, "stop": stop, "retry": retry, "regenerate": regenerate, "reset": reset}
+ACTIONS = {"msg": chat, "stop": stop, "retry": retry, "regenerate": regenerate, "reset": reset, "model": choose_model}
 
 
 def publish_todo(sid: str, action: str, todo, todos) -> None:
@@ -175,8 +191,9 @@ async def index(session):
     sid = session["sid"]
     todos = await db.call(store.todo_list, sid)
     await relay.load(sid)
+    choices[sid] = await db.call(store.model_choice, sid)
     return Page(todos, relay.snapshot(sid).children, broker.status, broker.loading, settings.max_chat_chars,
-                settings.system_prompt)
+                settings.system_prompt, picker(sid))
 
 
 @rt("/todos")
@@ -227,6 +244,7 @@ async def export(session, fmt: str):
 @rt("/api/status")
 def status():
     "For scripts and tests: the brain's status and the workers the web knows."
-    workers = {w: {"pid": s.presence.pid, "busy": s.presence.busy, "model": s.presence.model}
+    workers = {w: {"pid": s.presence.pid, "busy": s.presence.busy, "model": s.presence.model,
+                   "models": s.presence.models}
                for w, s in broker.workers.items() if s.presence}
     return {"status": broker.status, "loading": broker.loading, "workers": workers, "clients": len(clients), "pending": len(broker.pending)}

@@ -51,6 +51,13 @@ class OutboxRow:
     payload: bytes = b""
 
 
+@dataclass
+class Choice:
+    "A session's chosen model."
+    session: str = ""
+    model: str = ""
+
+
 class Store:
     def __init__(self, data_dir: Path):
         self.db = database(Path(data_dir) / "web.db")
@@ -59,6 +66,7 @@ class Store:
         self.todos = self.db.create(TodoRow, name="todos", pk="id", transform=True)
         self.lines = self.db.create(Line, name="lines", pk="id", transform=True)
         self.outbox = self.db.create(OutboxRow, name="outbox", pk="request", transform=True)
+        self.choices = self.db.create(Choice, name="choices", pk="session", transform=True)
         self.db.execute("create index if not exists todos_session on todos(session)")
         self.db.execute("create index if not exists lines_session on lines(session)")
 
@@ -106,6 +114,13 @@ class Store:
         newest = self.lines(where="session = ?", where_args=[session], order_by="id desc", limit=limit)
         return newest[::-1]
 
+
+    def model_choice(self, session: str) -> str:
+        rows = self.choices(where="session = ?", where_args=[session])
+        return rows[0].model if rows else ""
+
+    def choose_model(self, session: str, model: str) -> None:
+        self.db.execute("insert or replace into choices (session, model) values (?, ?)", [session, model])
 
     def keep_pending(self, request: str, topic: bytes, payload: bytes) -> None:
         self.db.execute("insert or replace into outbox (request, topic, payload) values (?, ?, ?)",
