@@ -104,13 +104,6 @@ class Tab:
     def replies(self, status: str | None = None) -> list[Bubble]:
         return [b for b in self.bubbles.values() if b.role == "reply" and (status is None or b.status == status)]
 
-    def reply(self, request_id: str) -> Bubble:
-        return self.bubbles[f"reply-{request_id}"]
-
-    def last_reply(self) -> Bubble | None:
-        replies = self.replies()
-        return replies[-1] if replies else None
-
     def finished(self, n: int):
         "Wait predicate: at least n replies are final (done, failed or interrupted)."
         final = [b for b in self.replies() if b.status in ("done", "failed", "interrupted")]

@@ -92,7 +92,7 @@ def test_a_reply_grows_on_screen_and_ends_as_the_model_said(open_page, fake):
                 w.shot("streaming")
         time.sleep(0.03)
     assert len(seen) >= 4, f"the reply should appear in growing steps, saw {seen}"
-    assert all(b.startswith(a.rstrip("▍")) for a, b in zip(seen, seen[1:])), seen
+    assert all(b.startswith(a.rstrip("▍")) for a, b in zip(seen, seen[1:], strict=False)), seen
     expect(replies(w.page).first).to_have_class(re.compile(r"\bdone\b"))
     assert "".join(chunks) == fake.replies[-1]
     expect(visible).to_have_text("".join(chunks).strip())  # rendered again from the final text

@@ -7,7 +7,6 @@ import time
 
 from shared.messages import Chunk, Done, Hello, encode
 from tests.fake_ollama import Plan, words
-from tests.page import Visitor
 from tests.system import ROOT
 
 

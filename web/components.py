@@ -127,11 +127,11 @@ def Persona(prompt: str):
     return Details(Summary("The model's instructions"), Pre(prompt, cls="persona"), cls="persona")
 
 
-def Page(todos: list[Todo], bubbles, status: str, model: str, max_chat_chars: int, persona: str, picker):
+def Page(todos: list[Todo], bubbles, status: str, loading: str, max_chat_chars: int, persona: str, picker):
     return (
         Title("Todo with attitude"),
         Main(cls="container")(
-            Header(H1("Todo with attitude"), BrainStatus(status, model), cls="top"),
+            Header(H1("Todo with attitude"), BrainStatus(status, loading), cls="top"),
             Div(cls="panes")(
                 Section(H2("Todos"), cls="todos")(
                     Form(id="todo-form", hx_post="/todos", hx_target="#todo-list", hx_swap="beforeend")(

@@ -70,7 +70,7 @@ class Relay:
 
     def reset(self, session: str) -> None:
         "New chat: an empty transcript for every tab; late words of the old replies are ignored."
-        for (request, role) in self.sessions.get(session, {}):
+        for request, _ in self.sessions.get(session, {}):
             self.dropped[request] = None
         while len(self.dropped) > DROPPED_REMEMBERED:
             self.dropped.popitem(last=False)

@@ -49,6 +49,13 @@ broker = Broker(settings, relay, DiskOutbox(store, db))
 choices: dict[str, str] = {}  # session -> chosen model, read from the store when a tab connects
 
 
+async def load_session(sid: str) -> None:
+    "Bring a session's transcript and model choice into memory (a no-op once they are there)."
+    await relay.load(sid)
+    if sid not in choices:
+        choices[sid] = await db.call(store.model_choice, sid)
+
+
 def picker(sid: str):
     return ModelPicker(broker.models, choices.get(sid) or settings.model)
 
@@ -85,8 +92,7 @@ async def chat_socket(ws: WebSocket):
         await ws.close(POLICY_VIOLATION)  # before accept: the handshake is refused with 403
         return
     await ws.accept()
-    await relay.load(sid)
-    choices[sid] = await db.call(store.model_choice, sid)
+    await load_session(sid)
     client = clients.add(sid, ws)
     client.send(to_xml(relay.snapshot(sid)) + to_xml(BrainStatus(broker.status, broker.loading))
                 + to_xml(picker(sid)))
@@ -190,8 +196,7 @@ rt = app.route
 async def index(session):
     sid = session["sid"]
     todos = await db.call(store.todo_list, sid)
-    await relay.load(sid)
-    choices[sid] = await db.call(store.model_choice, sid)
+    await load_session(sid)
     return Page(todos, relay.snapshot(sid).children, broker.status, broker.loading, settings.max_chat_chars,
                 settings.system_prompt, picker(sid))
 
@@ -242,9 +247,10 @@ async def export(session, fmt: str):
 
 
 @rt("/api/status")
-def status():
-    "For scripts and tests: the brain's status and the workers the web knows."
+async def status():
+    "For scripts and tests: the brain's status and the workers the web knows (read on the loop that changes them)."
     workers = {w: {"pid": s.presence.pid, "busy": s.presence.busy, "model": s.presence.model,
                    "models": s.presence.models}
                for w, s in broker.workers.items() if s.presence}
-    return {"status": broker.status, "loading": broker.loading, "workers": workers, "clients": len(clients), "pending": len(broker.pending)}
+    return {"status": broker.status, "loading": broker.loading, "workers": workers, "clients": len(clients),
+            "pending": len(broker.pending)}
