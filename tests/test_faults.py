@@ -100,13 +100,12 @@ def test_a_code_change_restarts_the_worker_when_reload_is_on(start_system, fake)
     system = start_system(BRAIN_RELOAD=1)
     old = system.worker_pid()
 
-    def restarted(status) -> bool:
-        # Touch until it is noticed: the watcher may not be watching yet on a busy machine.
+    deadline = time.monotonic() + 20
+    while "code changed" not in system.log("brain"):  # the watcher may not be watching yet
+        assert time.monotonic() < deadline, "the code change was never noticed"
         os.utime(ROOT / "brain" / "conversation.py")
-        time.sleep(0.2)
-        return status["status"] == "ready" and old not in [w["pid"] for w in status["workers"].values()]
-
-    system.wait_status(restarted)
+        time.sleep(0.5)
+    system.wait_status(lambda s: s["status"] == "ready" and old not in [w["pid"] for w in s["workers"].values()])
     assert "code changed (conversation.py); restarting the worker" in system.log("brain")
 
 
