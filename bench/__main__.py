@@ -22,6 +22,7 @@ from pathlib import Path
 
 import requests
 
+from bench import prompt_cache
 from bench.clients import Browser, Tally, bare_websocket_hop, bare_zmq_hop, direct_http, percentiles
 from tests.system import ROOT, System, free_port
 
@@ -191,6 +192,14 @@ class Bench:
         self.section("Idle cost", [(f"web RSS with {clients} idle clients connected (MB)",
                                     f"{after:.0f} (was {before:.0f} before they connected)")])
 
+    async def prompt_cache(self) -> None:
+        a = self.args
+        self.say(f"... first token against conversation length ({', '.join(map(str, a.lengths))} turns)")
+        rows = await asyncio.to_thread(prompt_cache.run_with_fake, Path(tempfile.mkdtemp(prefix="bench-cache-")),
+                                       a.lengths, a.repeats, a.typing_s, a.prompt_ms, a.token_ms)
+        self.section(f"Prompt cache: first token against conversation length (fake engine: {a.prompt_ms:g} ms "
+                     f"per prompt token evaluated, {a.token_ms:g} ms per token generated)", rows)
+
     async def restart(self) -> None:
         self.say("... kill -9 of the brain")
         browser = await asyncio.to_thread(Browser, self.system.url)
@@ -268,6 +277,8 @@ async def run(args) -> None:
     try:
         await bench.floor()
         await bench.first_token()
+        if args.lengths:
+            await bench.prompt_cache()
         await bench.scaling()
         if args.tabs:
             await bench.fan_out()
@@ -289,6 +300,13 @@ def main() -> None:
     parser.add_argument("--tabs", type=int, nargs="*", default=[1, 10, 100], help="tabs watching one session")
     parser.add_argument("--idle", type=int, default=1000, help="idle clients for the memory figure (0: skip)")
     parser.add_argument("--long", type=float, default=30.0, help="seconds of user A's long reply")
+    parser.add_argument("--lengths", type=int, nargs="*", default=[5, 15, 30],
+                        help="conversation lengths (turns) for the prompt-cache rows (none: skip)")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements per prompt-cache row")
+    parser.add_argument("--typing-s", type=float, default=1.0,
+                        help="seconds between a todo click and the chat message after it (a person typing)")
+    parser.add_argument("--prompt-ms", type=float, default=1.5, help="fake engine: ms per prompt token evaluated")
+    parser.add_argument("--token-ms", type=float, default=25.0, help="fake engine: ms per token generated")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the web and the clients hold many sockets

@@ -1,33 +1,61 @@
 """One browser session's conversation as the model sees it: turns, the todo list, unseen app events.
 
-The todo list is kept as state, not as a log, and is rendered into the system message of every
-request, so the model knows the current list however many clicks made it.
+The prompt is laid out for the inference engine's prompt cache, which reuses the longest prefix a
+new prompt shares with an earlier one and evaluates only what follows. So what changes goes at the
+end, never at the start: the system message is the persona alone, byte for byte the same in every
+request, and the todo list reaches the model in `[app]` user turns appended to the history. Every
+request of a session therefore starts with the previous request and its reply, then the new part.
+
+The list is kept as state (`todos`) beside the list the model can work out from what it was told
+(`told`). An `[app]` turn reports what the user did, each change naming the todo's id, which is
+short and keeps a turn after a todo change about as cheap as any other. The whole list is stated
+only when the changes alone would not lead the model to it (the first time, after a new chat) and
+after old turns are set aside, so the window always holds the last full statement and every
+change since: the model always knows the current list.
 
 The conversation also keeps within the model's context window. Ollama would silently drop the
 oldest messages of a prompt that is too long; instead, before each request, the oldest turns are
-set aside here (the system message with the todo list always stays) and the caller tells the user.
-Sizes are estimated from characters, with a tokens-per-character ratio learnt from Ollama's own
-`prompt_eval_count`.
+set aside here and the caller tells the user. Sizes are estimated from characters, with a
+tokens-per-character ratio learnt from Ollama's own `prompt_eval_count`.
 """
 from dataclasses import dataclass, field
+from functools import reduce
+
+import msgspec
 
 from shared.messages import Todo, TodoEvent
 
 APP_PREFIX = "[app] "
 
 
-def describe(event: TodoEvent) -> str:
-    t = event.todo
-    if event.action == "toggled":
-        return f"marked '{t.title}' as {'done' if t.done else 'not done'}"
-    return f"{event.action} the todo '{t.title}'"
+class Change(msgspec.Struct, frozen=True):
+    "One thing the user did to the list, as the model is told it."
+    action: str  # added, toggled or deleted
+    todo: Todo
+
+
+def describe(change: Change) -> str:
+    t = change.todo
+    if change.action == "toggled":
+        return f"marked #{t.id} '{t.title}' {'done' if t.done else 'not done'}"
+    return f"{change.action} #{t.id} '{t.title}'"
+
+
+def apply(todos: list[Todo], change: Change) -> list[Todo]:
+    "The list after a change, as the model would work it out."
+    t = change.todo
+    if change.action == "added":
+        return [*todos, t]
+    if change.action == "deleted":
+        return [x for x in todos if x.id != t.id]
+    return [t if x.id == t.id else x for x in todos]
 
 
 def render_todos(todos: list[Todo]) -> str:
     if not todos:
-        return "The user's todo list is empty."
-    lines = [f"- [{'x' if t.done else ' '}] {t.title}" for t in todos]
-    return "The user's todo list right now:\n" + "\n".join(lines)
+        return "The todo list is now empty."
+    lines = [f"- [{'x' if t.done else ' '}] #{t.id} {t.title}" for t in todos]
+    return "The todo list now:\n" + "\n".join(lines)
 
 
 PER_MESSAGE_TOKENS = 4  # the chat template's own tokens around each message
@@ -38,33 +66,49 @@ FIRST_GUESS = 0.3  # tokens per character before Ollama has told us; errs on the
 class Conversation:
     turns: list[dict] = field(default_factory=list)
     todos: list[Todo] = field(default_factory=list)
-    unseen: list[str] = field(default_factory=list)
+    unseen: list[Change] = field(default_factory=list)
+    told: list[Todo] = field(default_factory=list)  # the list the model can work out from its [app] turns
     first: int = 0  # turns before this one no longer fit the context window
     tokens_per_char: float = FIRST_GUESS
     model: str = ""  # the session's chosen model; "" for the brain's default
 
     def note(self, event: TodoEvent) -> None:
         self.todos = list(event.todos)
-        self.unseen.append(describe(event))
+        self.unseen.append(Change(event.action, event.todo))
 
     def begin_turn(self, user_text: str | None, retry: bool = False) -> bool:
-        """Add what the model has not seen yet (app events, then the user's text) as user turns.
-
-        A retry of a turn whose reply failed does not repeat the user's text. Returns False when
-        there is nothing new to answer."""
+        """Append what the model has not seen yet (app events and the list after them, then the
+        user's text) as user turns. A retry of a turn whose reply failed does not repeat the user's
+        text. Returns False when there is nothing new to answer."""
         repeated = retry and self.turns[-1:] == [{"role": "user", "content": user_text}]
-        if self.unseen:
-            self.turns.append({"role": "user", "content": APP_PREFIX + "The user " + "; then ".join(self.unseen) + "."})
+        app = self._app_text()
+        if app:
+            self.turns.append({"role": "user", "content": app})
             self.unseen.clear()
+            self.told = list(self.todos)
         elif user_text is None:
             return False
         if user_text is not None and not repeated:
             self.turns.append({"role": "user", "content": user_text})
         return True
 
+    def _app_text(self) -> str:
+        "The [app] turn that would report what the model has not seen yet; \"\" when there is nothing."
+        if not self.unseen and self.told == self.todos:
+            return ""
+        said = ["The user " + "; then ".join(map(describe, self.unseen)) + "."] if self.unseen else []
+        if reduce(apply, self.unseen, self.told) != self.todos:
+            said.append(render_todos(self.todos))
+        return APP_PREFIX + "\n".join(said)
+
     def messages(self, system_prompt: str) -> list[dict]:
-        system = {"role": "system", "content": f"{system_prompt}\n\n{render_todos(self.todos)}"}
-        return [system, *self.turns[self.first:]]
+        return [{"role": "system", "content": system_prompt}, *self.turns[self.first:]]
+
+    def upcoming(self, system_prompt: str) -> list[dict] | None:
+        """The start of the next request, with the app events not yet seen, without committing them:
+        what warming the prompt cache evaluates ahead of time. None when nothing is pending."""
+        app = self._app_text()
+        return [*self.messages(system_prompt), {"role": "user", "content": app}] if app else None
 
     def estimate(self, messages: list[dict]) -> int:
         "Tokens the messages will take, as far as can be told before Ollama counts them."
@@ -73,24 +117,34 @@ class Conversation:
 
     def fit(self, system_prompt: str, budget: int) -> int:
         """If the prompt would exceed `budget` tokens, set aside the oldest turns until it takes
-        60% of it (so this happens now and then, not every turn); returns how many.
+        60% of it; returns how many.
 
-        The newest user turn always stays, and the window never starts with a reply."""
+        This is the one place the prompt's prefix changes, so the engine's prompt cache is lost
+        and the whole window is evaluated again: the 60% hysteresis makes it happen now and then,
+        not every turn. The newest user turn always stays, the window never starts with a reply,
+        and the whole list is stated again at the end, since its last statement may be gone."""
         if self.estimate(self.messages(system_prompt)) <= budget:
             return 0
+        restated = {"role": "user", "content": APP_PREFIX + "Earlier messages were set aside. " + render_todos(self.told)}
+        extra = self.estimate([restated]) if self.told else 0
         dropped = 0
-        while self.estimate(self.messages(system_prompt)) > 0.6 * budget and self.first < len(self.turns) - 1:
+        while self.estimate(self.messages(system_prompt)) + extra > 0.6 * budget and self.first < len(self.turns) - 1:
             self.first += 1
             dropped += 1
             while self.first < len(self.turns) - 1 and self.turns[self.first]["role"] == "assistant":
                 self.first += 1
                 dropped += 1
+        if self.told:
+            self.turns.append(restated)
         return dropped
 
     def learn(self, messages: list[dict], prompt_eval_count: int | None) -> None:
-        """Raise the estimate when Ollama counted more tokens than it predicted. It is never
-        lowered: with a cached prompt prefix Ollama counts only the new part, which would
-        under-state the size and let the next prompt overflow."""
+        """Raise the estimate when Ollama counted more tokens than it predicted.
+
+        `prompt_eval_count` is only what Ollama evaluated for this request: once the prefix is
+        cached (the usual case with this layout) it is far below the prompt's size. Measured
+        against the whole prompt it is therefore a lower bound of the ratio, which can only ever
+        raise the estimate, never lower it: a cached prompt cannot make the next one overflow."""
         chars = sum(len(m["content"]) for m in messages)
         if not prompt_eval_count or chars < 200:
             return

@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 from fastlite import database
 
-from brain.conversation import Conversation
+from brain.conversation import Change, Conversation
 from shared.messages import Todo
 
 
@@ -23,10 +23,12 @@ class TurnRow:
 
 @dataclass
 class StateRow:
-    "What is not a turn: the todo list, and app events the model has not seen yet (JSON)."
+    """What is not a turn: the todo list, app events the model has not seen yet, the list as it was
+    last told (JSON), and where the context window starts."""
     session: str = ""
     todos: str = "[]"
     unseen: str = "[]"
+    told: str = "[]"
     first: int = 0
     tokens_per_char: float = 0.0
     model: str = ""
@@ -47,8 +49,9 @@ class Memory:
         states = self.states(where="session = ?", where_args=[session])
         conversation = Conversation(turns=[{"role": r.role, "content": r.content} for r in rows])
         if states:
-            conversation.todos = msgspec.json.decode(states[0].todos, type=list[Todo])
-            conversation.unseen = msgspec.json.decode(states[0].unseen, type=list[str])
+            conversation.todos = _decode(states[0].todos, list[Todo])
+            conversation.unseen = _decode(states[0].unseen, list[Change])
+            conversation.told = _decode(states[0].told, list[Todo])
             conversation.first = states[0].first or 0
             conversation.tokens_per_char = states[0].tokens_per_char or conversation.tokens_per_char
             conversation.model = states[0].model or ""
@@ -68,9 +71,21 @@ class Memory:
                                 "order by id desc limit ?)", [session, saved - len(conversation.turns)])
             self.db.conn.executemany("insert into turns (session, role, content) values (?, ?, ?)",
                                      [(session, t["role"], t["content"]) for t in new])
-            self.db.execute("insert or replace into states (session, todos, unseen, first, tokens_per_char, model) "
-                            "values (?, ?, ?, ?, ?, ?)",
-                            [session, msgspec.json.encode(conversation.todos).decode(),
-                             msgspec.json.encode(conversation.unseen).decode(), conversation.first,
-                             conversation.tokens_per_char, conversation.model])
+            self.db.execute("insert or replace into states (session, todos, unseen, told, first, "
+                            "tokens_per_char, model) values (?, ?, ?, ?, ?, ?, ?)",
+                            [session, _json(conversation.todos), _json(conversation.unseen), _json(conversation.told),
+                             conversation.first, conversation.tokens_per_char, conversation.model])
         self.saved[session] = len(conversation.turns)
+
+
+def _json(value) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def _decode(raw: str | None, kind):
+    """A saved field, or empty when it is missing or of an older shape: the model is then told the
+    whole list again, so nothing it needs is lost."""
+    try:
+        return msgspec.json.decode(raw or "[]", type=kind)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return []

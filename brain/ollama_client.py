@@ -3,11 +3,15 @@
 Everything Ollama can do wrong is turned into an `OllamaError` whose text a person can act on;
 nothing above this module sees `requests` or the wire format.
 """
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import msgspec
 import requests
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ReadTimeoutError
 
 from shared.messages import Stats
@@ -34,6 +38,11 @@ class OllamaFailed(OllamaError):
     code = "ollama_failed"
 
 
+class HungUp(OllamaError):
+    "We ended the request ourselves (see `Hangup`)."
+    code = "stopped"
+
+
 @dataclass(frozen=True)
 class Delta:
     "A piece of the reply as it streams; thinking models send `thinking` with empty `content`."
@@ -56,6 +65,78 @@ class _Line(Stats, frozen=True):
 _line = msgspec.json.Decoder(_Line)
 
 
+class Hangup:
+    """Lets another thread end a request at once, even one still waiting for Ollama's first byte
+    (a cold model load can take minutes): `fire()` shuts the request's socket down, which wakes the
+    blocked read and tells Ollama the client has gone, so it stops."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._fired = threading.Event()
+        self._conn: HTTPConnection | None = None
+
+    @property
+    def fired(self) -> bool:
+        return self._fired.is_set()
+
+    def fire(self) -> None:
+        with self._lock:
+            self._fired.set()
+            self._shut()
+
+    def _attach(self, conn: HTTPConnection) -> None:
+        with self._lock:
+            self._conn = conn
+            self._shut()
+
+    def _detach(self) -> None:
+        with self._lock:
+            self._conn = None
+
+    def _shut(self) -> None:
+        if self._fired.is_set() and self._conn is not None and self._conn.sock is not None:
+            try:
+                self._conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
+
+
+_calling = threading.local()  # the Hangup of the request this thread is making, if any
+
+
+class _Hangable:
+    "A urllib3 connection that registers with the calling thread's Hangup, once connected too."
+
+    def connect(self):
+        super().connect()
+        self._register()
+
+    def request(self, *args, **kwargs):
+        self._register()
+        return super().request(*args, **kwargs)
+
+    def _register(self):
+        hangup = getattr(_calling, "hangup", None)
+        if hangup is not None:
+            hangup._attach(self)
+
+
+class _HangableHTTP(_Hangable, HTTPConnection):
+    pass
+
+
+class _HangableHTTPS(_Hangable, HTTPSConnection):
+    pass
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _HangableHTTP
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HangableHTTPS
+
+
 class OllamaClient:
     def __init__(self, base_url: str, connect_timeout: float = 3.0, read_timeout: float = 120.0,
                  parallel: int = 4):
@@ -64,8 +145,11 @@ class OllamaClient:
         # before the first line as well as a stall between lines.
         self.timeout = (connect_timeout, read_timeout)
         self.http = requests.Session()
-        # One kept-alive connection per stream that may run at once, so none is opened per reply.
-        self.http.mount(self.base_url, requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=parallel))
+        # One kept-alive connection per stream that may run at once (and one for status checks),
+        # so none is opened per reply.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=parallel + 1)
+        adapter.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _HTTPSPool}
+        self.http.mount(self.base_url, adapter)
 
     def version(self) -> str:
         "Ollama's version; raises OllamaUnavailable when it does not answer."
@@ -86,16 +170,18 @@ class OllamaClient:
         except (requests.exceptions.RequestException, ValueError, KeyError, TypeError):
             raise OllamaUnavailable(f"Can't list the models of Ollama at {self.base_url}.") from None
 
-    def load(self, model: str, keep_alive: str | None = None) -> None:
-        "Load the model into memory now (an empty chat), so the first reply does not wait for it."
-        for _ in self.chat(model, [], keep_alive=keep_alive):
+    def load(self, model: str, *, options: dict | None = None, keep_alive: str | None = None) -> None:
+        """Load the model into memory now (an empty chat), so the first reply does not wait for it.
+        Pass the options the chats will use: another `num_ctx` would make Ollama load it again."""
+        for _ in self.chat(model, [], options=options, keep_alive=keep_alive):
             pass
 
     def chat(self, model: str, messages: list[dict], *, options: dict | None = None,
-             keep_alive: str | None = None) -> Iterator[Delta | Stats]:
+             keep_alive: str | None = None, hangup: Hangup | None = None) -> Iterator[Delta | Stats]:
         """Stream a reply: yields `Delta`s, then one `Stats` when Ollama says done.
 
-        Closing the generator closes the HTTP connection, which is how Ollama is told to stop.
+        Closing the generator closes the HTTP connection, which is how Ollama is told to stop;
+        `hangup.fire()` does the same from another thread, even before the first byte.
         """
         body = {"model": model, "messages": messages, "stream": True}
         if options:
@@ -103,6 +189,14 @@ class OllamaClient:
         if keep_alive:
             body["keep_alive"] = keep_alive
         url = f"{self.base_url}/api/chat"
+        _calling.hangup = hangup
+        try:
+            yield from self._stream(url, body, model, hangup)
+        finally:
+            if hangup is not None:
+                hangup._detach()  # the connection goes back to the pool, for another request
+
+    def _stream(self, url: str, body: dict, model: str, hangup: Hangup | None) -> Iterator[Delta | Stats]:
         try:
             response = self.http.post(url, json=body, stream=True, timeout=self.timeout)
         except requests.exceptions.ConnectTimeout:
@@ -112,8 +206,12 @@ class OllamaClient:
             raise OllamaTimeout(f"Ollama did not start answering within {self.timeout[1]:g}s "
                                 "(OLLAMA_READ_TIMEOUT_S).") from None
         except requests.exceptions.RequestException:
+            if hangup is not None and hangup.fired:
+                raise HungUp("The request was ended before Ollama answered.") from None
             raise OllamaUnavailable(f"Can't reach Ollama at {self.base_url}. Is it running? "
                                     "Start it with `ollama serve`.") from None
+        finally:
+            _calling.hangup = None
         try:
             if response.status_code != 200:
                 raise _status_error(response, model)

@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 DEFAULT_PERSONA = (
     "You are the assistant inside a todo app, and you have attitude: witty, a little sarcastic, "
     "never mean, always useful. Keep replies short. Messages that start with '[app]' are not typed "
-    "by the user: they report what the user just did in the app. Comment on those briefly, in "
-    "character. The user's current todo list is given to you below; trust it over older messages."
+    "by the user: they report what the user just did in the app and the todo list after it. Comment "
+    "on those briefly, in character. The newest [app] message holds the todo list as it is now; "
+    "until one arrives, the list is empty."
 )
 
 
@@ -63,6 +64,7 @@ class Settings:
     connect_timeout_s: float
     read_timeout_s: float
     keep_alive: str
+    ollama_check_s: float
     num_ctx: int
     parallel: int
     comment_delay_s: float
@@ -92,6 +94,7 @@ class Settings:
             connect_timeout_s=_float(env, "OLLAMA_CONNECT_TIMEOUT_S", 3.0),
             read_timeout_s=_float(env, "OLLAMA_READ_TIMEOUT_S", 120.0),
             keep_alive=env.get("OLLAMA_KEEP_ALIVE", "30m"),
+            ollama_check_s=max(0.1, _float(env, "OLLAMA_CHECK_S", 2.0)),
             num_ctx=max(256, _int(env, "OLLAMA_NUM_CTX", 8192)),
             parallel=max(1, _int(env, "BRAIN_PARALLEL", 4)),
             comment_delay_s=_float(env, "TODO_COMMENT_DELAY_S", 1.5),

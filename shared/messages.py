@@ -95,14 +95,24 @@ class TodoEvent(ToBrain, frozen=True, kw_only=True, tag="todo"):
     todos: list[Todo]
 
 
+def full_name(model: str) -> str:
+    "Ollama's own rule: a model named without a tag means its :latest (as `models` lists it)."
+    return model if ":" in model else f"{model}:latest"
+
+
 class Presence(ToWeb, frozen=True, kw_only=True):
+    """A worker and what it knows of its Ollama: `ollama` is "checking" until the first check,
+    then "up" or "down"; `models` is None until Ollama has listed them."""
     started: float
     pid: int
     model: str
     parallel: int
     busy: int = 0
+    ollama: Literal["checking", "up", "down"] = "checking"
+    ollama_url: str = ""
+    version: str = ""
     loading: str = ""  # the model being loaded into Ollama, while it is
-    models: list[str] = []  # the models Ollama has pulled, as last seen
+    models: list[str] | None = None
 
 
 class Hello(Presence, frozen=True, kw_only=True, tag="hello"):
@@ -128,6 +138,13 @@ class Note(ToWeb, frozen=True, kw_only=True, tag="note"):
     session: Id
     request: Id
     text: str
+
+
+class Waiting(ToWeb, frozen=True, kw_only=True, tag="waiting"):
+    "A reply waits for Ollama, which cannot be reached; it starts as soon as Ollama is back."
+    session: Id
+    request: Id
+    reason: str
 
 
 class Stats(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -172,7 +189,7 @@ class Failed(ToWeb, frozen=True, kw_only=True, tag="failed"):
     text: str = ""
 
 
-KINDS = (Chat, Stop, Regenerate, Reset, TodoEvent, Hello, Heartbeat, Bye, Ack, Note, Chunk, Done, Failed)
+KINDS = (Chat, Stop, Regenerate, Reset, TodoEvent, Hello, Heartbeat, Bye, Ack, Note, Waiting, Chunk, Done, Failed)
 AnyMessage = Union[KINDS]  # type: ignore[valid-type]
 
 

@@ -17,12 +17,16 @@ def start_system(tmp_path, fake, request):
     "Start web + brain (the Procfile's commands) with extra environment; stopped after the test."
     systems = []
 
-    def start(**env) -> System:
+    def start(ready: bool = True, **env) -> System:
+        "ready=False: wait only until a worker is connected (its Ollama may be down)."
         workdir = tmp_path / f"system{len(systems)}"
         workdir.mkdir()
         system = System(workdir, fake.url, **env).start()
         systems.append(system)
-        system.wait_ready()
+        if ready:
+            system.wait_ready()
+        else:
+            system.wait_status(lambda s: s["workers"])
         return system
 
     yield start

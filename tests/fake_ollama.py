@@ -9,7 +9,12 @@
 - `messages: []` only loads the model: a single done line with `done_reason: "load"`.
 - `GET /` says "Ollama is running"; `/api/tags` and `/api/version` answer as Ollama does.
 
-Tests queue `Plan`s to shape the next replies and read `requests`, `replies` and `hangups`.
+It also models Ollama's prompt cache (see `PromptCache`): per model a few slots keep the tokens of
+their last prompt and reply; a request evaluates only what follows the longest prefix it shares
+with a slot, reports that as `prompt_eval_count`, and takes `prompt_s_per_token` for each. A change
+of `num_ctx` reloads the model (its cache is lost), and a model not loaded yet takes `load_delay`.
+
+Tests queue `Plan`s to shape the next replies and read `requests`, `prompts`, `replies` and `hangups`.
 """
 import argparse
 import json
@@ -28,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Plan:
     "How the fake answers one /api/chat request. Defaults: a prompt, well-formed reply."
     chunks: list[str] | None = None  # None: a reply derived from the request
-    delay: float = 0.0  # seconds between chunks
+    delay: float = 0.0  # seconds to generate each chunk, the first one included
     first_byte_delay: float = 0.0  # silence before the status line, like a cold model load
     status: int = 200
     error: str = ""  # the {"error"} text for a non-200 status
@@ -39,6 +44,89 @@ class Plan:
     stall: float = 30.0
     stats: bool = True  # False: the done line omits every stat (they are omitempty)
     thinking: list[str] = field(default_factory=list)  # thinking chunks sent before the content
+
+
+TOKEN = re.compile(r"<\|[a-z]+\|>|\w+|[^\w\s]|\s+")
+
+
+def tokenize(text: str) -> list[str]:
+    "Word-sized tokens, about one per four characters of English, like a real tokenizer."
+    return TOKEN.findall(text)
+
+
+def render_prompt(body: dict) -> list[str]:
+    """The tokens of a chat request as a chat template lays them out: tools first, then each
+    message, then the start of the assistant's turn."""
+    text = ""
+    if body.get("tools"):
+        text += "<|tools|>" + json.dumps(body["tools"], sort_keys=True) + "<|end|>"
+    for m in body.get("messages", []):
+        calls = json.dumps(m["tool_calls"], sort_keys=True) if m.get("tool_calls") else ""
+        text += f"<|{m.get('role', '')}|>{m.get('content', '')}{calls}<|end|>"
+    return tokenize(text + "<|assistant|>")
+
+
+@dataclass
+class Prompt:
+    "What one /api/chat request cost: its prompt's size and how much of it was evaluated (not cached)."
+    model: str
+    tokens: int
+    evaluated: int
+    slot: "Slot"
+
+
+@dataclass
+class Slot:
+    tokens: list[str] = field(default_factory=list)
+    busy: bool = False
+    used: float = 0.0
+
+
+def _predicts(body: dict) -> int | None:
+    "The request's num_predict (the most tokens to generate), if it sets one."
+    return (body.get("options") or {}).get("num_predict")
+
+
+def common_prefix(a: list[str], b: list[str]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class PromptCache:
+    """Ollama's runner: each loaded model has `slots` parallel slots (OLLAMA_NUM_PARALLEL), each
+    holding the tokens of its last prompt plus the reply it generated. A request takes the free slot
+    sharing the longest prefix with its prompt (else the least recently used) and evaluates only the
+    rest. Loading with another `num_ctx` reloads the model, which empties its slots."""
+
+    def __init__(self, slots: int = 4):
+        self.slots = slots
+        self.loaded: dict[str, tuple[int | None, list[Slot]]] = {}  # model -> (num_ctx, slots)
+        self.loads: list[str] = []  # every load or reload, by model name
+
+    def claim(self, model: str, num_ctx: int | None, tokens: list[str]) -> tuple[Prompt, bool]:
+        "Returns the prompt's cost and whether the model had to be (re)loaded first."
+        loaded = self.loaded.get(model)
+        reload = loaded is None or loaded[0] != num_ctx
+        if reload:
+            self.loads.append(model)
+            loaded = self.loaded[model] = (num_ctx, [Slot() for _ in range(self.slots)])
+        free = [s for s in loaded[1] if not s.busy] or [Slot()]
+        slot = max(free, key=lambda s: (common_prefix(s.tokens, tokens), -s.used))
+        cached = min(common_prefix(slot.tokens, tokens), len(tokens) - 1)  # the last token is always evaluated
+        slot.busy, slot.tokens = True, list(tokens)
+        return Prompt(model, len(tokens), len(tokens) - cached, slot), reload
+
+    def release(self, prompt: Prompt, reply: str, evaluated: bool = True) -> None:
+        "A request ends; one the client left before its prompt was evaluated leaves only the cached part."
+        if evaluated:
+            prompt.slot.tokens += tokenize(reply)
+        else:
+            del prompt.slot.tokens[prompt.tokens - prompt.evaluated:]
+        prompt.slot.busy, prompt.slot.used = False, time.monotonic()
 
 
 class _Server(ThreadingHTTPServer):
@@ -70,7 +158,11 @@ class FakeOllama:
         self.requests: list[dict] = []  # bodies of every /api/chat request, in arrival order
         self.replies: list[str] = []  # the content each completed /api/chat stream sent
         self.hangups: list[float] = []  # when a client closed a stream before it ended
-        self.load_delay = 0.0  # how long a model load (a `messages: []` request) takes
+        self.prompts: list[Prompt] = []  # the cost of every chat request that asked for a reply
+        self.warms: list[Prompt] = []  # the cost of every request for one token only (a cache warm-up)
+        self.cache = PromptCache()
+        self.load_delay = 0.0  # how long loading a model takes (before its first request, or a reload)
+        self.prompt_s_per_token = 0.0  # prompt evaluation time per token not found in the cache
         self.lock = threading.RLock()  # wait() predicates may call chat_requests()
         self.changed = threading.Condition(self.lock)
         self.server = _Server(("127.0.0.1", port), self._handler())
@@ -109,9 +201,9 @@ class FakeOllama:
             return result
 
     def chat_requests(self) -> list[dict]:
-        "The /api/chat requests that asked for a reply (warm-up loads excluded)."
+        "The /api/chat requests that asked for a reply (model loads and one-token cache warm-ups excluded)."
         with self.lock:
-            return [r for r in self.requests if r.get("messages")]
+            return [r for r in self.requests if r.get("messages") and _predicts(r) != 1]
 
     def _record(self, attr: str, value) -> None:
         with self.changed:
@@ -123,6 +215,9 @@ class FakeOllama:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Ollama's Go server sets TCP_NODELAY; with Nagle on, the chunked body's small last
+            # writes would wait for the client's delayed ACK (about 40 ms), which Ollama never does.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass
@@ -142,31 +237,52 @@ class FakeOllama:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 if self.path != "/api/chat":
                     return self._send(404, b"404 page not found", "text/plain")
+                model = body.get("model", "")
+                if (model if ":" in model else model + ":latest") not in fake.models:
+                    fake._record("requests", body)
+                    return self._json(404, {"error": f"model '{model}' not found"})
                 with fake.lock:
                     plan = fake.plans.popleft() if fake.plans and body.get("messages") else fake.default
-                fake._record("requests", body)
-                model = body.get("model", "")
-                time.sleep(plan.first_byte_delay if body.get("messages") else fake.load_delay)
-                if (model if ":" in model else model + ":latest") not in fake.models:
-                    return self._json(404, {"error": f"model '{model}' not found"})
-                if plan.status != 200:
-                    return self._json(plan.status, {"error": plan.error or "internal error"})
-                if not body.get("messages"):
-                    return self._stream(body, [], Plan(), reason="load")
-                chunks = plan.chunks if plan.chunks is not None else words(fake.reply_for(body, len(fake.requests)))
-                self._stream(body, chunks, plan)
+                    prompt, load = fake.cache.claim(model, (body.get("options") or {}).get("num_ctx"),
+                                                    render_prompt(body))
+                    fake.requests.append(body)
+                    if body.get("messages"):
+                        (fake.warms if _predicts(body) == 1 else fake.prompts).append(prompt)
+                    fake.changed.notify_all()
+                reply, evaluated = "", False
+                try:
+                    # Ollama notices a client that hangs up while it loads or evaluates (499).
+                    if not self._wait((fake.load_delay if load else 0) + plan.first_byte_delay
+                                      + prompt.evaluated * fake.prompt_s_per_token):
+                        return fake._record("hangups", time.monotonic())
+                    evaluated = True
+                    if plan.status != 200:
+                        return self._json(plan.status, {"error": plan.error or "internal error"})
+                    if not body.get("messages"):
+                        return self._stream(body, [], Plan(), prompt, reason="load")
+                    chunks = plan.chunks if plan.chunks is not None else words(fake.reply_for(body, len(fake.requests)))
+                    limit = _predicts(body)
+                    if limit is not None and len(chunks) > limit:
+                        reply = self._stream(body, chunks[:limit], Plan(delay=plan.delay), prompt, reason="length")
+                    else:
+                        reply = self._stream(body, chunks, plan, prompt)
+                finally:
+                    with fake.lock:
+                        fake.cache.release(prompt, reply or "", evaluated)
 
-            def _stream(self, body, chunks, plan, reason="stop"):
+            def _stream(self, body, chunks, plan, prompt, reason="stop") -> str:
+                "Stream the reply; returns what was sent when the stream completed."
                 model = body.get("model")
                 try:
                     # The status line and headers go out with the first line, as Ollama's do.
                     first = True
+                    # Each token takes `delay` to generate, the first one included.
                     for t in plan.thinking:
+                        time.sleep(plan.delay)
                         self._line({"model": model, "created_at": _now(),
                                     "message": {"role": "assistant", "content": "", "thinking": t}, "done": False},
                                    first)
                         first = False
-                        time.sleep(plan.delay)
                     for i, text in enumerate(chunks):
                         if i == plan.error_after:
                             return self._end({"error": "an error was encountered while running the model"}, first)
@@ -176,22 +292,25 @@ class FakeOllama:
                             return self._drop(first)
                         if i == plan.stall_after:
                             return self._stall(plan.stall, first)
+                        time.sleep(plan.delay)
                         self._line({"model": model, "created_at": _now(),
                                     "message": {"role": "assistant", "content": text}, "done": False}, first)
                         first = False
-                        time.sleep(plan.delay)
                     done = {"model": model, "created_at": _now(), "message": {"role": "assistant", "content": ""},
                             "done": True, "done_reason": reason}
                     if plan.stats:
+                        # A nominal 100 ms of prompt evaluation unless a prompt-time model is set.
+                        prompt_ns = int(prompt.evaluated * fake.prompt_s_per_token * 1e9) or 100_000_000
                         done |= {"total_duration": 5_000_000_000, "load_duration": 1_000_000,
-                                 "prompt_eval_count": 10 * len(body.get("messages", [])),
-                                 "prompt_eval_duration": 100_000_000, "eval_count": len(chunks),
-                                 "eval_duration": 500_000_000}
-                    self._end(done, first)
-                    if reason == "stop":
+                                 "prompt_eval_count": prompt.evaluated, "prompt_eval_duration": prompt_ns,
+                                 "eval_count": len(chunks), "eval_duration": 500_000_000}
+                    if reason == "stop":  # before the done line, which a client may act on at once
                         fake._record("replies", "".join(chunks))
+                    self._end(done, first)
+                    return "".join(chunks)
                 except (BrokenPipeError, ConnectionResetError):
                     fake._record("hangups", time.monotonic())
+                return ""
 
             def _headers(self):
                 self.send_response(200)
@@ -229,12 +348,18 @@ class FakeOllama:
             def _stall(self, seconds, first):
                 if first:
                     self._headers()
-                deadline = time.monotonic() + seconds
-                while time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    if self._peer_gone():
-                        raise BrokenPipeError
+                if not self._wait(seconds):
+                    raise BrokenPipeError
                 self.close_connection = True
+
+            def _wait(self, seconds) -> bool:
+                "Sleep, watching the client; False as soon as it hangs up."
+                deadline = time.monotonic() + seconds
+                while (left := deadline - time.monotonic()) > 0:
+                    time.sleep(min(left, 0.02))
+                    if self._peer_gone():
+                        return False
+                return True
 
             def _peer_gone(self) -> bool:
                 "A closed peer reads as readable with nothing to read."

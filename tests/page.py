@@ -39,7 +39,9 @@ class Tab:
     ws: object
     bubbles: dict[str, Bubble] = field(default_factory=dict)
     appends: list[tuple[str, str]] = field(default_factory=list)
-    status: str = ""
+    status: str = ""  # the status line's classes, e.g. "brain ready"
+    status_text: str = ""
+    picker: list[str] = field(default_factory=list)  # the model picker's options as shown
     notice: str = ""
     frames: list[str] = field(default_factory=list)
 
@@ -128,7 +130,9 @@ class Tab:
                 bid, bubble = _bubble(el)
                 self.bubbles[bid] = bubble
             elif eid == "brain-status":
-                self.status = " ".join(el.get("class", []))
+                self.status, self.status_text = " ".join(el.get("class", [])), el.get_text()
+            elif eid == "model-picker":
+                self.picker = [o.get_text() for o in el.find_all("option")]
             elif eid == "notice":
                 self.notice = el.get_text()
 

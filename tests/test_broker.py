@@ -12,7 +12,7 @@ class Recorder:
         self.sent, self.statuses, self.lost, self.kept, self.dropped = [], [], [], [], []
 
     def brain_message(self, msg): pass
-    def brain_status(self, status, model): self.statuses.append(status)
+    def brain_status(self, status): self.statuses.append(status)
     def brain_lost(self, worker): self.lost.append(worker)
     def keep(self, msg): self.kept.append(msg.request)
     def drop(self, request): self.dropped.append(request)
@@ -28,8 +28,11 @@ def make(now):
     return broker, recorder
 
 
+UP = dict(ollama="up", ollama_url="http://127.0.0.1:11434", models=["m:latest"])
+
+
 def hello(worker, **kw):
-    return encode(Hello(worker=worker, started=0, pid=1, model="m", parallel=1, **kw))
+    return encode(Hello(worker=worker, started=0, pid=1, model="m", parallel=1, **(UP | kw)))
 
 
 def test_nothing_is_sent_before_the_worker_is_subscribed_and_present_then_all_of_it():
@@ -57,7 +60,7 @@ def test_a_silent_worker_is_lost_after_three_beats_and_back_with_any_message():
     assert rec.lost == ["w1"] and broker.status == "offline"
     broker.from_publisher(encode(Chunk(worker="w1", session="s", request="r", seq=0, text="still here")))
     assert broker.status == "ready"
-    broker.from_publisher(encode(Heartbeat(worker="w1", started=0, pid=1, model="m", parallel=1, busy=1)))
+    broker.from_publisher(encode(Heartbeat(worker="w1", started=0, pid=1, model="m", parallel=1, busy=1, **UP)))
     assert broker.status == "thinking"
 
 
@@ -111,3 +114,24 @@ def test_a_goodbye_overtaken_by_its_disconnect_still_means_restarting():
     broker.subscription(b"\x00brain.w1.")
     broker.from_publisher(encode(Bye(worker="w1")))
     assert broker.status == "restarting"
+
+
+def test_the_status_tells_the_whole_chain_for_each_sessions_model():
+    now = [0.0]
+    broker, rec = make(now)
+    broker.subscription(b"\x01brain.w1.")
+    beat = dict(worker="w1", started=0, pid=1, model="m", parallel=1, ollama_url="http://127.0.0.1:11434")
+    expected = [
+        (dict(), "checking", "checking Ollama…"),
+        (dict(ollama="down"), "ollama-down", "Ollama is not running at 127.0.0.1:11434 — start it with `ollama serve`"),
+        (dict(ollama="up", loading="m"), "loading", "loading m…"),
+        (dict(ollama="up", models=[]), "not-pulled", "m is not pulled — run `ollama pull m` (or pick another model)"),
+        (dict(ollama="up", models=["m:latest"], loading="m"), "loading", "loading m…"),
+        (dict(ollama="up", models=["m:latest"]), "ready", "brain ready"),
+    ]
+    for fields, status, text in expected:
+        broker.from_publisher(encode(Heartbeat(**beat, **fields)))
+        assert broker.status_of("s") == (status, text)
+    assert rec.statuses[1:] == [status for _, status, _ in expected], "each change announced once"
+    assert broker.status_of("s", "qwen3:4b")[1] == "qwen3:4b is not pulled — run `ollama pull qwen3:4b` (or pick another model)"
+    assert broker.models == ["m:latest"]

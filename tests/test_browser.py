@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from shared.messages import Todo
 from tests.fake_ollama import Plan, words
+from tests.replay import known_list
 from tests.system import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
@@ -163,9 +165,10 @@ def test_todos_through_the_page_reach_the_model_which_comments(open_page, fake):
     w.page.wait_for_timeout(2500)
     expect(replies(w.page)).to_have_count(1)  # one comment for the whole burst
     expect(replies(w.page).first.locator(".md")).to_have_text(fake.replies[-1].strip())
-    events = fake.chat_requests()[-1]["messages"][-1]["content"]
-    assert "marked 'feed the cat' as done" in events and "deleted the todo 'pay rent'" in events
-    assert "[x] feed the cat" in fake.chat_requests()[-1]["messages"][0]["content"]
+    messages = fake.chat_requests()[-1]["messages"]
+    assert "marked #1 'feed the cat' done" in messages[-1]["content"]
+    assert "deleted #2 'pay rent'" in messages[-1]["content"]
+    assert known_list(messages) == [Todo(1, "feed the cat", True)]
     w.page.reload()
     expect(w.page.locator("#todo-list li.done")).to_have_text(re.compile("feed the cat"))
 

@@ -3,8 +3,10 @@ import time
 
 import requests
 
+from shared.config import DEFAULT_PERSONA
 from tests.fake_ollama import Plan, words
 from tests.page import Visitor
+from tests.replay import known_list
 
 
 def test_reply_streams_chunk_by_chunk_and_equals_what_ollama_sent(system, visitor, fake):
@@ -87,19 +89,20 @@ def test_two_sessions_stream_at_once_and_never_see_each_other(start_system, fake
 
 def test_a_todo_reaches_the_model_which_comments_and_knows_the_list(system, visitor, fake):
     tab = visitor.open_tab()
-    visitor.add_todo("buy oat milk")
+    tid = visitor.add_todo("buy oat milk")
 
     [comment] = tab.wait(lambda t: t.finished(1), what="the model's comment on the new todo")
     assert comment.status == "done" and comment.text == fake.replies[-1]
     request = fake.chat_requests()[-1]["messages"]
-    assert "[ ] buy oat milk" in request[0]["content"]
-    assert request[-1] == {"role": "user", "content": "[app] The user added the todo 'buy oat milk'."}
+    assert request[0] == {"role": "system", "content": DEFAULT_PERSONA}, "the persona alone: it never changes"
+    assert request[-1] == {"role": "user", "content": f"[app] The user added #{tid} 'buy oat milk'."}
 
     tab.send("what's on my list?")
     tab.wait(lambda t: t.finished(2))
     request = fake.chat_requests()[-1]["messages"]
-    assert "[ ] buy oat milk" in request[0]["content"]
-    assert request[-1] == {"role": "user", "content": "what's on my list?"}
+    assert request[1:] == [
+        {"role": "user", "content": f"[app] The user added #{tid} 'buy oat milk'."},
+        {"role": "assistant", "content": fake.replies[0]}, {"role": "user", "content": "what's on my list?"}]
 
 
 def test_a_burst_of_clicks_makes_one_comment(start_system, fake):
@@ -117,9 +120,9 @@ def test_a_burst_of_clicks_makes_one_comment(start_system, fake):
     requests_made = fake.chat_requests()
     assert len(requests_made) == 1
     messages = requests_made[0]["messages"]
-    assert "feed the cat" in messages[0]["content"] and "water the plants" not in messages[0]["content"]
     events = messages[-1]["content"]
-    assert events.count("marked 'water the plants'") == 5 and "deleted the todo 'water the plants'" in events
+    assert events.count(f"marked #{tid} 'water the plants'") == 5 and f"deleted #{tid} 'water the plants'" in events
+    assert [t.title for t in known_list(messages)] == ["feed the cat"]
     visitor.close()
 
 

@@ -3,9 +3,13 @@ import html
 import os
 import signal
 
-from tests.fake_ollama import Plan, words
+import pytest
+
+from shared.config import DEFAULT_PERSONA
+from tests.fake_ollama import Plan, render_prompt, words
 from tests.page import Visitor
-from tests.system import System, free_port
+from tests.replay import known_list
+from tests.system import System
 
 
 def test_reply_stats_show_when_ollama_sends_them_and_are_left_out_when_it_does_not(system, visitor, fake):
@@ -72,14 +76,16 @@ def test_a_long_conversation_never_overflows_the_window_and_says_when_it_trims(s
     tab.wait(lambda t: t.finished(turns), timeout=100)  # the first turn carries the todo event too
 
     asked = fake.chat_requests()
-    assert len(asked) == turns
-    for request in asked:
+    assert len(asked) == turns == len(fake.prompts)
+    for request, prompt in zip(asked, fake.prompts):
         messages = request["messages"]
         assert request["options"]["num_ctx"] == num_ctx
-        assert sum(len(m["content"]) for m in messages) / 4 <= num_ctx, "more than the window was sent"
-        assert messages[0]["role"] == "system" and "attitude" in messages[0]["content"]
-        assert "renew passport" in messages[0]["content"]
+        assert prompt.tokens <= num_ctx, "more than the window was sent"
+        assert messages[0] == {"role": "system", "content": DEFAULT_PERSONA}
+        assert [t.title for t in known_list(messages)] == ["renew passport"], "the model always knows the list"
     assert asked[-1]["messages"][-1]["content"].startswith(f"message {turns - 1}:")
+    evaluated = [p.evaluated for p in fake.prompts]
+    assert sum(evaluated) < 0.25 * sum(p.tokens for p in fake.prompts), "the cache holds between set-asides"
     notes = [b for b in tab.bubbles.values() if b.role == "note"]
     assert 1 <= len(notes) < turns / 5
     assert "set aside the" in notes[0].text and f"{num_ctx} tokens" in notes[0].text
@@ -134,23 +140,22 @@ def test_the_brain_loads_the_model_at_start_and_the_page_says_so(tmp_path, fake)
     system = System(tmp_path, fake.url, OLLAMA_KEEP_ALIVE="1h").start()
     try:
         loading = system.wait_status(lambda s: s["status"] == "loading")
-        assert loading["loading"] == "llama3.2"
+        assert loading["text"] == "loading llama3.2…"
         visitor = Visitor(system.url)
         assert "loading llama3.2…" in visitor.page.text
         tab = visitor.open_tab()
+        assert tab.picker == ["llama3.2:latest"], "the list is known before the load ends"
         tab.wait(lambda t: t.status == "brain ready", timeout=10, what="ready once loaded")
         warm = [r for r in fake.requests if not r.get("messages")]
-        assert warm == [{"model": "llama3.2", "messages": [], "stream": True, "keep_alive": "1h"}]
+        assert warm == [{"model": "llama3.2", "messages": [], "stream": True, "options": {"num_ctx": 8192},
+                         "keep_alive": "1h"}]
+        tab.send("hi")
+        tab.wait(lambda t: t.finished(1))
+        assert fake.cache.loads == ["llama3.2"], "the first chat uses the loaded model: same num_ctx, no reload"
         assert "llama3.2 loaded in" in system.log("brain")
         visitor.close()
     finally:
         system.stop_all()
-
-
-def test_the_brain_comes_up_even_when_ollama_is_down_at_start(start_system):
-    system = start_system(OLLAMA_HOST=f"127.0.0.1:{free_port()}")
-    assert system.wait_ready()["status"] == "ready"
-    assert "warm-up: Can't reach Ollama" in system.log("brain")
 
 
 def test_the_model_picker_lists_pulled_models_switches_per_session_and_keeps_the_conversation(start_system, fake):
@@ -178,3 +183,51 @@ def test_the_model_picker_lists_pulled_models_switches_per_session_and_keeps_the
     assert fake.wait(lambda f: f.chat_requests()[-1]["model"] == "llama3.2"), "other sessions keep the default"
     other.close()
     visitor.close()
+
+
+def test_todo_changes_between_turns_keep_the_prompt_cache_so_each_request_evaluates_only_its_newest_turn(
+        system, visitor, fake):
+    tab = visitor.open_tab()
+    ids = []
+    for turn in range(30):
+        if turn % 2:  # a todo change right before every other turn: the case that used to re-read everything
+            if turn % 4 == 1 or not ids:
+                ids.append(visitor.add_todo(f"errand {turn}"))
+            else:
+                visitor.htmx("POST", f"/todos/{ids[-1]}/toggle").raise_for_status()
+        tab.send(f"turn {turn}: what now?")
+        tab.wait(lambda t, n=turn + 1: t.finished(n), timeout=15)
+
+    asked, prompts = fake.chat_requests(), fake.prompts
+    assert len(asked) == 30 and fake.cache.loads == ["llama3.2"], "one load: options never changed"
+    for before, after in zip(asked, asked[1:]):
+        assert after["messages"][:len(before["messages"])] == before["messages"], "append-only"
+    for request, prompt in zip(asked[1:], prompts[1:]):
+        last_reply = max(i for i, m in enumerate(request["messages"]) if m["role"] == "assistant")
+        newest_turn = len(render_prompt({"messages": request["messages"][last_reply + 1:]}))
+        assert prompt.evaluated <= newest_turn + 2, (prompt, request["messages"][last_reply + 1:])
+    assert [t.id for t in known_list(asked[-1]["messages"])] == ids
+    print(f"30 turns: {prompts[-1].tokens} prompt tokens at the end; evaluated per request: "
+          f"{[p.evaluated for p in prompts]}")
+
+
+@pytest.mark.env(TODO_COMMENT_DELAY_S=5)
+def test_a_todo_change_is_evaluated_while_the_user_types_so_the_next_message_costs_only_itself(
+        system, visitor, fake):
+    tab = visitor.open_tab()
+    tab.send("hello")
+    tab.wait(lambda t: t.finished(1))
+    tid = visitor.add_todo("buy oat milk")
+    [warm] = fake.wait(lambda f: f.warms)
+    app_turn = {"role": "user", "content": f"[app] The user added #{tid} 'buy oat milk'."}
+    assert warm.evaluated <= len(render_prompt({"messages": [app_turn]})) + 2, "only the new event is evaluated"
+    warmed = fake.requests[-1]
+    assert warmed["options"] == {"num_ctx": 8192, "num_predict": 1} and warmed["messages"][-1] == app_turn
+
+    tab.send("what now?")
+    tab.wait(lambda t: t.finished(2))
+    chat = fake.chat_requests()[-1]
+    assert chat["messages"][-2:] == [app_turn, {"role": "user", "content": "what now?"}]
+    newest = len(render_prompt({"messages": [{"role": "user", "content": "what now?"}]}))
+    assert fake.prompts[-1].evaluated <= newest + 2, "the event was already in the cache"
+    assert fake.cache.loads == ["llama3.2"], "warming changed no load option"

@@ -1,5 +1,7 @@
 """When Ollama misbehaves the user is told, in the chat, what happened and what to do; the brain
 stays up and the next message works once Ollama is fine again."""
+import time
+
 import pytest
 
 from brain.ollama_client import ModelNotFound, OllamaClient, OllamaFailed, OllamaTimeout, OllamaUnavailable
@@ -10,40 +12,91 @@ from tests.system import free_port
 USER = [{"role": "user", "content": "hi"}]
 
 
-def test_ollama_down_is_told_and_the_next_message_works_once_it_is_up(start_system, fake):
+def test_with_ollama_absent_the_page_says_so_and_a_message_waits_then_is_answered_once(start_system):
     port = free_port()
-    system = start_system(OLLAMA_HOST=f"127.0.0.1:{port}")
+    system = start_system(ready=False, OLLAMA_HOST=f"127.0.0.1:{port}", OLLAMA_CHECK_S=0.5)
     visitor = Visitor(system.url)
     tab = visitor.open_tab()
+    down = f"Ollama is not running at 127.0.0.1:{port} — start it with `ollama serve`"
+    tab.wait(lambda t: t.status_text == down, what="the not-running instruction")
+    assert tab.status == "brain ollama-down" and down in visitor.http.get(system.url + "/", timeout=5).text
+    assert tab.picker == ["llama3.2:latest"], "nothing is called 'not pulled' before Ollama has listed its models"
 
+    visitor.add_todo("buy a lamp")
+    time.sleep(1.0)  # past the comment delay: no comment waits for Ollama, the event stays in the context
     tab.send("anyone home?")
-    [failed] = tab.wait(lambda t: t.finished(1))
-    assert failed.status == "failed"
-    assert f"Can't reach Ollama at http://127.0.0.1:{port}" in failed.note and "ollama serve" in failed.note
+    [waiting] = tab.wait(lambda t: t.replies("waiting"), what="the message waiting for Ollama")
+    assert f"not running at http://127.0.0.1:{port}" in waiting.note and "ollama serve" in waiting.note
+    time.sleep(1.0)
 
     late = FakeOllama(port=port).start()
     try:
-        tab.send("how about now?")
-        replies = tab.wait(lambda t: t.finished(2))
-        assert replies[-1].status == "done" and replies[-1].text == late.replies[-1]
+        tab.wait(lambda t: t.status_text == "brain ready", timeout=10, what="ready without a reload")
+        [reply] = tab.wait(lambda t: t.finished(1), timeout=10)
+        assert reply.status == "done" and reply.text == late.replies[0]
+        time.sleep(1.0)  # a second answer or a late comment would have started by now
+        [asked] = late.chat_requests()
+        assert [m["content"] for m in asked["messages"][1:]][-1] == "anyone home?"
+        assert "buy a lamp" in asked["messages"][-2]["content"], "the todo event rode with the waiting message"
+        assert len(tab.replies()) == 1
     finally:
         late.stop()
         visitor.close()
 
 
-def test_a_model_that_is_not_pulled_names_the_pull_command(start_system, fake):
-    system = start_system(OLLAMA_MODEL="qwen3:4b")
+def test_a_message_waiting_for_ollama_can_be_stopped(start_system):
+    port = free_port()
+    system = start_system(ready=False, OLLAMA_HOST=f"127.0.0.1:{port}", OLLAMA_CHECK_S=0.5)
     visitor = Visitor(system.url)
     tab = visitor.open_tab()
+    tab.send("never mind")
+    [waiting] = tab.wait(lambda t: t.reply_ids("waiting"), what="waiting")
+    tab.click("stop", waiting)
+    tab.wait(lambda t: t.bubbles[waiting].status == "stopped", what="stopped")
+    late = FakeOllama(port=port).start()
+    try:
+        tab.wait(lambda t: t.status_text == "brain ready", timeout=10)
+        time.sleep(1.0)
+        assert late.chat_requests() == [], "a stopped message is not asked once Ollama is back"
+    finally:
+        late.stop()
+        visitor.close()
+
+
+def test_a_model_that_is_not_pulled_names_the_pull_command_until_it_is_pulled(start_system, fake):
+    system = start_system(ready=False, OLLAMA_MODEL="qwen3:4b", OLLAMA_CHECK_S=0.5)
+    visitor = Visitor(system.url)
+    tab = visitor.open_tab()
+    pull = "qwen3:4b is not pulled — run `ollama pull qwen3:4b` (or pick another model)"
+    tab.wait(lambda t: t.status_text == pull, what="the pull instruction")
+    assert tab.picker == ["llama3.2:latest", "qwen3:4b (not pulled)"]
 
     tab.send("hello")
     [failed] = tab.wait(lambda t: t.finished(1))
     assert failed.status == "failed" and "`ollama pull qwen3:4b`" in failed.note
 
-    fake.models.append("qwen3:4b")
+    fake.models.append("qwen3:4b")  # `ollama pull` finished while the page is open
+    tab.wait(lambda t: t.status_text == "brain ready", timeout=10, what="ready once pulled")
+    tab.wait(lambda t: t.picker == ["llama3.2:latest", "qwen3:4b"], what="the picker updated live")
     tab.send("hello again")
     assert tab.wait(lambda t: t.finished(2))[-1].status == "done"
     visitor.close()
+
+
+def test_stop_before_the_first_token_hangs_up_on_a_slow_load_at_once(system, visitor, fake):
+    fake.plan(Plan(first_byte_delay=30))  # a cold model load: no byte for 30 s
+    tab = visitor.open_tab()
+    tab.send("wake up")
+    fake.wait(lambda f: f.chat_requests())
+    [reply] = tab.wait(lambda t: t.reply_ids("thinking"), what="the reply on its way")
+    time.sleep(0.3)
+    pressed = time.monotonic()
+    tab.click("stop", reply)
+    fake.wait(lambda f: f.hangups, timeout=5)
+    tab.wait(lambda t: t.bubbles[reply].status == "stopped", timeout=5, what="stopped")
+    print(f"Stop -> Ollama's request closed in {fake.hangups[0] - pressed:.3f}s")
+    tab.send("and now?")
+    assert tab.wait(lambda t: t.finished(1) and t.replies("done"))[0].text == fake.replies[-1]
 
 
 def test_an_error_mid_stream_keeps_the_partial_text_out_of_context(system, visitor, fake):

@@ -3,8 +3,9 @@ import pytest
 
 from brain.conversation import Conversation
 from shared.config import Settings, ollama_url
+from tests.replay import known_list
 from shared.messages import (KINDS, Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Heartbeat, Hello, Note, Regenerate, Reset, Stats, Stop, Todo,
-                             TodoEvent, decode, encode)
+                             TodoEvent, Waiting, decode, encode)
 
 SAMPLES = [
     Chat(worker="w1", session="s1", request="r1", text="hi <b>there</b> ✓"),
@@ -14,10 +15,12 @@ SAMPLES = [
     TodoEvent(worker="w1", session="s1", request="r2", action="toggled", todo=Todo(1, "a", True),
               todos=[Todo(1, "a", True), Todo(2, "b", False)]),
     Hello(worker="w1", started=1.5, pid=42, model="llama3.2", parallel=4),
-    Heartbeat(worker="w1", started=1.5, pid=42, model="llama3.2", parallel=4, busy=2),
+    Heartbeat(worker="w1", started=1.5, pid=42, model="llama3.2", parallel=4, busy=2, ollama="up",
+              ollama_url="http://127.0.0.1:11434", version="0.12.0", models=["llama3.2:latest"]),
     Bye(worker="w1"),
     Ack(worker="w1", session="s1", request="r1"),
     Note(worker="w1", session="s1", request="r1", text="old turns set aside"),
+    Waiting(worker="w1", session="s1", request="r1", reason="Ollama is not running"),
     Chunk(worker="w1", session="s1", request="r1", seq=3, text="word"),
     Done(worker="w1", session="s1", request="r1", seq=4, text="all of it", stats=Stats(eval_count=4)),
     Failed(worker="w1", session="s1", request="r1", seq=2, code="ollama_down", error="down", text="par"),
@@ -75,27 +78,87 @@ def test_settings_have_loopback_defaults_and_refuse_nonsense(tmp_path):
         Settings.from_env({"BRAIN_PARALLEL": "lots"})
 
 
-def test_conversation_folds_events_into_one_turn_and_keeps_the_list_in_the_system_message():
+def event(action, todo, todos):
+    return TodoEvent(session="s", request="r", action=action, todo=todo, todos=todos)
+
+
+def test_conversation_folds_events_into_one_app_turn_naming_each_todo():
     c = Conversation()
     milk, eggs = Todo(1, "milk", False), Todo(2, "eggs", False)
-    c.note(TodoEvent(session="s", request="a", action="added", todo=milk, todos=[milk]))
-    c.note(TodoEvent(session="s", request="b", action="added", todo=eggs, todos=[milk, eggs]))
+    c.note(event("added", milk, [milk]))
+    c.note(event("added", eggs, [milk, eggs]))
     assert c.begin_turn(None)
     assert not c.begin_turn(None), "nothing new: no comment"
     done = Todo(1, "milk", True)
-    c.note(TodoEvent(session="s", request="c", action="toggled", todo=done, todos=[done, eggs]))
+    c.note(event("toggled", done, [done, eggs]))
     assert c.begin_turn("what's left?")
     system, *turns = c.messages("PERSONA")
-    assert system["content"].startswith("PERSONA") and "- [x] milk\n- [ ] eggs" in system["content"]
+    assert system == {"role": "system", "content": "PERSONA"}
     assert turns == [
-        {"role": "user", "content": "[app] The user added the todo 'milk'; then added the todo 'eggs'."},
-        {"role": "user", "content": "[app] The user marked 'milk' as done."},
+        {"role": "user", "content": "[app] The user added #1 'milk'; then added #2 'eggs'."},
+        {"role": "user", "content": "[app] The user marked #1 'milk' done."},
         {"role": "user", "content": "what's left?"},
     ]
+    assert known_list(c.messages("PERSONA")) == [done, eggs]
 
 
-def test_conversation_sets_old_turns_aside_to_fit_the_window_keeping_instructions_and_list():
-    c = Conversation(todos=[Todo(1, "water plants", False)])
+def test_two_requests_share_everything_but_the_newest_turn_even_with_a_todo_change_between():
+    c = Conversation()
+    c.begin_turn("hello")
+    first = c.messages("PERSONA")
+    c.add_reply("hi")
+    milk = Todo(1, "milk", False)
+    c.note(event("added", milk, [milk]))
+    c.begin_turn("and now?")
+    second = c.messages("PERSONA")
+    assert second[:len(first)] == first, "the earlier request is a prefix of the next one"
+    assert second[len(first):] == [{"role": "assistant", "content": "hi"},
+                                   {"role": "user", "content": "[app] The user added #1 'milk'."},
+                                   {"role": "user", "content": "and now?"}]
+    c.add_reply("ok")
+    c.begin_turn("a plain turn")
+    assert c.messages("PERSONA")[:len(second)] == second
+
+
+def test_the_whole_list_is_stated_when_the_changes_alone_would_not_lead_to_it():
+    kept = [Todo(3, "call mum", False), Todo(4, "pay rent", True)]
+    c = Conversation(todos=kept)  # a new chat: the list stays, the model has never seen it
+    c.begin_turn("hi")
+    assert c.messages("P")[1]["content"] == "[app] The todo list now:\n- [ ] #3 call mum\n- [x] #4 pay rent"
+    lamp = Todo(5, "buy a lamp", False)
+    fresh = Conversation(todos=kept)
+    fresh.note(event("added", lamp, [*kept, lamp]))
+    fresh.begin_turn(None)
+    assert fresh.messages("P")[1]["content"] == ("[app] The user added #5 'buy a lamp'.\nThe todo list now:\n"
+                                                 "- [ ] #3 call mum\n- [x] #4 pay rent\n- [ ] #5 buy a lamp")
+    empty = Conversation()
+    empty.begin_turn("hi")
+    assert empty.messages("P")[1:] == [{"role": "user", "content": "hi"}]
+
+
+def test_200_todos_and_500_clicks_later_the_window_still_tells_the_current_list():
+    c, todos, set_aside = Conversation(), [], 0
+    for i in range(200):
+        todos = [*todos, Todo(i + 1, f"thing {i}", False)]
+        c.note(event("added", todos[-1], todos))
+    for click in range(500):
+        i = click * 7 % len(todos)
+        flipped = Todo(todos[i].id, todos[i].title, not todos[i].done)
+        todos = [*todos[:i], flipped, *todos[i + 1:]]
+        c.note(event("toggled", flipped, todos))
+        if click % 10 == 9:
+            c.begin_turn(None if click % 20 else f"question {click}")
+            set_aside += c.fit("PERSONA", 6000)
+            c.add_reply("noted")
+            assert known_list(c.messages("PERSONA")) == todos
+            assert c.estimate(c.messages("PERSONA")) <= 6000
+    assert set_aside > 0, "the test reached the point where turns are set aside"
+
+
+def test_conversation_sets_old_turns_aside_to_fit_the_window_and_restates_the_list():
+    water = Todo(1, "water plants", False)
+    c = Conversation()
+    c.note(event("added", water, [water]))
     for i in range(60):
         c.begin_turn(f"question {i} " + "x" * 90)
         c.add_reply(f"answer {i} " + "y" * 90)
@@ -104,10 +167,14 @@ def test_conversation_sets_old_turns_aside_to_fit_the_window_keeping_instruction
     set_aside = c.fit("PERSONA", budget)
     messages = c.messages("PERSONA")
     assert set_aside > 0 and c.estimate(messages) <= 0.6 * budget
-    assert messages[0]["role"] == "system" and "PERSONA" in messages[0]["content"]
-    assert "water plants" in messages[0]["content"]
-    assert messages[1]["role"] == "user" and messages[-1]["content"] == "the newest question"
+    assert messages[0] == {"role": "system", "content": "PERSONA"} and messages[1]["role"] == "user"
+    assert messages[-2:] == [{"role": "user", "content": "the newest question"},
+                             {"role": "user", "content": "[app] Earlier messages were set aside. "
+                                                         "The todo list now:\n- [ ] #1 water plants"}]
     assert c.fit("PERSONA", budget) == 0, "nothing more to set aside until the window fills again"
+    c.add_reply("fine")
+    c.begin_turn("next")
+    assert c.messages("PERSONA")[:len(messages)] == messages, "between set-asides the prefix holds"
 
 
 def test_the_token_estimate_only_ever_rises_to_what_ollama_counted():

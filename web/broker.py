@@ -24,6 +24,7 @@ import zmq
 from shared import bus
 from shared.config import Settings
 from shared.messages import Ack, BadFrame, Bye, Presence, ToBrain, ToWeb, decode, encode
+from web.status import Status, chain_status
 
 log = logging.getLogger("web.broker")
 MISSED_BEATS = 3
@@ -32,7 +33,8 @@ RESTART_GRACE_S = 15.0  # how long "restarting" may last after a clean goodbye b
 
 class Listener(Protocol):
     def brain_message(self, msg: ToWeb) -> None: ...
-    def brain_status(self, status: str, model: str) -> None: ...
+    def brain_status(self, status: Status) -> None:
+        "The workers' or Ollama's state changed; `status` is what a session on the default model sees."
     def brain_lost(self, worker: str) -> None: ...
 
 
@@ -55,9 +57,8 @@ class Broker:
         self.s, self.listener, self.outbox, self.clock = settings, listener, outbox, clock
         self.workers: dict[str, WorkerState] = {}
         self.pending: dict[str, ToBrain] = {}
-        self.status = "offline"
-        self.loading = ""  # the model a worker is loading, while it is
         self.restarting_until = 0.0
+        self.shown: tuple = ()  # what the status depends on, as last announced
 
     def resume(self, pending: list[ToBrain]) -> None:
         "Take back what the outbox held when the web last stopped; sent once a worker is ready."
@@ -98,9 +99,27 @@ class Broker:
         return self._route(msg)
 
     @property
-    def models(self) -> list[str]:
-        "The models pulled into Ollama, as the ready workers last saw them."
-        return sorted({m for s in self.workers.values() if self._ready(s) for m in s.presence.models})
+    def models(self) -> list[str] | None:
+        "The models pulled into Ollama, as the ready workers last saw them; None until one has listed them."
+        lists = [s.presence.models for s in self.workers.values() if self._ready(s) and s.presence.models is not None]
+        return sorted({m for models in lists for m in models}) if lists else None
+
+    def serving(self, session: str) -> Presence | None:
+        "The ready worker that serves `session`, as it last described itself."
+        worker = self._pick(session)
+        return self.workers[worker].presence if worker else None
+
+    @property
+    def restarting(self) -> bool:
+        return self.clock() < self.restarting_until
+
+    def status_of(self, session: str, model: str = "") -> tuple[Status, str]:
+        "The status line of a session whose chosen model is `model` (\"\" for the default)."
+        return chain_status(self.serving(session), self.restarting, model)
+
+    @property
+    def status(self) -> Status:
+        return self.status_of("")[0]
 
     def withdraw(self, request: str) -> bool:
         "Take back a message no worker has been sent yet; False if one may have it already."
@@ -236,12 +255,11 @@ class Broker:
         self._update_status()
 
     def _update_status(self) -> None:
-        ready = [s.presence for s in self.workers.values() if self._ready(s)]
-        model = next((p.loading for p in ready if p.loading), "")
-        if ready:
-            status = "thinking" if any(p.busy for p in ready) else "loading" if model else "ready"
-        else:
-            status = "restarting" if self.clock() < self.restarting_until else "offline"
-        if (status, model) != (self.status, self.loading):
-            self.status, self.loading = status, model
-            self.listener.brain_status(status, model)
+        "Tell the listener when anything a status line depends on has changed."
+        ready = sorted((w, s.presence.ollama, s.presence.loading, bool(s.presence.busy), s.presence.model,
+                        tuple(s.presence.models or ()), s.presence.models is None)
+                       for w, s in self.workers.items() if self._ready(s))
+        shown = (self.restarting, tuple(ready))
+        if shown != self.shown:
+            self.shown = shown
+            self.listener.brain_status(self.status)

@@ -9,12 +9,10 @@ from html import escape
 from fasthtml.common import (A, Article, Button, Details, Div, Form, H1, H2, Header, Input, Li, Link, Main,
                              Meta, Option, Pre, Script, Section, Select, Small, Span, Summary, Title, Ul)
 
-from shared.messages import Stats, Todo
+from shared.messages import Stats, Todo, full_name
 
-STATUS_TEXT = {"ready": "brain ready", "thinking": "brain thinking…", "restarting": "brain restarting…",
-               "offline": "brain offline"}
 REPLY_NOTES = {"queued": "Queued: the brain is offline right now. It will answer when it is back."}
-LIVE = ("queued", "thinking", "streaming")
+LIVE = ("queued", "thinking", "waiting", "streaming")
 RETRYABLE = ("failed", "interrupted")
 REGENERABLE = ("done", "stopped")
 
@@ -83,8 +81,8 @@ def Transcript(bubbles):
     return Div(*bubbles, id="msg-list", aria_live="polite")
 
 
-def BrainStatus(status: str, model: str = ""):
-    text = f"loading {model}…" if status == "loading" else STATUS_TEXT.get(status, status)
+def BrainStatus(status: str, text: str):
+    "The status line (see web/status.py); the class says its state, the text what to do about it."
     return Span(text, id="brain-status", cls=f"brain {status}", role="status")
 
 
@@ -108,16 +106,14 @@ def stats_note(stats: Stats) -> str:
     return " · ".join(parts)
 
 
-def full_name(model: str) -> str:
-    "Ollama's own rule: a model named without a tag means its :latest."
-    return model if ":" in model else f"{model}:latest"
-
-
-def ModelPicker(models: list[str], chosen: str):
-    "Which model answers this session; a change goes over the WebSocket and keeps the conversation."
+def ModelPicker(models: list[str] | None, chosen: str):
+    """Which model answers this session; a change goes over the WebSocket and keeps the conversation.
+    `models` is None until the brain has listed Ollama's models: nothing is called "not pulled" before."""
     chosen = full_name(chosen)
-    names = models if chosen in models else [*models, chosen]
-    options = [Option(m if m in models else f"{m} (not pulled)", value=m, selected=m == chosen) for m in names]
+    known = models or []
+    names = known if chosen in known else [*known, chosen]
+    options = [Option(m if models is None or m in models else f"{m} (not pulled)", value=m, selected=m == chosen)
+               for m in names]
     return Select(*options, id="model-picker", name="model", ws_send=True, hx_trigger="change",
                   aria_label="Model", title="Which model answers")
 
@@ -127,11 +123,11 @@ def Persona(prompt: str):
     return Details(Summary("The model's instructions"), Pre(prompt, cls="persona"), cls="persona")
 
 
-def Page(todos: list[Todo], bubbles, status: str, loading: str, max_chat_chars: int, persona: str, picker):
+def Page(todos: list[Todo], bubbles, status, max_chat_chars: int, persona: str, picker):
     return (
         Title("Todo with attitude"),
         Main(cls="container")(
-            Header(H1("Todo with attitude"), BrainStatus(status, loading), cls="top"),
+            Header(H1("Todo with attitude"), status, cls="top"),
             Div(cls="panes")(
                 Section(H2("Todos"), cls="todos")(
                     Form(id="todo-form", hx_post="/todos", hx_target="#todo-list", hx_swap="beforeend")(

@@ -7,13 +7,14 @@ step, no fragment can be missed or applied twice by a tab that connects mid-stre
 """
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fasthtml.common import to_xml
 
-from shared.messages import Ack, Chunk, Done, Failed, Note, ToWeb
+from shared.messages import Ack, Chunk, Done, Failed, Note, ToWeb, Waiting
 from web.clients import Clients
-from web.components import (LIVE, REGENERABLE, RETRYABLE, Append, Bubble, BrainStatus, ChunkText, ThinkingText, Transcript,
+from web.components import (LIVE, REGENERABLE, RETRYABLE, Append, Bubble, ChunkText, ThinkingText, Transcript,
                             stats_note)
 from web.store import Store, StoreThread
 
@@ -38,8 +39,8 @@ class Entry:
 
 
 class Relay:
-    def __init__(self, clients: Clients, store: Store, db: StoreThread):
-        self.clients, self.store, self.db = clients, store, db
+    def __init__(self, clients: Clients, store: Store, db: StoreThread, on_status: Callable[[], None] = lambda: None):
+        self.clients, self.store, self.db, self.on_status = clients, store, db, on_status
         self.sessions: dict[str, OrderedDict[tuple, Entry]] = {}
         self.loaded: set[str] = set()
         self.dropped: OrderedDict[str, None] = OrderedDict()  # replies of conversations reset since
@@ -129,6 +130,11 @@ class Relay:
             self._chunk(msg)
         elif isinstance(msg, (Done, Failed)):
             self._finish(msg)
+        elif isinstance(msg, Waiting):
+            entry = self._reply(msg.session, msg.request)
+            if entry and entry.status in LIVE:
+                entry.status, entry.note, entry.worker = "waiting", msg.reason, msg.worker
+                self.clients.send(msg.session, to_xml(entry.bubble(oob=True)))
         elif isinstance(msg, Note):
             note = self._add(msg.session, Entry(msg.request, "note", msg.text))
             self.db.post(self.store.add_line, msg.session, msg.request, "note", msg.text)
@@ -141,13 +147,13 @@ class Relay:
             elif entry:
                 entry.worker = msg.worker
 
-    def brain_status(self, status: str, model: str) -> None:
-        self.clients.send_all(to_xml(BrainStatus(status, model)))
+    def brain_status(self, status) -> None:
+        self.on_status()
 
     def brain_lost(self, worker: str) -> None:
         for session, entries in self.sessions.items():
             for entry in list(entries.values()):
-                if entry.worker == worker and entry.status in ("thinking", "streaming"):
+                if entry.worker == worker and entry.status in ("thinking", "waiting", "streaming"):
                     self._end(session, entry, "interrupted", "Interrupted: the brain stopped mid-reply.")
 
     def _chunk(self, msg: Chunk) -> None:

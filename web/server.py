@@ -8,6 +8,7 @@ Run: uvicorn web.server:app --host 127.0.0.1 --port $PORT   (the Procfile does)
 import asyncio
 import json
 import logging
+import re
 import uuid
 from pathlib import Path
 
@@ -19,13 +20,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from shared.config import Settings, setup_logging
-from shared.messages import Chat, Regenerate, Reset, Stop, TodoEvent
+from shared.messages import Chat, Regenerate, Reset, Stop, TodoEvent, full_name
 from web.broker import Broker
 from web.clients import Clients
 from web.export import to_json, to_markdown
-from web.components import BrainStatus, ModelPicker, Notice, Page, TodoItem, full_name, head_assets
+from web.components import BrainStatus, ModelPicker, Notice, Page, TodoItem, head_assets
 from web.relay import Relay
 from web.security import SecurityHeaders, same_origin
+from web.status import StatusBoard
 from web.store import DiskOutbox, Store, StoreThread
 
 log = logging.getLogger("web")
@@ -39,12 +41,14 @@ VENDOR = {
 }
 POLICY_VIOLATION = 1008
 MAX_TITLE_CHARS = 500
+MODEL_NAME = re.compile(r"^[\w.:/-]{1,200}$")  # what Ollama accepts as a model name
 
 setup_logging()
 settings = Settings.from_env()
 settings.data_dir.mkdir(parents=True, exist_ok=True)
 store, db, clients = Store(settings.data_dir), StoreThread(), Clients()
-relay = Relay(clients, store, db)
+board = StatusBoard(clients, lambda sid: to_xml(status_line(sid)), lambda sid: to_xml(picker(sid)), lambda: broker.models)
+relay = Relay(clients, store, db, on_status=board.changed)
 broker = Broker(settings, relay, DiskOutbox(store, db))
 choices: dict[str, str] = {}  # session -> chosen model, read from the store when a tab connects
 
@@ -58,6 +62,10 @@ async def load_session(sid: str) -> None:
 
 def picker(sid: str):
     return ModelPicker(broker.models, choices.get(sid) or settings.model)
+
+
+def status_line(sid: str):
+    return BrainStatus(*broker.status_of(sid, choices.get(sid, "")))
 
 
 def before(req, session):
@@ -94,8 +102,7 @@ async def chat_socket(ws: WebSocket):
     await ws.accept()
     await load_session(sid)
     client = clients.add(sid, ws)
-    client.send(to_xml(relay.snapshot(sid)) + to_xml(BrainStatus(broker.status, broker.loading))
-                + to_xml(picker(sid)))
+    client.send(to_xml(relay.snapshot(sid)) + to_xml(status_line(sid)) + to_xml(picker(sid)))
     try:
         while True:
             frame = await ws.receive()
@@ -159,12 +166,15 @@ def regenerate(sid: str, client, request: str) -> None:
 
 
 def choose_model(sid: str, client, model: str) -> None:
-    if full_name(model) not in broker.models:
+    if not MODEL_NAME.match(model):
+        return client.send(to_xml(Notice("That is not a model name.")))
+    models = broker.models  # None while the brain has not listed them yet: the choice is taken on trust
+    if models is not None and full_name(model) not in models:
         return client.send(to_xml(Notice(f"The model '{model}' is not pulled. Run `ollama pull {model}`, "
                                          "then choose it again.")))
     choices[sid] = model
     db.post(store.choose_model, sid, model)
-    clients.send(sid, to_xml(picker(sid)) + to_xml(Notice("")))
+    clients.send(sid, to_xml(picker(sid)) + to_xml(status_line(sid)) + to_xml(Notice("")))
 
 
 def reset(sid: str, client, _: str) -> None:
@@ -197,7 +207,7 @@ async def index(session):
     sid = session["sid"]
     todos = await db.call(store.todo_list, sid)
     await load_session(sid)
-    return Page(todos, relay.snapshot(sid).children, broker.status, broker.loading, settings.max_chat_chars,
+    return Page(todos, relay.snapshot(sid).children, status_line(sid), settings.max_chat_chars,
                 settings.system_prompt, picker(sid))
 
 
@@ -250,7 +260,9 @@ async def export(session, fmt: str):
 async def status():
     "For scripts and tests: the brain's status and the workers the web knows (read on the loop that changes them)."
     workers = {w: {"pid": s.presence.pid, "busy": s.presence.busy, "model": s.presence.model,
+                   "ollama": s.presence.ollama, "version": s.presence.version, "loading": s.presence.loading,
                    "models": s.presence.models}
                for w, s in broker.workers.items() if s.presence}
-    return {"status": broker.status, "loading": broker.loading, "workers": workers, "clients": len(clients),
-            "pending": len(broker.pending)}
+    status, text = broker.status_of("")
+    return {"status": status.value, "text": text, "workers": workers, "models": broker.models,
+            "clients": len(clients), "pending": len(broker.pending)}

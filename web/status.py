@@ -1,0 +1,56 @@
+"""The status line: what stands between a session's next message and an answer, in words a user
+can act on. It covers the whole chain (web → brain worker → Ollama → the session's model) and is
+"ready" only when a message would be answered now.
+"""
+from collections.abc import Callable
+from enum import StrEnum
+
+from shared.messages import Presence, full_name
+
+
+class Status(StrEnum):
+    OFFLINE = "offline"  # no brain worker
+    RESTARTING = "restarting"  # a worker said goodbye; a new one is on its way
+    CHECKING = "checking"  # a worker is up but has not reached Ollama yet
+    OLLAMA_DOWN = "ollama-down"
+    NOT_PULLED = "not-pulled"  # the session's model is not in Ollama's list
+    LOADING = "loading"
+    THINKING = "thinking"
+    READY = "ready"
+
+
+def chain_status(worker: Presence | None, restarting: bool, model: str) -> tuple[Status, str]:
+    """The status of the worker that serves a session whose chosen model is `model` ("" for the
+    worker's default), with the line to show."""
+    if worker is None:
+        return (Status.RESTARTING, "brain restarting…") if restarting else (Status.OFFLINE, "brain offline")
+    model = model or worker.model
+    if worker.ollama == "down":
+        host = worker.ollama_url.split("://", 1)[-1]
+        return Status.OLLAMA_DOWN, f"Ollama is not running at {host} — start it with `ollama serve`"
+    if worker.ollama == "checking":
+        return Status.CHECKING, "checking Ollama…"
+    if worker.models is not None and full_name(model) not in worker.models:
+        return Status.NOT_PULLED, f"{model} is not pulled — run `ollama pull {model}` (or pick another model)"
+    if worker.loading:
+        return Status.LOADING, f"loading {worker.loading}…"
+    if worker.busy:
+        return Status.THINKING, "brain thinking…"
+    return Status.READY, "brain ready"
+
+
+class StatusBoard:
+    """Keeps the status line and the model picker of every open tab true: on any change of the
+    workers or of Ollama, each session gets its own line (it depends on the session's model), and
+    the picker too when Ollama's list of models changed."""
+
+    def __init__(self, clients, line: Callable[[str], str], picker: Callable[[str], str],
+                 models: Callable[[], list[str] | None]):
+        self.clients, self.line, self.picker, self.models = clients, line, picker, models
+        self.listed: list[str] | None = None
+
+    def changed(self) -> None:
+        models = self.models()
+        fresh, self.listed = models != self.listed, models
+        for session in list(self.clients.by_session):
+            self.clients.send(session, self.line(session) + (self.picker(session) if fresh else ""))
