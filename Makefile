@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test tail restart-brain bench setup setup-dev
+.PHONY: run test tail restart-brain bench bench-llama setup setup-dev
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -52,3 +52,8 @@ restart-brain: setup
 # e.g. `make bench ARGS="--sessions 1 10 --long 10"`.
 bench: setup-dev
 	python -m bench $(ARGS)
+
+# The same, plus the prompt-cache rows on a real engine (builds llama-cpp-python: minutes on 2 cores).
+bench-llama: setup-dev
+	$(PY) -m pip install -q -e '.[dev,llama]'
+	python -m bench --real-engine $(ARGS)

@@ -27,6 +27,7 @@ from bench.clients import Browser, Tally, bare_websocket_hop, bare_zmq_hop, dire
 from tests.system import ROOT, System, free_port
 
 HZ = os.sysconf("SC_CLK_TCK")
+SECTIONS = ["first-token", "prompt-cache", "scaling", "fan-out", "second-user", "idle", "restart"]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -199,6 +200,11 @@ class Bench:
                                        a.lengths, a.repeats, a.typing_s, a.prompt_ms, a.token_ms)
         self.section(f"Prompt cache: first token against conversation length (fake engine: {a.prompt_ms:g} ms "
                      f"per prompt token evaluated, {a.token_ms:g} ms per token generated)", rows)
+        if a.real_engine:
+            self.say("... the same on llama.cpp with Gemma 3 270M")
+            rows = await asyncio.to_thread(prompt_cache.run_with_llama, Path(tempfile.mkdtemp(prefix="bench-llama-")),
+                                           a.lengths, a.repeats, a.typing_s)
+            self.section("Prompt cache on a real engine (llama.cpp, Gemma 3 270M Q4_K_M, 8 tokens a reply)", rows)
 
     async def restart(self) -> None:
         self.say("... kill -9 of the brain")
@@ -275,18 +281,18 @@ class Bench:
 async def run(args) -> None:
     bench = Bench(args)
     try:
-        await bench.floor()
-        await bench.first_token()
-        if args.lengths:
-            await bench.prompt_cache()
-        await bench.scaling()
-        if args.tabs:
-            await bench.fan_out()
-        await bench.second_user()
-        if args.idle:
-            await bench.idle()
-        await bench.restart()
-        bench.write()
+        await bench.floor()  # every other section compares with it
+        steps = {"first-token": bench.first_token, "prompt-cache": bench.prompt_cache, "scaling": bench.scaling,
+                 "fan-out": bench.fan_out, "second-user": bench.second_user, "idle": bench.idle,
+                 "restart": bench.restart}
+        skip = {"prompt-cache": not args.lengths, "fan-out": not args.tabs, "idle": not args.idle}
+        for name in SECTIONS:
+            if name in args.only and not skip.get(name):
+                await steps[name]()
+        if set(args.only) == set(SECTIONS):
+            bench.write()
+        else:
+            bench.say("\n(a partial run: BENCHMARKS.md is left as it was)")
     finally:
         bench.close()
 
@@ -307,6 +313,9 @@ def main() -> None:
                         help="seconds between a todo click and the chat message after it (a person typing)")
     parser.add_argument("--prompt-ms", type=float, default=1.5, help="fake engine: ms per prompt token evaluated")
     parser.add_argument("--token-ms", type=float, default=25.0, help="fake engine: ms per token generated")
+    parser.add_argument("--real-engine", action="store_true",
+                        help="also run the prompt-cache rows on llama.cpp (needs the llama extra: make bench-llama)")
+    parser.add_argument("--only", nargs="*", choices=SECTIONS, default=SECTIONS, help="run only these sections")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the web and the clients hold many sockets

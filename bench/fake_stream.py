@@ -14,6 +14,9 @@ import re
 import time
 
 SHAPE = re.compile(r"chunks=(\d+) rate=(\d+(?:\.\d+)?)")
+# What the brain checks before it calls Ollama ready: its version and its pulled models.
+ANSWERS = {"/api/version": b'{"version": "0.12.0"}',
+           "/api/tags": b'{"models": [{"name": "llama3.2:latest", "model": "llama3.2:latest"}]}'}
 
 
 def token(seq: int) -> str:
@@ -39,8 +42,8 @@ class FakeStream:
                 if method == "POST" and path == "/api/chat":
                     await self.chat(body, writer)
                 else:
-                    payload = b"Ollama is running"
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+                    payload = ANSWERS.get(path, b"Ollama is running")
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                                  % (len(payload), payload))
                     await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):

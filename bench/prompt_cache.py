@@ -8,11 +8,14 @@ evaluated and `token_ms` per token generated (the first one included). `--engine
 same measurement at a real server that speaks Ollama's API instead (see bench/llama_ollama.py).
 """
 import statistics
+import subprocess
+import sys
 import time
 
+from bench.llama_ollama import MODEL
 from tests.fake_ollama import FakeOllama, Plan
 from tests.page import Tab, Visitor
-from tests.system import System
+from tests.system import ROOT, System, free_port
 
 
 def first_token_ms(tab: Tab, send) -> float:
@@ -85,3 +88,19 @@ def run_with_fake(workdir, lengths: list[int], repeats: int, typing_s: float, pr
     finally:
         system.stop_all()
         fake.stop()
+
+
+def run_with_llama(workdir, lengths: list[int], repeats: int, typing_s: float) -> list[tuple[str, str]]:
+    "The same rows on llama.cpp (bench/llama_ollama.py), started as a process of its own."
+    port = free_port()
+    engine = subprocess.Popen([sys.executable, "-m", "bench.llama_ollama", "--port", str(port)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    system = System(workdir, url, LOG_LEVEL="WARNING", TODO_COMMENT_DELAY_S=1.5, OLLAMA_MODEL=MODEL).start()
+    try:
+        system.wait_ready(120)
+        return conversation_rows(system.url, lengths, repeats, typing_s, None)
+    finally:
+        system.stop_all()
+        engine.terminate()
+        engine.wait()
