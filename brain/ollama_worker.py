@@ -194,7 +194,7 @@ class Brain:
             self.reset(msg.session)
         elif isinstance(msg, Regenerate):
             self.enqueue(msg.session, lambda c: c.drop_last_reply())
-            self.enqueue(msg.session, Turn(msg.session, msg.reply, None, regenerate=True))
+            self.enqueue(msg.session, Turn(msg.session, msg.reply, None, regenerate=True, model=msg.model))
         else:
             self.enqueue(msg.session, Turn(msg.session, msg.request, msg.text, msg.retry, model=msg.model))
 

@@ -80,8 +80,10 @@ class Stop(ToBrain, frozen=True, kw_only=True, tag="stop"):
 
 
 class Regenerate(ToBrain, frozen=True, kw_only=True, tag="regenerate"):
-    "Answer the last user turn again: `reply` (the newest reply) is dropped and streamed anew."
+    """Answer the last user turn again: `reply` (the newest reply) is dropped and streamed anew,
+    with `model` (the session's choice; "" for the brain's default)."""
     reply: Id
+    model: str = ""
 
 
 class Reset(ToBrain, frozen=True, kw_only=True, tag="reset"):

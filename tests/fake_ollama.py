@@ -242,7 +242,8 @@ class FakeOllama:
                     fake._record("requests", body)
                     return self._json(404, {"error": f"model '{model}' not found"})
                 with fake.lock:
-                    plan = fake.plans.popleft() if fake.plans and body.get("messages") else fake.default
+                    replying = body.get("messages") and _predicts(body) != 1  # not a load, not a cache warm-up
+                    plan = fake.plans.popleft() if fake.plans and replying else fake.default
                     prompt, load = fake.cache.claim(model, (body.get("options") or {}).get("num_ctx"),
                                                     render_prompt(body))
                     fake.requests.append(body)

@@ -42,6 +42,7 @@ class Tab:
     status: str = ""  # the status line's classes, e.g. "brain ready"
     status_text: str = ""
     picker: list[str] = field(default_factory=list)  # the model picker's options as shown
+    model: str = ""  # the model selected in the picker
     notice: str = ""
     frames: list[str] = field(default_factory=list)
 
@@ -132,7 +133,9 @@ class Tab:
             elif eid == "brain-status":
                 self.status, self.status_text = " ".join(el.get("class", [])), el.get_text()
             elif eid == "model-picker":
-                self.picker = [o.get_text() for o in el.find_all("option")]
+                options = el.find_all("option")
+                self.picker = [o.get_text() for o in options]
+                self.model = next((o.get("value") for o in options if o.has_attr("selected")), "")
             elif eid == "notice":
                 self.notice = el.get_text()
 

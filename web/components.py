@@ -10,11 +10,9 @@ from fasthtml.common import (A, Article, Button, Details, Div, Form, H1, H2, Hea
                              Meta, Option, Pre, Script, Section, Select, Small, Span, Summary, Title, Ul)
 
 from shared.messages import Stats, Todo, full_name
+from web.transcript import LIVE, REGENERABLE, RETRYABLE, Line, Status
 
-REPLY_NOTES = {"queued": "Queued: the brain is offline right now. It will answer when it is back."}
-LIVE = ("queued", "thinking", "waiting", "streaming")
-RETRYABLE = ("failed", "interrupted")
-REGENERABLE = ("done", "stopped")
+REPLY_NOTES = {Status.QUEUED: "Queued: the brain is offline right now. It will answer when it is back."}
 
 
 def TodoItem(t: Todo):
@@ -27,16 +25,16 @@ def TodoItem(t: Todo):
                cls="delete outline secondary", aria_label=f"Delete '{t.title}'"))
 
 
-def Bubble(request: str, role: str, text: str, status: str = "done", note: str = "", oob: bool = False,
-           thinking: str = ""):
-    bid = f"{role}-{request}"
-    rendered = Div(cls="md", hx_disable=True) if role == "reply" else ""  # filled by app.js: Markdown
-    return Article(id=bid, cls=f"msg {role} {status}", hx_swap_oob="true" if oob else None)(
-        Thinking(bid, thinking) if thinking else "",
-        Div(text, cls="body", id=f"{bid}-body"),
+def Bubble(line: Line, oob: bool = False):
+    "A transcript line; `oob` replaces the one already on the page."
+    bid = f"{line.role}-{line.request}"
+    rendered = Div(cls="md", hx_disable=True) if line.role == "reply" else ""  # filled by app.js: Markdown
+    return Article(id=bid, cls=f"msg {line.role} {line.status}", hx_swap_oob="true" if oob else None)(
+        Thinking(bid, line.thinking) if line.thinking else "",
+        Div(line.text, cls="body", id=f"{bid}-body"),
         rendered,
-        Small(note or REPLY_NOTES.get(status, ""), cls="note"),
-        *ReplyActions(request, role, status))
+        Small(line.note or REPLY_NOTES.get(line.status, ""), cls="note"),
+        *ReplyActions(line.request, line.role, line.status))
 
 
 def Thinking(bid: str, thinking: str):

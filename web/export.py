@@ -2,7 +2,7 @@
 import json
 from datetime import datetime, timezone
 
-from web.store import Line
+from web.transcript import Line
 
 SPEAKERS = {"user": "You", "reply": "Assistant", "note": "Note"}
 ROLES = {"user": "user", "reply": "assistant", "note": "note"}

@@ -17,6 +17,7 @@ from pathlib import Path
 from fastlite import database
 
 from shared.messages import BadFrame, ToBrain, Todo, decode, encode
+from web.transcript import Line
 
 log = logging.getLogger("web.store")
 
@@ -27,20 +28,6 @@ class TodoRow:
     session: str = ""
     title: str = ""
     done: bool = False
-
-
-@dataclass
-class Line:
-    "One bubble of the transcript; `note` holds an error or the reply's stats."
-    id: int | None = None
-    session: str = ""
-    request: str = ""
-    role: str = ""
-    text: str = ""
-    status: str = ""
-    note: str = ""
-    created: float = 0.0
-    thinking: str = ""
 
 
 @dataclass
@@ -69,6 +56,8 @@ class Store:
         self.choices = self.db.create(Choice, name="choices", pk="session", transform=True)
         self.db.execute("create index if not exists todos_session on todos(session)")
         self.db.execute("create index if not exists lines_session on lines(session)")
+        self._dedupe_lines()
+        self.db.execute("create unique index if not exists lines_key on lines(session, request, role)")
 
     def todo_list(self, session: str) -> list[Todo]:
         rows = self.todos(where="session = ?", where_args=[session], order_by="id")
@@ -96,15 +85,20 @@ class Store:
         self.todos.delete(tid)
         return Todo(row.id, row.title, bool(row.done))
 
-    def add_line(self, session: str, request: str, role: str, text: str, status: str = "done", note: str = "",
-                 thinking: str = "") -> None:
-        "Store a final line; a later final state of the same line (say, done after interrupted) replaces it."
-        with self.db.conn:
-            self.db.execute("delete from lines where session = ? and request = ? and role = ?",
-                            [session, request, role])
-            self.db.execute("insert into lines (session, request, role, text, status, note, created, thinking) "
-                            "values (?, ?, ?, ?, ?, ?, ?, ?)",
-                            [session, request, role, text, status, note, time.time(), thinking])
+    def keep_line(self, line: Line) -> None:
+        """Store a line, or its new state: a line keeps its first place in the transcript (its id),
+        so a reply that ends after later turns began stays right after its question."""
+        self.db.execute(
+            "insert into lines (session, request, role, text, status, note, created, thinking, asks, worker, seq) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (session, request, role) do update set "
+            "text = excluded.text, status = excluded.status, note = excluded.note, thinking = excluded.thinking, "
+            "worker = excluded.worker, seq = excluded.seq",
+            [line.session, line.request, line.role, line.text, line.status, line.note, line.created or time.time(),
+             line.thinking, line.asks, line.worker, line.seq])
+
+    def _dedupe_lines(self) -> None:
+        "Transcripts written before lines kept their place may hold a line twice: keep the newest state."
+        self.db.execute("delete from lines where id not in (select max(id) from lines group by session, request, role)")
 
     def clear_transcript(self, session: str) -> None:
         self.lines.delete_where("session = ?", [session])

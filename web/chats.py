@@ -1,0 +1,313 @@
+"""The web's conversations: each session's transcript and model choice, and every change of a
+reply's status.
+
+This is the one owner of that state. Frames from the tabs (chat, stop, retry, regenerate, reset,
+model) and messages from the brain (ack, waiting, chunk, done, failed, note) come in here; here it
+is decided what the broker sends, what the store keeps and what the tabs are shown (through the
+relay). A new tab takes its snapshot and joins the fan-out in one synchronous step, so it can
+neither miss a fragment nor apply one twice.
+
+Memory stays bounded: once more than MAX_SESSIONS are held, the least recently used session that
+no tab has open and that has no reply under way is dropped, and read back from SQLite when it
+returns.
+"""
+import json
+import logging
+import re
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from fasthtml.common import to_xml
+
+from shared.config import Settings
+from shared.messages import (Ack, Chat, Chunk, Done, Failed, Note, Regenerate, Reset, Stop, ToBrain, ToWeb,
+                             Waiting, full_name)
+from web.broker import Broker
+from web.clients import Client, Clients
+from web.components import BrainStatus, Bubble, ModelPicker, Transcript, stats_note
+from web.relay import Relay
+from web.status import StatusBoard
+from web.store import Store, StoreThread
+from web.transcript import REGENERABLE, RETRYABLE, Line, Status
+
+log = logging.getLogger("web.chats")
+MAX_SESSIONS = 1000
+KEPT_PER_SESSION = 200
+DROPPED_REMEMBERED = 10_000
+MODEL_NAME = re.compile(r"^[\w.:/-]{1,200}$")  # what Ollama accepts as a model name
+
+
+@dataclass
+class Session:
+    lines: OrderedDict[tuple[str, str], Line] = field(default_factory=OrderedDict)
+    model: str = ""  # the chosen model; "" for the brain's default
+    loaded: bool = False  # the transcript and choice on disk have been read in
+
+    def reply(self, request: str) -> Line | None:
+        return self.lines.get((request, "reply"))
+
+
+class Chats:
+    def __init__(self, settings: Settings, store: Store, db: StoreThread, clients: Clients, broker: Broker):
+        self.s, self.store, self.db, self.clients, self.broker = settings, store, db, clients, broker
+        self.relay = Relay(clients)
+        self.board = StatusBoard(clients, lambda sid: to_xml(self.status_line(sid)),
+                                 lambda sid: to_xml(self.picker(sid)), lambda: broker.models)
+        self.sessions: OrderedDict[str, Session] = OrderedDict()
+        self.dropped: OrderedDict[str, None] = OrderedDict()  # replies of conversations reset since
+        self.actions: dict[str, Callable[[str, Client, str], None]] = {
+            "msg": self.chat, "stop": self.stop, "retry": self.retry, "regenerate": self.regenerate,
+            "reset": self.reset, "model": self.choose_model}
+
+    # Sessions: in memory while in use, on disk always.
+
+    def _session(self, sid: str) -> Session:
+        session = self.sessions.get(sid)
+        if session is None:
+            session = self.sessions[sid] = Session()
+            self._evict()
+        else:
+            self.sessions.move_to_end(sid)
+        return session
+
+    async def open(self, sid: str) -> Session:
+        "The session with its transcript and model choice read in (once)."
+        session = self._session(sid)
+        if not session.loaded:
+            lines = await self.db.call(self.store.transcript, sid, KEPT_PER_SESSION)
+            model = await self.db.call(self.store.model_choice, sid)
+            session = self._session(sid)  # it may have been dropped and made anew meanwhile
+            if not session.loaded:
+                # What arrived while reading (a reply streaming) wins over what the disk held.
+                merged = OrderedDict((line.key, self._revived(line)) for line in lines if line.key not in session.lines)
+                merged.update(session.lines)
+                session.lines, session.model, session.loaded = merged, session.model or model, True
+        return session
+
+    def _revived(self, line: Line) -> Line:
+        """A line left under way by a web that stopped: queued while its message waits in the
+        outbox, otherwise interrupted (it carries on if its brain is still answering it)."""
+        if line.live:
+            if line.request in self.broker.pending:
+                line.status = Status.QUEUED
+            else:
+                line.status, line.note = Status.INTERRUPTED, "Interrupted: the web restarted mid-reply."
+        return line
+
+    def _evict(self) -> None:
+        while len(self.sessions) > MAX_SESSIONS:
+            idle = next((sid for sid, s in self.sessions.items()
+                         if not self.clients.by_session.get(sid) and not any(l.live for l in s.lines.values())), None)
+            if idle is None:
+                return
+            del self.sessions[idle]
+
+    def _add(self, sid: str, line: Line) -> Line:
+        line.session = sid
+        lines = self._session(sid).lines
+        lines[line.key] = line
+        while len(lines) > KEPT_PER_SESSION:
+            lines.popitem(last=False)
+        self._keep(line)
+        return line
+
+    def _keep(self, line: Line) -> None:
+        self.db.post(self.store.keep_line, replace(line))  # a copy: the line changes on, the write is later
+
+    # What a tab is shown.
+
+    def status_line(self, sid: str):
+        return BrainStatus(*self.broker.status_of(sid, self._session(sid).model))
+
+    def picker(self, sid: str):
+        return ModelPicker(self.broker.models, self._session(sid).model or self.s.model)
+
+    def bubbles(self, sid: str) -> list:
+        return [Bubble(line) for line in self._session(sid).lines.values()]
+
+    def snapshot(self, sid: str) -> str:
+        "Everything a tab that (re)connects needs: the transcript, the status line, the picker."
+        return to_xml(Transcript(self.bubbles(sid))) + to_xml(self.status_line(sid)) + to_xml(self.picker(sid))
+
+    # Frames from a tab.
+
+    def frame(self, sid: str, client: Client, text: str | None) -> None:
+        "A frame from htmx-ext-ws: the form fields as JSON. Its one known field says what to do."
+        try:
+            data = json.loads(text) if text is not None else None
+        except ValueError:
+            data = None
+        for name, action in self.actions.items():
+            value = data.get(name) if isinstance(data, dict) else None
+            if isinstance(value, str):
+                return action(sid, client, value)
+        self.relay.notice(client, "That message could not be read; nothing was sent.")
+
+    def _submit(self, msg: ToBrain) -> Status:
+        return Status.THINKING if self.broker.submit(msg) else Status.QUEUED
+
+    def chat(self, sid: str, client: Client, text: str) -> None:
+        text = text.strip()
+        if not text:
+            return
+        if len(text) > self.s.max_chat_chars:
+            return self.relay.notice(client, f"That message is {len(text):,} characters long; the limit is "
+                                             f"{self.s.max_chat_chars:,} (MAX_CHAT_CHARS). Nothing was sent.")
+        request = uuid.uuid4().hex
+        status = self._submit(Chat(session=sid, request=request, text=text, model=self._session(sid).model))
+        user = self._add(sid, Line(request=request, role="user", text=text))
+        reply = self._add(sid, Line(request=request, role="reply", status=status, asks=request))
+        self.relay.append(sid, user, reply)
+        self.relay.notice(client, "")
+
+    def stop(self, sid: str, client: Client, request: str) -> None:
+        reply = self._session(sid).reply(request)
+        if reply is None or not reply.live:
+            return  # it ended meanwhile: nothing to stop
+        if self.broker.withdraw(request):
+            self._end(reply, Status.STOPPED, "Stopped before it was sent.")
+        else:
+            self.broker.submit(Stop(session=sid, request=uuid.uuid4().hex, reply=request))
+
+    def retry(self, sid: str, client: Client, request: str) -> None:
+        """Ask a failed reply again, in a new line after the last. A reply to a message repeats the
+        message; a comment the brain made by itself is made again, if it is the newest reply."""
+        session = self._session(sid)
+        failed = session.reply(request)
+        if failed is None or failed.status not in RETRYABLE:
+            return self.relay.notice(client, "There is nothing to retry there.")
+        question = session.lines.get((failed.asks, "user")) if failed.asks else None
+        if question is None and failed is not self._newest_reply(session):
+            return self.relay.notice(client, "Only the newest comment can be asked again.")
+        new = uuid.uuid4().hex
+        if question is not None:
+            status = self._submit(Chat(session=sid, request=new, text=question.text, retry=True, model=session.model))
+        else:
+            status = self._submit(Regenerate(session=sid, request=uuid.uuid4().hex, reply=new, model=session.model))
+        self._end(failed, Status.RETRIED, failed.note)
+        self.relay.append(sid, self._add(sid, Line(request=new, role="reply", status=status, asks=failed.asks)))
+
+    def regenerate(self, sid: str, client: Client, request: str) -> None:
+        "Answer the newest reply's question again, streamed into the same line."
+        session = self._session(sid)
+        reply = session.reply(request)
+        if reply is None or reply is not self._newest_reply(session) or reply.status not in REGENERABLE:
+            return self.relay.notice(client, "Only the newest finished reply can be regenerated.")
+        reply.status = self._submit(Regenerate(session=sid, request=uuid.uuid4().hex, reply=request,
+                                               model=session.model))
+        reply.text, reply.thinking, reply.note, reply.seq = "", "", "", 0
+        self._keep(reply)
+        self.relay.show(sid, reply)
+
+    def reset(self, sid: str, client: Client, _: str) -> None:
+        "New chat: an empty transcript for every tab; late words of the old replies are ignored."
+        self.broker.submit(Reset(session=sid, request=uuid.uuid4().hex))
+        session = self._session(sid)
+        for request, _role in session.lines:
+            self.dropped[request] = None
+        while len(self.dropped) > DROPPED_REMEMBERED:
+            self.dropped.popitem(last=False)
+        session.lines = OrderedDict()
+        self.db.post(self.store.clear_transcript, sid)
+        self.relay.transcript(sid, [])
+
+    def choose_model(self, sid: str, client: Client, model: str) -> None:
+        if not MODEL_NAME.match(model):
+            return self.relay.notice(client, "That is not a model name.")
+        models = self.broker.models  # None until a brain has listed them: the choice is taken on trust
+        if models is not None and full_name(model) not in models:
+            return self.relay.notice(client, f"The model '{model}' is not pulled. Run `ollama pull {model}`, "
+                                             "then choose it again.")
+        self._session(sid).model = model
+        self.db.post(self.store.choose_model, sid, model)
+        self.clients.send(sid, to_xml(self.picker(sid)) + to_xml(self.status_line(sid)))
+        self.relay.notice(client, "")
+
+    @staticmethod
+    def _newest_reply(session: Session) -> Line | None:
+        return next((line for line in reversed(session.lines.values()) if line.role == "reply"), None)
+
+    # Messages from the brain: the broker's listener.
+
+    def brain_message(self, msg: ToWeb) -> None:
+        if getattr(msg, "request", None) in self.dropped:
+            return
+        handler = {Chunk: self._chunk, Done: self._finish, Failed: self._finish, Ack: self._ack,
+                   Waiting: self._waiting, Note: self._note}.get(type(msg))
+        if handler:
+            handler(msg)
+
+    def brain_status(self, status) -> None:
+        self.board.changed()
+
+    def brain_lost(self, worker: str) -> None:
+        for session in self.sessions.values():
+            for line in list(session.lines.values()):
+                if line.worker == worker and line.status in (Status.THINKING, Status.WAITING, Status.STREAMING):
+                    self._end(line, Status.INTERRUPTED, "Interrupted: the brain stopped mid-reply.")
+
+    def _ack(self, msg: Ack) -> None:
+        reply = self._session(msg.session).reply(msg.request)
+        if reply is None:
+            return
+        reply.worker = msg.worker
+        if reply.status == Status.QUEUED:
+            reply.status = Status.THINKING
+            self.relay.show(msg.session, reply)
+
+    def _waiting(self, msg: Waiting) -> None:
+        reply = self._session(msg.session).reply(msg.request)
+        if reply is not None and reply.live:
+            reply.status, reply.note, reply.worker = Status.WAITING, msg.reason, msg.worker
+            self.relay.show(msg.session, reply)
+
+    def _note(self, msg: Note) -> None:
+        self.relay.append(msg.session, self._add(msg.session, Line(request=msg.request, role="note", text=msg.text)))
+
+    def _chunk(self, msg: Chunk) -> None:
+        reply = self._session(msg.session).reply(msg.request)
+        if reply is None:  # a reply the brain started by itself: a comment on todo changes
+            reply = self._add(msg.session, Line(request=msg.request, role="reply", status=Status.THINKING))
+            self.relay.append(msg.session, reply)
+        # An interrupted reply whose worker was only slow, not dead, carries on streaming.
+        if not (reply.live or reply.status == Status.INTERRUPTED) or msg.seq < reply.seq:
+            return  # late or repeated: the final text will settle it
+        if msg.seq > reply.seq:
+            log.warning("reply %s: chunks %d..%d lost; the final text will repair it", msg.request, reply.seq, msg.seq - 1)
+        reply.worker, reply.seq = msg.worker, msg.seq + 1
+        first_thought = msg.thinking and not reply.thinking
+        reply.text += msg.text
+        reply.thinking += msg.thinking
+        if reply.status != Status.STREAMING or first_thought:
+            reply.status, reply.note = Status.STREAMING, ""
+            self.relay.show(msg.session, reply)
+        else:
+            self.relay.words(msg.session, msg.request, msg.text, msg.thinking)
+
+    def _finish(self, msg: Done | Failed) -> None:
+        session = self._session(msg.session)
+        reply = session.reply(msg.request)
+        new = reply is None  # a comment that ended before its first words (a failure, say)
+        if new:
+            reply = Line(session=msg.session, request=msg.request, role="reply")
+        elif not (reply.live or reply.status == Status.INTERRUPTED):
+            return  # already final; a duplicate
+        reply.text, reply.worker = msg.text, msg.worker
+        if isinstance(msg, Done):
+            reply.thinking = msg.thinking or reply.thinking
+            reply.status, reply.note = Status.DONE, stats_note(msg.stats)
+        else:
+            reply.status = Status.STOPPED if msg.code == "stopped" else Status.FAILED
+            reply.note = msg.error
+        if new:
+            self.relay.append(msg.session, self._add(msg.session, reply))
+        else:
+            self._keep(reply)
+            self.relay.show(msg.session, reply)
+
+    def _end(self, line: Line, status: Status, note: str) -> None:
+        line.status, line.note = status, note
+        self._keep(line)
+        self.relay.show(line.session, line)

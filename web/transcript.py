@@ -1,0 +1,52 @@
+"""One line of a session's transcript: the record kept in memory, on disk and in the export, and
+the states a reply goes through."""
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    "Where a line stands; a user or note line is always DONE."
+    QUEUED = "queued"  # no brain has it yet
+    THINKING = "thinking"  # a brain has it; no words yet
+    WAITING = "waiting"  # the brain waits for Ollama to come back
+    STREAMING = "streaming"
+    DONE = "done"
+    STOPPED = "stopped"  # the user pressed Stop; what came so far is kept
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # its brain went away mid-reply (it may still come back)
+    RETRIED = "retried"  # failed, and asked again in a new line
+
+
+LIVE = frozenset({Status.QUEUED, Status.THINKING, Status.WAITING, Status.STREAMING})
+RETRYABLE = frozenset({Status.FAILED, Status.INTERRUPTED})
+REGENERABLE = frozenset({Status.DONE, Status.STOPPED})
+
+
+@dataclass
+class Line:
+    """One line of a session's transcript.
+
+    `role` is user, reply or note; a line is keyed by (request, role) and keeps its place when its
+    status changes. `asks` is the request of the user line a reply answers ("" for a comment the
+    brain made by itself); `note` holds an error or the reply's stats; `seq` is the next chunk
+    expected while a reply streams."""
+    id: int | None = None
+    session: str = ""
+    request: str = ""
+    role: str = ""
+    text: str = ""
+    status: str = Status.DONE
+    note: str = ""
+    created: float = 0.0
+    thinking: str = ""
+    asks: str = ""
+    worker: str = ""
+    seq: int = 0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.request, self.role
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE
