@@ -20,15 +20,18 @@ class Client:
         self.session, self.ws = session, ws
         self.outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX_LIMIT)
         self.task = asyncio.create_task(self._drain())
+        self.closing: asyncio.Task | None = None  # kept, so the task is not collected before it runs
 
     def send(self, html: str) -> None:
+        if self.closing:
+            return  # it is being closed to resync; what it would be sent comes with its next snapshot
         try:
             self.outbox.put_nowait(html)
         except asyncio.QueueFull:
             log.warning("client of session %s fell %d frames behind; closing it so it resyncs",
                         self.session[:8], OUTBOX_LIMIT)
             self.task.cancel()
-            asyncio.create_task(self._close(TRY_AGAIN_LATER))
+            self.closing = asyncio.create_task(self._close(TRY_AGAIN_LATER))
 
     async def _drain(self) -> None:
         try:

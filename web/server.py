@@ -59,13 +59,15 @@ def before(req, session):
         return Response("Cross-site request refused", status_code=403)
 
 
-def create_app(settings: Settings | None = None) -> FastHTML:
+def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
+    """The app and its object graph. `bus` makes the broker from (settings, listener, outbox): the
+    real one binds the bus's sockets when the app starts; a test may pass a fake."""
     if settings is None:
         setup_logging()
         settings = Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store, db, clients = Store(settings.data_dir), StoreThread(), Clients()
-    broker = Broker(settings, None, DiskOutbox(store, db))
+    broker = bus(settings, None, DiskOutbox(store, db))
     chats = Chats(settings, store, db, clients, broker)
     broker.listener = chats
 

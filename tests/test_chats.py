@@ -1,0 +1,155 @@
+"""The web's conversation state (web/chats.py) in-process: real SQLite in a temporary directory,
+fakes for the bus and the tabs. Also the whole app in-process through Starlette's TestClient."""
+import asyncio
+import json
+
+import pytest
+from starlette.testclient import TestClient
+
+from shared.config import Settings
+from shared.messages import Ack, Chat, Chunk, Done, Failed, Regenerate, Stats
+from web import chats as chats_module
+from web.chats import Chats
+from web.server import create_app
+from web.status import Status as BrainState
+from web.store import Store
+from web.transcript import Status
+
+
+class FakeBus:
+    "The broker's side the web uses: what was submitted, and a ready brain."
+
+    def __init__(self, settings=None, listener=None, outbox=None):
+        self.listener, self.sent, self.pending, self.workers, self.models = listener, [], {}, {}, ["llama3.2:latest"]
+
+    def open(self): pass
+    def resume(self, pending): pass
+    async def run(self): await asyncio.Event().wait()
+
+    def submit(self, msg):
+        self.sent.append(msg)
+        return True
+
+    def withdraw(self, request): return False
+    def status_of(self, session, model=""): return BrainState.READY, "brain ready"
+
+
+class FakeTabs:
+    "Clients: the frames each session's tabs were sent."
+
+    def __init__(self):
+        self.by_session, self.frames = {}, {}
+
+    def send(self, session, html): self.frames.setdefault(session, []).append(html)
+
+
+class NowDB:
+    "The store thread, but at once: every write lands before the next line of the test."
+
+    def post(self, fn, *args): fn(*args)
+    async def call(self, fn, *args): return fn(*args)
+
+
+@pytest.fixture
+def world(tmp_path):
+    settings = Settings.from_env({"DATA_DIR": str(tmp_path)})
+    store, bus, tabs = Store(tmp_path), FakeBus(), FakeTabs()
+    return Chats(settings, store, NowDB(), tabs, bus), store, bus, tabs
+
+
+class Client:
+    def __init__(self): self.sent = []
+    def send(self, html): self.sent.append(html)
+
+
+def say(chats, sid, text):
+    chats.frame(sid, Client(), json.dumps({"msg": text}))
+    return chats.broker.sent[-1].request
+
+
+def chunk(seq, text, request, session="s"):
+    return Chunk(worker="w1", session=session, request=request, seq=seq, text=text)
+
+
+def test_a_reply_marked_interrupted_carries_on_when_its_worker_was_only_slow_and_keeps_its_place(world):
+    chats, store, bus, tabs = world
+    first = say(chats, "s", "hello")
+    chats.brain_message(Ack(worker="w1", session="s", request=first))
+    chats.brain_message(chunk(0, "Hel", first))
+    chats.brain_lost("w1")
+    assert 'class="msg reply interrupted"' in tabs.frames["s"][-1]
+    second = say(chats, "s", "anyone?")
+    chats.brain_message(chunk(1, "lo", first))
+    chats.brain_message(Done(worker="w1", session="s", request=first, seq=2, text="Hello", stats=Stats()))
+    assert 'class="msg reply done"' in tabs.frames["s"][-1]
+    assert [(l.request, l.role, l.status) for l in store.transcript("s")] == [
+        (first, "user", "done"), (first, "reply", "done"), (second, "user", "done"), (second, "reply", "thinking")]
+
+
+def test_chunks_go_only_to_their_session_and_the_final_text_repairs_a_gap(world):
+    chats, store, bus, tabs = world
+    request = say(chats, "a", "hi")
+    chats.brain_message(chunk(0, "one", request, session="a"))
+    chats.brain_message(chunk(2, " three", request, session="a"))
+    chats.brain_message(Done(worker="w1", session="a", request=request, seq=3, text="one two three", stats=Stats()))
+    assert set(tabs.frames) == {"a"} and "one two three" in tabs.frames["a"][-1]
+
+
+def test_after_new_chat_late_words_of_old_replies_are_ignored(world):
+    chats, store, bus, tabs = world
+    request = say(chats, "s", "hi")
+    chats.brain_message(chunk(0, "old", request))
+    chats.frame("s", Client(), json.dumps({"reset": "all"}))
+    before = len(tabs.frames["s"])
+    chats.brain_message(chunk(1, " words", request))
+    chats.brain_message(Done(worker="w1", session="s", request=request, seq=2, text="old words", stats=Stats()))
+    assert len(tabs.frames["s"]) == before and store.transcript("s") == []
+
+
+def test_retry_asks_the_first_question_again_however_many_times_it_failed(world):
+    chats, store, bus, tabs = world
+    request = say(chats, "s", "the question")
+    for _ in range(3):
+        failed = bus.sent[-1].request
+        chats.brain_message(Failed(worker="w1", session="s", request=failed, seq=0, code="x", error="boom"))
+        chats.frame("s", Client(), json.dumps({"retry": failed}))
+        assert bus.sent[-1] == Chat(session="s", request=bus.sent[-1].request, text="the question", retry=True)
+    statuses = [l.status for l in store.transcript("s") if l.role == "reply"]
+    assert statuses == [Status.RETRIED] * 3 + [Status.THINKING] and bus.sent[0].request == request
+
+
+def test_a_failed_comment_is_shown_and_its_retry_makes_it_again(world):
+    chats, store, bus, tabs = world
+    chats.brain_message(Failed(worker="w1", session="s", request="c1", seq=0, code="ollama_failed", error="boom"))
+    assert tabs.frames["s"][-1].startswith('<div hx-swap-oob="beforeend" id="msg-list">') and "boom" in tabs.frames["s"][-1]
+    chats.frame("s", Client(), json.dumps({"retry": "c1"}))
+    assert isinstance(bus.sent[-1], Regenerate)
+    [old, new] = store.transcript("s")
+    assert (old.status, new.status, new.request) == (Status.RETRIED, Status.THINKING, bus.sent[-1].reply)
+
+
+def test_idle_sessions_leave_memory_and_come_back_from_disk(world, monkeypatch):
+    chats, store, bus, tabs = world
+    monkeypatch.setattr(chats_module, "MAX_SESSIONS", 3)
+    for i in range(10):
+        request = say(chats, f"s{i}", f"hello {i}")
+        chats.brain_message(Done(worker="w1", session=f"s{i}", request=request, seq=0, text=f"hi {i}", stats=Stats()))
+    assert len(chats.sessions) == 3
+    session = asyncio.run(chats.open("s0"))
+    assert [l.text for l in session.lines.values()] == ["hello 0", "hi 0"]
+
+
+def test_the_app_runs_in_process_with_a_fake_bus(tmp_path):
+    settings = Settings.from_env({"DATA_DIR": str(tmp_path)})
+    app = create_app(settings, bus=FakeBus)
+    with TestClient(app) as http:
+        page = http.get("/")
+        assert page.status_code == 200 and "Todo with attitude" in page.text
+        assert http.post("/todos", data={"title": "water plants"}, headers={"origin": "http://evil.example"}).status_code == 403
+        assert http.post("/todos", data={"title": "water plants"}).status_code == 200
+        with http.websocket_connect("/ws", headers={"origin": "http://testserver"}) as ws:
+            assert "brain ready" in ws.receive_text()
+            ws.send_text(json.dumps({"msg": "hi there"}))
+            assert "hi there" in ws.receive_text()
+        sent = app.state.broker.sent
+        assert [m.kind for m in sent] == ["todo", "chat"] and sent[-1].text == "hi there"
