@@ -58,6 +58,10 @@ class Memory:
         self.saved[session] = len(conversation.turns)
         return conversation
 
+    def evict(self, session: str) -> None:
+        "The session left the brain's memory; it is read back whole when it returns."
+        self.saved.pop(session, None)
+
     def forget_turns(self, session: str) -> None:
         self.db.execute("delete from turns where session = ?", [session])
         self.saved[session] = 0

@@ -1,0 +1,400 @@
+"""The brain's sessions: each one's conversation and its queue of jobs, answered through Ollama.
+
+Every change to a session's conversation is a job on that session's queue, run one at a time in
+arrival order, so todo changes, resets and turns never overtake each other, even while the
+conversation is still being read from disk:
+
+- `TodoChange`: the user changed a todo. A comment follows once the clicking pauses (a burst makes
+  one), and the change is evaluated in Ollama at once (`Warm`), so the next turn finds it cached.
+- `Turn`: a reply to make (to a message, a retry, a regenerate, or a comment), streamed to the bus.
+- `DropLastReply` comes before a regenerate; `StartAfresh` is New chat.
+
+Blocking Ollama streams run on a thread pool (BRAIN_PARALLEL wide, so sessions stream side by
+side) and hand every chunk back to the loop, which alone calls `send`. Conversations are saved to
+disk after every change, on a thread of their own, in order. Idle sessions leave memory once more
+than MAX_SESSIONS are held, least recently used first.
+
+The engine knows nothing of the bus: it is given `send` and an Ollama client, so it can be tested
+with scripted fakes and a hand-turned clock.
+"""
+import asyncio
+import logging
+import uuid
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+from brain.conversation import Conversation
+from brain.memory import Memory
+from brain.ollama_client import Hangup, OllamaClient, OllamaError, OllamaUnavailable
+from brain.ollama_watch import OllamaWatch, Reach
+from shared.config import Settings
+from shared.messages import (Chat, Chunk, Done, Failed, Note, Regenerate, Reset, Stats, Stop, TodoEvent,
+                             ToBrain, Waiting)
+
+log = logging.getLogger("brain")
+MAX_SESSIONS = 1000
+
+
+@dataclass
+class Turn:
+    "One reply to produce; `text` is None for a comment on app events."
+    session: str
+    request: str
+    text: str | None
+    retry: bool = False
+    regenerate: bool = False
+    model: str = ""  # chosen for the session; "" keeps the conversation's (or the default)
+    hangup: Hangup = field(default_factory=Hangup)  # ends the Ollama request at once, from any thread
+    woken: asyncio.Event = field(default_factory=asyncio.Event)  # wakes a turn waiting for Ollama
+    unsent: deque = field(default_factory=deque)  # read from Ollama, not yet on the bus
+    flush_scheduled: bool = False
+    sent: int = 0  # chunk messages sent: the next one's seq
+
+    @property
+    def cancelled(self) -> bool:
+        return self.hangup.fired
+
+    def cancel(self) -> None:
+        "Stop or reset: end the Ollama request now, even one still waiting for its first byte."
+        self.hangup.fire()
+        self.woken.set()
+
+
+@dataclass
+class Warm:
+    """Evaluate a session's new app events now, ahead of its next turn, so that turn finds them in
+    Ollama's prompt cache and costs no more than any other (see `warm`)."""
+    session: str
+    hangup: Hangup = field(default_factory=Hangup)
+
+    def cancel(self) -> None:
+        self.hangup.fire()
+
+
+@dataclass
+class TodoChange:
+    event: TodoEvent
+
+
+@dataclass
+class DropLastReply:
+    "Forget the newest reply, so the turn before it is answered again."
+
+
+@dataclass
+class StartAfresh:
+    "A new conversation; the todo list and the model choice stay."
+
+
+Job = Turn | Warm | TodoChange | DropLastReply | StartAfresh
+
+
+class Interrupted(Exception):
+    def __init__(self, error: OllamaError, partial: str):
+        super().__init__(str(error))
+        self.error, self.partial = error, partial
+
+
+@dataclass
+class SessionQueue:
+    jobs: deque = field(default_factory=deque)
+    busy: bool = False
+    running: Turn | Warm | None = None  # the turn being answered (or the cache being warmed), for Stop and Reset
+    comment: asyncio.TimerHandle | None = None
+
+
+def _log_failure(future) -> None:
+    if future.exception() is not None:
+        log.error("saving a conversation failed", exc_info=future.exception())
+
+
+class Engine:
+    def __init__(self, settings: Settings, ollama: OllamaClient, memory: Memory, watch: OllamaWatch,
+                 send, worker: str, call_later=None):
+        self.s, self.ollama, self.memory, self.watch, self.send, self.worker = (
+            settings, ollama, memory, watch, send, worker)
+        self.loop = asyncio.get_running_loop()
+        self.call_later = call_later or self.loop.call_later
+        self.conversations: dict[str, Conversation] = {}
+        self.queues: OrderedDict[str, SessionQueue] = OrderedDict()
+        self.tasks: set[asyncio.Task] = set()
+        self.executor = ThreadPoolExecutor(settings.parallel, thread_name_prefix="ollama")
+        # Conversations are read and written on a thread of their own, in order, off the loop.
+        self.disk = ThreadPoolExecutor(1, thread_name_prefix="memory")
+
+    @property
+    def options(self) -> dict:
+        "Ollama options, the same in every request: a change of num_ctx would reload the model."
+        return {"num_ctx": self.s.num_ctx}
+
+    @property
+    def busy(self) -> int:
+        "Replies being made now (warm-ups are not replies)."
+        return sum(1 for q in self.queues.values() if isinstance(q.running, Turn))
+
+    def handle(self, msg: ToBrain) -> None:
+        match msg:
+            case TodoEvent():
+                self.enqueue(msg.session, TodoChange(msg))
+            case Stop():
+                self.stop(msg.session, msg.reply)
+            case Reset():
+                self.reset(msg.session)
+            case Regenerate():
+                self.enqueue(msg.session, DropLastReply())
+                self.enqueue(msg.session, Turn(msg.session, msg.reply, None, regenerate=True, model=msg.model))
+            case Chat():
+                self.enqueue(msg.session, Turn(msg.session, msg.request, msg.text, msg.retry, model=msg.model))
+
+    def shutdown(self) -> None:
+        "Hang up on Ollama and finish writing: what the conversations learned is on disk before we go."
+        for q in self.queues.values():
+            if q.running:
+                q.running.cancel()
+        self.disk.shutdown(wait=True)
+
+    def queue(self, session: str) -> SessionQueue:
+        q = self.queues.get(session)
+        if q is None:
+            q = self.queues[session] = SessionQueue()
+            self._evict()
+        else:
+            self.queues.move_to_end(session)
+        return q
+
+    def _evict(self) -> None:
+        "Idle sessions leave memory, least recently used first; their conversations are on disk."
+        while len(self.queues) > MAX_SESSIONS:
+            idle = next((s for s, q in self.queues.items() if not q.busy and not q.jobs and not q.comment), None)
+            if idle is None:
+                return
+            del self.queues[idle]
+            if self.conversations.pop(idle, None) is not None:
+                self.disk.submit(self.memory.evict, idle).add_done_callback(_log_failure)
+
+    def enqueue(self, session: str, job: Job) -> None:
+        q = self.queue(session)
+        if isinstance(job, Turn) and job.text is not None:
+            if q.comment:
+                q.comment.cancel()  # the chat turn carries the pending events with it
+                q.comment = None
+            # The turn evaluates the events itself, so a waiting warm-up would only delay it. One under
+            # way is left to finish: hung up on, its slot may still be busy when the turn arrives,
+            # which Ollama then serves from another slot, without this conversation's cache.
+            q.jobs = deque(j for j in q.jobs if not isinstance(j, Warm))
+        q.jobs.append(job)
+        self.pump(session)
+
+    def pump(self, session: str) -> None:
+        q = self.queue(session)
+        if q.busy or not q.jobs:
+            return
+        q.busy = True
+        task = asyncio.create_task(self.run_job(session, q.jobs.popleft()))
+        self.tasks.add(task)  # kept until done, so it is not collected mid-job
+        task.add_done_callback(self.tasks.discard)
+
+    async def run_job(self, session: str, job: Job) -> None:
+        q = self.queue(session)
+        try:
+            conversation = await self.conversation(session)
+            match job:
+                case Turn():
+                    q.running = job
+                    await self.reply(job, conversation)
+                case Warm():
+                    q.running = job
+                    await self.prefill(job, conversation)
+                case TodoChange(event=event):
+                    conversation.note(event)
+                    self.schedule_comment(session)
+                    self.warm(session)
+                    self.save(session)
+                case DropLastReply():
+                    conversation.drop_last_reply()
+                    self.save(session)
+                case StartAfresh():
+                    self.conversations[session] = Conversation(todos=conversation.todos, model=conversation.model)
+                    self.disk.submit(self.memory.forget_turns, session).add_done_callback(_log_failure)
+                    self.save(session)
+        except Exception:
+            log.exception("a job of session %s failed", session[:8])
+        finally:
+            q.busy, q.running = False, None
+            self.pump(session)
+
+    async def conversation(self, session: str) -> Conversation:
+        if session not in self.conversations:
+            loaded = await self.loop.run_in_executor(self.disk, self.memory.load, session)
+            self.conversations.setdefault(session, loaded)
+        return self.conversations[session]
+
+    def save(self, session: str) -> None:
+        "Write-behind on the disk thread, from a snapshot, in order."
+        c = self.conversations[session]
+        snapshot = replace(c, turns=list(c.turns), todos=list(c.todos), unseen=list(c.unseen), told=list(c.told))
+        self.disk.submit(self.memory.save, session, snapshot).add_done_callback(_log_failure)
+
+    def warm(self, session: str) -> None:
+        """Have Ollama evaluate the new app events right away. A todo click changes only the end of
+        the prompt, but those tokens would still be evaluated when the user's next message or the
+        comment comes; evaluating them now, while the user types, takes that time off the reply.
+        One warm-up at a time per session: a queued one picks up every event made meanwhile."""
+        q = self.queue(session)
+        if self.watch.reach is Reach.UP and not any(isinstance(j, Warm) for j in q.jobs):
+            q.jobs.append(Warm(session))
+            self.pump(session)
+
+    async def prefill(self, job: Warm, conversation: Conversation) -> None:
+        messages = conversation.upcoming(self.s.system_prompt)
+        if messages is None or self.watch.reach is not Reach.UP:
+            return
+        model = conversation.model or self.s.model
+        # One token is generated and thrown away; num_predict is not a load option (no reload).
+        options = self.options | {"num_predict": 1}
+
+        def evaluate() -> None:
+            for _ in self.ollama.chat(model, messages, options=options, keep_alive=self.s.keep_alive,
+                                      hangup=job.hangup):
+                pass
+
+        try:
+            await self.loop.run_in_executor(self.executor, evaluate)
+        except OllamaError as e:
+            log.debug("warming the prompt cache of session %s: %s", job.session[:8], e)
+
+    def schedule_comment(self, session: str) -> None:
+        "Coalesce a burst of todo events into one comment, made once the clicking pauses."
+        q = self.queue(session)
+        if q.comment:
+            q.comment.cancel()
+        q.comment = self.call_later(self.s.comment_delay_s, self.comment, session)
+
+    def comment(self, session: str) -> None:
+        self.queue(session).comment = None
+        self.enqueue(session, Turn(session, "c" + uuid.uuid4().hex, None))
+
+    def reset(self, session: str) -> None:
+        "A new conversation: what is running or waiting is dropped; the todo list stays."
+        q = self.queue(session)
+        if q.running:
+            q.running.cancel()
+        q.jobs = deque(job for job in q.jobs if not isinstance(job, (Turn, Warm)))
+        if q.comment:
+            q.comment.cancel()
+            q.comment = None
+        self.enqueue(session, StartAfresh())
+
+    def stop(self, session: str, request: str) -> None:
+        q = self.queue(session)
+        if isinstance(q.running, Turn) and q.running.request == request:
+            q.running.cancel()
+            return
+        waiting = next((j for j in q.jobs if isinstance(j, Turn) and j.request == request), None)
+        if waiting:
+            q.jobs.remove(waiting)
+            self.send(Failed(worker=self.worker, session=session, request=request, seq=0, code="stopped",
+                             error="Stopped before it began."))
+
+    async def reply(self, turn: Turn, conversation: Conversation) -> None:
+        ids = dict(worker=self.worker, session=turn.session, request=turn.request)
+        try:
+            if turn.text is None and not turn.regenerate and self.watch.reach is Reach.DOWN:
+                return  # no comment while Ollama is away: the events stay unseen and go with the next turn
+            if not conversation.begin_turn(turn.text, turn.retry) and not turn.regenerate:
+                return  # a comment whose events an earlier turn already carried
+            conversation.model = turn.model or conversation.model
+            turn.model = conversation.model or self.s.model
+            set_aside = conversation.fit(self.s.system_prompt, self.s.num_ctx - self.s.num_ctx // 4)
+            if set_aside:
+                self.send(Note(**ids, text=f"To fit the model's context window ({self.s.num_ctx} tokens, "
+                                           f"OLLAMA_NUM_CTX), I set aside the {set_aside} oldest messages of this "
+                                           "conversation. My instructions and your todo list always stay."))
+            messages = conversation.messages(self.s.system_prompt)
+            self.save(turn.session)
+            text, thinking, stats = await self.ask(turn, messages, ids)
+            self.flush(turn)
+            if self.conversations.get(turn.session) is not conversation:
+                return  # the conversation was reset meanwhile; the web has dropped this reply
+            conversation.learn(messages, stats.prompt_eval_count)
+            if text or not turn.cancelled:
+                conversation.add_reply(text)  # a stopped reply stays in context as far as it got
+            self.save(turn.session)
+            if turn.cancelled:
+                self.send(Failed(**ids, seq=turn.sent, code="stopped", error="Stopped.", text=text))
+            else:
+                self.send(Done(**ids, seq=turn.sent, text=text, thinking=thinking, stats=stats))
+        except Interrupted as e:
+            self.flush(turn)
+            log.warning("reply %s failed: %s", turn.request, e)
+            self.send(Failed(**ids, seq=turn.sent, code=e.error.code, error=str(e.error), text=e.partial))
+        except Exception:
+            log.exception("reply %s crashed", turn.request)
+            self.send(Failed(**ids, seq=turn.sent, code="internal", error="The brain hit an internal error; see its log."))
+
+    async def ask(self, turn: Turn, messages: list[dict], ids: dict) -> tuple[str, str, Stats]:
+        """Stream the reply from Ollama. While Ollama cannot be reached the turn waits for it (the
+        web shows why) and is asked as soon as it is back, once; Stop ends the wait."""
+        while True:
+            if self.watch.reach is Reach.DOWN:
+                self.send(Waiting(**ids, reason=f"Waiting for Ollama: it is not running at {self.s.ollama_url}. "
+                                                "Start it with `ollama serve`; this message is answered as soon "
+                                                "as it is up."))
+                await self.until_up_or_stopped(turn)
+            if turn.cancelled:
+                return "", "", Stats()
+            try:
+                return await self.loop.run_in_executor(self.executor, self.stream, turn, messages)
+            except Interrupted as e:
+                if not isinstance(e.error, OllamaUnavailable) or turn.sent:
+                    raise
+                self.watch.lost()  # refused before any byte: nothing was generated, so ask again once it is up
+
+    async def until_up_or_stopped(self, turn: Turn) -> None:
+        waits = [asyncio.ensure_future(self.watch.up.wait()), asyncio.ensure_future(turn.woken.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    def stream(self, turn: Turn, messages: list[dict]) -> tuple[str, str, Stats]:
+        """Runs on a pool thread: read Ollama's stream and hand it to the loop. A lone chunk goes
+        out at once; chunks that arrive while the loop is busy go out together. Returns the reply,
+        the model's thinking (kept apart: it is shown, not put back into the context) and stats;
+        a stopped reply returns what it had so far."""
+        parts, thinking, stats = [], [], Stats()
+        chunks = self.ollama.chat(turn.model, messages, options=self.options, keep_alive=self.s.keep_alive,
+                                  hangup=turn.hangup)
+        try:
+            for item in chunks:
+                if turn.cancelled:
+                    break  # what was read after a Stop is not shown
+                if isinstance(item, Stats):
+                    stats = item
+                    continue
+                parts.append(item.content)
+                thinking.append(item.thinking)
+                turn.unsent.append(item)
+                if not turn.flush_scheduled:
+                    turn.flush_scheduled = True
+                    self.loop.call_soon_threadsafe(self.flush, turn)
+        except OllamaError as e:
+            if not turn.cancelled:  # a hangup of ours breaks the stream too; that is a stop, not a fault
+                raise Interrupted(e, "".join(parts)) from None
+        finally:
+            chunks.close()
+        return "".join(parts), "".join(thinking), stats
+
+    def flush(self, turn: Turn) -> None:
+        "On the loop: send what the stream has read since the last flush as one chunk message."
+        turn.flush_scheduled = False
+        deltas = []
+        while turn.unsent:
+            deltas.append(turn.unsent.popleft())
+        if deltas:
+            self.send(Chunk(worker=self.worker, session=turn.session, request=turn.request, seq=turn.sent,
+                            text="".join(d.content for d in deltas),
+                            thinking="".join(d.thinking for d in deltas)))
+            turn.sent += 1
