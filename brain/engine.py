@@ -158,15 +158,16 @@ class Engine:
         q = self.queues.get(session)
         if q is None:
             q = self.queues[session] = SessionQueue()
-            self._evict()
+            self._evict(keep=session)
         else:
             self.queues.move_to_end(session)
         return q
 
-    def _evict(self) -> None:
+    def _evict(self, keep: str) -> None:
         "Idle sessions leave memory, least recently used first; their conversations are on disk."
         while len(self.queues) > MAX_SESSIONS:
-            idle = next((s for s, q in self.queues.items() if not q.busy and not q.jobs and not q.comment), None)
+            idle = next((s for s, q in self.queues.items()
+                         if s != keep and not q.busy and not q.jobs and not q.comment), None)
             if idle is None:
                 return
             del self.queues[idle]

@@ -1,0 +1,209 @@
+"""The brain's session engine (brain/engine.py) with a scripted Ollama, a hand-turned clock and
+real SQLite memory: stop, new chat, regenerate, coalesced comments, waiting for Ollama, eviction."""
+import asyncio
+import threading
+
+import pytest
+
+from brain import engine as engine_module
+from brain.engine import Engine
+from brain.memory import Memory
+from brain.ollama_client import Delta, HungUp, OllamaUnavailable
+from brain.ollama_watch import Reach
+from shared.config import Settings
+from shared.messages import Chat, Chunk, Done, Failed, Regenerate, Reset, Stats, Stop, Todo, TodoEvent, Waiting
+
+
+class ScriptedOllama:
+    """Answers each chat with the next script: a list of words, or an exception to raise before
+    the first byte. `hold` keeps a stream open after its first word until the request is hung up."""
+
+    def __init__(self):
+        self.scripts, self.asked, self.hold = [], [], False
+
+    def chat(self, model, messages, *, options=None, keep_alive=None, hangup=None):
+        self.asked.append({"model": model, "messages": messages, "options": options})
+        script = self.scripts.pop(0) if self.scripts and (options or {}).get("num_predict") != 1 else ["ok"]
+        if isinstance(script, Exception):
+            raise script
+        for i, word in enumerate(script):
+            yield Delta(word)
+            while self.hold and i == 0:
+                if hangup.fired:
+                    raise HungUp("hung up")
+                threading.Event().wait(0.01)
+        yield Stats(done_reason="stop", eval_count=len(script))
+
+    def replies(self):
+        return [a for a in self.asked if (a["options"] or {}).get("num_predict") != 1]
+
+
+class Watch:
+    def __init__(self):
+        self.reach, self.up = Reach.UP, asyncio.Event()
+        self.up.set()
+
+    def lost(self):
+        self.reach = Reach.DOWN
+        self.up.clear()
+
+    def back(self):
+        self.reach = Reach.UP
+        self.up.set()
+
+
+class Clock:
+    "call_later by hand: `turn(seconds)` runs what fell due."
+
+    def __init__(self):
+        self.now, self.timers = 0.0, []
+
+    def call_later(self, delay, fn, *args):
+        timer = Timer(self.now + delay, fn, args)
+        self.timers.append(timer)
+        return timer
+
+    def turn(self, seconds):
+        self.now += seconds
+        for t in [t for t in self.timers if t.due <= self.now and not t.cancelled]:
+            self.timers.remove(t)
+            t.fn(*t.args)
+
+
+class Timer:
+    def __init__(self, due, fn, args):
+        self.due, self.fn, self.args, self.cancelled = due, fn, args, False
+
+    def cancel(self):
+        self.cancelled = True
+
+
+@pytest.fixture
+def run(tmp_path):
+    "Run a scenario against a fresh engine on an event loop: run(lambda e, ollama, sent, clock, watch: ...)."
+    def go(scenario, **env):
+        async def main():
+            sent = []
+            ollama, clock, watch = ScriptedOllama(), Clock(), Watch()
+            settings = Settings.from_env({"DATA_DIR": str(tmp_path), **env})
+            engine = Engine(settings, ollama, Memory(tmp_path), watch, sent.append, "w1", call_later=clock.call_later)
+            try:
+                await scenario(engine, ollama, sent, clock, watch)
+            finally:
+                engine.shutdown()
+        asyncio.run(main())
+    return go
+
+
+async def until(predicate, timeout=5.0):
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met")
+
+
+def chat(request, text, session="s", **kw):
+    return Chat(session=session, request=request, text=text, **kw)
+
+
+def finals(sent):
+    return [m for m in sent if isinstance(m, (Done, Failed))]
+
+
+def test_turns_of_a_session_run_in_order_and_stream_to_the_bus(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts = [["Hel", "lo"], ["Bye"]]
+        engine.handle(chat("r1", "hi"))
+        engine.handle(chat("r2", "bye"))
+        await until(lambda: len(finals(sent)) == 2)
+        assert [(m.request, m.text) for m in finals(sent)] == [("r1", "Hello"), ("r2", "Bye")]
+        assert "".join(m.text for m in sent if isinstance(m, Chunk) and m.request == "r1") == "Hello"
+        assert [m["content"] for m in ollama.asked[-1]["messages"][1:]] == ["hi", "Hello", "bye"]
+    run(scenario)
+
+
+def test_stop_hangs_up_and_keeps_what_was_said(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts, ollama.hold = [["Once", " upon", " a time"]], True
+        engine.handle(chat("r1", "story"))
+        await until(lambda: any(isinstance(m, Chunk) for m in sent))
+        engine.handle(Stop(session="s", request="x1", reply="r1"))
+        await until(lambda: finals(sent))
+        [stopped] = finals(sent)
+        assert isinstance(stopped, Failed) and stopped.code == "stopped" and stopped.text == "Once"
+        ollama.hold = False
+        engine.handle(chat("r2", "go on"))
+        await until(lambda: len(finals(sent)) == 2)
+        assert [m["content"] for m in ollama.replies()[-1]["messages"][1:]] == ["story", "Once", "go on"]
+    run(scenario)
+
+
+def test_a_burst_of_todo_changes_makes_one_comment_once_the_clicking_pauses(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        todos = []
+        for i in range(5):
+            todos = [*todos, Todo(i + 1, f"t{i}", False)]
+            engine.handle(TodoEvent(session="s", request=f"e{i}", action="added", todo=todos[-1], todos=todos))
+            clock.turn(0.5)
+        await until(lambda: not engine.queue("s").jobs and not engine.queue("s").busy)
+        assert ollama.replies() == [], "no comment while the clicks keep coming"
+        clock.turn(1.5)
+        await until(lambda: finals(sent))
+        [asked] = ollama.replies()
+        assert asked["messages"][-1]["content"].count("added #") == 5
+        assert len(ollama.asked) > 1, "the changes were evaluated ahead (warm-up) too"
+    run(scenario)
+
+
+def test_new_chat_drops_the_turns_and_keeps_the_list(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        milk = Todo(1, "milk", False)
+        engine.handle(TodoEvent(session="s", request="e1", action="added", todo=milk, todos=[milk]))
+        engine.handle(chat("r1", "hello"))
+        await until(lambda: finals(sent))
+        engine.handle(Reset(session="s", request="x"))
+        engine.handle(chat("r2", "who am I?"))
+        await until(lambda: len(finals(sent)) == 2)
+        assert [m["content"] for m in ollama.replies()[-1]["messages"][1:]] == [
+            "[app] The todo list now:\n- [ ] #1 milk", "who am I?"]
+    run(scenario)
+
+
+def test_regenerate_answers_the_same_question_with_the_model_asked_for(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts = [["first"], ["second"]]
+        engine.handle(chat("r1", "a joke?"))
+        await until(lambda: finals(sent))
+        engine.handle(Regenerate(session="s", request="x", reply="r1", model="qwen3:4b"))
+        await until(lambda: len(finals(sent)) == 2)
+        last = ollama.replies()[-1]
+        assert last["model"] == "qwen3:4b" and [m["content"] for m in last["messages"][1:]] == ["a joke?"]
+        assert finals(sent)[-1].request == "r1" and finals(sent)[-1].text == "second"
+    run(scenario)
+
+
+def test_a_turn_waits_for_ollama_and_is_asked_once_when_it_is_back(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts = [OllamaUnavailable("refused")]
+        engine.handle(chat("r1", "anyone?"))
+        await until(lambda: any(isinstance(m, Waiting) for m in sent))
+        assert watch.reach is Reach.DOWN and not finals(sent)
+        watch.back()
+        await until(lambda: finals(sent))
+        assert isinstance(finals(sent)[0], Done) and len(ollama.replies()) == 2
+    run(scenario)
+
+
+def test_idle_sessions_leave_memory_and_come_back_whole(run, monkeypatch):
+    monkeypatch.setattr(engine_module, "MAX_SESSIONS", 3)
+
+    async def scenario(engine, ollama, sent, clock, watch):
+        for i in range(8):
+            engine.handle(chat(f"r{i}", f"hello {i}", session=f"s{i}"))
+            await until(lambda n=i + 1: len(finals(sent)) == n)
+        assert len(engine.queues) == 3 and len(engine.conversations) <= 3
+        engine.handle(chat("again", "still there?", session="s0"))
+        await until(lambda: len(finals(sent)) == 9)
+        assert [m["content"] for m in ollama.replies()[-1]["messages"][1:]] == ["hello 0", "ok", "still there?"]
+    run(scenario)
