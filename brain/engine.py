@@ -112,7 +112,7 @@ def _log_failure(future) -> None:
 class Engine:
     def __init__(self, settings: Settings, ollama: OllamaClient, memory: Memory, watch: OllamaWatch,
                  send, worker: str, call_later=None):
-        self.s, self.ollama, self.memory, self.watch, self.send, self.worker = (
+        self.settings, self.ollama, self.memory, self.watch, self.send, self.worker = (
             settings, ollama, memory, watch, send, worker)
         self.loop = asyncio.get_running_loop()
         self.call_later = call_later or self.loop.call_later
@@ -126,7 +126,7 @@ class Engine:
     @property
     def options(self) -> dict:
         "Ollama options, the same in every request: a change of num_ctx would reload the model."
-        return {"num_ctx": self.s.num_ctx}
+        return {"num_ctx": self.settings.num_ctx}
 
     @property
     def busy(self) -> int:
@@ -248,15 +248,15 @@ class Engine:
             self.pump(session)
 
     async def prefill(self, job: Warm, conversation: Conversation) -> None:
-        messages = conversation.upcoming(self.s.system_prompt)
+        messages = conversation.upcoming(self.settings.system_prompt)
         if messages is None or self.watch.reach is not Reach.UP:
             return
-        model = conversation.model or self.s.model
+        model = conversation.model or self.settings.model
         # One token is generated and thrown away; num_predict is not a load option (no reload).
         options = self.options | {"num_predict": 1}
 
         def evaluate() -> None:
-            for _ in self.ollama.chat(model, messages, options=options, keep_alive=self.s.keep_alive,
+            for _ in self.ollama.chat(model, messages, options=options, keep_alive=self.settings.keep_alive,
                                       hangup=job.hangup):
                 pass
 
@@ -270,7 +270,7 @@ class Engine:
         q = self.queue(session)
         if q.comment:
             q.comment.cancel()
-        q.comment = self.call_later(self.s.comment_delay_s, self.comment, session)
+        q.comment = self.call_later(self.settings.comment_delay_s, self.comment, session)
 
     def comment(self, session: str) -> None:
         self.queue(session).comment = None
@@ -306,13 +306,13 @@ class Engine:
             if not conversation.begin_turn(turn.text, turn.retry) and not turn.regenerate:
                 return  # a comment whose events an earlier turn already carried
             conversation.model = turn.model or conversation.model
-            turn.model = conversation.model or self.s.model
-            set_aside = conversation.fit(self.s.system_prompt, self.s.num_ctx - self.s.num_ctx // 4)
+            turn.model = conversation.model or self.settings.model
+            set_aside = conversation.fit(self.settings.system_prompt, self.settings.num_ctx - self.settings.num_ctx // 4)
             if set_aside:
-                self.send(Note(**ids, text=f"To fit the model's context window ({self.s.num_ctx} tokens, "
+                self.send(Note(**ids, text=f"To fit the model's context window ({self.settings.num_ctx} tokens, "
                                            f"OLLAMA_NUM_CTX), I set aside the {set_aside} oldest messages of this "
                                            "conversation. My instructions and your todo list always stay."))
-            messages = conversation.messages(self.s.system_prompt)
+            messages = conversation.messages(self.settings.system_prompt)
             self.save(turn.session)
             text, thinking, stats = await self.ask(turn, messages, ids)
             self.flush(turn)
@@ -339,7 +339,7 @@ class Engine:
         web shows why) and is asked as soon as it is back, once; Stop ends the wait."""
         while True:
             if self.watch.reach is Reach.DOWN:
-                self.send(Waiting(**ids, reason=f"Waiting for Ollama: it is not running at {self.s.ollama_url}. "
+                self.send(Waiting(**ids, reason=f"Waiting for Ollama: it is not running at {self.settings.ollama_url}. "
                                                 "Start it with `ollama serve`; this message is answered as soon "
                                                 "as it is up."))
                 await self.until_up_or_stopped(turn)
@@ -366,7 +366,7 @@ class Engine:
         the model's thinking (kept apart: it is shown, not put back into the context) and stats;
         a stopped reply returns what it had so far."""
         parts, thinking, stats = [], [], Stats()
-        chunks = self.ollama.chat(turn.model, messages, options=self.options, keep_alive=self.s.keep_alive,
+        chunks = self.ollama.chat(turn.model, messages, options=self.options, keep_alive=self.settings.keep_alive,
                                   hangup=turn.hangup)
         try:
             for item in chunks:

@@ -28,7 +28,7 @@ REMEMBERED_REQUESTS = 10_000
 
 class Node:
     def __init__(self, settings: Settings, client: OllamaClient, memory: Memory):
-        self.s, self.client, self.memory = settings, client, memory
+        self.settings, self.client, self.memory = settings, client, memory
         self.id = uuid.uuid4().hex[:12]
         self.started = time.time()
         self.taken: OrderedDict[str, None] = OrderedDict()  # requests already handed to the engine
@@ -36,17 +36,17 @@ class Node:
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        curve = bus.curve_for(self.s.bus_endpoints, self.s.bus_curve_dir)
+        curve = bus.curve_for(self.settings.bus_endpoints, self.settings.bus_curve_dir)
         ctx = bus.context()
-        self.pub = bus.socket(ctx, zmq.PUB, self.s.max_frame_bytes, connect=self.s.bus_pub, curve=curve)
-        sub = bus.socket(ctx, zmq.SUB, self.s.max_frame_bytes, connect=self.s.bus_sub, curve=curve)
+        self.pub = bus.socket(ctx, zmq.PUB, self.settings.max_frame_bytes, connect=self.settings.bus_pub, curve=curve)
+        sub = bus.socket(ctx, zmq.SUB, self.settings.max_frame_bytes, connect=self.settings.bus_sub, curve=curve)
         sub.subscribe(brain_topic(self.id))
-        self.watch = OllamaWatch(self.client, self.s.model, {"num_ctx": self.s.num_ctx}, self.s.keep_alive,
-                                 self.s.ollama_check_s, changed=self.announce,
+        self.watch = OllamaWatch(self.client, self.settings.model, {"num_ctx": self.settings.num_ctx}, self.settings.keep_alive,
+                                 self.settings.ollama_check_s, changed=self.announce,
                                  blocking=lambda fn, *a, **kw: loop.run_in_executor(self.checks, partial(fn, *a, **kw)))
-        self.engine = Engine(self.s, self.client, self.memory, self.watch, self.send, self.id)
-        log.info("worker %s: model %s at %s, bus %s / %s", self.id, self.s.model, self.s.ollama_url,
-                 self.s.bus_pub, self.s.bus_sub)
+        self.engine = Engine(self.settings, self.client, self.memory, self.watch, self.send, self.id)
+        log.info("worker %s: model %s at %s, bus %s / %s", self.id, self.settings.model, self.settings.ollama_url,
+                 self.settings.bus_pub, self.settings.bus_sub)
         tasks = [asyncio.create_task(self.heartbeat()), asyncio.create_task(self.receive(sub)),
                  asyncio.create_task(self.watch.run())]
         try:
@@ -65,9 +65,9 @@ class Node:
 
     def presence(self) -> dict:
         w = self.watch
-        return dict(worker=self.id, started=self.started, pid=os.getpid(), model=self.s.model,
-                    parallel=self.s.parallel, busy=self.engine.busy, ollama=w.reach.value,
-                    ollama_url=self.s.ollama_url, version=w.version, loading=w.loading, models=w.models)
+        return dict(worker=self.id, started=self.started, pid=os.getpid(), model=self.settings.model,
+                    parallel=self.settings.parallel, busy=self.engine.busy, ollama=w.reach.value,
+                    ollama_url=self.settings.ollama_url, version=w.version, loading=w.loading, models=w.models)
 
     def announce(self) -> None:
         "What the web shows changed: tell it now rather than at the next heartbeat."
@@ -76,14 +76,14 @@ class Node:
     async def heartbeat(self) -> None:
         self.send(Hello(**self.presence()))
         while True:
-            await asyncio.sleep(self.s.heartbeat_s)
+            await asyncio.sleep(self.settings.heartbeat_s)
             self.send(Heartbeat(**self.presence()))
 
     async def receive(self, sub: zmq.Socket) -> None:
         while True:
             frames = await sub.recv_multipart()
             try:
-                msg = decode(frames, self.s.max_frame_bytes)
+                msg = decode(frames, self.settings.max_frame_bytes)
             except BadFrame as e:
                 log.warning("dropped a bad frame: %s", e)
                 continue

@@ -129,23 +129,28 @@ class Bye(ToWeb, frozen=True, kw_only=True, tag="bye"):
     "A worker is shutting down cleanly."
 
 
-class Ack(ToWeb, frozen=True, kw_only=True, tag="ack"):
+class AboutRequest(ToWeb, frozen=True, kw_only=True):
+    "A brain's word on one request of one session."
+    session: Id
+    request: Id
+
+
+class ReplyPart(AboutRequest, frozen=True, kw_only=True):
+    "A piece of a reply; `seq` counts the reply's chunk messages from 0, so a gap can be seen."
+    seq: Seq
+
+
+class Ack(AboutRequest, frozen=True, kw_only=True, tag="ack"):
     "A worker has taken `request` and will not need it again."
-    session: Id
-    request: Id
 
 
-class Note(ToWeb, frozen=True, kw_only=True, tag="note"):
+class Note(AboutRequest, frozen=True, kw_only=True, tag="note"):
     "Something the user should know about their conversation, e.g. that old turns were set aside."
-    session: Id
-    request: Id
     text: str
 
 
-class Waiting(ToWeb, frozen=True, kw_only=True, tag="waiting"):
+class Waiting(AboutRequest, frozen=True, kw_only=True, tag="waiting"):
     "A reply waits for Ollama, which cannot be reached; it starts as soon as Ollama is back."
-    session: Id
-    request: Id
     reason: str
 
 
@@ -160,32 +165,23 @@ class Stats(msgspec.Struct, frozen=True, omit_defaults=True):
     eval_duration: int | None = None
 
 
-class Chunk(ToWeb, frozen=True, kw_only=True, tag="chunk"):
-    """The next piece of a streaming reply. `seq` counts from 0 within the reply; `thinking` is
-    what a thinking model reasons before (or beside) its answer."""
-    session: Id
-    request: Id
-    seq: Seq
+class Chunk(ReplyPart, frozen=True, kw_only=True, tag="chunk"):
+    """The next piece of a streaming reply; `thinking` is what a thinking model reasons before (or
+    beside) its answer."""
     text: str
     thinking: str = ""
 
 
-class Done(ToWeb, frozen=True, kw_only=True, tag="done"):
+class Done(ReplyPart, frozen=True, kw_only=True, tag="done"):
     "A reply is complete; `text` is the whole reply, so a receiver that missed chunks can repair."
-    session: Id
-    request: Id
-    seq: Seq
     text: str
     thinking: str = ""
     stats: Stats = Stats()
 
 
-class Failed(ToWeb, frozen=True, kw_only=True, tag="failed"):
+class Failed(ReplyPart, frozen=True, kw_only=True, tag="failed"):
     """A reply ended early. `code` is "stopped" when the user asked, else what went wrong; `error` is
     for people; `text` is what arrived before the end."""
-    session: Id
-    request: Id
-    seq: Seq
     code: str
     error: str
     text: str = ""

@@ -54,7 +54,7 @@ class WorkerState:
 
 class Broker:
     def __init__(self, settings: Settings, listener: Listener, outbox: Outbox, clock=time.monotonic):
-        self.s, self.listener, self.outbox, self.clock = settings, listener, outbox, clock
+        self.settings, self.listener, self.outbox, self.clock = settings, listener, outbox, clock
         self.workers: dict[str, WorkerState] = {}
         self.pending: dict[str, ToBrain] = {}
         self.restarting_until = 0.0
@@ -66,19 +66,19 @@ class Broker:
 
     def open(self) -> None:
         "Bind the bus; raises (and so stops the web from starting) if it cannot."
-        curve = bus.curve_for(self.s.bus_endpoints, self.s.bus_curve_dir)
+        curve = bus.curve_for(self.settings.bus_endpoints, self.settings.bus_curve_dir)
         self.ctx = bus.context()
         self.auth = bus.start_authenticator(self.ctx, curve)
         try:
-            self.xsub = bus.socket(self.ctx, zmq.XSUB, self.s.max_frame_bytes, bind=self.s.bus_pub, curve=curve)
-            self.xpub = bus.socket(self.ctx, zmq.XPUB, self.s.max_frame_bytes, bind=self.s.bus_sub, curve=curve)
+            self.xsub = bus.socket(self.ctx, zmq.XSUB, self.settings.max_frame_bytes, bind=self.settings.bus_pub, curve=curve)
+            self.xpub = bus.socket(self.ctx, zmq.XPUB, self.settings.max_frame_bytes, bind=self.settings.bus_sub, curve=curve)
             # The same socket without asyncio's wrapping, for draining without a future per message.
             self.xsub_now = zmq.Socket.shadow(self.xsub.underlying)
         except zmq.ZMQError as e:
             self.ctx.destroy()
-            raise bus.BusConfigError(f"cannot bind the bus ({self.s.bus_pub}, {self.s.bus_sub}): {e}") from None
+            raise bus.BusConfigError(f"cannot bind the bus ({self.settings.bus_pub}, {self.settings.bus_sub}): {e}") from None
         log.info("bus%s: publishers connect to %s, subscribers to %s", " (CURVE)" if curve else "",
-                 self.s.bus_pub, self.s.bus_sub)
+                 self.settings.bus_pub, self.settings.bus_sub)
 
     async def run(self) -> None:
         await self.xsub.send(b"\x01")  # subscribe to everything every publisher sends
@@ -146,7 +146,7 @@ class Broker:
         return max(ready, key=lambda w: zlib.crc32(f"{session}:{w}".encode()), default=None)
 
     def _alive(self, state: WorkerState) -> bool:
-        return state.presence is not None and self.clock() - state.last_seen < MISSED_BEATS * self.s.heartbeat_s
+        return state.presence is not None and self.clock() - state.last_seen < MISSED_BEATS * self.settings.heartbeat_s
 
     def _ready(self, state: WorkerState) -> bool:
         return state.subscribed and self._alive(state)
@@ -173,7 +173,7 @@ class Broker:
         if frames[0].startswith(b"web."):
             self.xpub.send_multipart(frames, copy=False)  # so tails see brain traffic too
         try:
-            msg = decode(frames, self.s.max_frame_bytes)
+            msg = decode(frames, self.settings.max_frame_bytes)
         except BadFrame as e:
             log.warning("dropped a bad frame from a publisher: %s", e)
             return
@@ -181,13 +181,14 @@ class Broker:
             log.warning("ignored a %s message sent by a publisher", msg.kind)
             return
         try:
-            self._note(msg)
+            self._observe(msg)
             self.listener.brain_message(msg)
         except Exception:
             # One message the web could not handle must not take the bus down for everyone.
             log.exception("failed to handle a %s message from %s", msg.kind, msg.worker)
 
-    def _note(self, msg: ToWeb) -> None:
+    def _observe(self, msg: ToWeb) -> None:
+        "What a brain's message says about the brain: alive, its acks, its presence, its goodbye."
         state = self.workers.get(msg.worker)
         if state is not None and state.presence is not None:
             state.last_seen = self.clock()  # any message is proof of life, not only heartbeats
@@ -228,7 +229,7 @@ class Broker:
 
     async def _expire(self) -> None:
         while True:
-            await asyncio.sleep(self.s.heartbeat_s / 2)
+            await asyncio.sleep(self.settings.heartbeat_s / 2)
             self.check_liveness()
 
     def check_liveness(self) -> None:

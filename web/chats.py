@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from fasthtml.common import to_xml
 
 from shared.config import Settings
-from shared.messages import (Ack, Chat, Chunk, Done, Failed, Note, Regenerate, Reset, Stop, ToBrain, ToWeb,
+from shared.messages import (AboutRequest, Ack, Chat, Chunk, Done, Failed, Note, Regenerate, Reset, Stop, ToBrain, ToWeb,
                              Waiting, full_name)
 from web.broker import Broker
 from web.clients import Client, Clients
@@ -50,8 +50,8 @@ class Session:
 
 
 class Chats:
-    def __init__(self, settings: Settings, store: Store, db: StoreThread, clients: Clients, broker: Broker):
-        self.s, self.store, self.db, self.clients, self.broker = settings, store, db, clients, broker
+    def __init__(self, settings: Settings, store: Store, disk: StoreThread, clients: Clients, broker: Broker):
+        self.settings, self.store, self.disk, self.clients, self.broker = settings, store, disk, clients, broker
         self.relay = Relay(clients)
         self.board = StatusBoard(clients, lambda sid: to_xml(self.status_line(sid)),
                                  lambda sid: to_xml(self.picker(sid)), lambda: broker.models)
@@ -76,8 +76,8 @@ class Chats:
         "The session with its transcript and model choice read in (once)."
         session = self._session(sid)
         if not session.loaded:
-            lines = await self.db.call(self.store.transcript, sid, KEPT_PER_SESSION)
-            model = await self.db.call(self.store.model_choice, sid)
+            lines = await self.disk.call(self.store.transcript, sid, KEPT_PER_SESSION)
+            model = await self.disk.call(self.store.model_choice, sid)
             session = self._session(sid)  # it may have been dropped and made anew meanwhile
             if not session.loaded:
                 # What arrived while reading (a reply streaming) wins over what the disk held.
@@ -114,7 +114,7 @@ class Chats:
         return line
 
     def _keep(self, line: Line) -> None:
-        self.db.post(self.store.keep_line, replace(line))  # a copy: the line changes on, the write is later
+        self.disk.post(self.store.keep_line, replace(line))  # a copy: the line changes on, the write is later
 
     # What a tab is shown.
 
@@ -122,7 +122,7 @@ class Chats:
         return BrainStatus(*self.broker.status_of(sid, self._session(sid).model))
 
     def picker(self, sid: str):
-        return ModelPicker(self.broker.models, self._session(sid).model or self.s.model)
+        return ModelPicker(self.broker.models, self._session(sid).model or self.settings.model)
 
     def bubbles(self, sid: str) -> list:
         return [Bubble(line) for line in self._session(sid).lines.values()]
@@ -152,9 +152,9 @@ class Chats:
         text = text.strip()
         if not text:
             return
-        if len(text) > self.s.max_chat_chars:
+        if len(text) > self.settings.max_chat_chars:
             return self.relay.notice(client, f"That message is {len(text):,} characters long; the limit is "
-                                             f"{self.s.max_chat_chars:,} (MAX_CHAT_CHARS). Nothing was sent.")
+                                             f"{self.settings.max_chat_chars:,} (MAX_CHAT_CHARS). Nothing was sent.")
         request = uuid.uuid4().hex
         status = self._submit(Chat(session=sid, request=request, text=text, model=self._session(sid).model))
         user = self._add(sid, Line(request=request, role="user", text=text))
@@ -210,7 +210,7 @@ class Chats:
         while len(self.dropped) > DROPPED_REMEMBERED:
             self.dropped.popitem(last=False)
         session.lines = OrderedDict()
-        self.db.post(self.store.clear_transcript, sid)
+        self.disk.post(self.store.clear_transcript, sid)
         self.relay.transcript(sid, [])
 
     def choose_model(self, sid: str, client: Client, model: str) -> None:
@@ -221,7 +221,7 @@ class Chats:
             return self.relay.notice(client, f"The model '{model}' is not pulled. Run `ollama pull {model}`, "
                                              "then choose it again.")
         self._session(sid).model = model
-        self.db.post(self.store.choose_model, sid, model)
+        self.disk.post(self.store.choose_model, sid, model)
         self.clients.send(sid, to_xml(self.picker(sid)) + to_xml(self.status_line(sid)))
         self.relay.notice(client, "")
 
@@ -232,7 +232,7 @@ class Chats:
     # Messages from the brain: the broker's listener.
 
     def brain_message(self, msg: ToWeb) -> None:
-        if getattr(msg, "request", None) in self.dropped:
+        if isinstance(msg, AboutRequest) and msg.request in self.dropped:
             return
         handler = {Chunk: self._chunk, Done: self._finish, Failed: self._finish, Ack: self._ack,
                    Waiting: self._waiting, Note: self._note}.get(type(msg))

@@ -2,7 +2,7 @@
 
 `create_app` builds one object graph per app and nothing exists before it is called:
 
-    store (SQLite) ── chats (each session's transcript, model and reply statuses) ── relay ── clients (tabs)
+    store (SQLite, written on its own thread: disk) ── chats (each session's transcript, model and reply statuses) ── relay ── clients (tabs)
                         │  ▲
                  submit │  │ brain messages
                         ▼  │
@@ -66,9 +66,9 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         setup_logging()
         settings = Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store, db, clients = Store(settings.data_dir), StoreThread(), Clients()
-    broker = bus(settings, None, DiskOutbox(store, db))
-    chats = Chats(settings, store, db, clients, broker)
+    store, disk, clients = Store(settings.data_dir), StoreThread(), Clients()
+    broker = bus(settings, None, DiskOutbox(store, disk))
+    chats = Chats(settings, store, disk, clients, broker)
     broker.listener = chats
 
     async def lifespan(app):
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         if missing:
             raise SystemExit(f"browser assets missing ({', '.join(missing)}): run `npm ci` (`make run` does)")
         broker.open()
-        broker.resume(await db.call(store.pending))
+        broker.resume(await disk.call(store.pending))
         task = asyncio.create_task(broker.run())
         yield
         task.cancel()
@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     @rt("/", methods=["get"])
     async def index(session):
         sid = session["sid"]
-        todos = await db.call(store.todo_list, sid)
+        todos = await disk.call(store.todo_list, sid)
         await chats.open(sid)
         return Page(todos, chats.bubbles(sid), chats.status_line(sid), settings.max_chat_chars,
                     settings.system_prompt, chats.picker(sid))
@@ -133,26 +133,26 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         if not title or len(title) > MAX_TITLE_CHARS:
             return Response(f"A todo needs a title of 1 to {MAX_TITLE_CHARS} characters.", status_code=400)
         sid = session["sid"]
-        todo = await db.call(store.add_todo, sid, title)
-        publish_todo(sid, "added", todo, await db.call(store.todo_list, sid))
+        todo = await disk.call(store.add_todo, sid, title)
+        publish_todo(sid, "added", todo, await disk.call(store.todo_list, sid))
         return TodoItem(todo)
 
     @rt("/todos/{tid}/toggle", methods=["post"])
     async def toggle_todo(session, tid: int):
         sid = session["sid"]
-        todo = await db.call(store.toggle_todo, sid, tid)
+        todo = await disk.call(store.toggle_todo, sid, tid)
         if todo is None:
             return Response("No such todo", status_code=404)
-        publish_todo(sid, "toggled", todo, await db.call(store.todo_list, sid))
+        publish_todo(sid, "toggled", todo, await disk.call(store.todo_list, sid))
         return TodoItem(todo)
 
     @rt("/todos/{tid}", methods=["delete"])
     async def delete_todo(session, tid: int):
         sid = session["sid"]
-        todo = await db.call(store.delete_todo, sid, tid)
+        todo = await disk.call(store.delete_todo, sid, tid)
         if todo is None:
             return Response("No such todo", status_code=404)
-        publish_todo(sid, "deleted", todo, await db.call(store.todo_list, sid))
+        publish_todo(sid, "deleted", todo, await disk.call(store.todo_list, sid))
         return ""
 
     @rt("/export/{fmt}", methods=["get"])
@@ -161,7 +161,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         if fmt not in EXPORTS:
             return Response("Export as markdown or json.", status_code=404)
         render, media, suffix = EXPORTS[fmt]
-        lines = await db.call(store.transcript, session["sid"])
+        lines = await disk.call(store.transcript, session["sid"])
         return Response(render(lines), media_type=media,
                         headers={"Content-Disposition": f'attachment; filename="conversation.{suffix}"'})
 

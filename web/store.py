@@ -156,11 +156,11 @@ def _log_failure(future: Future) -> None:
 class DiskOutbox:
     "The broker's outbox, kept in SQLite through the store's thread."
 
-    def __init__(self, store: Store, db: StoreThread):
-        self.store, self.db = store, db
+    def __init__(self, store: Store, disk: StoreThread):
+        self.store, self.disk = store, disk
 
     def keep(self, msg: ToBrain) -> None:
-        self.db.post(self.store.keep_pending, msg.request, *encode(msg))
+        self.disk.post(self.store.keep_pending, msg.request, *encode(msg))
 
     def drop(self, request: str) -> None:
-        self.db.post(self.store.drop_pending, request)
+        self.disk.post(self.store.drop_pending, request)

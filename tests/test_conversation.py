@@ -1,81 +1,8 @@
-"""Pure functions: the message schema, configuration parsing, the conversation's context."""
-import pytest
-
+"""A session's conversation as the model sees it (brain/conversation.py): the append-only prompt,
+the todo list the model can always work out, the context window."""
 from brain.conversation import Conversation
-from shared.config import Settings, ollama_url
+from shared.messages import Todo, TodoEvent
 from tests.replay import known_list
-from shared.messages import (KINDS, Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Heartbeat, Hello, Note, Regenerate, Reset, Stats, Stop, Todo,
-                             TodoEvent, Waiting, decode, encode)
-
-SAMPLES = [
-    Chat(worker="w1", session="s1", request="r1", text="hi <b>there</b> ✓"),
-    Stop(worker="w1", session="s1", request="r9", reply="r1"),
-    Reset(worker="w1", session="s1", request="r8"),
-    Regenerate(worker="w1", session="s1", request="r7", reply="r1"),
-    TodoEvent(worker="w1", session="s1", request="r2", action="toggled", todo=Todo(1, "a", True),
-              todos=[Todo(1, "a", True), Todo(2, "b", False)]),
-    Hello(worker="w1", started=1.5, pid=42, model="llama3.2", parallel=4),
-    Heartbeat(worker="w1", started=1.5, pid=42, model="llama3.2", parallel=4, busy=2, ollama="up",
-              ollama_url="http://127.0.0.1:11434", version="0.12.0", models=["llama3.2:latest"]),
-    Bye(worker="w1"),
-    Ack(worker="w1", session="s1", request="r1"),
-    Note(worker="w1", session="s1", request="r1", text="old turns set aside"),
-    Waiting(worker="w1", session="s1", request="r1", reason="Ollama is not running"),
-    Chunk(worker="w1", session="s1", request="r1", seq=3, text="word"),
-    Done(worker="w1", session="s1", request="r1", seq=4, text="all of it", stats=Stats(eval_count=4)),
-    Failed(worker="w1", session="s1", request="r1", seq=2, code="ollama_down", error="down", text="par"),
-]
-
-
-def test_every_kind_round_trips_with_a_topic_that_names_its_direction():
-    assert {type(m) for m in SAMPLES} == set(KINDS)
-    for msg in SAMPLES:
-        frames = encode(msg)
-        assert decode(frames) == msg
-        expected = f"brain.w1.{msg.kind}" if msg.kind in ("chat", "stop", "regenerate", "reset", "todo") else f"web.{msg.kind}"
-        assert frames[0].decode() == expected
-
-
-@pytest.mark.parametrize("frames, reason", [
-    ([b"web.ack"], "expected 2 frames"),
-    ([b"web.ack", b"{"], "not a message"),
-    ([b"web.ack", b"[]"], "not a message"),
-    ([b"web.ack", b'{"v": 2, "kind": "ack"}'], "unsupported schema version 2"),
-    ([b"web.x", b'{"v": 1, "kind": "x"}'], "unknown message kind 'x'"),
-    ([b"web.ack", b'{"v": 1, "kind": "ack", "worker": "w", "session": "a b", "request": "r"}'], "invalid ack"),
-    ([b"web.chunk", b'{"v": 1, "kind": "chunk", "worker": "w", "session": "s", "request": "r", "seq": -1, "text": ""}'],
-     "invalid chunk"),
-    ([b"web.done", encode(SAMPLES[5])[1]], "does not match"),
-    ([b"web.ack", b"x" * 2000], "exceeds 1000"),
-])
-def test_bad_frames_are_refused_with_a_reason(frames, reason):
-    with pytest.raises(BadFrame, match=reason):
-        decode(frames, max_bytes=1000)
-
-
-@pytest.mark.parametrize("raw, url", [
-    ("", "http://127.0.0.1:11434"),
-    ("127.0.0.1:11434", "http://127.0.0.1:11434"),
-    ("0.0.0.0", "http://0.0.0.0:11434"),
-    (":9000", "http://127.0.0.1:9000"),
-    ("http://gpu-box", "http://gpu-box:80"),
-    ("https://gpu-box/", "https://gpu-box:443"),
-    ("http://gpu-box:8080/ollama", "http://gpu-box:8080/ollama"),
-    ("[::1]:11434", "http://[::1]:11434"),
-])
-def test_ollama_host_is_read_as_ollama_reads_it(raw, url):
-    assert ollama_url(raw) == url
-
-
-def test_settings_have_loopback_defaults_and_refuse_nonsense(tmp_path):
-    s = Settings.from_env({})
-    assert s.web_host == "127.0.0.1" and "127.0.0.1" in s.bus_pub and "127.0.0.1" in s.bus_sub
-    assert s.model == "llama3.2" and "attitude" in s.system_prompt
-    (tmp_path / "persona.txt").write_text("Be terse.\n")
-    assert Settings.from_env({"SYSTEM_PROMPT": "x", "SYSTEM_PROMPT_FILE": str(tmp_path / "persona.txt")}
-                             ).system_prompt == "Be terse."
-    with pytest.raises(SystemExit, match="BRAIN_PARALLEL"):
-        Settings.from_env({"BRAIN_PARALLEL": "lots"})
 
 
 def event(action, todo, todos):

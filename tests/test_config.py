@@ -1,0 +1,29 @@
+"""Settings from the environment (shared/config.py)."""
+import pytest
+
+from shared.config import Settings, ollama_url
+
+
+@pytest.mark.parametrize("raw, url", [
+    ("", "http://127.0.0.1:11434"),
+    ("127.0.0.1:11434", "http://127.0.0.1:11434"),
+    ("0.0.0.0", "http://0.0.0.0:11434"),
+    (":9000", "http://127.0.0.1:9000"),
+    ("http://gpu-box", "http://gpu-box:80"),
+    ("https://gpu-box/", "https://gpu-box:443"),
+    ("http://gpu-box:8080/ollama", "http://gpu-box:8080/ollama"),
+    ("[::1]:11434", "http://[::1]:11434"),
+])
+def test_ollama_host_is_read_as_ollama_reads_it(raw, url):
+    assert ollama_url(raw) == url
+
+
+def test_settings_have_loopback_defaults_and_refuse_nonsense(tmp_path):
+    s = Settings.from_env({})
+    assert s.web_host == "127.0.0.1" and "127.0.0.1" in s.bus_pub and "127.0.0.1" in s.bus_sub
+    assert s.model == "llama3.2" and "attitude" in s.system_prompt
+    (tmp_path / "persona.txt").write_text("Be terse.\n")
+    assert Settings.from_env({"SYSTEM_PROMPT": "x", "SYSTEM_PROMPT_FILE": str(tmp_path / "persona.txt")}
+                             ).system_prompt == "Be terse."
+    with pytest.raises(SystemExit, match="BRAIN_PARALLEL"):
+        Settings.from_env({"BRAIN_PARALLEL": "lots"})
