@@ -116,8 +116,16 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     app.state.chats, app.state.broker = chats, broker
     rt = app.route
 
-    def publish_todo(sid: str, action: str, todo, todos) -> None:
+    async def publish_todo(sid: str, action: str, todo):
+        "Every todo change goes to the brain with the whole list after it."
+        todos = await disk.call(store.todo_list, sid)
         broker.submit(TodoEvent(session=sid, request=uuid.uuid4().hex, action=action, todo=todo, todos=todos))
+        return todo
+
+    async def change_todo(session, tid: int, change, action: str):
+        "Apply a change to one of the session's todos; None when it has no such todo."
+        todo = await disk.call(change, session["sid"], tid)
+        return None if todo is None else await publish_todo(session["sid"], action, todo)
 
     @rt("/", methods=["get"])
     async def index(session):
@@ -132,28 +140,17 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         title = " ".join(title.split())
         if not title or len(title) > MAX_TITLE_CHARS:
             return Response(f"A todo needs a title of 1 to {MAX_TITLE_CHARS} characters.", status_code=400)
-        sid = session["sid"]
-        todo = await disk.call(store.add_todo, sid, title)
-        publish_todo(sid, "added", todo, await disk.call(store.todo_list, sid))
-        return TodoItem(todo)
+        return TodoItem(await publish_todo(session["sid"], "added", await disk.call(store.add_todo, session["sid"], title)))
 
     @rt("/todos/{tid}/toggle", methods=["post"])
     async def toggle_todo(session, tid: int):
-        sid = session["sid"]
-        todo = await disk.call(store.toggle_todo, sid, tid)
-        if todo is None:
-            return Response("No such todo", status_code=404)
-        publish_todo(sid, "toggled", todo, await disk.call(store.todo_list, sid))
-        return TodoItem(todo)
+        todo = await change_todo(session, tid, store.toggle_todo, "toggled")
+        return TodoItem(todo) if todo else Response("No such todo", status_code=404)
 
     @rt("/todos/{tid}", methods=["delete"])
     async def delete_todo(session, tid: int):
-        sid = session["sid"]
-        todo = await disk.call(store.delete_todo, sid, tid)
-        if todo is None:
-            return Response("No such todo", status_code=404)
-        publish_todo(sid, "deleted", todo, await disk.call(store.todo_list, sid))
-        return ""
+        todo = await change_todo(session, tid, store.delete_todo, "deleted")
+        return "" if todo else Response("No such todo", status_code=404)
 
     @rt("/export/{fmt}", methods=["get"])
     async def export(session, fmt: str):
