@@ -27,7 +27,7 @@ from bench.clients import Browser, Tally, bare_websocket_hop, bare_zmq_hop, dire
 from tests.system import ROOT, System, free_port
 
 HZ = os.sysconf("SC_CLK_TCK")
-SECTIONS = ["first-token", "prompt-cache", "scaling", "fan-out", "second-user", "idle", "restart"]
+SECTIONS = ["first-token", "prompt-cache", "scaling", "fan-out", "second-user", "many-sessions", "idle", "restart"]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -178,6 +178,29 @@ class Bench:
                          f"{ms(r['latency'])}; lost {r['lost']}, reordered {r['reordered']}"))
         self.section("Fan-out: one session, many tabs", rows)
 
+    async def many_sessions(self) -> None:
+        "Memory after many sessions have each chatted a little: it must not grow with every session ever seen."
+        n, turns, width = self.args.many, self.args.turns, 50
+        self.say(f"... {n} sessions chatting {turns} turns each, {width} at a time")
+        web_before, brain_before, started = rss_mb(self.web_pid), rss_mb(self.brain_pid()), time.monotonic()
+
+        async def one() -> None:
+            tab = await (await asyncio.to_thread(Browser, self.system.url)).tab()
+            for _ in range(turns):
+                await tab.ask(2, 1000)
+                await tab.read_until_done(60)
+            await tab.close()
+
+        for i in range(0, n, width):
+            await asyncio.gather(*[one() for _ in range(min(width, n - i))])
+        took = time.monotonic() - started
+        await asyncio.sleep(2)
+        self.section(f"Many sessions ({n:,} sessions, {turns} turns each)", [
+            ("web RSS after them (MB)", f"{rss_mb(self.web_pid):.0f} (was {web_before:.0f})"),
+            ("brain RSS after them (MB)", f"{rss_mb(self.brain_pid()):.0f} (was {brain_before:.0f})"),
+            ("time taken (s)", f"{took:.0f} ({n * turns / took:.0f} replies/s)"),
+        ])
+
     async def idle(self) -> None:
         n = self.args.idle
         self.say(f"... {n} idle clients")
@@ -283,9 +306,11 @@ async def run(args) -> None:
     try:
         await bench.floor()  # every other section compares with it
         steps = {"first-token": bench.first_token, "prompt-cache": bench.prompt_cache, "scaling": bench.scaling,
-                 "fan-out": bench.fan_out, "second-user": bench.second_user, "idle": bench.idle,
+                 "fan-out": bench.fan_out, "second-user": bench.second_user, "many-sessions": bench.many_sessions,
+                 "idle": bench.idle,
                  "restart": bench.restart}
-        skip = {"prompt-cache": not args.lengths, "fan-out": not args.tabs, "idle": not args.idle}
+        skip = {"prompt-cache": not args.lengths, "fan-out": not args.tabs, "idle": not args.idle,
+                "many-sessions": not args.many}
         for name in SECTIONS:
             if name in args.only and not skip.get(name):
                 await steps[name]()
@@ -313,6 +338,8 @@ def main() -> None:
                         help="seconds between a todo click and the chat message after it (a person typing)")
     parser.add_argument("--prompt-ms", type=float, default=1.5, help="fake engine: ms per prompt token evaluated")
     parser.add_argument("--token-ms", type=float, default=25.0, help="fake engine: ms per token generated")
+    parser.add_argument("--many", type=int, default=20_000, help="sessions for the memory row (0: skip)")
+    parser.add_argument("--turns", type=int, default=2, help="turns each of those sessions chats")
     parser.add_argument("--real-engine", action="store_true",
                         help="also run the prompt-cache rows on llama.cpp (needs the llama extra: make bench-llama)")
     parser.add_argument("--only", nargs="*", choices=SECTIONS, default=SECTIONS, help="run only these sections")

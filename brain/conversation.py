@@ -72,7 +72,8 @@ class Conversation:
     tokens_per_char: float = FIRST_GUESS
     model: str = ""  # the session's chosen model; "" for the brain's default
 
-    def note(self, event: TodoEvent) -> None:
+    def record(self, event: TodoEvent) -> None:
+        "The user changed a todo: the list as it is now, and the change, to be told in the next [app] turn."
         self.todos = list(event.todos)
         self.unseen.append(Change(event.action, event.todo))
 

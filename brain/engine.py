@@ -208,7 +208,7 @@ class Engine:
                     q.running = job
                     await self.prefill(job, conversation)
                 case TodoChange(event=event):
-                    conversation.note(event)
+                    conversation.record(event)
                     self.schedule_comment(session)
                     self.warm(session)
                     self.save(session)

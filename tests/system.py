@@ -53,7 +53,7 @@ class System:
 
     def wait_ready(self, timeout: float = 20.0) -> dict:
         "Wait until the web answers and knows a ready brain (its model loaded)."
-        return self.wait_status(lambda s: s["status"] in ("ready", "thinking"), timeout)
+        return self.wait_status(lambda s: s["status"] in ("ready", "busy"), timeout)
 
     def wait_status(self, predicate, timeout: float = 20.0) -> dict:
         deadline = time.monotonic() + timeout

@@ -61,7 +61,7 @@ def test_a_silent_worker_is_lost_after_three_beats_and_back_with_any_message():
     broker.from_publisher(encode(Chunk(worker="w1", session="s", request="r", seq=0, text="still here")))
     assert broker.status == "ready"
     broker.from_publisher(encode(Heartbeat(worker="w1", started=0, pid=1, model="m", parallel=1, busy=1, **UP)))
-    assert broker.status == "thinking"
+    assert broker.status == "busy"
 
 
 def test_goodbye_means_restarting_until_a_new_worker_or_the_grace_ends():

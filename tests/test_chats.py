@@ -11,7 +11,7 @@ from shared.messages import Ack, Chat, Chunk, Done, Failed, Regenerate, Stats
 from web import chats as chats_module
 from web.chats import Chats
 from web.server import create_app
-from web.status import Status as BrainState
+from web.status import ChainStatus
 from web.store import Store
 from web.transcript import Status
 
@@ -31,7 +31,7 @@ class FakeBus:
         return True
 
     def withdraw(self, request): return False
-    def status_of(self, session, model=""): return BrainState.READY, "brain ready"
+    def status_of(self, session, model=""): return ChainStatus.READY, "brain ready"
 
 
 class FakeTabs:

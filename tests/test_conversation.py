@@ -12,12 +12,12 @@ def event(action, todo, todos):
 def test_conversation_folds_events_into_one_app_turn_naming_each_todo():
     c = Conversation()
     milk, eggs = Todo(1, "milk", False), Todo(2, "eggs", False)
-    c.note(event("added", milk, [milk]))
-    c.note(event("added", eggs, [milk, eggs]))
+    c.record(event("added", milk, [milk]))
+    c.record(event("added", eggs, [milk, eggs]))
     assert c.begin_turn(None)
     assert not c.begin_turn(None), "nothing new: no comment"
     done = Todo(1, "milk", True)
-    c.note(event("toggled", done, [done, eggs]))
+    c.record(event("toggled", done, [done, eggs]))
     assert c.begin_turn("what's left?")
     system, *turns = c.messages("PERSONA")
     assert system == {"role": "system", "content": "PERSONA"}
@@ -35,7 +35,7 @@ def test_two_requests_share_everything_but_the_newest_turn_even_with_a_todo_chan
     first = c.messages("PERSONA")
     c.add_reply("hi")
     milk = Todo(1, "milk", False)
-    c.note(event("added", milk, [milk]))
+    c.record(event("added", milk, [milk]))
     c.begin_turn("and now?")
     second = c.messages("PERSONA")
     assert second[:len(first)] == first, "the earlier request is a prefix of the next one"
@@ -54,7 +54,7 @@ def test_the_whole_list_is_stated_when_the_changes_alone_would_not_lead_to_it():
     assert c.messages("P")[1]["content"] == "[app] The todo list now:\n- [ ] #3 call mum\n- [x] #4 pay rent"
     lamp = Todo(5, "buy a lamp", False)
     fresh = Conversation(todos=kept)
-    fresh.note(event("added", lamp, [*kept, lamp]))
+    fresh.record(event("added", lamp, [*kept, lamp]))
     fresh.begin_turn(None)
     assert fresh.messages("P")[1]["content"] == ("[app] The user added #5 'buy a lamp'.\nThe todo list now:\n"
                                                  "- [ ] #3 call mum\n- [x] #4 pay rent\n- [ ] #5 buy a lamp")
@@ -67,12 +67,12 @@ def test_200_todos_and_500_clicks_later_the_window_still_tells_the_current_list(
     c, todos, set_aside = Conversation(), [], 0
     for i in range(200):
         todos = [*todos, Todo(i + 1, f"thing {i}", False)]
-        c.note(event("added", todos[-1], todos))
+        c.record(event("added", todos[-1], todos))
     for click in range(500):
         i = click * 7 % len(todos)
         flipped = Todo(todos[i].id, todos[i].title, not todos[i].done)
         todos = [*todos[:i], flipped, *todos[i + 1:]]
-        c.note(event("toggled", flipped, todos))
+        c.record(event("toggled", flipped, todos))
         if click % 10 == 9:
             c.begin_turn(None if click % 20 else f"question {click}")
             set_aside += c.fit("PERSONA", 6000)
@@ -85,7 +85,7 @@ def test_200_todos_and_500_clicks_later_the_window_still_tells_the_current_list(
 def test_conversation_sets_old_turns_aside_to_fit_the_window_and_restates_the_list():
     water = Todo(1, "water plants", False)
     c = Conversation()
-    c.note(event("added", water, [water]))
+    c.record(event("added", water, [water]))
     for i in range(60):
         c.begin_turn(f"question {i} " + "x" * 90)
         c.add_reply(f"answer {i} " + "y" * 90)

@@ -24,7 +24,7 @@ import zmq
 from shared import bus
 from shared.config import Settings
 from shared.messages import Ack, BadFrame, Bye, Presence, ToBrain, ToWeb, decode, encode
-from web.status import Status, chain_status
+from web.status import ChainStatus, chain_status
 
 log = logging.getLogger("web.broker")
 MISSED_BEATS = 3
@@ -33,7 +33,7 @@ RESTART_GRACE_S = 15.0  # how long "restarting" may last after a clean goodbye b
 
 class Listener(Protocol):
     def brain_message(self, msg: ToWeb) -> None: ...
-    def brain_status(self, status: Status) -> None:
+    def brain_status(self, status: ChainStatus) -> None:
         "The workers' or Ollama's state changed; `status` is what a session on the default model sees."
     def brain_lost(self, worker: str) -> None: ...
 
@@ -113,12 +113,12 @@ class Broker:
     def restarting(self) -> bool:
         return self.clock() < self.restarting_until
 
-    def status_of(self, session: str, model: str = "") -> tuple[Status, str]:
+    def status_of(self, session: str, model: str = "") -> tuple[ChainStatus, str]:
         "The status line of a session whose chosen model is `model` (\"\" for the default)."
         return chain_status(self.serving(session), self.restarting, model)
 
     @property
-    def status(self) -> Status:
+    def status(self) -> ChainStatus:
         return self.status_of("")[0]
 
     def withdraw(self, request: str) -> bool:

@@ -8,35 +8,35 @@ from enum import StrEnum
 from shared.messages import Presence, full_name
 
 
-class Status(StrEnum):
+class ChainStatus(StrEnum):
     OFFLINE = "offline"  # no brain worker
     RESTARTING = "restarting"  # a worker said goodbye; a new one is on its way
     CHECKING = "checking"  # a worker is up but has not reached Ollama yet
     OLLAMA_DOWN = "ollama-down"
     NOT_PULLED = "not-pulled"  # the session's model is not in Ollama's list
     LOADING = "loading"
-    THINKING = "thinking"
+    BUSY = "busy"  # a worker is making a reply
     READY = "ready"
 
 
-def chain_status(worker: Presence | None, restarting: bool, model: str) -> tuple[Status, str]:
+def chain_status(worker: Presence | None, restarting: bool, model: str) -> tuple[ChainStatus, str]:
     """The status of the worker that serves a session whose chosen model is `model` ("" for the
     worker's default), with the line to show."""
     if worker is None:
-        return (Status.RESTARTING, "brain restarting…") if restarting else (Status.OFFLINE, "brain offline")
+        return (ChainStatus.RESTARTING, "brain restarting…") if restarting else (ChainStatus.OFFLINE, "brain offline")
     model = model or worker.model
     if worker.ollama == "down":
         host = worker.ollama_url.split("://", 1)[-1]
-        return Status.OLLAMA_DOWN, f"Ollama is not running at {host} — start it with `ollama serve`"
+        return ChainStatus.OLLAMA_DOWN, f"Ollama is not running at {host} — start it with `ollama serve`"
     if worker.ollama == "checking":
-        return Status.CHECKING, "checking Ollama…"
+        return ChainStatus.CHECKING, "checking Ollama…"
     if worker.models is not None and full_name(model) not in worker.models:
-        return Status.NOT_PULLED, f"{model} is not pulled — run `ollama pull {model}` (or pick another model)"
+        return ChainStatus.NOT_PULLED, f"{model} is not pulled — run `ollama pull {model}` (or pick another model)"
     if worker.loading:
-        return Status.LOADING, f"loading {worker.loading}…"
+        return ChainStatus.LOADING, f"loading {worker.loading}…"
     if worker.busy:
-        return Status.THINKING, "brain thinking…"
-    return Status.READY, "brain ready"
+        return ChainStatus.BUSY, "brain thinking…"
+    return ChainStatus.READY, "brain ready"
 
 
 class StatusBoard:
