@@ -18,6 +18,7 @@ oldest messages of a prompt that is too long; instead, before each request, the 
 set aside here and the caller tells the user. Sizes are estimated from characters, with a
 tokens-per-character ratio learnt from Ollama's own `prompt_eval_count`.
 """
+import json
 from dataclasses import dataclass, field
 from functools import reduce
 
@@ -30,7 +31,7 @@ APP_PREFIX = "[app] "
 
 class Change(msgspec.Struct, frozen=True):
     "One thing the user did to the list, as the model is told it."
-    action: str  # added, toggled or deleted
+    action: str  # added, toggled, renamed, deleted or restored (an undo)
     todo: Todo
 
 
@@ -38,6 +39,8 @@ def describe(change: Change) -> str:
     t = change.todo
     if change.action == "toggled":
         return f"marked #{t.id} '{t.title}' {'done' if t.done else 'not done'}"
+    if change.action == "renamed":
+        return f"renamed #{t.id} to '{t.title}'"
     return f"{change.action} #{t.id} '{t.title}'"
 
 
@@ -46,6 +49,8 @@ def apply(todos: list[Todo], change: Change) -> list[Todo]:
     t = change.todo
     if change.action == "added":
         return [*todos, t]
+    if change.action == "restored":
+        return sorted([*todos, t], key=lambda x: x.id)
     if change.action == "deleted":
         return [x for x in todos if x.id != t.id]
     return [t if x.id == t.id else x for x in todos]
@@ -58,7 +63,19 @@ def render_todos(todos: list[Todo]) -> str:
     return "The todo list now:\n" + "\n".join(lines)
 
 
-PER_MESSAGE_TOKENS = 4  # the chat template's own tokens around each message
+def _chars(messages: list[dict]) -> int:
+    "The size of the messages in characters, their tool calls included."
+    calls = sum(len(json.dumps(m["tool_calls"])) for m in messages if m.get("tool_calls"))
+    return sum(len(m["content"]) for m in messages) + calls
+
+
+def _tool_tokens(tools: list[dict] | None) -> int:
+    "The tool definitions are JSON, dense with punctuation: counted apart, on the safe side."
+    return int(len(json.dumps(tools)) * JSON_TOKENS_PER_CHAR) if tools else 0
+
+
+PER_MESSAGE_TOKENS = 4
+JSON_TOKENS_PER_CHAR = 0.5  # the chat template's own tokens around each message
 FIRST_GUESS = 0.3  # tokens per character before Ollama has told us; errs on the large side
 
 
@@ -71,6 +88,7 @@ class Conversation:
     first: int = 0  # turns before this one no longer fit the context window
     tokens_per_char: float = FIRST_GUESS
     model: str = ""  # the session's chosen model; "" for the brain's default
+    tools_off: bool = False  # the model said it cannot call tools: it is asked without them
 
     def record(self, event: TodoEvent) -> None:
         "The user changed a todo: the list as it is now, and the change, to be told in the next [app] turn."
@@ -111,12 +129,11 @@ class Conversation:
         app = self._app_text()
         return [*self.messages(system_prompt), {"role": "user", "content": app}] if app else None
 
-    def estimate(self, messages: list[dict]) -> int:
-        "Tokens the messages will take, as far as can be told before Ollama counts them."
-        chars = sum(len(m["content"]) for m in messages)
-        return int(chars * self.tokens_per_char) + PER_MESSAGE_TOKENS * len(messages)
+    def estimate(self, messages: list[dict], tools: list[dict] | None = None) -> int:
+        "Tokens the messages (and the tools offered with them) will take, as far as can be told before Ollama counts them."
+        return int(_chars(messages) * self.tokens_per_char) + PER_MESSAGE_TOKENS * len(messages) + _tool_tokens(tools)
 
-    def fit(self, system_prompt: str, budget: int) -> int:
+    def fit(self, system_prompt: str, budget: int, tools: list[dict] | None = None) -> int:
         """If the prompt would exceed `budget` tokens, set aside the oldest turns until it takes
         60% of it; returns how many.
 
@@ -124,32 +141,33 @@ class Conversation:
         and the whole window is evaluated again: the 60% hysteresis makes it happen now and then,
         not every turn. The newest user turn always stays, the window never starts with a reply,
         and the whole list is stated again at the end, since its last statement may be gone."""
-        if self.estimate(self.messages(system_prompt)) <= budget:
+        room = budget - _tool_tokens(tools)  # the tools are in every request: what is left is for messages
+        if self.estimate(self.messages(system_prompt)) <= room:
             return 0
         restated = {"role": "user", "content": APP_PREFIX + "Earlier messages were set aside. " + render_todos(self.told)}
         extra = self.estimate([restated]) if self.told else 0
         dropped = 0
-        while self.estimate(self.messages(system_prompt)) + extra > 0.6 * budget and self.first < len(self.turns) - 1:
+        while self.estimate(self.messages(system_prompt)) + extra > 0.6 * room and self.first < len(self.turns) - 1:
             self.first += 1
             dropped += 1
-            while self.first < len(self.turns) - 1 and self.turns[self.first]["role"] == "assistant":
+            while self.first < len(self.turns) - 1 and self.turns[self.first]["role"] in ("assistant", "tool"):
                 self.first += 1
                 dropped += 1
         if self.told:
             self.turns.append(restated)
         return dropped
 
-    def learn(self, messages: list[dict], prompt_eval_count: int | None) -> None:
+    def learn(self, messages: list[dict], prompt_eval_count: int | None, tools: list[dict] | None = None) -> None:
         """Raise the estimate when Ollama counted more tokens than it predicted.
 
         `prompt_eval_count` is only what Ollama evaluated for this request: once the prefix is
         cached (the usual case with this layout) it is far below the prompt's size. Measured
         against the whole prompt it is therefore a lower bound of the ratio, which can only ever
         raise the estimate, never lower it: a cached prompt cannot make the next one overflow."""
-        chars = sum(len(m["content"]) for m in messages)
+        chars = _chars(messages)
         if not prompt_eval_count or chars < 200:
             return
-        measured = (prompt_eval_count - PER_MESSAGE_TOKENS * len(messages)) / chars
+        measured = (prompt_eval_count - PER_MESSAGE_TOKENS * len(messages) - _tool_tokens(tools)) / chars
         self.tokens_per_char = min(1.0, max(self.tokens_per_char, measured))
 
     def drop_last_reply(self) -> bool:
@@ -161,3 +179,12 @@ class Conversation:
 
     def add_reply(self, text: str) -> None:
         self.turns.append({"role": "assistant", "content": text})
+
+    def add_tool_round(self, text: str, calls: list[dict], results: list[tuple[str, str]], todos: list) -> None:
+        """The model called tools (after saying `text`) and the app answered: the assistant's
+        message with its calls, then one tool message per call. Each result states the list after
+        it, so the model knows the list as it now is."""
+        self.turns.append({"role": "assistant", "content": text, "tool_calls": calls})
+        self.turns.extend({"role": "tool", "tool_name": name, "content": content} for name, content in results)
+        self.todos = list(todos)
+        self.told = list(todos)

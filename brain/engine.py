@@ -19,21 +19,24 @@ with scripted fakes and a hand-turned clock.
 """
 import asyncio
 import logging
+import re
 import uuid
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from brain.conversation import Conversation
+from brain import tools
+from brain.conversation import Conversation, render_todos
 from brain.memory import Memory
-from brain.ollama_client import Hangup, OllamaClient, OllamaError, OllamaUnavailable
+from brain.ollama_client import Hangup, OllamaClient, OllamaError, OllamaUnavailable, ToolCall, ToolsUnsupported
 from brain.ollama_watch import OllamaWatch, Reach
 from shared.config import Settings
-from shared.messages import (Chat, Chunk, Done, Failed, Note, Regenerate, Reset, Stats, Stop, TodoEvent,
-                             ToBrain, Waiting)
+from shared.messages import (CallTool, Chat, Chunk, Done, Failed, Note, Regenerate, Reset, Stats, Stop, TodoEvent,
+                             ToBrain, ToolResult, Waiting)
 
 log = logging.getLogger("brain")
 MAX_SESSIONS = 1000
+CALL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # a bus id; Ollama's "call_…" ids fit
 
 
 @dataclass
@@ -119,6 +122,7 @@ class Engine:
         self.conversations: dict[str, Conversation] = {}
         self.queues: OrderedDict[str, SessionQueue] = OrderedDict()
         self.tasks: set[asyncio.Task] = set()
+        self.tool_results: dict[str, asyncio.Future] = {}  # by call id: the replies waiting on the web
         self.executor = ThreadPoolExecutor(settings.parallel, thread_name_prefix="ollama")
         # Conversations are read and written on a thread of their own, in order, off the loop.
         self.disk = ThreadPoolExecutor(1, thread_name_prefix="memory")
@@ -146,6 +150,8 @@ class Engine:
                 self.enqueue(msg.session, Turn(msg.session, msg.reply, None, regenerate=True, model=msg.model))
             case Chat():
                 self.enqueue(msg.session, Turn(msg.session, msg.request, msg.text, msg.retry, model=msg.model))
+            case ToolResult():
+                self.tool_result(msg)
 
     def shutdown(self) -> None:
         "Hang up on Ollama and finish writing: what the conversations learned is on disk before we go."
@@ -256,8 +262,8 @@ class Engine:
         options = self.options | {"num_predict": 1}
 
         def evaluate() -> None:
-            for _ in self.ollama.chat(model, messages, options=options, keep_alive=self.settings.keep_alive,
-                                      hangup=job.hangup):
+            for _ in self.ollama.chat(model, messages, options=options, tools=self.tools_for(conversation),
+                                      keep_alive=self.settings.keep_alive, hangup=job.hangup):
                 pass
 
         try:
@@ -300,6 +306,7 @@ class Engine:
 
     async def reply(self, turn: Turn, conversation: Conversation) -> None:
         ids = dict(worker=self.worker, session=turn.session, request=turn.request)
+        said = ""  # what every round of this reply has said, for the final message
         try:
             if turn.text is None and not turn.regenerate and self.watch.reach is Reach.DOWN:
                 return  # no comment while Ollama is away: the events stay unseen and go with the next turn
@@ -307,36 +314,86 @@ class Engine:
                 return  # a comment whose events an earlier turn already carried
             conversation.model = turn.model or conversation.model
             turn.model = conversation.model or self.settings.model
-            set_aside = conversation.fit(self.settings.system_prompt, self.settings.num_ctx - self.settings.num_ctx // 4)
+            set_aside = conversation.fit(self.settings.system_prompt, self.settings.num_ctx - self.settings.num_ctx // 4,
+                                         self.tools_for(conversation))
             if set_aside:
                 self.send(Note(**ids, text=f"To fit the model's context window ({self.settings.num_ctx} tokens, "
                                            f"OLLAMA_NUM_CTX), I set aside the {set_aside} oldest messages of this "
                                            "conversation. My instructions and your todo list always stay."))
-            messages = conversation.messages(self.settings.system_prompt)
             self.save(turn.session)
-            text, thinking, stats = await self.ask(turn, messages, ids)
-            self.flush(turn)
-            if self.conversations.get(turn.session) is not conversation:
-                return  # the conversation was reset meanwhile; the web has dropped this reply
-            conversation.learn(messages, stats.prompt_eval_count)
+            for round_ in range(tools.MAX_ROUNDS + 1):
+                messages = conversation.messages(self.settings.system_prompt)
+                text, thinking, stats, calls = await self.ask(turn, conversation, messages, ids)
+                self.flush(turn)
+                said += text
+                if self.conversations.get(turn.session) is not conversation:
+                    return  # the conversation was reset meanwhile; the web has dropped this reply
+                conversation.learn(messages, stats.prompt_eval_count, self.tools_for(conversation))
+                if not calls or turn.cancelled:
+                    break
+                if round_ == tools.MAX_ROUNDS:
+                    self.send(Note(**ids, text=f"The model kept calling tools after {tools.MAX_ROUNDS} rounds in "
+                                               "one reply, so I stopped it there."))
+                    break
+                await self.act(turn, conversation, text, calls)
             if text or not turn.cancelled:
                 conversation.add_reply(text)  # a stopped reply stays in context as far as it got
             self.save(turn.session)
             if turn.cancelled:
-                self.send(Failed(**ids, seq=turn.sent, code="stopped", error="Stopped.", text=text))
+                self.send(Failed(**ids, seq=turn.sent, code="stopped", error="Stopped.", text=said))
             else:
-                self.send(Done(**ids, seq=turn.sent, text=text, thinking=thinking, stats=stats))
+                self.send(Done(**ids, seq=turn.sent, text=said, thinking=thinking, stats=stats))
         except Interrupted as e:
             self.flush(turn)
             log.warning("reply %s failed: %s", turn.request, e)
-            self.send(Failed(**ids, seq=turn.sent, code=e.error.code, error=str(e.error), text=e.partial))
+            self.send(Failed(**ids, seq=turn.sent, code=e.error.code, error=str(e.error), text=said + e.partial))
         except Exception:
             log.exception("reply %s crashed", turn.request)
             self.send(Failed(**ids, seq=turn.sent, code="internal", error="The brain hit an internal error; see its log."))
 
-    async def ask(self, turn: Turn, messages: list[dict], ids: dict) -> tuple[str, str, Stats]:
+    async def act(self, turn: Turn, conversation: Conversation, text: str, calls: list[ToolCall]) -> None:
+        """Have the web apply the model's calls, in order, and put the calls and their results into
+        the conversation together, so a brain that dies in between leaves neither behind."""
+        results, todos, asked = [], conversation.todos, []
+        for i, call in enumerate(calls):
+            call_id = call.id if CALL_ID.match(call.id or "") else f"call_{uuid.uuid4().hex[:12]}"
+            asked.append({"id": call_id, "function": {"index": i, "name": call.name, "arguments": call.arguments}})
+            if i >= tools.MAX_CALLS:
+                results.append((call.name, f"Error: at most {tools.MAX_CALLS} calls at once; this one was not done."))
+                continue
+            result = await self.call_tool(turn, call_id, call)
+            if result is None:
+                results.append((call.name, "Error: the app did not answer, so this may not have been done."))
+                continue
+            todos = result.todos
+            results.append((call.name, f"{result.text}\n{render_todos(result.todos)}"))
+        conversation.add_tool_round(text, asked, results, todos)
+        self.save(turn.session)
+
+    async def call_tool(self, turn: Turn, call_id: str, call: ToolCall) -> ToolResult | None:
+        answered = self.loop.create_future()
+        self.tool_results[call_id] = answered
+        self.send(CallTool(worker=self.worker, session=turn.session, request=turn.request, call=call_id,
+                           name=call.name, arguments=call.arguments))
+        try:
+            return await asyncio.wait_for(answered, tools.TIMEOUT_S)
+        except asyncio.TimeoutError:
+            log.warning("tool call %s of reply %s: the web did not answer", call_id, turn.request)
+            return None
+        finally:
+            self.tool_results.pop(call_id, None)
+
+    def tool_result(self, result: ToolResult) -> None:
+        "The web has applied a call; the reply waiting on it goes on (not queued: the reply is the running job)."
+        answered = self.tool_results.get(result.call)
+        if answered is not None and not answered.done():
+            answered.set_result(result)
+
+    async def ask(self, turn: Turn, conversation: Conversation, messages: list[dict],
+                  ids: dict) -> tuple[str, str, Stats, list[ToolCall]]:
         """Stream the reply from Ollama. While Ollama cannot be reached the turn waits for it (the
-        web shows why) and is asked as soon as it is back, once; Stop ends the wait."""
+        web shows why) and is asked as soon as it is back, once; Stop ends the wait. A model that
+        cannot call tools is asked again without them, and the session remembers."""
         while True:
             if self.watch.reach is Reach.DOWN:
                 self.send(Waiting(**ids, reason=f"Waiting for Ollama: it is not running at {self.settings.ollama_url}. "
@@ -344,13 +401,23 @@ class Engine:
                                                 "as it is up."))
                 await self.until_up_or_stopped(turn)
             if turn.cancelled:
-                return "", "", Stats()
+                return "", "", Stats(), []
+            offered = self.tools_for(conversation)
             try:
-                return await self.loop.run_in_executor(self.executor, self.stream, turn, messages)
+                return await self.loop.run_in_executor(self.executor, self.stream, turn, messages, offered)
             except Interrupted as e:
+                if isinstance(e.error, ToolsUnsupported) and offered:
+                    conversation.tools_off = True
+                    self.send(Note(**ids, text=f"{turn.model} cannot act on your list (it does not support "
+                                               "tools); it can still talk about it."))
+                    continue
                 if not isinstance(e.error, OllamaUnavailable) or turn.sent:
                     raise
                 self.watch.lost()  # refused before any byte: nothing was generated, so ask again once it is up
+
+    def tools_for(self, conversation: Conversation) -> list[dict] | None:
+        "The same tools in every request of a session (they are part of the cached prompt), or none."
+        return None if conversation.tools_off or not self.settings.tools else tools.TOOLS
 
     async def until_up_or_stopped(self, turn: Turn) -> None:
         waits = [asyncio.ensure_future(self.watch.up.wait()), asyncio.ensure_future(turn.woken.wait())]
@@ -360,20 +427,24 @@ class Engine:
             for w in waits:
                 w.cancel()
 
-    def stream(self, turn: Turn, messages: list[dict]) -> tuple[str, str, Stats]:
+    def stream(self, turn: Turn, messages: list[dict], offered: list[dict] | None
+               ) -> tuple[str, str, Stats, list[ToolCall]]:
         """Runs on a pool thread: read Ollama's stream and hand it to the loop. A lone chunk goes
         out at once; chunks that arrive while the loop is busy go out together. Returns the reply,
-        the model's thinking (kept apart: it is shown, not put back into the context) and stats;
-        a stopped reply returns what it had so far."""
-        parts, thinking, stats = [], [], Stats()
-        chunks = self.ollama.chat(turn.model, messages, options=self.options, keep_alive=self.settings.keep_alive,
-                                  hangup=turn.hangup)
+        the model's thinking (kept apart: it is shown, not put back into the context), stats, and
+        the tools the model called; a stopped reply returns what it had so far."""
+        parts, thinking, stats, calls = [], [], Stats(), []
+        chunks = self.ollama.chat(turn.model, messages, options=self.options, tools=offered,
+                                  keep_alive=self.settings.keep_alive, hangup=turn.hangup)
         try:
             for item in chunks:
                 if turn.cancelled:
                     break  # what was read after a Stop is not shown
                 if isinstance(item, Stats):
                     stats = item
+                    continue
+                if isinstance(item, list):
+                    calls.extend(item)
                     continue
                 parts.append(item.content)
                 thinking.append(item.thinking)
@@ -386,7 +457,7 @@ class Engine:
                 raise Interrupted(e, "".join(parts)) from None
         finally:
             chunks.close()
-        return "".join(parts), "".join(thinking), stats
+        return "".join(parts), "".join(thinking), stats, calls
 
     def flush(self, turn: Turn) -> None:
         "On the loop: send what the stream has read since the last flush as one chunk message."

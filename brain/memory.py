@@ -15,10 +15,12 @@ from shared.messages import Todo
 
 @dataclass
 class TurnRow:
+    "One message of a conversation; `extra` holds its other fields as JSON (a tool call's calls or name)."
     id: int | None = None
     session: str = ""
     role: str = ""
     content: str = ""
+    extra: str = ""
 
 
 @dataclass
@@ -32,6 +34,7 @@ class StateRow:
     first: int = 0
     tokens_per_char: float = 0.0
     model: str = ""
+    tools_off: bool = False
 
 
 class Memory:
@@ -47,7 +50,8 @@ class Memory:
     def load(self, session: str) -> Conversation:
         rows = self.turns(where="session = ?", where_args=[session], order_by="id")
         states = self.states(where="session = ?", where_args=[session])
-        conversation = Conversation(turns=[{"role": r.role, "content": r.content} for r in rows])
+        conversation = Conversation(turns=[{"role": r.role, "content": r.content} | (_decode(r.extra, dict) if r.extra else {})
+                                           for r in rows])
         if states:
             conversation.todos = _decode(states[0].todos, list[Todo])
             conversation.unseen = _decode(states[0].unseen, list[Change])
@@ -55,6 +59,7 @@ class Memory:
             conversation.first = states[0].first or 0
             conversation.tokens_per_char = states[0].tokens_per_char or conversation.tokens_per_char
             conversation.model = states[0].model or ""
+            conversation.tools_off = bool(states[0].tools_off)
         self.saved[session] = len(conversation.turns)
         return conversation
 
@@ -73,13 +78,19 @@ class Memory:
             if len(conversation.turns) < saved:  # the newest turns were dropped (a regenerate)
                 self.db.execute("delete from turns where id in (select id from turns where session = ? "
                                 "order by id desc limit ?)", [session, saved - len(conversation.turns)])
-            self.db.conn.executemany("insert into turns (session, role, content) values (?, ?, ?)",
-                                     [(session, t["role"], t["content"]) for t in new])
+            self.db.conn.executemany("insert into turns (session, role, content, extra) values (?, ?, ?, ?)",
+                                     [(session, t["role"], t["content"], _extra(t)) for t in new])
             self.db.execute("insert or replace into states (session, todos, unseen, told, first, "
-                            "tokens_per_char, model) values (?, ?, ?, ?, ?, ?, ?)",
+                            "tokens_per_char, model, tools_off) values (?, ?, ?, ?, ?, ?, ?, ?)",
                             [session, _json(conversation.todos), _json(conversation.unseen), _json(conversation.told),
-                             conversation.first, conversation.tokens_per_char, conversation.model])
+                             conversation.first, conversation.tokens_per_char, conversation.model,
+                             conversation.tools_off])
         self.saved[session] = len(conversation.turns)
+
+
+def _extra(turn: dict) -> str:
+    rest = {k: v for k, v in turn.items() if k not in ("role", "content")}
+    return _json(rest) if rest else ""
 
 
 def _json(value) -> str:
@@ -92,4 +103,4 @@ def _decode(raw: str | None, kind):
     try:
         return msgspec.json.decode(raw or "[]", type=kind)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return []
+        return {} if kind is dict else []

@@ -38,6 +38,11 @@ class OllamaFailed(OllamaError):
     code = "ollama_failed"
 
 
+class ToolsUnsupported(OllamaError):
+    "The model cannot call tools (Ollama answers 400 '... does not support tools')."
+    code = "no_tools"
+
+
 class HungUp(OllamaError):
     "We ended the request ourselves (see `Hangup`)."
     code = "stopped"
@@ -50,9 +55,28 @@ class Delta:
     thinking: str = ""
 
 
+class ToolCall(msgspec.Struct, frozen=True):
+    """One function the model asks to call. Ollama sends every call of a message whole, in one
+    chunk; `id` may be missing on older servers (the brain then makes one)."""
+    name: str
+    arguments: dict
+    id: str = ""
+
+
+class _Function(msgspec.Struct):
+    name: str = ""
+    arguments: dict | str = {}
+
+
+class _Call(msgspec.Struct):
+    function: _Function
+    id: str = ""
+
+
 class _Message(msgspec.Struct):
     content: str = ""
     thinking: str = ""
+    tool_calls: list[_Call] = []
 
 
 class _Line(Stats, frozen=True):
@@ -176,14 +200,17 @@ class OllamaClient:
         for _ in self.chat(model, [], options=options, keep_alive=keep_alive):
             pass
 
-    def chat(self, model: str, messages: list[dict], *, options: dict | None = None,
-             keep_alive: str | None = None, hangup: Hangup | None = None) -> Iterator[Delta | Stats]:
-        """Stream a reply: yields `Delta`s, then one `Stats` when Ollama says done.
+    def chat(self, model: str, messages: list[dict], *, options: dict | None = None, tools: list[dict] | None = None,
+             keep_alive: str | None = None, hangup: Hangup | None = None) -> Iterator[Delta | list[ToolCall] | Stats]:
+        """Stream a reply: yields `Delta`s (and a list of `ToolCall`s when the model calls tools),
+        then one `Stats` when Ollama says done.
 
         Closing the generator closes the HTTP connection, which is how Ollama is told to stop;
         `hangup.fire()` does the same from another thread, even before the first byte.
         """
         body = {"model": model, "messages": messages, "stream": True}
+        if tools:
+            body["tools"] = tools
         if options:
             body["options"] = options
         if keep_alive:
@@ -232,6 +259,9 @@ class OllamaClient:
                     raise OllamaFailed(f"Ollama reported an error mid-reply: {line.error}")
                 if line.message and (line.message.content or line.message.thinking):
                     yield Delta(line.message.content, line.message.thinking)
+                if line.message and line.message.tool_calls:
+                    yield [ToolCall(c.function.name, _arguments(c.function.arguments), c.id)
+                           for c in line.message.tool_calls]
                 if line.done:
                     yield Stats(**{f: getattr(line, f) for f in Stats.__struct_fields__})
                     # Read on to the end of the body, so the connection goes back to the pool
@@ -255,7 +285,20 @@ def _status_error(response: requests.Response, model: str) -> OllamaError:
     if response.status_code == 404:
         return ModelNotFound(f"The model '{model}' is not pulled. Run `ollama pull {model}` "
                              f"(Ollama said: {detail}).")
+    if response.status_code == 400 and "does not support tools" in detail:
+        return ToolsUnsupported(f"The model '{model}' cannot act on the list (it does not support tools).")
     return OllamaFailed(f"Ollama answered {response.status_code}: {detail}")
+
+
+def _arguments(raw: dict | str) -> dict:
+    "Ollama sends arguments as an object; some models' templates produce a JSON string instead."
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return {"_unreadable": raw[:200]}
+    return value if isinstance(value, dict) else {"_unreadable": raw[:200]}
 
 
 def _is_read_timeout(error: Exception) -> bool:

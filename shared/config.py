@@ -70,6 +70,7 @@ class Settings:
     comment_delay_s: float
     system_prompt: str
     max_chat_chars: int
+    tools: bool
 
     @property
     def bus_endpoints(self) -> list[str]:
@@ -100,4 +101,5 @@ class Settings:
             comment_delay_s=_float(env, "TODO_COMMENT_DELAY_S", 1.5),
             system_prompt=prompt or DEFAULT_PERSONA,
             max_chat_chars=_int(env, "MAX_CHAT_CHARS", 8000),
+            tools=env.get("MODEL_TOOLS", "1").strip().lower() not in ("0", "off", "false", "no"),
         )

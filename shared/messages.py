@@ -11,7 +11,7 @@ Payloads are JSON objects with `v` (schema version) and `kind`. Decoding validat
 ids are restricted to a safe alphabet because the web puts them into HTML ids. Nothing on the bus
 is ever unpickled.
 """
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
@@ -92,8 +92,18 @@ class Reset(ToBrain, frozen=True, kw_only=True, tag="reset"):
 
 class TodoEvent(ToBrain, frozen=True, kw_only=True, tag="todo"):
     "The user changed a todo; `todos` is the whole list after the change."
-    action: Literal["added", "toggled", "deleted"]
+    action: Literal["added", "toggled", "renamed", "deleted", "restored"]
     todo: Todo
+    todos: list[Todo]
+
+
+class ToolResult(ToBrain, frozen=True, kw_only=True, tag="tool_result"):
+    """What came of the model's tool call `call` in reply `reply`: `ok`, a sentence the model can
+    act on (what was done, or why not), and the whole list after it."""
+    reply: Id
+    call: Id
+    ok: bool
+    text: str
     todos: list[Todo]
 
 
@@ -154,6 +164,14 @@ class Waiting(AboutRequest, frozen=True, kw_only=True, tag="waiting"):
     reason: str
 
 
+class CallTool(AboutRequest, frozen=True, kw_only=True, tag="tool_call"):
+    """The model calls the app's tool `name` while making reply `request`; the web applies it at most
+    once (by `call`) and answers with ToolResult."""
+    call: Id
+    name: str
+    arguments: dict[str, Any]
+
+
 class Stats(msgspec.Struct, frozen=True, omit_defaults=True):
     "Ollama's final-line stats; every field may be missing. Durations are nanoseconds."
     done_reason: str | None = None
@@ -187,7 +205,8 @@ class Failed(ReplyPart, frozen=True, kw_only=True, tag="failed"):
     text: str = ""
 
 
-KINDS = (Chat, Stop, Regenerate, Reset, TodoEvent, Hello, Heartbeat, Bye, Ack, Note, Waiting, Chunk, Done, Failed)
+KINDS = (Chat, Stop, Regenerate, Reset, TodoEvent, ToolResult, Hello, Heartbeat, Bye, Ack, Note, Waiting, CallTool,
+         Chunk, Done, Failed)
 AnyMessage = Union[KINDS]  # type: ignore[valid-type]
 
 

@@ -23,6 +23,7 @@ import select
 import socket
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -44,6 +45,7 @@ class Plan:
     stall: float = 30.0
     stats: bool = True  # False: the done line omits every stat (they are omitempty)
     thinking: list[str] = field(default_factory=list)  # thinking chunks sent before the content
+    tool_calls: list[dict] = field(default_factory=list)  # {"name", "arguments"}: sent whole, in one chunk, instead of text
 
 
 TOKEN = re.compile(r"<\|[a-z]+\|>|\w+|[^\w\s]|\s+")
@@ -62,7 +64,7 @@ def render_prompt(body: dict) -> list[str]:
         text += "<|tools|>" + json.dumps(body["tools"], sort_keys=True) + "<|end|>"
     for m in body.get("messages", []):
         calls = json.dumps(m["tool_calls"], sort_keys=True) if m.get("tool_calls") else ""
-        text += f"<|{m.get('role', '')}|>{m.get('content', '')}{calls}<|end|>"
+        text += f"<|{m.get('role', '')}|>{m.get('tool_name', '')}{m.get('content', '')}{calls}<|end|>"
     return tokenize(text + "<|assistant|>")
 
 
@@ -153,11 +155,13 @@ def _now() -> str:
 class FakeOllama:
     def __init__(self, models=("llama3.2:latest",), default: Plan | None = None, port: int = 0):
         self.models = list(models)
+        self.without_tools: set[str] = set()  # models that answer 400 to a request with tools, as Ollama does
         self.default = default or Plan()
         self.plans: deque[Plan] = deque()
         self.requests: list[dict] = []  # bodies of every /api/chat request, in arrival order
         self.replies: list[str] = []  # the content each completed /api/chat stream sent
         self.hangups: list[float] = []  # when a client closed a stream before it ended
+        self.calls: list[list[dict]] = []  # the tool calls each scripted call chunk sent
         self.prompts: list[Prompt] = []  # the cost of every chat request that asked for a reply
         self.warms: list[Prompt] = []  # the cost of every request for one token only (a cache warm-up)
         self.cache = PromptCache()
@@ -241,6 +245,9 @@ class FakeOllama:
                 if (model if ":" in model else model + ":latest") not in fake.models:
                     fake._record("requests", body)
                     return self._json(404, {"error": f"model '{model}' not found"})
+                if body.get("tools") and model in fake.without_tools:
+                    fake._record("requests", body)
+                    return self._json(400, {"error": f"registry.ollama.ai/library/{model} does not support tools"})
                 with fake.lock:
                     replying = body.get("messages") and _predicts(body) != 1  # not a load, not a cache warm-up
                     plan = fake.plans.popleft() if fake.plans and replying else fake.default
@@ -263,7 +270,9 @@ class FakeOllama:
                         return self._stream(body, [], Plan(), prompt, reason="load")
                     chunks = plan.chunks if plan.chunks is not None else words(fake.reply_for(body, len(fake.requests)))
                     limit = _predicts(body)
-                    if limit is not None and len(chunks) > limit:
+                    if plan.tool_calls:
+                        reply = self._calls(body, plan, prompt)
+                    elif limit is not None and len(chunks) > limit:
                         reply = self._stream(body, chunks[:limit], Plan(delay=plan.delay), prompt, reason="length")
                     else:
                         reply = self._stream(body, chunks, plan, prompt)
@@ -312,6 +321,20 @@ class FakeOllama:
                 except (BrokenPipeError, ConnectionResetError):
                     fake._record("hangups", time.monotonic())
                 return ""
+
+            def _calls(self, body, plan, prompt) -> str:
+                "A tool call comes whole in one chunk with empty content, then the done line (as Ollama's)."
+                time.sleep(plan.delay)
+                calls = [{"id": f"call_{uuid.uuid4().hex[:8]}", "function": {"index": i, "name": c["name"],
+                                                                                "arguments": c["arguments"]}}
+                         for i, c in enumerate(plan.tool_calls)]
+                message = {"role": "assistant", "content": "", "tool_calls": calls}
+                self._line({"model": body.get("model"), "created_at": _now(), "message": message, "done": False}, True)
+                self._end({"model": body.get("model"), "created_at": _now(), "message": {"role": "assistant", "content": ""},
+                           "done": True, "done_reason": "stop", "prompt_eval_count": prompt.evaluated,
+                           "eval_count": 1}, False)
+                fake._record("calls", calls)
+                return json.dumps(calls)
 
             def _headers(self):
                 self.send_response(200)

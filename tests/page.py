@@ -20,6 +20,7 @@ class Bubble:
     text: str
     note: str = ""
     thinking: str = ""
+    cards: list[tuple[str, str]] = field(default_factory=list)  # (the action's text, its button or state)
 
 
 def _bubble(article) -> tuple[str, Bubble]:
@@ -29,8 +30,9 @@ def _bubble(article) -> tuple[str, Bubble]:
     thinking = article.find(class_="thinking-body")
     role = next(c for c in classes if c in ("user", "reply", "note"))
     status = next((c for c in classes if c not in ("msg", role)), "")
+    cards = [(c.span.get_text(), (c.button or c.small).get_text()) for c in article.find_all(class_="card")]
     return article["id"], Bubble(role, status, body.get_text() if body else "", note.get_text() if note else "",
-                                 thinking.get_text() if thinking else "")
+                                 thinking.get_text() if thinking else "", cards)
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Tab:
     picker: list[str] = field(default_factory=list)  # the model picker's options as shown
     model: str = ""  # the model selected in the picker
     notice: str = ""
+    todos: dict[int, tuple[str, bool]] = field(default_factory=dict)  # list changes pushed to this tab: id -> (title, done)
     frames: list[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -121,6 +124,13 @@ class Tab:
                     self.bubbles[bid] = bubble
             elif eid == "msg-list":
                 self.bubbles = dict(_bubble(a) for a in el.find_all("article", recursive=False))
+            elif eid == "todo-list":
+                for li in el.find_all("li", recursive=False):
+                    self._todo(li)
+            elif eid and eid.startswith("todo-") and oob == "delete":
+                self.todos.pop(int(eid.removeprefix("todo-")), None)
+            elif eid and eid.startswith("todo-"):
+                self._todo(el)
             elif oob == "beforeend" and eid and eid.endswith("-body"):
                 bid = eid[: -len("-body")]
                 self.appends.append((bid, el.get_text()))
@@ -138,6 +148,12 @@ class Tab:
                 self.model = next((o.get("value") for o in options if o.has_attr("selected")), "")
             elif eid == "notice":
                 self.notice = el.get_text()
+
+    def _todo(self, li) -> None:
+        self.todos[int(li["id"].removeprefix("todo-"))] = (li.find(class_="title").get_text(), "done" in li.get("class", []))
+
+    def undo(self, call: str) -> None:
+        self.ws.send(json.dumps({"undo": call, "HEADERS": {"HX-Request": "true"}}))
 
     def close(self):
         self.ws.close()

@@ -21,7 +21,7 @@ class ScriptedOllama:
     def __init__(self):
         self.scripts, self.asked, self.hold = [], [], False
 
-    def chat(self, model, messages, *, options=None, keep_alive=None, hangup=None):
+    def chat(self, model, messages, *, options=None, tools=None, keep_alive=None, hangup=None):
         self.asked.append({"model": model, "messages": messages, "options": options})
         script = self.scripts.pop(0) if self.scripts and (options or {}).get("num_predict") != 1 else ["ok"]
         if isinstance(script, Exception):

@@ -1,8 +1,8 @@
 """Every bus message: round trips, topics, and refusals with a reason (shared/messages.py)."""
 import pytest
 
-from shared.messages import (KINDS, Ack, BadFrame, Bye, Chat, Chunk, Done, Failed, Heartbeat, Hello, Note, Regenerate,
-                             Reset, Stats, Stop, Todo, TodoEvent, Waiting, decode, encode)
+from shared.messages import (KINDS, Ack, BadFrame, Bye, CallTool, Chat, Chunk, Done, Failed, Heartbeat, Hello, Note, Regenerate,
+                             Reset, Stats, Stop, Todo, TodoEvent, ToolResult, Waiting, decode, encode)
 
 SAMPLES = [
     Chat(worker="w1", session="s1", request="r1", text="hi <b>there</b> ✓"),
@@ -18,6 +18,9 @@ SAMPLES = [
     Ack(worker="w1", session="s1", request="r1"),
     Note(worker="w1", session="s1", request="r1", text="old turns set aside"),
     Waiting(worker="w1", session="s1", request="r1", reason="Ollama is not running"),
+    CallTool(worker="w1", session="s1", request="r1", call="call_1", name="add_todo", arguments={"title": "milk"}),
+    ToolResult(worker="w1", session="s1", request="r6", reply="r1", call="call_1", ok=True, text="Added #1 'milk'.",
+               todos=[Todo(1, "milk", False)]),
     Chunk(worker="w1", session="s1", request="r1", seq=3, text="word"),
     Done(worker="w1", session="s1", request="r1", seq=4, text="all of it", stats=Stats(eval_count=4)),
     Failed(worker="w1", session="s1", request="r1", seq=2, code="ollama_down", error="down", text="par"),
@@ -29,7 +32,8 @@ def test_every_kind_round_trips_with_a_topic_that_names_its_direction():
     for msg in SAMPLES:
         frames = encode(msg)
         assert decode(frames) == msg
-        expected = f"brain.w1.{msg.kind}" if msg.kind in ("chat", "stop", "regenerate", "reset", "todo") else f"web.{msg.kind}"
+        to_brain = ("chat", "stop", "regenerate", "reset", "todo", "tool_result")
+        expected = f"brain.w1.{msg.kind}" if msg.kind in to_brain else f"web.{msg.kind}"
         assert frames[0].decode() == expected
 
 

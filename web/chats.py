@@ -11,6 +11,7 @@ Memory stays bounded: once more than MAX_SESSIONS are held, the least recently u
 no tab has open and that has no reply under way is dropped, and read back from SQLite when it
 returns.
 """
+import asyncio
 import json
 import logging
 import re
@@ -22,8 +23,9 @@ from dataclasses import dataclass, field, replace
 from fasthtml.common import to_xml
 
 from shared.config import Settings
-from shared.messages import (AboutRequest, Ack, Chat, Chunk, Done, Failed, Note, Regenerate, Reset, Stop, ToBrain, ToWeb,
-                             Waiting, full_name)
+from shared.messages import (AboutRequest, Ack, CallTool, Chat, Chunk, Done, Failed, Note, Regenerate, Reset, Stop,
+                             ToBrain, TodoEvent, ToolResult, ToWeb, Waiting, full_name)
+from web.actions import Actions
 from web.broker import Broker
 from web.clients import Client, Clients
 from web.components import BrainStatus, Bubble, ModelPicker, Transcript, stats_note
@@ -52,14 +54,16 @@ class Session:
 class Chats:
     def __init__(self, settings: Settings, store: Store, disk: StoreThread, clients: Clients, broker: Broker):
         self.settings, self.store, self.disk, self.clients, self.broker = settings, store, disk, clients, broker
+        self.actions = Actions(store)
+        self.tasks: set[asyncio.Task] = set()  # kept until done, so none is collected mid-way
         self.relay = Relay(clients)
         self.board = StatusBoard(clients, lambda sid: to_xml(self.status_line(sid)),
                                  lambda sid: to_xml(self.picker(sid)), lambda: broker.models)
         self.sessions: OrderedDict[str, Session] = OrderedDict()
         self.dropped: OrderedDict[str, None] = OrderedDict()  # replies of conversations reset since
-        self.actions: dict[str, Callable[[str, Client, str], None]] = {
+        self.handlers: dict[str, Callable[[str, Client, str], None]] = {
             "msg": self.chat, "stop": self.stop, "retry": self.retry, "regenerate": self.regenerate,
-            "reset": self.reset, "model": self.choose_model}
+            "reset": self.reset, "model": self.choose_model, "undo": self.undo}
 
     # Sessions: in memory while in use, on disk always.
 
@@ -139,10 +143,10 @@ class Chats:
             data = json.loads(text) if text is not None else None
         except ValueError:
             data = None
-        for name, action in self.actions.items():
+        for name, handler in self.handlers.items():
             value = data.get(name) if isinstance(data, dict) else None
             if isinstance(value, str):
-                return action(sid, client, value)
+                return handler(sid, client, value)
         self.relay.notice(client, "That message could not be read; nothing was sent.")
 
     def _submit(self, msg: ToBrain) -> Status:
@@ -225,6 +229,40 @@ class Chats:
         self.clients.send(sid, to_xml(self.picker(sid)) + to_xml(self.status_line(sid)))
         self.relay.notice(client, "")
 
+    def undo(self, sid: str, client: Client, call: str) -> None:
+        "Revert one action the model took; the model is told, as of any change the user makes."
+        self._spawn(self._undo(sid, client, call))
+
+    async def _undo(self, sid: str, client: Client, call: str) -> None:
+        row, changes = await self.disk.call(self.actions.undo, sid, call)
+        if row is None:
+            return self.relay.notice(client, "There is nothing to undo there.")
+        self._card(sid, row.reply, call, undone=True)
+        self.relay.todos(sid, changes)
+        todos = await self.disk.call(self.store.todo_list, sid)
+        for action, todo in changes:
+            self.broker.submit(TodoEvent(session=sid, request=uuid.uuid4().hex, action=action, todo=todo, todos=todos))
+
+    def _spawn(self, work) -> None:
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _card(self, sid: str, request: str, call: str, **fields) -> None:
+        "Add or update the card of an action in its reply line."
+        reply = self._session(sid).reply(request)
+        if reply is None:
+            return
+        cards = json.loads(reply.cards)
+        card = next((c for c in cards if c["call"] == call), None)
+        if card is None:
+            cards.append({"call": call} | fields)
+        else:
+            card.update(fields)
+        reply.cards = json.dumps(cards)
+        self._keep(reply)
+        self.relay.show(sid, reply)
+
     @staticmethod
     def _newest_reply(session: Session) -> Line | None:
         return next((line for line in reversed(session.lines.values()) if line.role == "reply"), None)
@@ -235,7 +273,7 @@ class Chats:
         if isinstance(msg, AboutRequest) and msg.request in self.dropped:
             return
         handler = {Chunk: self._chunk, Done: self._finish, Failed: self._finish, Ack: self._ack,
-                   Waiting: self._waiting, Note: self._note}.get(type(msg))
+                   Waiting: self._waiting, Note: self._note, CallTool: self._call_tool}.get(type(msg))
         if handler:
             handler(msg)
 
@@ -256,6 +294,19 @@ class Chats:
         if reply.status == Status.QUEUED:
             reply.status = Status.THINKING
             self.relay.show(msg.session, reply)
+
+    def _call_tool(self, msg: CallTool) -> None:
+        self._spawn(self._act(msg))
+
+    async def _act(self, msg: CallTool) -> None:
+        "The model acts: applied once, shown as a card in its reply and in every tab's list, answered."
+        row, changes = await self.disk.call(self.actions.act, msg.session, msg.request, msg.call, msg.name,
+                                            msg.arguments)
+        self._card(msg.session, msg.request, msg.call, text=row.text, ok=row.ok, undone=row.undone)
+        self.relay.todos(msg.session, changes)
+        todos = await self.disk.call(self.store.todo_list, msg.session)
+        self.broker.submit(ToolResult(session=msg.session, request=uuid.uuid4().hex, reply=msg.request, call=msg.call,
+                                      ok=row.ok, text=row.text, todos=todos))
 
     def _waiting(self, msg: Waiting) -> None:
         reply = self._session(msg.session).reply(msg.request)

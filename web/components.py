@@ -4,6 +4,7 @@ htmx-ext-ws swaps every top-level element of a frame out of band by its id, so e
 carries the id of what it replaces or appends to. All text is escaped (by FT rendering, or by
 html.escape on the per-chunk hot path): model output, todo titles and user text are never markup.
 """
+import json
 from html import escape
 
 from fasthtml.common import (A, Article, Button, Details, Div, Form, H1, H2, Header, Input, Li, Link, Main,
@@ -15,14 +16,33 @@ from web.transcript import LIVE, REGENERABLE, RETRYABLE, Line, Status
 REPLY_NOTES = {Status.QUEUED: "Queued: the brain is offline right now. It will answer when it is back."}
 
 
-def TodoItem(t: Todo):
+def TodoItem(t: Todo, oob: bool = False):
     tid = f"todo-{t.id}"
-    return Li(id=tid, cls="todo done" if t.done else "todo")(
+    return Li(id=tid, cls="todo done" if t.done else "todo", hx_swap_oob="true" if oob else None)(
         Input(type="checkbox", checked=t.done, hx_post=f"/todos/{t.id}/toggle", hx_target=f"#{tid}",
               hx_swap="outerHTML", aria_label=f"Mark '{t.title}' {'not done' if t.done else 'done'}"),
         Span(t.title, cls="title"),
         Button("×", hx_delete=f"/todos/{t.id}", hx_target=f"#{tid}", hx_swap="outerHTML",
                cls="delete outline secondary", aria_label=f"Delete '{t.title}'"))
+
+
+def TodoChanged(action: str, todo: Todo):
+    "A change to the list pushed to every tab of the session (the model acted, or an Undo)."
+    if action in ("added", "restored"):
+        return Ul(TodoItem(todo), id="todo-list", hx_swap_oob="beforeend")
+    if action == "deleted":
+        return Li(id=f"todo-{todo.id}", hx_swap_oob="delete")
+    return TodoItem(todo, oob=True)
+
+
+def ActionCards(cards: list[dict]):
+    "What the model did while replying, each with an Undo (or why it could not)."
+    return Div(cls="cards")(*[
+        Div(cls=f"card {'ok' if c['ok'] else 'refused'}{' undone' if c.get('undone') else ''}")(
+            Span(c["text"]),
+            Button("Undo", ws_send=True, hx_vals={"undo": c["call"]}, cls="act outline secondary")
+            if c["ok"] and not c.get("undone") else Small("undone" if c.get("undone") else ""))
+        for c in cards]) if cards else ""
 
 
 def Bubble(line: Line, oob: bool = False):
@@ -31,6 +51,7 @@ def Bubble(line: Line, oob: bool = False):
     rendered = Div(cls="md", hx_disable=True) if line.role == "reply" else ""  # filled by app.js: Markdown
     return Article(id=bid, cls=f"msg {line.role} {line.status}", hx_swap_oob="true" if oob else None)(
         Thinking(bid, line.thinking) if line.thinking else "",
+        ActionCards(json.loads(line.cards or "[]")),
         Div(line.text, cls="body", id=f"{bid}-body"),
         rendered,
         Small(line.note or REPLY_NOTES.get(line.status, ""), cls="note"),

@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from shared.config import Settings, setup_logging
 from shared.messages import TodoEvent
+from web.actions import MAX_TITLE_CHARS, clean_title
 from web.broker import Broker
 from web.chats import Chats
 from web.clients import Clients
@@ -42,7 +43,6 @@ VENDOR = {
     "purify.min.js": "dompurify/dist/purify.min.js",
 }
 POLICY_VIOLATION = 1008
-MAX_TITLE_CHARS = 500
 EXPORTS = {"markdown": (to_markdown, "text/markdown", "md"), "json": (to_json, "application/json", "json")}
 
 
@@ -137,8 +137,8 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
 
     @rt("/todos", methods=["post"])
     async def add_todo(session, title: str = ""):
-        title = " ".join(title.split())
-        if not title or len(title) > MAX_TITLE_CHARS:
+        title = clean_title(title)
+        if title is None:
             return Response(f"A todo needs a title of 1 to {MAX_TITLE_CHARS} characters.", status_code=400)
         return TodoItem(await publish_todo(session["sid"], "added", await disk.call(store.add_todo, session["sid"], title)))
 

@@ -73,10 +73,24 @@ class Store:
 
     def toggle_todo(self, session: str, tid: int) -> Todo | None:
         row = self._todo(session, tid)
-        if row is None:
+        return None if row is None else self.change_todo(session, tid, done=not row.done)
+
+    def todo(self, session: str, tid: int) -> Todo | None:
+        row = self._todo(session, tid)
+        return None if row is None else Todo(row.id, row.title, bool(row.done))
+
+    def change_todo(self, session: str, tid: int, **fields) -> Todo | None:
+        "Set a todo's title or done; None if the session has no such todo."
+        if self._todo(session, tid) is None:
             return None
-        row = self.todos.update(dict(id=tid, done=not row.done))
+        row = self.todos.update(dict(id=tid, **fields))
         return Todo(row.id, row.title, bool(row.done))
+
+    def restore_todo(self, session: str, todo: Todo) -> Todo:
+        "Put a deleted todo back as it was, with its id."
+        self.db.execute("insert or ignore into todos (id, session, title, done) values (?, ?, ?, ?)",
+                        [todo.id, session, todo.title, todo.done])
+        return todo
 
     def delete_todo(self, session: str, tid: int) -> Todo | None:
         row = self._todo(session, tid)
@@ -89,12 +103,12 @@ class Store:
         """Store a line, or its new state: a line keeps its first place in the transcript (its id),
         so a reply that ends after later turns began stays right after its question."""
         self.db.execute(
-            "insert into lines (session, request, role, text, status, note, created, thinking, asks, worker, seq) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (session, request, role) do update set "
+            "insert into lines (session, request, role, text, status, note, created, thinking, asks, worker, seq, cards) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (session, request, role) do update set "
             "text = excluded.text, status = excluded.status, note = excluded.note, thinking = excluded.thinking, "
-            "worker = excluded.worker, seq = excluded.seq",
+            "worker = excluded.worker, seq = excluded.seq, cards = excluded.cards",
             [line.session, line.request, line.role, line.text, line.status, line.note, line.created or time.time(),
-             line.thinking, line.asks, line.worker, line.seq])
+             line.thinking, line.asks, line.worker, line.seq, line.cards])
 
     def _dedupe_lines(self) -> None:
         "Transcripts written before lines kept their place may hold a line twice: keep the newest state."

@@ -29,7 +29,7 @@ class Line:
     `role` is user, reply or note; a line is keyed by (request, role) and keeps its place when its
     status changes. `asks` is the request of the user line a reply answers ("" for a comment the
     brain made by itself); `note` holds an error or the reply's stats; `seq` is the next chunk
-    expected while a reply streams."""
+    expected while a reply streams; `cards` are the actions the model took while making it."""
     id: int | None = None
     session: str = ""
     request: str = ""
@@ -42,6 +42,7 @@ class Line:
     asks: str = ""
     worker: str = ""
     seq: int = 0
+    cards: str = "[]"  # the model's actions in this reply (JSON: call, text, ok, undone), shown with an Undo
 
     @property
     def key(self) -> tuple[str, str]:

@@ -1,0 +1,106 @@
+"""The model acts on the todo list through tool calls: applied by the web once, live in every tab
+of the session (and no other), shown as cards with an Undo, and answered to the model."""
+import time
+
+from bs4 import BeautifulSoup
+
+from brain.tools import MAX_ROUNDS, TOOLS
+from tests.fake_ollama import Plan
+from tests.page import Visitor
+
+
+def call(tool, **arguments):
+    return Plan(tool_calls=[{"name": tool, "arguments": arguments}])
+
+
+def test_add_me_oat_milk_adds_it_live_in_every_tab_of_the_session_and_nowhere_else(system, visitor, fake):
+    fake.plan(call("add_todo", title="oat milk"), Plan(chunks=["Added", " it."]))
+    tab, other_tab = visitor.open_tab(), visitor.open_tab()
+    stranger = Visitor(system.url).open_tab()
+    tab.send("add oat milk to my list")
+    [reply] = tab.wait(lambda t: t.reply_ids("done"))
+    assert tab.bubbles[reply].text == "Added it." and tab.bubbles[reply].cards == [("Added #1 'oat milk'.", "Undo")]
+    other_tab.wait(lambda t: t.todos == {1: ("oat milk", False)}, what="the other tab sees it live")
+    assert tab.todos == {1: ("oat milk", False)} and stranger.todos == {}
+    assert list_on_page(visitor) == ["oat milk"]
+
+    first, second = fake.chat_requests()[-2:]
+    assert first["tools"] == TOOLS == second["tools"], "the same tools in every request"
+    assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "add_todo"
+    assert second["messages"][-1] == {"role": "tool", "tool_name": "add_todo",
+                                      "content": "Added #1 'oat milk'.\nThe todo list now:\n- [ ] #1 oat milk"}
+
+
+def test_each_action_and_its_undo(system, visitor, fake):
+    ids = {title: visitor.add_todo(title) for title in ("call the plumber", "buy stamps", "water plants")}
+    tab = visitor.open_tab()
+    tab.wait(lambda t: t.finished(1), what="the comment on the new todos")
+    steps = [
+        (call("set_todo_done", id=ids["buy stamps"], done=True), {ids["buy stamps"]: ("buy stamps", True)}),
+        (call("rename_todo", id=ids["water plants"], title="water the ferns"), {ids["water plants"]: ("water the ferns", False)}),
+        (call("delete_todo", id=ids["call the plumber"]), {}),
+        (call("clear_done"), {}),
+    ]
+    for n, (plan, shown) in enumerate(steps, start=2):
+        fake.plan(plan, Plan(chunks=["Done."]))
+        tab.send(f"step {n}")
+        tab.wait(lambda t, n=n: t.finished(n))
+        for tid, value in shown.items():
+            assert tab.todos[tid] == value
+    assert ids["call the plumber"] not in tab.todos and ids["buy stamps"] not in tab.todos
+    calls = [c[0]["id"] for c in fake.calls]
+    for undo in reversed(calls):  # undo everything, newest first
+        tab.undo(undo)
+    tab.wait(lambda t: {tid: t.todos.get(tid) for tid in ids.values()} == {
+        ids["call the plumber"]: ("call the plumber", False), ids["buy stamps"]: ("buy stamps", False),
+        ids["water plants"]: ("water plants", False)}, what="everything undone")
+    assert list_on_page(visitor) == sorted(ids), "after a reload too"
+    cards = [c for b in tab.bubbles.values() for c in b.cards]
+    assert [state for _, state in cards] == ["undone"] * 4
+    fake.wait(lambda f: any(m["content"].startswith("[app] The user") and "restored" in m["content"]
+                            for r in f.chat_requests() for m in r["messages"]), timeout=10)
+
+
+def list_on_page(visitor) -> list[str]:
+    page = BeautifulSoup(visitor.http.get(visitor.base + "/", timeout=5).text, "html.parser")
+    return sorted(span.get_text() for span in page.select("#todo-list .title"))
+
+
+def test_a_wrong_call_changes_nothing_and_tells_the_model_what_to_do(system, visitor, fake):
+    fake.plan(call("delete_todo", id=7), call("add_todo", title="   "), call("add_todo", name="x"),
+              call("launch_rockets"), Plan(chunks=["Sorry."]))
+    tab = visitor.open_tab()
+    tab.send("delete number seven")
+    [reply] = tab.wait(lambda t: t.reply_ids("done"))
+    results = [m["content"] for m in fake.chat_requests()[-1]["messages"] if m["role"] == "tool"]
+    assert results[0].startswith("Error: there is no todo with id 7; use an id from the list.")
+    assert results[1].startswith("Error: a title must be 1 to 500 characters.")
+    assert results[2].startswith("Error: add_todo takes title:")
+    assert results[3].startswith("Error: there is no tool named 'launch_rockets'")
+    assert all(state == "" for _, state in tab.bubbles[reply].cards) and tab.todos == {}
+
+
+def test_a_model_that_keeps_calling_is_stopped_after_the_round_limit(system, visitor, fake):
+    fake.plan(*[call("add_todo", title=f"item {i}") for i in range(MAX_ROUNDS + 3)])
+    tab = visitor.open_tab()
+    tab.send("add things forever")
+    tab.wait(lambda t: t.reply_ids("done") and any("kept calling tools" in b.text for b in t.bubbles.values()))
+    assert len(fake.calls) == MAX_ROUNDS + 1 and len(tab.todos) == MAX_ROUNDS
+
+
+def test_a_model_without_tools_is_asked_again_without_them_and_the_session_remembers(start_system, fake):
+    fake.models.append("gemma3:270m")
+    fake.without_tools.add("gemma3:270m")
+    system = start_system(OLLAMA_MODEL="gemma3:270m")
+    visitor = Visitor(system.url)
+    tab = visitor.open_tab()
+    tab.send("add milk")
+    tab.wait(lambda t: t.reply_ids("done"))
+    tab.send("and eggs")
+    tab.wait(lambda t: len(t.reply_ids("done")) == 2)
+    notes = [b.text for b in tab.bubbles.values() if b.role == "note"]
+    assert notes == ["gemma3:270m cannot act on your list (it does not support tools); it can still talk about it."]
+    asked = [r for r in fake.requests if r.get("messages")]
+    assert ["tools" in r for r in asked] == [True, False, False]
+    time.sleep(0.1)
+    visitor.close()
