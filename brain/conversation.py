@@ -35,7 +35,9 @@ class Change(msgspec.Struct, frozen=True):
     todo: Todo
 
 
-def describe(change: Change) -> str:
+def describe(change: "Change | str") -> str:
+    if isinstance(change, str):
+        return change  # an interaction, already in words (brain/interactions.py)
     t = change.todo
     if change.action == "toggled":
         return f"marked #{t.id} '{t.title}' {'done' if t.done else 'not done'}"
@@ -44,8 +46,10 @@ def describe(change: Change) -> str:
     return f"{change.action} #{t.id} '{t.title}'"
 
 
-def apply(todos: list[Todo], change: Change) -> list[Todo]:
+def apply(todos: list[Todo], change: "Change | str") -> list[Todo]:
     "The list after a change, as the model would work it out."
+    if isinstance(change, str):
+        return todos
     t = change.todo
     if change.action == "added":
         return [*todos, t]
@@ -83,7 +87,7 @@ FIRST_GUESS = 0.3  # tokens per character before Ollama has told us; errs on the
 class Conversation:
     turns: list[dict] = field(default_factory=list)
     todos: list[Todo] = field(default_factory=list)
-    unseen: list[Change] = field(default_factory=list)
+    unseen: list[Change | str] = field(default_factory=list)  # todo changes and other interactions
     told: list[Todo] = field(default_factory=list)  # the list the model can work out from its [app] turns
     first: int = 0  # turns before this one no longer fit the context window
     tokens_per_char: float = FIRST_GUESS
@@ -94,6 +98,10 @@ class Conversation:
         "The user changed a todo: the list as it is now, and the change, to be told in the next [app] turn."
         self.todos = list(event.todos)
         self.unseen.append(Change(event.action, event.todo))
+
+    def notice(self, what: str) -> None:
+        "Something else the user did in the page, to be told with the next turn."
+        self.unseen.append(what)
 
     def begin_turn(self, user_text: str | None, retry: bool = False) -> bool:
         """Append what the model has not seen yet (app events and the list after them, then the

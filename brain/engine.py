@@ -31,7 +31,8 @@ from brain.memory import Memory
 from brain.ollama_client import Hangup, OllamaClient, OllamaError, OllamaUnavailable, ToolCall, ToolsUnsupported
 from brain.ollama_watch import OllamaWatch, Reach
 from shared.config import Settings
-from shared.messages import (CallTool, Chat, Chunk, Done, Failed, Note, Regenerate, Reset, Stats, Stop, TodoEvent,
+from brain.interactions import heard
+from shared.messages import (CallTool, Chat, Interaction, Chunk, Done, Failed, Note, Regenerate, Reset, Stats, Stop, TodoEvent,
                              ToBrain, ToolResult, Waiting)
 
 log = logging.getLogger("brain")
@@ -81,6 +82,12 @@ class TodoChange:
 
 
 @dataclass
+class Noticed:
+    "Another interaction, in words, for the model's context (see brain/interactions.py)."
+    what: str
+
+
+@dataclass
 class DropLastReply:
     "Forget the newest reply, so the turn before it is answered again."
 
@@ -90,7 +97,7 @@ class StartAfresh:
     "A new conversation; the todo list and the model choice stay."
 
 
-Job = Turn | Warm | TodoChange | DropLastReply | StartAfresh
+Job = Turn | Warm | TodoChange | Noticed | DropLastReply | StartAfresh
 
 
 class Interrupted(Exception):
@@ -152,6 +159,10 @@ class Engine:
                 self.enqueue(msg.session, Turn(msg.session, msg.request, msg.text, msg.retry, model=msg.model))
             case ToolResult():
                 self.tool_result(msg)
+            case Interaction():
+                what = heard(msg)
+                if what:
+                    self.enqueue(msg.session, Noticed(what))
 
     def shutdown(self) -> None:
         "Hang up on Ollama and finish writing: what the conversations learned is on disk before we go."
@@ -217,6 +228,9 @@ class Engine:
                     conversation.record(event)
                     self.schedule_comment(session)
                     self.warm(session)
+                    self.save(session)
+                case Noticed(what=what):
+                    conversation.notice(what)
                     self.save(session)
                 case DropLastReply():
                     conversation.drop_last_reply()

@@ -54,7 +54,7 @@ class Memory:
                                            for r in rows])
         if states:
             conversation.todos = _decode(states[0].todos, list[Todo])
-            conversation.unseen = _decode(states[0].unseen, list[Change])
+            conversation.unseen = _decode(states[0].unseen, list[Change | str])
             conversation.told = _decode(states[0].told, list[Todo])
             conversation.first = states[0].first or 0
             conversation.tokens_per_char = states[0].tokens_per_char or conversation.tokens_per_char

@@ -97,6 +97,17 @@ class TodoEvent(ToBrain, frozen=True, kw_only=True, tag="todo"):
     todos: list[Todo]
 
 
+class Interaction(ToBrain, frozen=True, kw_only=True, tag="interaction"):
+    """Something the page did over htmx: `method` and `path` (WS and /ws for a WebSocket frame), the
+    triggering element's id and name, its form values (bounded, no secrets) and the answer's status."""
+    method: str
+    path: str
+    trigger: str = ""
+    name: str = ""
+    values: dict[str, str] = {}
+    status: int = 0
+
+
 class ToolResult(ToBrain, frozen=True, kw_only=True, tag="tool_result"):
     """What came of the model's tool call `call` in reply `reply`: `ok`, a sentence the model can
     act on (what was done, or why not), and the whole list after it."""
@@ -205,7 +216,7 @@ class Failed(ReplyPart, frozen=True, kw_only=True, tag="failed"):
     text: str = ""
 
 
-KINDS = (Chat, Stop, Regenerate, Reset, TodoEvent, ToolResult, Hello, Heartbeat, Bye, Ack, Note, Waiting, CallTool,
+KINDS = (Chat, Stop, Regenerate, Reset, TodoEvent, Interaction, ToolResult, Hello, Heartbeat, Bye, Ack, Note, Waiting, CallTool,
          Chunk, Done, Failed)
 AnyMessage = Union[KINDS]  # type: ignore[valid-type]
 

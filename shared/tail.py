@@ -2,6 +2,7 @@
 
     python -m shared.tail                    # everything
     python -m shared.tail --topic web.chunk  # topics starting with this (repeatable)
+    python -m shared.tail --kind interaction # every htmx interaction of the page, one per line
     python -m shared.tail --json | jq .      # one JSON object per line, for piping
 
 It is one more subscriber on the web's XPUB socket: start and stop it at any time.
@@ -19,7 +20,8 @@ from shared import bus
 from shared.config import Settings
 from shared.messages import BadFrame, decode
 
-KEY_FIELDS = ("session", "request", "seq", "action", "model", "busy", "code", "error")
+KEY_FIELDS = ("session", "request", "seq", "action", "method", "path", "trigger", "name", "status", "call", "model",
+              "busy", "code", "error")
 
 
 def line(received: float, topic: str, payload: dict | None, problem: str = "") -> str:
@@ -39,6 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m shared.tail", description=__doc__.split("\n\n")[0])
     parser.add_argument("--topic", action="append", default=[],
                         help="only topics starting with this, e.g. web.chunk or brain. (repeatable)")
+    parser.add_argument("--kind", action="append", default=[],
+                        help="only messages of this kind, e.g. interaction or tool_call (repeatable)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
@@ -59,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
                 payload, problem = json.loads(frames[1]), ""
             except BadFrame as e:
                 payload, problem = None, str(e)
+            if args.kind and (payload or {}).get("kind") not in args.kind:
+                continue
             if args.json:
                 out = {"t": received, "topic": topic, "msg": payload} | ({"error": problem} if problem else {})
                 print(json.dumps(out, ensure_ascii=False), flush=True)

@@ -7,7 +7,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from shared.config import Settings
-from shared.messages import Ack, Chat, Chunk, Done, Failed, Regenerate, Stats
+from shared.messages import Ack, Chat, Chunk, Done, Failed, Interaction, Regenerate, Stats
 from web import chats as chats_module
 from web.chats import Chats
 from web.server import create_app
@@ -29,6 +29,10 @@ class FakeBus:
     def submit(self, msg):
         self.sent.append(msg)
         return True
+
+    def asked(self):
+        "What was sent, but the interaction events every frame makes."
+        return [m for m in self.sent if not isinstance(m, Interaction)]
 
     def withdraw(self, request): return False
     def status_of(self, session, model=""): return ChainStatus.READY, "brain ready"
@@ -64,7 +68,7 @@ class Client:
 
 def say(chats, sid, text):
     chats.frame(sid, Client(), json.dumps({"msg": text}))
-    return chats.broker.sent[-1].request
+    return chats.broker.asked()[-1].request
 
 
 def chunk(seq, text, request, session="s"):
@@ -110,12 +114,12 @@ def test_retry_asks_the_first_question_again_however_many_times_it_failed(world)
     chats, store, bus, tabs = world
     request = say(chats, "s", "the question")
     for _ in range(3):
-        failed = bus.sent[-1].request
+        failed = bus.asked()[-1].request
         chats.brain_message(Failed(worker="w1", session="s", request=failed, seq=0, code="x", error="boom"))
         chats.frame("s", Client(), json.dumps({"retry": failed}))
-        assert bus.sent[-1] == Chat(session="s", request=bus.sent[-1].request, text="the question", retry=True)
+        assert bus.asked()[-1] == Chat(session="s", request=bus.asked()[-1].request, text="the question", retry=True)
     statuses = [l.status for l in store.transcript("s") if l.role == "reply"]
-    assert statuses == [Status.RETRIED] * 3 + [Status.THINKING] and bus.sent[0].request == request
+    assert statuses == [Status.RETRIED] * 3 + [Status.THINKING] and bus.asked()[0].request == request
 
 
 def test_a_failed_comment_is_shown_and_its_retry_makes_it_again(world):
@@ -123,9 +127,9 @@ def test_a_failed_comment_is_shown_and_its_retry_makes_it_again(world):
     chats.brain_message(Failed(worker="w1", session="s", request="c1", seq=0, code="ollama_failed", error="boom"))
     assert tabs.frames["s"][-1].startswith('<div hx-swap-oob="beforeend" id="msg-list">') and "boom" in tabs.frames["s"][-1]
     chats.frame("s", Client(), json.dumps({"retry": "c1"}))
-    assert isinstance(bus.sent[-1], Regenerate)
+    assert isinstance(bus.asked()[-1], Regenerate)
     [old, new] = store.transcript("s")
-    assert (old.status, new.status, new.request) == (Status.RETRIED, Status.THINKING, bus.sent[-1].reply)
+    assert (old.status, new.status, new.request) == (Status.RETRIED, Status.THINKING, bus.asked()[-1].reply)
 
 
 def test_idle_sessions_leave_memory_and_come_back_from_disk(world, monkeypatch):
@@ -152,4 +156,20 @@ def test_the_app_runs_in_process_with_a_fake_bus(tmp_path):
             ws.send_text(json.dumps({"msg": "hi there"}))
             assert "hi there" in ws.receive_text()
         sent = app.state.broker.sent
-        assert [m.kind for m in sent] == ["todo", "chat"] and sent[-1].text == "hi there"
+        assert [m.kind for m in sent] == ["todo", "interaction", "chat"] and sent[-1].text == "hi there"
+        assert sent[1].values == {"msg": "hi there"} and sent[1].method == "WS"
+
+
+def test_an_htmx_request_to_any_route_is_an_interaction_on_the_bus_without_route_code(tmp_path):
+    settings = Settings.from_env({"DATA_DIR": str(tmp_path)})
+    app = create_app(settings, bus=FakeBus)
+    app.route("/lamp", methods=["post"])(lambda brightness: f"lamp at {brightness}")  # a control added later
+    with TestClient(app) as http:
+        http.get("/")
+        answer = http.post("/lamp", data={"brightness": "7", "api_token": "s3cret"},
+                           headers={"HX-Request": "true", "HX-Trigger": "lamp-dial", "HX-Trigger-Name": "brightness"})
+        assert answer.status_code == 200
+        http.post("/lamp", data={"brightness": "9"})  # not htmx: not tapped
+    [tapped] = [m for m in app.state.broker.sent if isinstance(m, Interaction)]
+    assert (tapped.method, tapped.path, tapped.trigger, tapped.name, tapped.values, tapped.status) == (
+        "POST", "/lamp", "lamp-dial", "brightness", {"brightness": "7"}, 200), "the secret stays out"

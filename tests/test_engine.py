@@ -11,7 +11,8 @@ from brain.memory import Memory
 from brain.ollama_client import Delta, HungUp, OllamaUnavailable
 from brain.ollama_watch import Reach
 from shared.config import Settings
-from shared.messages import Chat, Chunk, Done, Failed, Regenerate, Reset, Stats, Stop, Todo, TodoEvent, Waiting
+from shared.messages import (Chat, Chunk, Done, Failed, Interaction, Regenerate, Reset, Stats, Stop, Todo, TodoEvent,
+                             Waiting)
 
 
 class ScriptedOllama:
@@ -206,4 +207,20 @@ def test_idle_sessions_leave_memory_and_come_back_whole(run, monkeypatch):
         engine.handle(chat("again", "still there?", session="s0"))
         await until(lambda: len(finals(sent)) == 9)
         assert [m["content"] for m in ollama.replies()[-1]["messages"][1:]] == ["hello 0", "ok", "still there?"]
+    run(scenario)
+
+
+def test_interactions_the_policy_hears_go_with_the_next_turn_and_the_others_do_not(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        lamp = Interaction(session="s", request="i1", method="POST", path="/lamp", trigger="lamp-dial",
+                           values={"brightness": "7"}, status=200)
+        add = Interaction(session="s", request="i2", method="POST", path="/todos", values={"title": "x"}, status=200)
+        frame = Interaction(session="s", request="i3", method="WS", path="/ws", values={"msg": "hi"})
+        for event in (lamp, add, frame):
+            engine.handle(event)
+        engine.handle(chat("r1", "hi"))
+        await until(lambda: finals(sent))
+        assert [m["content"] for m in ollama.replies()[-1]["messages"][1:]] == [
+            "[app] The user used #lamp-dial (POST /lamp brightness='7' → 200).", "hi"]
+        assert ollama.replies() == ollama.asked, "no comment of their own"
     run(scenario)

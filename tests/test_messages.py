@@ -1,7 +1,7 @@
 """Every bus message: round trips, topics, and refusals with a reason (shared/messages.py)."""
 import pytest
 
-from shared.messages import (KINDS, Ack, BadFrame, Bye, CallTool, Chat, Chunk, Done, Failed, Heartbeat, Hello, Note, Regenerate,
+from shared.messages import (KINDS, Ack, BadFrame, Bye, CallTool, Chat, Chunk, Done, Failed, Heartbeat, Hello, Interaction, Note, Regenerate,
                              Reset, Stats, Stop, Todo, TodoEvent, ToolResult, Waiting, decode, encode)
 
 SAMPLES = [
@@ -18,6 +18,8 @@ SAMPLES = [
     Ack(worker="w1", session="s1", request="r1"),
     Note(worker="w1", session="s1", request="r1", text="old turns set aside"),
     Waiting(worker="w1", session="s1", request="r1", reason="Ollama is not running"),
+    Interaction(worker="w1", session="s1", request="r5", method="POST", path="/todos", trigger="todo-form",
+                values={"title": "milk"}, status=200),
     CallTool(worker="w1", session="s1", request="r1", call="call_1", name="add_todo", arguments={"title": "milk"}),
     ToolResult(worker="w1", session="s1", request="r6", reply="r1", call="call_1", ok=True, text="Added #1 'milk'.",
                todos=[Todo(1, "milk", False)]),
@@ -32,7 +34,7 @@ def test_every_kind_round_trips_with_a_topic_that_names_its_direction():
     for msg in SAMPLES:
         frames = encode(msg)
         assert decode(frames) == msg
-        to_brain = ("chat", "stop", "regenerate", "reset", "todo", "tool_result")
+        to_brain = ("chat", "stop", "regenerate", "reset", "todo", "interaction", "tool_result")
         expected = f"brain.w1.{msg.kind}" if msg.kind in to_brain else f"web.{msg.kind}"
         assert frames[0].decode() == expected
 
@@ -52,3 +54,11 @@ def test_every_kind_round_trips_with_a_topic_that_names_its_direction():
 def test_bad_frames_are_refused_with_a_reason(frames, reason):
     with pytest.raises(BadFrame, match=reason):
         decode(frames, max_bytes=1000)
+
+
+def test_the_tail_shows_an_interaction_on_one_line_with_its_path_and_trigger():
+    from shared.tail import line
+    payload = {"kind": "interaction", "worker": "w1", "session": "s" * 32, "request": "r1", "method": "POST",
+               "path": "/lamp", "trigger": "lamp-dial", "values": {"brightness": "7"}, "status": 200}
+    shown = line(0.0, "brain.w1.interaction", payload)
+    assert "brain.w1.interaction" in shown and "method=POST path=/lamp trigger=lamp-dial" in shown and "\n" not in shown

@@ -26,6 +26,7 @@ from shared.config import Settings
 from shared.messages import (AboutRequest, Ack, CallTool, Chat, Chunk, Done, Failed, Note, Regenerate, Reset, Stop,
                              ToBrain, TodoEvent, ToolResult, ToWeb, Waiting, full_name)
 from web.actions import Actions
+from web.interactions import ws_interaction
 from web.broker import Broker
 from web.clients import Client, Clients
 from web.components import BrainStatus, Bubble, ModelPicker, Transcript, stats_note
@@ -143,6 +144,8 @@ class Chats:
             data = json.loads(text) if text is not None else None
         except ValueError:
             data = None
+        if isinstance(data, dict):
+            self.broker.submit(ws_interaction(sid, data))  # every frame reaches the bus, known or not
         for name, handler in self.handlers.items():
             value = data.get(name) if isinstance(data, dict) else None
             if isinstance(value, str):

@@ -30,6 +30,7 @@ from web.chats import Chats
 from web.clients import Clients
 from web.components import Page, TodoItem, head_assets
 from web.export import to_json, to_markdown
+from web.interactions import InteractionTap
 from web.security import SecurityHeaders, same_origin
 from web.store import DiskOutbox, Store, StoreThread
 
@@ -106,7 +107,8 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     app = FastHTML(
         title="Todo with attitude", default_hdrs=False, canonical=False, hdrs=head_assets(), lifespan=lifespan,
         before=Beforeware(before, skip=[r"/static/.*", r"/vendor/.*"]),
-        key_fname=str(settings.data_dir / ".sesskey"), middleware=[Middleware(SecurityHeaders)],
+        key_fname=str(settings.data_dir / ".sesskey"),
+        middleware=[Middleware(SecurityHeaders), Middleware(InteractionTap, publish=broker.submit)],
         routes=[
             WebSocketRoute("/ws", chat_socket),
             Route("/vendor/{name}", vendor_file),

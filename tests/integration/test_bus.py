@@ -59,9 +59,21 @@ def test_tail_filters_topics_and_prints_one_line_each(system, visitor):
     time.sleep(0.3)
     lines = stop_tail(tail).splitlines()
     topics = [line.split()[1] for line in lines]
-    assert topics[-1] == "web.done" and topics[0].startswith("brain.") and topics[0].endswith(".chat")
-    assert len(lines) == 2
-    assert "text='filtered'" in lines[0]
+    assert [t.rsplit(".", 1)[-1] for t in topics] == ["interaction", "chat", "done"]
+    assert topics[-1] == "web.done" and topics[1].startswith("brain.")
+    assert "method=WS path=/ws" in lines[0] and "text='filtered'" in lines[1]
+
+
+def test_tail_shows_the_pages_interactions_by_kind(system, visitor):
+    tail = start_tail(system, "--kind", "interaction")
+    visitor.add_todo("feed the cat")
+    tab = visitor.open_tab()
+    tab.send("hello")
+    tab.wait(lambda t: t.finished(1))
+    time.sleep(0.3)
+    lines = stop_tail(tail).splitlines()
+    assert len(lines) == 2 and all(".interaction " in line for line in lines)
+    assert "method=POST path=/todos" in lines[0] and "status=200" in lines[0] and "method=WS" in lines[1]
 
 
 def test_bad_frames_on_the_bus_are_logged_and_nothing_breaks(system, visitor):
