@@ -107,7 +107,7 @@ class Conversation:
         """Append what the model has not seen yet (app events and the list after them, then the
         user's text) as user turns. A retry of a turn whose reply failed does not repeat the user's
         text. Returns False when there is nothing new to answer."""
-        repeated = retry and self.turns[-1:] == [{"role": "user", "content": user_text}]
+        repeated = retry and self._unanswered() == user_text
         app = self._app_text()
         if app:
             self.turns.append({"role": "user", "content": app})
@@ -118,6 +118,14 @@ class Conversation:
         if user_text is not None and not repeated:
             self.turns.append({"role": "user", "content": user_text})
         return True
+
+    def _unanswered(self) -> str | None:
+        "The newest user text if nothing but tool calls and their results came after it."
+        for turn in reversed(self.turns):
+            if turn["role"] == "tool" or (turn["role"] == "assistant" and turn.get("tool_calls")):
+                continue
+            return turn["content"] if turn["role"] == "user" else None
+        return None
 
     def _app_text(self) -> str:
         "The [app] turn that would report what the model has not seen yet; \"\" when there is nothing."

@@ -163,7 +163,10 @@ def test_the_app_runs_in_process_with_a_fake_bus(tmp_path):
 def test_an_htmx_request_to_any_route_is_an_interaction_on_the_bus_without_route_code(tmp_path):
     settings = Settings.from_env({"DATA_DIR": str(tmp_path)})
     app = create_app(settings, bus=FakeBus)
-    app.route("/lamp", methods=["post"])(lambda brightness: f"lamp at {brightness}")  # a control added later
+    def lamp(brightness: str):  # a control added to the page later
+        return f"lamp at {brightness}"
+
+    app.route("/lamp", methods=["post"])(lamp)
     with TestClient(app) as http:
         http.get("/")
         answer = http.post("/lamp", data={"brightness": "7", "api_token": "s3cret"},

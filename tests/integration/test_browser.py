@@ -299,3 +299,24 @@ def test_regenerate_shows_on_the_newest_reply_only_and_replaces_it(open_page, fa
     expect(replies(w.page).last).to_have_class(re.compile(r"\bdone\b"))
     expect(replies(w.page)).to_have_count(2)
     expect(replies(w.page).last.locator(".md")).to_have_text(fake.replies[-1].strip())
+
+
+def test_ask_for_an_item_see_it_appear_undo_it_and_it_stays_gone_after_a_reload(open_page, fake):
+    w = open_page()
+    fake.plan(Plan(tool_calls=[{"name": "add_todo", "arguments": {"title": "oat milk"}}]),
+              Plan(chunks=words("Oat milk, noted.")))
+    w.page.fill("#msg", "add oat milk to my list")
+    w.page.press("#msg", "Enter")
+    expect(w.page.locator("#todo-list li", has_text="oat milk")).to_have_count(1)
+    card = replies(w.page).first.locator(".card")
+    expect(card).to_have_text(re.compile("Added #1 'oat milk'"))
+    expect(replies(w.page).first.locator(".md")).to_have_text("Oat milk, noted.")
+    w.shot("model-acted")
+    card.get_by_role("button", name="Undo").click()
+    expect(w.page.locator("#todo-list li")).to_have_count(0)
+    expect(card).to_have_class(re.compile(r"\bundone\b"))
+    w.page.reload()
+    expect(w.page.locator("#brain-status")).to_have_text("brain ready")
+    expect(w.page.locator("#todo-list li")).to_have_count(0)
+    expect(replies(w.page).first.locator(".card")).to_have_class(re.compile(r"\bundone\b"))
+    assert w.errors == [] and w.dialogs == []
