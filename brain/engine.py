@@ -88,6 +88,12 @@ class Noticed:
 
 
 @dataclass
+class LateResult:
+    "What came of a tool call whose reply was cut off."
+    result: ToolResult
+
+
+@dataclass
 class DropLastReply:
     "Forget the newest reply, so the turn before it is answered again."
 
@@ -97,7 +103,7 @@ class StartAfresh:
     "A new conversation; the todo list and the model choice stay."
 
 
-Job = Turn | Warm | TodoChange | Noticed | DropLastReply | StartAfresh
+Job = Turn | Warm | TodoChange | Noticed | LateResult | DropLastReply | StartAfresh
 
 
 class Interrupted(Exception):
@@ -232,6 +238,10 @@ class Engine:
                 case Noticed(what=what):
                     conversation.notice(what)
                     self.save(session)
+                case LateResult(result=result):
+                    conversation.notice(f"saw your action from a reply that was cut off: {result.text.rstrip('.')}")
+                    conversation.todos = list(result.todos)
+                    self.save(session)
                 case DropLastReply():
                     conversation.drop_last_reply()
                     self.save(session)
@@ -335,7 +345,7 @@ class Engine:
                                            f"OLLAMA_NUM_CTX), I set aside the {set_aside} oldest messages of this "
                                            "conversation. My instructions and your todo list always stay."))
             self.save(turn.session)
-            for round_ in range(tools.MAX_ROUNDS + 1):
+            for round_ in range(tools.MAX_ROUNDS + 2):
                 messages = conversation.messages(self.settings.system_prompt)
                 text, thinking, stats, calls = await self.ask(turn, conversation, messages, ids)
                 self.flush(turn)
@@ -345,11 +355,11 @@ class Engine:
                 conversation.learn(messages, stats.prompt_eval_count, self.tools_for(conversation))
                 if not calls or turn.cancelled:
                     break
-                if round_ == tools.MAX_ROUNDS:
+                if round_ > tools.MAX_ROUNDS:
                     self.send(Note(**ids, text=f"The model kept calling tools after {tools.MAX_ROUNDS} rounds in "
-                                               "one reply, so I stopped it there."))
+                                               "one reply and being told to stop, so I stopped it there."))
                     break
-                await self.act(turn, conversation, text, calls)
+                await self.act(turn, conversation, text, calls, refuse=round_ == tools.MAX_ROUNDS)
             if text or not turn.cancelled:
                 conversation.add_reply(text)  # a stopped reply stays in context as far as it got
             self.save(turn.session)
@@ -365,13 +375,19 @@ class Engine:
             log.exception("reply %s crashed", turn.request)
             self.send(Failed(**ids, seq=turn.sent, code="internal", error="The brain hit an internal error; see its log."))
 
-    async def act(self, turn: Turn, conversation: Conversation, text: str, calls: list[ToolCall]) -> None:
+    async def act(self, turn: Turn, conversation: Conversation, text: str, calls: list[ToolCall],
+                  refuse: bool = False) -> None:
         """Have the web apply the model's calls, in order, and put the calls and their results into
-        the conversation together, so a brain that dies in between leaves neither behind."""
+        the conversation together, so a brain that dies in between leaves neither behind. With
+        `refuse` (the round limit is reached) nothing is applied and the model is told to answer."""
         results, todos, asked = [], conversation.todos, []
         for i, call in enumerate(calls):
             call_id = call.id if CALL_ID.match(call.id or "") else f"call_{uuid.uuid4().hex[:12]}"
             asked.append({"id": call_id, "function": {"index": i, "name": call.name, "arguments": call.arguments}})
+            if refuse:
+                results.append((call.name, f"Error: that is {tools.MAX_ROUNDS} rounds of tool calls in this reply, "
+                                           "the most there may be; nothing more was done. Answer the user now."))
+                continue
             if i >= tools.MAX_CALLS:
                 results.append((call.name, f"Error: at most {tools.MAX_CALLS} calls at once; this one was not done."))
                 continue
@@ -398,10 +414,15 @@ class Engine:
             self.tool_results.pop(call_id, None)
 
     def tool_result(self, result: ToolResult) -> None:
-        "The web has applied a call; the reply waiting on it goes on (not queued: the reply is the running job)."
+        """The web has applied a call; the reply waiting on it goes on (not queued: the reply is the
+        running job). A result nobody waits for belongs to a reply cut off by a brain that died
+        (the web re-sends it from its outbox): the model is told with the next turn, so a Retry
+        does not do it again."""
         answered = self.tool_results.get(result.call)
         if answered is not None and not answered.done():
             answered.set_result(result)
+        elif answered is None:
+            self.enqueue(result.session, LateResult(result))
 
     async def ask(self, turn: Turn, conversation: Conversation, messages: list[dict],
                   ids: dict) -> tuple[str, str, Stats, list[ToolCall]]:

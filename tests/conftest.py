@@ -2,7 +2,7 @@ import pytest
 
 from tests.fake_ollama import FakeOllama, Plan
 from tests.page import Visitor
-from tests.system import System
+from tests.system import System, free_port
 
 
 @pytest.fixture
@@ -35,6 +35,13 @@ def start_system(tmp_path, fake, request):
         failed = getattr(request.node, "rep_call", None)
         if failed is None or failed.failed:
             print(system.logs())
+
+
+@pytest.fixture
+def without_ollama(start_system):
+    "The app with nothing at OLLAMA_HOST yet: (system, port), so a test can start an Ollama there later."
+    port = free_port()
+    return start_system(ready=False, OLLAMA_HOST=f"127.0.0.1:{port}", OLLAMA_CHECK_S=0.5), port
 
 
 @pytest.fixture

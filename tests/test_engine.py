@@ -12,7 +12,7 @@ from brain.ollama_client import Delta, HungUp, OllamaUnavailable
 from brain.ollama_watch import Reach
 from shared.config import Settings
 from shared.messages import (Chat, Chunk, Done, Failed, Interaction, Regenerate, Reset, Stats, Stop, Todo, TodoEvent,
-                             Waiting)
+                             ToolResult, Waiting)
 
 
 class ScriptedOllama:
@@ -223,4 +223,18 @@ def test_interactions_the_policy_hears_go_with_the_next_turn_and_the_others_do_n
         assert [m["content"] for m in ollama.replies()[-1]["messages"][1:]] == [
             "[app] The user used #lamp-dial (POST /lamp brightness='7' → 200).", "hi"]
         assert ollama.replies() == ollama.asked, "no comment of their own"
+    run(scenario)
+
+
+def test_an_action_whose_reply_was_cut_off_is_told_with_the_next_turn(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        milk = Todo(1, "oat milk", False)
+        engine.handle(ToolResult(session="s", request="x1", reply="r0", call="call_1", ok=True,
+                                 text="Added #1 'oat milk'.", todos=[milk]))
+        engine.handle(chat("r1", "add oat milk", retry=True))
+        await until(lambda: finals(sent))
+        assert ollama.replies()[-1]["messages"][1:] == [
+            {"role": "user", "content": "[app] The user saw your action from a reply that was cut off: "
+                                        "Added #1 'oat milk'.\nThe todo list now:\n- [ ] #1 oat milk"},
+            {"role": "user", "content": "add oat milk"}]
     run(scenario)

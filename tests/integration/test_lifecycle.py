@@ -3,7 +3,6 @@ it fails, comments that fail say so, the transcript keeps the order the page sho
 way of asking again uses the session's model."""
 from tests.fake_ollama import FakeOllama, Plan
 from tests.page import Visitor
-from tests.system import free_port
 
 
 def test_a_reply_can_be_retried_as_often_as_it_fails(system, visitor, fake):
@@ -73,9 +72,8 @@ def test_retry_and_regenerate_use_the_model_the_session_picked_since(start_syste
     visitor.close()
 
 
-def test_a_model_can_be_chosen_before_the_brain_has_listed_the_models(start_system):
-    port = free_port()
-    system = start_system(ready=False, OLLAMA_HOST=f"127.0.0.1:{port}", OLLAMA_CHECK_S=0.5)
+def test_a_model_can_be_chosen_before_the_brain_has_listed_the_models(without_ollama):
+    system, port = without_ollama
     visitor = Visitor(system.url)
     tab = visitor.open_tab()
     tab.wait(lambda t: "ollama-down" in t.status, what="no model list yet")

@@ -4,12 +4,10 @@ import time
 
 from tests.fake_ollama import FakeOllama, Plan
 from tests.page import Visitor
-from tests.system import free_port
 
 
-def test_with_ollama_absent_the_page_says_so_and_a_message_waits_then_is_answered_once(start_system):
-    port = free_port()
-    system = start_system(ready=False, OLLAMA_HOST=f"127.0.0.1:{port}", OLLAMA_CHECK_S=0.5)
+def test_with_ollama_absent_the_page_says_so_and_a_message_waits_then_is_answered_once(without_ollama):
+    system, port = without_ollama
     visitor = Visitor(system.url)
     tab = visitor.open_tab()
     down = f"Ollama is not running at 127.0.0.1:{port} — start it with `ollama serve`"
@@ -39,9 +37,8 @@ def test_with_ollama_absent_the_page_says_so_and_a_message_waits_then_is_answere
         visitor.close()
 
 
-def test_a_message_waiting_for_ollama_can_be_stopped(start_system):
-    port = free_port()
-    system = start_system(ready=False, OLLAMA_HOST=f"127.0.0.1:{port}", OLLAMA_CHECK_S=0.5)
+def test_a_message_waiting_for_ollama_can_be_stopped(without_ollama):
+    system, port = without_ollama
     visitor = Visitor(system.url)
     tab = visitor.open_tab()
     tab.send("never mind")

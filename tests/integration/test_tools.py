@@ -82,12 +82,25 @@ def test_a_wrong_call_changes_nothing_and_tells_the_model_what_to_do(system, vis
     assert all(state == "" for _, state in tab.bubbles[reply].cards) and tab.todos == {}
 
 
-def test_a_model_that_keeps_calling_is_stopped_after_the_round_limit(system, visitor, fake):
+def test_a_model_that_keeps_calling_is_told_and_then_stopped_after_the_round_limit(system, visitor, fake):
     fake.plan(*[call("add_todo", title=f"item {i}") for i in range(MAX_ROUNDS + 3)])
     tab = visitor.open_tab()
     tab.send("add things forever")
     tab.wait(lambda t: t.reply_ids("done") and any("kept calling tools" in b.text for b in t.bubbles.values()))
-    assert len(fake.calls) == MAX_ROUNDS + 1 and len(tab.todos) == MAX_ROUNDS
+    assert len(fake.calls) == MAX_ROUNDS + 2 and len(tab.todos) == MAX_ROUNDS
+    told = [m["content"] for m in fake.chat_requests()[-1]["messages"] if m["role"] == "tool"][-1]
+    assert told.startswith(f"Error: that is {MAX_ROUNDS} rounds of tool calls in this reply")
+
+
+def test_at_most_eight_calls_of_one_message_are_applied(system, visitor, fake):
+    fake.plan(Plan(tool_calls=[{"name": "add_todo", "arguments": {"title": f"thing {i}"}} for i in range(10)]),
+              Plan(chunks=["Done."]))
+    tab = visitor.open_tab()
+    tab.send("add ten things")
+    tab.wait(lambda t: t.reply_ids("done"))
+    results = [m["content"] for m in fake.chat_requests()[-1]["messages"] if m["role"] == "tool"]
+    assert len(results) == 10 and all(r.startswith("Error: at most 8 calls at once") for r in results[8:])
+    assert sorted(title for title, _ in tab.todos.values()) == sorted(f"thing {i}" for i in range(8))
 
 
 def test_a_model_without_tools_is_asked_again_without_them_and_the_session_remembers(start_system, fake):
