@@ -135,3 +135,4 @@ def test_a_brain_killed_mid_action_leaves_one_applied_action_and_a_retry_that_kn
     asked = fake.chat_requests()[-1]["messages"]
     assert [m["role"] for m in asked[1:]] == ["user", "assistant", "tool"], "the action is in the context, once"
     assert list_on_page(visitor) == ["oat milk"] and len(fake.calls) == 1
+
