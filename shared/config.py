@@ -52,6 +52,7 @@ def _int(env, name, default):
 @dataclass(frozen=True)
 class Settings:
     web_host: str
+    allowed_hosts: list[str]
     port: int
     data_dir: Path
     bus_pub: str
@@ -83,6 +84,8 @@ class Settings:
         prompt = Path(prompt_file).read_text().strip() if prompt_file else env.get("SYSTEM_PROMPT", "").strip()
         return cls(
             web_host=env.get("WEB_HOST", "127.0.0.1"),
+            allowed_hosts=["127.0.0.1", "localhost", "::1"]
+            + [h.strip() for h in env.get("ALLOWED_HOSTS", "").split(",") if h.strip()],
             port=_int(env, "PORT", 5000),
             data_dir=Path(env.get("DATA_DIR", "data")),
             bus_pub=env.get("BUS_PUB_ENDPOINT", "tcp://127.0.0.1:5556"),

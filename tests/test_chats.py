@@ -146,12 +146,12 @@ def test_idle_sessions_leave_memory_and_come_back_from_disk(world, monkeypatch):
 def test_the_app_runs_in_process_with_a_fake_bus(tmp_path):
     settings = Settings.from_env({"DATA_DIR": str(tmp_path)})
     app = create_app(settings, bus=FakeBus)
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://localhost") as http:
         page = http.get("/")
         assert page.status_code == 200 and "Todo with attitude" in page.text
         assert http.post("/todos", data={"title": "water plants"}, headers={"origin": "http://evil.example"}).status_code == 403
         assert http.post("/todos", data={"title": "water plants"}).status_code == 200
-        with http.websocket_connect("/ws", headers={"origin": "http://testserver"}) as ws:
+        with http.websocket_connect("ws://localhost/ws", headers={"origin": "http://localhost"}) as ws:
             assert "brain ready" in ws.receive_text()
             ws.send_text(json.dumps({"msg": "hi there"}))
             assert "hi there" in ws.receive_text()
@@ -167,7 +167,7 @@ def test_an_htmx_request_to_any_route_is_an_interaction_on_the_bus_without_route
         return f"lamp at {brightness}"
 
     app.route("/lamp", methods=["post"])(lamp)
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://localhost") as http:
         http.get("/")
         answer = http.post("/lamp", data={"brightness": "7", "api_token": "s3cret"},
                            headers={"HX-Request": "true", "HX-Trigger": "lamp-dial", "HX-Trigger-Name": "brightness"})

@@ -47,3 +47,36 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def host_name(host: str) -> str:
+    "The name in a Host header, without its port (IPv6 brackets off)."
+    try:
+        return (urlsplit(f"//{host}").hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+class AllowedHosts:
+    """ASGI middleware: a request (HTTP or WebSocket) whose Host is not one of the app's names is
+    refused before anything else runs. A page on another name that resolves to 127.0.0.1 (DNS
+    rebinding) sends its own name in Host and in Origin alike, so only this check stops it."""
+
+    def __init__(self, app, names: list[str]):
+        self.app, self.names = app, {n.lower().strip("[]") for n in names}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+        if host_name(host) in self.names:
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            await receive()  # the connect event; closing now refuses the handshake (403)
+            return await send({"type": "websocket.close", "code": 1008})
+        await send({"type": "http.response.start", "status": 400,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+        await send({"type": "http.response.body", "body": b"Unknown host name; see ALLOWED_HOSTS."})

@@ -31,7 +31,7 @@ from web.clients import Clients
 from web.components import Page, TodoItem, head_assets
 from web.export import to_json, to_markdown
 from web.interactions import InteractionTap
-from web.security import SecurityHeaders, same_origin
+from web.security import AllowedHosts, SecurityHeaders, same_origin
 from web.store import DiskOutbox, Store, StoreThread
 
 log = logging.getLogger("web")
@@ -108,7 +108,8 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         title="Todo with attitude", default_hdrs=False, canonical=False, hdrs=head_assets(), lifespan=lifespan,
         before=Beforeware(before, skip=[r"/static/.*", r"/vendor/.*"]),
         key_fname=str(settings.data_dir / ".sesskey"),
-        middleware=[Middleware(SecurityHeaders), Middleware(InteractionTap, publish=broker.submit)],
+        middleware=[Middleware(AllowedHosts, names=settings.allowed_hosts), Middleware(SecurityHeaders),
+                    Middleware(InteractionTap, publish=broker.submit)],
         routes=[
             WebSocketRoute("/ws", chat_socket),
             Route("/vendor/{name}", vendor_file),
