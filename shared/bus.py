@@ -4,11 +4,14 @@ The web is the bus: it binds an XSUB socket that publishers connect to (BUS_PUB_
 XPUB socket that subscribers connect to (BUS_SUB_ENDPOINT), and forwards between them. Brains come
 and go; their connecting sockets reconnect by themselves.
 
-On loopback the bus is open to local processes, like any local port. Beyond loopback it must be
+By default the bus is two Unix sockets (ipc://) in DATA_DIR/bus, a directory only the account that
+runs the app may enter: other local accounts can neither read nor publish. Over TCP on loopback it
+is open to local processes, like any local port (set BUS_*_ENDPOINT for that). Beyond loopback it must be
 encrypted and authenticated with CURVE: keys come from BUS_CURVE_DIR (made by
 `python -m shared.curve_keys DIR`), and a process refuses to start without them.
 """
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -70,6 +73,36 @@ def curve_for(endpoints: list[str], curve_dir: str) -> Curve | None:
     return None
 
 
+IPC_PATH_LIMIT = 100  # a Unix socket's path must fit in about 107 bytes (sun_path)
+
+
+def ipc_dir(endpoint: str) -> Path | None:
+    return Path(endpoint.removeprefix("ipc://")).parent if endpoint.startswith("ipc://") else None
+
+
+def make_private(endpoints: list[str]) -> None:
+    """For the process that binds: the ipc sockets' directory, made so only this account can enter
+    it (0700), which is what keeps other local accounts off the bus."""
+    for endpoint in endpoints:
+        directory = ipc_dir(endpoint)
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o700)
+
+
+def check_reachable(endpoint: str) -> None:
+    "Refuse at once, with a reason, an ipc bus this account may not enter (ZeroMQ would just keep retrying)."
+    path, directory = endpoint.removeprefix("ipc://"), ipc_dir(endpoint)
+    if directory is None:
+        return
+    if len(path.encode()) > IPC_PATH_LIMIT:
+        raise BusConfigError(f"the bus socket path {path} is longer than {IPC_PATH_LIMIT} bytes, which Unix sockets "
+                             "do not allow: use a shorter DATA_DIR or set BUS_PUB_ENDPOINT / BUS_SUB_ENDPOINT")
+    if directory.exists() and not os.access(directory, os.X_OK):
+        raise BusConfigError(f"cannot reach the bus at {endpoint}: permission denied. The bus is private to the "
+                             f"account that runs the app (uid {directory.stat().st_uid}); run this as that account.")
+
+
 def context(asyncio: bool = True) -> zmq.Context:
     ctx = zmq.asyncio.Context() if asyncio else zmq.Context()
     # Without LINGER 0, closing a socket with unsent messages blocks shutdown forever.
@@ -89,6 +122,9 @@ def socket(ctx: zmq.Context, kind: int, max_frame_bytes: int, *, bind: str = "",
     elif curve:
         sock.curve_publickey, sock.curve_secretkey = curve.client()
         sock.curve_serverkey = curve.server_public()
+    for endpoint in (bind, connect):
+        if endpoint:
+            check_reachable(endpoint)
     if bind:
         sock.bind(bind)
     if connect:

@@ -82,14 +82,16 @@ class Settings:
         env = os.environ if env is None else env
         prompt_file = env.get("SYSTEM_PROMPT_FILE", "").strip()
         prompt = Path(prompt_file).read_text().strip() if prompt_file else env.get("SYSTEM_PROMPT", "").strip()
+        data_dir = Path(env.get("DATA_DIR", "data"))
         return cls(
             web_host=env.get("WEB_HOST", "127.0.0.1"),
             allowed_hosts=["127.0.0.1", "localhost", "::1"]
             + [h.strip() for h in env.get("ALLOWED_HOSTS", "").split(",") if h.strip()],
             port=_int(env, "PORT", 5000),
-            data_dir=Path(env.get("DATA_DIR", "data")),
-            bus_pub=env.get("BUS_PUB_ENDPOINT", "tcp://127.0.0.1:5556"),
-            bus_sub=env.get("BUS_SUB_ENDPOINT", "tcp://127.0.0.1:5557"),
+            data_dir=data_dir,
+            # Private by default: Unix sockets in a directory only this account can enter.
+            bus_pub=env.get("BUS_PUB_ENDPOINT", "").strip() or f"ipc://{data_dir.resolve() / 'bus' / 'pub'}",
+            bus_sub=env.get("BUS_SUB_ENDPOINT", "").strip() or f"ipc://{data_dir.resolve() / 'bus' / 'sub'}",
             bus_curve_dir=env.get("BUS_CURVE_DIR", "").strip(),
             heartbeat_s=_float(env, "BUS_HEARTBEAT_S", 1.0),
             max_frame_bytes=_int(env, "BUS_MAX_FRAME_BYTES", 1 << 20),

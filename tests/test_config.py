@@ -1,4 +1,6 @@
 """Settings from the environment (shared/config.py)."""
+from pathlib import Path
+
 import pytest
 
 from shared.config import Settings, ollama_url
@@ -20,7 +22,9 @@ def test_ollama_host_is_read_as_ollama_reads_it(raw, url):
 
 def test_settings_have_loopback_defaults_and_refuse_nonsense(tmp_path):
     s = Settings.from_env({})
-    assert s.web_host == "127.0.0.1" and "127.0.0.1" in s.bus_pub and "127.0.0.1" in s.bus_sub
+    assert s.web_host == "127.0.0.1"
+    assert s.bus_pub == f"ipc://{Path('data').resolve()}/bus/pub" and s.bus_sub.endswith("/data/bus/sub"), "private"
+    assert Settings.from_env({"BUS_PUB_ENDPOINT": "tcp://127.0.0.1:5556"}).bus_pub == "tcp://127.0.0.1:5556"
     assert s.model == "llama3.2" and "attitude" in s.system_prompt
     (tmp_path / "persona.txt").write_text("Be terse.\n")
     assert Settings.from_env({"SYSTEM_PROMPT": "x", "SYSTEM_PROMPT_FILE": str(tmp_path / "persona.txt")}

@@ -67,6 +67,7 @@ class Broker:
     def open(self) -> None:
         "Bind the bus; raises (and so stops the web from starting) if it cannot."
         curve = bus.curve_for(self.settings.bus_endpoints, self.settings.bus_curve_dir)
+        bus.make_private(self.settings.bus_endpoints)
         self.ctx = bus.context()
         self.auth = bus.start_authenticator(self.ctx, curve)
         try:
