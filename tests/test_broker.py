@@ -135,3 +135,25 @@ def test_the_status_tells_the_whole_chain_for_each_sessions_model():
     assert rec.statuses[1:] == [status for _, status, _ in expected], "each change announced once"
     assert broker.status_of("s", "qwen3:4b")[1] == "qwen3:4b is not pulled — run `ollama pull qwen3:4b` (or pick another model)"
     assert broker.models == ["m:latest"]
+
+
+def test_a_message_a_live_worker_did_not_ack_is_sent_again_after_the_ack_timeout():
+    now = [0.0]
+    broker, rec = make(now)
+    broker.subscription(b"\x01brain.w1.")
+    broker.from_publisher(hello("w1"))
+    broker.submit(Chat(session="s", request="r1", text="lost on the way"))
+    for t in (1.0, 2.0, 2.9):  # heartbeats keep the worker alive; no ack yet, not due yet
+        now[0] = t
+        broker.from_publisher(encode(Heartbeat(worker="w1", started=0, pid=1, model="m", parallel=1, **UP)))
+        broker.check_liveness()
+    assert [m.request for m in rec.sent] == ["r1"]
+    now[0] = 3.1
+    broker.from_publisher(encode(Heartbeat(worker="w1", started=0, pid=1, model="m", parallel=1, **UP)))
+    broker.check_liveness()
+    assert [(m.request, m.worker) for m in rec.sent] == [("r1", "w1"), ("r1", "w1")], "sent again"
+    broker.from_publisher(encode(Ack(worker="w1", session="s", request="r1")))
+    now[0] = 10.0
+    broker.from_publisher(encode(Heartbeat(worker="w1", started=0, pid=1, model="m", parallel=1, **UP)))
+    broker.check_liveness()
+    assert len(rec.sent) == 2 and broker.pending == {}, "an acked message is never sent again"

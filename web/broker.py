@@ -28,6 +28,7 @@ from web.status import ChainStatus, chain_status
 
 log = logging.getLogger("web.broker")
 MISSED_BEATS = 3
+ACK_TIMEOUT_BEATS = 3  # a live worker acks at once; no ack in this many heartbeats: sent again
 RESTART_GRACE_S = 15.0  # how long "restarting" may last after a clean goodbye before it is "offline"
 
 
@@ -57,6 +58,7 @@ class Broker:
         self.settings, self.listener, self.outbox, self.clock = settings, listener, outbox, clock
         self.workers: dict[str, WorkerState] = {}
         self.pending: dict[str, ToBrain] = {}
+        self.sent_at: dict[str, float] = {}  # when each pending message last went to a worker
         self.restarting_until = 0.0
         self.shown: tuple = ()  # what the status depends on, as last announced
 
@@ -129,6 +131,7 @@ class Broker:
         if msg is None or (state is not None and self._ready(state)):
             return False
         del self.pending[request]
+        self.sent_at.pop(request, None)
         self.outbox.drop(request)
         return True
 
@@ -138,6 +141,7 @@ class Broker:
             return False
         msg = msgspec.structs.replace(msg, worker=worker)
         self.pending[msg.request] = msg
+        self.sent_at[msg.request] = self.clock()
         self.xpub.send_multipart(encode(msg), copy=False)
         return True
 
@@ -151,6 +155,17 @@ class Broker:
 
     def _ready(self, state: WorkerState) -> bool:
         return state.subscribed and self._alive(state)
+
+    def _resend_unacked(self) -> None:
+        """At-least-once delivery: a message a live worker has not acked within ACK_TIMEOUT_BEATS
+        heartbeats (dropped on the way, say) is sent again; the brain's duplicate filter makes a
+        second copy harmless."""
+        due = self.clock() - ACK_TIMEOUT_BEATS * self.settings.heartbeat_s
+        for request, msg in list(self.pending.items()):
+            state = self.workers.get(msg.worker)
+            if state is not None and self._ready(state) and self.sent_at.get(request, due) < due:
+                log.warning("%s %s was not acked by %s; sending it again", msg.kind, request, msg.worker)
+                self._route(msg)
 
     def _reroute(self) -> None:
         "Send every pending message whose worker is not ready (never assigned, or gone)."
@@ -198,6 +213,7 @@ class Broker:
                 log.warning("brain %s is back", msg.worker)
                 self._changed()
         if isinstance(msg, Ack):
+            self.sent_at.pop(msg.request, None)
             if self.pending.pop(msg.request, None) is not None:
                 self.outbox.drop(msg.request)
         elif isinstance(msg, Presence):
@@ -234,6 +250,7 @@ class Broker:
             self.check_liveness()
 
     def check_liveness(self) -> None:
+        self._resend_unacked()
         for worker, state in list(self.workers.items()):
             if state.presence and not state.silent and not self._alive(state):
                 # Silent but still connected: it may only be stalled, so keep its subscription
