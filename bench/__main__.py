@@ -333,7 +333,7 @@ def main() -> None:
     parser.add_argument("--long", type=float, default=30.0, help="seconds of user A's long reply")
     parser.add_argument("--lengths", type=int, nargs="*", default=[5, 15, 30],
                         help="conversation lengths (turns) for the prompt-cache rows (none: skip)")
-    parser.add_argument("--repeats", type=int, default=3, help="measurements per prompt-cache row")
+    parser.add_argument("--repeats", type=int, default=7, help="measurements per prompt-cache row (their median)")
     parser.add_argument("--typing-s", type=float, default=1.0,
                         help="seconds between a todo click and the chat message after it (a person typing)")
     parser.add_argument("--prompt-ms", type=float, default=1.5, help="fake engine: ms per prompt token evaluated")
