@@ -80,6 +80,7 @@ def _tool_tokens(tools: list[dict] | None) -> int:
 
 PER_MESSAGE_TOKENS = 4
 JSON_TOKENS_PER_CHAR = 0.5  # the chat template's own tokens around each message
+HANDLED_KEPT = 500  # far more than a session has in flight at once
 FIRST_GUESS = 0.3  # tokens per character before Ollama has told us; errs on the large side
 
 
@@ -93,6 +94,18 @@ class Conversation:
     tokens_per_char: float = FIRST_GUESS
     model: str = ""  # the session's chosen model; "" for the brain's default
     tools_off: bool = False  # the model said it cannot call tools: it is asked without them
+    # Bookkeeping, never shown to the model: the assignment this copy belongs to (see
+    # brain/memory.py) and the bus requests already acted on, so a message is acted on once.
+    epoch: int = 0
+    handled: list[str] = field(default_factory=list)
+
+    def take(self, request: str) -> bool:
+        "Note that `request` is acted on now; False if it already was."
+        if request in self.handled:
+            return False
+        self.handled.append(request)
+        del self.handled[:-HANDLED_KEPT]
+        return True
 
     def record(self, event: TodoEvent) -> None:
         "The user changed a todo: the list as it is now, and the change, to be told in the next [app] turn."

@@ -9,6 +9,14 @@ conversation is still being read from disk:
 - `Turn`: a reply to make (to a message, a retry, a regenerate, or a comment), streamed to the bus.
 - `DropLastReply` comes before a regenerate; `StartAfresh` is New chat.
 
+Each job from the bus carries its cause (the message's request id) and the session's assignment
+(`epoch`). A job runs on the cached conversation only while that copy belongs to the job's epoch;
+otherwise the conversation is read again from disk, claiming the new epoch (a session that moved
+to another worker and back arrives with everything the other one did). A job whose cause is
+already in the conversation's `handled` list is not done again, across restarts too, and a job of
+an epoch the session has left is dropped (`Fenced`). When the web says the session is held
+elsewhere (`Revoke`), what runs for it stops without a word or a save, and its copy is forgotten.
+
 Blocking Ollama streams run on a thread pool (BRAIN_PARALLEL wide, so sessions stream side by
 side) and hand every chunk back to the loop, which alone calls `send`. Conversations are saved to
 disk after every change, on a thread of their own, in order. Idle sessions leave memory once more
@@ -27,21 +35,29 @@ from dataclasses import dataclass, field, replace
 
 from brain import tools
 from brain.conversation import Conversation, render_todos
-from brain.memory import Memory
+from brain.memory import Fenced, Memory
 from brain.ollama_client import Hangup, OllamaClient, OllamaError, OllamaUnavailable, ToolCall, ToolsUnsupported
 from brain.ollama_watch import OllamaWatch, Reach
 from shared.config import Settings
 from brain.interactions import heard
-from shared.messages import (CallTool, Chat, Interaction, Chunk, Done, Failed, Note, Regenerate, Reset, Stats, Stop, TodoEvent,
-                             ToBrain, ToolResult, Waiting)
+from shared.messages import (CallTool, Chat, Interaction, Chunk, Done, Failed, Note, Regenerate, Reset, Revoke, Stats, Stop,
+                             TodoEvent, ToBrain, ToolResult, Waiting)
 
 log = logging.getLogger("brain")
 MAX_SESSIONS = 1000
 CALL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # a bus id; Ollama's "call_…" ids fit
 
 
+@dataclass(kw_only=True)
+class FromBus:
+    """What every job knows of the message that caused it: its request id ("" for the brain's own
+    jobs) and the session's epoch (None until it runs: the brain's own jobs take the held one)."""
+    cause: str = ""
+    epoch: int | None = None
+
+
 @dataclass
-class Turn:
+class Turn(FromBus):
     "One reply to produce; `text` is None for a comment on app events."
     session: str
     request: str
@@ -66,7 +82,7 @@ class Turn:
 
 
 @dataclass
-class Warm:
+class Warm(FromBus):
     """Evaluate a session's new app events now, ahead of its next turn, so that turn finds them in
     Ollama's prompt cache and costs no more than any other (see `warm`)."""
     session: str
@@ -77,29 +93,29 @@ class Warm:
 
 
 @dataclass
-class TodoChange:
+class TodoChange(FromBus):
     event: TodoEvent
 
 
 @dataclass
-class Noticed:
+class Noticed(FromBus):
     "Another interaction, in words, for the model's context (see brain/interactions.py)."
     what: str
 
 
 @dataclass
-class LateResult:
+class LateResult(FromBus):
     "What came of a tool call whose reply was cut off."
     result: ToolResult
 
 
 @dataclass
-class DropLastReply:
+class DropLastReply(FromBus):
     "Forget the newest reply, so the turn before it is answered again."
 
 
 @dataclass
-class StartAfresh:
+class StartAfresh(FromBus):
     "A new conversation; the todo list and the model choice stay."
 
 
@@ -135,7 +151,7 @@ class Engine:
         self.conversations: dict[str, Conversation] = {}
         self.queues: OrderedDict[str, SessionQueue] = OrderedDict()
         self.tasks: set[asyncio.Task] = set()
-        self.tool_results: dict[str, asyncio.Future] = {}  # by call id: the replies waiting on the web
+        self.tool_results: dict[str, tuple[str, asyncio.Future]] = {}  # by call id: (session, the reply waiting on the web)
         self.executor = ThreadPoolExecutor(settings.parallel, thread_name_prefix="ollama")
         # Conversations are read and written on a thread of their own, in order, off the loop.
         self.disk = ThreadPoolExecutor(1, thread_name_prefix="memory")
@@ -151,24 +167,56 @@ class Engine:
         return sum(1 for q in self.queues.values() if isinstance(q.running, Turn))
 
     def handle(self, msg: ToBrain) -> None:
+        "A message the web has granted this worker."
+        bus = dict(cause=msg.request, epoch=msg.epoch)
         match msg:
             case TodoEvent():
-                self.enqueue(msg.session, TodoChange(msg))
+                self.enqueue(msg.session, TodoChange(msg, **bus))
             case Stop():
                 self.stop(msg.session, msg.reply)
             case Reset():
-                self.reset(msg.session)
+                self.reset(msg.session, bus)
             case Regenerate():
-                self.enqueue(msg.session, DropLastReply())
-                self.enqueue(msg.session, Turn(msg.session, msg.reply, None, regenerate=True, model=msg.model))
+                self.enqueue(msg.session, DropLastReply(cause=f"{msg.request}.drop", epoch=msg.epoch))
+                self.enqueue(msg.session, Turn(msg.session, msg.reply, None, regenerate=True, model=msg.model, **bus))
             case Chat():
-                self.enqueue(msg.session, Turn(msg.session, msg.request, msg.text, msg.retry, model=msg.model))
+                self.enqueue(msg.session, Turn(msg.session, msg.request, msg.text, msg.retry, model=msg.model, **bus))
             case ToolResult():
-                self.tool_result(msg)
+                self.tool_result(msg, bus)
             case Interaction():
                 what = heard(msg)
                 if what:
-                    self.enqueue(msg.session, Noticed(what))
+                    self.enqueue(msg.session, Noticed(what, **bus))
+
+    def revoke(self, msg: Revoke) -> None:
+        """The web says `msg.request` is not ours; and if the session is held at another epoch
+        than our copy's, the session is not ours either."""
+        q = self.queues.get(msg.session)
+        if q is not None:
+            q.jobs = deque(j for j in q.jobs if j.cause != msg.request)
+            if q.running and q.running.cause == msg.request:
+                q.running.cancel()
+        held = self.conversations.get(msg.session)
+        if held is not None and held.epoch != msg.epoch:
+            self.fence(msg.session, msg.epoch)
+
+    def fence(self, session: str, epoch: int) -> None:
+        """The session is held at `epoch` now, elsewhere or here anew: stop what runs for it under
+        an older one, drop such jobs, and forget our copy (it is read again if the session returns)."""
+        log.warning("session %s is held at epoch %d elsewhere now; dropping this worker's copy", session[:8], epoch)
+        q = self.queues.get(session)
+        if q is not None:
+            if q.running and q.running.epoch != epoch:
+                q.running.cancel()
+            q.jobs = deque(j for j in q.jobs if j.epoch == epoch)
+            if q.comment:
+                q.comment.cancel()
+                q.comment = None
+        for call, (owner, answered) in list(self.tool_results.items()):
+            if owner == session and not answered.done():
+                answered.set_result(None)
+        if self.conversations.pop(session, None) is not None:
+            self.disk.submit(self.memory.evict, session).add_done_callback(_log_failure)
 
     def shutdown(self) -> None:
         "Hang up on Ollama and finish writing: what the conversations learned is on disk before we go."
@@ -222,7 +270,15 @@ class Engine:
     async def run_job(self, session: str, job: Job) -> None:
         q = self.queue(session)
         try:
-            conversation = await self.conversation(session)
+            conversation = await self.conversation(session, job.epoch)
+            job.epoch = conversation.epoch
+            if job.cause and not conversation.take(job.cause):
+                log.info("session %s: %s was acted on already; not again", session[:8], job.cause)
+                if isinstance(job, Turn):  # its bubble must not wait for ever
+                    self.send(Failed(worker=self.worker, session=session, request=job.request, epoch=job.epoch, seq=0,
+                                     code="duplicate", error="The brain had already taken this message before a "
+                                                             "restart; if its answer is missing, Retry."))
+                return
             match job:
                 case Turn():
                     q.running = job
@@ -246,26 +302,45 @@ class Engine:
                     conversation.drop_last_reply()
                     self.save(session)
                 case StartAfresh():
-                    self.conversations[session] = Conversation(todos=conversation.todos, model=conversation.model)
-                    self.disk.submit(self.memory.forget_turns, session).add_done_callback(_log_failure)
-                    self.save(session)
+                    self.conversations[session] = Conversation(todos=conversation.todos, model=conversation.model,
+                                                               epoch=conversation.epoch, handled=conversation.handled)
+                    self.save(session, afresh=True)
+        except Fenced as e:
+            self.fence(session, e.stored)
         except Exception:
             log.exception("a job of session %s failed", session[:8])
         finally:
             q.busy, q.running = False, None
             self.pump(session)
 
-    async def conversation(self, session: str) -> Conversation:
-        if session not in self.conversations:
-            loaded = await self.loop.run_in_executor(self.disk, self.memory.load, session)
-            self.conversations.setdefault(session, loaded)
-        return self.conversations[session]
+    async def conversation(self, session: str, epoch: int | None = None) -> Conversation:
+        "The session's conversation under `epoch` (None: as held), read from disk unless our copy is of that epoch."
+        held = self.conversations.get(session)
+        if held is None or (epoch is not None and held.epoch != epoch):
+            loaded = await self.loop.run_in_executor(self.disk, self.memory.load, session, epoch)
+            held = self.conversations[session] = loaded
+        elif epoch is not None:
+            # Another worker may have claimed the session since this job was granted (its Revoke is
+            # on the way): the disk knows already. Behind the disk thread's pending saves, in order.
+            await self.loop.run_in_executor(self.disk, self.memory.check, session, epoch)
+        return held
 
-    def save(self, session: str) -> None:
-        "Write-behind on the disk thread, from a snapshot, in order."
-        c = self.conversations[session]
-        snapshot = replace(c, turns=list(c.turns), todos=list(c.todos), unseen=list(c.unseen), told=list(c.told))
-        self.disk.submit(self.memory.save, session, snapshot).add_done_callback(_log_failure)
+    def save(self, session: str, afresh: bool = False) -> None:
+        """Write-behind on the disk thread, from a snapshot, in order. A session held elsewhere
+        since is not written (memory.save refuses) and our copy is dropped."""
+        c = self.conversations.get(session)
+        if c is None:
+            return  # fenced: no copy of ours is written any more
+        snapshot = replace(c, turns=list(c.turns), todos=list(c.todos), unseen=list(c.unseen), told=list(c.told),
+                           handled=list(c.handled))
+
+        def saved(future) -> None:
+            if isinstance(future.exception(), Fenced):
+                self.loop.call_soon_threadsafe(self.fence, session, future.exception().stored)
+            else:
+                _log_failure(future)
+
+        self.disk.submit(self.memory.save, session, snapshot, afresh).add_done_callback(saved)
 
     def warm(self, session: str) -> None:
         """Have Ollama evaluate the new app events right away. A todo click changes only the end of
@@ -306,7 +381,7 @@ class Engine:
         self.queue(session).comment = None
         self.enqueue(session, Turn(session, "c" + uuid.uuid4().hex, None))
 
-    def reset(self, session: str) -> None:
+    def reset(self, session: str, bus: dict) -> None:
         "A new conversation: what is running or waiting is dropped; the todo list stays."
         q = self.queue(session)
         if q.running:
@@ -315,7 +390,7 @@ class Engine:
         if q.comment:
             q.comment.cancel()
             q.comment = None
-        self.enqueue(session, StartAfresh())
+        self.enqueue(session, StartAfresh(**bus))
 
     def stop(self, session: str, request: str) -> None:
         q = self.queue(session)
@@ -325,11 +400,16 @@ class Engine:
         waiting = next((j for j in q.jobs if isinstance(j, Turn) and j.request == request), None)
         if waiting:
             q.jobs.remove(waiting)
-            self.send(Failed(worker=self.worker, session=session, request=request, seq=0, code="stopped",
-                             error="Stopped before it began."))
+            epoch = waiting.epoch if waiting.epoch is not None else self._held_epoch(session)
+            self.send(Failed(worker=self.worker, session=session, request=request, epoch=epoch, seq=0,
+                             code="stopped", error="Stopped before it began."))
+
+    def _held_epoch(self, session: str) -> int:
+        held = self.conversations.get(session)
+        return held.epoch if held else 0
 
     async def reply(self, turn: Turn, conversation: Conversation) -> None:
-        ids = dict(worker=self.worker, session=turn.session, request=turn.request)
+        ids = dict(worker=self.worker, session=turn.session, request=turn.request, epoch=turn.epoch)
         said = ""  # what every round of this reply has said, for the final message
         try:
             if turn.text is None and not turn.regenerate and self.watch.reach is Reach.DOWN:
@@ -402,8 +482,8 @@ class Engine:
 
     async def call_tool(self, turn: Turn, call_id: str, call: ToolCall) -> ToolResult | None:
         answered = self.loop.create_future()
-        self.tool_results[call_id] = answered
-        self.send(CallTool(worker=self.worker, session=turn.session, request=turn.request, call=call_id,
+        self.tool_results[call_id] = (turn.session, answered)
+        self.send(CallTool(worker=self.worker, session=turn.session, request=turn.request, epoch=turn.epoch, call=call_id,
                            name=call.name, arguments=call.arguments))
         try:
             return await asyncio.wait_for(answered, tools.TIMEOUT_S)
@@ -413,16 +493,16 @@ class Engine:
         finally:
             self.tool_results.pop(call_id, None)
 
-    def tool_result(self, result: ToolResult) -> None:
+    def tool_result(self, result: ToolResult, bus: dict) -> None:
         """The web has applied a call; the reply waiting on it goes on (not queued: the reply is the
         running job). A result nobody waits for belongs to a reply cut off by a brain that died
         (the web re-sends it from its outbox): the model is told with the next turn, so a Retry
         does not do it again."""
-        answered = self.tool_results.get(result.call)
+        _, answered = self.tool_results.get(result.call, (None, None))
         if answered is not None and not answered.done():
             answered.set_result(result)
         elif answered is None:
-            self.enqueue(result.session, LateResult(result))
+            self.enqueue(result.session, LateResult(result, **bus))
 
     async def ask(self, turn: Turn, conversation: Conversation, messages: list[dict],
                   ids: dict) -> tuple[str, str, Stats, list[ToolCall]]:
@@ -501,7 +581,7 @@ class Engine:
         while turn.unsent:
             deltas.append(turn.unsent.popleft())
         if deltas:
-            self.send(Chunk(worker=self.worker, session=turn.session, request=turn.request, seq=turn.sent,
+            self.send(Chunk(worker=self.worker, session=turn.session, request=turn.request, epoch=turn.epoch, seq=turn.sent,
                             text="".join(d.content for d in deltas),
                             thinking="".join(d.thinking for d in deltas)))
             turn.sent += 1

@@ -1,7 +1,12 @@
 """The brain on the bus, in the shape of the ZeroMQ guide's Paranoid Pirate worker: it connects
 its own sockets, says hello and then heartbeats every BUS_HEARTBEAT_S (with what it knows of
-Ollama), acks every message it is sent, drops a re-send it has already taken, hands the rest to
-the session engine, and says goodbye when it stops. One asyncio loop owns both sockets."""
+Ollama), and says goodbye when it stops. One asyncio loop owns both sockets.
+
+Every message it is sent it claims (`Ack`), and it hands a message to the session engine only once
+the web has granted the claim, in the order the messages came, per session. A claim the web
+revokes (the message went to another worker while this one was stalled, or was withdrawn) is
+dropped, and the engine is told. A claim with no answer is made again after ACK_TIMEOUT_BEATS
+heartbeats, since a frame can be lost on the way."""
 import asyncio
 import logging
 import os
@@ -9,6 +14,7 @@ import time
 import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 
 import zmq
@@ -19,11 +25,19 @@ from brain.ollama_client import OllamaClient
 from brain.ollama_watch import OllamaWatch
 from shared import bus
 from shared.config import Settings
-from shared.messages import (Ack, BadFrame, Bye, Heartbeat, Hello, Message, ToBrain, brain_topic, decode,
-                             encode)
+from shared.messages import (Ack, BadFrame, Bye, Grant, Heartbeat, Hello, Message, Revoke, ToBrain, brain_topic,
+                             decode, encode)
 
 log = logging.getLogger("brain")
+ACK_TIMEOUT_BEATS = 3
 REMEMBERED_REQUESTS = 10_000
+
+
+@dataclass
+class Claim:
+    msg: ToBrain
+    claimed_at: float
+    granted: bool = False
 
 
 class Node:
@@ -31,7 +45,8 @@ class Node:
         self.settings, self.client, self.memory = settings, client, memory
         self.id = uuid.uuid4().hex[:12]
         self.started = time.time()
-        self.taken: OrderedDict[str, None] = OrderedDict()  # requests already handed to the engine
+        self.claims: OrderedDict[str, Claim] = OrderedDict()  # by request, in arrival order: not yet handed on
+        self.taken: OrderedDict[str, None] = OrderedDict()  # handed on; a later copy is only acked
         self.checks = ThreadPoolExecutor(1, thread_name_prefix="ollama-check")  # never queued behind replies
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -78,6 +93,18 @@ class Node:
         while True:
             await asyncio.sleep(self.settings.heartbeat_s)
             self.send(Heartbeat(**self.presence()))
+            self.claim_again()
+
+    def claim(self, msg: ToBrain) -> None:
+        self.send(Ack(worker=self.id, session=msg.session, request=msg.request, epoch=msg.epoch))
+
+    def claim_again(self, now: float | None = None) -> None:
+        "Claims the web has not answered within ACK_TIMEOUT_BEATS heartbeats: the ack or the answer was lost."
+        now = time.monotonic() if now is None else now
+        for c in self.claims.values():
+            if not c.granted and now - c.claimed_at > ACK_TIMEOUT_BEATS * self.settings.heartbeat_s:
+                c.claimed_at = now
+                self.claim(c.msg)
 
     async def receive(self, sub: zmq.Socket) -> None:
         while True:
@@ -94,13 +121,36 @@ class Node:
                 log.exception("failed to handle a %s message", msg.kind)
 
     def handle(self, msg: Message) -> None:
-        if not isinstance(msg, ToBrain):
-            log.warning("ignored a %s message on a brain topic", msg.kind)
-            return
-        self.send(Ack(worker=self.id, session=msg.session, request=msg.request))
-        if msg.request in self.taken:
-            return  # a re-send whose first ack was lost: already handled
-        self.taken[msg.request] = None
-        if len(self.taken) > REMEMBERED_REQUESTS:
-            self.taken.popitem(last=False)
-        self.engine.handle(msg)
+        match msg:
+            case ToBrain() if msg.request in self.taken:
+                self.claim(msg)  # so the web stops sending it; its grant finds no claim here
+            case ToBrain():
+                known = self.claims.get(msg.request)
+                if known is None or known.msg.epoch != msg.epoch:
+                    self.claims[msg.request] = Claim(msg, time.monotonic())
+                self.claim(msg)  # a copy already claimed is claimed again: its answer may have been lost
+            case Grant():
+                c = self.claims.get(msg.request)
+                if c is not None and c.msg.epoch == msg.epoch:
+                    c.granted = True
+                    self.hand_on(msg.session)
+            case Revoke():
+                if self.claims.pop(msg.request, None) is not None:
+                    log.info("the web revoked the claim on %s of session %s", msg.request, msg.session[:8])
+                self.engine.revoke(msg)
+                self.hand_on(msg.session)
+            case _:
+                log.warning("ignored a %s message on a brain topic", msg.kind)
+
+    def hand_on(self, session: str) -> None:
+        "Give the engine the session's granted messages, in arrival order, up to the first still claimed."
+        for request, c in list(self.claims.items()):
+            if c.msg.session != session:
+                continue
+            if not c.granted:
+                return
+            del self.claims[request]
+            self.taken[request] = None
+            if len(self.taken) > REMEMBERED_REQUESTS:
+                self.taken.popitem(last=False)
+            self.engine.handle(c.msg)

@@ -3,8 +3,8 @@
 A frame is two ZeroMQ parts: `[topic, json]`. The topic is derived from the message, so it can
 never disagree with the payload:
 
-- `brain.<worker>.<kind>`: the web addresses one brain worker (events, chat turns). Each worker
-  subscribes only to its own prefix, so two workers never answer the same request.
+- `brain.<worker>.<kind>`: the web addresses one brain worker (events, chat turns, and its verdict
+  on each of the worker's claims). Each worker subscribes only to its own prefix.
 - `web.<kind>`: everything a brain says (presence, acks, reply chunks, results).
 
 Payloads are JSON objects with `v` (schema version) and `kind`. Decoding validates every field;
@@ -18,6 +18,7 @@ import msgspec
 SCHEMA_VERSION = 1
 Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Seq = Annotated[int, msgspec.Meta(ge=0)]
+Epoch = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class BadFrame(ValueError):
@@ -41,11 +42,14 @@ UNROUTED = "-"
 
 
 class ToBrain(Message, frozen=True, kw_only=True):
-    """Sent by the web to one brain worker; every one is acknowledged with `Ack`. The web's broker
-    fills in `worker` when it routes the message."""
+    """Sent by the web to one brain worker. The web's broker fills in `worker` and `epoch` when it
+    routes the message: `epoch` numbers the session's assignment to that worker and changes
+    whenever the session moves to another. The worker claims each message with `Ack` and acts on
+    it only once the web answers `Grant`; `Revoke` means it is not (or no longer) the worker's."""
     worker: Id = UNROUTED
     session: Id
     request: Id
+    epoch: Epoch = 0
 
     @property
     def topic(self) -> str:
@@ -58,6 +62,27 @@ class ToWeb(Message, frozen=True, kw_only=True):
     @property
     def topic(self) -> str:
         return f"web.{self.kind}"
+
+
+class Verdict(Message, frozen=True, kw_only=True):
+    "The web's answer to a worker's claim on `request` of `session`."
+    session: Id
+    request: Id
+    epoch: Epoch
+
+    @property
+    def topic(self) -> str:
+        return f"{brain_topic(self.worker)}{self.kind}"
+
+
+class Grant(Verdict, frozen=True, kw_only=True, tag="grant"):
+    "The request is the worker's, at `epoch`: act on it (once)."
+
+
+class Revoke(Verdict, frozen=True, kw_only=True, tag="revoke"):
+    """The request is not the worker's: drop it. `epoch` is the session's assignment now (0 when it
+    has none); a worker that holds the session at another epoch has lost it: it stops what it does
+    for the session and never saves it again."""
 
 
 class Todo(msgspec.Struct, frozen=True):
@@ -151,9 +176,11 @@ class Bye(ToWeb, frozen=True, kw_only=True, tag="bye"):
 
 
 class AboutRequest(ToWeb, frozen=True, kw_only=True):
-    "A brain's word on one request of one session."
+    """A brain's word on one request of one session, under the session's assignment `epoch`; the
+    web ignores it unless the worker holds the session at that epoch."""
     session: Id
     request: Id
+    epoch: Epoch = 0
 
 
 class ReplyPart(AboutRequest, frozen=True, kw_only=True):
@@ -162,7 +189,7 @@ class ReplyPart(AboutRequest, frozen=True, kw_only=True):
 
 
 class Ack(AboutRequest, frozen=True, kw_only=True, tag="ack"):
-    "A worker has taken `request` and will not need it again."
+    "A worker claims `request` (sent to it at `epoch`); it waits for the web's Grant or Revoke."
 
 
 class Note(AboutRequest, frozen=True, kw_only=True, tag="note"):
@@ -216,7 +243,7 @@ class Failed(ReplyPart, frozen=True, kw_only=True, tag="failed"):
     text: str = ""
 
 
-KINDS = (Chat, Stop, Regenerate, Reset, TodoEvent, Interaction, ToolResult, Hello, Heartbeat, Bye, Ack, Note, Waiting, CallTool,
+KINDS = (Chat, Stop, Regenerate, Reset, TodoEvent, Interaction, ToolResult, Grant, Revoke, Hello, Heartbeat, Bye, Ack, Note, Waiting, CallTool,
          Chunk, Done, Failed)
 AnyMessage = Union[KINDS]  # type: ignore[valid-type]
 

@@ -51,6 +51,11 @@ class System:
                                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
+    def start_copy(self, name: str, of: str) -> "System":
+        "One more copy of a Procfile line, as `honcho start -c brain=2` runs it."
+        self.commands[name] = self.commands[of]
+        return self.start(name)
+
     def wait_ready(self, timeout: float = 20.0) -> dict:
         "Wait until the web answers and knows a ready brain (its model loaded)."
         return self.wait_status(lambda s: s["status"] in ("ready", "busy"), timeout)

@@ -1,24 +1,37 @@
 """The broker's routing and liveness rules, with its collaborators swapped for fakes and a
 hand-turned clock: fast, and exact about time."""
 from shared.config import Settings
-from shared.messages import Ack, Bye, Chat, Chunk, Heartbeat, Hello, decode, encode
-from web.broker import Broker
+from shared.messages import Ack, Bye, Chat, Chunk, Grant, Heartbeat, Hello, Revoke, Stop, ToBrain, decode, encode
+from web.broker import Broker, Owner
 
 
 class Recorder:
     "Listener, outbox and XPUB socket in one: it remembers what the broker did."
 
     def __init__(self):
-        self.sent, self.statuses, self.lost, self.kept, self.dropped = [], [], [], [], []
+        self.sent, self.verdicts, self.heard, self.statuses, self.lost, self.kept, self.dropped = [], [], [], [], [], [], []
+        self.assigned, self.released = {}, []
 
-    def brain_message(self, msg): pass
+    def brain_message(self, msg): self.heard.append(msg)
     def brain_status(self, status): self.statuses.append(status)
     def brain_lost(self, worker): self.lost.append(worker)
     def keep(self, msg): self.kept.append(msg.request)
     def drop(self, request): self.dropped.append(request)
+    def assign(self, session, owner): self.assigned[session] = owner
+    def release(self, worker): self.released.append(worker)
     def send_multipart(self, frames, copy=True):
         if frames[0].startswith(b"brain."):  # not the brain traffic it forwards to tails
-            self.sent.append(decode(frames))
+            msg = decode(frames)
+            (self.sent if isinstance(msg, ToBrain) else self.verdicts).append(msg)
+
+
+def ack(msg):
+    "The worker's claim on a message it was sent."
+    return encode(Ack(worker=msg.worker, session=msg.session, request=msg.request, epoch=msg.epoch))
+
+
+def beat(worker, **kw):
+    return encode(Heartbeat(worker=worker, started=0, pid=1, model="m", parallel=1, **(UP | kw)))
 
 
 def make(now):
@@ -43,8 +56,9 @@ def test_nothing_is_sent_before_the_worker_is_subscribed_and_present_then_all_of
     assert rec.sent == [] and broker.status == "offline", "a hello without a subscription is not enough"
     broker.subscription(b"\x01brain.w1.")
     assert [(m.request, m.worker) for m in rec.sent] == [("r1", "w1")] and broker.status == "ready"
-    broker.from_publisher(encode(Ack(worker="w1", session="s", request="r1")))
+    broker.from_publisher(ack(rec.sent[-1]))
     assert broker.pending == {} and rec.dropped == ["r1"]
+    assert [(type(v), v.request, v.epoch) for v in rec.verdicts] == [(Grant, "r1", rec.sent[-1].epoch)]
 
 
 def test_a_silent_worker_is_lost_after_three_beats_and_back_with_any_message():
@@ -152,8 +166,94 @@ def test_a_message_a_live_worker_did_not_ack_is_sent_again_after_the_ack_timeout
     broker.from_publisher(encode(Heartbeat(worker="w1", started=0, pid=1, model="m", parallel=1, **UP)))
     broker.check_liveness()
     assert [(m.request, m.worker) for m in rec.sent] == [("r1", "w1"), ("r1", "w1")], "sent again"
-    broker.from_publisher(encode(Ack(worker="w1", session="s", request="r1")))
+    broker.from_publisher(ack(rec.sent[-1]))
     now[0] = 10.0
     broker.from_publisher(encode(Heartbeat(worker="w1", started=0, pid=1, model="m", parallel=1, **UP)))
     broker.check_liveness()
     assert len(rec.sent) == 2 and broker.pending == {}, "an acked message is never sent again"
+
+
+def two_workers(now):
+    broker, rec = make(now)
+    for w in ("w1", "w2"):
+        broker.subscription(f"\x01brain.{w}.".encode())
+        broker.from_publisher(hello(w))
+    return broker, rec
+
+
+def test_a_stalled_workers_claim_is_void_once_its_message_went_elsewhere():
+    now = [0.0]
+    broker, rec = two_workers(now)
+    broker.submit(Chat(session="s", request="r1", text="hi"))
+    first = rec.sent[-1]
+    other = ({"w1", "w2"} - {first.worker}).pop()
+    now[0] = 3.1  # the first worker froze before it could claim r1; the other one heartbeats
+    broker.from_publisher(beat(other))
+    broker.check_liveness()
+    second = rec.sent[-1]
+    assert (second.request, second.worker) == ("r1", other) and second.epoch > first.epoch
+    assert (type(rec.verdicts[-1]), rec.verdicts[-1].worker) == (Revoke, first.worker), "told at once, for when it wakes"
+    broker.from_publisher(ack(second))
+    assert isinstance(rec.verdicts[-1], Grant) and rec.verdicts[-1].worker == other
+    # The first worker wakes up and claims its copy: revoked, not granted, and not heard.
+    heard = len(rec.heard)
+    broker.from_publisher(ack(first))
+    assert (type(rec.verdicts[-1]), rec.verdicts[-1].worker, rec.verdicts[-1].epoch) == (Revoke, first.worker, second.epoch)
+    broker.from_publisher(encode(Chunk(worker=first.worker, session="s", request="r1", epoch=first.epoch, seq=0, text="dup")))
+    assert len(rec.heard) == heard, "nothing the old holder says about the session reaches the chats"
+    broker.from_publisher(encode(Chunk(worker=other, session="s", request="r1", epoch=second.epoch, seq=0, text="ok")))
+    assert rec.heard[-1].text == "ok"
+
+
+def test_a_session_stays_with_its_worker_while_it_is_ready():
+    now = [0.0]
+    broker, rec = make(now)
+    broker.subscription(b"\x01brain.w1.")
+    broker.from_publisher(hello("w1"))
+    for i in range(8):
+        broker.submit(Chat(session=f"s{i}", request=f"a{i}", text="x"))
+    for w in ("w2", "w3"):  # would win the hash for some sessions
+        broker.subscription(f"\x01brain.{w}.".encode())
+        broker.from_publisher(hello(w))
+    for i in range(8):
+        broker.submit(Chat(session=f"s{i}", request=f"b{i}", text="x"))
+    assert {m.worker for m in rec.sent} == {"w1"}
+    assert len({m.epoch for m in rec.sent}) == 8, "one assignment per session, kept"
+
+
+def test_a_lost_grant_is_granted_again_and_a_withdrawn_message_is_revoked():
+    now = [0.0]
+    broker, rec = make(now)
+    broker.subscription(b"\x01brain.w1.")
+    broker.from_publisher(hello("w1"))
+    broker.submit(Chat(session="s", request="r1", text="hi"))
+    broker.from_publisher(ack(rec.sent[-1]))
+    broker.from_publisher(ack(rec.sent[-1]))  # the worker heard no answer and claims again
+    assert [type(v) for v in rec.verdicts] == [Grant, Grant]
+    assert [type(m) for m in rec.heard if isinstance(m, Ack)] == [Ack], "the chats hear of a claim once"
+    broker.submit(Chat(session="s", request="r2", text="queued"))
+    assert broker.withdraw("r2"), "a claim not granted yet can be taken back"
+    broker.from_publisher(ack(rec.sent[-1]))
+    assert isinstance(rec.verdicts[-1], Revoke) and rec.verdicts[-1].request == "r2"
+    broker.submit(Stop(session="s", request="r3", reply="r1"))
+    assert not broker.withdraw("r1"), "a granted message cannot be withdrawn"
+
+
+def test_assignments_survive_a_restart_and_epochs_only_grow():
+    now = [0.0]
+    broker, rec = make(now)
+    broker.subscription(b"\x01brain.w1.")
+    broker.from_publisher(hello("w1"))
+    broker.submit(Chat(session="s", request="r1", text="hi"))
+    kept = dict(rec.assigned)
+    again, rec2 = make(now)
+    again.resume([], kept)
+    again.subscription(b"\x01brain.w2.")
+    again.from_publisher(hello("w2"))
+    again.subscription(b"\x01brain.w1.")
+    again.from_publisher(hello("w1"))
+    again.submit(Chat(session="s", request="r2", text="again"))
+    assert (rec2.sent[-1].worker, rec2.sent[-1].epoch) == ("w1", kept["s"].epoch), "same worker, same epoch"
+    again.subscription(b"\x00brain.w1.")
+    assert rec2.released == ["w1"] and rec2.sent[-1].worker == "w2" and rec2.sent[-1].epoch > kept["s"].epoch
+    assert again.owners["s"] == Owner("w2", rec2.sent[-1].epoch)

@@ -23,7 +23,7 @@ class FakeBus:
         self.listener, self.sent, self.pending, self.workers, self.models = listener, [], {}, {}, ["llama3.2:latest"]
 
     def open(self): pass
-    def resume(self, pending): pass
+    def resume(self, pending, owners): pass
     async def run(self): await asyncio.Event().wait()
 
     def submit(self, msg):

@@ -1,5 +1,6 @@
 """The brain's session engine (brain/engine.py) with a scripted Ollama, a hand-turned clock and
-real SQLite memory: stop, new chat, regenerate, coalesced comments, waiting for Ollama, eviction."""
+real SQLite memory: stop, new chat, regenerate, coalesced comments, waiting for Ollama, eviction,
+and one truth per session when a session moves between workers (epochs)."""
 import asyncio
 import threading
 
@@ -7,12 +8,13 @@ import pytest
 
 from brain import engine as engine_module
 from brain.engine import Engine
+from brain.conversation import Change
 from brain.memory import Memory
 from brain.ollama_client import Delta, HungUp, OllamaUnavailable
 from brain.ollama_watch import Reach
 from shared.config import Settings
-from shared.messages import (Chat, Chunk, Done, Failed, Interaction, Regenerate, Reset, Stats, Stop, Todo, TodoEvent,
-                             ToolResult, Waiting)
+from shared.messages import (Chat, Chunk, Done, Failed, Interaction, Regenerate, Reset, Revoke, Stats, Stop, Todo,
+                             TodoEvent, ToolResult, Waiting)
 
 
 class ScriptedOllama:
@@ -237,4 +239,72 @@ def test_an_action_whose_reply_was_cut_off_is_told_with_the_next_turn(run):
             {"role": "user", "content": "[app] The user saw your action from a reply that was cut off: "
                                         "Added #1 'oat milk'.\nThe todo list now:\n- [ ] #1 oat milk"},
             {"role": "user", "content": "add oat milk"}]
+    run(scenario)
+
+
+def users(asked):
+    return [m["content"] for m in asked["messages"] if m["role"] == "user"]
+
+
+def test_a_session_that_comes_back_at_a_new_epoch_is_read_again_with_what_another_worker_did(run, tmp_path):
+    async def scenario(engine, ollama, sent, clock, watch):
+        engine.handle(chat("r1", "one", epoch=1))
+        await until(lambda: len(finals(sent)) == 1)
+        other = Memory(tmp_path)  # another worker on the same brain.db takes the session at epoch 2
+        moved = other.load("s", 2)
+        moved.begin_turn("two")
+        moved.add_reply("answered elsewhere")
+        other.save("s", moved)
+        engine.handle(chat("r3", "three", epoch=3))
+        await until(lambda: len(finals(sent)) == 2)
+        assert users(ollama.replies()[-1]) == ["one", "two", "three"]
+        assert {m.epoch for m in sent} == {1, 3}, "every message says under which epoch it was made"
+    run(scenario)
+
+
+def test_a_job_of_an_epoch_the_session_has_left_is_dropped_and_its_copy_is_never_saved(run, tmp_path):
+    async def scenario(engine, ollama, sent, clock, watch):
+        engine.handle(chat("r1", "one", epoch=1))
+        await until(lambda: len(finals(sent)) == 1)
+        Memory(tmp_path).load("s", 5)  # the session moved to another worker meanwhile
+        engine.handle(chat("r2", "stale copy", epoch=1))
+        await asyncio.sleep(0.2)
+        assert len(ollama.replies()) == 1 and len(finals(sent)) == 1, "not asked, not answered"
+        assert "s" not in engine.conversations
+        assert [t["content"] for t in Memory(tmp_path).load("s").turns] == ["one", "ok"]
+    run(scenario)
+
+
+def test_revoked_at_another_epoch_the_running_reply_stops_without_a_word_or_a_save(run, tmp_path):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.hold = True
+        ollama.scripts = [["partial", "more"]]
+        engine.handle(chat("r1", "long one", epoch=1))
+        await until(lambda: any(isinstance(m, Chunk) for m in sent))
+        engine.revoke(Revoke(worker="w1", session="s", request="r1", epoch=2))
+        await until(lambda: not engine.queue("s").busy)
+        await asyncio.sleep(0.1)
+        assert finals(sent) == [], "the web ignores it anyway; it is not said"
+        assert "s" not in engine.conversations
+        assert [t["role"] for t in Memory(tmp_path).load("s").turns] == ["user"], "the partial reply is not saved"
+    run(scenario)
+
+
+def test_a_message_acted_on_is_not_acted_on_again_after_a_restart(run, tmp_path):
+    async def scenario(engine, ollama, sent, clock, watch):
+        engine.handle(chat("r1", "once", epoch=1))
+        await until(lambda: len(finals(sent)) == 1)
+        engine.shutdown()
+        again = Engine(engine.settings, ollama, Memory(tmp_path), watch, sent.append, "w2", call_later=clock.call_later)
+        again.handle(chat("r1", "once", epoch=2))  # the web sent it again (it lost its record of the grant)
+        again.handle(TodoEvent(session="s", request="t1", epoch=2, action="added", todo=Todo(1, "a", False),
+                               todos=[Todo(1, "a", False)]))
+        again.handle(TodoEvent(session="s", request="t1", epoch=2, action="added", todo=Todo(1, "a", False),
+                               todos=[Todo(1, "a", False)]))
+        await until(lambda: len(finals(sent)) == 2)
+        assert (finals(sent)[-1].code, finals(sent)[-1].request) == ("duplicate", "r1"), "the bubble gets an answer"
+        assert len(ollama.replies()) == 1
+        await until(lambda: not again.queue("s").busy and not again.queue("s").jobs)
+        assert again.conversations["s"].unseen == [Change("added", Todo(1, "a", False))], "one change, not two"
+        again.shutdown()
     run(scenario)

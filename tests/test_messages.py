@@ -1,8 +1,8 @@
 """Every bus message: round trips, topics, and refusals with a reason (shared/messages.py)."""
 import pytest
 
-from shared.messages import (KINDS, Ack, BadFrame, Bye, CallTool, Chat, Chunk, Done, Failed, Heartbeat, Hello, Interaction, Note, Regenerate,
-                             Reset, Stats, Stop, Todo, TodoEvent, ToolResult, Waiting, decode, encode)
+from shared.messages import (KINDS, Ack, BadFrame, Bye, CallTool, Chat, Chunk, Done, Failed, Grant, Heartbeat, Hello, Interaction, Note,
+                             Regenerate, Reset, Revoke, Stats, Stop, Todo, TodoEvent, ToolResult, Waiting, decode, encode)
 
 SAMPLES = [
     Chat(worker="w1", session="s1", request="r1", text="hi <b>there</b> ✓"),
@@ -15,7 +15,9 @@ SAMPLES = [
     Heartbeat(worker="w1", started=1.5, pid=42, model="llama3.2", parallel=4, busy=2, ollama="up",
               ollama_url="http://127.0.0.1:11434", version="0.12.0", models=["llama3.2:latest"]),
     Bye(worker="w1"),
-    Ack(worker="w1", session="s1", request="r1"),
+    Ack(worker="w1", session="s1", request="r1", epoch=1733050000000001),
+    Grant(worker="w1", session="s1", request="r1", epoch=1733050000000001),
+    Revoke(worker="w1", session="s1", request="r1", epoch=0),
     Note(worker="w1", session="s1", request="r1", text="old turns set aside"),
     Waiting(worker="w1", session="s1", request="r1", reason="Ollama is not running"),
     Interaction(worker="w1", session="s1", request="r5", method="POST", path="/todos", trigger="todo-form",
@@ -34,7 +36,7 @@ def test_every_kind_round_trips_with_a_topic_that_names_its_direction():
     for msg in SAMPLES:
         frames = encode(msg)
         assert decode(frames) == msg
-        to_brain = ("chat", "stop", "regenerate", "reset", "todo", "interaction", "tool_result")
+        to_brain = ("chat", "stop", "regenerate", "reset", "todo", "interaction", "tool_result", "grant", "revoke")
         expected = f"brain.w1.{msg.kind}" if msg.kind in to_brain else f"web.{msg.kind}"
         assert frames[0].decode() == expected
 

@@ -10,11 +10,20 @@ reached XPUB (so nothing sent to it is dropped by the slow-joiner effect) and it
 heartbeated within 3 intervals. Each message for a brain stays pending (and in the outbox on
 disk, so a web restart loses nothing) until a brain acks it; pending messages with no ready worker
 wait, and are sent when one appears.
+
+One owner per message. Each session is assigned to one worker at a time, numbered by an `epoch`
+that changes whenever the session moves (its worker is lost, say); a session stays with its worker
+while that worker is ready. A worker claims each message it is sent (`Ack`) and acts on it only when
+the web grants the claim; a claim on a message that has been sent elsewhere meanwhile (its worker
+was only stalled) is revoked. Whatever a worker says about a session it no longer holds at that
+epoch is ignored, and the worker is told, so it stops and never saves that session again. The
+assignments are kept on disk too, so a web restart changes none of them.
 """
 import asyncio
 import logging
 import time
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,12 +32,14 @@ import zmq
 
 from shared import bus
 from shared.config import Settings
-from shared.messages import Ack, BadFrame, Bye, Presence, ToBrain, ToWeb, decode, encode
+from shared.messages import (AboutRequest, Ack, BadFrame, Bye, Grant, Message, Presence, Revoke, ToBrain, ToWeb,
+                             decode, encode)
 from web.status import ChainStatus, chain_status
 
 log = logging.getLogger("web.broker")
 MISSED_BEATS = 3
 ACK_TIMEOUT_BEATS = 3  # a live worker acks at once; no ack in this many heartbeats: sent again
+GRANTS_REMEMBERED = 10_000  # so a claim whose grant was lost is granted again
 RESTART_GRACE_S = 15.0  # how long "restarting" may last after a clean goodbye before it is "offline"
 
 
@@ -39,10 +50,20 @@ class Listener(Protocol):
     def brain_lost(self, worker: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class Owner:
+    "Which worker holds a session, under which assignment."
+    worker: str
+    epoch: int
+
+
 class Outbox(Protocol):
-    "Where pending messages are kept across web restarts."
+    "Where pending messages and the sessions' assignments are kept across web restarts."
     def keep(self, msg: ToBrain) -> None: ...
     def drop(self, request: str) -> None: ...
+    def assign(self, session: str, owner: Owner) -> None: ...
+    def release(self, worker: str) -> None:
+        "The worker is gone: its sessions are assigned anew when they next need a worker."
 
 
 @dataclass
@@ -59,12 +80,19 @@ class Broker:
         self.workers: dict[str, WorkerState] = {}
         self.pending: dict[str, ToBrain] = {}
         self.sent_at: dict[str, float] = {}  # when each pending message last went to a worker
+        self.owners: dict[str, Owner] = {}  # by session
+        self.granted: OrderedDict[str, Owner] = OrderedDict()  # by request: whose claim was granted
+        self.last_epoch = 0
         self.restarting_until = 0.0
         self.shown: tuple = ()  # what the status depends on, as last announced
 
-    def resume(self, pending: list[ToBrain]) -> None:
-        "Take back what the outbox held when the web last stopped; sent once a worker is ready."
+    def resume(self, pending: list[ToBrain], owners: dict[str, Owner] | None = None) -> None:
+        """Take back what the outbox held when the web last stopped (sent once a worker is ready)
+        and the sessions' assignments. Epochs only grow, across restarts too: the next one is
+        past every kept one and past the clock (in µs), so a lost web.db cannot make them repeat."""
         self.pending.update((msg.request, msg) for msg in pending)
+        self.owners.update(owners or {})
+        self.last_epoch = max([self.last_epoch, time.time_ns() // 1000, *(o.epoch for o in self.owners.values())])
 
     def open(self) -> None:
         "Bind the bus; raises (and so stops the web from starting) if it cannot."
@@ -108,8 +136,9 @@ class Broker:
         return sorted({m for models in lists for m in models}) if lists else None
 
     def serving(self, session: str) -> Presence | None:
-        "The ready worker that serves `session`, as it last described itself."
-        worker = self._pick(session)
+        "The ready worker that serves `session` (or would), as it last described itself."
+        owner = self.owners.get(session)
+        worker = owner.worker if owner and self.ready(owner.worker) else self._pick(session)
         return self.workers[worker].presence if worker else None
 
     @property
@@ -125,30 +154,86 @@ class Broker:
         return self.status_of("")[0]
 
     def withdraw(self, request: str) -> bool:
-        "Take back a message no worker has been sent yet; False if one may have it already."
-        msg = self.pending.get(request)
-        state = self.workers.get(msg.worker) if msg else None
-        if msg is None or (state is not None and self._ready(state)):
+        """Take back a message no worker's claim on has been granted; False if one may be acting on
+        it. A worker that claims it later has its claim revoked."""
+        if self.pending.pop(request, None) is None:
             return False
-        del self.pending[request]
         self.sent_at.pop(request, None)
         self.outbox.drop(request)
         return True
 
     def _route(self, msg: ToBrain) -> bool:
-        worker = self._pick(msg.session)
-        if worker is None:
+        owner = self._assign(msg.session, msg.request)
+        if owner is None:
             return False
-        msg = msgspec.structs.replace(msg, worker=worker)
+        msg = msgspec.structs.replace(msg, worker=owner.worker, epoch=owner.epoch)
         self.pending[msg.request] = msg
         self.sent_at[msg.request] = self.clock()
-        self.xpub.send_multipart(encode(msg), copy=False)
+        self._send(msg)
         return True
+
+    def _assign(self, session: str, request: str) -> Owner | None:
+        """The session's worker: the one that holds it while that one is ready, else a ready one
+        under a new epoch. A worker that held it and may only be stalled is told at once."""
+        held = self.owners.get(session)
+        if held is not None and self.ready(held.worker):
+            return held
+        worker = self._pick(session)
+        if worker is None:
+            return None
+        self.last_epoch += 1
+        owner = self.owners[session] = Owner(worker, self.last_epoch)
+        self.outbox.assign(session, owner)
+        if held is not None and held.worker in self.workers:
+            log.warning("session %s moves from brain %s to %s", session[:8], held.worker, worker)
+            self._send(Revoke(worker=held.worker, session=session, request=request, epoch=owner.epoch))
+        return owner
+
+    def _send(self, msg: Message) -> None:
+        self.xpub.send_multipart(encode(msg), copy=False)
+
+    def _claimed(self, ack: Ack) -> bool:
+        """Grant a claim on a message that is pending for that worker at that epoch (once; again if
+        the grant was lost), revoke any other. True when the claim is new, for the listener."""
+        claim, owner = Owner(ack.worker, ack.epoch), self.owners.get(ack.session)
+        msg = self.pending.get(ack.request)
+        new = msg is not None and Owner(msg.worker, msg.epoch) == claim == owner
+        if new:
+            del self.pending[ack.request]
+            self.sent_at.pop(ack.request, None)
+            self.outbox.drop(ack.request)
+            self.granted[ack.request] = claim
+            while len(self.granted) > GRANTS_REMEMBERED:
+                self.granted.popitem(last=False)
+        if new or self.granted.get(ack.request) == claim == owner:
+            self._send(Grant(worker=ack.worker, session=ack.session, request=ack.request, epoch=ack.epoch))
+        else:
+            log.info("revoked the claim of brain %s on %s %s", ack.worker, ack.session[:8], ack.request)
+            self._revoke(ack, owner)
+        return new
+
+    def _revoke(self, msg: AboutRequest, owner: Owner | None) -> None:
+        self._send(Revoke(worker=msg.worker, session=msg.session, request=msg.request, epoch=owner.epoch if owner else 0))
+
+    def _from_holder(self, msg: AboutRequest) -> bool:
+        "Whether `msg` comes from the session's worker at its epoch; if not, it is ignored and the sender told."
+        owner = self.owners.get(msg.session)
+        if owner is None or owner == Owner(msg.worker, msg.epoch):
+            return True
+        log.info("ignored a %s from brain %s for session %s, which it no longer holds", msg.kind, msg.worker,
+                 msg.session[:8])
+        self._revoke(msg, owner)
+        return False
 
     def _pick(self, session: str) -> str | None:
         # Rendezvous hashing: a session sticks to one worker for as long as that worker lives.
         ready = [w for w, state in self.workers.items() if self._ready(state)]
         return max(ready, key=lambda w: zlib.crc32(f"{session}:{w}".encode()), default=None)
+
+    def ready(self, worker: str) -> bool:
+        "Whether `worker` is subscribed and heartbeating, so what is sent to it now reaches it."
+        state = self.workers.get(worker)
+        return state is not None and self._ready(state)
 
     def _alive(self, state: WorkerState) -> bool:
         return state.presence is not None and self.clock() - state.last_seen < MISSED_BEATS * self.settings.heartbeat_s
@@ -197,14 +282,15 @@ class Broker:
             log.warning("ignored a %s message sent by a publisher", msg.kind)
             return
         try:
-            self._observe(msg)
-            self.listener.brain_message(msg)
+            if self._observe(msg):
+                self.listener.brain_message(msg)
         except Exception:
             # One message the web could not handle must not take the bus down for everyone.
             log.exception("failed to handle a %s message from %s", msg.kind, msg.worker)
 
-    def _observe(self, msg: ToWeb) -> None:
-        "What a brain's message says about the brain: alive, its acks, its presence, its goodbye."
+    def _observe(self, msg: ToWeb) -> bool:
+        """What a brain's message says about the brain (alive, its claims, its presence, its
+        goodbye); False when the listener must not hear of it."""
         state = self.workers.get(msg.worker)
         if state is not None and state.presence is not None:
             state.last_seen = self.clock()  # any message is proof of life, not only heartbeats
@@ -213,10 +299,10 @@ class Broker:
                 log.warning("brain %s is back", msg.worker)
                 self._changed()
         if isinstance(msg, Ack):
-            self.sent_at.pop(msg.request, None)
-            if self.pending.pop(msg.request, None) is not None:
-                self.outbox.drop(msg.request)
-        elif isinstance(msg, Presence):
+            return self._claimed(msg)
+        if isinstance(msg, AboutRequest):
+            return self._from_holder(msg)
+        if isinstance(msg, Presence):
             state = self.workers.setdefault(msg.worker, WorkerState())
             state.presence, state.last_seen = msg, self.clock()
             self._changed()
@@ -225,6 +311,7 @@ class Broker:
             self.restarting_until = self.clock() + RESTART_GRACE_S
             self._lose(msg.worker, "said goodbye")
             self._update_status()
+        return True
 
     async def _subscriptions(self) -> None:
         while True:
@@ -264,6 +351,9 @@ class Broker:
         if known is None:
             return False
         log.warning("brain %s %s", worker, why)
+        if forget:  # it cannot speak again: nothing of it is left to fence
+            self.owners = {s: o for s, o in self.owners.items() if o.worker != worker}
+            self.outbox.release(worker)
         self.listener.brain_lost(worker)
         self._changed()
         return True

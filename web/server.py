@@ -25,7 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from shared.config import Settings, setup_logging
 from shared.messages import TodoEvent
 from web.actions import MAX_TITLE_CHARS, clean_title
-from web.broker import Broker
+from web.broker import Broker, Owner
 from web.chats import Chats
 from web.clients import Clients
 from web.components import Page, TodoItem, head_assets
@@ -77,7 +77,8 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         if missing:
             raise SystemExit(f"browser assets missing ({', '.join(missing)}): run `npm ci` (`make run` does)")
         broker.open()
-        broker.resume(await disk.call(store.pending))
+        broker.resume(await disk.call(store.pending),
+                      {row.session: Owner(row.worker, row.epoch) for row in await disk.call(store.assignments)})
         task = asyncio.create_task(broker.run())
         yield
         task.cancel()
@@ -168,7 +169,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     @rt("/api/status", methods=["get"])
     async def status():
         "For scripts and tests: the brain's status and the workers the web knows (read on the loop that changes them)."
-        workers = {w: {"pid": s.presence.pid, "busy": s.presence.busy, "model": s.presence.model,
+        workers = {w: {"pid": s.presence.pid, "ready": broker.ready(w), "busy": s.presence.busy, "model": s.presence.model,
                        "ollama": s.presence.ollama, "version": s.presence.version, "loading": s.presence.loading,
                        "models": s.presence.models}
                    for w, s in broker.workers.items() if s.presence}

@@ -39,6 +39,14 @@ class OutboxRow:
 
 
 @dataclass
+class OwnerRow:
+    "Which brain worker holds a session, under which epoch (see web/broker.py)."
+    session: str = ""
+    worker: str = ""
+    epoch: int = 0
+
+
+@dataclass
 class Choice:
     "A session's chosen model."
     session: str = ""
@@ -54,6 +62,7 @@ class Store:
         self.lines = self.db.create(Line, name="lines", pk="id", transform=True)
         self.outbox = self.db.create(OutboxRow, name="outbox", pk="request", transform=True)
         self.choices = self.db.create(Choice, name="choices", pk="session", transform=True)
+        self.owners = self.db.create(OwnerRow, name="owners", pk="session", transform=True)
         self.db.execute("create index if not exists todos_session on todos(session)")
         self.db.execute("create index if not exists lines_session on lines(session)")
         self._dedupe_lines()
@@ -148,6 +157,17 @@ class Store:
         return kept
 
 
+    def assign(self, session: str, worker: str, epoch: int) -> None:
+        self.db.execute("insert or replace into owners (session, worker, epoch) values (?, ?, ?)",
+                        [session, worker, epoch])
+
+    def release(self, worker: str) -> None:
+        self.db.execute("delete from owners where worker = ?", [worker])
+
+    def assignments(self) -> list[OwnerRow]:
+        return list(self.owners())
+
+
 class StoreThread:
     "Runs Store calls on one thread, in submission order, off the event loop."
 
@@ -178,3 +198,9 @@ class DiskOutbox:
 
     def drop(self, request: str) -> None:
         self.disk.post(self.store.drop_pending, request)
+
+    def assign(self, session: str, owner) -> None:
+        self.disk.post(self.store.assign, session, owner.worker, owner.epoch)
+
+    def release(self, worker: str) -> None:
+        self.disk.post(self.store.release, worker)

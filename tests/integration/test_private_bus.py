@@ -5,6 +5,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 import tempfile
 from pathlib import Path
 
@@ -54,8 +55,12 @@ def test_the_default_bus_works_for_this_account_and_refuses_another(start_system
                            capture_output=True, text=True, timeout=20)
     assert other.returncode != 0, other.stdout
     assert f"cannot reach the bus at ipc://{bus_dir}/sub: permission denied" in other.stderr, other.stderr
+    joined = system.log("web").count("a subscriber joined ''")
     owner = subprocess.Popen(tail, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        deadline = time.monotonic() + 10
+        while system.log("web").count("a subscriber joined ''") == joined and time.monotonic() < deadline:
+            time.sleep(0.05)  # the tail's subscription must reach the bus before the message does
         tab.send("seen by the owner's tail")
         tab.wait(lambda t: t.finished(2))
     finally:

@@ -1,0 +1,64 @@
+"""The brain's bus node (brain/node.py): it claims every message, hands on only what the web
+grants, in arrival order per session, drops what it revokes, and claims again when no answer came."""
+from brain.node import Node
+from shared.config import Settings
+from shared.messages import Ack, Chat, Grant, Revoke
+
+
+class FakeEngine:
+    def __init__(self):
+        self.handled, self.revoked = [], []
+
+    def handle(self, msg): self.handled.append(msg.request)
+    def revoke(self, msg): self.revoked.append(msg.request)
+
+
+def make():
+    node = Node(Settings.from_env({"BUS_HEARTBEAT_S": "1"}), client=None, memory=None)
+    node.engine, sent = FakeEngine(), []
+    node.send = sent.append
+    return node, sent
+
+
+def chat(request, session="s", epoch=7):
+    return Chat(worker="w", session=session, request=request, epoch=epoch, text="hi")
+
+
+def verdict(kind, request, session="s", epoch=7):
+    return kind(worker="w", session=session, request=request, epoch=epoch)
+
+
+def test_granted_messages_are_handed_on_in_arrival_order_per_session():
+    node, sent = make()
+    for request, session in (("a1", "a"), ("a2", "a"), ("b1", "b")):
+        node.handle(chat(request, session))
+    assert [(m.request, m.epoch) for m in sent if isinstance(m, Ack)] == [("a1", 7), ("a2", 7), ("b1", 7)]
+    node.handle(verdict(Grant, "a2", "a"))
+    node.handle(verdict(Grant, "b1", "b"))
+    assert node.engine.handled == ["b1"], "a2 waits for a1, b1 waits for nobody"
+    node.handle(verdict(Grant, "a1", "a"))
+    assert node.engine.handled == ["b1", "a1", "a2"]
+
+
+def test_a_revoked_claim_is_dropped_and_unblocks_the_next():
+    node, sent = make()
+    node.handle(chat("r1"))
+    node.handle(chat("r2"))
+    node.handle(verdict(Grant, "r2"))
+    node.handle(verdict(Revoke, "r1", epoch=9))
+    assert node.engine.handled == ["r2"] and node.engine.revoked == ["r1"]
+    node.handle(verdict(Grant, "r1"))
+    assert node.engine.handled == ["r2"], "a grant after the revoke finds no claim"
+
+
+def test_a_claim_with_no_answer_is_made_again_and_a_copy_already_handed_on_is_only_acked():
+    node, sent = make()
+    node.handle(chat("r1"))
+    node.claim_again(now=node.claims["r1"].claimed_at + 2.0)
+    assert len(sent) == 1, "not due yet"
+    node.claim_again(now=node.claims["r1"].claimed_at + 3.5)
+    assert [m.request for m in sent] == ["r1", "r1"]
+    node.handle(verdict(Grant, "r1"))
+    node.handle(chat("r1"))  # the web's copy, sent again before our claim reached it
+    node.handle(verdict(Grant, "r1"))
+    assert node.engine.handled == ["r1"] and len(sent) == 3
