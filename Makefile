@@ -26,13 +26,21 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
+# The conversation-store tests run PostgreSQL (Debian's server, started by the tests), and the
+# multi-host test drops and loses packets with nftables.
+POSTGRES := /usr/lib/postgresql
+NFT := /usr/sbin/nft
+$(POSTGRES) $(NFT):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql nftables iproute2
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
 setup: $(VENV)/.installed node_modules/.installed
 
-setup-dev: $(VENV)/.installed-dev node_modules/.installed $(CHROMIUM)
+setup-dev: $(VENV)/.installed-dev node_modules/.installed $(CHROMIUM) $(POSTGRES) $(NFT)
 
 run: setup
 	honcho start

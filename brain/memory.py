@@ -1,5 +1,7 @@
-"""Conversations on disk (DATA_DIR/brain.db), so a restarted brain still knows every session, and
-every brain on the machine shares one truth about each.
+"""Conversations on disk, so a restarted brain still knows every session, and every brain shares
+one truth about each: SQLite in DATA_DIR/brain.db for one machine, or PostgreSQL
+(BRAIN_DATABASE_URL) for brains on several hosts. Both hold the same tables and behave the same;
+only the few lines in `Sqlite` and `Postgres` differ.
 
 Every copy of a conversation belongs to an assignment (`epoch`, given by the web when the session
 came to a worker). Reading a session for a new epoch claims it: the stored epoch is raised to it in
@@ -7,20 +9,34 @@ the same transaction, so a worker that held the session before can never save it
 raises `Fenced`), and a worker that comes with an older epoch than the stored one is refused. A
 worker therefore answers from its cached copy only while it holds the session's current epoch.
 
-Turns are only ever appended, so saving writes just the turns added since the last save. Saves
-are plain SQL: fastlite's insert costs over ten times as much Python, all of it holding the GIL.
+Turns change only at the end (appended, or the newest dropped for a regenerate), so saving
+writes just the turns after the longest prefix that is as last saved.
 """
+import sqlite3
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
-from fastlite import database
 
 from brain.conversation import Change, Conversation
 from shared.messages import Todo
 
-BUSY_TIMEOUT_MS = 10_000  # two brains on one machine write the same file: wait for the other's commit
+BUSY_TIMEOUT_S = 10.0  # two brains on one machine write the same file: wait for the other's commit
+
+# The states table: what is not a turn (the todo list, app events the model has not seen yet, the
+# list as it was last told, where the context window starts, ...), the assignment that holds the
+# session and the requests acted on. JSON in text columns.
+STATE_COLUMNS = {
+    "todos": "text not null default '[]'",
+    "unseen": "text not null default '[]'",
+    "told": "text not null default '[]'",
+    "first": "integer not null default 0",
+    "tokens_per_char": "double precision not null default 0",
+    "model": "text not null default ''",
+    "tools_off": "integer not null default 0",
+    "epoch": "bigint not null default 0",
+    "handled": "text not null default '[]'",
+}
 
 
 class Fenced(Exception):
@@ -30,58 +46,94 @@ class Fenced(Exception):
         self.session, self.mine, self.stored = session, mine, stored
 
 
-@dataclass
-class TurnRow:
-    "One message of a conversation; `extra` holds its other fields as JSON (a tool call's calls or name)."
-    id: int | None = None
-    session: str = ""
-    role: str = ""
-    content: str = ""
-    extra: str = ""
+class Sqlite:
+    "One file; writers take turns (BEGIN IMMEDIATE), so the epoch read in a transaction holds to its commit."
+    key = "integer primary key"
+    lock = ""
 
-
-@dataclass
-class StateRow:
-    """What is not a turn: the todo list, app events the model has not seen yet, the list as it was
-    last told (JSON), where the context window starts, the assignment that holds the session and
-    the requests acted on (JSON)."""
-    session: str = ""
-    todos: str = "[]"
-    unseen: str = "[]"
-    told: str = "[]"
-    first: int = 0
-    tokens_per_char: float = 0.0
-    model: str = ""
-    tools_off: bool = False
-    epoch: int = 0
-    handled: str = "[]"
-
-
-class Memory:
-    def __init__(self, data_dir: Path):
-        self.db = database(Path(data_dir) / "brain.db")
-        self.db.conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+    def __init__(self, path: Path):
+        # Used from the engine's one disk thread, after being made on another.
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+        self.conn.execute("pragma journal_mode = wal")
         # WAL + NORMAL: no fsync per commit, which would delay every reply's first token.
-        self.db.execute("pragma synchronous = normal")
-        self.turns = self.db.create(TurnRow, name="turns", pk="id", transform=True)
-        self.states = self.db.create(StateRow, name="states", pk="session", transform=True)
-        self.db.execute("create index if not exists turns_session on turns(session)")
-        self.saved: dict[str, int] = {}
+        self.conn.execute("pragma synchronous = normal")
+
+    def execute(self, sql: str, params=()) -> list[tuple]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def executemany(self, sql: str, rows: list[tuple]) -> None:
+        self.conn.executemany(sql, rows)
 
     @contextmanager
-    def _transaction(self):
-        "Written at once (BEGIN IMMEDIATE), so the epoch read inside cannot change before the commit."
-        self.db.execute("begin immediate")
+    def transaction(self):
+        self.conn.execute("begin immediate")
         try:
             yield
         except BaseException:
-            self.db.execute("rollback")
+            self.conn.execute("rollback")
             raise
-        self.db.execute("commit")
+        self.conn.execute("commit")
 
-    def _stored_epoch(self, session: str) -> int:
-        row = self.db.execute("select epoch from states where session = ?", [session]).fetchone()
-        return (row[0] or 0) if row else 0
+    def columns(self, table: str) -> set[str]:
+        return {row[1] for row in self.execute(f"pragma table_info({table})")}
+
+
+class Postgres:
+    "A server all brains reach; the states row is locked (FOR UPDATE) where the epoch is read."
+    key = "bigint generated always as identity primary key"
+    lock = " for update"
+
+    def __init__(self, url: str):
+        import psycopg  # only brains that use PostgreSQL need it loaded
+
+        self.psycopg, self.url = psycopg, url
+        self.conn = psycopg.connect(url, autocommit=True)
+
+    def _connected(self):
+        "A connection lost (the server restarted, the network broke) is made again at the next use."
+        if self.conn.closed or self.conn.broken:
+            self.conn = self.psycopg.connect(self.url, autocommit=True)
+        return self.conn
+
+    def execute(self, sql: str, params=()) -> list[tuple]:
+        cursor = self._connected().execute(sql.replace("?", "%s"), params)
+        return cursor.fetchall() if cursor.description else []
+
+    def executemany(self, sql: str, rows: list[tuple]) -> None:
+        with self._connected().cursor() as cursor:
+            cursor.executemany(sql.replace("?", "%s"), rows)
+
+    @contextmanager
+    def transaction(self):
+        with self._connected().transaction():
+            yield
+
+    def columns(self, table: str) -> set[str]:
+        return {row[0] for row in self.execute("select column_name from information_schema.columns "
+                                               "where table_name = ?", [table])}
+
+
+class Memory:
+    def __init__(self, db: Sqlite | Postgres):
+        self.db = db
+        self.saved: dict[str, list[tuple]] = {}  # by session: each stored turn's fingerprint, in order
+        db.execute(f"create table if not exists turns (id {db.key}, session text not null, role text not null, "
+                   "content text not null, extra text not null default '')")
+        db.execute("create index if not exists turns_session on turns(session, id)")
+        db.execute("create table if not exists states (session text primary key)")
+        have = db.columns("states")
+        for name, decl in STATE_COLUMNS.items():  # tables of an older brain gain what is new
+            if name not in have:
+                db.execute(f"alter table states add column {name} {decl}")
+
+    @classmethod
+    def open(cls, database_url: str, data_dir: Path) -> "Memory":
+        "PostgreSQL at `database_url` when it is set, else SQLite in `data_dir`."
+        return cls(Postgres(database_url) if database_url else Sqlite(Path(data_dir) / "brain.db"))
+
+    def _stored_epoch(self, session: str, lock: bool = False) -> int:
+        rows = self.db.execute("select epoch from states where session = ?" + (self.db.lock if lock else ""), [session])
+        return rows[0][0] if rows else 0
 
     def check(self, session: str, epoch: int) -> None:
         "Raises Fenced if the session has been claimed under a newer epoch than `epoch`."
@@ -92,29 +144,32 @@ class Memory:
     def load(self, session: str, epoch: int | None = None) -> Conversation:
         """The session as stored. With `epoch`, claimed for that assignment (raises Fenced if the
         stored one is newer); without, read as it is, under the stored epoch."""
-        with self._transaction():
-            stored = self._stored_epoch(session)
+        db = self.db
+        with db.transaction():
+            if epoch is not None:
+                db.execute("insert into states (session, epoch) values (?, ?) on conflict (session) do nothing",
+                           [session, epoch])
+            stored = self._stored_epoch(session, lock=True)
             if epoch is not None and stored > epoch:
                 raise Fenced(session, epoch, stored)
             if epoch is not None and epoch != stored:
-                self.db.execute("insert into states (session, epoch) values (?, ?) "
-                                "on conflict (session) do update set epoch = excluded.epoch", [session, epoch])
-            rows = self.turns(where="session = ?", where_args=[session], order_by="id")
-            states = self.states(where="session = ?", where_args=[session])
-        conversation = Conversation(turns=[{"role": r.role, "content": r.content} | (_decode(r.extra, dict) if r.extra else {})
-                                           for r in rows])
+                db.execute("update states set epoch = ? where session = ?", [epoch, session])
+            turns = db.execute("select role, content, extra from turns where session = ? order by id", [session])
+            states = db.execute(f"select {', '.join(STATE_COLUMNS)} from states where session = ?", [session])
+        conversation = Conversation(turns=[{"role": role, "content": content} | (_decode(extra, dict) if extra else {})
+                                           for role, content, extra in turns])
         if states:
-            state = states[0]
-            conversation.todos = _decode(state.todos, list[Todo])
-            conversation.unseen = _decode(state.unseen, list[Change | str])
-            conversation.told = _decode(state.told, list[Todo])
-            conversation.first = state.first or 0
-            conversation.tokens_per_char = state.tokens_per_char or conversation.tokens_per_char
-            conversation.model = state.model or ""
-            conversation.tools_off = bool(state.tools_off)
-            conversation.handled = _decode(state.handled, list[str])
+            state = dict(zip(STATE_COLUMNS, states[0]))
+            conversation.todos = _decode(state["todos"], list[Todo])
+            conversation.unseen = _decode(state["unseen"], list[Change | str])
+            conversation.told = _decode(state["told"], list[Todo])
+            conversation.first = state["first"] or 0
+            conversation.tokens_per_char = state["tokens_per_char"] or conversation.tokens_per_char
+            conversation.model = state["model"] or ""
+            conversation.tools_off = bool(state["tools_off"])
+            conversation.handled = _decode(state["handled"], list[str])
         conversation.epoch = stored if epoch is None else epoch
-        self.saved[session] = len(conversation.turns)
+        self.saved[session] = [_fingerprint(t) for t in conversation.turns]
         return conversation
 
     def evict(self, session: str) -> None:
@@ -124,29 +179,43 @@ class Memory:
     def save(self, session: str, conversation: Conversation, afresh: bool = False) -> None:
         """Write what changed; `afresh` replaces every turn (a new chat). Raises Fenced, writing
         nothing, when the session has been claimed under a newer epoch."""
-        saved = 0 if afresh else self.saved.get(session, 0)
-        with self._transaction():
-            stored = self._stored_epoch(session)
-            if stored > conversation.epoch:
-                raise Fenced(session, conversation.epoch, stored)
+        db, c = self.db, conversation
+        before = [] if afresh else self.saved.get(session, [])
+        after = [_fingerprint(t) for t in c.turns]
+        same = min(len(before), len(after))
+        while same and before[same - 1] != after[same - 1]:  # changes are at the end: look there first
+            same -= 1
+        with db.transaction():
+            stored = self._stored_epoch(session, lock=True)
+            if stored > c.epoch:
+                raise Fenced(session, c.epoch, stored)
             if afresh:
-                self.db.execute("delete from turns where session = ?", [session])
-            elif len(conversation.turns) < saved:  # the newest turns were dropped (a regenerate)
-                self.db.execute("delete from turns where id in (select id from turns where session = ? "
-                                "order by id desc limit ?)", [session, saved - len(conversation.turns)])
-            self.db.conn.executemany("insert into turns (session, role, content, extra) values (?, ?, ?, ?)",
-                                     [(session, t["role"], t["content"], _extra(t)) for t in conversation.turns[saved:]])
-            self.db.execute("insert or replace into states (session, todos, unseen, told, first, tokens_per_char, "
-                            "model, tools_off, epoch, handled) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [session, _json(conversation.todos), _json(conversation.unseen), _json(conversation.told),
-                             conversation.first, conversation.tokens_per_char, conversation.model,
-                             conversation.tools_off, conversation.epoch, _json(conversation.handled)])
-        self.saved[session] = len(conversation.turns)
+                db.execute("delete from turns where session = ?", [session])
+            elif len(before) > same:  # the newest turns were dropped or replaced (a regenerate)
+                db.execute("delete from turns where id in (select id from turns where session = ? "
+                           "order by id desc limit ?)", [session, len(before) - same])
+            db.executemany("insert into turns (session, role, content, extra) values (?, ?, ?, ?)",
+                           [(session, t["role"], _text(t["content"]), _extra(t)) for t in c.turns[same:]])
+            values = [_json(c.todos), _json(c.unseen), _json(c.told), c.first, c.tokens_per_char, c.model,
+                      int(c.tools_off), c.epoch, _json(c.handled)]
+            db.execute(f"insert into states (session, {', '.join(STATE_COLUMNS)}) values (?{', ?' * len(STATE_COLUMNS)}) "
+                       f"on conflict (session) do update set {', '.join(f'{n} = excluded.{n}' for n in STATE_COLUMNS)}",
+                       [session, *values])
+        self.saved[session] = after
+
+
+def _fingerprint(turn: dict) -> tuple:
+    return turn["role"], turn["content"], _extra(turn)
+
+
+def _text(value: str) -> str:
+    "PostgreSQL text cannot hold NUL; neither store keeps it, so both hold the same."
+    return value.replace("\x00", "")
 
 
 def _extra(turn: dict) -> str:
     rest = {k: v for k, v in turn.items() if k not in ("role", "content")}
-    return _json(rest) if rest else ""
+    return _text(_json(rest)) if rest else ""
 
 
 def _json(value) -> str:

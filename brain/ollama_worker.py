@@ -22,7 +22,7 @@ def main() -> None:
     settings = Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     client = OllamaClient(settings.ollama_url, settings.connect_timeout_s, settings.read_timeout_s, settings.parallel)
-    node = Node(settings, client, Memory(settings.data_dir))
+    node = Node(settings, client, Memory.open(settings.brain_database_url, settings.data_dir))
 
     async def serve() -> None:
         stop = asyncio.Event()

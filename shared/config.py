@@ -68,6 +68,7 @@ class Settings:
     ollama_check_s: float
     num_ctx: int
     parallel: int
+    brain_database_url: str  # "" keeps conversations in DATA_DIR/brain.db (SQLite)
     comment_delay_s: float
     system_prompt: str
     max_chat_chars: int
@@ -103,6 +104,7 @@ class Settings:
             ollama_check_s=max(0.1, _float(env, "OLLAMA_CHECK_S", 2.0)),
             num_ctx=max(256, _int(env, "OLLAMA_NUM_CTX", 8192)),
             parallel=max(1, _int(env, "BRAIN_PARALLEL", 4)),
+            brain_database_url=env.get("BRAIN_DATABASE_URL", "").strip(),
             comment_delay_s=_float(env, "TODO_COMMENT_DELAY_S", 1.5),
             system_prompt=prompt or DEFAULT_PERSONA,
             max_chat_chars=_int(env, "MAX_CHAT_CHARS", 8000),

@@ -1,7 +1,9 @@
 import pytest
 
 from tests.fake_ollama import FakeOllama, Plan
+from brain.memory import Memory
 from tests.page import Visitor
+from tests.postgres import PostgresServer
 from tests.system import System, free_port
 
 
@@ -63,3 +65,19 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    "One PostgreSQL server for the whole run; each test that wants it takes a database of its own."
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def memories(request, tmp_path):
+    """Open Memory on one conversation store, as many times as brains share it: SQLite in a
+    DATA_DIR, or a fresh PostgreSQL database. The same tests run against both."""
+    url = request.getfixturevalue("postgres").new_database() if request.param == "postgres" else ""
+    return lambda: Memory.open(url, tmp_path)

@@ -9,7 +9,6 @@ import pytest
 from brain import engine as engine_module
 from brain.engine import Engine
 from brain.conversation import Change
-from brain.memory import Memory
 from brain.ollama_client import Delta, HungUp, OllamaUnavailable
 from brain.ollama_watch import Reach
 from shared.config import Settings
@@ -82,14 +81,14 @@ class Timer:
 
 
 @pytest.fixture
-def run(tmp_path):
+def run(tmp_path, memories):
     "Run a scenario against a fresh engine on an event loop: run(lambda e, ollama, sent, clock, watch: ...)."
     def go(scenario, **env):
         async def main():
             sent = []
             ollama, clock, watch = ScriptedOllama(), Clock(), Watch()
             settings = Settings.from_env({"DATA_DIR": str(tmp_path), **env})
-            engine = Engine(settings, ollama, Memory(tmp_path), watch, sent.append, "w1", call_later=clock.call_later)
+            engine = Engine(settings, ollama, memories(), watch, sent.append, "w1", call_later=clock.call_later)
             try:
                 await scenario(engine, ollama, sent, clock, watch)
             finally:
@@ -246,11 +245,11 @@ def users(asked):
     return [m["content"] for m in asked["messages"] if m["role"] == "user"]
 
 
-def test_a_session_that_comes_back_at_a_new_epoch_is_read_again_with_what_another_worker_did(run, tmp_path):
+def test_a_session_that_comes_back_at_a_new_epoch_is_read_again_with_what_another_worker_did(run, memories):
     async def scenario(engine, ollama, sent, clock, watch):
         engine.handle(chat("r1", "one", epoch=1))
         await until(lambda: len(finals(sent)) == 1)
-        other = Memory(tmp_path)  # another worker on the same brain.db takes the session at epoch 2
+        other = memories()  # another worker on the same brain.db takes the session at epoch 2
         moved = other.load("s", 2)
         moved.begin_turn("two")
         moved.add_reply("answered elsewhere")
@@ -262,20 +261,20 @@ def test_a_session_that_comes_back_at_a_new_epoch_is_read_again_with_what_anothe
     run(scenario)
 
 
-def test_a_job_of_an_epoch_the_session_has_left_is_dropped_and_its_copy_is_never_saved(run, tmp_path):
+def test_a_job_of_an_epoch_the_session_has_left_is_dropped_and_its_copy_is_never_saved(run, memories):
     async def scenario(engine, ollama, sent, clock, watch):
         engine.handle(chat("r1", "one", epoch=1))
         await until(lambda: len(finals(sent)) == 1)
-        Memory(tmp_path).load("s", 5)  # the session moved to another worker meanwhile
+        memories().load("s", 5)  # the session moved to another worker meanwhile
         engine.handle(chat("r2", "stale copy", epoch=1))
         await asyncio.sleep(0.2)
         assert len(ollama.replies()) == 1 and len(finals(sent)) == 1, "not asked, not answered"
         assert "s" not in engine.conversations
-        assert [t["content"] for t in Memory(tmp_path).load("s").turns] == ["one", "ok"]
+        assert [t["content"] for t in memories().load("s").turns] == ["one", "ok"]
     run(scenario)
 
 
-def test_revoked_at_another_epoch_the_running_reply_stops_without_a_word_or_a_save(run, tmp_path):
+def test_revoked_at_another_epoch_the_running_reply_stops_without_a_word_or_a_save(run, memories):
     async def scenario(engine, ollama, sent, clock, watch):
         ollama.hold = True
         ollama.scripts = [["partial", "more"]]
@@ -286,16 +285,16 @@ def test_revoked_at_another_epoch_the_running_reply_stops_without_a_word_or_a_sa
         await asyncio.sleep(0.1)
         assert finals(sent) == [], "the web ignores it anyway; it is not said"
         assert "s" not in engine.conversations
-        assert [t["role"] for t in Memory(tmp_path).load("s").turns] == ["user"], "the partial reply is not saved"
+        assert [t["role"] for t in memories().load("s").turns] == ["user"], "the partial reply is not saved"
     run(scenario)
 
 
-def test_a_message_acted_on_is_not_acted_on_again_after_a_restart(run, tmp_path):
+def test_a_message_acted_on_is_not_acted_on_again_after_a_restart(run, memories):
     async def scenario(engine, ollama, sent, clock, watch):
         engine.handle(chat("r1", "once", epoch=1))
         await until(lambda: len(finals(sent)) == 1)
         engine.shutdown()
-        again = Engine(engine.settings, ollama, Memory(tmp_path), watch, sent.append, "w2", call_later=clock.call_later)
+        again = Engine(engine.settings, ollama, memories(), watch, sent.append, "w2", call_later=clock.call_later)
         again.handle(chat("r1", "once", epoch=2))  # the web sent it again (it lost its record of the grant)
         again.handle(TodoEvent(session="s", request="t1", epoch=2, action="added", todo=Todo(1, "a", False),
                                todos=[Todo(1, "a", False)]))

@@ -1,0 +1,108 @@
+"""The conversation store (brain/memory.py), run against SQLite and PostgreSQL alike: what a
+conversation keeps, appends and drops, and the fencing by epoch that gives every brain one truth."""
+import sqlite3
+import threading
+
+import pytest
+
+from brain.conversation import Change, Conversation
+from brain.memory import Fenced, Memory
+from shared.messages import Todo
+
+
+def test_every_field_comes_back_and_saves_write_only_what_changed(memories):
+    memory = memories()
+    c = memory.load("s", 1)
+    c.turns += [{"role": "user", "content": "hi\x00 there"}, {"role": "assistant", "content": "",
+                                                              "tool_calls": [{"id": "call_1", "function": {"index": 0, "name": "add_todo", "arguments": {"title": "milk"}}}]},
+                {"role": "tool", "tool_name": "add_todo", "content": "Added #1 'milk'."}]
+    c.todos, c.told, c.unseen = [Todo(1, "milk", False)], [Todo(1, "milk", False)], [Change("added", Todo(1, "milk", False)), "opened the export"]
+    c.first, c.tokens_per_char, c.model, c.tools_off = 1, 0.27, "qwen3:4b", True
+    assert c.take("r1") and not c.take("r1")
+    memory.save("s", c)
+    c.add_reply("second save appends")
+    memory.save("s", c)
+    back = memories().load("s", 1)
+    assert back.turns == [{"role": "user", "content": "hi there"}, *c.turns[1:]], "NUL is kept by neither store"
+    assert (back.todos, back.told, back.unseen) == (c.todos, c.told, c.unseen)
+    assert (back.first, back.tokens_per_char, back.model, back.tools_off, back.handled, back.epoch) == (1, 0.27, "qwen3:4b", True, ["r1"], 1)
+
+
+def test_a_regenerate_drops_the_newest_turns_and_a_new_chat_replaces_them_all(memories):
+    memory = memories()
+    c = memory.load("s", 1)
+    for i in range(3):
+        c.turns += [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]
+    memory.save("s", c)
+    c.drop_last_reply()
+    c.add_reply("a2 again")
+    memory.save("s", c)
+    assert [t["content"] for t in memories().load("s").turns] == ["q0", "a0", "q1", "a1", "q2", "a2 again"]
+    fresh = Conversation(todos=c.todos, epoch=1)
+    fresh.turns.append({"role": "user", "content": "new chat"})
+    memory.save("s", fresh, afresh=True)
+    assert [t["content"] for t in memories().load("s").turns] == ["new chat"]
+
+
+def test_a_newer_claim_fences_the_older_copy_for_reading_checking_and_saving(memories):
+    first, second = memories(), memories()
+    mine = first.load("s", 10)
+    mine.turns.append({"role": "user", "content": "one"})
+    first.save("s", mine)
+    theirs = second.load("s", 11)
+    assert theirs.turns == mine.turns and theirs.epoch == 11
+    mine.add_reply("late")
+    with pytest.raises(Fenced):
+        first.save("s", mine)
+    with pytest.raises(Fenced):
+        first.check("s", 10)
+    with pytest.raises(Fenced):
+        first.load("s", 10)
+    assert [t["content"] for t in second.load("s", 11).turns] == ["one"], "the fenced save wrote nothing"
+    first.check("s", 12)  # a newer assignment may claim it
+    assert first.load("s", 12).epoch == 12
+
+
+def test_two_brains_claiming_at_once_leave_the_newest_epoch_and_every_save_of_the_others_refused(memories):
+    brains = [memories() for _ in range(4)]
+    copies, errors = {}, []
+
+    def claim(i):
+        try:
+            copies[i] = brains[i].load("s", 100 + i)
+        except Fenced:
+            copies[i] = None
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    saved = []
+    for i, copy in copies.items():
+        if copy is None:
+            continue
+        copy.turns.append({"role": "user", "content": f"from {i}"})
+        try:
+            brains[i].save("s", copy)
+            saved.append(i)
+        except Fenced:
+            pass
+    assert saved == [3], "only the newest claim may write"
+    assert memories().load("s").epoch == 103
+
+
+def test_an_older_sqlite_brain_db_gains_the_new_columns_and_keeps_its_turns(tmp_path):
+    db = sqlite3.connect(tmp_path / "brain.db")
+    db.execute("create table turns (id integer primary key, session text, role text, content text, extra text)")
+    db.execute("create table states (session text primary key, todos text, unseen text, told text, first integer, "
+               "tokens_per_char float, model text, tools_off integer)")
+    db.execute("insert into turns (session, role, content, extra) values ('s', 'user', 'kept', '')")
+    db.execute("insert into states values ('s', '[]', '[]', '[]', 0, 0.3, '', 0)")
+    db.commit()
+    db.close()
+    c = Memory.open("", tmp_path).load("s", 5)
+    assert c.turns == [{"role": "user", "content": "kept"}] and c.epoch == 5 and c.handled == []
