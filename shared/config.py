@@ -84,10 +84,13 @@ class Settings:
         prompt_file = env.get("SYSTEM_PROMPT_FILE", "").strip()
         prompt = Path(prompt_file).read_text().strip() if prompt_file else env.get("SYSTEM_PROMPT", "").strip()
         data_dir = Path(env.get("DATA_DIR", "data"))
+        web_host = env.get("WEB_HOST", "127.0.0.1").strip() or "127.0.0.1"
         return cls(
-            web_host=env.get("WEB_HOST", "127.0.0.1"),
-            allowed_hosts=["127.0.0.1", "localhost", "::1"]
-            + [h.strip() for h in env.get("ALLOWED_HOSTS", "").split(",") if h.strip()],
+            web_host=web_host,
+            # The address the web binds is one of its names too (a wildcard is not a name).
+            allowed_hosts=list(dict.fromkeys(["127.0.0.1", "localhost", "::1"]
+                                             + ([web_host] if web_host not in ("0.0.0.0", "::") else [])
+                                             + [h.strip() for h in env.get("ALLOWED_HOSTS", "").split(",") if h.strip()])),
             port=_int(env, "PORT", 5000),
             data_dir=data_dir,
             # Private by default: Unix sockets in a directory only this account can enter.

@@ -155,7 +155,7 @@ class Presence(ToWeb, frozen=True, kw_only=True):
     pid: int
     model: str
     parallel: int
-    busy: int = 0
+    busy: int = 0  # replies being made
     ollama: Literal["checking", "up", "down"] = "checking"
     ollama_url: str = ""
     version: str = ""

@@ -1,7 +1,7 @@
 """The broker's routing and liveness rules, with its collaborators swapped for fakes and a
 hand-turned clock: fast, and exact about time."""
 from shared.config import Settings
-from shared.messages import Ack, Bye, Chat, Chunk, Grant, Heartbeat, Hello, Revoke, Stop, ToBrain, decode, encode
+from shared.messages import Ack, Bye, Chat, Chunk, Done, Grant, Heartbeat, Hello, Revoke, Stop, ToBrain, decode, encode
 from web.broker import Broker, Owner
 
 
@@ -45,7 +45,7 @@ UP = dict(ollama="up", ollama_url="http://127.0.0.1:11434", models=["m:latest"])
 
 
 def hello(worker, **kw):
-    return encode(Hello(worker=worker, started=0, pid=1, model="m", parallel=1, **(UP | kw)))
+    return encode(Hello(worker=worker, started=0, pid=1, model="m", **({"parallel": 1} | UP | kw)))
 
 
 def test_nothing_is_sent_before_the_worker_is_subscribed_and_present_then_all_of_it():
@@ -257,3 +257,71 @@ def test_assignments_survive_a_restart_and_epochs_only_grow():
     again.subscription(b"\x00brain.w1.")
     assert rec2.released == ["w1"] and rec2.sent[-1].worker == "w2" and rec2.sent[-1].epoch > kept["s"].epoch
     assert again.owners["s"] == Owner("w2", rec2.sent[-1].epoch)
+
+
+def workers_with_slots(now, slots=2, names=("w1", "w2")):
+    broker, rec = make(now)
+    for w in names:
+        broker.subscription(f"\x01brain.{w}.".encode())
+        broker.from_publisher(hello(w, parallel=slots))
+    return broker, rec
+
+
+def finish(broker, msg):
+    broker.from_publisher(ack(msg))
+    broker.from_publisher(encode(Done(worker=msg.worker, session=msg.session, request=msg.request, epoch=msg.epoch,
+                                      seq=0, text="ok")))
+
+
+def test_new_sessions_go_to_the_least_loaded_and_stay_while_their_worker_has_room():
+    now = [0.0]
+    broker, rec = workers_with_slots(now)
+    for i in range(4):
+        broker.submit(Chat(session=f"s{i}", request=f"a{i}", text="x"))
+    first = {m.session: m for m in rec.sent}
+    assert sorted(broker.load(w) for w in ("w1", "w2")) == [2, 2], "spread at once, before any heartbeat"
+    for m in first.values():
+        finish(broker, m)
+    for i in range(4):
+        broker.submit(Chat(session=f"s{i}", request=f"b{i}", text="x"))
+    assert all((m.worker, m.epoch) == (first[m.session].worker, first[m.session].epoch) for m in rec.sent[4:])
+
+
+def test_a_turn_of_an_idle_session_whose_worker_is_full_goes_where_there_is_room():
+    now = [0.0]
+    broker, rec = workers_with_slots(now)
+    broker.submit(Chat(session="c", request="c1", text="x"))
+    home = rec.sent[-1]
+    finish(broker, home)
+    other = ({"w1", "w2"} - {home.worker}).pop()
+    # Two more sessions that land on c's worker (it is the least loaded once we load the other).
+    broker.turns.update({"x1": (other, "x"), "x2": (other, "x")})
+    for s in ("a", "b"):
+        broker.submit(Chat(session=s, request=f"{s}1", text="x"))
+    assert {m.worker for m in rec.sent[-2:]} == {home.worker} and broker.load(home.worker) == 2
+    broker.turns.pop("x1")  # the other worker has a free slot again
+    broker.submit(Chat(session="c", request="c2", text="x"))
+    moved = rec.sent[-1]
+    assert moved.worker == other and moved.epoch > home.epoch
+    assert (type(rec.verdicts[-1]), rec.verdicts[-1].worker) == (Revoke, home.worker), "the old worker lets go of it"
+    # A session whose reply is still under way stays, even on a full worker.
+    broker.submit(Chat(session="a", request="a2", text="queued behind a1"))
+    assert rec.sent[-1].worker == home.worker
+
+
+def test_no_worker_is_sent_more_than_its_slots_while_another_has_room():
+    import random
+    now, rng = [0.0], random.Random(3)
+    broker, rec = workers_with_slots(now, slots=4)
+    open_turns = []
+    for step in range(500):
+        if open_turns and rng.random() < 0.45:
+            finish(broker, open_turns.pop(rng.randrange(len(open_turns))))
+            continue
+        busy = {m.session for m in open_turns}
+        session = rng.choice([f"s{i}" for i in range(12) if f"s{i}" not in busy] or ["s0"])
+        broker.submit(Chat(session=session, request=f"r{step}", text="x"))
+        sent = rec.sent[-1]
+        open_turns.append(sent)
+        if broker.load(sent.worker) > 4:
+            assert all(broker.load(w) >= 4 for w in ("w1", "w2") if w != sent.worker), (step, broker.turns)

@@ -12,8 +12,11 @@ disk, so a web restart loses nothing) until a brain acks it; pending messages wi
 wait, and are sent when one appears.
 
 One owner per message. Each session is assigned to one worker at a time, numbered by an `epoch`
-that changes whenever the session moves (its worker is lost, say); a session stays with its worker
-while that worker is ready. A worker claims each message it is sent (`Ack`) and acts on it only when
+that changes whenever the session moves. Routing is load-aware with affinity: a session stays with
+its worker (where Ollama's prompt cache for it lives) while that worker is ready and has a free
+slot (`parallel`, turns in flight counted here as they are sent); a turn of an idle session whose
+worker is full goes to the least-loaded worker that has room; a new session goes to the least
+loaded. So no worker is sent more turns at once than it has slots while another has room. A worker claims each message it is sent (`Ack`) and acts on it only when
 the web grants the claim; a claim on a message that has been sent elsewhere meanwhile (its worker
 was only stalled) is revoked. Whatever a worker says about a session it no longer holds at that
 epoch is ignored, and the worker is told, so it stops and never saves that session again. The
@@ -32,8 +35,8 @@ import zmq
 
 from shared import bus
 from shared.config import Settings
-from shared.messages import (AboutRequest, Ack, BadFrame, Bye, Grant, Message, Presence, Revoke, ToBrain, ToWeb,
-                             decode, encode)
+from shared.messages import (AboutRequest, Ack, BadFrame, Bye, Chat, Done, Failed, Grant, Message, Presence,
+                             Regenerate, Revoke, ToBrain, ToWeb, decode, encode)
 from web.status import ChainStatus, chain_status
 
 log = logging.getLogger("web.broker")
@@ -82,6 +85,7 @@ class Broker:
         self.sent_at: dict[str, float] = {}  # when each pending message last went to a worker
         self.owners: dict[str, Owner] = {}  # by session
         self.granted: OrderedDict[str, Owner] = OrderedDict()  # by request: whose claim was granted
+        self.turns: dict[str, tuple[str, str]] = {}  # replies under way, by request: (worker, session)
         self.last_epoch = 0
         self.restarting_until = 0.0
         self.shown: tuple = ()  # what the status depends on, as last announced
@@ -138,7 +142,7 @@ class Broker:
     def serving(self, session: str) -> Presence | None:
         "The ready worker that serves `session` (or would), as it last described itself."
         owner = self.owners.get(session)
-        worker = owner.worker if owner and self.ready(owner.worker) else self._pick(session)
+        worker = owner.worker if owner and self.ready(owner.worker) else self._least_loaded(session)
         return self.workers[worker].presence if worker else None
 
     @property
@@ -156,38 +160,69 @@ class Broker:
     def withdraw(self, request: str) -> bool:
         """Take back a message no worker's claim on has been granted; False if one may be acting on
         it. A worker that claims it later has its claim revoked."""
-        if self.pending.pop(request, None) is None:
+        msg = self.pending.pop(request, None)
+        if msg is None:
             return False
+        self.turns.pop(_turn(msg), None)
         self.sent_at.pop(request, None)
         self.outbox.drop(request)
         return True
 
     def _route(self, msg: ToBrain) -> bool:
-        owner = self._assign(msg.session, msg.request)
+        held = self.owners.get(msg.session)
+        owner = self._assign(msg)
         if owner is None:
             return False
-        msg = msgspec.structs.replace(msg, worker=owner.worker, epoch=owner.epoch)
-        self.pending[msg.request] = msg
-        self.sent_at[msg.request] = self.clock()
-        self._send(msg)
+        # A session that moved takes every message still waiting for it along, in order.
+        for m in [m for m in self.pending.values() if m.session == msg.session] if owner != held else [msg]:
+            m = msgspec.structs.replace(m, worker=owner.worker, epoch=owner.epoch)
+            self.pending[m.request] = m
+            self.sent_at[m.request] = self.clock()
+            if _turn(m):
+                self.turns[_turn(m)] = (owner.worker, m.session)
+            self._send(m)
         return True
 
-    def _assign(self, session: str, request: str) -> Owner | None:
-        """The session's worker: the one that holds it while that one is ready, else a ready one
-        under a new epoch. A worker that held it and may only be stalled is told at once."""
-        held = self.owners.get(session)
+    def _assign(self, msg: ToBrain) -> Owner | None:
+        """The session's worker (see the module's doc), under a new epoch when it changes. A worker
+        that held the session and may still be running is told at once."""
+        session, held = msg.session, self.owners.get(msg.session)
         if held is not None and self.ready(held.worker):
-            return held
-        worker = self._pick(session)
+            if not _turn(msg) or self._has_room(held.worker) or self._under_way(session):
+                return held
+            worker = self._least_loaded(session, roomy=True) or held.worker
+        else:
+            worker = self._least_loaded(session)
         if worker is None:
             return None
+        if held is not None and worker == held.worker:
+            return held
         self.last_epoch += 1
         owner = self.owners[session] = Owner(worker, self.last_epoch)
         self.outbox.assign(session, owner)
         if held is not None and held.worker in self.workers:
             log.warning("session %s moves from brain %s to %s", session[:8], held.worker, worker)
-            self._send(Revoke(worker=held.worker, session=session, request=request, epoch=owner.epoch))
+            self._send(Revoke(worker=held.worker, session=session, request=msg.request, epoch=owner.epoch))
         return owner
+
+    def load(self, worker: str) -> int:
+        """Replies sent to the worker and not ended yet. Counted here, as they are sent and end, not
+        taken from heartbeats, which are up to an interval old: a burst is spread at once, and a
+        session whose reply just ended finds its worker free again."""
+        return sum(1 for w, _ in self.turns.values() if w == worker)
+
+    def _has_room(self, worker: str) -> bool:
+        return self.load(worker) < self.workers[worker].presence.parallel
+
+    def _under_way(self, session: str) -> bool:
+        "A reply of the session is in flight: moving the session would cut it off."
+        return any(s == session for _, s in self.turns.values())
+
+    def _least_loaded(self, session: str, roomy: bool = False) -> str | None:
+        "The ready worker with the smallest share of its slots in use (ties: rendezvous hashing)."
+        ready = [w for w, state in self.workers.items() if self._ready(state) and (not roomy or self._has_room(w))]
+        return min(ready, key=lambda w: (self.load(w) / self.workers[w].presence.parallel,
+                                         -zlib.crc32(f"{session}:{w}".encode())), default=None)
 
     def _send(self, msg: Message) -> None:
         self.xpub.send_multipart(encode(msg), copy=False)
@@ -219,16 +254,13 @@ class Broker:
         "Whether `msg` comes from the session's worker at its epoch; if not, it is ignored and the sender told."
         owner = self.owners.get(msg.session)
         if owner is None or owner == Owner(msg.worker, msg.epoch):
+            if isinstance(msg, (Done, Failed)):
+                self.turns.pop(msg.request, None)
             return True
         log.info("ignored a %s from brain %s for session %s, which it no longer holds", msg.kind, msg.worker,
                  msg.session[:8])
         self._revoke(msg, owner)
         return False
-
-    def _pick(self, session: str) -> str | None:
-        # Rendezvous hashing: a session sticks to one worker for as long as that worker lives.
-        ready = [w for w, state in self.workers.items() if self._ready(state)]
-        return max(ready, key=lambda w: zlib.crc32(f"{session}:{w}".encode()), default=None)
 
     def ready(self, worker: str) -> bool:
         "Whether `worker` is subscribed and heartbeating, so what is sent to it now reaches it."
@@ -254,9 +286,9 @@ class Broker:
 
     def _reroute(self) -> None:
         "Send every pending message whose worker is not ready (never assigned, or gone)."
-        for msg in list(self.pending.values()):
-            state = self.workers.get(msg.worker)
-            if state is None or not self._ready(state):
+        for request in list(self.pending):
+            msg = self.pending.get(request)  # routing one may have moved others of its session along
+            if msg is not None and not self.ready(msg.worker):
                 self._route(msg)
 
     async def _from_publishers(self) -> None:
@@ -353,6 +385,7 @@ class Broker:
         log.warning("brain %s %s", worker, why)
         if forget:  # it cannot speak again: nothing of it is left to fence
             self.owners = {s: o for s, o in self.owners.items() if o.worker != worker}
+            self.turns = {r: t for r, t in self.turns.items() if t[0] != worker}
             self.outbox.release(worker)
         self.listener.brain_lost(worker)
         self._changed()
@@ -372,3 +405,10 @@ class Broker:
         if shown != self.shown:
             self.shown = shown
             self.listener.brain_status(self.status)
+
+
+def _turn(msg: ToBrain) -> str:
+    "The reply a message asks for (its request id, as Done and Failed will name it), or \"\"."
+    if isinstance(msg, Chat):
+        return msg.request
+    return msg.reply if isinstance(msg, Regenerate) else ""
