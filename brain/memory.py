@@ -50,6 +50,7 @@ class Sqlite:
     "One file; writers take turns (BEGIN IMMEDIATE), so the epoch read in a transaction holds to its commit."
     key = "integer primary key"
     lock = ""
+    schema_lock = "select 1"  # BEGIN IMMEDIATE already keeps other writers out
 
     def __init__(self, path: Path):
         # Used from the engine's one disk thread, after being made on another.
@@ -82,6 +83,7 @@ class Postgres:
     "A server all brains reach; the states row is locked (FOR UPDATE) where the epoch is read."
     key = "bigint generated always as identity primary key"
     lock = " for update"
+    schema_lock = "select pg_advisory_xact_lock(81511)"  # brains starting at once make the tables once
 
     def __init__(self, url: str):
         import psycopg  # only brains that use PostgreSQL need it loaded
@@ -117,14 +119,16 @@ class Memory:
     def __init__(self, db: Sqlite | Postgres):
         self.db = db
         self.saved: dict[str, list[tuple]] = {}  # by session: each stored turn's fingerprint, in order
-        db.execute(f"create table if not exists turns (id {db.key}, session text not null, role text not null, "
-                   "content text not null, extra text not null default '')")
-        db.execute("create index if not exists turns_session on turns(session, id)")
-        db.execute("create table if not exists states (session text primary key)")
-        have = db.columns("states")
-        for name, decl in STATE_COLUMNS.items():  # tables of an older brain gain what is new
-            if name not in have:
-                db.execute(f"alter table states add column {name} {decl}")
+        with db.transaction():
+            db.execute(db.schema_lock)
+            db.execute(f"create table if not exists turns (id {db.key}, session text not null, role text not null, "
+                       "content text not null, extra text not null default '')")
+            db.execute("create index if not exists turns_session on turns(session, id)")
+            db.execute("create table if not exists states (session text primary key)")
+            have = db.columns("states")
+            for name, decl in STATE_COLUMNS.items():  # tables of an older brain gain what is new
+                if name not in have:
+                    db.execute(f"alter table states add column {name} {decl}")
 
     @classmethod
     def open(cls, database_url: str, data_dir: Path) -> "Memory":

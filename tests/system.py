@@ -25,8 +25,9 @@ def procfile() -> dict[str, str]:
 
 
 class System:
-    def __init__(self, workdir: Path, ollama_url: str, **env):
-        self.workdir = workdir
+    """`netns`: run the commands in that network namespace (another host, see test_multihost.py)."""
+    def __init__(self, workdir: Path, ollama_url: str, netns: str | None = None, **env):
+        self.workdir, self.netns = workdir, netns
         self.port = free_port()
         self.env = os.environ | {
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -41,13 +42,14 @@ class System:
         } | {k: str(v) for k, v in env.items()}
         self.commands = procfile()
         self.procs: dict[str, subprocess.Popen] = {}
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{self.env.get('WEB_HOST') or '127.0.0.1'}:{self.port}"
 
     def start(self, *names: str) -> "System":
         for name in names or self.commands:
             log = open(self.workdir / f"{name}.log", "ab")
             # exec: the command itself (not a shell around it) is our child, so waiting for it is exact.
-            self.procs[name] = subprocess.Popen(["sh", "-c", "exec " + self.commands[name].strip()], cwd=ROOT, env=self.env,
+            host = ["ip", "netns", "exec", self.netns] if self.netns else []  # which execs the command in turn
+            self.procs[name] = subprocess.Popen([*host, "sh", "-c", "exec " + self.commands[name].strip()], cwd=ROOT, env=self.env,
                                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
