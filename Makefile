@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test tail restart-brain bench bench-llama setup setup-dev
+.PHONY: run brain test tail restart-brain bench bench-llama setup setup-dev
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -42,8 +42,14 @@ setup: $(VENV)/.installed node_modules/.installed
 
 setup-dev: $(VENV)/.installed-dev node_modules/.installed $(CHROMIUM) $(POSTGRES) $(NFT)
 
+# WORKERS=N: N brain workers (honcho start -c brain=N), e.g. on a machine with the cores for them.
+WORKERS ?= 1
 run: setup
-	honcho start
+	honcho start -c brain=$(WORKERS)
+
+# A brain host: only the brain supervisor, with .env (the web's bus endpoints, CURVE keys, PostgreSQL).
+brain: setup
+	honcho start -c brain=$(WORKERS) brain
 
 test: setup-dev
 	python -m pytest $(PYTEST_ARGS)

@@ -27,7 +27,8 @@ from bench.clients import Browser, Tally, bare_websocket_hop, bare_zmq_hop, dire
 from tests.system import ROOT, System, free_port
 
 HZ = os.sysconf("SC_CLK_TCK")
-SECTIONS = ["first-token", "prompt-cache", "scaling", "fan-out", "second-user", "many-sessions", "idle", "restart"]
+SECTIONS = ["first-token", "prompt-cache", "scaling", "workers", "routing", "fan-out", "second-user", "many-sessions",
+            "idle", "restart"]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -58,7 +59,7 @@ class Bench:
                                      stdout=subprocess.DEVNULL)
         self.fake_url = f"http://127.0.0.1:{self.fake_port}"
         parallel = max(max(args.sessions), 8)
-        self.system = System(self.workdir, self.fake_url, BRAIN_PARALLEL=parallel, LOG_LEVEL="WARNING",
+        self.system = System(self.workdir, self.fake_url, BRAIN_PARALLEL=parallel, LOG_LEVEL="WARNING", BUS_HEARTBEAT_S=1.0,
                              TODO_COMMENT_DELAY_S=60).start()
         self.system.wait_ready(60)
 
@@ -68,6 +69,11 @@ class Bench:
 
     def brain_pid(self) -> int:
         return self.system.worker_pid()
+
+    def worker_pids(self) -> list[int]:
+        "Every ready brain worker (one, or several with `honcho start -c brain=N`)."
+        workers = requests.get(self.system.url + "/api/status", timeout=10).json()["workers"]
+        return [w["pid"] for w in workers.values() if w["ready"]]
 
     def say(self, text: str) -> None:
         print(text, flush=True)
@@ -105,8 +111,8 @@ class Bench:
         "Each session asks for one reply at the same moment; every tab of it counts every chunk."
         browsers = await asyncio.gather(*[asyncio.to_thread(Browser, self.system.url) for _ in range(sessions)])
         tabs = [[await b.tab() for _ in range(tabs_per_session)] for b in browsers]
-        web0, brain_pid = cpu_seconds(self.web_pid), self.brain_pid()
-        brain0, t0 = cpu_seconds(brain_pid), time.monotonic()
+        web0, brain_pids = cpu_seconds(self.web_pid), self.worker_pids()
+        brain0, t0 = sum(map(cpu_seconds, brain_pids)), time.monotonic()
         for group in tabs:
             await group[0].ask(self.args.chunks, self.args.rate)
             for other in group[1:]:
@@ -115,7 +121,7 @@ class Bench:
         await asyncio.gather(*[t.read_until_done(timeout) for group in tabs for t in group])
         wall = time.monotonic() - t0
         web_cpu = (cpu_seconds(self.web_pid) - web0) / wall * 100
-        brain_cpu = (cpu_seconds(brain_pid) - brain0) / wall * 100
+        brain_cpu = (sum(map(cpu_seconds, brain_pids)) - brain0) / wall * 100
         tallies = [t.tally for group in tabs for t in group]
         first = min(t.first_at for t in tallies if t.first_at)
         last = max(t.last_at for t in tallies)
@@ -128,7 +134,7 @@ class Bench:
             "reordered": sum(t.reordered for t in tallies),
             "incomplete": sum(1 for t in tallies if not t.final_ok),
             "web_cpu": web_cpu, "brain_cpu": brain_cpu,
-            "web_rss": rss_mb(self.web_pid), "brain_rss": rss_mb(brain_pid),
+            "web_rss": rss_mb(self.web_pid), "brain_rss": sum(map(rss_mb, brain_pids)),
         }
         for group in tabs:
             for t in group:
@@ -168,6 +174,54 @@ class Bench:
             rows.append((f"{n} sessions: CPU % web / brain, RSS MB web / brain",
                          f"{r['web_cpu']:.0f} / {r['brain_cpu']:.0f}, {r['web_rss']:.0f} / {r['brain_rss']:.0f}"))
         self.section(f"Concurrent sessions ({self.args.chunks} chunks at {self.args.rate:g}/s each)", rows)
+
+    async def workers(self) -> None:
+        "The most concurrent sessions with one worker, then with two on this machine (honcho start -c brain=2)."
+        n = max(self.args.sessions)
+        scaled = getattr(self, "scaled", {})
+        rows = []
+        for count in (1, 2):
+            if count == 2:
+                self.system.start_copy("brain2", of="brain")
+                await asyncio.to_thread(self.system.wait_status,
+                                        lambda s: sum(w["ready"] for w in s["workers"].values()) == 2, 60)
+            self.say(f"... {n} sessions with {count} worker{'s' if count > 1 else ''}")
+            r = scaled[n] if count == 1 and n in scaled else await self.stream_many(n)
+            rows.append((f"{count} worker{'s' if count > 1 else ''}: chunks/s, lost, reordered",
+                         f"{r['rate']:.0f}, {r['lost']}, {r['reordered']} (incomplete replies {r['incomplete']})"))
+            rows.append((f"{count} worker{'s' if count > 1 else ''}: per-chunk latency ms p50/p99/max", ms(r["latency"])))
+            rows.append((f"{count} worker{'s' if count > 1 else ''}: CPU % web / brains", f"{r['web_cpu']:.0f} / {r['brain_cpu']:.0f}"))
+        self.system.stop("brain2")
+        await asyncio.to_thread(self.system.wait_status, lambda s: len(s["workers"]) == 1, 60)
+        offered = n * self.args.rate
+        self.section(f"Workers on one machine: {n} concurrent sessions, {offered:,.0f} chunks/s offered", rows)
+
+    async def routing(self) -> None:
+        """Two workers of 4 slots and 12 sessions asking at once, 5 times: first-token time with
+        load-aware routing and with rendezvous hashing alone (BUS_ROUTING=hash)."""
+        rows = []
+        for routing in ("load", "hash"):
+            self.say(f"... 12 sessions at once on two workers of 4 slots, routing={routing}")
+            workdir = Path(tempfile.mkdtemp(prefix=f"bench-routing-{routing}-"))
+            system = System(workdir, self.fake_url, BRAIN_PARALLEL=4, BUS_ROUTING=routing, LOG_LEVEL="WARNING",
+                            TODO_COMMENT_DELAY_S=60).start()
+            try:
+                system.start_copy("brain2", of="brain")
+                await asyncio.to_thread(system.wait_status,
+                                        lambda s: [w["ready"] for w in s["workers"].values()] == [True, True], 60)
+                ttfts, spread = [], []
+                for _ in range(5):
+                    browsers = await asyncio.gather(*[asyncio.to_thread(Browser, system.url) for _ in range(12)])
+                    tabs = [await b.tab() for b in browsers]
+                    await asyncio.gather(*[t.ask(40, 20) for t in tabs])
+                    await asyncio.gather(*[t.read_until_done(60) for t in tabs])
+                    ttfts += [(t.tally.first_at - t.sent_at) * 1000 for t in tabs if t.tally.first_at]
+                    await asyncio.gather(*[t.close() for t in tabs])
+                stats = percentiles(ttfts)
+                rows.append((f"routing={routing}: first token ms p50/p99/max ({len(ttfts)} replies of 2 s)", ms(stats)))
+            finally:
+                system.stop_all()
+        self.section("Routing under load (two workers of 4 slots, 12 sessions asking at once, 5 rounds)", rows)
 
     async def fan_out(self) -> None:
         rows = []
@@ -306,6 +360,7 @@ async def run(args) -> None:
     try:
         await bench.floor()  # every other section compares with it
         steps = {"first-token": bench.first_token, "prompt-cache": bench.prompt_cache, "scaling": bench.scaling,
+                 "workers": bench.workers, "routing": bench.routing,
                  "fan-out": bench.fan_out, "second-user": bench.second_user, "many-sessions": bench.many_sessions,
                  "idle": bench.idle,
                  "restart": bench.restart}

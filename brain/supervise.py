@@ -5,8 +5,8 @@ itself: a crash or `kill -9` would take the web down too. The supervisor never e
 
 - it runs `python -m brain.ollama_worker` and starts it again whenever it exits, after a pause
   that grows (to 5 s) while the worker keeps dying straight after start;
-- SIGHUP restarts the worker on purpose (`make restart-brain` sends it; the pid is in
-  DATA_DIR/brain.pid); with BRAIN_RELOAD=1 a change to a .py file under brain/ or shared/ does too;
+- SIGHUP restarts the worker on purpose (`make restart-brain` sends it to every supervisor of
+  this DATA_DIR, which list their pids in DATA_DIR/brains/); with BRAIN_RELOAD=1 a change to a .py file under brain/ or shared/ does too;
 - SIGTERM or SIGINT stops the worker (SIGTERM, then SIGKILL after 3 s) and then the supervisor.
 
 Run: python -m brain.supervise            (what the Procfile runs)
@@ -96,14 +96,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging()
     settings = Settings.from_env()
-    pidfile = settings.data_dir / "brain.pid"
+    supervisors = settings.data_dir / "brains"  # one file per supervisor (honcho start -c brain=N), named by pid
     if args.restart:
-        try:
-            os.kill(int(pidfile.read_text()), signal.SIGHUP)
-        except (FileNotFoundError, ValueError, ProcessLookupError):
+        asked = 0
+        for entry in supervisors.glob("*") if supervisors.exists() else []:
+            try:
+                os.kill(int(entry.name), signal.SIGHUP)
+                asked += 1
+            except (ValueError, ProcessLookupError):
+                entry.unlink(missing_ok=True)  # left by a supervisor that was killed
+        if not asked:
             raise SystemExit(f"no brain supervisor is running for DATA_DIR={settings.data_dir} "
-                             "(start the app with `make run`)") from None
-        print("asked the brain to restart; the page shows 'restarting' and then 'ready'")
+                             "(start the app with `make run`)")
+        print(f"asked {asked} brain worker{'s' if asked > 1 else ''} to restart; the page shows 'restarting' "
+              "and then 'ready'")
         return
 
     supervisor = Supervisor(WORKER)
@@ -112,13 +118,13 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGHUP, lambda *_: supervisor.request(restart=True))
     if os.environ.get("BRAIN_RELOAD", "") not in ("", "0"):
         threading.Thread(target=watch_sources, args=(supervisor,), daemon=True).start()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    pidfile.write_text(str(os.getpid()))
+    supervisors.mkdir(parents=True, exist_ok=True)
+    pidfile = supervisors / str(os.getpid())
+    pidfile.touch()
     try:
         supervisor.run()
     finally:
-        if pidfile.exists() and pidfile.read_text() == str(os.getpid()):
-            pidfile.unlink()
+        pidfile.unlink(missing_ok=True)
         log.info("supervisor stopped")
 
 

@@ -69,6 +69,7 @@ class Settings:
     num_ctx: int
     parallel: int
     brain_database_url: str  # "" keeps conversations in DATA_DIR/brain.db (SQLite)
+    routing: str  # "load" (load-aware, with affinity) or "hash" (affinity and hashing only)
     comment_delay_s: float
     system_prompt: str
     max_chat_chars: int
@@ -108,6 +109,7 @@ class Settings:
             num_ctx=max(256, _int(env, "OLLAMA_NUM_CTX", 8192)),
             parallel=max(1, _int(env, "BRAIN_PARALLEL", 4)),
             brain_database_url=env.get("BRAIN_DATABASE_URL", "").strip(),
+            routing="hash" if env.get("BUS_ROUTING", "").strip().lower() == "hash" else "load",
             comment_delay_s=_float(env, "TODO_COMMENT_DELAY_S", 1.5),
             system_prompt=prompt or DEFAULT_PERSONA,
             max_chat_chars=_int(env, "MAX_CHAT_CHARS", 8000),

@@ -1,7 +1,9 @@
 """The broker's routing and liveness rules, with its collaborators swapped for fakes and a
 hand-turned clock: fast, and exact about time."""
+import zlib
+
 from shared.config import Settings
-from shared.messages import Ack, Bye, Chat, Chunk, Done, Grant, Heartbeat, Hello, Revoke, Stop, ToBrain, decode, encode
+from shared.messages import Ack, Bye, Chat, Chunk, Done, Grant, Heartbeat, Hello, Interaction, Revoke, Stop, ToBrain, decode, encode
 from web.broker import Broker, Owner
 
 
@@ -48,6 +50,14 @@ def hello(worker, **kw):
     return encode(Hello(worker=worker, started=0, pid=1, model="m", **({"parallel": 1} | UP | kw)))
 
 
+def workers_with_slots(now, slots=2, names=("w1", "w2")):
+    broker, rec = make(now)
+    for w in names:
+        broker.subscription(f"\x01brain.{w}.".encode())
+        broker.from_publisher(hello(w, parallel=slots))
+    return broker, rec
+
+
 def test_nothing_is_sent_before_the_worker_is_subscribed_and_present_then_all_of_it():
     now = [0.0]
     broker, rec = make(now)
@@ -63,9 +73,7 @@ def test_nothing_is_sent_before_the_worker_is_subscribed_and_present_then_all_of
 
 def test_a_silent_worker_is_lost_after_three_beats_and_back_with_any_message():
     now = [0.0]
-    broker, rec = make(now)
-    broker.subscription(b"\x01brain.w1.")
-    broker.from_publisher(hello("w1"))
+    broker, rec = workers_with_slots(now, slots=1, names=("w1",))
     now[0] = 2.9
     broker.check_liveness()
     assert rec.lost == [] and broker.status == "ready"
@@ -80,9 +88,7 @@ def test_a_silent_worker_is_lost_after_three_beats_and_back_with_any_message():
 
 def test_goodbye_means_restarting_until_a_new_worker_or_the_grace_ends():
     now = [0.0]
-    broker, rec = make(now)
-    broker.subscription(b"\x01brain.w1.")
-    broker.from_publisher(hello("w1"))
+    broker, rec = workers_with_slots(now, slots=1, names=("w1",))
     broker.from_publisher(encode(Bye(worker="w1")))
     assert broker.status == "restarting" and rec.statuses[-2:] == ["ready", "restarting"]
     now[0] = 20.0
@@ -122,9 +128,7 @@ def test_sessions_stick_to_their_worker():
 
 def test_a_goodbye_overtaken_by_its_disconnect_still_means_restarting():
     now = [0.0]
-    broker, rec = make(now)
-    broker.subscription(b"\x01brain.w1.")
-    broker.from_publisher(hello("w1"))
+    broker, rec = workers_with_slots(now, slots=1, names=("w1",))
     broker.subscription(b"\x00brain.w1.")
     broker.from_publisher(encode(Bye(worker="w1")))
     assert broker.status == "restarting"
@@ -153,9 +157,7 @@ def test_the_status_tells_the_whole_chain_for_each_sessions_model():
 
 def test_a_message_a_live_worker_did_not_ack_is_sent_again_after_the_ack_timeout():
     now = [0.0]
-    broker, rec = make(now)
-    broker.subscription(b"\x01brain.w1.")
-    broker.from_publisher(hello("w1"))
+    broker, rec = workers_with_slots(now, slots=1, names=("w1",))
     broker.submit(Chat(session="s", request="r1", text="lost on the way"))
     for t in (1.0, 2.0, 2.9):  # heartbeats keep the worker alive; no ack yet, not due yet
         now[0] = t
@@ -207,9 +209,7 @@ def test_a_stalled_workers_claim_is_void_once_its_message_went_elsewhere():
 
 def test_a_session_stays_with_its_worker_while_it_is_ready():
     now = [0.0]
-    broker, rec = make(now)
-    broker.subscription(b"\x01brain.w1.")
-    broker.from_publisher(hello("w1"))
+    broker, rec = workers_with_slots(now, slots=1, names=("w1",))
     for i in range(8):
         broker.submit(Chat(session=f"s{i}", request=f"a{i}", text="x"))
     for w in ("w2", "w3"):  # would win the hash for some sessions
@@ -223,9 +223,7 @@ def test_a_session_stays_with_its_worker_while_it_is_ready():
 
 def test_a_lost_grant_is_granted_again_and_a_withdrawn_message_is_revoked():
     now = [0.0]
-    broker, rec = make(now)
-    broker.subscription(b"\x01brain.w1.")
-    broker.from_publisher(hello("w1"))
+    broker, rec = workers_with_slots(now, slots=1, names=("w1",))
     broker.submit(Chat(session="s", request="r1", text="hi"))
     broker.from_publisher(ack(rec.sent[-1]))
     broker.from_publisher(ack(rec.sent[-1]))  # the worker heard no answer and claims again
@@ -241,9 +239,7 @@ def test_a_lost_grant_is_granted_again_and_a_withdrawn_message_is_revoked():
 
 def test_assignments_survive_a_restart_and_epochs_only_grow():
     now = [0.0]
-    broker, rec = make(now)
-    broker.subscription(b"\x01brain.w1.")
-    broker.from_publisher(hello("w1"))
+    broker, rec = workers_with_slots(now, slots=1, names=("w1",))
     broker.submit(Chat(session="s", request="r1", text="hi"))
     kept = dict(rec.assigned)
     again, rec2 = make(now)
@@ -257,14 +253,6 @@ def test_assignments_survive_a_restart_and_epochs_only_grow():
     again.subscription(b"\x00brain.w1.")
     assert rec2.released == ["w1"] and rec2.sent[-1].worker == "w2" and rec2.sent[-1].epoch > kept["s"].epoch
     assert again.owners["s"] == Owner("w2", rec2.sent[-1].epoch)
-
-
-def workers_with_slots(now, slots=2, names=("w1", "w2")):
-    broker, rec = make(now)
-    for w in names:
-        broker.subscription(f"\x01brain.{w}.".encode())
-        broker.from_publisher(hello(w, parallel=slots))
-    return broker, rec
 
 
 def finish(broker, msg):
@@ -295,11 +283,12 @@ def test_a_turn_of_an_idle_session_whose_worker_is_full_goes_where_there_is_room
     finish(broker, home)
     other = ({"w1", "w2"} - {home.worker}).pop()
     # Two more sessions that land on c's worker (it is the least loaded once we load the other).
-    broker.turns.update({"x1": (other, "x"), "x2": (other, "x")})
+    broker._start_turn("x1", other, "x")  # the other worker is busy with two replies of other sessions
+    broker._start_turn("y1", other, "y")
     for s in ("a", "b"):
         broker.submit(Chat(session=s, request=f"{s}1", text="x"))
     assert {m.worker for m in rec.sent[-2:]} == {home.worker} and broker.load(home.worker) == 2
-    broker.turns.pop("x1")  # the other worker has a free slot again
+    broker._end_turn("x1")  # the other worker has a free slot again
     broker.submit(Chat(session="c", request="c2", text="x"))
     moved = rec.sent[-1]
     assert moved.worker == other and moved.epoch > home.epoch
@@ -325,3 +314,33 @@ def test_no_worker_is_sent_more_than_its_slots_while_another_has_room():
         open_turns.append(sent)
         if broker.load(sent.worker) > 4:
             assert all(broker.load(w) >= 4 for w in ("w1", "w2") if w != sent.worker), (step, broker.turns)
+
+
+def test_with_hash_routing_a_full_worker_keeps_its_sessions_and_new_ones_ignore_load():
+    now = [0.0]
+    broker, rec = make(now)
+    broker.settings = Settings.from_env({"BUS_HEARTBEAT_S": "1", "BUS_ROUTING": "hash"})
+    for w in ("w1", "w2"):
+        broker.subscription(f"\x01brain.{w}.".encode())
+        broker.from_publisher(hello(w, parallel=1))
+    for i in range(12):
+        broker.submit(Chat(session=f"s{i}", request=f"r{i}", text="x"))
+    by_hash = [max(("w1", "w2"), key=lambda w: zlib.crc32(f"s{i}:{w}".encode())) for i in range(12)]
+    assert [m.worker for m in rec.sent] == by_hash
+
+
+def test_a_silent_workers_session_with_a_reply_under_way_waits_for_it_unless_the_user_asks_again():
+    now = [0.0]
+    broker, rec = two_workers(now)
+    broker.submit(Chat(session="s", request="r1", text="long reply"))
+    first = rec.sent[-1]
+    broker.from_publisher(ack(first))
+    other = ({"w1", "w2"} - {first.worker}).pop()
+    now[0] = 3.1  # the first worker is too busy to heartbeat; its reply to r1 is still under way
+    broker.from_publisher(beat(other))
+    broker.check_liveness()
+    broker.submit(Interaction(session="s", request="i1", method="WS", path="/ws"))
+    assert rec.sent[-1].request == "r1" and broker.owners["s"].worker == first.worker, "the event waits for it"
+    broker.submit(Chat(session="s", request="r2", text="retry", retry=True))
+    assert [(m.request, m.worker) for m in rec.sent[-2:]] == [("i1", other), ("r2", other)], "moved, in order"
+    assert broker.load(first.worker) == 0, "the cut-off reply no longer counts"

@@ -16,7 +16,9 @@ that changes whenever the session moves. Routing is load-aware with affinity: a 
 its worker (where Ollama's prompt cache for it lives) while that worker is ready and has a free
 slot (`parallel`, turns in flight counted here as they are sent); a turn of an idle session whose
 worker is full goes to the least-loaded worker that has room; a new session goes to the least
-loaded. So no worker is sent more turns at once than it has slots while another has room. A worker claims each message it is sent (`Ack`) and acts on it only when
+loaded. So no worker is sent more turns at once than it has slots while another has room.
+(BUS_ROUTING=hash turns the load-awareness off, leaving rendezvous hashing with affinity, for
+comparison in `make bench`.) A worker claims each message it is sent (`Ack`) and acts on it only when
 the web grants the claim; a claim on a message that has been sent elsewhere meanwhile (its worker
 was only stalled) is revoked. Whatever a worker says about a session it no longer holds at that
 epoch is ignored, and the worker is told, so it stops and never saves that session again. The
@@ -26,7 +28,7 @@ import asyncio
 import logging
 import time
 import zlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -86,6 +88,8 @@ class Broker:
         self.owners: dict[str, Owner] = {}  # by session
         self.granted: OrderedDict[str, Owner] = OrderedDict()  # by request: whose claim was granted
         self.turns: dict[str, tuple[str, str]] = {}  # replies under way, by request: (worker, session)
+        self.loads: Counter[str] = Counter()  # replies under way, by worker
+        self.replying: Counter[str] = Counter()  # replies under way, by session
         self.last_epoch = 0
         self.restarting_until = 0.0
         self.shown: tuple = ()  # what the status depends on, as last announced
@@ -163,7 +167,7 @@ class Broker:
         msg = self.pending.pop(request, None)
         if msg is None:
             return False
-        self.turns.pop(_turn(msg), None)
+        self._end_turn(_turn(msg))
         self.sent_at.pop(request, None)
         self.outbox.drop(request)
         return True
@@ -179,7 +183,7 @@ class Broker:
             self.pending[m.request] = m
             self.sent_at[m.request] = self.clock()
             if _turn(m):
-                self.turns[_turn(m)] = (owner.worker, m.session)
+                self._start_turn(_turn(m), owner.worker, m.session)
             self._send(m)
         return True
 
@@ -188,9 +192,14 @@ class Broker:
         that held the session and may still be running is told at once."""
         session, held = msg.session, self.owners.get(msg.session)
         if held is not None and self.ready(held.worker):
-            if not _turn(msg) or self._has_room(held.worker) or self._under_way(session):
+            if (self.settings.routing == "hash" or not _turn(msg) or self._has_room(held.worker)
+                    or self.replying[session]):
                 return held
             worker = self._least_loaded(session, roomy=True) or held.worker
+        elif held is not None and held.worker in self.workers and self.replying[session] and not _turn(msg):
+            # Its worker is only silent (busy, stalled) with a reply of the session under way:
+            # moving the session would cut that reply off for an event. A new turn does move it.
+            return None
         else:
             worker = self._least_loaded(session)
         if worker is None:
@@ -200,6 +209,9 @@ class Broker:
         self.last_epoch += 1
         owner = self.owners[session] = Owner(worker, self.last_epoch)
         self.outbox.assign(session, owner)
+        if held is not None:
+            for reply in [r for r, (w, s) in self.turns.items() if s == session and w == held.worker]:
+                self._end_turn(reply)  # cut off: whatever the old worker says of it is ignored now
         if held is not None and held.worker in self.workers:
             log.warning("session %s moves from brain %s to %s", session[:8], held.worker, worker)
             self._send(Revoke(worker=held.worker, session=session, request=msg.request, epoch=owner.epoch))
@@ -209,20 +221,30 @@ class Broker:
         """Replies sent to the worker and not ended yet. Counted here, as they are sent and end, not
         taken from heartbeats, which are up to an interval old: a burst is spread at once, and a
         session whose reply just ended finds its worker free again."""
-        return sum(1 for w, _ in self.turns.values() if w == worker)
+        return self.loads[worker]
+
+    def _start_turn(self, reply: str, worker: str, session: str) -> None:
+        self._end_turn(reply)  # sent again, perhaps elsewhere: counted once
+        self.turns[reply] = (worker, session)
+        self.loads[worker] += 1
+        self.replying[session] += 1
+
+    def _end_turn(self, reply: str) -> None:
+        worker, session = self.turns.pop(reply, (None, None))
+        if worker is not None:
+            self.loads[worker] -= 1
+            self.replying[session] -= 1
 
     def _has_room(self, worker: str) -> bool:
         return self.load(worker) < self.workers[worker].presence.parallel
 
-    def _under_way(self, session: str) -> bool:
-        "A reply of the session is in flight: moving the session would cut it off."
-        return any(s == session for _, s in self.turns.values())
-
     def _least_loaded(self, session: str, roomy: bool = False) -> str | None:
-        "The ready worker with the smallest share of its slots in use (ties: rendezvous hashing)."
+        """The ready worker with the smallest share of its slots in use (ties, and BUS_ROUTING=hash:
+        rendezvous hashing)."""
         ready = [w for w, state in self.workers.items() if self._ready(state) and (not roomy or self._has_room(w))]
-        return min(ready, key=lambda w: (self.load(w) / self.workers[w].presence.parallel,
-                                         -zlib.crc32(f"{session}:{w}".encode())), default=None)
+        def share(w: str) -> float:
+            return 0.0 if self.settings.routing == "hash" else self.load(w) / self.workers[w].presence.parallel
+        return min(ready, key=lambda w: (share(w), -zlib.crc32(f"{session}:{w}".encode())), default=None)
 
     def _send(self, msg: Message) -> None:
         self.xpub.send_multipart(encode(msg), copy=False)
@@ -255,7 +277,7 @@ class Broker:
         owner = self.owners.get(msg.session)
         if owner is None or owner == Owner(msg.worker, msg.epoch):
             if isinstance(msg, (Done, Failed)):
-                self.turns.pop(msg.request, None)
+                self._end_turn(msg.request)
             return True
         log.info("ignored a %s from brain %s for session %s, which it no longer holds", msg.kind, msg.worker,
                  msg.session[:8])
@@ -385,7 +407,8 @@ class Broker:
         log.warning("brain %s %s", worker, why)
         if forget:  # it cannot speak again: nothing of it is left to fence
             self.owners = {s: o for s, o in self.owners.items() if o.worker != worker}
-            self.turns = {r: t for r, t in self.turns.items() if t[0] != worker}
+            for reply in [r for r, (w, _) in self.turns.items() if w == worker]:
+                self._end_turn(reply)
             self.outbox.release(worker)
         self.listener.brain_lost(worker)
         self._changed()

@@ -156,7 +156,6 @@ class Store:
                 self.drop_pending(row.request)
         return kept
 
-
     def assign(self, session: str, worker: str, epoch: int) -> None:
         self.db.execute("insert or replace into owners (session, worker, epoch) values (?, ?, ?)",
                         [session, worker, epoch])
