@@ -68,6 +68,13 @@ bench: setup-dev
 	python -m bench $(ARGS)
 
 # The same, plus the prompt-cache rows on a real engine (builds llama-cpp-python: minutes on 2 cores).
-bench-llama: setup-dev
+# llama.cpp's native build uses every instruction the CPU lists, AMX included, which a VM may not
+# allow (SIGILL at the first token): build for AVX2/AVX-512 instead, once, never from pip's cache.
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON
+$(VENV)/.installed-llama: $(VENV)/.installed-dev
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(PY) -m pip install -q --no-cache-dir --force-reinstall --no-deps llama-cpp-python
 	$(PY) -m pip install -q -e '.[dev,llama]'
+	touch $@
+
+bench-llama: setup-dev $(VENV)/.installed-llama
 	python -m bench --real-engine $(ARGS)

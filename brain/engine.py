@@ -307,8 +307,13 @@ class Engine:
                     self.save(session, afresh=True)
         except Fenced as e:
             self.fence(session, e.stored)
-        except Exception:
+        except Exception as e:
             log.exception("a job of session %s failed", session[:8])
+            if isinstance(job, Turn):  # its bubble must not wait for ever
+                self.send(Failed(worker=self.worker, session=session, request=job.request, epoch=job.epoch or 0,
+                                 seq=job.sent, code="internal",
+                                 error=f"The brain could not make this reply ({type(e).__name__}; its log says "
+                                       "more), e.g. its conversation store could not be reached. Retry."))
         finally:
             q.busy, q.running = False, None
             self.pump(session)

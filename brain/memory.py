@@ -46,6 +46,10 @@ class Fenced(Exception):
         self.session, self.mine, self.stored = session, mine, stored
 
 
+class StoreUnavailable(SystemExit):
+    "The conversation store cannot be reached at start; the message says where and why."
+
+
 class Sqlite:
     "One file; writers take turns (BEGIN IMMEDIATE), so the epoch read in a transaction holds to its commit."
     key = "integer primary key"
@@ -89,7 +93,13 @@ class Postgres:
         import psycopg  # only brains that use PostgreSQL need it loaded
 
         self.psycopg, self.url = psycopg, url
-        self.conn = psycopg.connect(url, autocommit=True)
+        try:
+            self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as e:
+            where = psycopg.conninfo.conninfo_to_dict(url)  # named without its password
+            raise StoreUnavailable(f"cannot reach the conversation store (BRAIN_DATABASE_URL: database "
+                                   f"{where.get('dbname', '?')} on {where.get('host', '?')}:{where.get('port', 5432)}): "
+                                   f"{str(e).strip()}") from None
 
     def _connected(self):
         "A connection lost (the server restarted, the network broke) is made again at the next use."

@@ -307,3 +307,16 @@ def test_a_message_acted_on_is_not_acted_on_again_after_a_restart(run, memories)
         assert again.conversations["s"].unseen == [Change("added", Todo(1, "a", False))], "one change, not two"
         again.shutdown()
     run(scenario)
+
+
+def test_a_turn_whose_conversation_cannot_be_read_fails_with_a_reason_instead_of_waiting(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        def broken(*args):
+            raise OSError("the store is gone")
+        engine.memory.load = broken
+        engine.handle(chat("r1", "hello?", epoch=1))
+        await until(lambda: finals(sent))
+        [failed] = finals(sent)
+        assert (failed.request, failed.code) == ("r1", "internal") and "OSError" in failed.error
+        assert ollama.replies() == []
+    run(scenario)

@@ -106,3 +106,14 @@ def test_an_older_sqlite_brain_db_gains_the_new_columns_and_keeps_its_turns(tmp_
     db.close()
     c = Memory.open("", tmp_path).load("s", 5)
     assert c.turns == [{"role": "user", "content": "kept"}] and c.epoch == 5 and c.handled == []
+
+
+def test_an_unreachable_postgresql_stops_the_brain_with_where_and_why_and_no_password():
+    from brain.memory import StoreUnavailable
+    from tests.system import free_port
+
+    port = free_port()
+    with pytest.raises(StoreUnavailable) as e:
+        Memory.open(f"postgresql://todo:sekret@127.0.0.1:{port}/todo", ".")
+    assert f"database todo on 127.0.0.1:{port}" in str(e.value) and "refused" in str(e.value)
+    assert "sekret" not in str(e.value)

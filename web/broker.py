@@ -8,8 +8,8 @@ talks to brains.
 The broker also knows which brain workers are alive: a worker is ready once its subscription has
 reached XPUB (so nothing sent to it is dropped by the slow-joiner effect) and it has said hello or
 heartbeated within 3 intervals. Each message for a brain stays pending (and in the outbox on
-disk, so a web restart loses nothing) until a brain acks it; pending messages with no ready worker
-wait, and are sent when one appears.
+disk, so a web restart loses nothing) until the web grants a brain's claim on it; pending messages
+with no ready worker wait, and are sent when one appears.
 
 One owner per message. Each session is assigned to one worker at a time, numbered by an `epoch`
 that changes whenever the session moves. Routing is load-aware with affinity: a session stays with

@@ -225,8 +225,9 @@ def test_five_percent_packet_loss_on_a_brains_link_still_answers_each_message_on
             texts.append(f"lossy {i}.{round_}")
             tab.send(texts[-1])
         for tab in tabs:
-            tab.wait(lambda t: t.finished(round_ + 1), timeout=30)
-    assert [b.status for tab in tabs for b in tab.replies()] == ["done"] * len(texts)
+            # A reply may look interrupted for a moment if a lost packet held the brain's heartbeats
+            # up for 3 beats; it carries on when they get through. Each must end done.
+            tab.wait(lambda t: [b.status for b in t.replies()] == ["done"] * (round_ + 1), timeout=30)
     time.sleep(1)
     counts = {text: sum(len(asked(f, text)) for f in fakes.values()) for text in texts}
     assert set(counts.values()) == {1}, counts
