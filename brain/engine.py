@@ -162,6 +162,11 @@ class Engine:
         return {"num_ctx": self.settings.num_ctx}
 
     @property
+    def making(self) -> list[str]:
+        "The replies queued or under way, by request."
+        return [job.request for q in self.queues.values() for job in [q.running, *q.jobs] if isinstance(job, Turn)]
+
+    @property
     def busy(self) -> int:
         "Replies being made now (warm-ups are not replies)."
         return sum(1 for q in self.queues.values() if isinstance(q.running, Turn))

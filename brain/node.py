@@ -82,6 +82,7 @@ class Node:
         w = self.watch
         return dict(worker=self.id, started=self.started, pid=os.getpid(), model=self.settings.model,
                     parallel=self.settings.parallel, busy=self.engine.busy, ollama=w.reach.value,
+                    making=[c.msg.turn for c in self.claims.values() if c.msg.turn] + self.engine.making,
                     ollama_url=self.settings.ollama_url, version=w.version, loading=w.loading, models=w.models)
 
     def announce(self) -> None:

@@ -55,6 +55,11 @@ class ToBrain(Message, frozen=True, kw_only=True):
     def topic(self) -> str:
         return f"{brain_topic(self.worker)}{self.kind}"
 
+    @property
+    def turn(self) -> str:
+        "The reply this message asks for (named so by its Done or Failed), or \"\"."
+        return ""
+
 
 class ToWeb(Message, frozen=True, kw_only=True):
     "Sent by a brain worker to the web."
@@ -98,6 +103,10 @@ class Chat(ToBrain, frozen=True, kw_only=True, tag="chat"):
     retry: bool = False
     model: str = ""
 
+    @property
+    def turn(self) -> str:
+        return self.request
+
 
 class Stop(ToBrain, frozen=True, kw_only=True, tag="stop"):
     "The user pressed Stop: end reply `reply` now and keep what it said so far."
@@ -109,6 +118,10 @@ class Regenerate(ToBrain, frozen=True, kw_only=True, tag="regenerate"):
     with `model` (the session's choice; "" for the brain's default)."""
     reply: Id
     model: str = ""
+
+    @property
+    def turn(self) -> str:
+        return self.reply
 
 
 class Reset(ToBrain, frozen=True, kw_only=True, tag="reset"):
@@ -161,6 +174,7 @@ class Presence(ToWeb, frozen=True, kw_only=True):
     version: str = ""
     loading: str = ""  # the model being loaded into Ollama, while it is
     models: list[str] | None = None
+    making: list[Id] = []  # the replies it has claimed, queued or is streaming, so a lost final shows
 
 
 class Hello(Presence, frozen=True, kw_only=True, tag="hello"):

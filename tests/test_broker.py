@@ -17,6 +17,7 @@ class Recorder:
     def brain_message(self, msg): self.heard.append(msg)
     def brain_status(self, status): self.statuses.append(status)
     def brain_lost(self, worker): self.lost.append(worker)
+    def reply_lost(self, session, request): self.lost.append((session, request))
     def keep(self, msg): self.kept.append(msg.request)
     def drop(self, request): self.dropped.append(request)
     def assign(self, session, owner): self.assigned[session] = owner
@@ -33,7 +34,7 @@ def ack(msg):
 
 
 def beat(worker, **kw):
-    return encode(Heartbeat(worker=worker, started=0, pid=1, model="m", parallel=1, **(UP | kw)))
+    return encode(Heartbeat(worker=worker, started=0, pid=1, model="m", **({"parallel": 1} | UP | kw)))
 
 
 def make(now):
@@ -344,3 +345,18 @@ def test_a_silent_workers_session_with_a_reply_under_way_waits_for_it_unless_the
     broker.submit(Chat(session="s", request="r2", text="retry", retry=True))
     assert [(m.request, m.worker) for m in rec.sent[-2:]] == [("i1", other), ("r2", other)], "moved, in order"
     assert broker.load(first.worker) == 0, "the cut-off reply no longer counts"
+
+
+def test_a_reply_whose_worker_no_longer_makes_it_and_whose_final_never_came_is_settled():
+    now = [0.0]
+    broker, rec = workers_with_slots(now, slots=4, names=("w1",))
+    for r in ("r1", "r2", "r3"):
+        broker.submit(Chat(session=r, request=r, text="x"))
+        if r != "r3":  # r3 was lost on its way to the worker: the ack timeout sends it again
+            broker.from_publisher(ack(rec.sent[-1]))
+    now[0] = 1.0
+    broker.from_publisher(beat("w1", parallel=4, making=[]))
+    assert rec.lost == [], "not two beats old yet: its claim may still be on the way"
+    now[0] = 2.5
+    broker.from_publisher(beat("w1", parallel=4, making=["r2"]))  # r1's Done was dropped on the way
+    assert rec.lost == [("r1", "r1")] and broker.load("w1") == 2

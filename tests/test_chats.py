@@ -90,6 +90,17 @@ def test_a_reply_marked_interrupted_carries_on_when_its_worker_was_only_slow_and
         (first, "user", "done"), (first, "reply", "done"), (second, "user", "done"), (second, "reply", "thinking")]
 
 
+def test_a_reply_whose_final_was_lost_on_the_bus_fails_with_what_arrived_and_a_retry(world):
+    chats, store, bus, tabs = world
+    request = say(chats, "s", "hello")
+    chats.brain_message(chunk(0, "Hel", request))
+    chats.reply_lost("s", request)
+    [reply] = [l for l in store.transcript("s") if l.role == "reply"]
+    assert (reply.status, reply.text) == (Status.FAILED, "Hel") and "lost on its way" in reply.note
+    chats.frame("s", Client(), json.dumps({"retry": request}))
+    assert bus.asked()[-1] == Chat(session="s", request=bus.asked()[-1].request, text="hello", retry=True)
+
+
 def test_chunks_go_only_to_their_session_and_the_final_text_repairs_a_gap(world):
     chats, store, bus, tabs = world
     request = say(chats, "a", "hi")

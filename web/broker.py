@@ -37,8 +37,8 @@ import zmq
 
 from shared import bus
 from shared.config import Settings
-from shared.messages import (AboutRequest, Ack, BadFrame, Bye, Chat, Done, Failed, Grant, Message, Presence,
-                             Regenerate, Revoke, ToBrain, ToWeb, decode, encode)
+from shared.messages import (AboutRequest, Ack, BadFrame, Bye, Done, Failed, Grant, Message, Presence, Revoke, ToBrain,
+                             ToWeb, decode, encode)
 from web.status import ChainStatus, chain_status
 
 log = logging.getLogger("web.broker")
@@ -53,6 +53,8 @@ class Listener(Protocol):
     def brain_status(self, status: ChainStatus) -> None:
         "The workers' or Ollama's state changed; `status` is what a session on the default model sees."
     def brain_lost(self, worker: str) -> None: ...
+    def reply_lost(self, session: str, request: str) -> None:
+        "The worker no longer makes this reply, but its final message never came (lost on the bus)."
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class Broker:
         self.owners: dict[str, Owner] = {}  # by session
         self.granted: OrderedDict[str, Owner] = OrderedDict()  # by request: whose claim was granted
         self.turns: dict[str, tuple[str, str]] = {}  # replies under way, by request: (worker, session)
+        self.turn_sent: dict[str, float] = {}  # when each reply under way was last sent to its worker
         self.loads: Counter[str] = Counter()  # replies under way, by worker
         self.replying: Counter[str] = Counter()  # replies under way, by session
         self.last_epoch = 0
@@ -167,7 +170,7 @@ class Broker:
         msg = self.pending.pop(request, None)
         if msg is None:
             return False
-        self._end_turn(_turn(msg))
+        self._end_turn(msg.turn)
         self.sent_at.pop(request, None)
         self.outbox.drop(request)
         return True
@@ -182,8 +185,8 @@ class Broker:
             m = msgspec.structs.replace(m, worker=owner.worker, epoch=owner.epoch)
             self.pending[m.request] = m
             self.sent_at[m.request] = self.clock()
-            if _turn(m):
-                self._start_turn(_turn(m), owner.worker, m.session)
+            if m.turn:
+                self._start_turn(m.turn, owner.worker, m.session)
             self._send(m)
         return True
 
@@ -192,11 +195,11 @@ class Broker:
         that held the session and may still be running is told at once."""
         session, held = msg.session, self.owners.get(msg.session)
         if held is not None and self.ready(held.worker):
-            if (self.settings.routing == "hash" or not _turn(msg) or self._has_room(held.worker)
+            if (self.settings.routing == "hash" or not msg.turn or self._has_room(held.worker)
                     or self.replying[session]):
                 return held
             worker = self._least_loaded(session, roomy=True) or held.worker
-        elif held is not None and held.worker in self.workers and self.replying[session] and not _turn(msg):
+        elif held is not None and held.worker in self.workers and self.replying[session] and not msg.turn:
             # Its worker is only silent (busy, stalled) with a reply of the session under way:
             # moving the session would cut that reply off for an event. A new turn does move it.
             return None
@@ -226,11 +229,13 @@ class Broker:
     def _start_turn(self, reply: str, worker: str, session: str) -> None:
         self._end_turn(reply)  # sent again, perhaps elsewhere: counted once
         self.turns[reply] = (worker, session)
+        self.turn_sent[reply] = self.clock()
         self.loads[worker] += 1
         self.replying[session] += 1
 
     def _end_turn(self, reply: str) -> None:
         worker, session = self.turns.pop(reply, (None, None))
+        self.turn_sent.pop(reply, None)
         if worker is not None:
             self.loads[worker] -= 1
             self.replying[session] -= 1
@@ -283,6 +288,18 @@ class Broker:
                  msg.session[:8])
         self._revoke(msg, owner)
         return False
+
+    def _settle_lost_finals(self, presence: Presence) -> None:
+        """A reply sent to this worker more than two heartbeats ago that it no longer makes, but
+        whose Done or Failed never arrived: the final message was lost on the way. Its line must
+        not wait for ever."""
+        making, due = set(presence.making), self.clock() - 2 * self.settings.heartbeat_s
+        unclaimed = {m.turn for m in self.pending.values()}  # the ack timeout sees to those
+        for reply, (worker, session) in list(self.turns.items()):
+            if worker == presence.worker and reply not in making | unclaimed and self.turn_sent[reply] < due:
+                log.warning("reply %s: brain %s has finished it, but its final message never came", reply, worker)
+                self._end_turn(reply)
+                self.listener.reply_lost(session, reply)
 
     def ready(self, worker: str) -> bool:
         "Whether `worker` is subscribed and heartbeating, so what is sent to it now reaches it."
@@ -359,6 +376,7 @@ class Broker:
         if isinstance(msg, Presence):
             state = self.workers.setdefault(msg.worker, WorkerState())
             state.presence, state.last_seen = msg, self.clock()
+            self._settle_lost_finals(msg)
             self._changed()
         elif isinstance(msg, Bye):
             # Even from a worker already gone: its disconnect may have overtaken its goodbye.
@@ -429,9 +447,3 @@ class Broker:
             self.shown = shown
             self.listener.brain_status(self.status)
 
-
-def _turn(msg: ToBrain) -> str:
-    "The reply a message asks for (its request id, as Done and Failed will name it), or \"\"."
-    if isinstance(msg, Chat):
-        return msg.request
-    return msg.reply if isinstance(msg, Regenerate) else ""

@@ -289,6 +289,12 @@ class Chats:
                 if line.worker == worker and line.status in (Status.THINKING, Status.WAITING, Status.STREAMING):
                     self._end(line, Status.INTERRUPTED, "Interrupted: the brain stopped mid-reply.")
 
+    def reply_lost(self, session: str, request: str) -> None:
+        reply = self._session(session).reply(request)
+        if reply is not None and reply.live:
+            self._end(reply, Status.FAILED, "The end of this reply was lost on its way from the brain (the web fell "
+                                            "behind); what arrived is shown. Retry asks again.")
+
     def _ack(self, msg: Ack) -> None:
         reply = self._session(msg.session).reply(msg.request)
         if reply is None:
