@@ -1,7 +1,8 @@
-"""Process-level: at-least-once delivery to a brain with exactly-once effect. A proxy between the
-web's bus and the brain drops frames on their way to a live worker: a message the brain never
-received is sent again after the ack timeout, and a grant the brain never received is claimed
-again; either way the message is answered once."""
+"""Process-level: at-least-once delivery to a brain with exactly-once effect, and no endless
+spinner. Proxies between the web's bus and the brain drop frames: a message the brain never
+received is sent again after the ack timeout, a grant it never received is claimed again (either
+way the message is answered once), and a reply whose final message never reached the web is
+marked failed, with what arrived and a Retry, once the brain's heartbeat shows it is done."""
 import threading
 
 import pytest
@@ -13,43 +14,41 @@ from tests.system import System, free_port
 
 
 class DroppingProxy:
-    "Forwards the web's XPUB to the brain, dropping the frames `drop` picks; subscriptions go upstream."
+    """A man in the middle of one direction of the bus, dropping the frames `drop` picks.
 
-    def __init__(self, upstream: str):
-        self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+    Data goes from its XSUB side to its XPUB side and subscriptions the other way, as in the web's
+    own proxy. Towards the brain (`to_brain=True`) it binds an XPUB the brain subscribes to and
+    connects an XSUB to the web's XPUB; from the brain it binds an XSUB the brain publishes to and
+    connects an XPUB to the web's XSUB."""
+
+    def __init__(self, upstream: str, to_brain: bool, drop):
+        self.endpoint, self.drop = f"tcp://127.0.0.1:{free_port()}", drop
         self.ctx = zmq.Context()
         self.ctx.setsockopt(zmq.LINGER, 0)
-        self.front, self.back = self.ctx.socket(zmq.XPUB), self.ctx.socket(zmq.XSUB)
-        self.front.bind(self.endpoint)
-        self.back.connect(upstream)
-        self.chats: set[str] = set()
-        self.drop_next: set[str] = set()  # kinds to drop once each: "chat", "grant" (of a chat)
-        self.dropped, self.grants = [], []
+        self.xpub, self.xsub = self.ctx.socket(zmq.XPUB), self.ctx.socket(zmq.XSUB)
+        (self.xpub if to_brain else self.xsub).bind(self.endpoint)
+        (self.xsub if to_brain else self.xpub).connect(upstream)
+        self.dropped, self.seen = [], []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
     def run(self) -> None:
         poller = zmq.Poller()
-        poller.register(self.front, zmq.POLLIN)
-        poller.register(self.back, zmq.POLLIN)
+        poller.register(self.xpub, zmq.POLLIN)
+        poller.register(self.xsub, zmq.POLLIN)
         while not self.stopping.is_set():
             for sock, _ in poller.poll(50):
-                if sock is self.front:
-                    self.back.send(self.front.recv())
+                if sock is self.xpub:
+                    self.xsub.send(self.xpub.recv())
                     continue
-                frames = self.back.recv_multipart()
+                frames = self.xsub.recv_multipart()
                 msg = decode(frames)
-                if isinstance(msg, Grant) and msg.request in self.chats:
-                    self.grants.append(msg.request)
-                kind = "chat" if isinstance(msg, Chat) else "grant" if msg.request in self.chats else None
-                if isinstance(msg, Chat):
-                    self.chats.add(msg.request)
-                if kind in self.drop_next:
-                    self.drop_next.discard(kind)
-                    self.dropped.append((kind, msg.request))
+                self.seen.append(msg)
+                if self.drop(msg):
+                    self.dropped.append(msg)
                     continue
-                self.front.send_multipart(frames)
+                self.xpub.send_multipart(frames)
 
     def close(self) -> None:
         self.stopping.set()
@@ -57,39 +56,73 @@ class DroppingProxy:
         self.ctx.destroy()
 
 
+class Once:
+    "Drop the first message of a kind, after `arm()`: the chat's own grant for 'grant'."
+    def __init__(self):
+        self.armed, self.chats = set(), set()
+
+    def __call__(self, msg) -> bool:
+        if isinstance(msg, Chat):
+            self.chats.add(msg.request)
+        kind = "grant" if isinstance(msg, Grant) and msg.request in self.chats else msg.kind
+        if kind in self.armed:
+            self.armed.discard(kind)
+            return True
+        return False
+
+
 @pytest.fixture
-def behind_proxy(tmp_path, fake):
+def behind_proxies(tmp_path, fake):
+    "The web and a brain with a dropping proxy in each direction of the bus between them."
     system = System(tmp_path, fake.url)
     system.start("web")
-    proxy = DroppingProxy(system.env["BUS_SUB_ENDPOINT"])
-    system.env = system.env | {"BUS_SUB_ENDPOINT": proxy.endpoint}
+    to_brain, from_brain = Once(), Once()
+    down = DroppingProxy(system.env["BUS_SUB_ENDPOINT"], True, to_brain)
+    up = DroppingProxy(system.env["BUS_PUB_ENDPOINT"], False, from_brain)
+    system.env = system.env | {"BUS_SUB_ENDPOINT": down.endpoint, "BUS_PUB_ENDPOINT": up.endpoint}
     system.start("brain")
     system.wait_ready()
-    yield system, proxy
+    yield system, down, to_brain, up, from_brain
     system.stop_all()
-    proxy.close()
+    down.close()
+    up.close()
     print(system.logs())
 
 
-def test_a_dropped_message_is_sent_again_after_the_ack_timeout_and_a_dropped_grant_is_claimed_again(behind_proxy, fake):
-    system, proxy = behind_proxy
+def test_a_dropped_message_is_sent_again_after_the_ack_timeout_and_a_dropped_grant_is_claimed_again(behind_proxies, fake):
+    system, down, to_brain, up, from_brain = behind_proxies
     visitor = Visitor(system.url)
     tab = visitor.open_tab()
 
-    proxy.drop_next.add("chat")
+    to_brain.armed.add("chat")
     tab.send("lost on the way")
     [first] = tab.wait(lambda t: t.finished(1), timeout=15)
     assert first.status == "done"
-    assert [kind for kind, _ in proxy.dropped] == ["chat"]
+    assert [m.kind for m in down.dropped] == ["chat"]
     assert "was not acked by" in system.log("web")
 
-    proxy.drop_next.add("grant")
+    to_brain.armed.add("grant")
     tab.send("its grant is lost")
     replies = tab.wait(lambda t: t.finished(2), timeout=15)
     assert [r.status for r in replies] == ["done", "done"]
-    [(_, request)] = [d for d in proxy.dropped if d[0] == "grant"]
-    assert proxy.grants.count(request) == 2, "the brain claimed again and was granted again"
+    [lost] = [m for m in down.dropped if m.kind == "grant"]
+    assert sum(1 for m in down.seen if m.kind == "grant" and m.request == lost.request) == 2, "claimed and granted again"
 
     asked = [r["messages"][-1]["content"] for r in fake.chat_requests()]
     assert asked == ["lost on the way", "its grant is lost"], "each answered once"
+    visitor.close()
+
+
+def test_a_reply_whose_final_message_is_lost_fails_with_what_arrived_instead_of_spinning(behind_proxies, fake):
+    system, down, to_brain, up, from_brain = behind_proxies
+    visitor = Visitor(system.url)
+    tab = visitor.open_tab()
+    from_brain.armed.add("done")
+    tab.send("the end of this goes missing")
+    [reply] = tab.wait(lambda t: t.finished(1), timeout=10)
+    assert reply.status == "failed" and "lost on its way" in reply.note
+    assert "you said \"the end of this goes missing\"" in reply.text, "what arrived is kept"
+    assert [m.kind for m in up.dropped] == ["done"]
+    tab.click("retry", tab.reply_ids()[0])
+    tab.wait(lambda t: [b.status for b in t.replies()] == ["retried", "done"], timeout=10, what="the retry answered")
     visitor.close()
