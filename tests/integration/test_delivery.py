@@ -4,6 +4,7 @@ received is sent again after the ack timeout, a grant it never received is claim
 way the message is answered once), and a reply whose final message never reached the web is
 marked failed, with what arrived and a Retry, once the brain's heartbeat shows it is done."""
 import threading
+from dataclasses import dataclass
 
 import pytest
 import zmq
@@ -71,9 +72,19 @@ class Once:
         return False
 
 
+@dataclass
+class Bus:
+    "Both proxies and what they are told to drop."
+    down: DroppingProxy
+    to_brain: Once
+    up: DroppingProxy
+    from_brain: Once
+
+
 @pytest.fixture
 def behind_proxies(tmp_path, fake):
-    "The web and a brain with a dropping proxy in each direction of the bus between them."
+    """A tab on the web, whose brain talks to it through a dropping proxy in each direction of the
+    bus: (system, tab, bus)."""
     system = System(tmp_path, fake.url)
     system.start("web")
     to_brain, from_brain = Once(), Once()
@@ -82,7 +93,9 @@ def behind_proxies(tmp_path, fake):
     system.env = system.env | {"BUS_SUB_ENDPOINT": down.endpoint, "BUS_PUB_ENDPOINT": up.endpoint}
     system.start("brain")
     system.wait_ready()
-    yield system, down, to_brain, up, from_brain
+    visitor = Visitor(system.url)
+    yield system, visitor.open_tab(), Bus(down, to_brain, up, from_brain)
+    visitor.close()
     system.stop_all()
     down.close()
     up.close()
@@ -90,39 +103,32 @@ def behind_proxies(tmp_path, fake):
 
 
 def test_a_dropped_message_is_sent_again_after_the_ack_timeout_and_a_dropped_grant_is_claimed_again(behind_proxies, fake):
-    system, down, to_brain, up, from_brain = behind_proxies
-    visitor = Visitor(system.url)
-    tab = visitor.open_tab()
-
-    to_brain.armed.add("chat")
+    system, tab, bus = behind_proxies
+    bus.to_brain.armed.add("chat")
     tab.send("lost on the way")
     [first] = tab.wait(lambda t: t.finished(1), timeout=15)
     assert first.status == "done"
-    assert [m.kind for m in down.dropped] == ["chat"]
+    assert [m.kind for m in bus.down.dropped] == ["chat"]
     assert "was not acked by" in system.log("web")
 
-    to_brain.armed.add("grant")
+    bus.to_brain.armed.add("grant")
     tab.send("its grant is lost")
     replies = tab.wait(lambda t: t.finished(2), timeout=15)
     assert [r.status for r in replies] == ["done", "done"]
-    [lost] = [m for m in down.dropped if m.kind == "grant"]
-    assert sum(1 for m in down.seen if m.kind == "grant" and m.request == lost.request) == 2, "claimed and granted again"
+    [lost] = [m for m in bus.down.dropped if m.kind == "grant"]
+    assert sum(1 for m in bus.down.seen if m.kind == "grant" and m.request == lost.request) == 2, "claimed and granted again"
 
     asked = [r["messages"][-1]["content"] for r in fake.chat_requests()]
     assert asked == ["lost on the way", "its grant is lost"], "each answered once"
-    visitor.close()
 
 
 def test_a_reply_whose_final_message_is_lost_fails_with_what_arrived_instead_of_spinning(behind_proxies, fake):
-    system, down, to_brain, up, from_brain = behind_proxies
-    visitor = Visitor(system.url)
-    tab = visitor.open_tab()
-    from_brain.armed.add("done")
+    system, tab, bus = behind_proxies
+    bus.from_brain.armed.add("done")
     tab.send("the end of this goes missing")
     [reply] = tab.wait(lambda t: t.finished(1), timeout=10)
     assert reply.status == "failed" and "lost on its way" in reply.note
     assert "you said \"the end of this goes missing\"" in reply.text, "what arrived is kept"
-    assert [m.kind for m in up.dropped] == ["done"]
+    assert [m.kind for m in bus.up.dropped] == ["done"]
     tab.click("retry", tab.reply_ids()[0])
     tab.wait(lambda t: [b.status for b in t.replies()] == ["retried", "done"], timeout=10, what="the retry answered")
-    visitor.close()
