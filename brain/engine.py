@@ -132,7 +132,7 @@ class Interrupted(Exception):
 class SessionQueue:
     jobs: deque = field(default_factory=deque)
     busy: bool = False
-    running: Turn | Warm | None = None  # the turn being answered (or the cache being warmed), for Stop and Reset
+    running: Turn | Warm | None = None  # the turn being answered (or the cache being warmed), from the moment it leaves the queue
     comment: asyncio.TimerHandle | None = None
 
 
@@ -267,8 +267,11 @@ class Engine:
         q = self.queue(session)
         if q.busy or not q.jobs:
             return
-        q.busy = True
-        task = asyncio.create_task(self.run_job(session, q.jobs.popleft()))
+        q.busy, job = True, q.jobs.popleft()
+        # Running from now on, while it waits for its task and for the disk too: Stop and Reset
+        # reach it, and the heartbeat's `making` lists it (the web settles a reply it does not).
+        q.running = job if isinstance(job, (Turn, Warm)) else None
+        task = asyncio.create_task(self.run_job(session, job))
         self.tasks.add(task)  # kept until done, so it is not collected mid-job
         task.add_done_callback(self.tasks.discard)
 
@@ -286,10 +289,8 @@ class Engine:
                 return
             match job:
                 case Turn():
-                    q.running = job
                     await self.reply(job, conversation)
                 case Warm():
-                    q.running = job
                     await self.prefill(job, conversation)
                 case TodoChange(event=event):
                     conversation.record(event)

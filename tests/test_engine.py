@@ -320,3 +320,16 @@ def test_a_turn_whose_conversation_cannot_be_read_fails_with_a_reason_instead_of
         assert (failed.request, failed.code) == ("r1", "internal") and "OSError" in failed.error
         assert ollama.replies() == []
     run(scenario)
+
+
+def test_a_turn_waiting_for_its_conversation_is_still_listed_as_in_hand(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        gate, load = threading.Event(), engine.memory.load
+        engine.memory.load = lambda *args: (gate.wait(5), load(*args))[1]
+        engine.handle(chat("r1", "hello", epoch=1))
+        await asyncio.sleep(0.1)  # its task runs, and waits for the disk
+        assert engine.making == ["r1"], "the web would otherwise take its final for lost"
+        gate.set()
+        await until(lambda: finals(sent))
+        assert engine.making == []
+    run(scenario)

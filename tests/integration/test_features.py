@@ -65,7 +65,8 @@ def test_the_persona_is_configurable_and_shown_on_the_page(start_system, fake, t
 
 def test_a_long_conversation_never_overflows_the_window_and_says_when_it_trims(start_system, fake):
     num_ctx = 2048  # the tool definitions take about 650 of them
-    system = start_system(OLLAMA_NUM_CTX=num_ctx)
+    # The todo event goes with the first turn, not as a comment of its own, however long the tab takes to open.
+    system = start_system(OLLAMA_NUM_CTX=num_ctx, TODO_COMMENT_DELAY_S=30)
     fake.default = Plan()  # no delay between chunks: 200 turns
     visitor = Visitor(system.url)
     visitor.add_todo("renew passport")
