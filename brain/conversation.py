@@ -121,6 +121,11 @@ class Conversation:
         user's text) as user turns. A retry of a turn whose reply failed does not repeat the user's
         text. Returns False when there is nothing new to answer."""
         repeated = retry and self._unanswered() == user_text
+        if retry and not repeated and self._answered_plainly() == user_text:
+            # Its reply was saved, but the web never saw it end (the brain died, or the final
+            # message was lost on the bus): the retry answers anew instead of asking twice.
+            self.turns.pop()
+            repeated = True
         app = self._app_text()
         if app:
             self.turns.append({"role": "user", "content": app})
@@ -139,6 +144,12 @@ class Conversation:
                 continue
             return turn["content"] if turn["role"] == "user" else None
         return None
+
+    def _answered_plainly(self) -> str | None:
+        "The newest user text when a single reply without tool calls follows it, and nothing else."
+        if len(self.turns) < 2 or self.turns[-1]["role"] != "assistant" or self.turns[-1].get("tool_calls"):
+            return None
+        return self.turns[-2]["content"] if self.turns[-2]["role"] == "user" else None
 
     def _app_text(self) -> str:
         "The [app] turn that would report what the model has not seen yet; \"\" when there is nothing."

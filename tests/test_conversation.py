@@ -111,3 +111,14 @@ def test_the_token_estimate_only_ever_rises_to_what_ollama_counted():
     assert c.tokens_per_char == 0.5
     c.learn(messages, prompt_eval_count=104)  # a cached prefix: Ollama counted only the new part
     assert c.tokens_per_char == 0.5
+
+
+def test_a_retry_of_a_question_whose_reply_was_saved_but_never_seen_to_end_answers_it_anew():
+    c = Conversation()
+    c.begin_turn("what now?")
+    c.add_reply("the reply the web never saw end")
+    assert c.begin_turn("what now?", retry=True)
+    assert [t["content"] for t in c.turns] == ["what now?"], "asked once, the unseen reply replaced"
+    c.add_reply("again")
+    c.begin_turn("what now?")  # not a retry: the user really asks again
+    assert [t["content"] for t in c.turns] == ["what now?", "again", "what now?"]

@@ -132,3 +132,5 @@ def test_a_reply_whose_final_message_is_lost_fails_with_what_arrived_instead_of_
     assert [m.kind for m in bus.up.dropped] == ["done"]
     tab.click("retry", tab.reply_ids()[0])
     tab.wait(lambda t: [b.status for b in t.replies()] == ["retried", "done"], timeout=10, what="the retry answered")
+    said = [(m["role"], m["content"][:28]) for m in fake.chat_requests()[-1]["messages"] if m["role"] != "system"]
+    assert said == [("user", "the end of this goes missing")], "asked once: the reply it never saw end is replaced"
