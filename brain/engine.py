@@ -283,9 +283,8 @@ class Engine:
             if job.cause and not conversation.take(job.cause):
                 log.info("session %s: %s was acted on already; not again", session[:8], job.cause)
                 if isinstance(job, Turn):  # its bubble must not wait for ever
-                    self.send(Failed(worker=self.worker, session=session, request=job.request, epoch=job.epoch, seq=0,
-                                     code="duplicate", error="The brain had already taken this message before a "
-                                                             "restart; if its answer is missing, Retry."))
+                    self.fail(job, "duplicate", "The brain had already taken this message before a restart; "
+                                                "if its answer is missing, Retry.")
                 return
             match job:
                 case Turn():
@@ -316,10 +315,8 @@ class Engine:
         except Exception as e:
             log.exception("a job of session %s failed", session[:8])
             if isinstance(job, Turn):  # its bubble must not wait for ever
-                self.send(Failed(worker=self.worker, session=session, request=job.request, epoch=job.epoch or 0,
-                                 seq=job.sent, code="internal",
-                                 error=f"The brain could not make this reply ({type(e).__name__}; its log says "
-                                       "more), e.g. its conversation store could not be reached. Retry."))
+                self.fail(job, "internal", f"The brain could not make this reply ({type(e).__name__}; its log says "
+                                           "more), e.g. its conversation store could not be reached. Retry.")
         finally:
             q.busy, q.running = False, None
             self.pump(session)
@@ -411,13 +408,14 @@ class Engine:
         waiting = next((j for j in q.jobs if isinstance(j, Turn) and j.request == request), None)
         if waiting:
             q.jobs.remove(waiting)
-            epoch = waiting.epoch if waiting.epoch is not None else self._held_epoch(session)
-            self.send(Failed(worker=self.worker, session=session, request=request, epoch=epoch, seq=0,
-                             code="stopped", error="Stopped before it began."))
+            self.fail(waiting, "stopped", "Stopped before it began.")
 
-    def _held_epoch(self, session: str) -> int:
-        held = self.conversations.get(session)
-        return held.epoch if held else 0
+    def fail(self, turn: Turn, code: str, error: str) -> None:
+        "End a turn that will not be answered; one not run yet speaks for the epoch our copy holds."
+        held = self.conversations.get(turn.session)
+        epoch = turn.epoch if turn.epoch is not None else held.epoch if held else 0
+        self.send(Failed(worker=self.worker, session=turn.session, request=turn.request, epoch=epoch, seq=turn.sent,
+                         code=code, error=error))
 
     async def reply(self, turn: Turn, conversation: Conversation) -> None:
         ids = dict(worker=self.worker, session=turn.session, request=turn.request, epoch=turn.epoch)

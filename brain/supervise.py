@@ -6,7 +6,8 @@ itself: a crash or `kill -9` would take the web down too. The supervisor never e
 - it runs `python -m brain.ollama_worker` and starts it again whenever it exits, after a pause
   that grows (to 5 s) while the worker keeps dying straight after start;
 - SIGHUP restarts the worker on purpose (`make restart-brain` sends it to every supervisor of
-  this DATA_DIR, which list their pids in DATA_DIR/brains/); with BRAIN_RELOAD=1 a change to a .py file under brain/ or shared/ does too;
+  this DATA_DIR, which list their pids in DATA_DIR/brains/); with BRAIN_RELOAD=1 a change to a
+  .py file under brain/ or shared/ does too;
 - SIGTERM or SIGINT stops the worker (SIGTERM, then SIGKILL after 3 s) and then the supervisor.
 
 Run: python -m brain.supervise            (what the Procfile runs)

@@ -73,6 +73,14 @@ class Outbox(Protocol):
         "The worker is gone: its sessions are assigned anew when they next need a worker."
 
 
+@dataclass(frozen=True)
+class InFlight:
+    "A reply under way: the worker it was sent to, its session, and when it was last sent."
+    worker: str
+    session: str
+    sent: float
+
+
 @dataclass
 class WorkerState:
     subscribed: bool = False
@@ -89,8 +97,7 @@ class Broker:
         self.sent_at: dict[str, float] = {}  # when each pending message last went to a worker
         self.owners: dict[str, Owner] = {}  # by session
         self.granted: OrderedDict[str, Owner] = OrderedDict()  # by request: whose claim was granted
-        self.turns: dict[str, tuple[str, str]] = {}  # replies under way, by request: (worker, session)
-        self.turn_sent: dict[str, float] = {}  # when each reply under way was last sent to its worker
+        self.turns: dict[str, InFlight] = {}  # replies under way, by request
         self.loads: Counter[str] = Counter()  # replies under way, by worker
         self.replying: Counter[str] = Counter()  # replies under way, by session
         self.last_epoch = 0
@@ -180,8 +187,8 @@ class Broker:
         owner = self._assign(msg)
         if owner is None:
             return False
-        # A session that moved takes every message still waiting for it along, in order.
-        for m in [m for m in self.pending.values() if m.session == msg.session] if owner != held else [msg]:
+        moved = owner != held  # a session that moved takes every message still waiting for it along, in order
+        for m in [m for m in self.pending.values() if m.session == msg.session] if moved else [msg]:
             m = msgspec.structs.replace(m, worker=owner.worker, epoch=owner.epoch)
             self.pending[m.request] = m
             self.sent_at[m.request] = self.clock()
@@ -213,7 +220,7 @@ class Broker:
         owner = self.owners[session] = Owner(worker, self.last_epoch)
         self.outbox.assign(session, owner)
         if held is not None:
-            for reply in [r for r, (w, s) in self.turns.items() if s == session and w == held.worker]:
+            for reply in [r for r, t in self.turns.items() if t.session == session and t.worker == held.worker]:
                 self._end_turn(reply)  # cut off: whatever the old worker says of it is ignored now
         if held is not None and held.worker in self.workers:
             log.warning("session %s moves from brain %s to %s", session[:8], held.worker, worker)
@@ -228,17 +235,15 @@ class Broker:
 
     def _start_turn(self, reply: str, worker: str, session: str) -> None:
         self._end_turn(reply)  # sent again, perhaps elsewhere: counted once
-        self.turns[reply] = (worker, session)
-        self.turn_sent[reply] = self.clock()
+        self.turns[reply] = InFlight(worker, session, self.clock())
         self.loads[worker] += 1
         self.replying[session] += 1
 
     def _end_turn(self, reply: str) -> None:
-        worker, session = self.turns.pop(reply, (None, None))
-        self.turn_sent.pop(reply, None)
-        if worker is not None:
-            self.loads[worker] -= 1
-            self.replying[session] -= 1
+        turn = self.turns.pop(reply, None)
+        if turn is not None:
+            self.loads[turn.worker] -= 1
+            self.replying[turn.session] -= 1
 
     def _has_room(self, worker: str) -> bool:
         return self.load(worker) < self.workers[worker].presence.parallel
@@ -293,13 +298,13 @@ class Broker:
         """A reply sent to this worker more than two heartbeats ago that it no longer makes, but
         whose Done or Failed never arrived: the final message was lost on the way. Its line must
         not wait for ever."""
-        making, due = set(presence.making), self.clock() - 2 * self.settings.heartbeat_s
-        unclaimed = {m.turn for m in self.pending.values()}  # the ack timeout sees to those
-        for reply, (worker, session) in list(self.turns.items()):
-            if worker == presence.worker and reply not in making | unclaimed and self.turn_sent[reply] < due:
-                log.warning("reply %s: brain %s has finished it, but its final message never came", reply, worker)
+        due = self.clock() - 2 * self.settings.heartbeat_s
+        in_hand = set(presence.making) | {m.turn for m in self.pending.values()}  # the ack timeout sees to the pending
+        for reply, turn in list(self.turns.items()):
+            if turn.worker == presence.worker and reply not in in_hand and turn.sent < due:
+                log.warning("reply %s: brain %s has finished it, but its final message never came", reply, turn.worker)
                 self._end_turn(reply)
-                self.listener.reply_lost(session, reply)
+                self.listener.reply_lost(turn.session, reply)
 
     def ready(self, worker: str) -> bool:
         "Whether `worker` is subscribed and heartbeating, so what is sent to it now reaches it."
@@ -425,7 +430,7 @@ class Broker:
         log.warning("brain %s %s", worker, why)
         if forget:  # it cannot speak again: nothing of it is left to fence
             self.owners = {s: o for s, o in self.owners.items() if o.worker != worker}
-            for reply in [r for r, (w, _) in self.turns.items() if w == worker]:
+            for reply in [r for r, t in self.turns.items() if t.worker == worker]:
                 self._end_turn(reply)
             self.outbox.release(worker)
         self.listener.brain_lost(worker)
@@ -446,4 +451,3 @@ class Broker:
         if shown != self.shown:
             self.shown = shown
             self.listener.brain_status(self.status)
-
