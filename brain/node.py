@@ -2,11 +2,11 @@
 its own sockets, says hello and then heartbeats every BUS_HEARTBEAT_S (with what it knows of
 Ollama), and says goodbye when it stops. One asyncio loop owns both sockets.
 
-Every message it is sent it claims (`Ack`), and it hands a message to the session engine only once
-the web has granted the claim, in the order the messages came, per session. A claim the web
-revokes (the message went to another worker while this one was stalled, or was withdrawn) is
-dropped, and the engine is told. A claim with no answer is made again after ACK_TIMEOUT_BEATS
-heartbeats, since a frame can be lost on the way."""
+Every message it is sent it claims (`Ack`), and it hands a message to the session engine (a model
+pull to brain/pulls.py) only once the web has granted the claim, in the order the messages came,
+per session. A claim the web revokes (the message went to another worker while this one was
+stalled, or was withdrawn) is dropped, and the engine is told. A claim with no answer is made again
+after ACK_TIMEOUT_BEATS heartbeats, since a frame can be lost on the way."""
 import asyncio
 import logging
 import os
@@ -23,10 +23,11 @@ from brain.engine import Engine
 from brain.memory import Memory
 from brain.ollama_client import OllamaClient
 from brain.ollama_watch import OllamaWatch
+from brain.pulls import Pulls
 from shared import bus
 from shared.config import Settings
-from shared.messages import (Ack, BadFrame, Bye, Grant, Heartbeat, Hello, Message, Revoke, ToBrain, brain_topic,
-                             decode, encode)
+from shared.messages import (Ack, BadFrame, Bye, CancelPull, Grant, Heartbeat, Hello, Message, Pull, Revoke, ToBrain,
+                             brain_topic, decode, encode)
 
 log = logging.getLogger("brain")
 ACK_TIMEOUT_BEATS = 3
@@ -60,6 +61,7 @@ class Node:
                                  self.settings.ollama_check_s, changed=self.announce,
                                  blocking=lambda fn, *a, **kw: loop.run_in_executor(self.checks, partial(fn, *a, **kw)))
         self.engine = Engine(self.settings, self.client, self.memory, self.watch, self.send, self.id)
+        self.pulls = Pulls(self.client, self.watch, self.send, self.id)
         log.info("worker %s: model %s at %s, bus %s / %s", self.id, self.settings.model, self.settings.ollama_url,
                  self.settings.bus_pub, self.settings.bus_sub)
         tasks = [asyncio.create_task(self.heartbeat()), asyncio.create_task(self.receive(sub)),
@@ -70,6 +72,7 @@ class Node:
             for t in tasks:
                 t.cancel()
             self.engine.shutdown()
+            self.pulls.shutdown()
             # Say goodbye before the sockets close: the web tells a restart from a crash by it.
             self.send(Bye(worker=self.id))
             await asyncio.sleep(0.05)
@@ -83,6 +86,7 @@ class Node:
         return dict(worker=self.id, started=self.started, pid=os.getpid(), model=self.settings.model,
                     parallel=self.settings.parallel, busy=self.engine.busy, ollama=w.reach.value,
                     making=[c.msg.turn for c in self.claims.values() if c.msg.turn] + self.engine.making,
+                    pulling=[c.msg.request for c in self.claims.values() if isinstance(c.msg, Pull)] + self.pulls.pulling,
                     ollama_url=self.settings.ollama_url, version=w.version, loading=w.loading, models=w.models)
 
     def announce(self) -> None:
@@ -154,4 +158,4 @@ class Node:
             self.taken[request] = None
             if len(self.taken) > REMEMBERED_REQUESTS:
                 self.taken.popitem(last=False)
-            self.engine.handle(c.msg)
+            (self.pulls if isinstance(c.msg, (Pull, CancelPull)) else self.engine).handle(c.msg)

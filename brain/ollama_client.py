@@ -1,11 +1,12 @@
-"""The one boundary between the brain and Ollama's HTTP API (`POST /api/chat`, streaming NDJSON).
+"""The one boundary between the brain and Ollama's HTTP API (`POST /api/chat` and `POST /api/pull`,
+streaming NDJSON).
 
 Everything Ollama can do wrong is turned into an `OllamaError` whose text a person can act on;
 nothing above this module sees `requests` or the wire format.
 """
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import msgspec
@@ -41,6 +42,20 @@ class OllamaFailed(OllamaError):
 class ToolsUnsupported(OllamaError):
     "The model cannot call tools (Ollama answers 400 '... does not support tools')."
     code = "no_tools"
+
+
+class NoSuchModel(OllamaError):
+    "A pull of a name the registry does not have (or that is not a model name)."
+    code = "no_such_model"
+
+
+class RegistryUnreachable(OllamaError):
+    "Ollama runs, but cannot reach the model registry to pull from it."
+    code = "no_network"
+
+
+class DiskFull(OllamaError):
+    code = "disk_full"
 
 
 class HungUp(OllamaError):
@@ -87,6 +102,30 @@ class _Line(Stats, frozen=True):
 
 
 _line = msgspec.json.Decoder(_Line)
+
+
+@dataclass(frozen=True)
+class PullStatus:
+    """One line of a pull's progress: Ollama's `status`, and while a layer downloads its `digest`
+    with `completed` of `total` bytes (Ollama omits them when 0)."""
+    status: str
+    digest: str = ""
+    completed: int = 0
+    total: int = 0
+
+
+class _PullLine(msgspec.Struct):
+    status: str = ""
+    digest: str = ""
+    total: int = 0
+    completed: int = 0
+    error: str | None = None
+
+
+_pull_line = msgspec.json.Decoder(_PullLine)
+# What Ollama says when it cannot reach the registry (Go's net errors, wrapped in its own text).
+_OFFLINE = ("dial tcp", "no such host", "i/o timeout", "network is unreachable", "connection refused",
+            "connection reset", "tls handshake", "context deadline exceeded", "server misbehaving")
 
 
 class Hangup:
@@ -215,17 +254,32 @@ class OllamaClient:
             body["options"] = options
         if keep_alive:
             body["keep_alive"] = keep_alive
-        url = f"{self.base_url}/api/chat"
+        yield from self._request("/api/chat", body, hangup, lambda response: self._reply(response, model))
+
+    def pull(self, model: str, *, hangup: Hangup | None = None) -> Iterator[PullStatus]:
+        """Pull a model into Ollama (`POST /api/pull`): yields each progress line until Ollama says
+        "success"; raises an OllamaError saying what to do otherwise. Closing the generator, or
+        `hangup.fire()`, ends the request, which makes Ollama stop the pull (it keeps what it has
+        downloaded, so a pull started again resumes)."""
+        yield from self._request("/api/pull", {"model": model, "stream": True}, hangup,
+                                 lambda response: self._pull_lines(response, model, hangup))
+
+    def _request(self, path: str, body: dict, hangup: Hangup | None, read: Callable[[requests.Response], Iterator]):
+        "Send a streaming request and yield what `read` makes of the response."
         _calling.hangup = hangup
         try:
-            yield from self._stream(url, body, model, hangup)
+            response = self._post(path, body, hangup)
+            try:
+                yield from read(response)
+            finally:
+                response.close()
         finally:
             if hangup is not None:
                 hangup._detach()  # the connection goes back to the pool, for another request
 
-    def _stream(self, url: str, body: dict, model: str, hangup: Hangup | None) -> Iterator[Delta | Stats]:
+    def _post(self, path: str, body: dict, hangup: Hangup | None) -> requests.Response:
         try:
-            response = self.http.post(url, json=body, stream=True, timeout=self.timeout)
+            return self.http.post(f"{self.base_url}{path}", json=body, stream=True, timeout=self.timeout)
         except requests.exceptions.ConnectTimeout:
             raise OllamaUnavailable(f"Ollama at {self.base_url} did not accept a connection within "
                                     f"{self.timeout[0]:g}s. Is it running? Start it with `ollama serve`.") from None
@@ -239,14 +293,10 @@ class OllamaClient:
                                     "Start it with `ollama serve`.") from None
         finally:
             _calling.hangup = None
-        try:
-            if response.status_code != 200:
-                raise _status_error(response, model)
-            yield from self._lines(response)
-        finally:
-            response.close()
 
-    def _lines(self, response: requests.Response) -> Iterator[Delta | Stats]:
+    def _reply(self, response: requests.Response, model: str) -> Iterator[Delta | list[ToolCall] | Stats]:
+        if response.status_code != 200:
+            raise _status_error(response, model)
         try:
             for raw in response.iter_lines():
                 if not raw.strip():
@@ -276,12 +326,69 @@ class OllamaClient:
             raise OllamaFailed("The connection to Ollama broke mid-reply.") from None
         raise OllamaFailed("Ollama ended the reply without finishing it (no done line).")
 
+    def _pull_lines(self, response: requests.Response, model: str, hangup: Hangup | None) -> Iterator[PullStatus]:
+        if response.status_code != 200:
+            raise _pull_error(model, _detail(response))
+        try:
+            for raw in response.iter_lines():
+                if not raw.strip():
+                    continue
+                try:
+                    line = _pull_line.decode(raw)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    raise OllamaFailed(f"Ollama sent a line that is not pull progress: {_one_line(repr(raw[:80]))}") from None
+                if line.error is not None:
+                    raise _pull_error(model, line.error)
+                if line.status == "success":
+                    for _ in response.iter_content(1024):
+                        pass  # to the end of the body, so the connection goes back to the pool
+                    return
+                yield PullStatus(_one_line(line.status, 200), _one_line(line.digest, 80), max(line.completed, 0),
+                                 max(line.total, 0))
+        except requests.exceptions.RequestException as e:
+            if hangup is not None and hangup.fired:
+                raise HungUp(f"The pull of '{model}' was cancelled.") from None
+            if _is_read_timeout(e):
+                raise OllamaTimeout(f"Ollama went silent while pulling '{model}': nothing for {self.timeout[1]:g}s "
+                                    "(OLLAMA_READ_TIMEOUT_S). Pull again to resume.") from None
+            raise OllamaFailed(f"The connection to Ollama broke while pulling '{model}'. Pull again to resume.") from None
+        raise OllamaFailed(f"Ollama ended the pull of '{model}' without saying it succeeded. Pull again to resume.")
+
+
+def _detail(response: requests.Response) -> str:
+    "The {\"error\"} text of a refusal, or what else the body or the status line says."
+    try:
+        return str(response.json().get("error", "")) or response.reason
+    except (ValueError, AttributeError):
+        return response.text[:200] or response.reason
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    "Untrusted text for one line of a page: whitespace collapsed, bounded."
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _pull_error(model: str, detail: str) -> OllamaError:
+    "What Ollama said went wrong in a pull, as an error naming what to do."
+    said = _one_line(detail)
+    low = said.lower()
+    if "file does not exist" in low or "manifest unknown" in low or "not found" in low:
+        return NoSuchModel(f"There is no model '{model}' to pull: check the name at ollama.com/library "
+                           f"(Ollama said: {said}).")
+    if "invalid model name" in low:
+        return NoSuchModel(f"'{model}' is not a model name Ollama accepts (Ollama said: {said}).")
+    if "no space left" in low:
+        return DiskFull(f"Ollama's disk is full: free some space (or `ollama rm` a model you do not use), then pull "
+                        f"again (Ollama said: {said}).")
+    if any(sign in low for sign in _OFFLINE):
+        return RegistryUnreachable(f"Ollama cannot reach the model registry: check the network, then pull again "
+                                   f"(Ollama said: {said}).")
+    return OllamaFailed(f"Ollama could not pull '{model}': {said}")
+
 
 def _status_error(response: requests.Response, model: str) -> OllamaError:
-    try:
-        detail = str(response.json().get("error", "")) or response.reason
-    except (ValueError, AttributeError):
-        detail = response.text[:200] or response.reason
+    detail = _detail(response)
     if response.status_code == 404:
         return ModelNotFound(f"The model '{model}' is not pulled. Run `ollama pull {model}` "
                              f"(Ollama said: {detail}).")

@@ -55,6 +55,19 @@ class OllamaWatch:
             with suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.check_s if self.wrong else MODELS_REFRESH_S)
 
+    async def refresh(self) -> None:
+        """A model was just pulled: list the models now and announce the change, so every page's
+        picker shows it before the pull is reported done. The regular check follows at once (it
+        loads the default model, if that is the one pulled)."""
+        try:
+            models = await self.blocking(self.client.models)
+        except OllamaError:
+            models = self.models  # the check that follows finds out what is wrong
+        if models != self.models:
+            self.models = models
+            self.changed()
+        self._wake.set()
+
     def lost(self) -> None:
         "A request could not reach Ollama: say so now and check again soon."
         if self.reach is not Reach.DOWN:

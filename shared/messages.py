@@ -19,6 +19,9 @@ SCHEMA_VERSION = 1
 Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Seq = Annotated[int, msgspec.Meta(ge=0)]
 Epoch = Annotated[int, msgspec.Meta(ge=0)]
+Bytes = Annotated[int, msgspec.Meta(ge=0)]
+MODEL_NAME = r"^[A-Za-z0-9_.:/-]{1,200}$"  # the characters of Ollama's model names (host/namespace/model:tag)
+ModelName = Annotated[str, msgspec.Meta(pattern=MODEL_NAME)]
 
 
 class BadFrame(ValueError):
@@ -156,6 +159,17 @@ class ToolResult(ToBrain, frozen=True, kw_only=True, tag="tool_result"):
     todos: list[Todo]
 
 
+class Pull(ToBrain, frozen=True, kw_only=True, tag="pull"):
+    """Pull `model` into Ollama (a user asked, from the page); the worker answers with PullProgress
+    about this request until the pull ends."""
+    model: ModelName
+
+
+class CancelPull(ToBrain, frozen=True, kw_only=True, tag="cancel_pull"):
+    "End the pull that Pull `pull` started, now; what Ollama has downloaded so far stays for next time."
+    pull: Id
+
+
 def full_name(model: str) -> str:
     "Ollama's own rule: a model named without a tag means its :latest (as `models` lists it)."
     return model if ":" in model else f"{model}:latest"
@@ -175,6 +189,7 @@ class Presence(ToWeb, frozen=True, kw_only=True):
     loading: str = ""  # the model being loaded into Ollama, while it is
     models: list[str] | None = None
     making: list[Id] = []  # the replies it has claimed, queued or is streaming, so a lost final shows
+    pulling: list[Id] = []  # the pulls it has claimed or runs, so a pull whose end was lost shows
 
 
 class Hello(Presence, frozen=True, kw_only=True, tag="hello"):
@@ -257,8 +272,22 @@ class Failed(ReplyPart, frozen=True, kw_only=True, tag="failed"):
     text: str = ""
 
 
-KINDS = (Chat, Stop, Regenerate, Reset, TodoEvent, Interaction, ToolResult, Grant, Revoke, Hello, Heartbeat, Bye, Ack, Note, Waiting, CallTool,
-         Chunk, Done, Failed)
+class PullProgress(AboutRequest, frozen=True, kw_only=True, tag="pull_progress"):
+    """How pull `request` of `model` goes: `status` is Ollama's word for the step ("pulling manifest",
+    "pulling 8d32a80bb199", "verifying sha256 digest", ...), `digest` the layer being fetched, and
+    `completed` of `total` the bytes of the layers seen so far. `outcome` is "" while it runs, then
+    "pulled", "cancelled" or "failed" (`error` says why, in one line)."""
+    model: ModelName
+    status: str = ""
+    digest: str = ""
+    completed: Bytes = 0
+    total: Bytes = 0
+    outcome: Literal["", "pulled", "cancelled", "failed"] = ""
+    error: str = ""
+
+
+KINDS = (Chat, Stop, Regenerate, Reset, TodoEvent, Interaction, ToolResult, Pull, CancelPull, Grant, Revoke, Hello,
+         Heartbeat, Bye, Ack, Note, Waiting, CallTool, Chunk, Done, Failed, PullProgress)
 AnyMessage = Union[KINDS]  # type: ignore[valid-type]
 
 

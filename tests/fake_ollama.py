@@ -8,6 +8,12 @@
 - A mid-stream failure is a `{"error": ...}` line with no done line after it.
 - `messages: []` only loads the model: a single done line with `done_reason: "load"`.
 - `GET /` says "Ollama is running"; `/api/tags` and `/api/version` answer as Ollama does.
+- `POST /api/pull` streams progress as Ollama documents it: "pulling manifest", then per layer
+  "pulling <12 hex>" lines with `digest`, `total` and `completed` (omitted while 0, as Go's
+  omitempty does), "verifying sha256 digest", "writing manifest", "success"; the model then shows
+  in `/api/tags`. A name the registry (`library`) lacks gets the error line after "pulling
+  manifest"; a malformed name gets 400 "invalid model name". `PullPlan` sets the layers' sizes,
+  the pace, and a fault (a break halfway, a full disk, no network).
 
 It also models Ollama's prompt cache (see `PromptCache`): per model a few slots keep the tokens of
 their last prompt and reply; a request evaluates only what follows the longest prefix it shares
@@ -46,6 +52,24 @@ class Plan:
     stats: bool = True  # False: the done line omits every stat (they are omitempty)
     thinking: list[str] = field(default_factory=list)  # thinking chunks sent before the content
     tool_calls: list[dict] = field(default_factory=list)  # {"name", "arguments"}: sent whole, in one chunk, instead of text
+
+
+@dataclass
+class PullPlan:
+    "How the fake answers /api/pull: the layers' sizes, the progress lines per layer and their pace, a fault."
+    layers: tuple[int, ...] = (40_000_000, 12_000, 480)
+    steps: int = 4  # progress lines per layer after its first (completed 0) line
+    delay: float = 0.01  # before each progress line
+    fault: str = ""  # "break": the connection drops halfway; "disk_full" or "offline": Ollama's error line
+
+
+PULL_FAULTS = {
+    "disk_full": "write /root/.ollama/models/blobs/sha256-{digest}-partial-0: no space left on device",
+    "offline": 'pull model manifest: Get "https://registry.ollama.ai/v2/library/{model}/manifests/latest": '
+               "dial tcp: lookup registry.ollama.ai on 127.0.0.53:53: no such host",
+}
+LIBRARY = ("llama3.2:latest", "qwen3:4b", "qwen2.5:0.5b", "mistral:latest", "gemma3:270m")  # what the registry has
+NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+){0,2}(:[\w][\w.-]{0,127})?$")  # Ollama's rule, roughly
 
 
 TOKEN = re.compile(r"<\|[a-z]+\|>|\w+|[^\w\s]|\s+")
@@ -155,6 +179,10 @@ def _now() -> str:
 class FakeOllama:
     def __init__(self, models=("llama3.2:latest",), default: Plan | None = None, port: int = 0):
         self.models = list(models)
+        self.library = set(LIBRARY)  # the names a pull finds in the registry
+        self.pull_plan = PullPlan()
+        self.pulls: list[dict] = []  # bodies of every /api/pull request
+        self.pull_hangups: list[str] = []  # the models whose pull the client left before it ended
         self.without_tools: set[str] = set()  # models that answer 400 to a request with tools, as Ollama does
         self.default = default or Plan()
         self.plans: deque[Plan] = deque()
@@ -239,6 +267,8 @@ class FakeOllama:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                if self.path == "/api/pull":
+                    return self._pull(body)
                 if self.path != "/api/chat":
                     return self._send(404, b"404 page not found", "text/plain")
                 model = body.get("model", "")
@@ -321,6 +351,54 @@ class FakeOllama:
                 except (BrokenPipeError, ConnectionResetError):
                     fake._record("hangups", time.monotonic())
                 return ""
+
+            def _pull(self, body):
+                "Ollama's PullHandler: a malformed name is refused; anything else streams, errors included."
+                fake._record("pulls", body)
+                model = body.get("model") or body.get("name") or ""
+                if not NAME.match(model):
+                    return self._json(400, {"error": "invalid model name"})
+                name, plan = model if ":" in model else f"{model}:latest", fake.pull_plan
+                lines = [{"status": "pulling manifest"}]
+                if name not in fake.library:
+                    return self._pulled(model, lines, {"error": "pull model manifest: file does not exist"}, plan)
+                for size in plan.layers:
+                    digest = "sha256:" + uuid.uuid5(uuid.NAMESPACE_URL, f"{name}/{size}").hex * 2
+                    for step in range(plan.steps + 1):
+                        line = {"status": f"pulling {digest[7:19]}", "digest": digest, "total": size}
+                        if step:
+                            line["completed"] = size * step // plan.steps
+                        lines.append(line)
+                lines += [{"status": "verifying sha256 digest"}, {"status": "writing manifest"}]
+                if plan.fault == "break":
+                    return self._pulled(model, lines[:len(lines) // 2], "break", plan)
+                if plan.fault:
+                    error = PULL_FAULTS[plan.fault].format(digest=lines[-3]["digest"][7:], model=name.split(":")[0])
+                    return self._pulled(model, lines[:len(lines) // 2], {"error": error}, plan)
+                if self._pulled(model, lines, None, plan):
+                    with fake.changed:
+                        if name not in fake.models:
+                            fake.models.append(name)
+                        fake.changed.notify_all()
+                    self._end({"status": "success"}, False)
+
+            def _pulled(self, model, lines, end, plan) -> bool:
+                """Stream progress lines at the plan's pace, then `end`: an error line, "break" (the
+                connection drops) or None (the caller finishes). False if the client left."""
+                try:
+                    for i, line in enumerate(lines):
+                        if i and not self._wait(plan.delay):
+                            fake._record("pull_hangups", model)
+                            return False
+                        self._line(line, i == 0)
+                    if end == "break":
+                        self._drop(False)
+                    elif end is not None:
+                        self._end(end, False)
+                    return True
+                except (BrokenPipeError, ConnectionResetError):
+                    fake._record("pull_hangups", model)
+                    return False
 
             def _calls(self, body, plan, prompt) -> str:
                 "A tool call comes whole in one chunk with empty content, then the done line (as Ollama's)."

@@ -1,8 +1,9 @@
 """Every bus message: round trips, topics, and refusals with a reason (shared/messages.py)."""
 import pytest
 
-from shared.messages import (KINDS, Ack, BadFrame, Bye, CallTool, Chat, Chunk, Done, Failed, Grant, Heartbeat, Hello, Interaction, Note,
-                             Regenerate, Reset, Revoke, Stats, Stop, Todo, TodoEvent, ToolResult, Waiting, decode, encode)
+from shared.messages import (KINDS, Ack, BadFrame, Bye, CallTool, CancelPull, Chat, Chunk, Done, Failed, Grant, Heartbeat, Hello,
+                             Interaction, Note, Pull, PullProgress, Regenerate, Reset, Revoke, Stats, Stop, Todo, TodoEvent,
+                             ToolResult, Waiting, decode, encode)
 
 SAMPLES = [
     Chat(worker="w1", session="s1", request="r1", text="hi <b>there</b> ✓"),
@@ -28,6 +29,12 @@ SAMPLES = [
     Chunk(worker="w1", session="s1", request="r1", seq=3, text="word"),
     Done(worker="w1", session="s1", request="r1", seq=4, text="all of it", stats=Stats(eval_count=4)),
     Failed(worker="w1", session="s1", request="r1", seq=2, code="ollama_down", error="down", text="par"),
+    Pull(worker="w1", session="s1", request="p1", model="hf.co/bartowski/Qwen2.5-0.5B-GGUF:Q4_K_M"),
+    CancelPull(worker="w1", session="s1", request="p2", pull="p1"),
+    PullProgress(worker="w1", session="s1", request="p1", model="qwen2.5:0.5b", status="pulling 8d32a80bb199",
+                 digest="sha256:8d32a80bb199", completed=420_557_117, total=841_114_235),
+    PullProgress(worker="w1", session="s1", request="p1", model="nope", status="pulling manifest", outcome="failed",
+                 error="There is no model 'nope' to pull"),
 ]
 
 
@@ -36,7 +43,8 @@ def test_every_kind_round_trips_with_a_topic_that_names_its_direction():
     for msg in SAMPLES:
         frames = encode(msg)
         assert decode(frames) == msg
-        to_brain = ("chat", "stop", "regenerate", "reset", "todo", "interaction", "tool_result", "grant", "revoke")
+        to_brain = ("chat", "stop", "regenerate", "reset", "todo", "interaction", "tool_result", "grant", "revoke",
+                    "pull", "cancel_pull")
         expected = f"brain.w1.{msg.kind}" if msg.kind in to_brain else f"web.{msg.kind}"
         assert frames[0].decode() == expected
 
@@ -52,6 +60,10 @@ def test_every_kind_round_trips_with_a_topic_that_names_its_direction():
      "invalid chunk"),
     ([b"web.done", encode(SAMPLES[5])[1]], "does not match"),
     ([b"web.ack", b"x" * 2000], "exceeds 1000"),
+    ([b"brain.w.pull", b'{"v": 1, "kind": "pull", "worker": "w", "session": "s", "request": "r", "model": "a b<i>"}'],
+     "invalid pull message: Expected `str` matching regex"),
+    ([b"web.pull_progress", b'{"v": 1, "kind": "pull_progress", "worker": "w", "session": "s", "request": "r", '
+                            b'"model": "m", "outcome": "maybe"}'], "invalid pull_progress"),
 ])
 def test_bad_frames_are_refused_with_a_reason(frames, reason):
     with pytest.raises(BadFrame, match=reason):

@@ -2,7 +2,7 @@
 grants, in arrival order per session, drops what it revokes, and claims again when no answer came."""
 from brain.node import Node
 from shared.config import Settings
-from shared.messages import Ack, Chat, Grant, Revoke
+from shared.messages import Ack, CancelPull, Chat, Grant, Pull, Revoke
 
 
 class FakeEngine:
@@ -15,7 +15,7 @@ class FakeEngine:
 
 def make():
     node = Node(Settings.from_env({"BUS_HEARTBEAT_S": "1"}), client=None, memory=None)
-    node.engine, sent = FakeEngine(), []
+    node.engine, node.pulls, sent = FakeEngine(), FakeEngine(), []
     node.send = sent.append
     return node, sent
 
@@ -62,3 +62,14 @@ def test_a_claim_with_no_answer_is_made_again_and_a_copy_already_handed_on_is_on
     node.handle(chat("r1"))  # the web's copy, sent again before our claim reached it
     node.handle(verdict(Grant, "r1"))
     assert node.engine.handled == ["r1"] and len(sent) == 3
+
+
+def test_pulls_go_to_the_pulls_once_granted_and_everything_else_to_the_engine():
+    node, sent = make()
+    node.handle(Pull(worker="w", session="s", request="p1", epoch=7, model="qwen2.5:0.5b"))
+    node.handle(chat("c1"))
+    node.handle(CancelPull(worker="w", session="s", request="p2", epoch=7, pull="p1"))
+    assert node.pulls.handled == [], "nothing before its grant"
+    for request in ("p1", "c1", "p2"):
+        node.handle(verdict(Grant, request))
+    assert node.pulls.handled == ["p1", "p2"] and node.engine.handled == ["c1"]

@@ -1,9 +1,13 @@
 """The one boundary to Ollama (brain/ollama_client.py) against the fake Ollama HTTP server: every
-fault becomes a clear error, stats and thinking are read, the connection is reused."""
+fault becomes a clear error, stats and thinking are read, the connection is reused; pulls stream
+their progress, end with the model listed, and fail with a line a person can act on."""
+import threading
+
 import pytest
 
-from brain.ollama_client import ModelNotFound, OllamaClient, OllamaFailed, OllamaTimeout, OllamaUnavailable
-from tests.fake_ollama import Plan
+from brain.ollama_client import (DiskFull, Hangup, HungUp, ModelNotFound, NoSuchModel, OllamaClient, OllamaFailed,
+                                 OllamaTimeout, OllamaUnavailable, RegistryUnreachable)
+from tests.fake_ollama import Plan, PullPlan
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -52,3 +56,66 @@ def test_client_keeps_one_connection_alive_across_replies(fake):
     for _ in range(5):
         list(client.chat("llama3.2", USER))
     assert fake.server.connections == 1
+
+
+def test_a_pull_streams_each_layer_then_the_model_is_listed(fake):
+    fake.pull_plan = PullPlan(layers=(1000, 10), steps=2, delay=0)
+    client = OllamaClient(fake.url)
+    lines = list(client.pull("qwen2.5:0.5b"))
+    assert [line.status for line in lines][0] == "pulling manifest"
+    assert [line.status for line in lines][-2:] == ["verifying sha256 digest", "writing manifest"]
+    layers = [line for line in lines if line.digest]
+    assert [(line.completed, line.total) for line in layers] == [(0, 1000), (500, 1000), (1000, 1000),
+                                                                 (0, 10), (5, 10), (10, 10)]
+    assert all(line.status == f"pulling {line.digest[7:19]}" for line in layers)
+    assert fake.pulls == [{"model": "qwen2.5:0.5b", "stream": True}]
+    assert "qwen2.5:0.5b" in client.models()
+
+
+@pytest.mark.parametrize("model, fault, error, text", [
+    ("no-such-model", "", NoSuchModel, "There is no model 'no-such-model' to pull: check the name at ollama.com/library "
+                                       "(Ollama said: pull model manifest: file does not exist)."),
+    ("bad name!", "", NoSuchModel, "'bad name!' is not a model name Ollama accepts (Ollama said: invalid model name)."),
+    ("mistral", "disk_full", DiskFull, "Ollama's disk is full: free some space"),
+    ("mistral", "offline", RegistryUnreachable, "Ollama cannot reach the model registry: check the network"),
+    ("mistral", "break", OllamaFailed, "The connection to Ollama broke while pulling 'mistral'. Pull again to resume."),
+])
+def test_a_pull_that_fails_says_so_in_one_line(fake, model, fault, error, text):
+    fake.pull_plan = PullPlan(delay=0, fault=fault)
+    with pytest.raises(error) as failed:
+        list(OllamaClient(fake.url).pull(model))
+    assert str(failed.value).startswith(text) and "\n" not in str(failed.value) and len(str(failed.value)) < 420
+    assert "mistral:latest" not in fake.models
+
+
+def test_a_pull_with_ollama_down_names_the_fix():
+    with pytest.raises(OllamaUnavailable, match=r"Start it with `ollama serve`"):
+        list(OllamaClient("http://127.0.0.1:1").pull("qwen2.5:0.5b"))
+
+
+def test_a_hangup_ends_a_pull_at_once_and_ollama_sees_the_client_leave(fake):
+    fake.pull_plan = PullPlan(steps=50, delay=0.05)
+    hangup = Hangup()
+    pulled = OllamaClient(fake.url).pull("qwen2.5:0.5b", hangup=hangup)
+    next(pulled)
+    threading.Timer(0.2, hangup.fire).start()
+    with pytest.raises(HungUp, match="The pull of 'qwen2.5:0.5b' was cancelled"):
+        list(pulled)
+    fake.wait(lambda f: f.pull_hangups == ["qwen2.5:0.5b"])
+    assert "qwen2.5:0.5b" not in fake.models
+
+
+def test_the_official_client_reads_the_fakes_pull_as_ollamas():
+    "The PyPI `ollama` client parses pull progress into ProgressResponse: the fake's lines must fit it."
+    ollama = pytest.importorskip("ollama")
+    from tests.fake_ollama import FakeOllama
+    fake = FakeOllama().start()
+    fake.pull_plan = PullPlan(layers=(1000,), steps=2, delay=0)
+    try:
+        parsed = list(ollama.Client(host=fake.url).pull("qwen2.5:0.5b", stream=True))
+        assert all(isinstance(p, ollama.ProgressResponse) for p in parsed)
+        assert [p.status for p in parsed][-1] == "success" and parsed[2].completed == 500 and parsed[2].total == 1000
+        with pytest.raises(ollama.ResponseError, match="pull model manifest: file does not exist"):
+            list(ollama.Client(host=fake.url).pull("no-such-model", stream=True))
+    finally:
+        fake.stop()
