@@ -2,7 +2,8 @@
 reply's status.
 
 This is the one owner of that state. Frames from the tabs (chat, stop, retry, regenerate, reset,
-model) and messages from the brain (ack, waiting, chunk, done, failed, note) come in here; here it
+model, pull, cancel_pull) and messages from the brain (ack, waiting, chunk, done, failed, note,
+pull_progress) come in here (the pulls' own state is web/pulls.py's); here it
 is decided what the broker sends, what the store keeps and what the tabs are shown (through the
 relay). A new tab takes its snapshot and joins the fan-out in one synchronous step, so it can
 neither miss a fragment nor apply one twice.
@@ -23,13 +24,15 @@ from dataclasses import dataclass, field, replace
 from fasthtml.common import to_xml
 
 from shared.config import Settings
-from shared.messages import (AboutRequest, Ack, CallTool, Chat, Chunk, Done, Failed, Note, Regenerate, Reset, Stop,
-                             ToBrain, TodoEvent, ToolResult, ToWeb, Waiting, full_name)
+from shared.messages import (MODEL_NAME, AboutRequest, Ack, CallTool, Chat, Chunk, Done, Failed, Note, Presence,
+                             PullProgress, Regenerate, Reset, Stop, ToBrain, TodoEvent, ToolResult, ToWeb, Waiting,
+                             full_name)
 from web.actions import Actions
 from web.interactions import ws_interaction
 from web.broker import Broker
 from web.clients import Client, Clients
-from web.components import BrainStatus, Bubble, ModelPicker, Transcript, stats_note
+from web.components import BrainStatus, Bubble, ModelPicker, PullPanel, Transcript, stats_note
+from web.pulls import Pulls
 from web.relay import Relay
 from web.status import StatusBoard
 from web.store import Store, StoreThread
@@ -39,7 +42,7 @@ log = logging.getLogger("web.chats")
 MAX_SESSIONS = 1000
 KEPT_PER_SESSION = 200
 DROPPED_REMEMBERED = 10_000
-MODEL_NAME = re.compile(r"^[\w.:/-]{1,200}$")  # what Ollama accepts as a model name
+VALID_MODEL = re.compile(MODEL_NAME)
 
 
 @dataclass
@@ -58,13 +61,16 @@ class Chats:
         self.actions = Actions(store)
         self.tasks: set[asyncio.Task] = set()  # kept until done, so none is collected mid-way
         self.relay = Relay(clients)
-        self.board = StatusBoard(clients, lambda sid: to_xml(self.status_line(sid)),
+        # The pull offer depends on what the status line does (the session's model, Ollama's list).
+        self.board = StatusBoard(clients, lambda sid: to_xml(self.status_line(sid)) + to_xml(self.pull_panel(sid)),
                                  lambda sid: to_xml(self.picker(sid)), lambda: broker.models)
+        self.pulls = Pulls(broker, settings.heartbeat_s, lambda sid: clients.send(sid, to_xml(self.pull_panel(sid))))
         self.sessions: OrderedDict[str, Session] = OrderedDict()
         self.dropped: OrderedDict[str, None] = OrderedDict()  # replies of conversations reset since
         self.handlers: dict[str, Callable[[str, Client, str], None]] = {
             "msg": self.chat, "stop": self.stop, "retry": self.retry, "regenerate": self.regenerate,
-            "reset": self.reset, "model": self.choose_model, "undo": self.undo}
+            "reset": self.reset, "model": self.choose_model, "undo": self.undo, "pull": self.pull,
+            "cancel_pull": self.cancel_pull}
 
     # Sessions: in memory while in use, on disk always.
 
@@ -129,12 +135,19 @@ class Chats:
     def picker(self, sid: str):
         return ModelPicker(self.broker.models, self._session(sid).model or self.settings.model)
 
+    def pull_panel(self, sid: str):
+        "The offer to pull the session's model while Ollama lists it as not pulled, and the session's pulls."
+        model, models = self._session(sid).model or self.settings.model, self.broker.models
+        missing = models is not None and full_name(model) not in models and not self.pulls.pulling(model)
+        return PullPanel(model if missing else None, self.pulls.of(sid))
+
     def bubbles(self, sid: str) -> list:
         return [Bubble(line) for line in self._session(sid).lines.values()]
 
     def snapshot(self, sid: str) -> str:
         "Everything a tab that (re)connects needs: the transcript, the status line, the picker."
-        return to_xml(Transcript(self.bubbles(sid))) + to_xml(self.status_line(sid)) + to_xml(self.picker(sid))
+        return (to_xml(Transcript(self.bubbles(sid))) + to_xml(self.status_line(sid)) + to_xml(self.picker(sid))
+                + to_xml(self.pull_panel(sid)))
 
     # Frames from a tab.
 
@@ -221,16 +234,28 @@ class Chats:
         self.relay.transcript(sid, [])
 
     def choose_model(self, sid: str, client: Client, model: str) -> None:
-        if not MODEL_NAME.match(model):
+        if not VALID_MODEL.match(model):
             return self.relay.notice(client, "That is not a model name.")
         models = self.broker.models  # None until a brain has listed them: the choice is taken on trust
-        if models is not None and full_name(model) not in models:
-            return self.relay.notice(client, f"The model '{model}' is not pulled. Run `ollama pull {model}`, "
-                                             "then choose it again.")
         self._session(sid).model = model
         self.disk.post(self.store.choose_model, sid, model)
-        self.clients.send(sid, to_xml(self.picker(sid)) + to_xml(self.status_line(sid)))
+        self.clients.send(sid, to_xml(self.picker(sid)) + to_xml(self.status_line(sid)) + to_xml(self.pull_panel(sid)))
+        missing = models is not None and full_name(model) not in models
+        self.relay.notice(client, f"The model '{model}' is not pulled. Run `ollama pull {model}`, or press Pull."
+                          if missing else "")
+
+    def pull(self, sid: str, client: Client, model: str) -> None:
+        "Pull a model into Ollama from the page; every tab of the session (and of any that joins) sees it go."
+        if not VALID_MODEL.match(model):
+            return self.relay.notice(client, "That is not a model name.")
+        models = self.broker.models
+        if models is not None and full_name(model) in models:
+            return self.relay.notice(client, f"The model '{model}' is pulled already.")
+        self.pulls.start(sid, model)
         self.relay.notice(client, "")
+
+    def cancel_pull(self, sid: str, client: Client, request: str) -> None:
+        self.pulls.cancel(request)
 
     def undo(self, sid: str, client: Client, call: str) -> None:
         "Revert one action the model took; the model is told, as of any change the user makes."
@@ -275,8 +300,11 @@ class Chats:
     def brain_message(self, msg: ToWeb) -> None:
         if isinstance(msg, AboutRequest) and msg.request in self.dropped:
             return
+        if isinstance(msg, Presence):
+            return self.pulls.presence(msg)
         handler = {Chunk: self._chunk, Done: self._finish, Failed: self._finish, Ack: self._ack,
-                   Waiting: self._waiting, Note: self._note, CallTool: self._call_tool}.get(type(msg))
+                   Waiting: self._waiting, Note: self._note, CallTool: self._call_tool,
+                   PullProgress: self.pulls.progress}.get(type(msg))
         if handler:
             handler(msg)
 
@@ -284,6 +312,7 @@ class Chats:
         self.board.changed()
 
     def brain_lost(self, worker: str) -> None:
+        self.pulls.lost(worker)
         for session in self.sessions.values():
             for line in list(session.lines.values()):
                 if line.worker == worker and line.status in (Status.THINKING, Status.WAITING, Status.STREAMING):
@@ -296,6 +325,7 @@ class Chats:
                                             "behind); what arrived is shown. Retry asks again.")
 
     def _ack(self, msg: Ack) -> None:
+        self.pulls.acked(msg)
         reply = self._session(msg.session).reply(msg.request)
         if reply is None:
             return

@@ -8,7 +8,7 @@ import json
 from html import escape
 
 from fasthtml.common import (A, Article, Button, Details, Div, Form, H1, H2, Header, Input, Li, Link, Main,
-                             Meta, Option, Pre, Script, Section, Select, Small, Span, Summary, Title, Ul)
+                             Meta, Option, Pre, Progress, Script, Section, Select, Small, Span, Summary, Title, Ul)
 
 from shared.messages import Stats, Todo, full_name
 from web.transcript import LIVE, REGENERABLE, RETRYABLE, Line, Status
@@ -137,12 +137,55 @@ def ModelPicker(models: list[str] | None, chosen: str):
                   aria_label="Model", title="Which model answers")
 
 
+def OtherModel():
+    "Choose a model by name, pulled or not: one that is not gets the offer to pull it."
+    return Form(id="model-form", ws_send=True)(
+        Input(name="model", placeholder="another model…", aria_label="Another model by name", maxlength=200,
+              required=True, autocomplete="off", title="an Ollama model name, e.g. qwen2.5:0.5b"))
+
+
+def PullPanel(offer: str | None, pulls: list):
+    """The offer to pull the session's model when it is not pulled, and how each pull the session
+    follows goes. Everything in it that came from Ollama (steps, errors) is text, never markup."""
+    return Div(id="pulls", cls="pulls", aria_live="polite")(
+        Button(f"Pull {offer}", ws_send=True, hx_vals={"pull": offer}, cls="outline pull-offer",
+               title=f"Download {offer} into Ollama (`ollama pull {offer}`)") if offer else "",
+        *[PullBar(p) for p in pulls])
+
+
+def PullBar(p):
+    "One pull (a web.pulls.PullView): a live bar with Cancel while it runs, then one line saying how it ended."
+    if p.outcome == "pulled":
+        body = (Span(f"{p.model} is pulled.", cls="what"),)
+    elif p.outcome == "cancelled":
+        body = (Span(f"The pull of {p.model} was cancelled.", cls="what"),)
+    elif p.outcome == "failed":
+        body = (Span(p.error, cls="error"),)
+    else:
+        percent = min(100, p.completed * 100 // p.total) if p.total else 0
+        sizes = f"{percent}% · {size(p.completed)} of {size(p.total)}" if p.total else ""
+        body = (Span(f"Pulling {p.model}", cls="what"),
+                # Without a size yet (the manifest is being read) the bar is indeterminate.
+                Progress(value=p.completed, max=p.total) if p.total else Progress(),
+                Small(" · ".join(filter(None, [p.status, sizes])), cls="detail"),
+                Button("Cancel", ws_send=True, hx_vals={"cancel_pull": p.request}, cls="act outline secondary"))
+    return Div(*body, id=f"pull-{p.request}", cls=f"pull {p.outcome or 'running'}")
+
+
+def size(n: int) -> str:
+    "Bytes as a person reads them (decimal units, as Ollama's own progress shows them)."
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
 def Persona(prompt: str):
     "The system prompt, for anyone who wonders why the model talks like that."
     return Details(Summary("The model's instructions"), Pre(prompt, cls="persona"), cls="persona")
 
 
-def Page(todos: list[Todo], bubbles, status, max_chat_chars: int, persona: str, picker):
+def Page(todos: list[Todo], bubbles, status, max_chat_chars: int, persona: str, picker, pulls):
     return (
         Title("Todo with attitude"),
         Main(cls="container")(
@@ -163,6 +206,7 @@ def Page(todos: list[Todo], bubbles, status, max_chat_chars: int, persona: str, 
                         Button("New chat", ws_send=True, hx_vals={"reset": "all"}, id="new-chat",
                                cls="outline secondary", title="Forget this conversation"), cls="chat-actions"),
                         cls="chat-head"),
+                    Div(OtherModel(), pulls, cls="models"),
                     Transcript(bubbles),
                     Div(id="notice"),
                     Form(id="chat-form", ws_send=True)(

@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         todos = await disk.call(store.todo_list, sid)
         await chats.open(sid)
         return Page(todos, chats.bubbles(sid), chats.status_line(sid), settings.max_chat_chars,
-                    settings.system_prompt, chats.picker(sid))
+                    settings.system_prompt, chats.picker(sid), chats.pull_panel(sid))
 
     @rt("/todos", methods=["post"])
     async def add_todo(session, title: str = ""):

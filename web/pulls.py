@@ -1,0 +1,126 @@
+"""The web's side of model pulls: which run, which sessions follow each, and where each stands.
+
+One pull per model at a time: Pull pressed for a model that is being pulled already (in another tab
+or another session) joins that pull instead of starting another. Each session is shown the pulls it
+asked for, running or ended (its last few), so a status change or a reconnect does not lose an
+error line. A pull whose brain went away, or whose end never arrived (the brain's heartbeat no
+longer lists it), is ended here too: never a progress bar that waits for ever.
+"""
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shared.messages import Ack, CancelPull, Presence, Pull, PullProgress, full_name
+from web.broker import Broker
+
+SHOWN_PER_SESSION = 3
+SESSIONS_REMEMBERED = 1000
+LOST_AFTER_BEATS = 2
+
+
+@dataclass
+class PullView:
+    "A pull as the page shows it; `session` is the one it was sent for (its worker pulls, a cancel goes there too)."
+    request: str
+    model: str
+    session: str
+    status: str = "waiting for the brain"
+    digest: str = ""
+    completed: int = 0
+    total: int = 0
+    outcome: str = ""  # "" while it runs; then pulled, cancelled or failed
+    error: str = ""
+    worker: str = ""
+    updated: float = 0.0
+    followers: set[str] = field(default_factory=set)  # the sessions shown it
+
+
+class Pulls:
+    def __init__(self, broker: Broker, heartbeat_s: float, changed: Callable[[str], None], clock=time.monotonic):
+        self.broker, self.heartbeat_s, self.changed, self.clock = broker, heartbeat_s, changed, clock
+        self.running: dict[str, PullView] = {}  # by the model's full name
+        self.shown: OrderedDict[str, OrderedDict[str, PullView]] = OrderedDict()  # by session, then model
+
+    def of(self, session: str) -> list[PullView]:
+        return list(self.shown.get(session, {}).values())
+
+    def pulling(self, model: str) -> bool:
+        return full_name(model) in self.running
+
+    def start(self, session: str, model: str) -> None:
+        "Pull `model` for `session`, or join the pull of it that runs."
+        view = self.running.get(full_name(model))
+        if view is None:
+            view = self.running[full_name(model)] = PullView(uuid.uuid4().hex, model, session, updated=self.clock())
+            self.broker.submit(Pull(session=session, request=view.request, model=model))
+        self._show(session, view)
+
+    def cancel(self, request: str) -> None:
+        view = self._find(request)
+        if view is None:
+            return  # it ended meanwhile
+        if self.broker.withdraw(request):
+            self._end(view, "cancelled")
+        else:
+            self.broker.submit(CancelPull(session=view.session, request=uuid.uuid4().hex, pull=request))
+
+    def acked(self, msg: Ack) -> None:
+        view = self._find(msg.request)
+        if view is not None:
+            view.worker, view.updated = msg.worker, self.clock()
+
+    def progress(self, msg: PullProgress) -> None:
+        view = self._find(msg.request)
+        if view is None:
+            return  # ended here already, or sent before a web restart
+        view.status, view.digest, view.completed, view.total = msg.status, msg.digest, msg.completed, msg.total
+        view.worker, view.updated = msg.worker, self.clock()
+        if msg.outcome:
+            self._end(view, msg.outcome, msg.error)
+        else:
+            self._tell(view)
+
+    def lost(self, worker: str) -> None:
+        "The worker is gone: its pulls end (Ollama keeps what it downloaded, so pulling again resumes)."
+        for view in [v for v in self.running.values() if v.worker == worker]:
+            self._end(view, "failed", f"The brain stopped during the pull of {view.model}; press Pull to resume it.")
+
+    def presence(self, msg: Presence) -> None:
+        """A pull its worker no longer lists whose end never came (lost on the bus): it ended, pulled
+        if the model is listed now."""
+        due = self.clock() - LOST_AFTER_BEATS * self.heartbeat_s
+        for view in [v for v in self.running.values() if v.worker == msg.worker]:
+            if view.request not in msg.pulling and view.updated < due:
+                if full_name(view.model) in (msg.models or []):
+                    self._end(view, "pulled")
+                else:
+                    self._end(view, "failed", f"The end of the pull of {view.model} was lost; press Pull to go on.")
+
+    def _find(self, request: str) -> PullView | None:
+        return next((v for v in self.running.values() if v.request == request), None)
+
+    def _show(self, session: str, view: PullView) -> None:
+        shown = self.shown.setdefault(session, OrderedDict())
+        self.shown.move_to_end(session)
+        shown.pop(full_name(view.model), None)  # a new pull of a model replaces how the last one ended
+        shown[full_name(view.model)] = view
+        view.followers.add(session)
+        for model, old in list(shown.items())[:max(0, len(shown) - SHOWN_PER_SESSION)]:
+            if old.outcome:
+                del shown[model]
+        while len(self.shown) > SESSIONS_REMEMBERED:
+            gone, views = self.shown.popitem(last=False)
+            for v in views.values():
+                v.followers.discard(gone)
+        self.changed(session)
+
+    def _end(self, view: PullView, outcome: str, error: str = "") -> None:
+        view.outcome, view.error = outcome, error
+        self.running.pop(full_name(view.model), None)
+        self._tell(view)
+
+    def _tell(self, view: PullView) -> None:
+        for session in list(view.followers):
+            self.changed(session)
