@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from shared.messages import Todo
-from tests.fake_ollama import Plan, words
+from shared.messages import Todo, full_name
+from tests.fake_ollama import Plan, PullPlan, words
 from tests.replay import known_list
 from tests.system import ROOT
 
@@ -320,3 +320,70 @@ def test_ask_for_an_item_see_it_appear_undo_it_and_it_stays_gone_after_a_reload(
     expect(w.page.locator("#todo-list li")).to_have_count(0)
     expect(replies(w.page).first.locator(".card")).to_have_class(re.compile(r"\bundone\b"))
     assert w.errors == [] and w.dialogs == []
+
+
+def choose_model(page: Page, model: str) -> None:
+    "Name a model that is not in the picker, as a person does in the 'another model' field."
+    page.fill("#model-form input", model)
+    page.press("#model-form input", "Enter")
+    expect(page.locator("#model-picker option:checked")).to_have_text(f"{full_name(model)} (not pulled)")
+
+
+def pull_bar_value(page: Page) -> int:
+    return int(page.locator("#pulls .pull.running progress").get_attribute("value") or 0)
+
+
+def test_pull_a_model_from_the_page_every_tab_sees_the_bar_move_then_the_picker_has_it(open_page, fake):
+    fake.pull_plan = PullPlan(layers=(1_900_000_000, 12_000, 480), steps=12, delay=0.1)
+    w = open_page()
+    choose_model(w.page, "qwen2.5:0.5b")
+    expect(w.page.locator("#brain-status")).to_have_text(re.compile(r"qwen2\.5:0\.5b is not pulled"))
+    other = w.page.context.new_page()  # a second tab of the same session
+    other.goto(w.page.url)
+    w.page.get_by_role("button", name="Pull qwen2.5:0.5b").click()
+
+    detail = w.page.locator("#pulls .pull.running .detail")
+    expect(detail).to_have_text(re.compile(r"^pulling [0-9a-f]{12} · \d+% · [\d.]+ [KMG]?B of 1\.9 GB$"))
+    first = pull_bar_value(w.page)
+    w.page.wait_for_function(f"() => +document.querySelector('#pulls progress')?.value > {first}")
+    expect(other.locator("#pulls .pull.running progress")).to_be_visible()
+    expect(other.get_by_role("button", name="Cancel")).to_be_visible()
+    w.shot("pulling")
+
+    expect(w.page.locator("#pulls")).to_have_text("qwen2.5:0.5b is pulled.", timeout=20_000)
+    for page in (w.page, other):
+        expect(page.locator("#model-picker option:checked")).to_have_text("qwen2.5:0.5b")
+        expect(page.locator("#brain-status")).to_have_text(re.compile("brain ready|loading"))
+    assert [p["model"] for p in fake.pulls] == ["qwen2.5:0.5b"], "one pull for both tabs"
+    send(w.page, "hello, new model")
+    expect(replies(w.page).last).to_have_class(re.compile(r"\bdone\b"))
+    assert fake.chat_requests()[-1]["model"] == "qwen2.5:0.5b"
+    assert w.errors == [] and w.dialogs == []
+
+
+def test_cancel_a_pull_from_the_page(open_page, fake):
+    fake.pull_plan = PullPlan(steps=100, delay=0.1)
+    w = open_page()
+    choose_model(w.page, "mistral")
+    w.page.get_by_role("button", name="Pull mistral").click()
+    expect(w.page.locator("#pulls .pull.running progress")).to_be_visible()
+    w.page.get_by_role("button", name="Cancel").click()
+    expect(w.page.locator("#pulls .pull")).to_have_text("The pull of mistral was cancelled.")
+    fake.wait(lambda f: f.pull_hangups == ["mistral"])  # Ollama was told: the request was closed
+    assert "mistral:latest" not in fake.models
+    expect(w.page.locator("#model-picker option:checked")).to_have_text("mistral:latest (not pulled)")
+    expect(w.page.get_by_role("button", name="Pull mistral")).to_be_visible()
+    assert w.errors == []
+
+
+def test_pulling_a_model_the_registry_lacks_says_so_in_one_line(open_page, fake):
+    w = open_page()
+    choose_model(w.page, "no-such-model")
+    w.page.get_by_role("button", name="Pull no-such-model").click()
+    error = w.page.locator("#pulls .pull.failed .error")
+    expect(error).to_have_text("There is no model 'no-such-model' to pull: check the name at ollama.com/library "
+                               "(Ollama said: pull model manifest: file does not exist).")
+    assert "\n" not in error.inner_text(), "one line"
+    w.shot("pull-failed")
+    expect(w.page.get_by_role("button", name="Pull no-such-model")).to_be_visible()
+    assert w.errors == []
