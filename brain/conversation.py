@@ -27,6 +27,7 @@ import msgspec
 from shared.messages import Todo, TodoEvent
 
 APP_PREFIX = "[app] "
+REPLY_MARKERS = ("[app]",)  # what small models copy from the app's reports to the start of a reply; stripped
 
 
 class Change(msgspec.Struct, frozen=True):

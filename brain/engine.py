@@ -34,9 +34,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from brain import tools
-from brain.conversation import Conversation, render_todos
+from brain.conversation import REPLY_MARKERS, Conversation, render_todos
 from brain.memory import Fenced, Memory
-from brain.ollama_client import Hangup, OllamaClient, OllamaError, OllamaUnavailable, ToolCall, ToolsUnsupported
+from brain.ollama_client import Delta, Hangup, OllamaClient, OllamaError, OllamaUnavailable, ToolCall, ToolsUnsupported
+from brain.text_calls import CallFilter
 from brain.ollama_watch import OllamaWatch, Reach
 from shared.config import Settings
 from brain.interactions import heard
@@ -558,6 +559,7 @@ class Engine:
         the model's thinking (kept apart: it is shown, not put back into the context), stats, and
         the tools the model called; a stopped reply returns what it had so far."""
         parts, thinking, stats, calls = [], [], Stats(), []
+        written = CallFilter({t["function"]["name"] for t in offered} if offered else None, REPLY_MARKERS)
         chunks = self.ollama.chat(turn.model, messages, options=self.options, tools=offered,
                                   keep_alive=self.settings.keep_alive, hangup=turn.hangup)
         try:
@@ -570,18 +572,27 @@ class Engine:
                 if isinstance(item, list):
                     calls.extend(item)
                     continue
-                parts.append(item.content)
-                thinking.append(item.thinking)
-                turn.unsent.append(item)
-                if not turn.flush_scheduled:
-                    turn.flush_scheduled = True
-                    self.loop.call_soon_threadsafe(self.flush, turn)
+                self.hand_over(turn, Delta(written.feed(item.content), item.thinking), parts, thinking)
+            rest, found = written.finish()
+            self.hand_over(turn, Delta(rest), parts, thinking)
+            calls.extend(found)
         except OllamaError as e:
             if not turn.cancelled:  # a hangup of ours breaks the stream too; that is a stop, not a fault
                 raise Interrupted(e, "".join(parts)) from None
         finally:
             chunks.close()
         return "".join(parts), "".join(thinking), stats, calls
+
+    def hand_over(self, turn: Turn, delta: Delta, parts: list[str], thinking: list[str]) -> None:
+        "On the stream's thread: what may be shown goes to the loop (a call written as text is held back)."
+        if not (delta.content or delta.thinking):
+            return
+        parts.append(delta.content)
+        thinking.append(delta.thinking)
+        turn.unsent.append(delta)
+        if not turn.flush_scheduled:
+            turn.flush_scheduled = True
+            self.loop.call_soon_threadsafe(self.flush, turn)
 
     def flush(self, turn: Turn) -> None:
         "On the loop: send what the stream has read since the last flush as one chunk message."

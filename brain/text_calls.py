@@ -1,0 +1,241 @@
+"""Tool calls a model wrote as text instead of as Ollama's `tool_calls`, taken out of its reply.
+
+Small models often write a call as plain text: a bare JSON object, the same in a ```json fence,
+inside <tool_call> tags their template does not use, or several (a list, one per line). Ollama
+parses calls only in the form the model's template declares, so it streams these as ordinary
+content: the chat would show raw JSON and nothing would be done. `CallFilter` sits on the reply's
+stream. Text passes through; from the start of a line that could begin such a call, it holds the
+text back (a few hundred characters until the call names a tool, then until it closes) and takes
+the call out once it is whole. Anything that turns out not to be a call is shown as written.
+
+A call is an object with a `name` and its `arguments` (or `parameters`, or flat beside the name),
+optionally wrapped as `{"function": {...}}`. It names one of the offered tools, or has the exact
+shape of a call (an identifier and `arguments`): such a call to a tool that does not exist is
+still a call, answered with an error that names the tools, never shown as JSON.
+
+The filter also drops a marker the reply starts with (e.g. the app's own "[app]"), which small
+models copy from the app's reports.
+"""
+import json
+import re
+from enum import Enum
+
+from brain.ollama_client import ToolCall
+
+HOLD_UNNAMED = 300  # characters held before the text names a tool; past it, it is shown
+HOLD_NAMED = 4000  # characters held for a call that names a tool to close
+FENCE = "```"
+FENCE_LANGS = {"", "json", "tool_call", "tool_code", "tool", "function"}
+TAGS = {"<tool_call>": "</tool_call>", "<tool_calls>": "</tool_calls>", "<function_call>": "</function_call>",
+        "<functioncall>": "</functioncall>"}
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+NAMED = re.compile(r'"(?:name|function)"\s*:\s*"([^"\\]{0,80})"')
+FIRST_KEY = re.compile(r'^\s*"([^"\\]*)("?)')
+CALL_KEYS = {"name", "function", "type", "id", "tool", "arguments", "parameters", "tool_calls"}
+
+
+class Verdict(Enum):
+    CALL = "call"  # the held text starts with calls: taken out
+    TEXT = "text"  # it is not a call: shown
+    MAYBE = "maybe"  # it could still become one: held
+
+
+class CallFilter:
+    """One round of a reply. `feed` each piece of text as it streams and show what it returns;
+    `finish` at the end gives the rest to show and the calls found. `names` are the offered tools
+    (None: no tools are offered, so nothing is taken for a call)."""
+
+    def __init__(self, names: set[str] | None, markers: tuple[str, ...] = ()):
+        self.names = names
+        self.markers = markers
+        self.calls: list[ToolCall] = []
+        self.held = ""
+        self.line_start = True
+        self.started = False  # something was shown or taken: a marker is stripped only before that
+        self.trim = ""  # characters to drop from the start of what comes next (after a marker or a call)
+
+    def feed(self, text: str) -> str:
+        self.held += text
+        return self._release(final=False)
+
+    def finish(self) -> tuple[str, list[ToolCall]]:
+        shown = self._release(final=True)
+        rest, self.held = self.held, ""
+        return shown + (rest if rest.strip() else ""), self.calls
+
+    def _release(self, final: bool) -> str:
+        shown = []
+        while self.held:
+            if not self.line_start:
+                end = self.held.find("\n")
+                if end < 0:
+                    shown.append(self.held)
+                    self.held = ""
+                    break
+                shown.append(self.held[:end + 1])
+                self.held, self.line_start = self.held[end + 1:], True
+                continue
+            if not self.started and self._strip_marker(final) is Verdict.MAYBE:
+                break
+            if self.trim:
+                self.held = self.held.lstrip(self.trim)
+                if not self.held:
+                    break
+            verdict, end, calls = self._classify(self.held, final)
+            if verdict is Verdict.MAYBE:
+                break
+            self.started = True
+            if verdict is Verdict.CALL:
+                self.calls.extend(calls)
+                self.held, self.trim = self.held[end:], " \t\r\n"
+            else:
+                self.line_start, self.trim = False, ""
+        return "".join(shown)
+
+    def _strip_marker(self, final: bool) -> Verdict:
+        head = self.held.lstrip()
+        for marker in self.markers:
+            if head[:len(marker)].lower() == marker.lower():
+                self.held, self.trim, self.started = head[len(marker):], " :", True
+                return Verdict.TEXT
+            if not final and marker.lower().startswith(head.lower()):
+                return Verdict.MAYBE
+        return Verdict.TEXT
+
+    def _classify(self, held: str, final: bool) -> tuple[Verdict, int, list[ToolCall]]:
+        "What the held text, which starts a line, begins with; and where the calls end."
+        s = held.lstrip()
+        at = len(held) - len(s)
+        if not s:
+            return Verdict.MAYBE, 0, []  # only whitespace: it goes with what follows, or is dropped at the end
+        if self.names is None:
+            return Verdict.TEXT, 0, []
+        if s.startswith(FENCE):
+            line_end = s.find("\n")
+            if line_end < 0:
+                return self._unfinished(s, final, limit=len(FENCE) + 12)
+            if s[len(FENCE):line_end].strip().lower() not in FENCE_LANGS:
+                return Verdict.TEXT, 0, []
+            verdict, end, calls = self._block(s, line_end + 1, FENCE, final)
+        elif tag := next((t for t in TAGS if s[:len(t)].lower() == t), None):
+            verdict, end, calls = self._block(s, len(tag), TAGS[tag], final)
+        elif any(t.startswith(s.lower()) for t in TAGS):
+            return self._unfinished(s, final, limit=16)
+        elif s[0] in "{[":
+            verdict, end, calls = self._block(s, 0, None, final)
+        elif FENCE.startswith(s):
+            return self._unfinished(s, final, limit=3)
+        else:
+            return Verdict.TEXT, 0, []
+        return verdict, at + end, calls
+
+    def _unfinished(self, s: str, final: bool, limit: int) -> tuple[Verdict, int, list]:
+        return (Verdict.TEXT if final or len(s) > limit else Verdict.MAYBE), 0, []
+
+    def _block(self, s: str, start: int, closer: str | None, final: bool) -> tuple[Verdict, int, list[ToolCall]]:
+        """JSON values from `start`, up to `closer` (a fence or a closing tag; None: one bare value).
+        Every value must be a call."""
+        calls, i = [], start
+        while True:
+            i = _skip(s, i, ", \t\r\n" if closer else " \t")
+            if closer and s.startswith(closer, i):
+                return (Verdict.CALL, i + len(closer), calls) if calls else (Verdict.TEXT, 0, [])
+            if i >= len(s) or (closer is None and calls):
+                break
+            if closer and closer.startswith(s[i:].lower()):  # the closer is still arriving
+                i = len(s)
+                break
+            if s[i] not in "{[":
+                return Verdict.TEXT, 0, []
+            end = json_end(s, i)
+            if end is None:
+                return self._partial(s[i:], final)
+            found = self._calls(s[i:end])
+            if found is None:
+                return Verdict.TEXT, 0, []
+            calls, i = calls + found, end
+        if not calls:
+            return Verdict.TEXT if final else Verdict.MAYBE, 0, []
+        if final or closer is None:
+            return Verdict.CALL, i, calls  # an unclosed fence or tag at the end of the reply is forgiven
+        return Verdict.MAYBE, 0, []
+
+    def _partial(self, s: str, final: bool) -> tuple[Verdict, int, list]:
+        "A JSON value not closed yet: held while it can still be a call, within bounds."
+        if final:
+            return Verdict.TEXT, 0, []
+        obj = s.lstrip("[ \t\r\n")
+        if obj and obj[0] != "{":
+            return Verdict.TEXT, 0, []
+        key = FIRST_KEY.match(obj[1:])
+        if key and (key.group(2) and key.group(1) not in CALL_KEYS
+                    or not key.group(2) and not any(k.startswith(key.group(1)) for k in CALL_KEYS)):
+            return Verdict.TEXT, 0, []
+        if len(obj) > 1 and not key and obj[1:].strip():
+            return Verdict.TEXT, 0, []
+        named = NAMED.search(s)
+        if named and not IDENT.match(named.group(1)):
+            return Verdict.TEXT, 0, []
+        limit = HOLD_NAMED if named else HOLD_UNNAMED
+        return (Verdict.TEXT if len(s) > limit else Verdict.MAYBE), 0, []
+
+    def _calls(self, raw: str) -> list[ToolCall] | None:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return None
+        items = value if isinstance(value, list) else value.get("tool_calls", [value]) if isinstance(value, dict) else []
+        calls = [self._call(item) for item in items] if isinstance(items, list) else []
+        return calls if calls and all(calls) else None
+
+    def _call(self, item) -> ToolCall | None:
+        if not isinstance(item, dict):
+            return None
+        if isinstance(item.get("function"), dict):
+            item = item["function"]
+        name = item.get("name", item.get("function"))
+        if not isinstance(name, str) or not IDENT.match(name):
+            return None
+        if "arguments" in item or "parameters" in item:
+            return ToolCall(name, _arguments(item.get("arguments", item.get("parameters"))))
+        if name in self.names:  # arguments written flat beside the name
+            return ToolCall(name, {k: v for k, v in item.items() if k not in CALL_KEYS})
+        return None
+
+
+def _arguments(raw) -> dict:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return {"_unreadable": raw[:200]}
+    return raw if isinstance(raw, dict) else {} if raw is None else {"_unreadable": str(raw)[:200]}
+
+
+def _skip(s: str, i: int, chars: str) -> int:
+    while i < len(s) and s[i] in chars:
+        i += 1
+    return i
+
+
+def json_end(s: str, start: int) -> int | None:
+    "Where the JSON object or list starting at `start` ends (brackets counted outside strings); None if open."
+    depth, in_string, escaped = 0, False, False
+    for i in range(start, len(s)):
+        c = s[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "{[":
+            depth += 1
+        elif c in "}]":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return None

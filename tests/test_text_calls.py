@@ -1,0 +1,139 @@
+"""The recogniser of tool calls written as text (brain/text_calls.py): every shape small models
+write, split into chunks anywhere, and the look-alikes that must be shown as written."""
+import json
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from brain.ollama_client import ToolCall
+from brain.text_calls import CallFilter
+
+NAMES = {"add_todo", "set_todo_done", "rename_todo", "delete_todo", "clear_done"}
+ADD = ToolCall("add_todo", {"title": "Oat Milk"})
+TICK = ToolCall("set_todo_done", {"id": 2, "done": True})
+
+
+def run(text: str, names=NAMES, markers=("[app]",), pieces: list[int] | None = None):
+    "Feed `text` (in pieces of the given sizes, else whole); what was shown live, at the end, and the calls."
+    f = CallFilter(names, markers)
+    live, i = [], 0
+    for size in pieces or [len(text)]:
+        live.append(f.feed(text[i:i + size]))
+        i += size
+    live.append(f.feed(text[i:]))
+    rest, calls = f.finish()
+    return "".join(live) + rest, calls
+
+
+CALLS = {
+    "bare object": ('{"name": "add_todo", "arguments": {"title": "Oat Milk"}}', "", [ADD]),
+    "parameters": ('{"name": "add_todo", "parameters": {"title": "Oat Milk"}}', "", [ADD]),
+    "arguments as a JSON string": ('{"name": "add_todo", "arguments": "{\\"title\\": \\"Oat Milk\\"}"}', "", [ADD]),
+    "function wrapper": ('{"type": "function", "function": {"name": "add_todo", "arguments": {"title": "Oat Milk"}}}',
+                         "", [ADD]),
+    "flat arguments": ('{"name": "add_todo", "title": "Oat Milk"}', "", [ADD]),
+    "no arguments": ('{"name": "clear_done"}', "", [ToolCall("clear_done", {})]),
+    "json fence": ('```json\n{"name": "add_todo", "arguments": {"title": "Oat Milk"}}\n```', "", [ADD]),
+    "bare fence": ('```\n{"name": "add_todo", "arguments": {"title": "Oat Milk"}}\n```', "", [ADD]),
+    "tool_call tags": ('<tool_call>\n{"name": "add_todo", "arguments": {"title": "Oat Milk"}}\n</tool_call>', "", [ADD]),
+    "a list": ('[{"name": "add_todo", "arguments": {"title": "Oat Milk"}}, '
+               '{"name": "set_todo_done", "arguments": {"id": 2, "done": true}}]', "", [ADD, TICK]),
+    "one per line": ('{"name": "add_todo", "arguments": {"title": "Oat Milk"}}\n'
+                     '{"name": "set_todo_done", "arguments": {"id": 2, "done": true}}\n', "", [ADD, TICK]),
+    "two in one fence": ('```json\n{"name": "add_todo", "arguments": {"title": "Oat Milk"}}\n'
+                         '{"name": "set_todo_done", "arguments": {"id": 2, "done": true}}\n```', "", [ADD, TICK]),
+    "text around": ('On it.\n{"name": "add_todo", "arguments": {"title": "Oat Milk"}}\nDone, you caffeine fiend.',
+                    "On it.\nDone, you caffeine fiend.", [ADD]),
+    "unclosed fence at the end": ('```json\n{"name": "add_todo", "arguments": {"title": "Oat Milk"}}\n', "", [ADD]),
+    "extra keys kept for the app to ignore": ('{"name": "add_todo", "arguments": {"title": "Oat Milk", "required": ["title"]}}',
+                                              "", [ToolCall("add_todo", {"title": "Oat Milk", "required": ["title"]})]),
+    "unknown tool in a call's shape": ('{"name": "get_todo_list", "arguments": {}}', "", [ToolCall("get_todo_list", {})]),
+    "tool_calls object": ('{"tool_calls": [{"function": {"name": "add_todo", "arguments": {"title": "Oat Milk"}}}]}',
+                          "", [ADD]),
+}
+
+LOOK_ALIKES = {
+    "plain prose": "Oat milk? Bold choice. Added to your list of regrets.",
+    "a JSON example naming no tool": 'Here is JSON:\n{"name": "Ada", "age": 36}\nNeat.',
+    "an object that is not a call": '{"title": "Oat Milk", "done": false}',
+    "a list of numbers": "[1, 2, 3]",
+    "a markdown checkbox": "- [x] #2 stamps\n- [ ] #3 oat milk",
+    "a python fence": '```python\nprint({"name": "add_todo"})\n```',
+    "a fence of prose": "```\nnot json\n```",
+    "broken JSON": '{"name": "add_todo", "arguments": {"title": "Oat Milk"',
+    "a tag-like word": "<b>bold</b> claim",
+    "braces in prose": "{curly} braces are fine",
+    "a name that is no identifier": '{"name": "Oat Milk Co", "arguments": {}}',
+}
+
+
+@pytest.mark.parametrize("text, shown, calls", CALLS.values(), ids=CALLS.keys())
+def test_calls_written_as_text_are_taken_out(text, shown, calls):
+    assert run(text) == (shown, calls)
+
+
+@pytest.mark.parametrize("text", LOOK_ALIKES.values(), ids=LOOK_ALIKES.keys())
+def test_look_alikes_are_shown_as_written(text):
+    assert run(text) == (text, [])
+
+
+def test_without_offered_tools_nothing_is_a_call():
+    text = CALLS["bare object"][0]
+    assert run(text, names=None) == (text, [])
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("[app] The user added #2 'buy milk'.", "The user added #2 'buy milk'."),
+    ("  [APP]: Hi! How is your day going?", "Hi! How is your day going?"),
+    ("Nothing to strip: [app] in the middle.", "Nothing to strip: [app] in the middle."),
+])
+def test_a_marker_the_reply_starts_with_is_stripped(text, shown):
+    assert run(text, pieces=[1] * len(text))[0] == shown
+
+
+def test_raw_call_text_never_streams_while_held():
+    "Fed a character at a time, nothing of the call is shown at any point; the text before it is."
+    f = CallFilter(NAMES)
+    text = 'Fine.\n{"name": "add_todo", "arguments": {"title": "Oat Milk"}}'
+    shown = "".join(f.feed(c) for c in text)
+    assert shown == "Fine.\n"
+    assert f.finish() == ("", [ADD])
+
+
+def test_prose_is_held_no_longer_than_its_first_characters():
+    f = CallFilter(NAMES)
+    assert f.feed("Sure") == "Sure"
+    assert f.feed(" thing.\n{") == " thing.\n"  # a brace at a line start is held
+    assert f.feed('"title') == '{"title'  # ... until it cannot be a call
+
+
+def test_held_text_is_bounded():
+    f = CallFilter(NAMES)
+    junk = '{"name": ' + " " * 400
+    assert f.feed(junk) == junk  # unnamed past 300 characters: shown
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=st.sampled_from([*CALLS.values(), *((t, t, []) for t in LOOK_ALIKES.values())]),
+       cuts=st.lists(st.integers(min_value=0, max_value=12), max_size=60))
+def test_any_chunking_gives_the_same_result(case, cuts):
+    "Streams split anywhere (as tokens arrive) are recognised exactly as the whole text is."
+    text, shown, calls = case
+    assert run(text, pieces=cuts) == (shown, calls)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200), st.lists(st.integers(min_value=1, max_value=20), max_size=20))
+def test_arbitrary_text_is_never_lost(text, cuts):
+    "Whatever the model writes, what is not taken as a call is shown, in order (whitespace aside)."
+    shown, calls = run(text, pieces=cuts)
+    if not calls:
+        assert shown.strip() == text.strip() or shown == text
+
+
+def test_a_call_naming_a_tool_is_held_until_it_closes_even_when_long():
+    title = "x" * 1500
+    text = json.dumps({"name": "add_todo", "arguments": {"title": title}})
+    f = CallFilter(NAMES)
+    assert "".join(f.feed(text[i:i + 7]) for i in range(0, len(text), 7)) == ""
+    assert f.finish() == ("", [ToolCall("add_todo", {"title": title})])
