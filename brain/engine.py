@@ -26,6 +26,7 @@ The engine knows nothing of the bus: it is given `send` and an Ollama client, so
 with scripted fakes and a hand-turned clock.
 """
 import asyncio
+import json
 import logging
 import re
 import uuid
@@ -135,6 +136,11 @@ class SessionQueue:
     busy: bool = False
     running: Turn | Warm | None = None  # the turn being answered (or the cache being warmed), from the moment it leaves the queue
     comment: asyncio.TimerHandle | None = None
+
+
+def _asked(call: ToolCall) -> str:
+    "What a call asks for, the same however its arguments are ordered."
+    return call.name + json.dumps(call.arguments, sort_keys=True, default=str)
 
 
 def _log_failure(future) -> None:
@@ -435,6 +441,7 @@ class Engine:
                                            f"OLLAMA_NUM_CTX), I set aside the {set_aside} oldest messages of this "
                                            "conversation. My instructions and your todo list always stay."))
             self.save(turn.session)
+            made: dict[str, str] = {}  # the calls of this reply that were applied: their result, by what they asked
             for round_ in range(tools.MAX_ROUNDS + 2):
                 messages = conversation.messages(self.settings.system_prompt)
                 text, thinking, stats, calls = await self.ask(turn, conversation, messages, ids)
@@ -443,13 +450,13 @@ class Engine:
                 if self.conversations.get(turn.session) is not conversation:
                     return  # the conversation was reset meanwhile; the web has dropped this reply
                 conversation.learn(messages, stats.prompt_eval_count, self.tools_for(conversation))
-                if not calls or turn.cancelled:
-                    break
+                if not calls or turn.cancelled or all(_asked(c) in made for c in calls):
+                    break  # a small model told of its action may just ask for it again: the reply ends there
                 if round_ > tools.MAX_ROUNDS:
                     self.send(Note(**ids, text=f"The model kept calling tools after {tools.MAX_ROUNDS} rounds in "
                                                "one reply and being told to stop, so I stopped it there."))
                     break
-                await self.act(turn, conversation, text, calls, refuse=round_ == tools.MAX_ROUNDS)
+                await self.act(turn, conversation, text, calls, made, refuse=round_ == tools.MAX_ROUNDS)
             if text or not turn.cancelled:
                 conversation.add_reply(text)  # a stopped reply stays in context as far as it got
             self.save(turn.session)
@@ -466,10 +473,11 @@ class Engine:
             self.send(Failed(**ids, seq=turn.sent, code="internal", error="The brain hit an internal error; see its log."))
 
     async def act(self, turn: Turn, conversation: Conversation, text: str, calls: list[ToolCall],
-                  refuse: bool = False) -> None:
+                  made: dict[str, str], refuse: bool = False) -> None:
         """Have the web apply the model's calls, in order, and put the calls and their results into
-        the conversation together, so a brain that dies in between leaves neither behind. With
-        `refuse` (the round limit is reached) nothing is applied and the model is told to answer."""
+        the conversation together, so a brain that dies in between leaves neither behind. A call
+        this reply already made (`made`) is not made again. With `refuse` (the round limit is
+        reached) nothing is applied and the model is told to answer."""
         results, todos, asked = [], conversation.todos, []
         for i, call in enumerate(calls):
             call_id = call.id if CALL_ID.match(call.id or "") else f"call_{uuid.uuid4().hex[:12]}"
@@ -481,10 +489,15 @@ class Engine:
             if i >= tools.MAX_CALLS:
                 results.append((call.name, f"Error: at most {tools.MAX_CALLS} calls at once; this one was not done."))
                 continue
+            if _asked(call) in made:
+                results.append((call.name, f"{made[_asked(call)]} (Already done in this reply; not done again.)"))
+                continue
             result = await self.call_tool(turn, call_id, call)
             if result is None:
                 results.append((call.name, "Error: the app did not answer, so this may not have been done."))
                 continue
+            if result.ok:
+                made[_asked(call)] = result.text
             todos = result.todos
             results.append((call.name, f"{result.text}\n{render_todos(result.todos)}"))
         conversation.add_tool_round(text, asked, results, todos)

@@ -96,8 +96,10 @@ class CallFilter:
         head = self.held.lstrip()
         for marker in self.markers:
             if head[:len(marker)].lower() == marker.lower():
-                self.held, self.trim, self.started = head[len(marker):], " :", True
-                return Verdict.TEXT
+                while head[:len(marker)].lower() == marker.lower():  # some models repeat it
+                    head = head[len(marker):].lstrip(" :")
+                self.held, self.trim = head, " :"
+                return Verdict.MAYBE if not final and marker.lower().startswith(head.lower()) else Verdict.TEXT
             if not final and marker.lower().startswith(head.lower()):
                 return Verdict.MAYBE
         return Verdict.TEXT
@@ -149,7 +151,9 @@ class CallFilter:
                 return Verdict.TEXT, 0, []
             end = json_end(s, i)
             if end is None:
-                return self._partial(s[i:], final)
+                # Small models often stop before the last brace: at the end, a call it closes is taken.
+                found = self._calls(_closed(s[i:])) if final else None
+                return (Verdict.CALL, len(s), calls + found) if found else self._partial(s[i:], final)
             found = self._calls(s[i:end])
             if found is None:
                 return Verdict.TEXT, 0, []
@@ -210,6 +214,21 @@ def _arguments(raw) -> dict:
         except ValueError:
             return {"_unreadable": raw[:200]}
     return raw if isinstance(raw, dict) else {} if raw is None else {"_unreadable": str(raw)[:200]}
+
+
+def _closed(s: str) -> str:
+    "`s` with the quote and brackets it leaves open closed."
+    stack, in_string, escaped = [], False, False
+    for c in s:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (c == "\\", c != '"')
+        elif c == '"':
+            in_string = True
+        elif c in "{[":
+            stack.append("}" if c == "{" else "]")
+        elif c in "}]" and stack:
+            stack.pop()
+    return s + ('"' if in_string else "") + "".join(reversed(stack))
 
 
 def _skip(s: str, i: int, chars: str) -> int:

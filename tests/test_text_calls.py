@@ -48,6 +48,7 @@ CALLS = {
     "extra keys kept for the app to ignore": ('{"name": "add_todo", "arguments": {"title": "Oat Milk", "required": ["title"]}}',
                                               "", [ToolCall("add_todo", {"title": "Oat Milk", "required": ["title"]})]),
     "unknown tool in a call's shape": ('{"name": "get_todo_list", "arguments": {}}', "", [ToolCall("get_todo_list", {})]),
+    "the last brace missing at the end": ('{"name": "add_todo", "arguments": {"title": "Oat Milk"}', "", [ADD]),
     "tool_calls object": ('{"tool_calls": [{"function": {"name": "add_todo", "arguments": {"title": "Oat Milk"}}}]}',
                           "", [ADD]),
 }
@@ -60,7 +61,8 @@ LOOK_ALIKES = {
     "a markdown checkbox": "- [x] #2 stamps\n- [ ] #3 oat milk",
     "a python fence": '```python\nprint({"name": "add_todo"})\n```',
     "a fence of prose": "```\nnot json\n```",
-    "broken JSON": '{"name": "add_todo", "arguments": {"title": "Oat Milk"',
+    "broken JSON": '{"name": "add_todo", "arguments": {"title": "Oat Milk", }}',
+    "an unclosed object naming no tool": '{"title": "Oat Milk"',
     "a tag-like word": "<b>bold</b> claim",
     "braces in prose": "{curly} braces are fine",
     "a name that is no identifier": '{"name": "Oat Milk Co", "arguments": {}}',
@@ -85,6 +87,7 @@ def test_without_offered_tools_nothing_is_a_call():
 @pytest.mark.parametrize("text, shown", [
     ("[app] The user added #2 'buy milk'.", "The user added #2 'buy milk'."),
     ("  [APP]: Hi! How is your day going?", "Hi! How is your day going?"),
+    ("[app] [app] [app] Ha.", "Ha."),
     ("Nothing to strip: [app] in the middle.", "Nothing to strip: [app] in the middle."),
 ])
 def test_a_marker_the_reply_starts_with_is_stripped(text, shown):

@@ -22,25 +22,30 @@ def clean_title(title: str) -> str | None:
     return title if 0 < len(title) <= MAX_TITLE_CHARS else None
 
 
-class AddTodo(msgspec.Struct, forbid_unknown_fields=True):
+# Small models get arguments roughly right: unknown keys are ignored, and a todo may be given by
+# its id ("2" and "#2" too) or by its title (see `Actions._find`).
+TodoRef = int | str
+
+
+class AddTodo(msgspec.Struct):
     title: str
 
 
-class SetTodoDone(msgspec.Struct, forbid_unknown_fields=True):
-    id: int
-    done: bool
+class SetTodoDone(msgspec.Struct):
+    id: TodoRef
+    done: bool = True  # "tick off the stamps" often comes without it
 
 
-class RenameTodo(msgspec.Struct, forbid_unknown_fields=True):
-    id: int
+class RenameTodo(msgspec.Struct):
+    id: TodoRef
     title: str
 
 
-class DeleteTodo(msgspec.Struct, forbid_unknown_fields=True):
-    id: int
+class DeleteTodo(msgspec.Struct):
+    id: TodoRef
 
 
-class ClearDone(msgspec.Struct, forbid_unknown_fields=True):
+class ClearDone(msgspec.Struct):
     pass
 
 
@@ -113,11 +118,36 @@ class Actions:
         kind = ARGUMENTS.get(name)
         if kind is None:
             raise Refused(f"there is no tool named {name!r}; the tools are {', '.join(ARGUMENTS)}.")
+        if "id" in kind.__struct_fields__ and "id" not in arguments:
+            # The todo named under another key: {"todo": ...}, or its title where no new title is asked.
+            ref = next((arguments[k] for k in ("todo", "todo_id", "name", "title")
+                        if k in arguments and not (k == "title" and "title" in kind.__struct_fields__)), None)
+            arguments = {**arguments, "id": ref} if ref is not None else arguments
         try:
-            return msgspec.convert(arguments, kind)
+            return msgspec.convert(arguments, kind, strict=False)
         except msgspec.ValidationError as e:
             fields = ", ".join(kind.__struct_fields__) or "no arguments"
             raise Refused(f"{name} takes {fields}: {e}.") from None
+
+    def _find(self, session: str, ref: TodoRef) -> Todo:
+        """The todo a call means: by id (2, "2", "#2"), else by title: exact, then ignoring case,
+        then the one title holding it. None found or several: the error names the candidates."""
+        todos = self.store.todo_list(session)
+        text = str(ref).strip()
+        if isinstance(ref, int) or text.lstrip("#").isdigit():
+            tid = int(text.lstrip("#")) if text.lstrip("#").isdigit() else ref
+            found = next((t for t in todos if t.id == tid), None)
+            if found is None:
+                raise Refused(f"there is no todo #{tid}. {_listed(todos)}")
+            return found
+        for match in (lambda t: t.title == text, lambda t: t.title.lower() == text.lower(),
+                      lambda t: text.lower() in t.title.lower()):
+            found = [t for t in todos if match(t)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise Refused(f"{text!r} could be " + " or ".join(f"#{t.id} '{t.title}'" for t in found) + "; give the id.")
+        raise Refused(f"no todo is called {text!r}. {_listed(todos)}")
 
     def _apply(self, session: str, name: str, args, row: ActionRow) -> list[Change]:
         store = self.store
@@ -134,9 +164,7 @@ class Actions:
             todo = store.add_todo(session, title)
             row.text, row.after = f"Added #{todo.id} '{todo.title}'.", msgspec.json.encode([todo]).decode()
             return [("added", todo)]
-        old = store.todo(session, args.id)
-        if old is None:
-            raise Refused(f"there is no todo with id {args.id}; use an id from the list.")
+        old = self._find(session, args.id)
         row.before = msgspec.json.encode([old]).decode()
         if isinstance(args, DeleteTodo):
             store.delete_todo(session, old.id)
@@ -152,8 +180,14 @@ class Actions:
         return [change]
 
     @staticmethod
-    def _title(title: str) -> str:
+    def _title(title) -> str:
         clean = clean_title(title)
         if clean is None:
             raise Refused(f"a title must be 1 to {MAX_TITLE_CHARS} characters.")
         return clean
+
+
+def _listed(todos: list[Todo]) -> str:
+    if not todos:
+        return "The list is empty."
+    return "The list: " + "; ".join(f"#{t.id} {t.title}{' (done)' if t.done else ''}" for t in todos) + "."

@@ -75,7 +75,7 @@ def test_a_wrong_call_changes_nothing_and_tells_the_model_what_to_do(system, vis
     tab.send("delete number seven")
     [reply] = tab.wait(lambda t: t.reply_ids("done"))
     results = [m["content"] for m in fake.chat_requests()[-1]["messages"] if m["role"] == "tool"]
-    assert results[0].startswith("Error: there is no todo with id 7; use an id from the list.")
+    assert results[0].startswith("Error: there is no todo #7. The list is empty.")
     assert results[1].startswith("Error: a title must be 1 to 500 characters.")
     assert results[2].startswith("Error: add_todo takes title:")
     assert results[3].startswith("Error: there is no tool named 'launch_rockets'")
