@@ -3,11 +3,11 @@
 The prompt is laid out for the inference engine's prompt cache, which reuses the longest prefix a
 new prompt shares with an earlier one and evaluates only what follows. So what changes goes at the
 end, never at the start: the system message is the persona alone, byte for byte the same in every
-request, and the todo list reaches the model in `[app]` user turns appended to the history. Every
+request, and the todo list reaches the model in app-note user turns appended to the history. Every
 request of a session therefore starts with the previous request and its reply, then the new part.
 
 The list is kept as state (`todos`) beside the list the model can work out from what it was told
-(`told`). An `[app]` turn reports what the user did, each change naming the todo's id, which is
+(`told`). An app note reports what the user did, each change naming the todo's id, which is
 short and keeps a turn after a todo change about as cheap as any other. The whole list is stated
 only when the changes alone would not lead the model to it (the first time, after a new chat) and
 after old turns are set aside, so the window always holds the last full statement and every
@@ -26,8 +26,10 @@ import msgspec
 
 from shared.messages import Todo, TodoEvent
 
-APP_PREFIX = "[app] "
-REPLY_MARKERS = ("[app]",)  # what small models copy from the app's reports to the start of a reply; stripped
+# App events are told as user turns that start with this. Small models copy a bracketed tag such as
+# "[app]" (and a parenthesised "(app: …)") into their replies far more than words; see BENCHMARKS.md.
+APP_PREFIX = "App note: "
+REPLY_MARKERS = ("App note:", "[app]")  # what small models still copy to the start of a reply: stripped
 
 
 class Change(msgspec.Struct, frozen=True):
@@ -68,6 +70,13 @@ def render_todos(todos: list[Todo]) -> str:
     return "The todo list now:\n" + "\n".join(lines)
 
 
+def inline_todos(todos: list[Todo]) -> str:
+    "The list on one line, for a tool's result: small models echo a Markdown list back to the user."
+    if not todos:
+        return "The todo list is now empty."
+    return "The todo list is now: " + "; ".join(f"#{t.id} {t.title}{' (done)' if t.done else ''}" for t in todos) + "."
+
+
 def _chars(messages: list[dict]) -> int:
     "The size of the messages in characters, their tool calls included."
     calls = sum(len(json.dumps(m["tool_calls"])) for m in messages if m.get("tool_calls"))
@@ -90,7 +99,7 @@ class Conversation:
     turns: list[dict] = field(default_factory=list)
     todos: list[Todo] = field(default_factory=list)
     unseen: list[Change | str] = field(default_factory=list)  # todo changes and other interactions
-    told: list[Todo] = field(default_factory=list)  # the list the model can work out from its [app] turns
+    told: list[Todo] = field(default_factory=list)  # the list the model can work out from its app notes
     first: int = 0  # turns before this one no longer fit the context window
     tokens_per_char: float = FIRST_GUESS
     model: str = ""  # the session's chosen model; "" for the brain's default
@@ -109,7 +118,7 @@ class Conversation:
         return True
 
     def record(self, event: TodoEvent) -> None:
-        "The user changed a todo: the list as it is now, and the change, to be told in the next [app] turn."
+        "The user changed a todo: the list as it is now, and the change, to be told in the next app note."
         self.todos = list(event.todos)
         self.unseen.append(Change(event.action, event.todo))
 
@@ -153,7 +162,7 @@ class Conversation:
         return self.turns[-2]["content"] if self.turns[-2]["role"] == "user" else None
 
     def _app_text(self) -> str:
-        "The [app] turn that would report what the model has not seen yet; \"\" when there is nothing."
+        "The app note that would report what the model has not seen yet; \"\" when there is nothing."
         if not self.unseen and self.told == self.todos:
             return ""
         said = ["The user " + "; then ".join(map(describe, self.unseen)) + "."] if self.unseen else []

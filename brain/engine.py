@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from brain import tools
-from brain.conversation import REPLY_MARKERS, Conversation, render_todos
+from brain.conversation import REPLY_MARKERS, Conversation, inline_todos
 from brain.memory import Fenced, Memory
 from brain.ollama_client import Delta, Hangup, OllamaClient, OllamaError, OllamaUnavailable, ToolCall, ToolsUnsupported
 from brain.text_calls import CallFilter
@@ -479,6 +479,7 @@ class Engine:
         this reply already made (`made`) is not made again. With `refuse` (the round limit is
         reached) nothing is applied and the model is told to answer."""
         results, todos, asked = [], conversation.todos, []
+        recital = tools.recited([c.name for c in calls], self.tools_for(conversation) or [])
         for i, call in enumerate(calls):
             call_id = call.id if CALL_ID.match(call.id or "") else f"call_{uuid.uuid4().hex[:12]}"
             asked.append({"id": call_id, "function": {"index": i, "name": call.name, "arguments": call.arguments}})
@@ -488,6 +489,10 @@ class Engine:
                 continue
             if i >= tools.MAX_CALLS:
                 results.append((call.name, f"Error: at most {tools.MAX_CALLS} calls at once; this one was not done."))
+                continue
+            if recital and i > 0:
+                results.append((call.name, "Not done: that looked like every tool at once, not what the user asked. "
+                                           "Call it again only if the user asked for exactly this."))
                 continue
             if _asked(call) in made:
                 results.append((call.name, f"{made[_asked(call)]} (Already done in this reply; not done again.)"))
@@ -499,7 +504,7 @@ class Engine:
             if result.ok:
                 made[_asked(call)] = result.text
             todos = result.todos
-            results.append((call.name, f"{result.text}\n{render_todos(result.todos)}"))
+            results.append((call.name, f"{result.text} {inline_todos(result.todos)}"))
         conversation.add_tool_round(text, asked, results, todos)
         self.save(turn.session)
 

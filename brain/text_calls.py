@@ -10,8 +10,9 @@ the call out once it is whole. Anything that turns out not to be a call is shown
 
 A call is an object with a `name` and its `arguments` (or `parameters`, or flat beside the name),
 optionally wrapped as `{"function": {...}}`. It names one of the offered tools, or has the exact
-shape of a call (an identifier and `arguments`): such a call to a tool that does not exist is
-still a call, answered with an error that names the tools, never shown as JSON.
+shape of a call (a short name and `arguments`): such a call to a tool that does not exist (small
+models invent `get_todo_list`, or put a todo's title as the name) is still a call, answered with an
+error that names the tools, never shown as JSON.
 
 The filter also drops a marker the reply starts with (e.g. the app's own "[app]"), which small
 models copy from the app's reports.
@@ -28,7 +29,7 @@ FENCE = "```"
 FENCE_LANGS = {"", "json", "tool_call", "tool_code", "tool", "function"}
 TAGS = {"<tool_call>": "</tool_call>", "<tool_calls>": "</tool_calls>", "<function_call>": "</function_call>",
         "<functioncall>": "</functioncall>"}
-IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+CALL_NAME = re.compile(r"^[^\n\"]{1,64}$")  # a call's shape with a name that is no tool's (e.g. a todo's title)
 NAMED = re.compile(r'"(?:name|function)"\s*:\s*"([^"\\]{0,80})"')
 FIRST_KEY = re.compile(r'^\s*"([^"\\]*)("?)')
 CALL_KEYS = {"name", "function", "type", "id", "tool", "arguments", "parameters", "tool_calls"}
@@ -178,7 +179,7 @@ class CallFilter:
         if len(obj) > 1 and not key and obj[1:].strip():
             return Verdict.TEXT, 0, []
         named = NAMED.search(s)
-        if named and not IDENT.match(named.group(1)):
+        if named and not CALL_NAME.match(named.group(1)):
             return Verdict.TEXT, 0, []
         limit = HOLD_NAMED if named else HOLD_UNNAMED
         return (Verdict.TEXT if len(s) > limit else Verdict.MAYBE), 0, []
@@ -198,7 +199,7 @@ class CallFilter:
         if isinstance(item.get("function"), dict):
             item = item["function"]
         name = item.get("name", item.get("function"))
-        if not isinstance(name, str) or not IDENT.match(name):
+        if not isinstance(name, str) or not CALL_NAME.match(name):
             return None
         if "arguments" in item or "parameters" in item:
             return ToolCall(name, _arguments(item.get("arguments", item.get("parameters"))))

@@ -1,7 +1,8 @@
-"""Read a request's [app] turns the way the model has to: the last full statement of the todo list,
+"""Read a request's app notes the way the model has to: the last full statement of the todo list,
 then every change reported after it. Tests use it to prove the model always knows the list."""
 import re
 
+from brain.conversation import APP_PREFIX
 from shared.messages import Todo
 
 STATEMENT = re.compile(r"The todo list now:\n((?:- \[[ x]\] #\d+ .*(?:\n|$))+)|The todo list is now empty\.")
@@ -10,7 +11,7 @@ CHANGE = re.compile(r"(added|deleted) #(\d+) '(.*?)'|marked #(\d+) '(.*?)' (done
 
 
 def known_list(messages: list[dict]) -> list[Todo]:
-    app = [m["content"] for m in messages if m["role"] == "user" and m["content"].startswith("[app] ")]
+    app = [m["content"] for m in messages if m["role"] == "user" and m["content"].startswith(APP_PREFIX)]
     stated = max((i for i, text in enumerate(app) if STATEMENT.search(text)), default=None)
     todos: list[Todo] = []
     if stated is not None:

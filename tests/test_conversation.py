@@ -22,8 +22,8 @@ def test_conversation_folds_events_into_one_app_turn_naming_each_todo():
     system, *turns = c.messages("PERSONA")
     assert system == {"role": "system", "content": "PERSONA"}
     assert turns == [
-        {"role": "user", "content": "[app] The user added #1 'milk'; then added #2 'eggs'."},
-        {"role": "user", "content": "[app] The user marked #1 'milk' done."},
+        {"role": "user", "content": "App note: The user added #1 'milk'; then added #2 'eggs'."},
+        {"role": "user", "content": "App note: The user marked #1 'milk' done."},
         {"role": "user", "content": "what's left?"},
     ]
     assert known_list(c.messages("PERSONA")) == [done, eggs]
@@ -40,7 +40,7 @@ def test_two_requests_share_everything_but_the_newest_turn_even_with_a_todo_chan
     second = c.messages("PERSONA")
     assert second[:len(first)] == first, "the earlier request is a prefix of the next one"
     assert second[len(first):] == [{"role": "assistant", "content": "hi"},
-                                   {"role": "user", "content": "[app] The user added #1 'milk'."},
+                                   {"role": "user", "content": "App note: The user added #1 'milk'."},
                                    {"role": "user", "content": "and now?"}]
     c.add_reply("ok")
     c.begin_turn("a plain turn")
@@ -51,12 +51,12 @@ def test_the_whole_list_is_stated_when_the_changes_alone_would_not_lead_to_it():
     kept = [Todo(3, "call mum", False), Todo(4, "pay rent", True)]
     c = Conversation(todos=kept)  # a new chat: the list stays, the model has never seen it
     c.begin_turn("hi")
-    assert c.messages("P")[1]["content"] == "[app] The todo list now:\n- [ ] #3 call mum\n- [x] #4 pay rent"
+    assert c.messages("P")[1]["content"] == "App note: The todo list now:\n- [ ] #3 call mum\n- [x] #4 pay rent"
     lamp = Todo(5, "buy a lamp", False)
     fresh = Conversation(todos=kept)
     fresh.record(event("added", lamp, [*kept, lamp]))
     fresh.begin_turn(None)
-    assert fresh.messages("P")[1]["content"] == ("[app] The user added #5 'buy a lamp'.\nThe todo list now:\n"
+    assert fresh.messages("P")[1]["content"] == ("App note: The user added #5 'buy a lamp'.\nThe todo list now:\n"
                                                  "- [ ] #3 call mum\n- [x] #4 pay rent\n- [ ] #5 buy a lamp")
     empty = Conversation()
     empty.begin_turn("hi")
@@ -96,7 +96,7 @@ def test_conversation_sets_old_turns_aside_to_fit_the_window_and_restates_the_li
     assert set_aside > 0 and c.estimate(messages) <= 0.6 * budget
     assert messages[0] == {"role": "system", "content": "PERSONA"} and messages[1]["role"] == "user"
     assert messages[-2:] == [{"role": "user", "content": "the newest question"},
-                             {"role": "user", "content": "[app] Earlier messages were set aside. "
+                             {"role": "user", "content": "App note: Earlier messages were set aside. "
                                                          "The todo list now:\n- [ ] #1 water plants"}]
     assert c.fit("PERSONA", budget) == 0, "nothing more to set aside until the window fills again"
     c.add_reply("fine")

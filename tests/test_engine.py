@@ -12,7 +12,7 @@ from brain.conversation import Change
 from brain.ollama_client import Delta, HungUp, OllamaUnavailable
 from brain.ollama_watch import Reach
 from shared.config import Settings
-from shared.messages import (Chat, Chunk, Done, Failed, Interaction, Regenerate, Reset, Revoke, Stats, Stop, Todo,
+from shared.messages import (CallTool, Chat, Chunk, Done, Failed, Interaction, Regenerate, Reset, Revoke, Stats, Stop, Todo,
                              TodoEvent, ToolResult, Waiting)
 
 
@@ -168,7 +168,7 @@ def test_new_chat_drops_the_turns_and_keeps_the_list(run):
         engine.handle(chat("r2", "who am I?"))
         await until(lambda: len(finals(sent)) == 2)
         assert [m["content"] for m in ollama.replies()[-1]["messages"][1:]] == [
-            "[app] The todo list now:\n- [ ] #1 milk", "who am I?"]
+            "App note: The todo list now:\n- [ ] #1 milk", "who am I?"]
     run(scenario)
 
 
@@ -222,7 +222,7 @@ def test_interactions_the_policy_hears_go_with_the_next_turn_and_the_others_do_n
         engine.handle(chat("r1", "hi"))
         await until(lambda: finals(sent))
         assert [m["content"] for m in ollama.replies()[-1]["messages"][1:]] == [
-            "[app] The user used #lamp-dial (POST /lamp brightness='7' → 200).", "hi"]
+            "App note: The user used #lamp-dial (POST /lamp brightness='7' → 200).", "hi"]
         assert ollama.replies() == ollama.asked, "no comment of their own"
     run(scenario)
 
@@ -235,7 +235,7 @@ def test_an_action_whose_reply_was_cut_off_is_told_with_the_next_turn(run):
         engine.handle(chat("r1", "add oat milk", retry=True))
         await until(lambda: finals(sent))
         assert ollama.replies()[-1]["messages"][1:] == [
-            {"role": "user", "content": "[app] The user saw your action from a reply that was cut off: "
+            {"role": "user", "content": "App note: The user saw your action from a reply that was cut off: "
                                         "Added #1 'oat milk'.\nThe todo list now:\n- [ ] #1 oat milk"},
             {"role": "user", "content": "add oat milk"}]
     run(scenario)
@@ -332,4 +332,66 @@ def test_a_turn_waiting_for_its_conversation_is_still_listed_as_in_hand(run):
         gate.set()
         await until(lambda: finals(sent))
         assert engine.making == []
+    run(scenario)
+
+
+def answer_calls(engine, sent, todos):
+    "Play the web: answer each CallTool sent so far with an applied result."
+    answered = set()
+
+    async def loop():
+        while True:
+            for m in [m for m in sent if isinstance(m, CallTool) and m.call not in answered]:
+                answered.add(m.call)
+                engine.handle(ToolResult(session=m.session, request=f"x{len(answered)}", reply=m.request, call=m.call,
+                                         ok=True, text=f"Added #1 '{m.arguments.get('title')}'.", todos=todos))
+            await asyncio.sleep(0.01)
+    return asyncio.create_task(loop())
+
+
+def test_a_call_written_as_text_is_applied_as_a_call_and_never_shown(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        call = '{"name": "add_todo", "arguments": {"title": "oat milk"}}'
+        ollama.scripts = [["Sure.\n", *call[:20], call[20:]], ["Done", ", caffeine fiend."]]
+        web = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
+        engine.handle(chat("r1", "add oat milk"))
+        await until(lambda: finals(sent))
+        web.cancel()
+        [asked] = [m for m in sent if isinstance(m, CallTool)]
+        assert (asked.name, asked.arguments) == ("add_todo", {"title": "oat milk"})
+        shown = "".join(m.text for m in sent if isinstance(m, Chunk))
+        assert shown == "Sure.\nDone, caffeine fiend." and finals(sent)[0].text == shown
+        second = ollama.replies()[-1]["messages"]
+        assert second[-2]["content"] == "Sure.\n" and second[-2]["tool_calls"][0]["function"]["name"] == "add_todo"
+        assert second[-1] == {"role": "tool", "tool_name": "add_todo",
+                              "content": "Added #1 'oat milk'. The todo list is now: #1 oat milk."}
+    run(scenario)
+
+
+def test_a_call_the_reply_already_made_is_not_made_again_and_ends_the_reply(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        call = '{"name": "add_todo", "arguments": {"title": "oat milk"}}'
+        ollama.scripts = [[call], [call], ["never asked"]]
+        web = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
+        engine.handle(chat("r1", "add oat milk"))
+        await until(lambda: finals(sent))
+        web.cancel()
+        assert len([m for m in sent if isinstance(m, CallTool)]) == 1 and len(ollama.replies()) == 2
+        assert isinstance(finals(sent)[0], Done)
+    run(scenario)
+
+
+def test_a_recital_of_every_tool_applies_only_its_first_call(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        recital = "\n".join(f'{{"name": "{name}", "arguments": {args}}}' for name, args in [
+            ("add_todo", '{"title": "oat milk"}'), ("set_todo_done", '{"id": 2, "done": true}'),
+            ("rename_todo", '{"id": 3, "title": "x"}'), ("delete_todo", '{"id": 4}')])
+        ollama.scripts = [[recital], ["Added."]]
+        web = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
+        engine.handle(chat("r1", "add oat milk"))
+        await until(lambda: finals(sent))
+        web.cancel()
+        assert [m.name for m in sent if isinstance(m, CallTool)] == ["add_todo"]
+        results = [m["content"] for m in ollama.replies()[-1]["messages"] if m["role"] == "tool"]
+        assert len(results) == 4 and all(r.startswith("Not done: that looked like every tool") for r in results[1:])
     run(scenario)

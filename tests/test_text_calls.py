@@ -13,7 +13,7 @@ ADD = ToolCall("add_todo", {"title": "Oat Milk"})
 TICK = ToolCall("set_todo_done", {"id": 2, "done": True})
 
 
-def run(text: str, names=NAMES, markers=("[app]",), pieces: list[int] | None = None):
+def run(text: str, names=NAMES, markers=("App note:", "[app]"), pieces: list[int] | None = None):
     "Feed `text` (in pieces of the given sizes, else whole); what was shown live, at the end, and the calls."
     f = CallFilter(names, markers)
     live, i = [], 0
@@ -48,6 +48,8 @@ CALLS = {
     "extra keys kept for the app to ignore": ('{"name": "add_todo", "arguments": {"title": "Oat Milk", "required": ["title"]}}',
                                               "", [ToolCall("add_todo", {"title": "Oat Milk", "required": ["title"]})]),
     "unknown tool in a call's shape": ('{"name": "get_todo_list", "arguments": {}}', "", [ToolCall("get_todo_list", {})]),
+    "a title as the name": ('{"name": "water the plants", "arguments": {"id": 3}}', "",
+                            [ToolCall("water the plants", {"id": 3})]),
     "the last brace missing at the end": ('{"name": "add_todo", "arguments": {"title": "Oat Milk"}', "", [ADD]),
     "tool_calls object": ('{"tool_calls": [{"function": {"name": "add_todo", "arguments": {"title": "Oat Milk"}}}]}',
                           "", [ADD]),
@@ -65,7 +67,7 @@ LOOK_ALIKES = {
     "an unclosed object naming no tool": '{"title": "Oat Milk"',
     "a tag-like word": "<b>bold</b> claim",
     "braces in prose": "{curly} braces are fine",
-    "a name that is no identifier": '{"name": "Oat Milk Co", "arguments": {}}',
+    "a named object without arguments": '{"name": "Oat Milk Co", "price": 3}',
 }
 
 
@@ -86,6 +88,7 @@ def test_without_offered_tools_nothing_is_a_call():
 
 @pytest.mark.parametrize("text, shown", [
     ("[app] The user added #2 'buy milk'.", "The user added #2 'buy milk'."),
+    ("App note: Hi! How is your day going?", "Hi! How is your day going?"),
     ("  [APP]: Hi! How is your day going?", "Hi! How is your day going?"),
     ("[app] [app] [app] Ha.", "Ha."),
     ("Nothing to strip: [app] in the middle.", "Nothing to strip: [app] in the middle."),

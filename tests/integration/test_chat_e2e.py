@@ -95,13 +95,13 @@ def test_a_todo_reaches_the_model_which_comments_and_knows_the_list(system, visi
     assert comment.status == "done" and comment.text == fake.replies[-1]
     request = fake.chat_requests()[-1]["messages"]
     assert request[0] == {"role": "system", "content": DEFAULT_PERSONA}, "the persona alone: it never changes"
-    assert request[-1] == {"role": "user", "content": f"[app] The user added #{tid} 'buy oat milk'."}
+    assert request[-1] == {"role": "user", "content": f"App note: The user added #{tid} 'buy oat milk'."}
 
     tab.send("what's on my list?")
     tab.wait(lambda t: t.finished(2))
     request = fake.chat_requests()[-1]["messages"]
     assert request[1:] == [
-        {"role": "user", "content": f"[app] The user added #{tid} 'buy oat milk'."},
+        {"role": "user", "content": f"App note: The user added #{tid} 'buy oat milk'."},
         {"role": "assistant", "content": fake.replies[0]}, {"role": "user", "content": "what's on my list?"}]
 
 

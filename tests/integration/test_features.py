@@ -84,7 +84,7 @@ def test_a_long_conversation_never_overflows_the_window_and_says_when_it_trims(s
         assert prompt.tokens <= num_ctx, "more than the window was sent"
         assert messages[0] == {"role": "system", "content": DEFAULT_PERSONA}
         assert [t.title for t in known_list(messages)] == ["renew passport"], "the model always knows the list"
-    typed = [m["content"] for m in asked[-1]["messages"] if m["role"] == "user" and not m["content"].startswith("[app]")]
+    typed = [m["content"] for m in asked[-1]["messages"] if m["role"] == "user" and not m["content"].startswith("App note:")]
     assert typed[-1].startswith(f"message {turns - 1}:")
     evaluated = [p.evaluated for p in fake.prompts]
     assert sum(evaluated) < 0.25 * sum(p.tokens for p in fake.prompts), "the cache holds between set-asides"
@@ -221,7 +221,7 @@ def test_a_todo_change_is_evaluated_while_the_user_types_so_the_next_message_cos
     tab.wait(lambda t: t.finished(1))
     tid = visitor.add_todo("buy oat milk")
     [warm] = fake.wait(lambda f: f.warms)
-    app_turn = {"role": "user", "content": f"[app] The user added #{tid} 'buy oat milk'."}
+    app_turn = {"role": "user", "content": f"App note: The user added #{tid} 'buy oat milk'."}
     assert warm.evaluated <= len(render_prompt({"messages": [app_turn]})) + 2, "only the new event is evaluated"
     warmed = fake.requests[-1]
     assert warmed["options"] == {"num_ctx": 8192, "num_predict": 1} and warmed["messages"][-1] == app_turn

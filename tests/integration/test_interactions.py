@@ -11,5 +11,5 @@ def test_an_htmx_request_the_policy_does_not_know_reaches_the_models_next_turn(s
     tab.send("what did I just do?")
     tab.wait(lambda t: t.finished(1))
     assert fake.chat_requests()[-1]["messages"][-2:] == [
-        {"role": "user", "content": "[app] The user used #export-json (GET /export/json → 200)."},
+        {"role": "user", "content": "App note: The user used #export-json (GET /export/json → 200)."},
         {"role": "user", "content": "what did I just do?"}]

@@ -46,7 +46,7 @@ def test_what_the_user_did_while_the_brain_was_down_is_answered_once(system, vis
     assert asked == questions, "each queued message answered exactly once, in order"
     assert len(tab.replies()) == 3
     first = fake.chat_requests()[0]["messages"]
-    assert first[-2]["content"] == "[app] The user added #1 'call the plumber'."
+    assert first[-2]["content"] == "App note: The user added #1 'call the plumber'."
 
 
 def test_kill_9_mid_reply_marks_it_interrupted_and_retry_answers_with_the_context_kept(system, visitor, fake):

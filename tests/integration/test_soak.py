@@ -103,7 +103,7 @@ def check(log: dict, fake, count: int) -> dict:
         tab = log[texts[-1]][0]
         answers = [tab.bubbles[log[t][1][-1]].text for t in texts[:-1]]
         last = [body for body in asked if last_user(body) == texts[-1]][-1]["messages"]
-        said = [m["content"] for m in last if m["role"] == "user" and not m["content"].startswith("[app]")]
+        said = [m["content"] for m in last if m["role"] == "user" and not m["content"].startswith("App note:")]
         replied = [m["content"] for m in last if m["role"] == "assistant"]
         if said != texts or replied != answers:
             figures["broken"] += 1

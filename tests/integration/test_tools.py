@@ -30,7 +30,7 @@ def test_add_me_oat_milk_adds_it_live_in_every_tab_of_the_session_and_nowhere_el
     assert first["tools"] == TOOLS == second["tools"], "the same tools in every request"
     assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "add_todo"
     assert second["messages"][-1] == {"role": "tool", "tool_name": "add_todo",
-                                      "content": "Added #1 'oat milk'.\nThe todo list now:\n- [ ] #1 oat milk"}
+                                      "content": "Added #1 'oat milk'. The todo list is now: #1 oat milk."}
 
 
 def test_each_action_and_its_undo(system, visitor, fake):
@@ -59,7 +59,7 @@ def test_each_action_and_its_undo(system, visitor, fake):
     assert list_on_page(visitor) == sorted(ids), "after a reload too"
     cards = [c for b in tab.bubbles.values() for c in b.cards]
     assert [state for _, state in cards] == ["undone"] * 4
-    fake.wait(lambda f: any(m["content"].startswith("[app] The user") and "restored" in m["content"]
+    fake.wait(lambda f: any(m["content"].startswith("App note: The user") and "restored" in m["content"]
                             for r in f.chat_requests() for m in r["messages"]), timeout=10)
 
 
