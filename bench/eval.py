@@ -176,7 +176,7 @@ def main() -> None:
     asks = [a for a in ASKS if not args.only or a.scenario in args.only]
     port = free_port()
     engine = subprocess.Popen([sys.executable, "-m", "bench.llama_ollama", "--port", str(port), "--model", QWEN,
-                               "--num-ctx", "4096", "--max-tokens", "256", "--seed", str(args.seed)], cwd=ROOT)
+                               "--num-ctx", "4096", "--max-tokens", "160", "--seed", str(args.seed)], cwd=ROOT)
     lines: list[str] = []
 
     def log(line: str) -> None:

@@ -450,8 +450,11 @@ class Engine:
                 if self.conversations.get(turn.session) is not conversation:
                     return  # the conversation was reset meanwhile; the web has dropped this reply
                 conversation.learn(messages, stats.prompt_eval_count, self.tools_for(conversation))
-                if not calls or turn.cancelled or all(_asked(c) in made for c in calls):
-                    break  # a small model told of its action may just ask for it again: the reply ends there
+                if not calls or turn.cancelled or any(_asked(c) in made for c in calls):
+                    # A small model told of its action asks for it again, often with other calls it was
+                    # never asked for (Qwen2.5-Coder 0.5B did in 9 of 9 follow-up rounds): such a round is
+                    # an echo, none of it is applied, and the reply ends with what was done.
+                    break
                 if round_ > tools.MAX_ROUNDS:
                     self.send(Note(**ids, text=f"The model kept calling tools after {tools.MAX_ROUNDS} rounds in "
                                                "one reply and being told to stop, so I stopped it there."))

@@ -154,7 +154,10 @@ class CallFilter:
             if end is None:
                 # Small models often stop before the last brace: at the end, a call it closes is taken.
                 found = self._calls(_closed(s[i:])) if final else None
-                return (Verdict.CALL, len(s), calls + found) if found else self._partial(s[i:], final)
+                if found:
+                    return Verdict.CALL, len(s), calls + found
+                verdict = self._partial(s[i:], final)[0]
+                return verdict, (len(s) if verdict is Verdict.CALL else 0), calls
             found = self._calls(s[i:end])
             if found is None:
                 return Verdict.TEXT, 0, []
@@ -166,9 +169,11 @@ class CallFilter:
         return Verdict.MAYBE, 0, []
 
     def _partial(self, s: str, final: bool) -> tuple[Verdict, int, list]:
-        "A JSON value not closed yet: held while it can still be a call, within bounds."
+        """A JSON value not closed yet: held while it can still be a call, within bounds. At the end
+        of the reply, a fragment that could still have been a call (the model stopped mid-call) is
+        dropped: it is raw call text, not words for the user."""
         if final:
-            return Verdict.TEXT, 0, []
+            return (Verdict.CALL if self._partial(s, False)[0] is Verdict.MAYBE else Verdict.TEXT), 0, []
         obj = s.lstrip("[ \t\r\n")
         if obj and obj[0] != "{":
             return Verdict.TEXT, 0, []

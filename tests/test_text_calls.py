@@ -51,6 +51,7 @@ CALLS = {
     "a title as the name": ('{"name": "water the plants", "arguments": {"id": 3}}', "",
                             [ToolCall("water the plants", {"id": 3})]),
     "the last brace missing at the end": ('{"name": "add_todo", "arguments": {"title": "Oat Milk"}', "", [ADD]),
+    "a call cut off mid-name at the end is dropped": ('Done.\n{"name": "', "Done.\n", []),
     "tool_calls object": ('{"tool_calls": [{"function": {"name": "add_todo", "arguments": {"title": "Oat Milk"}}}]}',
                           "", [ADD]),
 }
@@ -64,7 +65,7 @@ LOOK_ALIKES = {
     "a python fence": '```python\nprint({"name": "add_todo"})\n```',
     "a fence of prose": "```\nnot json\n```",
     "broken JSON": '{"name": "add_todo", "arguments": {"title": "Oat Milk", }}',
-    "an unclosed object naming no tool": '{"title": "Oat Milk"',
+    "an unclosed object that is no call": '{"title": "Oat Milk"',
     "a tag-like word": "<b>bold</b> claim",
     "braces in prose": "{curly} braces are fine",
     "a named object without arguments": '{"name": "Oat Milk Co", "price": 3}',
