@@ -202,7 +202,8 @@ def main() -> None:
             f"### Real-model evaluation (`make eval`: {QWEN} under llama.cpp, seed {args.seed}, "
             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
             "Each ask in a fresh session with the list " + ", ".join(f"'{t}'{' (done)' if d else ''}" for t, d in START)
-            + ". A *comment* is the model's reply to a click.", "", *rows]))
+            + ". A *comment* is the model's reply to a click.", "", *rows, "",
+            (ROOT / "bench" / "EVAL_NOTES.md").read_text()]))
 
 
 if __name__ == "__main__":

@@ -298,13 +298,7 @@ class OllamaClient:
         if response.status_code != 200:
             raise _status_error(response, model)
         try:
-            for raw in response.iter_lines():
-                if not raw.strip():
-                    continue
-                try:
-                    line = _line.decode(raw)
-                except (msgspec.DecodeError, msgspec.ValidationError):
-                    raise OllamaFailed(f"Ollama sent a line that is not a chat chunk: {raw[:80]!r}") from None
+            for line in _ndjson(response, _line, "a chat chunk"):
                 if line.error is not None:
                     raise OllamaFailed(f"Ollama reported an error mid-reply: {line.error}")
                 if line.message and (line.message.content or line.message.thinking):
@@ -330,13 +324,7 @@ class OllamaClient:
         if response.status_code != 200:
             raise _pull_error(model, _detail(response))
         try:
-            for raw in response.iter_lines():
-                if not raw.strip():
-                    continue
-                try:
-                    line = _pull_line.decode(raw)
-                except (msgspec.DecodeError, msgspec.ValidationError):
-                    raise OllamaFailed(f"Ollama sent a line that is not pull progress: {_one_line(repr(raw[:80]))}") from None
+            for line in _ndjson(response, _pull_line, "pull progress"):
                 if line.error is not None:
                     raise _pull_error(model, line.error)
                 if line.status == "success":
@@ -353,6 +341,18 @@ class OllamaClient:
                                     "(OLLAMA_READ_TIMEOUT_S). Pull again to resume.") from None
             raise OllamaFailed(f"The connection to Ollama broke while pulling '{model}'. Pull again to resume.") from None
         raise OllamaFailed(f"Ollama ended the pull of '{model}' without saying it succeeded. Pull again to resume.")
+
+
+def _ndjson(response: requests.Response, decoder: msgspec.json.Decoder, what: str) -> Iterator:
+    "The body's lines, decoded; a line that is not `what` ends the stream with a clear error."
+    for raw in response.iter_lines():
+        if not raw.strip():
+            continue
+        try:
+            line = decoder.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            raise OllamaFailed(f"Ollama sent a line that is not {what}: {_one_line(repr(raw[:80]))}") from None
+        yield line
 
 
 def _detail(response: requests.Response) -> str:

@@ -107,7 +107,7 @@ def test_a_hangup_ends_a_pull_at_once_and_ollama_sees_the_client_leave(fake):
 
 def test_the_official_client_reads_the_fakes_pull_as_ollamas():
     "The PyPI `ollama` client parses pull progress into ProgressResponse: the fake's lines must fit it."
-    ollama = pytest.importorskip("ollama")
+    import ollama  # a dev dependency: the official client
     from tests.fake_ollama import FakeOllama
     fake = FakeOllama().start()
     fake.pull_plan = PullPlan(layers=(1000,), steps=2, delay=0)
