@@ -88,7 +88,7 @@ class CallFilter:
             self.started = True
             if verdict is Verdict.CALL:
                 self.calls.extend(calls)
-                self.held, self.trim = self.held[end:], " \t\r\n"
+                self.held, self.trim = self.held[end:], " \t\r\n}]"  # small models close a call twice
             else:
                 self.line_start, self.trim = False, ""
         return "".join(shown)
@@ -173,7 +173,9 @@ class CallFilter:
         of the reply, a fragment that could still have been a call (the model stopped mid-call) is
         dropped: it is raw call text, not words for the user."""
         if final:
-            return (Verdict.CALL if self._partial(s, False)[0] is Verdict.MAYBE else Verdict.TEXT), 0, []
+            key = FIRST_KEY.match(s.lstrip("[ \t\r\n")[1:])
+            started_a_call = key is not None and bool(key.group(2)) and self._partial(s, False)[0] is Verdict.MAYBE
+            return (Verdict.CALL if started_a_call else Verdict.TEXT), 0, []
         obj = s.lstrip("[ \t\r\n")
         if obj and obj[0] != "{":
             return Verdict.TEXT, 0, []

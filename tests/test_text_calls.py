@@ -51,6 +51,7 @@ CALLS = {
     "a title as the name": ('{"name": "water the plants", "arguments": {"id": 3}}', "",
                             [ToolCall("water the plants", {"id": 3})]),
     "the last brace missing at the end": ('{"name": "add_todo", "arguments": {"title": "Oat Milk"}', "", [ADD]),
+    "a call closed twice": ('{"name": "add_todo", "arguments": {"title": "Oat Milk"}}}}\nOn it.', "On it.", [ADD]),
     "a call cut off mid-name at the end is dropped": ('Done.\n{"name": "', "Done.\n", []),
     "tool_calls object": ('{"tool_calls": [{"function": {"name": "add_todo", "arguments": {"title": "Oat Milk"}}}]}',
                           "", [ADD]),
