@@ -29,8 +29,8 @@ FENCE = "```"
 FENCE_LANGS = {"", "json", "tool_call", "tool_code", "tool", "function"}
 TAGS = {"<tool_call>": "</tool_call>", "<tool_calls>": "</tool_calls>", "<function_call>": "</function_call>",
         "<functioncall>": "</functioncall>"}
-CALL_NAME = re.compile(r"^[^\n\"]{1,64}$")  # a call's shape with a name that is no tool's (e.g. a todo's title)
-NAMED = re.compile(r'"(?:name|function)"\s*:\s*"([^"\\]{0,80})"')
+CALL_NAME = re.compile(r"^[^\n\"]{1,200}$")  # a call's shape with a name that is no tool's (e.g. a todo's title)
+NAMED = re.compile(r'"(?:name|function)"\s*:\s*"([^"\\]{0,200})"')
 FIRST_KEY = re.compile(r'^\s*"([^"\\]*)("?)')
 CALL_KEYS = {"name", "function", "type", "id", "tool", "arguments", "parameters", "tool_calls"}
 

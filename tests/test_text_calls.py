@@ -51,6 +51,10 @@ CALLS = {
     "a title as the name": ('{"name": "water the plants", "arguments": {"id": 3}}', "",
                             [ToolCall("water the plants", {"id": 3})]),
     "the last brace missing at the end": ('{"name": "add_todo", "arguments": {"title": "Oat Milk"}', "", [ADD]),
+    "an error text as the name": ('{"name": "Error: there is no tool named \'x\'; the tools are add_todo, set_todo_done, '
+                                  'rename_todo, delete_todo, clear_done.", "arguments": {}}', "",
+                                  [ToolCall("Error: there is no tool named 'x'; the tools are add_todo, set_todo_done, "
+                                            "rename_todo, delete_todo, clear_done.", {})]),
     "a call closed twice": ('{"name": "add_todo", "arguments": {"title": "Oat Milk"}}}}\nOn it.', "On it.", [ADD]),
     "a call cut off mid-name at the end is dropped": ('Done.\n{"name": "', "Done.\n", []),
     "tool_calls object": ('{"tool_calls": [{"function": {"name": "add_todo", "arguments": {"title": "Oat Milk"}}}]}',
