@@ -30,7 +30,7 @@ from tests.system import ROOT, System, free_port
 
 START = [("buy stamps", False), ("call the plumber", False), ("water the plants", True), ("book the dentist", False)]
 RAW_CALL = re.compile(r'"(name|arguments|parameters)"\s*:|<tool_call>|```json|\btool_calls?\b', re.I)
-PARROT = re.compile(r"\[app\]|\(app:|the user (added|marked|renamed|deleted|restored|used)", re.I)
+PARROT = re.compile(r"\[app\]|\(app:|app note:|the user (added|marked|renamed|deleted|restored|used)", re.I)
 
 
 @dataclass
@@ -99,22 +99,25 @@ class Score:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def todos(visitor: Visitor) -> list[tuple[str, bool]]:
+Todos = dict[str, tuple[str, bool]]  # by the todo's element id: (title, done)
+
+
+def todos(visitor: Visitor) -> Todos:
     page = BeautifulSoup(visitor.http.get(visitor.base + "/", timeout=5).text, "html.parser")
-    return [(li.find(class_="title").get_text(), "done" in li.get("class", [])) for li in page.select("#todo-list li")]
+    return {li["id"]: (li.find(class_="title").get_text(), "done" in li.get("class", [])) for li in page.select("#todo-list li")}
 
 
-def judge(ask: Ask, before: list[tuple[str, bool]], after: list[tuple[str, bool]], reply: str) -> tuple[Score, str]:
+def judge(ask: Ask, before: Todos, after: Todos, reply: str) -> tuple[Score, str]:
     "Score one ask from the list before and after it and the reply as shown; and a word on what happened."
-    old, now = dict(before), dict(after)
-    new = [t.lower() for t, _ in after if t not in old]  # a title added twice counts twice
+    new = [title.lower() for tid, (title, _) in after.items() if tid not in before]
+    titles = [title.lower() for title, _ in after.values()]
+    meant = lambda words: {tid for tid, (title, _) in before.items() if any(w in title.lower() for w in words)}
     ok = (all(any(w in t for t in new) for w in ask.added)
-          and not any(w in t.lower() for w in ask.gone for t in now)
-          and ask.was not in now
-          and all(any(w in t.lower() and d == state for t, d in after) for w, state in ask.done.items()))
-    touched = [*ask.gone, *ask.done, *([ask.was] if ask.was else [])]
-    kept = [(t, d) for t, d in before if not any(w in t.lower() for w in touched)]
-    wrong = after != before if not ask.changes else any(now.get(t) != d for t, d in kept) or len(new) > len(ask.added)
+          and not any(w in t for w in ask.gone for t in titles)
+          and (ask.was or "").lower() not in titles
+          and all(tid in after and after[tid][1] == state for w, state in ask.done.items() for tid in meant([w])))
+    kept = set(before) - meant([*ask.gone, *ask.done, *([ask.was.lower()] if ask.was else [])])
+    wrong = after != before if not ask.changes else any(after.get(tid) != before[tid] for tid in kept) or len(new) > len(ask.added)
     s = Score(asked=1, changes=int(ask.changes), happened=int(ask.changes and ok), wrong=int(wrong),
               raw=int(bool(RAW_CALL.search(reply))), parrot=int(bool(PARROT.search(reply))),
               questions=int(bool(ask.mentions)), answered=int(bool(ask.mentions) and all(w in reply.lower() for w in ask.mentions)))
@@ -149,7 +152,7 @@ def play(url: str, ask: Ask, log) -> Score:
         score, verdict = judge(ask, before, after, reply.text)
         score.seconds = time.monotonic() - started
         log(f"[{ask.scenario}] {ask.text or 'click: ' + ' '.join(ask.click)!r} -> {verdict}; "
-            f"cards {[c for c, _ in reply.cards]}; reply {reply.text[:160]!r}; list {after}")
+            f"cards {[c for c, _ in reply.cards]}; reply {reply.text[:160]!r}; list {list(after.values())}")
         return score
     finally:
         visitor.close()

@@ -90,3 +90,9 @@ def test_done_as_text(world):
     actions, store, ids = world
     assert act(actions, "set_todo_done", id=ids["buy stamps"], done="false").ok
     assert not store.todo(S, ids["buy stamps"]).done
+
+
+def test_a_name_small_models_give_a_tool_is_taken_for_it(world):
+    actions, store, ids = world
+    row = act(actions, "remove_todo", id="plumber")
+    assert row.ok and row.name == "delete_todo" and store.todo(S, ids["call the plumber"]) is None

@@ -51,6 +51,9 @@ class ClearDone(msgspec.Struct):
 
 ARGUMENTS = {"add_todo": AddTodo, "set_todo_done": SetTodoDone, "rename_todo": RenameTodo,
              "delete_todo": DeleteTodo, "clear_done": ClearDone}
+# Names small models gave these tools in `make eval` (BENCHMARKS.md): taken for the tool they mean.
+ALIASES = {"remove_todo": "delete_todo", "mark_done": "set_todo_done", "mark_todo_done": "set_todo_done",
+           "complete_todo": "set_todo_done", "clear_completed": "clear_done"}
 Change = tuple[str, Todo]  # (added | toggled | renamed | deleted | restored, the todo after it)
 
 
@@ -82,6 +85,7 @@ class Actions:
         kept = self.rows(where="call = ? and session = ?", where_args=[call, session])
         if kept:
             return kept[0], []
+        name = ALIASES.get(name, name)
         row = ActionRow(call=call, session=session, reply=reply, name=name)
         changes: list[Change] = []
         try:
