@@ -91,6 +91,8 @@ def _tool_tokens(tools: list[dict] | None) -> int:
 PER_MESSAGE_TOKENS = 4
 JSON_TOKENS_PER_CHAR = 0.5  # the chat template's own tokens around each message
 HANDLED_KEPT = 500  # far more than a session has in flight at once
+UNSEEN_KEPT = 50  # app events kept for the next note; older ones are left out, so a note and a save stay small
+EARLIER = "did earlier things too many to list"
 FIRST_GUESS = 0.3  # tokens per character before Ollama has told us; errs on the large side
 
 
@@ -120,11 +122,17 @@ class Conversation:
     def record(self, event: TodoEvent) -> None:
         "The user changed a todo: the list as it is now, and the change, to be told in the next app note."
         self.todos = list(event.todos)
-        self.unseen.append(Change(event.action, event.todo))
+        self._unseen(Change(event.action, event.todo))
 
     def notice(self, what: str) -> None:
         "Something else the user did in the page, to be told with the next turn."
-        self.unseen.append(what)
+        self._unseen(what)
+
+    def _unseen(self, event: "Change | str") -> None:
+        self.unseen.append(event)
+        if len(self.unseen) > UNSEEN_KEPT:
+            # A todo change left out makes the note state the whole list (see `_app_text`).
+            self.unseen = [EARLIER, *self.unseen[-(UNSEEN_KEPT - 1):]]
 
     def begin_turn(self, user_text: str | None, retry: bool = False) -> bool:
         """Append what the model has not seen yet (app events and the list after them, then the

@@ -180,6 +180,8 @@ class Engine:
 
     def handle(self, msg: ToBrain) -> None:
         "A message the web has granted this worker."
+        if self.full(msg):
+            return
         bus = dict(cause=msg.request, epoch=msg.epoch)
         match msg:
             case TodoEvent():
@@ -199,6 +201,24 @@ class Engine:
                 what = heard(msg)
                 if what:
                     self.enqueue(msg.session, Noticed(what, **bus))
+
+    def full(self, msg: ToBrain) -> bool:
+        """A session queues at most SESSION_MAX_PENDING replies and as many other jobs, however fast
+        its messages come: past that, a reply asked for fails at once (its bubble says why) and
+        anything else is left out (the next todo event carries the whole list), so a flood of clicks
+        never holds up a question. Stop and New chat always get through."""
+        q = self.queues.get(msg.session)
+        answered = isinstance(msg, ToolResult) and msg.call in self.tool_results  # a reply waits on it: not queued
+        if q is None or isinstance(msg, (Stop, Reset)) or answered:
+            return False
+        alike = [j for j in q.jobs if isinstance(j, Turn) == bool(msg.turn)]
+        if len(alike) < self.settings.session_max_pending:
+            return False
+        log.warning("session %s has %d such jobs queued; a %s was left out", msg.session[:8], len(alike), msg.kind)
+        if msg.turn:
+            self.fail(Turn(msg.session, msg.turn, None, epoch=msg.epoch), "busy",
+                      "The brain has too much queued for this conversation (SESSION_MAX_PENDING); Retry in a moment.")
+        return True
 
     def revoke(self, msg: Revoke) -> None:
         """The web says `msg.request` is not ours; and if the session is held at another epoch

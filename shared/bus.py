@@ -45,9 +45,12 @@ class Curve:
 
 
 def is_local(endpoint: str) -> bool:
-    "ipc:// and inproc:// are local; tcp:// is local only on a loopback address."
-    if not endpoint.startswith("tcp://"):
+    """ipc:// and inproc:// are local; tcp:// is local only on a loopback address. Every other
+    transport (tipc, pgm, udp, ws, ...) may reach beyond this machine, so it is not."""
+    if endpoint.startswith(("ipc://", "inproc://")):
         return True
+    if not endpoint.startswith("tcp://"):
+        return False
     host = urlsplit(endpoint).hostname or ""
     if host == "localhost":
         return True

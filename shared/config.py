@@ -77,6 +77,14 @@ class Settings:
     system_prompt: str
     max_chat_chars: int
     tools: bool
+    # Bounds on what one session may ask of the app (see README, "Limits").
+    max_todos: int
+    session_max_pending: int  # messages waiting for a brain (memory and outbox), and jobs queued in a brain
+    session_max_replies: int  # replies queued or under way
+    session_rate: float  # frames and changes a second, in bursts of up to session_burst
+    session_burst: int
+    ws_max_frame_chars: int
+    ws_tab_queue: int  # fragments queued for a tab before it is closed to resync
 
     @property
     def bus_endpoints(self) -> list[str]:
@@ -117,4 +125,11 @@ class Settings:
             system_prompt=prompt or DEFAULT_PERSONA,
             max_chat_chars=_int(env, "MAX_CHAT_CHARS", 8000),
             tools=env.get("MODEL_TOOLS", "1").strip().lower() not in ("0", "off", "false", "no"),
+            max_todos=max(1, _int(env, "MAX_TODOS", 200)),
+            session_max_pending=max(1, _int(env, "SESSION_MAX_PENDING", 100)),
+            session_max_replies=max(1, _int(env, "SESSION_MAX_REPLIES", 3)),
+            session_rate=max(0.1, _float(env, "SESSION_RATE", 10.0)),
+            session_burst=max(1, _int(env, "SESSION_BURST", 40)),
+            ws_max_frame_chars=max(1024, _int(env, "WS_MAX_FRAME_CHARS", 65536)),
+            ws_tab_queue=max(10, _int(env, "WS_TAB_QUEUE", 2000)),
         )

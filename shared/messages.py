@@ -310,6 +310,19 @@ def encode(msg: Message) -> list[bytes]:
     return [msg.topic.encode(), _encoder.encode(msg)]
 
 
+def encode_valid(msg: Message, max_bytes: int) -> list[bytes]:
+    """Frames for `msg` that the receiver will take, or BadFrame with the reason: a message that
+    cannot be encoded (a lone surrogate), that is bigger than a frame, or that the receiver's
+    schema refuses (an int where a bool belongs). So a sender refuses a poison message itself,
+    instead of passing on what would be refused, or crash, on the other side."""
+    try:
+        frames = encode(msg)
+    except (UnicodeEncodeError, TypeError, OverflowError, ValueError) as e:
+        raise BadFrame(f"a {msg.kind} message cannot be encoded: {e}") from None
+    decode(frames, max_bytes)
+    return frames
+
+
 def decode(frames: list[bytes], max_bytes: int = 1 << 20) -> Message:
     "Turn received frames into a message, or raise BadFrame with a reason fit for a log line."
     if len(frames) != 2:

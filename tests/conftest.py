@@ -1,10 +1,20 @@
+import os
+
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.fake_ollama import FakeOllama, Plan
 from brain.memory import Memory
 from tests.page import Visitor
 from tests.postgres import PostgresServer
 from tests.system import System, free_port
+
+# Property tests: a few hundred examples each in `make test`; `make fuzz` (HYPOTHESIS_PROFILE=fuzz)
+# runs 10,000 each. No deadline: the machine running them may be busy with other tests.
+settings.register_profile("default", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=10_000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture

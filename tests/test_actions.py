@@ -96,3 +96,22 @@ def test_a_name_small_models_give_a_tool_is_taken_for_it(world):
     actions, store, ids = world
     row = act(actions, "remove_todo", id="plumber")
     assert row.ok and row.name == "delete_todo" and store.todo(S, ids["call the plumber"]) is None
+
+
+def test_a_kept_action_read_back_is_told_to_the_brain_as_it_was(world):
+    "SQLite gives booleans back as integers; the brain's schema takes only booleans."
+    from shared.messages import ToolResult, encode_valid
+    actions, store, _ = world
+    actions.act(S, "r1", "call_kept", "add_todo", {"title": "oat milk"})
+    row, changes = actions.act(S, "r1", "call_kept", "add_todo", {"title": "oat milk"})
+    assert changes == [] and row.ok is True and row.undone is False
+    encode_valid(ToolResult(session=S, request="x", reply="r1", call="call_kept", ok=row.ok, text=row.text, todos=[]),
+                 1 << 20)
+
+
+def test_two_sessions_may_use_the_same_call_id(world):
+    actions, store, _ = world
+    assert actions.act("session-b", "r1", "call_1", "add_todo", {"title": "milk"})[0].ok
+    assert actions.act("session-c", "r1", "call_1", "add_todo", {"title": "eggs"})[0].ok
+    assert [t.title for t in store.todo_list("session-c")] == ["eggs"]
+    assert actions.undo("session-b", "call_1")[0] is not None and store.todo_list("session-b") == []

@@ -1,10 +1,17 @@
 """The broker's routing and liveness rules, with its collaborators swapped for fakes and a
 hand-turned clock: fast, and exact about time."""
 import zlib
+from collections import Counter
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from shared.config import Settings
-from shared.messages import Ack, Bye, Chat, Chunk, Done, Grant, Heartbeat, Hello, Interaction, Revoke, Stop, ToBrain, decode, encode
-from web.broker import Broker, Owner
+from shared.messages import (Ack, Bye, Chat, Chunk, Done, Grant, Heartbeat, Hello, Interaction, Revoke, Stop, ToBrain, Todo,
+                             TodoEvent, decode, encode)
+from tests.strategies import any_text
+from web.broker import Broker, Owner, Refused
 
 
 class Recorder:
@@ -37,9 +44,9 @@ def beat(worker, **kw):
     return encode(Heartbeat(worker=worker, started=0, pid=1, model="m", **({"parallel": 1} | UP | kw)))
 
 
-def make(now):
+def make(now, **env):
     recorder = Recorder()
-    broker = Broker(Settings.from_env({"BUS_HEARTBEAT_S": "1"}), recorder, recorder, clock=lambda: now[0])
+    broker = Broker(Settings.from_env({"BUS_HEARTBEAT_S": "1", **env}), recorder, recorder, clock=lambda: now[0])
     broker.xpub = recorder
     return broker, recorder
 
@@ -51,8 +58,8 @@ def hello(worker, **kw):
     return encode(Hello(worker=worker, started=0, pid=1, model="m", **({"parallel": 1} | UP | kw)))
 
 
-def workers_with_slots(now, slots=2, names=("w1", "w2")):
-    broker, rec = make(now)
+def workers_with_slots(now, slots=2, names=("w1", "w2"), **env):
+    broker, rec = make(now, **env)
     for w in names:
         broker.subscription(f"\x01brain.{w}.".encode())
         broker.from_publisher(hello(w, parallel=slots))
@@ -360,3 +367,111 @@ def test_a_reply_whose_worker_no_longer_makes_it_and_whose_final_never_came_is_s
     now[0] = 2.5
     broker.from_publisher(beat("w1", parallel=4, making=["r2"]))  # r1's Done was dropped on the way
     assert rec.lost == [("r1", "r1")] and broker.load("w1") == 2
+
+
+def test_a_message_that_cannot_be_encoded_is_refused_at_submit_and_nothing_of_it_is_kept():
+    now = [0.0]
+    broker, rec = workers_with_slots(now, names=("w1",))
+    with pytest.raises(Refused, match="cannot be encoded"):
+        broker.submit(Chat(session="s", request="r1", text="hi \ud800"))
+    assert rec.kept == [] and rec.sent == [] and broker.pending == {}
+    assert broker.submit(Chat(session="s2", request="r2", text="fine")), "the bus goes on for everyone"
+
+
+def test_a_poison_message_read_back_from_the_outbox_is_dropped_and_the_others_are_sent():
+    now = [0.0]
+    broker, rec = make(now)
+    broker.resume([Chat(session="s", request="r1", text="hi \ud800"), Chat(session="s2", request="r2", text="ok")])
+    broker.subscription(b"\x01brain.w1.")
+    broker.from_publisher(hello("w1"))
+    broker.check_liveness()
+    assert [m.request for m in rec.sent] == ["r2"] and "r1" in rec.dropped and "r1" not in broker.pending
+
+
+def test_a_message_bigger_than_a_frame_is_refused_at_submit_never_kept_and_never_sent():
+    now = [0.0]
+    broker, rec = workers_with_slots(now, names=("w1",), BUS_MAX_FRAME_BYTES="4096")
+    big = [Todo(i, "x" * 500, False) for i in range(20)]
+    with pytest.raises(Refused, match="exceeds 4096"):
+        broker.submit(TodoEvent(session="s", request="r1", action="added", todo=big[0], todos=big))
+    assert rec.kept == [] and rec.sent == [] and broker.pending == {}
+
+
+def test_the_messages_a_session_has_waiting_are_bounded_and_the_next_one_is_refused():
+    now = [0.0]
+    broker, rec = make(now, SESSION_MAX_PENDING="5")
+    for i in range(5):
+        assert not broker.submit(Interaction(session="s", request=f"i{i}", method="WS", path="/ws"))
+    with pytest.raises(Refused, match="5 messages .* waiting"):
+        broker.submit(Interaction(session="s", request="i5", method="WS", path="/ws"))
+    assert not broker.submit(Chat(session="other", request="r1", text="hi")), "other sessions are not held back"
+    assert len(rec.kept) == 6
+
+
+class BrokerMachine(RuleBasedStateMachine):
+    """The broker driven by any mix of what tabs submit (poison included), what workers and
+    strangers publish, subscriptions and time: no loop ever raises, what it sends is valid, and
+    what waits stays within its bounds."""
+
+    def __init__(self):
+        super().__init__()
+        self.now = [0.0]
+        self.broker, self.rec = make(self.now, SESSION_MAX_PENDING="4", BUS_MAX_FRAME_BYTES="4096")
+        self.n = 0
+
+    def _request(self) -> str:
+        self.n += 1
+        return f"r{self.n}"
+
+    @rule(session=st.sampled_from(["s1", "s2", "s3"]), text=any_text, kind=st.sampled_from(["chat", "interaction", "todo"]))
+    def submit(self, session, text, kind):
+        msg = {"chat": lambda: Chat(session=session, request=self._request(), text=text),
+               "interaction": lambda: Interaction(session=session, request=self._request(), method="WS", path="/ws",
+                                                  values={"lamp": text}),
+               "todo": lambda: TodoEvent(session=session, request=self._request(), action="added", todo=Todo(1, text, False),
+                                         todos=[Todo(i, text * 20, False) for i in range(len(text))])}[kind]()
+        try:
+            self.broker.submit(msg)
+        except Refused as e:
+            assert str(e) and msg.request not in self.broker.pending
+
+    @rule(worker=st.sampled_from(["w1", "w2"]), up=st.booleans())
+    def subscription(self, worker, up):
+        self.broker.subscription((b"\x01" if up else b"\x00") + f"brain.{worker}.".encode())
+
+    @rule(worker=st.sampled_from(["w1", "w2"]), parallel=st.integers(1, 3))
+    def heartbeat(self, worker, parallel):
+        self.broker.from_publisher(beat(worker, parallel=parallel))
+
+    @rule(data=st.data())
+    def ack_something_sent(self, data):
+        if self.rec.sent:
+            self.broker.from_publisher(ack(data.draw(st.sampled_from(self.rec.sent))))
+
+    @rule(frames=st.lists(st.binary(max_size=80) | st.sampled_from([b"web.ack", b"web.bye", b"web.done"]), max_size=3))
+    def garbage(self, frames):
+        if frames:
+            self.broker.from_publisher(frames)
+
+    @rule(worker=st.sampled_from(["w1", "w2"]))
+    def bye(self, worker):
+        self.broker.from_publisher(encode(Bye(worker=worker)))
+
+    @rule(seconds=st.floats(0, 5))
+    def time_passes(self, seconds):
+        self.now[0] += seconds
+        self.broker.check_liveness()
+
+    @rule(data=st.data())
+    def withdraw(self, data):
+        if self.broker.pending:
+            self.broker.withdraw(data.draw(st.sampled_from(sorted(self.broker.pending))))
+
+    @invariant()
+    def bounded_and_counted(self):
+        by_session = Counter(m.session for m in self.broker.pending.values())
+        assert by_session == self.broker.waiting and all(n <= 4 for n in by_session.values())
+        assert set(self.rec.kept) >= set(self.broker.pending)
+
+
+TestBrokerMachine = pytest.mark.fuzz(BrokerMachine.TestCase)

@@ -4,11 +4,14 @@ import asyncio
 import json
 
 import pytest
+from hypothesis import given, strategies as st
 from starlette.testclient import TestClient
 
 from shared.config import Settings
-from shared.messages import Ack, Chat, Chunk, Done, Failed, Interaction, Regenerate, Stats
+from shared.messages import Ack, Chat, Chunk, Done, Failed, Interaction, Regenerate, Stats, encode_valid
+from tests.strategies import frames
 from web import chats as chats_module
+from web.broker import Refused
 from web.chats import Chats
 from web.server import create_app
 from web.status import ChainStatus
@@ -29,6 +32,12 @@ class FakeBus:
     def submit(self, msg):
         self.sent.append(msg)
         return True
+
+    def offer(self, msg):
+        try:
+            return self.submit(msg)
+        except Refused:
+            return False
 
     def asked(self):
         "What was sent, but the interaction events every frame makes."
@@ -55,8 +64,10 @@ class NowDB:
 
 
 @pytest.fixture
-def world(tmp_path):
-    settings = Settings.from_env({"DATA_DIR": str(tmp_path)})
+def world(tmp_path, request):
+    "`@pytest.mark.env(NAME=value)` adds settings for one test."
+    marker = request.node.get_closest_marker("env")
+    settings = Settings.from_env({"DATA_DIR": str(tmp_path), **(marker.kwargs if marker else {})})
     store, bus, tabs = Store(tmp_path), FakeBus(), FakeTabs()
     return Chats(settings, store, NowDB(), tabs, bus), store, bus, tabs
 
@@ -187,3 +198,74 @@ def test_an_htmx_request_to_any_route_is_an_interaction_on_the_bus_without_route
     [tapped] = [m for m in app.state.broker.sent if isinstance(m, Interaction)]
     assert (tapped.method, tapped.path, tapped.trigger, tapped.name, tapped.values, tapped.status) == (
         "POST", "/lamp", "lamp-dial", "brightness", {"brightness": "7"}, 200), "the secret stays out"
+
+
+@pytest.mark.parametrize("frame", ['{"msg": "hi \\ud800"}', '{"lamp": "\\udfff on"}', "[" * 100_000 + "]" * 100_000,
+                                   '{"msg": "x"' + " " * 70_000 + "}", "[1, 2]", "not json", None])
+def test_a_frame_that_cannot_be_handled_is_refused_at_the_door_and_nothing_reaches_the_bus(world, frame):
+    chats, store, bus, tabs = world
+    client = Client()
+    chats.frame("s", client, frame)
+    assert bus.sent == [] and ("could not be read" in client.sent[-1] or "WS_MAX_FRAME_CHARS" in client.sent[-1])
+    say(chats, "s", "still here")
+    assert bus.asked()[-1].text == "still here"
+
+
+@pytest.mark.env(SESSION_RATE="1", SESSION_BURST="5")
+def test_a_flood_of_frames_is_refused_past_the_sessions_rate_and_told_once(world):
+    chats, store, bus, tabs = world
+    client = Client()
+    for i in range(100):
+        chats.frame("s", client, json.dumps({"lamp": str(i)}))
+    assert len(bus.sent) == 5
+    assert sum("slow down" in html for html in client.sent) == 1
+    chats.frame("other", client, json.dumps({"msg": "hello"}))
+    assert bus.asked()[-1].text == "hello", "other sessions are not held back"
+
+
+@pytest.mark.env(SESSION_MAX_REPLIES="2")
+def test_a_session_may_have_only_so_many_replies_queued_or_under_way(world):
+    chats, store, bus, tabs = world
+    client = Client()
+    first, _ = say(chats, "s", "one"), say(chats, "s", "two")
+    chats.frame("s", client, json.dumps({"msg": "three"}))
+    assert [m.text for m in bus.asked()] == ["one", "two"] and "SESSION_MAX_REPLIES" in client.sent[-1]
+    chats.brain_message(Done(worker="w1", session="s", request=first, seq=0, text="1", stats=Stats()))
+    assert say(chats, "s", "three") and bus.asked()[-1].text == "three"
+
+
+def test_a_message_the_broker_refuses_is_told_to_the_tab_and_nothing_changes(world):
+    chats, store, bus, tabs = world
+    client = Client()
+
+    def refuse(msg):
+        if not isinstance(msg, Interaction):
+            raise Refused("100 messages of this session are waiting for a brain already")
+        return True
+    bus.submit = refuse
+    chats.frame("s", client, json.dumps({"msg": "hello"}))
+    assert "waiting for a brain already" in client.sent[-1] and store.transcript("s") == []
+
+
+class CheckingBus(FakeBus):
+    "A bus that takes only what the real one would carry."
+
+    def submit(self, msg):
+        encode_valid(msg, 1 << 20)
+        return super().submit(msg)
+
+
+@pytest.mark.fuzz
+@given(st.lists(frames, min_size=1, max_size=8))
+def test_any_frames_from_a_tab_are_handled_or_refused_and_only_valid_messages_reach_the_bus(tmp_path_factory, sent):
+    settings = Settings.from_env({"DATA_DIR": str(tmp_path_factory.mktemp("chats"))})
+    bus, tabs = CheckingBus(), FakeTabs()
+    chats = Chats(settings, Store(settings.data_dir), NowDB(), tabs, bus)
+    client = Client()
+
+    async def main():
+        for frame in sent:
+            chats.frame("s", client, frame)  # raises nothing: a frame is handled or refused with a notice
+        await asyncio.gather(*chats.tasks)
+    asyncio.run(main())
+    assert client.sent or bus.sent or tabs.frames

@@ -122,3 +122,17 @@ def test_a_retry_of_a_question_whose_reply_was_saved_but_never_seen_to_end_answe
     c.add_reply("again")
     c.begin_turn("what now?")  # not a retry: the user really asks again
     assert [t["content"] for t in c.turns] == ["what now?", "again", "what now?"]
+
+
+def test_app_events_the_model_has_not_seen_are_bounded_and_the_list_is_stated_when_some_are_left_out():
+    from brain.conversation import UNSEEN_KEPT
+    c = Conversation()
+    milk = Todo(1, "milk", False)
+    c.record(event("added", milk, [milk]))
+    for i in range(5000):
+        c.notice(f"used #lamp ({i})")
+    assert len(c.unseen) <= UNSEEN_KEPT
+    c.begin_turn("hi")
+    note = c.messages("PERSONA")[1]["content"]
+    assert "used #lamp (4999)" in note and "used #lamp (0)" not in note and "earlier" in note
+    assert known_list(c.messages("PERSONA")) == [milk], "the add was left out, so the list is stated whole"

@@ -2,9 +2,11 @@
 real SQLite memory: stop, new chat, regenerate, coalesced comments, waiting for Ollama, eviction,
 and one truth per session when a session moves between workers (epochs)."""
 import asyncio
+import logging
 import threading
 
 import pytest
+from hypothesis import given, strategies as st
 
 from brain import engine as engine_module
 from brain.engine import Engine
@@ -12,6 +14,7 @@ from brain.conversation import Change
 from brain.ollama_client import Delta, HungUp, OllamaUnavailable
 from brain.ollama_watch import Reach
 from shared.config import Settings
+from tests.strategies import any_text
 from shared.messages import (CallTool, Chat, Chunk, Done, Failed, Interaction, Regenerate, Reset, Revoke, Stats, Stop, Todo,
                              TodoEvent, ToolResult, Waiting)
 
@@ -395,3 +398,75 @@ def test_a_recital_of_every_tool_applies_only_its_first_call(run):
         results = [m["content"] for m in ollama.replies()[-1]["messages"] if m["role"] == "tool"]
         assert len(results) == 4 and all(r.startswith("Not done: that looked like every tool") for r in results[1:])
     run(scenario)
+
+
+def test_a_flood_of_interactions_is_bounded_in_the_sessions_queue_and_costs_the_next_turn_nothing(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        for i in range(3000):
+            engine.handle(Interaction(session="s", request=f"i{i}", method="WS", path="/ws", values={"lamp": str(i)}))
+        assert len(engine.queues["s"].jobs) <= 50
+        engine.handle(chat("r1", "hi"))
+        await until(lambda: finals(sent), timeout=2.0)
+        assert len(engine.conversations["s"].unseen) == 0
+        note = ollama.replies()[-1]["messages"][1]["content"]
+        assert note.count("used the page") <= 50 and "earlier" in note
+    run(scenario, SESSION_MAX_PENDING="50")
+
+
+def bus_messages(session=st.sampled_from(["s1", "s2"]), request=st.sampled_from([f"r{i}" for i in range(6)])):
+    "Any message a brain can be granted, with any text, in any order, repeats included."
+    todo = st.builds(Todo, st.integers(1, 5), any_text, st.booleans())
+    return st.one_of(
+        st.builds(Chat, session=session, request=request, text=any_text, retry=st.booleans()),
+        st.builds(Stop, session=session, request=request, reply=request),
+        st.builds(Reset, session=session, request=request),
+        st.builds(Regenerate, session=session, request=request, reply=request),
+        st.builds(TodoEvent, session=session, request=request, todo=todo, todos=st.lists(todo, max_size=3),
+                  action=st.sampled_from(["added", "toggled", "renamed", "deleted", "restored"])),
+        st.builds(Interaction, session=session, request=request, method=st.sampled_from(["WS", "POST"]), path=any_text,
+                  values=st.dictionaries(any_text, any_text, max_size=3)),
+        st.builds(ToolResult, session=session, request=request, reply=request, call=request, ok=st.booleans(),
+                  text=any_text, todos=st.lists(todo, max_size=3)),
+        st.builds(Revoke, worker=st.just("w1"), session=session, request=request, epoch=st.integers(0, 2)))
+
+
+@pytest.mark.fuzz
+@given(st.lists(bus_messages(), max_size=25), st.lists(st.lists(st.text(max_size=8), max_size=3), max_size=5))
+def test_any_messages_leave_the_engine_answering_with_valid_messages_and_bounded_queues(tmp_path_factory, messages,
+                                                                                    scripts):
+    from brain.conversation import UNSEEN_KEPT
+    from brain.memory import Memory
+    from shared.messages import encode_valid
+    broke = []
+
+    class Failures(logging.Handler):
+        def emit(self, record):
+            if record.levelno >= logging.ERROR:
+                broke.append(record.getMessage())
+
+    async def main():
+        sent, ollama, clock, watch = [], ScriptedOllama(), Clock(), Watch()
+        ollama.scripts = list(scripts)
+        settings = Settings.from_env({"DATA_DIR": str(tmp_path_factory.mktemp("engine")), "SESSION_MAX_PENDING": "5"})
+        engine = Engine(settings, ollama, Memory.open("", settings.data_dir), watch, sent.append, "w1",
+                        call_later=clock.call_later)
+        try:
+            for msg in messages:
+                (engine.revoke if isinstance(msg, Revoke) else engine.handle)(msg)
+                assert all(len(q.jobs) <= 2 * 5 + 2 for q in engine.queues.values())  # replies, others, a regenerate's two
+                clock.turn(1)
+                await asyncio.sleep(0)
+            await until(lambda: not engine.tasks and not any(q.jobs for q in engine.queues.values()))
+        finally:
+            engine.shutdown()
+        for msg in sent:
+            encode_valid(msg, settings.max_frame_bytes)
+        assert all(len(c.unseen) <= UNSEEN_KEPT for c in engine.conversations.values())
+
+    handler = Failures()
+    logging.getLogger("brain").addHandler(handler)
+    try:
+        asyncio.run(main())
+    finally:
+        logging.getLogger("brain").removeHandler(handler)
+    assert broke == []

@@ -1,9 +1,11 @@
 """Every bus message: round trips, topics, and refusals with a reason (shared/messages.py)."""
 import pytest
+from hypothesis import given, strategies as st
 
 from shared.messages import (KINDS, Ack, BadFrame, Bye, CallTool, CancelPull, Chat, Chunk, Done, Failed, Grant, Heartbeat, Hello,
                              Interaction, Note, Pull, PullProgress, Regenerate, Reset, Revoke, Stats, Stop, Todo, TodoEvent,
-                             ToolResult, Waiting, decode, encode)
+                             ToolResult, Waiting, decode, encode, encode_valid)
+from tests.strategies import any_text, as_json, json_values
 
 SAMPLES = [
     Chat(worker="w1", session="s1", request="r1", text="hi <b>there</b> ✓"),
@@ -76,3 +78,65 @@ def test_the_tail_shows_an_interaction_on_one_line_with_its_path_and_trigger():
                "path": "/lamp", "trigger": "lamp-dial", "values": {"brightness": "7"}, "status": 200}
     shown = line(0.0, "brain.w1.interaction", payload)
     assert "brain.w1.interaction" in shown and "method=POST path=/lamp trigger=lamp-dial" in shown and "\n" not in shown
+
+
+def test_a_message_that_cannot_be_encoded_is_refused_with_a_reason():
+    with pytest.raises(BadFrame, match="cannot be encoded"):
+        encode_valid(Chat(worker="w1", session="s1", request="r1", text="hi \ud800"), 1 << 20)
+
+
+def test_a_message_bigger_than_a_frame_is_refused_before_it_is_sent():
+    big = TodoEvent(worker="w1", session="s1", request="r1", action="added", todo=Todo(1, "x" * 500, False),
+                    todos=[Todo(i, "x" * 500, False) for i in range(10)])
+    with pytest.raises(BadFrame, match="exceeds 4096"):
+        encode_valid(big, 4096)
+
+
+def test_a_message_the_other_side_would_refuse_is_refused_by_the_sender():
+    "A field of the wrong type (an int for a bool, as SQLite gives it back) never leaves."
+    with pytest.raises(BadFrame, match="invalid tool_result message"):
+        encode_valid(ToolResult(worker="w1", session="s1", request="r1", reply="r0", call="c1", ok=1, text="t", todos=[]),
+                     1 << 20)
+    assert decode(encode_valid(SAMPLES[0], 1 << 20)) == SAMPLES[0]
+
+
+KIND_NAMES = [k.__struct_config__.tag for k in KINDS]
+FIELD_NAMES = ["v", "kind", "worker", "session", "request", "epoch", "text", "reply", "seq", "todos", "todo", "action",
+               "ok", "call", "name", "arguments", "model", "values", "status", "started", "pid", "parallel", "stats"]
+
+
+@st.composite
+def payloads(draw):
+    "JSON objects shaped like messages, with any values: mostly wrong, sometimes right."
+    fields = draw(st.dictionaries(st.sampled_from(FIELD_NAMES) | any_text, json_values, max_size=8))
+    if draw(st.booleans()):
+        fields |= {"v": 1, "kind": draw(st.sampled_from(KIND_NAMES))}
+    return as_json(fields).encode()
+
+
+topics = st.sampled_from([b"web.ack", b"web.chunk", b"brain.w1.chat", b"brain..todo", b""]) | st.binary(max_size=40)
+
+
+@pytest.mark.fuzz
+@given(st.lists(topics | payloads() | st.binary(max_size=200), max_size=4))
+def test_any_frames_decode_to_a_valid_message_or_are_refused_with_badframe(frames):
+    try:
+        msg = decode(frames, max_bytes=1000)
+    except BadFrame as e:
+        assert str(e)
+    else:
+        assert decode(encode_valid(msg, 1000), 1000) == msg, "what is taken can be passed on as it is"
+
+
+@pytest.mark.fuzz
+@given(any_text, any_text, st.integers(), st.booleans())
+def test_any_message_is_encoded_for_the_other_side_or_refused_with_badframe(text, session, seq, ok):
+    for msg in (Chat(worker="w1", session="s1", request="r1", text=text),
+                Chunk(worker="w1", session=session, request="r1", seq=seq, text=text),
+                ToolResult(worker="w1", session="s1", request="r1", reply="r0", call="c", ok=ok, text=text, todos=[])):
+        try:
+            frames = encode_valid(msg, 1 << 20)
+        except BadFrame as e:
+            assert str(e)
+        else:
+            assert decode(frames) == msg

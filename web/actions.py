@@ -10,15 +10,29 @@ from dataclasses import dataclass
 
 import msgspec
 
+from shared.config import Settings
 from shared.messages import Todo
-from web.store import Store
+from web.store import ListFull, Store
 
 MAX_TITLE_CHARS = 500
+TODO_MAX_BYTES = MAX_TITLE_CHARS * 6 + 64  # a todo in JSON at worst: every character escaped, with its id and done
+FRAME_MARGIN = 16_384  # what a todo event or tool result carries besides the list
+
+
+def todo_limit(settings: Settings) -> int:
+    """MAX_TODOS, or fewer when a bus frame (BUS_MAX_FRAME_BYTES) could not carry that many of the
+    longest todos: every todo event and tool result carries the whole list."""
+    return max(1, min(settings.max_todos, (settings.max_frame_bytes - FRAME_MARGIN) // TODO_MAX_BYTES))
 
 
 def clean_title(title: str) -> str | None:
-    "A todo title as the app keeps it (spaces folded), or None when it is empty or too long."
+    """A todo title as the app keeps it (spaces folded), or None when it is empty, too long, or
+    holds a lone surrogate (which no store or message could encode)."""
     title = " ".join(str(title).split())
+    try:
+        title.encode()
+    except UnicodeEncodeError:
+        return None
     return title if 0 < len(title) <= MAX_TITLE_CHARS else None
 
 
@@ -78,32 +92,45 @@ class Refused(Exception):
 class Actions:
     def __init__(self, store: Store):
         self.store = store
-        self.rows = store.db.create(ActionRow, name="actions", pk="call", transform=True)
+        # Keyed by session too: call ids come from the model, and two sessions' may well be the same.
+        self.rows = store.db.create(ActionRow, name="actions", pk=["session", "call"], transform=True)
+
+    def _kept(self, session: str, call: str, where: str = "") -> ActionRow | None:
+        rows = self.rows(where=f"call = ? and session = ?{where}", where_args=[call, session])
+        if not rows:
+            return None
+        row = rows[0]
+        row.ok, row.undone = bool(row.ok), bool(row.undone)  # SQLite gives booleans back as 0 and 1
+        return row
 
     def act(self, session: str, reply: str, call: str, name: str, arguments: dict) -> tuple[ActionRow, list[Change]]:
         "Apply a call once; a call seen before is answered as it was, with no change."
-        kept = self.rows(where="call = ? and session = ?", where_args=[call, session])
+        kept = self._kept(session, call)
         if kept:
-            return kept[0], []
+            return kept, []
         name = ALIASES.get(name, name)
         row = ActionRow(call=call, session=session, reply=reply, name=name)
         changes: list[Change] = []
         try:
             changes = self._apply(session, name, self._arguments(name, arguments), row)
             row.ok = True
-        except Refused as e:
+        except (Refused, ListFull) as e:
             row.text = f"Error: {e}"
         self.rows.insert(row)
         return row, changes
 
     def undo(self, session: str, call: str) -> tuple[ActionRow | None, list[Change]]:
-        "Revert exactly what an action did; None when there is no such action left to undo."
-        rows = self.rows(where="call = ? and session = ? and ok and not undone", where_args=[call, session])
-        if not rows:
+        """Revert exactly what an action did; None when there is no such action left to undo.
+        Raises ListFull, changing nothing, when the todos it would bring back do not fit."""
+        row = self._kept(session, call, " and ok and not undone")
+        if row is None:
             return None, []
-        row = rows[0]
         before = msgspec.json.decode(row.before, type=list[Todo])
         after = msgspec.json.decode(row.after, type=list[Todo])
+        back = sum(1 for b in before if not any(a.id == b.id for a in after))
+        gone = sum(1 for a in after if not any(b.id == a.id for b in before))
+        if back - gone > self.store.room(session):
+            raise ListFull(f"Undoing that would bring back {back} todos, more than the list has room for (MAX_TODOS).")
         changes: list[Change] = []
         for todo in after:
             if not any(b.id == todo.id for b in before) and self.store.delete_todo(session, todo.id):

@@ -38,7 +38,7 @@ import zmq
 from shared import bus
 from shared.config import Settings
 from shared.messages import (AboutRequest, Ack, BadFrame, Bye, Done, Failed, Grant, Message, Presence, Revoke, ToBrain,
-                             ToWeb, decode, encode)
+                             ToWeb, decode, encode, encode_valid)
 from web.status import ChainStatus, chain_status
 
 log = logging.getLogger("web.broker")
@@ -46,6 +46,10 @@ MISSED_BEATS = 3
 ACK_TIMEOUT_BEATS = 3  # a live worker acks at once; no ack in this many heartbeats: sent again
 GRANTS_REMEMBERED = 10_000  # so a claim whose grant was lost is granted again
 RESTART_GRACE_S = 15.0  # how long "restarting" may last after a clean goodbye before it is "offline"
+
+
+class Refused(ValueError):
+    "A message the broker will not take (it could not be delivered, or its session has too many waiting); the text says why."
 
 
 class Listener(Protocol):
@@ -94,6 +98,7 @@ class Broker:
         self.settings, self.listener, self.outbox, self.clock = settings, listener, outbox, clock
         self.workers: dict[str, WorkerState] = {}
         self.pending: dict[str, ToBrain] = {}
+        self.waiting: Counter[str] = Counter()  # pending messages, by session: bounded by SESSION_MAX_PENDING
         self.sent_at: dict[str, float] = {}  # when each pending message last went to a worker
         self.owners: dict[str, Owner] = {}  # by session
         self.granted: OrderedDict[str, Owner] = OrderedDict()  # by request: whose claim was granted
@@ -108,7 +113,12 @@ class Broker:
         """Take back what the outbox held when the web last stopped (sent once a worker is ready)
         and the sessions' assignments. Epochs only grow, across restarts too: the next one is
         past every kept one and past the clock (in µs), so a lost web.db cannot make them repeat."""
-        self.pending.update((msg.request, msg) for msg in pending)
+        for msg in pending:
+            try:
+                self._hold(msg)
+            except Refused as e:
+                log.warning("outbox: dropped %s %s: %s", msg.kind, msg.request, e)
+                self.outbox.drop(msg.request)
         self.owners.update(owners or {})
         self.last_epoch = max([self.last_epoch, time.time_ns() // 1000, *(o.epoch for o in self.owners.values())])
 
@@ -142,10 +152,42 @@ class Broker:
             self.ctx.destroy()
 
     def submit(self, msg: ToBrain) -> bool:
-        "Send `msg` to the worker that serves its session; False when it must wait for a worker."
-        self.pending[msg.request] = msg
+        """Send `msg` to the worker that serves its session; False when it must wait for a worker.
+        Raises Refused, keeping nothing of it, for a message a brain would not take (checked here,
+        where it enters the bus) or when its session has SESSION_MAX_PENDING messages waiting."""
+        self._hold(msg)
         self.outbox.keep(msg)
         return self._route(msg)
+
+    def offer(self, msg: ToBrain) -> bool:
+        "Submit a message the app can do without (an interaction, say): a refusal is logged, not raised."
+        try:
+            return self.submit(msg)
+        except Refused as e:
+            log.warning("did not send a %s of session %s: %s", msg.kind, msg.session[:8], e)
+            return False
+
+    def _hold(self, msg: ToBrain) -> None:
+        "Keep `msg` pending, once it is known to be deliverable and its session has room."
+        try:
+            encode_valid(msg, self.settings.max_frame_bytes)
+        except BadFrame as e:
+            raise Refused(str(e)) from None
+        limit = self.settings.session_max_pending
+        if msg.request not in self.pending and self.waiting[msg.session] >= limit:
+            raise Refused(f"{limit} messages of this session are waiting for a brain already (SESSION_MAX_PENDING)")
+        if msg.request not in self.pending:
+            self.waiting[msg.session] += 1
+        self.pending[msg.request] = msg
+
+    def _unhold(self, request: str) -> ToBrain | None:
+        msg = self.pending.pop(request, None)
+        if msg is not None:
+            self.waiting[msg.session] -= 1
+            if not self.waiting[msg.session]:
+                del self.waiting[msg.session]
+            self.sent_at.pop(request, None)
+        return msg
 
     @property
     def models(self) -> list[str] | None:
@@ -174,11 +216,10 @@ class Broker:
     def withdraw(self, request: str) -> bool:
         """Take back a message no worker's claim on has been granted; False if one may be acting on
         it. A worker that claims it later has its claim revoked."""
-        msg = self.pending.pop(request, None)
+        msg = self._unhold(request)
         if msg is None:
             return False
         self._end_turn(msg.turn)
-        self.sent_at.pop(request, None)
         self.outbox.drop(request)
         return True
 
@@ -266,8 +307,7 @@ class Broker:
         msg = self.pending.get(ack.request)
         new = msg is not None and Owner(msg.worker, msg.epoch) == claim == owner
         if new:
-            del self.pending[ack.request]
-            self.sent_at.pop(ack.request, None)
+            self._unhold(ack.request)
             self.outbox.drop(ack.request)
             self.granted[ack.request] = claim
             while len(self.granted) > GRANTS_REMEMBERED:
@@ -326,14 +366,24 @@ class Broker:
             state = self.workers.get(msg.worker)
             if state is not None and self._ready(state) and self.sent_at.get(request, due) < due:
                 log.warning("%s %s was not acked by %s; sending it again", msg.kind, request, msg.worker)
-                self._route(msg)
+                self._route_or_drop(msg)
 
     def _reroute(self) -> None:
         "Send every pending message whose worker is not ready (never assigned, or gone)."
         for request in list(self.pending):
             msg = self.pending.get(request)  # routing one may have moved others of its session along
             if msg is not None and not self.ready(msg.worker):
-                self._route(msg)
+                self._route_or_drop(msg)
+
+    def _route_or_drop(self, msg: ToBrain) -> None:
+        "One message that cannot be sent is dropped (and logged), never left to fail every later round."
+        try:
+            self._route(msg)
+        except Exception:
+            log.exception("dropped %s %s of session %s: it could not be sent", msg.kind, msg.request, msg.session[:8])
+            self._end_turn(msg.turn)
+            self._unhold(msg.request)
+            self.outbox.drop(msg.request)
 
     async def _from_publishers(self) -> None:
         while True:
@@ -344,7 +394,7 @@ class Broker:
                     frames = self.xsub_now.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                self.from_publisher(frames)
+                _isolated(self.from_publisher, frames)
 
     def from_publisher(self, frames: list[bytes]) -> None:
         if frames[0].startswith(b"web."):
@@ -392,7 +442,7 @@ class Broker:
 
     async def _subscriptions(self) -> None:
         while True:
-            self.subscription(await self.xpub.recv())
+            _isolated(self.subscription, await self.xpub.recv())
 
     def subscription(self, event: bytes) -> None:
         "XPUB reports each (un)subscription: a worker's own topic tells it is there, or gone."
@@ -411,7 +461,7 @@ class Broker:
     async def _expire(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_s / 2)
-            self.check_liveness()
+            _isolated(self.check_liveness)
 
     def check_liveness(self) -> None:
         self._resend_unacked()
@@ -451,3 +501,11 @@ class Broker:
         if shown != self.shown:
             self.shown = shown
             self.listener.brain_status(self.status)
+
+
+def _isolated(handle, *args) -> None:
+    "One round of a bus loop: whatever goes wrong in it is logged, and the loop goes on for everyone."
+    try:
+        handle(*args)
+    except Exception:
+        log.exception("the bus could not handle %s", handle.__name__)

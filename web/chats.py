@@ -29,13 +29,15 @@ from shared.messages import (MODEL_NAME, AboutRequest, Ack, CallTool, Chat, Chun
                              full_name)
 from web.actions import Actions
 from web.interactions import ws_interaction
-from web.broker import Broker
+from web.broker import Broker, Refused
 from web.clients import Client, Clients
 from web.components import BrainStatus, Bubble, ModelPicker, PullPanel, Transcript, stats_note
+from web.frames import Unreadable, read_frame
+from web.limits import Rate, Verdict
 from web.pulls import Pulls
 from web.relay import Relay
 from web.status import StatusBoard
-from web.store import Store, StoreThread
+from web.store import ListFull, Store, StoreThread
 from web.transcript import REGENERABLE, RETRYABLE, Line, Status
 
 log = logging.getLogger("web.chats")
@@ -67,6 +69,7 @@ class Chats:
         self.pulls = Pulls(broker, settings.heartbeat_s, lambda sid: clients.send(sid, to_xml(self.pull_panel(sid))))
         self.sessions: OrderedDict[str, Session] = OrderedDict()
         self.dropped: OrderedDict[str, None] = OrderedDict()  # replies of conversations reset since
+        self.rate = Rate(settings.session_rate, settings.session_burst)  # frames here, changes in web/server.py
         self.handlers: dict[str, Callable[[str, Client, str], None]] = {
             "msg": self.chat, "stop": self.stop, "retry": self.retry, "regenerate": self.regenerate,
             "reset": self.reset, "model": self.choose_model, "undo": self.undo, "pull": self.pull,
@@ -152,17 +155,26 @@ class Chats:
     # Frames from a tab.
 
     def frame(self, sid: str, client: Client, text: str | None) -> None:
-        "A frame from htmx-ext-ws: the form fields as JSON. Its one known field says what to do."
+        """A frame from htmx-ext-ws: the form fields as JSON. Its one known field says what to do.
+        A frame past the session's rate, or one that cannot be read, goes no further than here."""
+        verdict = self.rate.take(sid)
+        if verdict is not Verdict.TAKEN:
+            if verdict is Verdict.REFUSED:
+                self.relay.notice(client, f"Too many messages at once; slow down. More than {self.settings.session_burst} "
+                                          f"at a time, or {self.settings.session_rate:g} a second, are ignored (SESSION_RATE).")
+            return
         try:
-            data = json.loads(text) if text is not None else None
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            self.broker.submit(ws_interaction(sid, data))  # every frame reaches the bus, known or not
+            data = read_frame(text, self.settings.ws_max_frame_chars)
+        except Unreadable as e:
+            return self.relay.notice(client, f"{e} Nothing was sent.")
+        self.broker.offer(ws_interaction(sid, data))  # every frame reaches the bus, known or not
         for name, handler in self.handlers.items():
-            value = data.get(name) if isinstance(data, dict) else None
+            value = data.get(name)
             if isinstance(value, str):
-                return handler(sid, client, value)
+                try:
+                    return handler(sid, client, value)
+                except Refused as e:
+                    return self.relay.notice(client, f"Not sent: {e}.")
         self.relay.notice(client, "That message could not be read; nothing was sent.")
 
     def _submit(self, msg: ToBrain) -> Status:
@@ -175,6 +187,10 @@ class Chats:
         if len(text) > self.settings.max_chat_chars:
             return self.relay.notice(client, f"That message is {len(text):,} characters long; the limit is "
                                              f"{self.settings.max_chat_chars:,} (MAX_CHAT_CHARS). Nothing was sent.")
+        under_way = sum(1 for line in self._session(sid).lines.values() if line.role == "reply" and line.live)
+        if under_way >= self.settings.session_max_replies:
+            return self.relay.notice(client, f"{under_way} replies are on their way already (SESSION_MAX_REPLIES); "
+                                             "send this once one has come, or press Stop. Nothing was sent.")
         request = uuid.uuid4().hex
         status = self._submit(Chat(session=sid, request=request, text=text, model=self._session(sid).model))
         user = self._add(sid, Line(request=request, role="user", text=text))
@@ -262,14 +278,17 @@ class Chats:
         self._spawn(self._undo(sid, client, call))
 
     async def _undo(self, sid: str, client: Client, call: str) -> None:
-        row, changes = await self.disk.call(self.actions.undo, sid, call)
+        try:
+            row, changes = await self.disk.call(self.actions.undo, sid, call)
+        except ListFull as e:
+            return self.relay.notice(client, str(e))
         if row is None:
             return self.relay.notice(client, "There is nothing to undo there.")
         self._card(sid, row.reply, call, undone=True)
         self.relay.todos(sid, changes)
         todos = await self.disk.call(self.store.todo_list, sid)
         for action, todo in changes:
-            self.broker.submit(TodoEvent(session=sid, request=uuid.uuid4().hex, action=action, todo=todo, todos=todos))
+            self.broker.offer(TodoEvent(session=sid, request=uuid.uuid4().hex, action=action, todo=todo, todos=todos))
 
     def _spawn(self, work) -> None:
         task = asyncio.create_task(work)
@@ -344,7 +363,7 @@ class Chats:
         self._card(msg.session, msg.request, msg.call, text=row.text, ok=row.ok, undone=row.undone)
         self.relay.todos(msg.session, changes)
         todos = await self.disk.call(self.store.todo_list, msg.session)
-        self.broker.submit(ToolResult(session=msg.session, request=uuid.uuid4().hex, reply=msg.request, call=msg.call,
+        self.broker.offer(ToolResult(session=msg.session, request=uuid.uuid4().hex, reply=msg.request, call=msg.call,
                                       ok=row.ok, text=row.text, todos=todos))
 
     def _waiting(self, msg: Waiting) -> None:

@@ -1,24 +1,24 @@
 """The open browser WebSockets, grouped by session, each with its own bounded outbox.
 
 Every client has one sender task draining its queue, so a slow or dead tab never stalls the relay
-or the other tabs: a tab that falls too far behind is closed with 1013, which makes htmx-ext-ws
-reconnect and fetch the current state afresh.
+or the other tabs: a tab that falls too far behind (WS_TAB_QUEUE fragments) is counted out at once
+and closed with 1013, which makes htmx-ext-ws reconnect and fetch the current state afresh.
 """
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 log = logging.getLogger("web.clients")
-OUTBOX_LIMIT = 2000
 TRY_AGAIN_LATER = 1013
 
 
 class Client:
-    def __init__(self, session: str, ws: WebSocket):
-        self.session, self.ws = session, ws
-        self.outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX_LIMIT)
+    def __init__(self, session: str, ws: WebSocket, queue_limit: int, gone: Callable[["Client"], None]):
+        self.session, self.ws, self.gone = session, ws, gone
+        self.outbox: asyncio.Queue[str] = asyncio.Queue(queue_limit)
         self.task = asyncio.create_task(self._drain())
         self.closing: asyncio.Task | None = None  # kept, so the task is not collected before it runs
 
@@ -29,9 +29,10 @@ class Client:
             self.outbox.put_nowait(html)
         except asyncio.QueueFull:
             log.warning("client of session %s fell %d frames behind; closing it so it resyncs",
-                        self.session[:8], OUTBOX_LIMIT)
+                        self.session[:8], self.outbox.maxsize)
             self.task.cancel()
             self.closing = asyncio.create_task(self._close(TRY_AGAIN_LATER))
+            self.gone(self)
 
     async def _drain(self) -> None:
         try:
@@ -48,19 +49,20 @@ class Client:
     async def _close(self, code: int) -> None:
         try:
             await self.ws.close(code)
-        except (RuntimeError, OSError):
-            pass
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the peer went first: closed all the same
 
     def stop(self) -> None:
         self.task.cancel()
 
 
 class Clients:
-    def __init__(self):
+    def __init__(self, queue_limit: int = 2000):
+        self.queue_limit = queue_limit
         self.by_session: dict[str, set[Client]] = defaultdict(set)
 
     def add(self, session: str, ws: WebSocket) -> Client:
-        client = Client(session, ws)
+        client = Client(session, ws, self.queue_limit, self.remove)
         self.by_session[session].add(client)
         return client
 
@@ -73,12 +75,12 @@ class Clients:
                 del self.by_session[client.session]
 
     def send(self, session: str, html: str) -> None:
-        for client in self.by_session.get(session, ()):
+        for client in tuple(self.by_session.get(session, ())):  # a tab that falls behind leaves the group
             client.send(html)
 
     def send_all(self, html: str) -> None:
-        for group in self.by_session.values():
-            for client in group:
+        for group in list(self.by_session.values()):
+            for client in tuple(group):
                 client.send(html)
 
     def __len__(self) -> int:

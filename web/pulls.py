@@ -53,8 +53,9 @@ class Pulls:
         "Pull `model` for `session`, or join the pull of it that runs."
         view = self.running.get(full_name(model))
         if view is None:
-            view = self.running[full_name(model)] = PullView(uuid.uuid4().hex, model, session, updated=self.clock())
-            self.broker.submit(Pull(session=session, request=view.request, model=model))
+            request = uuid.uuid4().hex
+            self.broker.submit(Pull(session=session, request=request, model=model))  # refused: nothing starts
+            view = self.running[full_name(model)] = PullView(request, model, session, updated=self.clock())
         self._show(session, view)
 
     def cancel(self, request: str) -> None:

@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from shared.config import Settings, setup_logging
 from shared.messages import TodoEvent
-from web.actions import MAX_TITLE_CHARS, clean_title
+from web.actions import MAX_TITLE_CHARS, clean_title, todo_limit
 from web.broker import Broker, Owner
 from web.chats import Chats
 from web.clients import Clients
@@ -32,7 +32,8 @@ from web.components import Page, TodoItem, head_assets
 from web.export import to_json, to_markdown
 from web.interactions import InteractionTap
 from web.security import AllowedHosts, SecurityHeaders, same_origin
-from web.store import DiskOutbox, Store, StoreThread
+from web.limits import Verdict
+from web.store import DiskOutbox, ListFull, Store, StoreThread
 
 log = logging.getLogger("web")
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,8 +57,12 @@ def vendor_file(req):
 
 def before(req, session):
     session.setdefault("sid", uuid.uuid4().hex)
-    if req.method not in ("GET", "HEAD") and not same_origin(req.headers):
-        return Response("Cross-site request refused", status_code=403)
+    if req.method not in ("GET", "HEAD"):
+        if not same_origin(req.headers):
+            return Response("Cross-site request refused", status_code=403)
+        # Changes count against the session's rate, as its WebSocket frames do (web/chats.py).
+        if req.app.state.chats.rate.take(session["sid"]) is not Verdict.TAKEN:
+            return Response("Too many changes at once; slow down (SESSION_RATE).", status_code=429)
 
 
 def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
@@ -67,7 +72,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         setup_logging()
         settings = Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store, disk, clients = Store(settings.data_dir), StoreThread(), Clients()
+    store, disk, clients = Store(settings.data_dir, todo_limit(settings)), StoreThread(), Clients(settings.ws_tab_queue)
     broker = bus(settings, None, DiskOutbox(store, disk))
     chats = Chats(settings, store, disk, clients, broker)
     broker.listener = chats
@@ -77,7 +82,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         if missing:
             raise SystemExit(f"browser assets missing ({', '.join(missing)}): run `npm ci` (`make run` does)")
         broker.open()
-        broker.resume(await disk.call(store.pending),
+        broker.resume(await disk.call(store.pending, settings.max_frame_bytes),
                       {row.session: Owner(row.worker, row.epoch) for row in await disk.call(store.assignments)})
         task = asyncio.create_task(broker.run())
         yield
@@ -95,11 +100,16 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         client = clients.add(sid, ws)
         try:
             client.send(chats.snapshot(sid))
-            while True:
+            while not client.closing:  # closed for falling behind: the tab reconnects and resyncs
                 frame = await ws.receive()
                 if frame["type"] == "websocket.disconnect":
                     break
-                chats.frame(sid, client, frame.get("text"))
+                try:
+                    chats.frame(sid, client, frame.get("text"))
+                except Exception:
+                    # One frame the web could not handle must not drop the tab without a word.
+                    log.exception("a frame of session %s could not be handled", sid[:8])
+                    chats.relay.notice(client, "That message could not be handled; nothing was sent.")
         except WebSocketDisconnect:
             pass
         finally:
@@ -110,7 +120,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         before=Beforeware(before, skip=[r"/static/.*", r"/vendor/.*"]),
         key_fname=str(settings.data_dir / ".sesskey"),
         middleware=[Middleware(AllowedHosts, names=settings.allowed_hosts), Middleware(SecurityHeaders),
-                    Middleware(InteractionTap, publish=broker.submit)],
+                    Middleware(InteractionTap, publish=broker.offer)],
         routes=[
             WebSocketRoute("/ws", chat_socket),
             Route("/vendor/{name}", vendor_file),
@@ -123,7 +133,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     async def publish_todo(sid: str, action: str, todo):
         "Every todo change goes to the brain with the whole list after it."
         todos = await disk.call(store.todo_list, sid)
-        broker.submit(TodoEvent(session=sid, request=uuid.uuid4().hex, action=action, todo=todo, todos=todos))
+        broker.offer(TodoEvent(session=sid, request=uuid.uuid4().hex, action=action, todo=todo, todos=todos))
         return todo
 
     async def change_todo(session, tid: int, change, action: str):
@@ -143,8 +153,12 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     async def add_todo(session, title: str = ""):
         title = clean_title(title)
         if title is None:
-            return Response(f"A todo needs a title of 1 to {MAX_TITLE_CHARS} characters.", status_code=400)
-        return TodoItem(await publish_todo(session["sid"], "added", await disk.call(store.add_todo, session["sid"], title)))
+            return Response(f"A todo needs a title of 1 to {MAX_TITLE_CHARS} characters of text.", status_code=400)
+        try:
+            todo = await disk.call(store.add_todo, session["sid"], title)
+        except ListFull as e:
+            return Response(str(e), status_code=400)
+        return TodoItem(await publish_todo(session["sid"], "added", todo))
 
     @rt("/todos/{tid}/toggle", methods=["post"])
     async def toggle_todo(session, tid: int):

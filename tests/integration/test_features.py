@@ -66,7 +66,8 @@ def test_the_persona_is_configurable_and_shown_on_the_page(start_system, fake, t
 def test_a_long_conversation_never_overflows_the_window_and_says_when_it_trims(start_system, fake):
     num_ctx = 2048  # the tool definitions take about 650 of them
     # The todo event goes with the first turn, not as a comment of its own, however long the tab takes to open.
-    system = start_system(OLLAMA_NUM_CTX=num_ctx, TODO_COMMENT_DELAY_S=30)
+    system = start_system(OLLAMA_NUM_CTX=num_ctx, TODO_COMMENT_DELAY_S=30,
+                          SESSION_MAX_REPLIES=200, SESSION_BURST=500, SESSION_MAX_PENDING=500)  # 200 sent at once
     fake.default = Plan()  # no delay between chunks: 200 turns
     visitor = Visitor(system.url)
     visitor.add_todo("renew passport")

@@ -1,0 +1,67 @@
+"""The web's routes and WebSocket handler (web/server.py) in-process, through Starlette's
+TestClient, with a fake bus: every input is checked where it enters and refused with a reason."""
+import json
+
+import pytest
+from starlette.testclient import TestClient
+
+from shared.config import Settings
+from tests.test_chats import FakeBus
+from web.server import create_app
+
+
+@pytest.fixture
+def app(tmp_path, request):
+    marker = request.node.get_closest_marker("env")
+    return create_app(Settings.from_env({"DATA_DIR": str(tmp_path), **(marker.kwargs if marker else {})}), bus=FakeBus)
+
+
+def test_a_todo_id_past_what_sqlite_holds_is_no_such_todo(app):
+    with TestClient(app, base_url="http://localhost") as http:
+        http.get("/")
+        for huge in (2**63, 2**70, -(2**63) - 1):
+            assert http.post(f"/todos/{huge}/toggle").status_code == 404
+            assert http.delete(f"/todos/{huge}").status_code == 404
+
+
+def test_a_title_with_a_lone_surrogate_is_refused_with_a_reason(app):
+    with TestClient(app, base_url="http://localhost") as http:
+        http.get("/")
+        answer = http.post("/todos", content=b'{"title": "milk \\ud800"}', headers={"content-type": "application/json"})
+        assert answer.status_code == 400 and "title" in answer.text
+        assert app.state.broker.sent == []
+
+
+@pytest.mark.env(MAX_TODOS="2")
+def test_a_full_list_refuses_another_todo_and_says_why(app):
+    with TestClient(app, base_url="http://localhost") as http:
+        http.get("/")
+        assert [http.post("/todos", data={"title": t}).status_code for t in ("a", "b", "c")] == [200, 200, 400]
+        assert "MAX_TODOS" in http.post("/todos", data={"title": "d"}).text
+
+
+def test_each_session_numbers_its_todos_from_1(app):
+    with TestClient(app, base_url="http://localhost") as one, TestClient(app, base_url="http://localhost") as two:
+        one.get("/"), two.get("/")
+        assert 'id="todo-1"' in one.post("/todos", data={"title": "a"}).text
+        assert 'id="todo-1"' in two.post("/todos", data={"title": "b"}).text
+
+
+@pytest.mark.env(SESSION_RATE="1", SESSION_BURST="3")
+def test_changes_past_the_sessions_rate_are_refused_with_429(app):
+    with TestClient(app, base_url="http://localhost") as http:
+        http.get("/")
+        answers = [http.post("/todos", data={"title": f"t{i}"}).status_code for i in range(5)]
+        assert answers == [200, 200, 200, 429, 429]
+
+
+@pytest.mark.env(WS_MAX_FRAME_CHARS="300000")
+def test_a_frame_nested_too_deep_is_refused_and_the_tab_stays_open(app):
+    with TestClient(app, base_url="http://localhost") as http:
+        http.get("/")
+        with http.websocket_connect("ws://localhost/ws", headers={"origin": "http://localhost"}) as ws:
+            ws.receive_text()
+            ws.send_text("[" * 100_000 + "]" * 100_000)
+            assert "could not be read" in ws.receive_text()
+            ws.send_text(json.dumps({"msg": "hi there"}))
+            assert "hi there" in ws.receive_text()
