@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run brain test tail restart-brain bench bench-llama eval setup setup-dev
+.PHONY: run brain test fuzz tail restart-brain bench bench-llama eval setup setup-dev
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -53,6 +53,10 @@ brain: setup
 
 test: setup-dev
 	python -m pytest $(PYTEST_ARGS)
+
+# The property-based tests only, with 10,000 examples each (`make test` runs them with 200).
+fuzz: setup-dev
+	HYPOTHESIS_PROFILE=fuzz python -m pytest -m fuzz --timeout=0 $(PYTEST_ARGS)
 
 # Print every message on the bus; e.g. `make tail ARGS="--topic web.chunk --json"`.
 tail: setup
