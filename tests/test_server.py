@@ -51,8 +51,10 @@ def test_each_session_numbers_its_todos_from_1(app):
 def test_changes_past_the_sessions_rate_are_refused_with_429(app):
     with TestClient(app, base_url="http://localhost") as http:
         http.get("/")
-        answers = [http.post("/todos", data={"title": f"t{i}"}).status_code for i in range(5)]
+        answers = [http.post("/todos", data={"title": f"t{i}"}, headers={"HX-Request": "true"}).status_code
+                   for i in range(5)]
         assert answers == [200, 200, 200, 429, 429]
+        assert [m.status for m in app.state.broker.sent if m.kind == "interaction"] == [200] * 3, "a refusal goes no further"
 
 
 @pytest.mark.env(WS_MAX_FRAME_CHARS="300000")

@@ -18,6 +18,7 @@ SECRET = re.compile(r"pass|secret|token|key|csrf|auth|cookie", re.IGNORECASE)
 MAX_VALUES = 20
 MAX_VALUE_CHARS = 200
 MAX_BODY_BYTES = 16_384
+TOO_MANY_REQUESTS = 429
 
 
 def values_of(fields: dict) -> dict[str, str]:
@@ -55,7 +56,7 @@ class InteractionTap:
 
         await self.app(scope, receive_and_keep, send_and_note)
         sid = (scope.get("session") or {}).get("sid")
-        if sid:
+        if sid and status[0] != TOO_MANY_REQUESTS:  # refused for the session's rate: it goes no further
             form = b"x-www-form-urlencoded" in headers.get(b"content-type", b"")
             fields = dict(parse_qsl(body.decode(errors="replace"))) if form else {}
             self.publish(interaction(sid, scope["method"], scope["path"], headers.get(b"hx-trigger", b"").decode(errors="replace"),
