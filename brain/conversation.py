@@ -228,6 +228,21 @@ class Conversation:
         measured = (prompt_eval_count - PER_MESSAGE_TOKENS * len(messages) - _tool_tokens(tools)) / chars
         self.tokens_per_char = min(1.0, max(self.tokens_per_char, measured))
 
+    def resume_point(self, question: str, shown: str) -> tuple[bool, str] | None:
+        """Where a reply cut off after `shown` reached the user carries on, from what its brain had
+        saved: (True, the whole reply) when it was saved whole; (False, the text of its current
+        round, to be continued) when it was cut off while streaming, after its last applied tool
+        round. None when the saved conversation does not lead to `shown` (it cannot be carried on).
+        `question` is the user text it answers ("" for a comment on app events)."""
+        asked = max((i for i, t in enumerate(self.turns) if t["role"] == "user"), default=None)
+        if asked is None or (question and self.turns[asked]["content"] != question):
+            return None
+        after = self.turns[asked + 1:]
+        said = "".join(t["content"] for t in after if t["role"] == "assistant")
+        if after and after[-1]["role"] == "assistant" and not after[-1].get("tool_calls"):
+            return (True, said) if said.startswith(shown) else None
+        return (False, shown[len(said):]) if shown.startswith(said) else None
+
     def drop_last_reply(self) -> bool:
         "For a regenerate: forget the newest reply, so the turn before it is answered again."
         if not self.turns or self.turns[-1]["role"] != "assistant":

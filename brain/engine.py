@@ -42,7 +42,7 @@ from brain.text_calls import CallFilter
 from brain.ollama_watch import OllamaWatch, Reach
 from shared.config import Settings
 from brain.interactions import heard
-from shared.messages import (CallTool, Chat, Interaction, Chunk, Done, Failed, Note, Regenerate, Reset, Revoke, Stats, Stop,
+from shared.messages import (CallTool, Chat, Interaction, Chunk, Done, Failed, Note, Regenerate, Reset, Resume, Revoke, Stats, Stop,
                              TodoEvent, ToBrain, ToolResult, Waiting)
 
 log = logging.getLogger("brain")
@@ -67,6 +67,9 @@ class Turn(FromBus):
     retry: bool = False
     regenerate: bool = False
     model: str = ""  # chosen for the session; "" keeps the conversation's (or the default)
+    resume: str | None = None  # a reply cut off when its brain stopped: what reached the web, to go on from
+    resumed_thinking: str = ""
+    question: str = ""  # the user text a resumed reply answers ("" for a comment)
     hangup: Hangup = field(default_factory=Hangup)  # ends the Ollama request at once, from any thread
     woken: asyncio.Event = field(default_factory=asyncio.Event)  # wakes a turn waiting for Ollama
     unsent: deque = field(default_factory=deque)  # read from Ollama, not yet on the bus
@@ -138,6 +141,15 @@ class SessionQueue:
     comment: asyncio.TimerHandle | None = None
 
 
+NOT_RESUMED = "The brain stopped mid-reply and the next one could not carry it on; what arrived is shown. Retry asks again"
+
+
+def _starts_over(said: str, continuation: str) -> bool:
+    "A continuation that begins with what was already said: the model started the reply again."
+    head = said.strip()[:24]
+    return len(head) >= 8 and continuation.lstrip().startswith(head)
+
+
 def _asked(call: ToolCall) -> str:
     "What a call asks for, the same however its arguments are ordered."
     return call.name + json.dumps(call.arguments, sort_keys=True, default=str)
@@ -195,6 +207,9 @@ class Engine:
                 self.enqueue(msg.session, Turn(msg.session, msg.reply, None, regenerate=True, model=msg.model, **bus))
             case Chat():
                 self.enqueue(msg.session, Turn(msg.session, msg.request, msg.text, msg.retry, model=msg.model, **bus))
+            case Resume():
+                self.enqueue(msg.session, Turn(msg.session, msg.reply, None, model=msg.model, resume=msg.text,
+                                               resumed_thinking=msg.thinking, question=msg.question, sent=msg.seq, **bus))
             case ToolResult():
                 self.tool_result(msg, bus)
             case Interaction():
@@ -437,36 +452,41 @@ class Engine:
             q.jobs.remove(waiting)
             self.fail(waiting, "stopped", "Stopped before it began.")
 
-    def fail(self, turn: Turn, code: str, error: str) -> None:
+    def fail(self, turn: Turn, code: str, error: str, text: str = "") -> None:
         "End a turn that will not be answered; one not run yet speaks for the epoch our copy holds."
         held = self.conversations.get(turn.session)
         epoch = turn.epoch if turn.epoch is not None else held.epoch if held else 0
         self.send(Failed(worker=self.worker, session=turn.session, request=turn.request, epoch=epoch, seq=turn.sent,
-                         code=code, error=error))
+                         code=code, error=error, text=text))
 
     async def reply(self, turn: Turn, conversation: Conversation) -> None:
         ids = dict(worker=self.worker, session=turn.session, request=turn.request, epoch=turn.epoch)
-        said = ""  # what every round of this reply has said, for the final message
+        said, prefill = "", ""  # what every round of this reply has said; the text a resumed round continues
         try:
-            if turn.text is None and not turn.regenerate and self.watch.reach is Reach.DOWN:
-                return  # no comment while Ollama is away: the events stay unseen and go with the next turn
-            if not conversation.begin_turn(turn.text, turn.retry) and not turn.regenerate:
-                return  # a comment whose events an earlier turn already carried
-            conversation.model = turn.model or conversation.model
-            turn.model = conversation.model or self.settings.model
-            set_aside = conversation.fit(self.settings.system_prompt, self.settings.num_ctx - self.settings.num_ctx // 4,
-                                         self.tools_for(conversation))
-            if set_aside:
-                self.send(Note(**ids, text=f"To fit the model's context window ({self.settings.num_ctx} tokens, "
-                                           f"OLLAMA_NUM_CTX), I set aside the {set_aside} oldest messages of this "
-                                           "conversation. My instructions and your todo list always stay."))
-            self.save(turn.session)
+            if turn.resume is not None:
+                point = conversation.resume_point(turn.question, turn.resume)
+                if point is None:
+                    return self.fail(turn, "not_resumed", NOT_RESUMED + " (its conversation does not lead to what "
+                                                                       "was shown)", text=turn.resume)
+                whole, text = point
+                if whole:  # saved whole: only its end was lost with the brain
+                    return self.send(Done(**ids, seq=turn.sent, text=text, thinking=turn.resumed_thinking))
+                said, prefill = turn.resume, text
+                turn.model = turn.model or conversation.model or self.settings.model
+            elif not self.begin(turn, conversation, ids):
+                return
             made: dict[str, str] = {}  # the calls of this reply that were applied: their result, by what they asked
             for round_ in range(tools.MAX_ROUNDS + 2):
-                messages = conversation.messages(self.settings.system_prompt)
+                # A final assistant message is continued, not answered (Ollama's prefill).
+                messages = [*conversation.messages(self.settings.system_prompt),
+                            *([{"role": "assistant", "content": prefill}] if prefill else [])]
                 text, thinking, stats, calls = await self.ask(turn, conversation, messages, ids)
                 self.flush(turn)
+                if prefill and _starts_over(prefill, text):
+                    return self.send(Failed(**ids, seq=turn.sent, code="not_resumed", text=said,
+                                            error=NOT_RESUMED + " (the model began it again instead of going on)"))
                 said += text
+                text, prefill = prefill + text, ""
                 if self.conversations.get(turn.session) is not conversation:
                     return  # the conversation was reset meanwhile; the web has dropped this reply
                 conversation.learn(messages, stats.prompt_eval_count, self.tools_for(conversation))
@@ -486,7 +506,7 @@ class Engine:
             if turn.cancelled:
                 self.send(Failed(**ids, seq=turn.sent, code="stopped", error="Stopped.", text=said))
             else:
-                self.send(Done(**ids, seq=turn.sent, text=said, thinking=thinking, stats=stats))
+                self.send(Done(**ids, seq=turn.sent, text=said, thinking=turn.resumed_thinking + thinking, stats=stats))
         except Interrupted as e:
             self.flush(turn)
             log.warning("reply %s failed: %s", turn.request, e)
@@ -494,6 +514,23 @@ class Engine:
         except Exception:
             log.exception("reply %s crashed", turn.request)
             self.send(Failed(**ids, seq=turn.sent, code="internal", error="The brain hit an internal error; see its log."))
+
+    def begin(self, turn: Turn, conversation: Conversation, ids: dict) -> bool:
+        "Put a new turn into the conversation and fit it to the context window; False when there is nothing to answer."
+        if turn.text is None and not turn.regenerate and self.watch.reach is Reach.DOWN:
+            return False  # no comment while Ollama is away: the events stay unseen and go with the next turn
+        if not conversation.begin_turn(turn.text, turn.retry) and not turn.regenerate:
+            return False  # a comment whose events an earlier turn already carried
+        conversation.model = turn.model or conversation.model
+        turn.model = conversation.model or self.settings.model
+        set_aside = conversation.fit(self.settings.system_prompt, self.settings.num_ctx - self.settings.num_ctx // 4,
+                                     self.tools_for(conversation))
+        if set_aside:
+            self.send(Note(**ids, text=f"To fit the model's context window ({self.settings.num_ctx} tokens, "
+                                       f"OLLAMA_NUM_CTX), I set aside the {set_aside} oldest messages of this "
+                                       "conversation. My instructions and your todo list always stay."))
+        self.save(turn.session)
+        return True
 
     async def act(self, turn: Turn, conversation: Conversation, text: str, calls: list[ToolCall],
                   made: dict[str, str], refuse: bool = False) -> None:

@@ -88,7 +88,8 @@ class CallFilter:
             self.started = True
             if verdict is Verdict.CALL:
                 self.calls.extend(calls)
-                self.held, self.trim = self.held[end:], " \t\r\n}]"  # small models close a call twice
+                # What small models leave around a call: a second closing brace, a comma before the next.
+                self.held, self.trim = self.held[end:], " \t\r\n}],"
             else:
                 self.line_start, self.trim = False, ""
         return "".join(shown)
@@ -115,6 +116,8 @@ class CallFilter:
             return Verdict.TEXT, 0, []
         if s.startswith(FENCE):
             line_end = s.find("\n")
+            if self.calls and s[len(FENCE):line_end if line_end >= 0 else len(s)].strip() == "" and (line_end >= 0 or final):
+                return Verdict.CALL, at + (line_end + 1 if line_end >= 0 else len(s)), []  # a fence closing a bare call
             if line_end < 0:
                 return self._unfinished(s, final, limit=len(FENCE) + 12)
             if s[len(FENCE):line_end].strip().lower() not in FENCE_LANGS:

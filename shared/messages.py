@@ -127,6 +127,23 @@ class Regenerate(ToBrain, frozen=True, kw_only=True, tag="regenerate"):
         return self.reply
 
 
+class Resume(ToBrain, frozen=True, kw_only=True, tag="resume"):
+    """Carry on reply `reply`, cut off when its brain stopped (the user did not stop it): `text` and
+    `thinking` are what reached the web, so the continuation starts right after them; `seq` is the
+    next chunk number; `question` is the user text it answers ("" for a comment); `model` the
+    session's choice."""
+    reply: Id
+    text: str
+    thinking: str = ""
+    seq: Seq = 0
+    question: str = ""
+    model: str = ""
+
+    @property
+    def turn(self) -> str:
+        return self.reply
+
+
 class Reset(ToBrain, frozen=True, kw_only=True, tag="reset"):
     "New chat: forget the session's turns (the todo list stays) and drop its pending replies."
 
@@ -286,7 +303,7 @@ class PullProgress(AboutRequest, frozen=True, kw_only=True, tag="pull_progress")
     error: str = ""
 
 
-KINDS = (Chat, Stop, Regenerate, Reset, TodoEvent, Interaction, ToolResult, Pull, CancelPull, Grant, Revoke, Hello,
+KINDS = (Chat, Stop, Regenerate, Resume, Reset, TodoEvent, Interaction, ToolResult, Pull, CancelPull, Grant, Revoke, Hello,
          Heartbeat, Bye, Ack, Note, Waiting, CallTool, Chunk, Done, Failed, PullProgress)
 AnyMessage = Union[KINDS]  # type: ignore[valid-type]
 

@@ -89,7 +89,15 @@ def render_prompt(body: dict) -> list[str]:
     for m in body.get("messages", []):
         calls = json.dumps(m["tool_calls"], sort_keys=True) if m.get("tool_calls") else ""
         text += f"<|{m.get('role', '')}|>{m.get('tool_name', '')}{m.get('content', '')}{calls}<|end|>"
+    if prefill(body) is not None:  # a final assistant message is left open, to be continued
+        return tokenize(text.removesuffix("<|end|>"))
     return tokenize(text + "<|assistant|>")
+
+
+def prefill(body: dict) -> str | None:
+    "The text of a final assistant message, which Ollama continues instead of answering anew."
+    last = (body.get("messages") or [{}])[-1]
+    return last.get("content", "") if last.get("role") == "assistant" and not last.get("tool_calls") else None
 
 
 @dataclass
@@ -188,6 +196,8 @@ class FakeOllama:
         self.plans: deque[Plan] = deque()
         self.requests: list[dict] = []  # bodies of every /api/chat request, in arrival order
         self.replies: list[str] = []  # the content each completed /api/chat stream sent
+        self.answered: list[dict] = []  # the bodies of the /api/chat requests answered to the end
+        self.generated: list[str] = []  # the whole text each /api/chat reply was to be, sent in full or not
         self.hangups: list[float] = []  # when a client closed a stream before it ended
         self.calls: list[list[dict]] = []  # the tool calls each scripted call chunk sent
         self.prompts: list[Prompt] = []  # the cost of every chat request that asked for a reply
@@ -215,6 +225,12 @@ class FakeOllama:
     def plan(self, *plans: Plan) -> None:
         with self.lock:
             self.plans.extend(plans)
+
+    def continuation(self, said: str, body: dict) -> list[str]:
+        """Prefill: the rest of the reply that `said` began (one this fake generated earlier), else
+        new words after it; the reply holds only the new text, as Ollama's does."""
+        whole = next((t for t in reversed(self.generated) if t.startswith(said) and len(t) > len(said)), None)
+        return words(whole[len(said):]) if whole else words(" " + self.reply_for(body, len(self.requests)))
 
     def reply_for(self, body: dict, n: int) -> str:
         last = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
@@ -299,6 +315,9 @@ class FakeOllama:
                     if not body.get("messages"):
                         return self._stream(body, [], Plan(), prompt, reason="load")
                     chunks = plan.chunks if plan.chunks is not None else words(fake.reply_for(body, len(fake.requests)))
+                    if plan.chunks is None and (said := prefill(body)) is not None:
+                        chunks = fake.continuation(said, body)
+                    fake.generated.append("".join(chunks))
                     limit = _predicts(body)
                     if plan.tool_calls:
                         reply = self._calls(body, plan, prompt)
@@ -345,6 +364,7 @@ class FakeOllama:
                                  "prompt_eval_count": prompt.evaluated, "prompt_eval_duration": prompt_ns,
                                  "eval_count": len(chunks), "eval_duration": 500_000_000}
                     if reason == "stop":  # before the done line, which a client may act on at once
+                        fake._record("answered", body)
                         fake._record("replies", "".join(chunks))
                     self._end(done, first)
                     return "".join(chunks)

@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 from starlette.testclient import TestClient
 
 from shared.config import Settings
-from shared.messages import Ack, Chat, Chunk, Done, Failed, Interaction, Regenerate, Stats, encode_valid
+from shared.messages import Ack, Chat, Chunk, Done, Failed, Interaction, Regenerate, Resume, Stats, encode_valid
 from tests.strategies import frames
 from web import chats as chats_module
 from web.broker import Refused
@@ -99,6 +99,22 @@ def test_a_reply_marked_interrupted_carries_on_when_its_worker_was_only_slow_and
     assert 'class="msg reply done"' in tabs.frames["s"][-1]
     assert [(l.request, l.role, l.status) for l in store.transcript("s")] == [
         (first, "user", "done"), (first, "reply", "done"), (second, "user", "done"), (second, "reply", "thinking")]
+
+
+def test_a_reply_whose_brain_went_away_is_carried_on_by_the_next_from_what_reached_the_page(world):
+    chats, store, bus, tabs = world
+    first = say(chats, "s", "tell me a story")
+    chats.brain_message(Ack(worker="w1", session="s", request=first))
+    chats.brain_message(chunk(0, "Once", first))
+    chats.brain_message(chunk(1, " upon", first))
+    chats.brain_lost("w1")
+    [resume] = [m for m in bus.asked() if isinstance(m, Resume)]
+    assert (resume.reply, resume.text, resume.seq, resume.question) == (first, "Once upon", 2, "tell me a story")
+    assert "carrying on" in tabs.frames["s"][-1]
+    chats.brain_message(Chunk(worker="w2", session="s", request=first, seq=2, text=" a time"))
+    chats.brain_message(Done(worker="w2", session="s", request=first, seq=3, text="Once upon a time", stats=Stats()))
+    [reply] = [l for l in store.transcript("s") if l.role == "reply"]
+    assert (reply.status, reply.text) == (Status.DONE, "Once upon a time")
 
 
 def test_a_reply_whose_final_was_lost_on_the_bus_fails_with_what_arrived_and_a_retry(world):

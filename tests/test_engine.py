@@ -11,12 +11,12 @@ from hypothesis import given, strategies as st
 from brain import engine as engine_module
 from brain.engine import Engine
 from brain.conversation import Change
-from brain.ollama_client import Delta, HungUp, OllamaUnavailable
+from brain.ollama_client import Delta, HungUp, OllamaFailed, OllamaUnavailable
 from brain.ollama_watch import Reach
 from shared.config import Settings
 from tests.strategies import any_text
-from shared.messages import (CallTool, Chat, Chunk, Done, Failed, Interaction, Regenerate, Reset, Revoke, Stats, Stop, Todo,
-                             TodoEvent, ToolResult, Waiting)
+from shared.messages import (CallTool, Chat, Chunk, Done, Failed, Interaction, Regenerate, Reset, Resume, Revoke, Stats, Stop,
+                             Todo, TodoEvent, ToolResult, Waiting)
 
 
 class ScriptedOllama:
@@ -397,6 +397,89 @@ def test_a_recital_of_every_tool_applies_only_its_first_call(run):
         assert [m.name for m in sent if isinstance(m, CallTool)] == ["add_todo"]
         results = [m["content"] for m in ollama.replies()[-1]["messages"] if m["role"] == "tool"]
         assert len(results) == 4 and all(r.startswith("Not done: that looked like every tool") for r in results[1:])
+    run(scenario)
+
+
+def resume(reply, text, question, seq=3):
+    return Resume(session="s", request=f"resume-{reply}", reply=reply, text=text, question=question, seq=seq)
+
+
+def cut_off(engine, ollama, question="tell me a story"):
+    "A reply whose brain stopped after the question was saved and before any answer was."
+    ollama.scripts.append(OllamaFailed("the brain died here"))
+    engine.handle(chat("r1", question))
+
+
+def test_a_cut_off_reply_is_continued_from_what_reached_the_page_and_kept_whole_once(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        cut_off(engine, ollama)
+        await until(lambda: finals(sent))
+        sent.clear()
+        ollama.scripts.append([" a", " time"])
+        engine.handle(resume("r1", "Once upon", "tell me a story"))
+        await until(lambda: finals(sent))
+        asked = ollama.replies()[-1]["messages"]
+        assert asked[-2:] == [{"role": "user", "content": "tell me a story"}, {"role": "assistant", "content": "Once upon"}]
+        chunks = [m for m in sent if isinstance(m, Chunk)]
+        assert "".join(m.text for m in chunks) == " a time" and chunks[0].seq == 3, "numbered on from the web's count"
+        assert isinstance(finals(sent)[0], Done) and finals(sent)[0].text == "Once upon a time"
+        ollama.scripts.append(["The end."])
+        engine.handle(chat("r2", "and then?"))
+        await until(lambda: len(finals(sent)) == 2)
+        assert [m["content"] for m in ollama.replies()[-1]["messages"][1:]] == [
+            "tell me a story", "Once upon a time", "and then?"], "the whole reply once in the context"
+    run(scenario)
+
+
+def test_a_reply_cut_off_after_a_tool_round_goes_on_from_the_result_without_acting_again(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        call = '{"name": "add_todo", "arguments": {"title": "oat milk"}}'
+        ollama.scripts += [["On it.\n", call], OllamaFailed("the brain died here")]
+        web = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
+        engine.handle(chat("r1", "add oat milk"))
+        await until(lambda: finals(sent))
+        ollama.scripts.append([" caffeine", " fiend."])
+        engine.handle(resume("r1", "On it.\nAdded, you", "add oat milk"))
+        await until(lambda: len(finals(sent)) == 2)
+        web.cancel()
+        assert len([m for m in sent if isinstance(m, CallTool)]) == 1
+        assert ollama.replies()[-1]["messages"][-2]["role"] == "tool"
+        assert ollama.replies()[-1]["messages"][-1] == {"role": "assistant", "content": "Added, you"}
+        assert finals(sent)[-1].text == "On it.\nAdded, you caffeine fiend."
+    run(scenario)
+
+
+def test_a_continuation_that_starts_over_falls_back_to_retry_and_says_so(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        cut_off(engine, ollama)
+        await until(lambda: finals(sent))
+        ollama.scripts.append(["Once upon a time there", " was a fox."])
+        engine.handle(resume("r1", "Once upon a time there", "tell me a story"))
+        await until(lambda: len(finals(sent)) == 2)
+        failed = finals(sent)[-1]
+        assert isinstance(failed, Failed) and failed.code == "not_resumed" and "Retry" in failed.error
+        assert failed.text == "Once upon a time there"
+    run(scenario)
+
+
+def test_a_reply_saved_whole_is_finished_without_asking_again(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts.append(["Hello", " there."])
+        engine.handle(chat("r1", "hi"))
+        await until(lambda: finals(sent))
+        engine.handle(resume("r1", "Hello", "hi"))
+        await until(lambda: len(finals(sent)) == 2)
+        assert len(ollama.replies()) == 1 and finals(sent)[-1].text == "Hello there."
+    run(scenario)
+
+
+def test_a_reply_whose_conversation_does_not_lead_to_it_is_not_continued(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        cut_off(engine, ollama)
+        await until(lambda: finals(sent))
+        engine.handle(resume("r1", "Once upon", "a question never saved"))
+        await until(lambda: len(finals(sent)) == 2)
+        assert finals(sent)[-1].code == "not_resumed" and len(ollama.replies()) == 1
     run(scenario)
 
 

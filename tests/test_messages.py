@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from shared.messages import (KINDS, Ack, BadFrame, Bye, CallTool, CancelPull, Chat, Chunk, Done, Failed, Grant, Heartbeat, Hello,
-                             Interaction, Note, Pull, PullProgress, Regenerate, Reset, Revoke, Stats, Stop, Todo, TodoEvent,
+                             Interaction, Note, Pull, PullProgress, Regenerate, Reset, Resume, Revoke, Stats, Stop, Todo, TodoEvent,
                              ToolResult, Waiting, decode, encode, encode_valid)
 from tests.strategies import any_text, as_json, json_values
 
@@ -12,6 +12,7 @@ SAMPLES = [
     Stop(worker="w1", session="s1", request="r9", reply="r1"),
     Reset(worker="w1", session="s1", request="r8"),
     Regenerate(worker="w1", session="s1", request="r7", reply="r1"),
+    Resume(worker="w1", session="s1", request="r9", reply="r1", text="Once upon", seq=2, question="a story?"),
     TodoEvent(worker="w1", session="s1", request="r2", action="toggled", todo=Todo(1, "a", True),
               todos=[Todo(1, "a", True), Todo(2, "b", False)]),
     Hello(worker="w1", started=1.5, pid=42, model="llama3.2", parallel=4),
@@ -45,7 +46,7 @@ def test_every_kind_round_trips_with_a_topic_that_names_its_direction():
     for msg in SAMPLES:
         frames = encode(msg)
         assert decode(frames) == msg
-        to_brain = ("chat", "stop", "regenerate", "reset", "todo", "interaction", "tool_result", "grant", "revoke",
+        to_brain = ("chat", "stop", "regenerate", "resume", "reset", "todo", "interaction", "tool_result", "grant", "revoke",
                     "pull", "cancel_pull")
         expected = f"brain.w1.{msg.kind}" if msg.kind in to_brain else f"web.{msg.kind}"
         assert frames[0].decode() == expected

@@ -55,6 +55,9 @@ CALLS = {
                                   'rename_todo, delete_todo, clear_done.", "arguments": {}}', "",
                                   [ToolCall("Error: there is no tool named 'x'; the tools are add_todo, set_todo_done, "
                                             "rename_todo, delete_todo, clear_done.", {})]),
+    "calls joined by a comma": ('{"name": "add_todo", "arguments": {"title": "Oat Milk"}}, '
+                                '{"name": "set_todo_done", "arguments": {"id": 2, "done": true}}', "", [ADD, TICK]),
+    "a fence closing a bare call": ('{"name": "add_todo", "arguments": {"title": "Oat Milk"}}\n```\nOn it.', "On it.", [ADD]),
     "a call closed twice": ('{"name": "add_todo", "arguments": {"title": "Oat Milk"}}}}\nOn it.', "On it.", [ADD]),
     "a call cut off mid-name at the end is dropped": ('Done.\n{"name": "', "Done.\n", []),
     "tool_calls object": ('{"tool_calls": [{"function": {"name": "add_todo", "arguments": {"title": "Oat Milk"}}}]}',

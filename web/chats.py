@@ -25,7 +25,7 @@ from fasthtml.common import to_xml
 
 from shared.config import Settings
 from shared.messages import (MODEL_NAME, AboutRequest, Ack, CallTool, Chat, Chunk, Done, Failed, Note, Presence,
-                             PullProgress, Regenerate, Reset, Stop, ToBrain, TodoEvent, ToolResult, ToWeb, Waiting,
+                             PullProgress, Regenerate, Reset, Resume, Stop, ToBrain, TodoEvent, ToolResult, ToWeb, Waiting,
                              full_name)
 from web.actions import Actions
 from web.interactions import ws_interaction
@@ -331,11 +331,19 @@ class Chats:
         self.board.changed()
 
     def brain_lost(self, worker: str) -> None:
+        """A brain went away: each reply it was making is carried on by the session's next brain
+        from what reached the page (Ollama continues a final assistant message). Until that brain
+        speaks the reply shows as interrupted, so Retry stays at hand should it never come."""
         self.pulls.lost(worker)
-        for session in self.sessions.values():
+        for sid, session in self.sessions.items():
             for line in list(session.lines.values()):
                 if line.worker == worker and line.status in (Status.THINKING, Status.WAITING, Status.STREAMING):
-                    self._end(line, Status.INTERRUPTED, "Interrupted: the brain stopped mid-reply.")
+                    self._end(line, Status.INTERRUPTED, "Interrupted: the brain stopped mid-reply; carrying on with "
+                                                        "the next one…")
+                    question = session.lines.get((line.asks, "user"))
+                    self.broker.submit(Resume(session=sid, request=uuid.uuid4().hex, reply=line.request, text=line.text,
+                                              thinking=line.thinking, seq=line.seq, model=session.model,
+                                              question=question.text if question else ""))
 
     def reply_lost(self, session: str, request: str) -> None:
         reply = self._session(session).reply(request)

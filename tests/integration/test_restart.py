@@ -49,27 +49,36 @@ def test_what_the_user_did_while_the_brain_was_down_is_answered_once(system, vis
     assert first[-2]["content"] == "App note: The user added #1 'call the plumber'."
 
 
-def test_kill_9_mid_reply_marks_it_interrupted_and_retry_answers_with_the_context_kept(system, visitor, fake):
+def test_kill_9_mid_reply_is_carried_on_by_the_next_brain_from_where_it_stopped(system, visitor, fake):
     tab = visitor.open_tab()
     tab.send("remember: the password is swordfish")
     [first] = tab.wait(lambda t: t.finished(1))
 
-    fake.plan(Plan(chunks=words("this will never finish " * 20), delay=0.05))
+    story = ("once upon a time there was a brain that would not finish " * 6).strip()
+    fake.plan(Plan(chunks=words(story), delay=0.05))
     tab.send("tell me a long story")
     [streaming] = tab.wait(lambda t: t.reply_ids("streaming"), what="the reply streaming")
+    tab.wait(lambda t: len(t.bubbles[streaming].text) > 40, what="some words shown")
     os.kill(system.worker_pid(), signal.SIGKILL)
 
-    tab.wait(lambda t: t.bubbles[streaming].status == "interrupted", what="the bubble marked interrupted")
-    assert "Interrupted" in tab.bubbles[streaming].note
-    tab.wait(lambda t: "ready" in t.status, timeout=20, what="ready again")
-    tab.click("retry", streaming)
-    final = tab.wait(lambda t: [b for b in t.replies("done") if b is not first], what="the retried reply")
-    assert final[-1].text == fake.replies[-1]
-    assert tab.bubbles[streaming].status == "retried"
+    shown = []  # the bubble's text each time the tab took frames in
 
+    def finished(t):
+        shown.append(t.bubbles[streaming].text)
+        return t.bubbles[streaming].status == "done"
+
+    tab.wait(finished, timeout=20, what="the reply finished by the next brain")
+    assert tab.bubbles[streaming].text == story, "the text before the cut once, then the rest"
+    assert all(story.startswith(text) for text in shown), "never a word twice on the page, even for a moment"
+    resumed = fake.chat_requests()[-1]["messages"]
+    assert resumed[-1]["role"] == "assistant" and story.startswith(resumed[-1]["content"]), "asked to continue"
+
+    tab.send("and the moral?")
+    tab.wait(lambda t: t.finished(3))
     turns = [(m["role"], m["content"]) for m in fake.chat_requests()[-1]["messages"][1:]]
     assert turns == [("user", "remember: the password is swordfish"), ("assistant", first.text),
-                     ("user", "tell me a long story")], "earlier turns kept, no half reply, no repeated question"
+                     ("user", "tell me a long story"), ("assistant", story), ("user", "and the moral?")], \
+        "earlier turns kept, the whole reply once, no repeated question"
 
 
 def test_restart_brain_command_shows_restarting_and_keeps_the_conversation(system, visitor, fake):
