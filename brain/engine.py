@@ -80,6 +80,11 @@ class Turn(FromBus):
     def cancelled(self) -> bool:
         return self.hangup.fired
 
+    @property
+    def asked_by_user(self) -> bool:
+        "Only something the user said may change their list: a comment on app events may not."
+        return self.text is not None or bool(self.question) or self.regenerate
+
     def cancel(self) -> None:
         "Stop or reset: end the Ollama request now, even one still waiting for its first byte."
         self.hangup.fire()
@@ -490,6 +495,10 @@ class Engine:
                 if self.conversations.get(turn.session) is not conversation:
                     return  # the conversation was reset meanwhile; the web has dropped this reply
                 conversation.learn(messages, stats.prompt_eval_count, self.tools_for(conversation))
+                if calls and not turn.asked_by_user:
+                    log.info("reply %s: a comment on app events called %s; the user asked for nothing, so none is made",
+                             turn.request, ", ".join(c.name for c in calls))
+                    break
                 if not calls or turn.cancelled or any(_asked(c) in made for c in calls):
                     # A small model told of its action asks for it again, often with other calls it was
                     # never asked for (Qwen2.5-Coder 0.5B did in 9 of 9 follow-up rounds): such a round is

@@ -553,3 +553,15 @@ def test_any_messages_leave_the_engine_answering_with_valid_messages_and_bounded
     finally:
         logging.getLogger("brain").removeHandler(handler)
     assert broke == []
+
+
+def test_a_comment_on_app_events_never_changes_the_list(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        milk = Todo(1, "oat milk", False)
+        ollama.scripts = [['{"name": "add_todo", "arguments": {"title": "more milk"}}'], ["ok"]]
+        engine.handle(TodoEvent(session="s", request="t1", action="added", todo=milk, todos=[milk]))
+        await until(lambda: engine.queues["s"].comment is not None)
+        clock.turn(10)
+        await until(lambda: finals(sent))
+        assert not [m for m in sent if isinstance(m, CallTool)] and len(ollama.replies()) == 1
+    run(scenario)
