@@ -110,9 +110,10 @@ def todos(visitor: Visitor) -> Todos:
 def judge(ask: Ask, before: Todos, after: Todos, reply: str) -> tuple[Score, str]:
     "Score one ask from the list before and after it and the reply as shown; and a word on what happened."
     new = [title.lower() for tid, (title, _) in after.items() if tid not in before]
+    retitled = new + [title.lower() for tid, (title, _) in after.items() if tid in before and before[tid][0] != title]
     titles = [title.lower() for title, _ in after.values()]
     meant = lambda words: {tid for tid, (title, _) in before.items() if any(w in title.lower() for w in words)}
-    ok = (all(any(w in t for t in new) for w in ask.added)
+    ok = (all(any(w in t for t in retitled) for w in ask.added)
           and not any(w in t for w in ask.gone for t in titles)
           and (ask.was or "").lower() not in titles
           and all(tid in after and after[tid][1] == state for w, state in ask.done.items() for tid in meant([w])))

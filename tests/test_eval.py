@@ -27,3 +27,10 @@ def test_chatting_must_not_change_anything_and_raw_calls_and_parrots_are_seen():
     reply = 'App note: hi {"name": "add_todo", "arguments": {}}'
     score, _ = judge(Ask("chit-chat", "hi"), BEFORE, {**BEFORE, "todo-4": ("hi", False)}, reply)
     assert (score.changes, score.wrong, score.raw, score.parrot) == (0, 1, 1, 1)
+
+
+def test_a_rename_keeps_the_todo_and_changes_its_title():
+    after = {**BEFORE, "todo-2": ("call the electrician", False)}
+    ask = Ask("rename", "rename the plumber one to 'call the electrician'", added=["electrician"], gone=["plumber"])
+    score, _ = judge(ask, BEFORE, after, "")
+    assert (score.happened, score.wrong) == (1, 0)
