@@ -285,3 +285,20 @@ def test_any_frames_from_a_tab_are_handled_or_refused_and_only_valid_messages_re
         await asyncio.gather(*chats.tasks)
     asyncio.run(main())
     assert client.sent or bus.sent or tabs.frames
+
+
+def test_a_refused_resume_leaves_the_reply_to_retry_and_the_other_replies_are_still_carried_on(world):
+    chats, store, bus, tabs = world
+    first, second = say(chats, "a", "one"), say(chats, "b", "two")
+    for session, request in (("a", first), ("b", second)):
+        chats.brain_message(Ack(worker="w1", session=session, request=request))
+    submit = bus.submit
+
+    def refuse_a(msg):
+        if isinstance(msg, Resume) and msg.session == "a":
+            raise Refused("100 messages of this session are waiting for a brain already")
+        return submit(msg)
+    bus.submit = refuse_a
+    chats.brain_lost("w1")
+    assert [m.reply for m in bus.asked() if isinstance(m, Resume)] == [second]
+    assert chats.sessions["a"].reply(first).status == Status.INTERRUPTED

@@ -341,9 +341,9 @@ class Chats:
                     self._end(line, Status.INTERRUPTED, "Interrupted: the brain stopped mid-reply; carrying on with "
                                                         "the next one…")
                     question = session.lines.get((line.asks, "user"))
-                    self.broker.submit(Resume(session=sid, request=uuid.uuid4().hex, reply=line.request, text=line.text,
-                                              thinking=line.thinking, seq=line.seq, model=session.model,
-                                              question=question.text if question else ""))
+                    self.broker.offer(Resume(session=sid, request=uuid.uuid4().hex, reply=line.request, text=line.text,
+                                             thinking=line.thinking, seq=line.seq, model=session.model,
+                                             question=question.text if question else ""))
 
     def reply_lost(self, session: str, request: str) -> None:
         reply = self._session(session).reply(request)

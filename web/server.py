@@ -153,7 +153,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     async def add_todo(session, title: str = ""):
         title = clean_title(title)
         if title is None:
-            return Response(f"A todo needs a title of 1 to {MAX_TITLE_CHARS} characters of text.", status_code=400)
+            return Response(f"A todo needs a title of 1 to {MAX_TITLE_CHARS} characters.", status_code=400)
         try:
             todo = await disk.call(store.add_todo, session["sid"], title)
         except ListFull as e:

@@ -118,8 +118,10 @@ def test_odd_websocket_payloads_get_a_notice_and_the_tab_keeps_working(start_sys
         tab.notice = ""
         tab.send_raw(payload)
         tab.wait(lambda t: "could not be read" in t.notice, what=f"a notice for {payload!r}")
+    tab.send("x" * 1001)
+    tab.wait(lambda t: "limit is 1,000" in t.notice, what="a notice for a message past MAX_CHAT_CHARS")
     tab.send("x" * (1 << 20))
-    tab.wait(lambda t: "limit is 1,000" in t.notice, what="a notice for a 1 MB message")
+    tab.wait(lambda t: "WS_MAX_FRAME_CHARS" in t.notice, what="a notice for a 1 MB message, refused at the door")
     tab.send("   ")
     tab.send("a real message")
     assert tab.wait(lambda t: t.finished(1))[0].status == "done"
