@@ -2,7 +2,6 @@
 since they are part of the prompt the engine caches (a change would make it re-read everything).
 The web applies the calls (web/actions.py); the brain only relays them and their results."""
 
-MAX_ROUNDS = 5  # tool rounds in one reply; then the model is told to answer, and stopped if it calls again
 MAX_CALLS = 8  # calls in one round; the rest are answered with an error
 TIMEOUT_S = 10.0  # how long the web may take to apply a call
 

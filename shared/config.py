@@ -77,6 +77,7 @@ class Settings:
     system_prompt: str
     max_chat_chars: int
     tools: bool
+    tool_rounds: int  # rounds of tool calls in one reply (MODEL_TOOL_ROUNDS)
     # Bounds on what one session may ask of the app (see README, "Limits").
     max_todos: int
     session_max_pending: int  # messages waiting for a brain (memory and outbox), and jobs queued in a brain
@@ -125,6 +126,7 @@ class Settings:
             system_prompt=prompt or DEFAULT_PERSONA,
             max_chat_chars=_int(env, "MAX_CHAT_CHARS", 8000),
             tools=env.get("MODEL_TOOLS", "1").strip().lower() not in ("0", "off", "false", "no"),
+            tool_rounds=max(1, _int(env, "MODEL_TOOL_ROUNDS", 1)),
             max_todos=max(1, _int(env, "MAX_TODOS", 200)),
             session_max_pending=max(1, _int(env, "SESSION_MAX_PENDING", 100)),
             session_max_replies=max(1, _int(env, "SESSION_MAX_REPLIES", 3)),

@@ -4,9 +4,10 @@ import os
 import signal
 import time
 
+import pytest
 from bs4 import BeautifulSoup
 
-from brain.tools import MAX_ROUNDS, TOOLS
+from brain.tools import TOOLS
 from tests.fake_ollama import Plan
 from tests.page import Visitor
 
@@ -68,6 +69,7 @@ def list_on_page(visitor) -> list[str]:
     return sorted(span.get_text() for span in page.select("#todo-list .title"))
 
 
+@pytest.mark.env(MODEL_TOOL_ROUNDS=5)
 def test_a_wrong_call_changes_nothing_and_tells_the_model_what_to_do(system, visitor, fake):
     fake.plan(call("delete_todo", id=7), call("add_todo", title="   "), call("add_todo", name="x"),
               call("launch_rockets"), Plan(chunks=["Sorry."]))
@@ -82,14 +84,25 @@ def test_a_wrong_call_changes_nothing_and_tells_the_model_what_to_do(system, vis
     assert all(state == "" for _, state in tab.bubbles[reply].cards) and tab.todos == {}
 
 
-def test_a_model_that_keeps_calling_is_told_and_then_stopped_after_the_round_limit(system, visitor, fake):
-    fake.plan(*[call("add_todo", title=f"item {i}") for i in range(MAX_ROUNDS + 3)])
+def test_calls_after_the_round_limit_are_not_made_and_the_reply_says_so(system, visitor, fake):
+    fake.plan(call("add_todo", title="oat milk"), call("delete_todo", id=1), Plan(chunks=["never asked"]))
+    tab = visitor.open_tab()
+    tab.send("add oat milk")
+    [reply] = tab.wait(lambda t: t.reply_ids("done") and any("MODEL_TOOL_ROUNDS" in b.text for b in t.bubbles.values())
+                       and t.reply_ids("done"))
+    assert tab.todos == {1: ("oat milk", False)} and len(fake.chat_requests()) == 2, "one round by default, then none"
+    assert [b.text for b in tab.bubbles.values() if b.role == "note"] == [
+        "The model asked for more changes (delete_todo) after 1 round of them in one reply; they were not made "
+        "(MODEL_TOOL_ROUNDS)."]
+
+
+@pytest.mark.env(MODEL_TOOL_ROUNDS=3)
+def test_more_rounds_when_configured(system, visitor, fake):
+    fake.plan(*[call("add_todo", title=f"item {i}") for i in range(4)], Plan(chunks=["never asked"]))
     tab = visitor.open_tab()
     tab.send("add things forever")
-    tab.wait(lambda t: t.reply_ids("done") and any("kept calling tools" in b.text for b in t.bubbles.values()))
-    assert len(fake.calls) == MAX_ROUNDS + 2 and len(tab.todos) == MAX_ROUNDS
-    told = [m["content"] for m in fake.chat_requests()[-1]["messages"] if m["role"] == "tool"][-1]
-    assert told.startswith(f"Error: that is {MAX_ROUNDS} rounds of tool calls in this reply")
+    tab.wait(lambda t: t.reply_ids("done") and any("after 3 rounds" in b.text for b in t.bubbles.values()))
+    assert len(tab.todos) == 3 and len(fake.chat_requests()) == 4
 
 
 def test_at_most_eight_calls_of_one_message_are_applied(system, visitor, fake):
