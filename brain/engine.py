@@ -481,8 +481,8 @@ class Engine:
             elif not self.begin(turn, conversation, ids):
                 return
             made: dict[str, str] = {}  # the calls of this reply that were applied: their result, by what they asked
-            rounds = self.settings.tool_rounds
-            for round_ in range(rounds + 1):
+            rounds, acted = self.settings.tool_rounds, 0  # rounds allowed; rounds that changed something
+            for round_ in range(rounds + tools.RETRIES + 1):
                 # A final assistant message is continued, not answered (Ollama's prefill).
                 messages = [*conversation.messages(self.settings.system_prompt),
                             *([{"role": "assistant", "content": prefill}] if prefill else [])]
@@ -505,14 +505,20 @@ class Engine:
                     # never asked for (Qwen2.5-Coder 0.5B did in 9 of 9 follow-up rounds): such a round is
                     # an echo, none of it is applied, and the reply ends with what was done.
                     break
-                if round_ == rounds:
+                names = ", ".join(c.name for c in calls)
+                if acted == rounds:
                     # Small models follow a result with calls nobody asked for (after "clear the done
                     # ones", Qwen2.5-Coder 0.5B deleted every other todo): past the limit none is made.
-                    self.send(Note(**ids, text=f"The model asked for more changes ({', '.join(c.name for c in calls)}) "
-                                               f"after {rounds} round{'s' if rounds > 1 else ''} of them in one reply; "
-                                               "they were not made (MODEL_TOOL_ROUNDS)."))
+                    self.send(Note(**ids, text=f"The model asked for more changes ({names}) after {rounds} "
+                                               f"round{'s' if rounds > 1 else ''} of them in one reply; they were not "
+                                               "made (MODEL_TOOL_ROUNDS)."))
                     break
+                if round_ == rounds + tools.RETRIES:
+                    self.send(Note(**ids, text=f"The model's calls kept failing ({names}), so I stopped it there."))
+                    break
+                before = len(made)
                 await self.act(turn, conversation, text, calls, made)
+                acted += len(made) > before  # a round whose every call failed may be put right: it does not count
             if text or not turn.cancelled:
                 conversation.add_reply(text)  # a stopped reply stays in context as far as it got
             self.save(turn.session)

@@ -3,6 +3,7 @@ since they are part of the prompt the engine caches (a change would make it re-r
 The web applies the calls (web/actions.py); the brain only relays them and their results."""
 
 MAX_CALLS = 8  # calls in one round; the rest are answered with an error
+RETRIES = 2  # rounds in one reply whose every call failed, which the model may put right (beyond MODEL_TOOL_ROUNDS)
 TIMEOUT_S = 10.0  # how long the web may take to apply a call
 
 

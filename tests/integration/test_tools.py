@@ -96,6 +96,15 @@ def test_calls_after_the_round_limit_are_not_made_and_the_reply_says_so(system, 
         "(MODEL_TOOL_ROUNDS)."]
 
 
+def test_a_round_whose_calls_all_failed_may_be_put_right_and_does_not_count(system, visitor, fake):
+    fake.plan(call("clean_up_completed"), call("delete_todo", id=7), call("add_todo", title="oat milk"),
+              Plan(chunks=["Added."]))
+    tab = visitor.open_tab()
+    tab.send("add oat milk")
+    tab.wait(lambda t: t.reply_ids("done"))
+    assert tab.todos == {1: ("oat milk", False)} and len(fake.chat_requests()) == 4
+
+
 @pytest.mark.env(MODEL_TOOL_ROUNDS=3)
 def test_more_rounds_when_configured(system, visitor, fake):
     fake.plan(*[call("add_todo", title=f"item {i}") for i in range(4)], Plan(chunks=["never asked"]))
