@@ -33,12 +33,14 @@ CALL_NAME = re.compile(r"^[^\n\"]{1,200}$")  # a call's shape with a name that i
 NAMED = re.compile(r'"(?:name|function)"\s*:\s*"([^"\\]{0,200})"')
 FIRST_KEY = re.compile(r'^\s*"([^"\\]*)("?)')
 CALL_KEYS = {"name", "function", "type", "id", "tool", "arguments", "parameters", "tool_calls"}
+WORDS_KEYS = {"response", "reply", "answer", "message", "content", "text"}  # {"response": "..."}: a reply in JSON
 
 
 class Verdict(Enum):
     CALL = "call"  # the held text starts with calls: taken out
     TEXT = "text"  # it is not a call: shown
     MAYBE = "maybe"  # it could still become one: held
+    WORDS = "words"  # a reply wrapped in JSON ({"response": "..."}): its words are shown, not the JSON
 
 
 class CallFilter:
@@ -89,6 +91,9 @@ class CallFilter:
             if verdict is Verdict.CALL:
                 self.calls.extend(calls)
                 # What small models leave around a call: a second closing brace, a comma before the next.
+                self.held, self.trim = self.held[end:], " \t\r\n}],"
+            elif verdict is Verdict.WORDS:
+                shown.append(calls[0])
                 self.held, self.trim = self.held[end:], " \t\r\n}],"
             else:
                 self.line_start, self.trim = False, ""
@@ -159,11 +164,15 @@ class CallFilter:
                 found = self._calls(_closed(s[i:])) if final else None
                 if found:
                     return Verdict.CALL, len(s), calls + found
+                words = _wrapped_words(_closed(s[i:])) if final and not calls else None
+                if words is not None:
+                    return Verdict.WORDS, len(s), [words]
                 verdict = self._partial(s[i:], final)[0]
                 return verdict, (len(s) if verdict is Verdict.CALL else 0), calls
             found = self._calls(s[i:end])
             if found is None:
-                return Verdict.TEXT, 0, []
+                words = _wrapped_words(s[i:end]) if closer is None and not calls else None
+                return (Verdict.WORDS, end, [words]) if words is not None else (Verdict.TEXT, 0, [])
             calls, i = calls + found, end
         if not calls:
             return Verdict.TEXT if final else Verdict.MAYBE, 0, []
@@ -183,15 +192,16 @@ class CallFilter:
         if obj and obj[0] != "{":
             return Verdict.TEXT, 0, []
         key = FIRST_KEY.match(obj[1:])
-        if key and (key.group(2) and key.group(1) not in CALL_KEYS
-                    or not key.group(2) and not any(k.startswith(key.group(1)) for k in CALL_KEYS)):
+        if key and (key.group(2) and key.group(1) not in CALL_KEYS | WORDS_KEYS
+                    or not key.group(2) and not any(k.startswith(key.group(1)) for k in CALL_KEYS | WORDS_KEYS)):
             return Verdict.TEXT, 0, []
         if len(obj) > 1 and not key and obj[1:].strip():
             return Verdict.TEXT, 0, []
         named = NAMED.search(s)
         if named and not CALL_NAME.match(named.group(1)):
             return Verdict.TEXT, 0, []
-        limit = HOLD_NAMED if named else HOLD_UNNAMED
+        wrapped = key is not None and bool(key.group(2)) and key.group(1) in WORDS_KEYS
+        limit = HOLD_NAMED if named or wrapped else HOLD_UNNAMED
         return (Verdict.TEXT if len(s) > limit else Verdict.MAYBE), 0, []
 
     def _calls(self, raw: str) -> list[ToolCall] | None:
@@ -225,6 +235,18 @@ def _arguments(raw) -> dict:
         except ValueError:
             return {"_unreadable": raw[:200]}
     return raw if isinstance(raw, dict) else {} if raw is None else {"_unreadable": str(raw)[:200]}
+
+
+def _wrapped_words(raw: str) -> str | None:
+    "The words of a reply a model wrapped in JSON, such as {\"response\": \"Done.\"}; None for anything else."
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in WORDS_KEYS:
+        words = next(iter(value.values()))
+        return words if isinstance(words, str) else None
+    return None
 
 
 def _closed(s: str) -> str:

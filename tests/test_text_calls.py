@@ -3,7 +3,7 @@ write, split into chunks anywhere, and the look-alikes that must be shown as wri
 import json
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from brain.ollama_client import ToolCall
 from brain.text_calls import CallFilter
@@ -96,6 +96,16 @@ def test_without_offered_tools_nothing_is_a_call():
 
 
 @pytest.mark.parametrize("text, shown", [
+    ('{"response": "Deleted #4. Dentist dodged."}', "Deleted #4. Dentist dodged."),
+    ('{"response": "Deleted #4. Dentist dodged.', "Deleted #4. Dentist dodged."),
+    ('{"message": "' + "long " * 100 + '"}', "long " * 100),
+    ('{"response": "a", "mood": "smug"}', '{"response": "a", "mood": "smug"}'),
+])
+def test_a_reply_wrapped_in_json_shows_its_words(text, shown):
+    assert run(text, pieces=[3] * len(text)) == (shown, [])
+
+
+@pytest.mark.parametrize("text, shown", [
     ("[app] The user added #2 'buy milk'.", "The user added #2 'buy milk'."),
     ("App note: Hi! How is your day going?", "Hi! How is your day going?"),
     ("  [APP]: Hi! How is your day going?", "Hi! How is your day going?"),
@@ -128,7 +138,7 @@ def test_held_text_is_bounded():
     assert f.feed(junk) == junk  # unnamed past 300 characters: shown
 
 
-@settings(max_examples=200, deadline=None)
+@pytest.mark.fuzz
 @given(case=st.sampled_from([*CALLS.values(), *((t, t, []) for t in LOOK_ALIKES.values())]),
        cuts=st.lists(st.integers(min_value=0, max_value=12), max_size=60))
 def test_any_chunking_gives_the_same_result(case, cuts):
@@ -137,13 +147,26 @@ def test_any_chunking_gives_the_same_result(case, cuts):
     assert run(text, pieces=cuts) == (shown, calls)
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.mark.fuzz
 @given(st.text(max_size=200), st.lists(st.integers(min_value=1, max_value=20), max_size=20))
-def test_arbitrary_text_is_never_lost(text, cuts):
-    "Whatever the model writes, what is not taken as a call is shown, in order (whitespace aside)."
-    shown, calls = run(text, pieces=cuts)
-    if not calls:
-        assert shown.strip() == text.strip() or shown == text
+def test_text_that_cannot_begin_a_call_is_shown_whole_and_at_once(text, cuts):
+    "Prose is never held past its line and never lost: only a marker the reply starts with goes."
+    prose = "".join(c for c in text if c not in "{[<`")
+    f = CallFilter(NAMES, ("App note:", "[app]"))
+    live = "".join(f.feed(prose[i:i + 7]) for i in range(0, len(prose), 7))
+    rest, calls = f.finish()
+    expected = prose.lstrip()
+    for marker in ("app note:", "[app]"):
+        while expected.lower().startswith(marker):
+            expected = expected[len(marker):].lstrip(" :")
+    assert calls == [] and (live + rest).strip() == expected.strip()
+
+
+@pytest.mark.fuzz
+@given(st.text(max_size=300), st.lists(st.integers(min_value=0, max_value=20), max_size=30))
+def test_any_text_in_any_chunks_is_handled_the_same_as_whole(text, cuts):
+    "Whatever the model writes and however it is split, the filter never fails and decides as it would on the whole."
+    assert run(text, pieces=cuts) == run(text)
 
 
 def test_a_call_naming_a_tool_is_held_until_it_closes_even_when_long():
