@@ -275,15 +275,18 @@ class CheckingBus(FakeBus):
 @given(st.lists(frames, min_size=1, max_size=8))
 def test_any_frames_from_a_tab_are_handled_or_refused_and_only_valid_messages_reach_the_bus(tmp_path_factory, sent):
     settings = Settings.from_env({"DATA_DIR": str(tmp_path_factory.mktemp("chats"))})
-    bus, tabs = CheckingBus(), FakeTabs()
-    chats = Chats(settings, Store(settings.data_dir), NowDB(), tabs, bus)
+    bus, tabs, store = CheckingBus(), FakeTabs(), Store(settings.data_dir)
+    chats = Chats(settings, store, NowDB(), tabs, bus)
     client = Client()
 
     async def main():
         for frame in sent:
             chats.frame("s", client, frame)  # raises nothing: a frame is handled or refused with a notice
         await asyncio.gather(*chats.tasks)
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        store.db.close()  # 10,000 examples under `make fuzz`: no file may be left open
     assert client.sent or bus.sent or tabs.frames
 
 
