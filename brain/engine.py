@@ -150,9 +150,11 @@ NOT_RESUMED = "The brain stopped mid-reply and the next one could not carry it o
 
 
 def _starts_over(said: str, continuation: str) -> bool:
-    "A continuation that begins with what was already said: the model started the reply again."
-    head = said.strip()[:24]
-    return len(head) >= 8 and continuation.lstrip().startswith(head)
+    """A continuation that begins with what was already said: the model started the reply again.
+    A reply that repeats itself (its start comes again later) cannot be told apart: it goes on."""
+    said = said.strip()
+    head = said[:24]
+    return len(head) >= 8 and continuation.lstrip().startswith(head) and head not in said[1:]
 
 
 def _asked(call: ToolCall) -> str:

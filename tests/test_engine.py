@@ -462,6 +462,19 @@ def test_a_continuation_that_starts_over_falls_back_to_retry_and_says_so(run):
     run(scenario)
 
 
+def test_a_reply_that_repeats_itself_is_continued_not_taken_for_a_restart(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        cut_off(engine, ollama)
+        await until(lambda: finals(sent))
+        said = " ".join(["a very long reply"] * 3)  # its start comes again: a restart cannot be told
+        ollama.scripts.append([" a very long reply a very long reply"])
+        engine.handle(resume("r1", said, "tell me a story"))
+        await until(lambda: len(finals(sent)) == 2)
+        assert isinstance(finals(sent)[-1], Done)
+        assert finals(sent)[-1].text == " ".join(["a very long reply"] * 5)
+    run(scenario)
+
+
 def test_a_reply_saved_whole_is_finished_without_asking_again(run):
     async def scenario(engine, ollama, sent, clock, watch):
         ollama.scripts.append(["Hello", " there."])
