@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from bench import prompt_cache, results
+from bench import pictures, prompt_cache, results
 from bench.clients import Browser, Tally, bare_websocket_hop, bare_zmq_hop, direct_http, percentiles
 from tests.system import ROOT, System, free_port
 
@@ -349,7 +349,9 @@ class Bench:
             "clients) shares the same cores, so the figures include their contention.", "", "",
         ]
         notes = Path(ROOT / "bench" / "NOTES.md")
-        body = "\n\n".join([*self.sections, *filter(None, [results.section("eval")])])
+        shown = pictures.draw(getattr(self, "scaled", {}), self.direct, self.direct_ttft, ROOT)
+        body = "\n\n".join([*self.sections, *([pictures.markdown(shown)] if shown else []),
+                             *filter(None, [results.section("eval")])])
         tail = ["", "", notes.read_text()] if notes.exists() else []
         (ROOT / "BENCHMARKS.md").write_text("\n".join(head) + body + "\n".join(tail) + "\n")
         self.say(f"\nwrote {ROOT / 'BENCHMARKS.md'}")
