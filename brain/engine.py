@@ -177,6 +177,7 @@ class Engine:
         self.conversations: dict[str, Conversation] = {}
         self.queues: OrderedDict[str, SessionQueue] = OrderedDict()
         self.tasks: set[asyncio.Task] = set()
+        self.closing = False  # shutting down: nothing more starts, and replies cut off say nothing
         self.tool_results: dict[str, tuple[str, asyncio.Future]] = {}  # by call id: (session, the reply waiting on the web)
         self.executor = ThreadPoolExecutor(settings.parallel, thread_name_prefix="ollama")
         # Conversations are read and written on a thread of their own, in order, off the loop.
@@ -273,7 +274,9 @@ class Engine:
             self.disk.submit(self.memory.evict, session).add_done_callback(_log_failure)
 
     def shutdown(self) -> None:
-        "Hang up on Ollama and finish writing: what the conversations learned is on disk before we go."
+        """Hang up on Ollama and finish writing: what the conversations learned is on disk before we
+        go. A reply cut off so says nothing more: the web has the next brain carry it on."""
+        self.closing = True
         for q in self.queues.values():
             if q.running:
                 q.running.cancel()
@@ -314,7 +317,7 @@ class Engine:
 
     def pump(self, session: str) -> None:
         q = self.queue(session)
-        if q.busy or not q.jobs:
+        if q.busy or not q.jobs or self.closing:
             return
         q.busy, job = True, q.jobs.popleft()
         # Running from now on, while it waits for its task and for the disk too: Stop and Reset
@@ -489,6 +492,8 @@ class Engine:
                 messages = [*conversation.messages(self.settings.system_prompt),
                             *([{"role": "assistant", "content": prefill}] if prefill else [])]
                 text, thinking, stats, calls = await self.ask(turn, conversation, messages, ids)
+                if self.closing:
+                    return
                 self.flush(turn)
                 if prefill and _starts_over(prefill, text):
                     return self.send(Failed(**ids, seq=turn.sent, code="not_resumed", text=said,
@@ -529,6 +534,8 @@ class Engine:
             else:
                 self.send(Done(**ids, seq=turn.sent, text=said, thinking=turn.resumed_thinking + thinking, stats=stats))
         except Interrupted as e:
+            if self.closing:
+                return
             self.flush(turn)
             log.warning("reply %s failed: %s", turn.request, e)
             self.send(Failed(**ids, seq=turn.sent, code=e.error.code, error=str(e.error), text=said + e.partial))

@@ -584,3 +584,15 @@ def test_a_comment_on_app_events_never_changes_the_list(run):
         await until(lambda: finals(sent))
         assert not [m for m in sent if isinstance(m, CallTool)] and len(ollama.replies()) == 1
     run(scenario)
+
+
+def test_a_reply_cut_off_by_a_shutdown_says_nothing_more_and_nothing_new_starts(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts, ollama.hold = [["Once", " upon"], ["never"]], True
+        engine.handle(chat("r1", "tell me a story"))
+        engine.handle(chat("r2", "and another"))
+        await until(lambda: any(isinstance(m, Chunk) for m in sent))
+        engine.shutdown()  # a restart: the web has the next brain carry r1 on
+        await asyncio.sleep(0.2)
+        assert finals(sent) == [] and len(ollama.replies()) == 1
+    run(scenario)

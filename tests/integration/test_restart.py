@@ -100,6 +100,20 @@ def test_restart_brain_command_shows_restarting_and_keeps_the_conversation(syste
     assert turns == ["my cat is called Miso", first.text, "what is my cat called?"]
 
 
+def test_restart_brain_mid_reply_has_the_next_brain_carry_it_on(system, visitor, fake):
+    story = ("a deploy in the middle of a sentence is no reason to lose it " * 5).strip()
+    fake.plan(Plan(chunks=words(story), delay=0.05))
+    tab = visitor.open_tab()
+    tab.send("tell me a long story")
+    [streaming] = tab.wait(lambda t: t.reply_ids("streaming"), what="the reply streaming")
+    tab.wait(lambda t: len(t.bubbles[streaming].text) > 40, what="some words shown")
+    restart = subprocess.run([sys.executable, "-m", "brain.supervise", "--restart"], cwd=ROOT, env=system.env,
+                             capture_output=True, text=True, timeout=10)
+    assert restart.returncode == 0, restart.stderr
+    tab.wait(lambda t: t.bubbles[streaming].status in ("done", "failed", "stopped"), timeout=20, what="the reply ended")
+    assert (tab.bubbles[streaming].status, tab.bubbles[streaming].text) == ("done", story)
+
+
 def test_a_web_restart_closes_tabs_so_htmx_reconnects_and_the_transcript_returns(system, visitor, fake):
     tab = visitor.open_tab()
     tab.send("before the restart")
