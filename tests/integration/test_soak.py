@@ -28,6 +28,8 @@ SESSIONS = 5
 MESSAGES = 16  # per session, with kills
 FROZEN_MESSAGES = 24  # per session, with freezes
 KILLS = 6
+# Both bounds together stay below pytest's 120 s timeout (pyproject.toml), with room for starting the app.
+USERS_BOUND_S, TROUBLE_BOUND_S = 80.0, 15.0
 FINAL = ("done", "failed")  # "interrupted" only until the next brain carries the reply on
 
 
@@ -76,11 +78,13 @@ def soak(system, fake, count: int, trouble) -> dict:
     for t in users:
         t.start()
     troublemaker.start()
+    deadline = time.monotonic() + USERS_BOUND_S
     for t in users:
-        t.join(240)
+        t.join(max(0.0, deadline - time.monotonic()))
     done.set()
-    troublemaker.join(30)
+    troublemaker.join(TROUBLE_BOUND_S)
     try:
+        assert not [f"s{n}" for n, t in enumerate(users) if t.is_alive()], f"every user ends within {USERS_BOUND_S} s"
         assert not errors, errors[0]
         return check(log, fake, count)
     finally:

@@ -1,0 +1,163 @@
+"""What the brain knows of Ollama (brain/ollama_watch.py), with a scripted Ollama: reachable or
+not, its models, the default model loaded once each time Ollama comes up, every change announced
+once, and checks that come quickly while something is wrong."""
+import asyncio
+
+import pytest
+
+from brain import ollama_watch
+from brain.ollama_client import OllamaFailed, OllamaUnavailable
+from brain.ollama_watch import OllamaWatch, Reach
+
+
+class FakeOllama:
+    "Ollama as the watch sees it; `down` makes every call fail as an unreachable Ollama does."
+
+    base_url = "http://127.0.0.1:11434"
+
+    def __init__(self, models=("llama3.2:latest",)):
+        self.down, self.tags, self.loads, self.load_fails, self.calls = False, list(models), [], 0, 0
+        self.watch = None
+
+    def version(self):
+        self.calls += 1
+        if self.down:
+            raise OllamaUnavailable("connection refused")
+        return "0.9.0"
+
+    def models(self):
+        if self.down:
+            raise OllamaUnavailable("connection refused")
+        return list(self.tags)
+
+    def load(self, model, *, options=None, keep_alive=None):
+        self.loads.append((model, options, keep_alive, self.watch.loading))
+        if self.load_fails:
+            self.load_fails -= 1
+            raise OllamaFailed("CUDA out of memory")
+
+
+def make(client, check_s=2.0):
+    said = []
+
+    async def blocking(fn, *args, **kw):
+        return fn(*args, **kw)
+
+    watch = OllamaWatch(client, "llama3.2", {"num_ctx": 8192}, "30m", check_s, blocking,
+                        changed=lambda: said.append((watch.reach, watch.loading, watch.models)))
+    client.watch = watch
+    return watch, said
+
+
+def test_ollama_up_loads_the_default_model_once_with_the_chats_options_and_says_loading_meanwhile():
+    async def main():
+        client = FakeOllama()
+        watch, said = make(client)
+        assert watch.reach is Reach.CHECKING and not watch.up.is_set()
+        await watch.check()
+        assert (watch.reach, watch.version, watch.models, watch.up.is_set(), watch.wrong) == (
+            Reach.UP, "0.9.0", ["llama3.2:latest"], True, False)
+        assert client.loads == [("llama3.2", {"num_ctx": 8192}, "30m", "llama3.2")], "loading is shown while it loads"
+        assert said == [(Reach.UP, "", ["llama3.2:latest"]), (Reach.UP, "llama3.2", ["llama3.2:latest"]),
+                        (Reach.UP, "", ["llama3.2:latest"])]
+        await watch.check()
+        assert len(client.loads) == 1 and len(said) == 3, "nothing changed: no load, no announcement"
+    asyncio.run(main())
+
+
+def test_ollama_down_is_announced_once_and_when_it_comes_back_the_model_is_loaded_again():
+    async def main():
+        client = FakeOllama()
+        watch, said = make(client)
+        await watch.check()
+        client.down = True
+        await watch.check()
+        await watch.check()
+        assert (watch.reach, watch.up.is_set(), watch.wrong) == (Reach.DOWN, False, True)
+        assert [s[0] for s in said].count(Reach.DOWN) == 1
+        client.down = False
+        await watch.check()
+        assert watch.reach is Reach.UP and watch.up.is_set()
+        assert len(client.loads) == 2, "Ollama may have restarted without the model"
+    asyncio.run(main())
+
+
+def test_a_default_model_not_pulled_is_not_loaded_and_counts_as_wrong_until_it_is():
+    async def main():
+        client = FakeOllama(models=["qwen3:4b"])
+        watch, said = make(client)
+        await watch.check()
+        assert watch.reach is Reach.UP and watch.wrong and client.loads == []
+        assert watch.pulled("qwen3:4b") and not watch.pulled("llama3.2")
+        client.tags.append("llama3.2:latest")
+        await watch.check()
+        assert not watch.wrong and [l[0] for l in client.loads] == ["llama3.2"]
+        assert said[1][2] == ["qwen3:4b", "llama3.2:latest"], "the new list is announced"
+    asyncio.run(main())
+
+
+def test_a_failed_load_is_tried_again_at_the_next_check():
+    async def main():
+        client = FakeOllama()
+        client.load_fails = 1
+        watch, said = make(client)
+        await watch.check()
+        assert watch.loading == "" and said[-1][1] == "", "no model left 'loading' after a failure"
+        await watch.check()
+        assert len(client.loads) == 2
+        await watch.check()
+        assert len(client.loads) == 2
+    asyncio.run(main())
+
+
+def test_a_reply_that_could_not_reach_ollama_makes_it_down_at_once():
+    async def main():
+        watch, said = make(FakeOllama())
+        await watch.check()
+        watch.lost()
+        watch.lost()
+        assert watch.reach is Reach.DOWN and not watch.up.is_set()
+        assert [s[0] for s in said].count(Reach.DOWN) == 1
+    asyncio.run(main())
+
+
+def test_refresh_lists_the_models_now_and_a_failure_keeps_the_list():
+    async def main():
+        client = FakeOllama()
+        watch, said = make(client)
+        await watch.check()
+        client.tags.append("qwen3:4b")
+        before = len(said)
+        await watch.refresh()
+        assert watch.models == ["llama3.2:latest", "qwen3:4b"] and len(said) == before + 1
+        await watch.refresh()
+        assert len(said) == before + 1, "the same list is not announced again"
+        client.down = True
+        await watch.refresh()
+        assert watch.models == ["llama3.2:latest", "qwen3:4b"]
+    asyncio.run(main())
+
+
+@pytest.fixture
+def slow_refresh(monkeypatch):
+    monkeypatch.setattr(ollama_watch, "MODELS_REFRESH_S", 60.0)
+
+
+def test_checks_come_every_check_s_while_wrong_and_a_lost_request_wakes_them(slow_refresh):
+    async def main():
+        client = FakeOllama()
+        client.down = True
+        watch, _ = make(client, check_s=0.02)
+        task = asyncio.create_task(watch.run())
+        await asyncio.sleep(0.3)
+        assert client.calls >= 5, "Ollama down: checked again every OLLAMA_CHECK_S"
+        client.down = False
+        await asyncio.sleep(0.1)
+        settled = client.calls
+        await asyncio.sleep(0.2)
+        assert watch.reach is Reach.UP and client.calls == settled, "all well: the next check is MODELS_REFRESH_S away"
+        watch.lost()
+        await asyncio.sleep(0.05)
+        assert client.calls == settled + 1 and watch.reach is Reach.UP, "checked at once, and found up"
+        task.cancel()
+    asyncio.run(main())
