@@ -304,7 +304,7 @@ class OllamaClient:
                 if line.message and (line.message.content or line.message.thinking):
                     yield Delta(line.message.content, line.message.thinking)
                 if line.message and line.message.tool_calls:
-                    yield [ToolCall(c.function.name, _arguments(c.function.arguments), c.id)
+                    yield [ToolCall(c.function.name, call_arguments(c.function.arguments), c.id)
                            for c in line.message.tool_calls]
                 if line.done:
                     yield Stats(**{f: getattr(line, f) for f in Stats.__struct_fields__})
@@ -397,15 +397,18 @@ def _status_error(response: requests.Response, model: str) -> OllamaError:
     return OllamaFailed(f"Ollama answered {response.status_code}: {detail}")
 
 
-def _arguments(raw: dict | str) -> dict:
-    "Ollama sends arguments as an object; some models' templates produce a JSON string instead."
+def call_arguments(raw) -> dict:
+    """A call's arguments as an object: Ollama sends one, some models' templates produce a JSON
+    string instead, and a call written as text may give anything (none at all: no arguments)."""
     if isinstance(raw, dict):
         return raw
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}
     try:
-        value = msgspec.json.decode(raw)
+        value = msgspec.json.decode(raw) if isinstance(raw, str) else raw
     except msgspec.DecodeError:
-        return {"_unreadable": raw[:200]}
-    return value if isinstance(value, dict) else {"_unreadable": raw[:200]}
+        value = None
+    return value if isinstance(value, dict) else {"_unreadable": str(raw)[:200]}
 
 
 def _is_read_timeout(error: Exception) -> bool:

@@ -21,7 +21,7 @@ import json
 import re
 from enum import Enum
 
-from brain.ollama_client import ToolCall
+from brain.ollama_client import ToolCall, call_arguments
 
 HOLD_UNNAMED = 300  # characters held before the text names a tool; past it, it is shown
 HOLD_NAMED = 4000  # characters held for a call that names a tool to close
@@ -222,19 +222,10 @@ class CallFilter:
         if not isinstance(name, str) or not CALL_NAME.match(name):
             return None
         if "arguments" in item or "parameters" in item:
-            return ToolCall(name, _arguments(item.get("arguments", item.get("parameters"))))
+            return ToolCall(name, call_arguments(item.get("arguments", item.get("parameters"))))
         if name in self.names:  # arguments written flat beside the name
             return ToolCall(name, {k: v for k, v in item.items() if k not in CALL_KEYS})
         return None
-
-
-def _arguments(raw) -> dict:
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw) if raw.strip() else {}
-        except ValueError:
-            return {"_unreadable": raw[:200]}
-    return raw if isinstance(raw, dict) else {} if raw is None else {"_unreadable": str(raw)[:200]}
 
 
 def _wrapped_words(raw: str) -> str | None:
