@@ -1,17 +1,22 @@
-"""One browser session's conversation as the model sees it: turns, the todo list, unseen app events.
+"""One browser session's conversation as the model sees it: turns, the app's state, unseen app events.
+
+The brain knows no app: the web tells it what happened in the app's own words (event lines) and
+the app's state after it (the app's own rendering), and gives it the system message and the tools
+with every message that may lead to a request (`Prompt`).
 
 The prompt is laid out for the inference engine's prompt cache, which reuses the longest prefix a
 new prompt shares with an earlier one and evaluates only what follows. So what changes goes at the
-end, never at the start: the system message is the persona alone, byte for byte the same in every
-request, and the todo list reaches the model in app-note user turns appended to the history. Every
-request of a session therefore starts with the previous request and its reply, then the new part.
+end, never at the start: the system message is the app's persona alone, byte for byte the same in
+every request, and the app's state reaches the model in app-note user turns appended to the
+history. Every request of a session therefore starts with the previous request and its reply,
+then the new part.
 
-The list is kept as state (`todos`) beside the list the model can work out from what it was told
-(`told`). An app note reports what the user did, each change naming the todo's id, which is
-short and keeps a turn after a todo change about as cheap as any other. The whole list is stated
-only when the changes alone would not lead the model to it (the first time, after a new chat) and
-after old turns are set aside, so the window always holds the last full statement and every
-change since: the model always knows the current list.
+The state is kept (`state`) beside the state the model can work out from what it was told
+(`told`). An app note reports what the user did, in the app's lines, which are short and keep a
+turn after a click about as cheap as any other. The whole state is stated only when the lines
+alone would not lead the model to it (the first time, after a new chat, after events were left
+out) and after old turns are set aside, so the window always holds the last full statement and
+every change since: the model always knows the app's current state.
 
 The conversation also keeps within the model's context window. Ollama would silently drop the
 oldest messages of a prompt that is too long; instead, before each request, the oldest turns are
@@ -20,61 +25,13 @@ tokens-per-character ratio learnt from Ollama's own `prompt_eval_count`.
 """
 import json
 from dataclasses import dataclass, field
-from functools import reduce
 
-import msgspec
-
-from shared.messages import Todo, TodoEvent
+from shared.messages import Prompt
 
 # App events are told as user turns that start with this. Small models copy a bracketed tag such as
 # "[app]" (and a parenthesised "(app: …)") into their replies far more than words; see BENCHMARKS.md.
 APP_PREFIX = "App note: "
 REPLY_MARKERS = ("App note:", "[app]")  # what small models still copy to the start of a reply: stripped
-
-
-class Change(msgspec.Struct, frozen=True):
-    "One thing the user did to the list, as the model is told it."
-    action: str  # added, toggled, renamed, deleted or restored (an undo)
-    todo: Todo
-
-
-def describe(change: "Change | str") -> str:
-    if isinstance(change, str):
-        return change  # an interaction, already in words (brain/interactions.py)
-    t = change.todo
-    if change.action == "toggled":
-        return f"marked #{t.id} '{t.title}' {'done' if t.done else 'not done'}"
-    if change.action == "renamed":
-        return f"renamed #{t.id} to '{t.title}'"
-    return f"{change.action} #{t.id} '{t.title}'"
-
-
-def apply(todos: list[Todo], change: "Change | str") -> list[Todo]:
-    "The list after a change, as the model would work it out."
-    if isinstance(change, str):
-        return todos
-    t = change.todo
-    if change.action == "added":
-        return [*todos, t]
-    if change.action == "restored":
-        return sorted([*todos, t], key=lambda x: x.id)
-    if change.action == "deleted":
-        return [x for x in todos if x.id != t.id]
-    return [t if x.id == t.id else x for x in todos]
-
-
-def render_todos(todos: list[Todo]) -> str:
-    if not todos:
-        return "The todo list is now empty."
-    lines = [f"- [{'x' if t.done else ' '}] #{t.id} {t.title}" for t in todos]
-    return "The todo list now:\n" + "\n".join(lines)
-
-
-def inline_todos(todos: list[Todo]) -> str:
-    "The list on one line, for a tool's result: small models echo a Markdown list back to the user."
-    if not todos:
-        return "The todo list is now empty."
-    return "The todo list is now: " + "; ".join(f"#{t.id} {t.title}{' (done)' if t.done else ''}" for t in todos) + "."
 
 
 def _chars(messages: list[dict]) -> int:
@@ -99,40 +56,45 @@ FIRST_GUESS = 0.3  # tokens per character before Ollama has told us; errs on the
 @dataclass
 class Conversation:
     turns: list[dict] = field(default_factory=list)
-    todos: list[Todo] = field(default_factory=list)
-    unseen: list[Change | str] = field(default_factory=list)  # todo changes and other interactions
-    told: list[Todo] = field(default_factory=list)  # the list the model can work out from its app notes
+    state: str | None = None  # the app's state as it last told it; None until it has
+    told: str | None = None  # the state the model can work out from its app notes and the unseen events
+    unseen: list[str] = field(default_factory=list)  # what the user did, in the app's words, not told yet
     first: int = 0  # turns before this one no longer fit the context window
     tokens_per_char: float = FIRST_GUESS
     model: str = ""  # the session's chosen model; "" for the brain's default
     tools_off: bool = False  # the model said it cannot call tools: it is asked without them
+    prompt: Prompt = Prompt("")  # the app's system message and tools, as its newest message gave them
     # Bookkeeping, never shown to the model: the assignment this copy belongs to (see
-    # brain/memory.py) and the bus requests already acted on, so a message is acted on once.
+    # brain/memory.py) and the bus messages already acted on, so a message is acted on once.
     epoch: int = 0
     handled: list[str] = field(default_factory=list)
 
-    def take(self, request: str) -> bool:
-        "Note that `request` is acted on now; False if it already was."
-        if request in self.handled:
+    def take(self, message: str) -> bool:
+        "Note that `message` is acted on now; False if it already was."
+        if message in self.handled:
             return False
-        self.handled.append(request)
+        self.handled.append(message)
         del self.handled[:-HANDLED_KEPT]
         return True
 
-    def record(self, event: TodoEvent) -> None:
-        "The user changed a todo: the list as it is now, and the change, to be told in the next app note."
-        self.todos = list(event.todos)
-        self._unseen(Change(event.action, event.todo))
+    def record(self, lines: list[str], state: str = "", restate: bool = False) -> None:
+        """The user did something in the app (`lines`, told with the next turn), leaving its state
+        `state` ("" when it did not change). The model works the new state out from the lines if it
+        knew the one before; `restate` says it cannot (events were left out on the way)."""
+        for line in lines:
+            self._unseen(line)
+        if restate:
+            self.told = None
+        if state:
+            if self.told is not None and self.told == self.state:
+                self.told = state
+            self.state = state
 
-    def notice(self, what: str) -> None:
-        "Something else the user did in the page, to be told with the next turn."
-        self._unseen(what)
-
-    def _unseen(self, event: "Change | str") -> None:
-        self.unseen.append(event)
+    def _unseen(self, line: str) -> None:
+        self.unseen.append(line)
         if len(self.unseen) > UNSEEN_KEPT:
-            # A todo change left out makes the note state the whole list (see `_app_text`).
             self.unseen = [EARLIER, *self.unseen[-(UNSEEN_KEPT - 1):]]
+            self.told = None  # what was left out may have changed the state: the note states it whole
 
     def begin_turn(self, user_text: str | None, retry: bool = False) -> bool:
         """Append what the model has not seen yet (app events and the list after them, then the
@@ -148,7 +110,7 @@ class Conversation:
         if app:
             self.turns.append({"role": "user", "content": app})
             self.unseen.clear()
-            self.told = list(self.todos)
+            self.told = self.state
         elif user_text is None:
             return False
         if user_text is not None and not repeated:
@@ -171,41 +133,41 @@ class Conversation:
 
     def _app_text(self) -> str:
         "The app note that would report what the model has not seen yet; \"\" when there is nothing."
-        if not self.unseen and self.told == self.todos:
+        if not self.unseen and self.told == self.state:
             return ""
-        said = ["The user " + "; then ".join(map(describe, self.unseen)) + "."] if self.unseen else []
-        if reduce(apply, self.unseen, self.told) != self.todos:
-            said.append(render_todos(self.todos))
+        said = ["The user " + "; then ".join(self.unseen) + "."] if self.unseen else []
+        if self.state is not None and self.told != self.state:
+            said.append(self.state)
         return APP_PREFIX + "\n".join(said)
 
-    def messages(self, system_prompt: str) -> list[dict]:
-        return [{"role": "system", "content": system_prompt}, *self.turns[self.first:]]
+    def messages(self) -> list[dict]:
+        return [{"role": "system", "content": self.prompt.system}, *self.turns[self.first:]]
 
-    def upcoming(self, system_prompt: str) -> list[dict] | None:
+    def upcoming(self) -> list[dict] | None:
         """The start of the next request, with the app events not yet seen, without committing them:
         what warming the prompt cache evaluates ahead of time. None when nothing is pending."""
         app = self._app_text()
-        return [*self.messages(system_prompt), {"role": "user", "content": app}] if app else None
+        return [*self.messages(), {"role": "user", "content": app}] if app else None
 
     def estimate(self, messages: list[dict], tools: list[dict] | None = None) -> int:
         "Tokens the messages (and the tools offered with them) will take, as far as can be told before Ollama counts them."
         return int(_chars(messages) * self.tokens_per_char) + PER_MESSAGE_TOKENS * len(messages) + _tool_tokens(tools)
 
-    def fit(self, system_prompt: str, budget: int, tools: list[dict] | None = None) -> int:
+    def fit(self, budget: int, tools: list[dict] | None = None) -> int:
         """If the prompt would exceed `budget` tokens, set aside the oldest turns until it takes
         60% of it; returns how many.
 
         This is the one place the prompt's prefix changes, so the engine's prompt cache is lost
         and the whole window is evaluated again: the 60% hysteresis makes it happen now and then,
         not every turn. The newest user turn always stays, the window never starts with a reply,
-        and the whole list is stated again at the end, since its last statement may be gone."""
+        and the app's state is stated again at the end, since its last statement may be gone."""
         room = budget - _tool_tokens(tools)  # the tools are in every request: what is left is for messages
-        if self.estimate(self.messages(system_prompt)) <= room:
+        if self.estimate(self.messages()) <= room:
             return 0
-        restated = {"role": "user", "content": APP_PREFIX + "Earlier messages were set aside. " + render_todos(self.told)}
+        restated = {"role": "user", "content": APP_PREFIX + "Earlier messages were set aside. " + (self.told or "")}
         extra = self.estimate([restated]) if self.told else 0
         dropped = 0
-        while self.estimate(self.messages(system_prompt)) + extra > 0.6 * room and self.first < len(self.turns) - 1:
+        while self.estimate(self.messages()) + extra > 0.6 * room and self.first < len(self.turns) - 1:
             self.first += 1
             dropped += 1
             while self.first < len(self.turns) - 1 and self.turns[self.first]["role"] in ("assistant", "tool"):
@@ -253,11 +215,11 @@ class Conversation:
     def add_reply(self, text: str) -> None:
         self.turns.append({"role": "assistant", "content": text})
 
-    def add_tool_round(self, text: str, calls: list[dict], results: list[tuple[str, str]], todos: list) -> None:
+    def add_tool_round(self, text: str, calls: list[dict], results: list[tuple[str, str]], state: str) -> None:
         """The model called tools (after saying `text`) and the app answered: the assistant's
-        message with its calls, then one tool message per call. Each result states the list after
-        it, so the model knows the list as it now is."""
+        message with its calls, then one tool message per call. Each result states the app's state
+        after it, so the model knows the state as it now is (`state`, "" if no call changed it)."""
         self.turns.append({"role": "assistant", "content": text, "tool_calls": calls})
         self.turns.extend({"role": "tool", "tool_name": name, "content": content} for name, content in results)
-        self.todos = list(todos)
-        self.told = list(todos)
+        if state:
+            self.state = self.told = state

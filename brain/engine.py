@@ -1,15 +1,16 @@
 """The brain's sessions: each one's conversation and its queue of jobs, answered through Ollama.
 
 Every change to a session's conversation is a job on that session's queue, run one at a time in
-arrival order, so todo changes, resets and turns never overtake each other, even while the
+arrival order, so app events, resets and turns never overtake each other, even while the
 conversation is still being read from disk:
 
-- `TodoChange`: the user changed a todo. A comment follows once the clicking pauses (a burst makes
-  one), and the change is evaluated in Ollama at once (`Warm`), so the next turn finds it cached.
+- `Event`: the user did something in the app. When the app asks for a comment, one follows once the
+  clicking pauses (a burst makes one), and the event is evaluated in Ollama at once (`Warm`), so
+  the next turn finds it cached.
 - `Turn`: a reply to make (to a message, a retry, a regenerate, or a comment), streamed to the bus.
 - `DropLastReply` comes before a regenerate; `StartAfresh` is New chat.
 
-Each job from the bus carries its cause (the message's request id) and the session's assignment
+Each job from the bus carries its cause (the message's id) and the session's assignment
 (`epoch`). A job runs on the cached conversation only while that copy belongs to the job's epoch;
 otherwise the conversation is read again from disk, claiming the new epoch (a session that moved
 to another worker and back arrives with everything the other one did). A job whose cause is
@@ -35,15 +36,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from brain import tools
-from brain.conversation import REPLY_MARKERS, Conversation, inline_todos
+from brain.conversation import REPLY_MARKERS, Conversation
 from brain.memory import Fenced, Memory
 from brain.ollama_client import Delta, Hangup, OllamaClient, OllamaError, OllamaUnavailable, ToolCall, ToolsUnsupported
 from brain.text_calls import CallFilter
-from brain.ollama_watch import OllamaWatch, Reach
+from brain.ollama_watch import OllamaWatch
 from shared.config import Settings
-from brain.interactions import heard
-from shared.messages import (CallTool, Chat, Interaction, Chunk, Done, Failed, Note, Regenerate, Reset, Resume, Revoke, Stats, Stop,
-                             TodoEvent, ToBrain, ToolResult, Waiting)
+from shared.messages import (AppEvent, CallTool, Chat, Chunk, Done, Failed, FailCode, Note, Prompt, Reach, Regenerate, Reset,
+                             Resume, Revoke, Stats, Stop, ToBrain, ToolResult, Waiting)
 
 log = logging.getLogger("brain")
 MAX_SESSIONS = 1000
@@ -52,7 +52,7 @@ CALL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # a bus id; Ollama's "call_…" 
 
 @dataclass(kw_only=True)
 class FromBus:
-    """What every job knows of the message that caused it: its request id ("" for the brain's own
+    """What every job knows of the message that caused it: its id ("" for the brain's own
     jobs) and the session's epoch (None until it runs: the brain's own jobs take the held one)."""
     cause: str = ""
     epoch: int | None = None
@@ -62,8 +62,9 @@ class FromBus:
 class Turn(FromBus):
     "One reply to produce; `text` is None for a comment on app events."
     session: str
-    request: str
+    reply: str
     text: str | None
+    prompt: Prompt | None = None  # the app's, as the message gave it (None: the conversation's)
     retry: bool = False
     regenerate: bool = False
     model: str = ""  # chosen for the session; "" keeps the conversation's (or the default)
@@ -103,14 +104,10 @@ class Warm(FromBus):
 
 
 @dataclass
-class TodoChange(FromBus):
-    event: TodoEvent
-
-
-@dataclass
-class Noticed(FromBus):
-    "Another interaction, in words, for the model's context (see brain/interactions.py)."
-    what: str
+class Event(FromBus):
+    "What the user did in the app, for the model's context (see `AppEvent`); `restate`: events were left out before it."
+    event: AppEvent
+    restate: bool = False
 
 
 @dataclass
@@ -126,10 +123,10 @@ class DropLastReply(FromBus):
 
 @dataclass
 class StartAfresh(FromBus):
-    "A new conversation; the todo list and the model choice stay."
+    "A new conversation; the app's state and the model choice stay."
 
 
-Job = Turn | Warm | TodoChange | Noticed | LateResult | DropLastReply | StartAfresh
+Job = Turn | Warm | Event | LateResult | DropLastReply | StartAfresh
 
 
 class Interrupted(Exception):
@@ -144,6 +141,7 @@ class SessionQueue:
     busy: bool = False
     running: Turn | Warm | None = None  # the turn being answered (or the cache being warmed), from the moment it leaves the queue
     comment: asyncio.TimerHandle | None = None
+    missed: bool = False  # an app event was left out (the queue was full): the next one states the app's state whole
 
 
 NOT_RESUMED = "The brain stopped mid-reply and the next one could not carry it on; what arrived is shown. Retry asks again"
@@ -190,8 +188,8 @@ class Engine:
 
     @property
     def making(self) -> list[str]:
-        "The replies queued or under way, by request."
-        return [job.request for q in self.queues.values() for job in [q.running, *q.jobs] if isinstance(job, Turn)]
+        "The replies queued or under way."
+        return [job.reply for q in self.queues.values() for job in [q.running, *q.jobs] if isinstance(job, Turn)]
 
     @property
     def busy(self) -> int:
@@ -202,54 +200,55 @@ class Engine:
         "A message the web has granted this worker."
         if self.full(msg):
             return
-        bus = dict(cause=msg.request, epoch=msg.epoch)
+        bus = dict(cause=msg.id, epoch=msg.epoch)
         match msg:
-            case TodoEvent():
-                self.enqueue(msg.session, TodoChange(msg, **bus))
+            case AppEvent():
+                q = self.queue(msg.session)
+                restate, q.missed = q.missed, False
+                self.enqueue(msg.session, Event(msg, restate, **bus))
             case Stop():
                 self.stop(msg.session, msg.reply)
             case Reset():
                 self.reset(msg.session, bus)
             case Regenerate():
-                self.enqueue(msg.session, DropLastReply(cause=f"{msg.request}.drop", epoch=msg.epoch))
-                self.enqueue(msg.session, Turn(msg.session, msg.reply, None, regenerate=True, model=msg.model, **bus))
+                self.enqueue(msg.session, DropLastReply(cause=f"{msg.id}.drop", epoch=msg.epoch))
+                self.enqueue(msg.session, Turn(msg.session, msg.reply, None, msg.prompt, regenerate=True, model=msg.model,
+                                               **bus))
             case Chat():
-                self.enqueue(msg.session, Turn(msg.session, msg.request, msg.text, msg.retry, model=msg.model, **bus))
+                self.enqueue(msg.session, Turn(msg.session, msg.reply, msg.text, msg.prompt, msg.retry, model=msg.model,
+                                               **bus))
             case Resume():
-                self.enqueue(msg.session, Turn(msg.session, msg.reply, None, model=msg.model, resume=msg.text,
+                self.enqueue(msg.session, Turn(msg.session, msg.reply, None, msg.prompt, model=msg.model, resume=msg.text,
                                                resumed_thinking=msg.thinking, question=msg.question, sent=msg.seq, **bus))
             case ToolResult():
                 self.tool_result(msg, bus)
-            case Interaction():
-                what = heard(msg)
-                if what:
-                    self.enqueue(msg.session, Noticed(what, **bus))
 
     def full(self, msg: ToBrain) -> bool:
         """A session queues at most SESSION_MAX_PENDING replies and as many other jobs, however fast
         its messages come: past that, a reply asked for fails at once (its bubble says why) and
-        anything else is left out (the next todo event carries the whole list), so a flood of clicks
+        anything else is left out (the next app event then states the app's state whole), so a flood of clicks
         never holds up a question. Stop and New chat always get through."""
         q = self.queues.get(msg.session)
         answered = isinstance(msg, ToolResult) and msg.call in self.tool_results  # a reply waits on it: not queued
         if q is None or isinstance(msg, (Stop, Reset)) or answered:
             return False
-        alike = [j for j in q.jobs if isinstance(j, Turn) == bool(msg.turn)]
+        alike = [j for j in q.jobs if isinstance(j, Turn) == bool(msg.makes)]
         if len(alike) < self.settings.session_max_pending:
             return False
         log.warning("session %s has %d such jobs queued; a %s was left out", msg.session[:8], len(alike), msg.kind)
-        if msg.turn:
-            self.fail(Turn(msg.session, msg.turn, None, epoch=msg.epoch), "busy",
+        if msg.makes:
+            self.fail(Turn(msg.session, msg.makes, None, epoch=msg.epoch), FailCode.BUSY,
                       "The brain has too much queued for this conversation (SESSION_MAX_PENDING); Retry in a moment.")
+        q.missed = q.missed or isinstance(msg, AppEvent)
         return True
 
     def revoke(self, msg: Revoke) -> None:
-        """The web says `msg.request` is not ours; and if the session is held at another epoch
+        """The web says `msg.message` is not ours; and if the session is held at another epoch
         than our copy's, the session is not ours either."""
         q = self.queues.get(msg.session)
-        if q is not None:
-            q.jobs = deque(j for j in q.jobs if j.cause != msg.request)
-            if q.running and q.running.cause == msg.request:
+        if q is not None and msg.message:
+            q.jobs = deque(j for j in q.jobs if j.cause != msg.message)
+            if q.running and q.running.cause == msg.message:
                 q.running.cancel()
         held = self.conversations.get(msg.session)
         if held is not None and held.epoch != msg.epoch:
@@ -335,7 +334,7 @@ class Engine:
             if job.cause and not conversation.take(job.cause):
                 log.info("session %s: %s was acted on already; not again", session[:8], job.cause)
                 if isinstance(job, Turn):  # its bubble must not wait for ever
-                    self.fail(job, "duplicate", "The brain had already taken this message before a restart; "
+                    self.fail(job, FailCode.DUPLICATE, "The brain had already taken this message before a restart; "
                                                 "if its answer is missing, Retry.")
                 return
             match job:
@@ -343,31 +342,31 @@ class Engine:
                     await self.reply(job, conversation)
                 case Warm():
                     await self.prefill(job, conversation)
-                case TodoChange(event=event):
-                    conversation.record(event)
-                    self.schedule_comment(session)
-                    self.warm(session)
-                    self.save(session)
-                case Noticed(what=what):
-                    conversation.notice(what)
+                case Event(event=event):
+                    conversation.prompt = event.prompt
+                    conversation.record(event.lines, event.state, job.restate)
+                    if event.comment:
+                        self.schedule_comment(session)
+                        self.warm(session)
                     self.save(session)
                 case LateResult(result=result):
-                    conversation.notice(f"saw your action from a reply that was cut off: {result.text.rstrip('.')}")
-                    conversation.todos = list(result.todos)
+                    conversation.record([f"saw your action from a reply that was cut off: {result.text.rstrip('.')}"],
+                                        result.state)
                     self.save(session)
                 case DropLastReply():
                     conversation.drop_last_reply()
                     self.save(session)
                 case StartAfresh():
-                    self.conversations[session] = Conversation(todos=conversation.todos, model=conversation.model,
-                                                               epoch=conversation.epoch, handled=conversation.handled)
+                    self.conversations[session] = Conversation(state=conversation.state, model=conversation.model,
+                                                               prompt=conversation.prompt, epoch=conversation.epoch,
+                                                               handled=conversation.handled)
                     self.save(session, afresh=True)
         except Fenced as e:
             self.fence(session, e.stored)
         except Exception as e:
             log.exception("a job of session %s failed", session[:8])
             if isinstance(job, Turn):  # its bubble must not wait for ever
-                self.fail(job, "internal", f"The brain could not make this reply ({type(e).__name__}; its log says "
+                self.fail(job, FailCode.INTERNAL, f"The brain could not make this reply ({type(e).__name__}; its log says "
                                            "more), e.g. its conversation store could not be reached. Retry.")
         finally:
             q.busy, q.running = False, None
@@ -391,8 +390,7 @@ class Engine:
         c = self.conversations.get(session)
         if c is None:
             return  # fenced: no copy of ours is written any more
-        snapshot = replace(c, turns=list(c.turns), todos=list(c.todos), unseen=list(c.unseen), told=list(c.told),
-                           handled=list(c.handled))
+        snapshot = replace(c, turns=list(c.turns), unseen=list(c.unseen), handled=list(c.handled))
 
         def saved(future) -> None:
             if isinstance(future.exception(), Fenced):
@@ -403,7 +401,7 @@ class Engine:
         self.disk.submit(self.memory.save, session, snapshot, afresh).add_done_callback(saved)
 
     def warm(self, session: str) -> None:
-        """Have Ollama evaluate the new app events right away. A todo click changes only the end of
+        """Have Ollama evaluate the new app events right away. A click changes only the end of
         the prompt, but those tokens would still be evaluated when the user's next message or the
         comment comes; evaluating them now, while the user types, takes that time off the reply.
         One warm-up at a time per session: a queued one picks up every event made meanwhile."""
@@ -413,7 +411,7 @@ class Engine:
             self.pump(session)
 
     async def prefill(self, job: Warm, conversation: Conversation) -> None:
-        messages = conversation.upcoming(self.settings.system_prompt)
+        messages = conversation.upcoming()
         if messages is None or self.watch.reach is not Reach.UP:
             return
         model = conversation.model or self.settings.model
@@ -431,7 +429,7 @@ class Engine:
             log.debug("warming the prompt cache of session %s: %s", job.session[:8], e)
 
     def schedule_comment(self, session: str) -> None:
-        "Coalesce a burst of todo events into one comment, made once the clicking pauses."
+        "Coalesce a burst of app events into one comment, made once the clicking pauses."
         q = self.queue(session)
         if q.comment:
             q.comment.cancel()
@@ -442,7 +440,7 @@ class Engine:
         self.enqueue(session, Turn(session, "c" + uuid.uuid4().hex, None))
 
     def reset(self, session: str, bus: dict) -> None:
-        "A new conversation: what is running or waiting is dropped; the todo list stays."
+        "A new conversation: what is running or waiting is dropped; the app's state stays."
         q = self.queue(session)
         if q.running:
             q.running.cancel()
@@ -452,31 +450,33 @@ class Engine:
             q.comment = None
         self.enqueue(session, StartAfresh(**bus))
 
-    def stop(self, session: str, request: str) -> None:
+    def stop(self, session: str, reply: str) -> None:
         q = self.queue(session)
-        if isinstance(q.running, Turn) and q.running.request == request:
+        if isinstance(q.running, Turn) and q.running.reply == reply:
             q.running.cancel()
             return
-        waiting = next((j for j in q.jobs if isinstance(j, Turn) and j.request == request), None)
+        waiting = next((j for j in q.jobs if isinstance(j, Turn) and j.reply == reply), None)
         if waiting:
             q.jobs.remove(waiting)
-            self.fail(waiting, "stopped", "Stopped before it began.")
+            self.fail(waiting, FailCode.STOPPED, "Stopped before it began.")
 
-    def fail(self, turn: Turn, code: str, error: str, text: str = "") -> None:
+    def fail(self, turn: Turn, code: FailCode, error: str, text: str = "") -> None:
         "End a turn that will not be answered; one not run yet speaks for the epoch our copy holds."
         held = self.conversations.get(turn.session)
         epoch = turn.epoch if turn.epoch is not None else held.epoch if held else 0
-        self.send(Failed(worker=self.worker, session=turn.session, request=turn.request, epoch=epoch, seq=turn.sent,
+        self.send(Failed(worker=self.worker, session=turn.session, reply=turn.reply, epoch=epoch, seq=turn.sent,
                          code=code, error=error, text=text))
 
     async def reply(self, turn: Turn, conversation: Conversation) -> None:
-        ids = dict(worker=self.worker, session=turn.session, request=turn.request, epoch=turn.epoch)
+        ids = dict(worker=self.worker, session=turn.session, reply=turn.reply, epoch=turn.epoch)
         said, prefill = "", ""  # what every round of this reply has said; the text a resumed round continues
+        if turn.prompt is not None:
+            conversation.prompt = turn.prompt
         try:
             if turn.resume is not None:
                 point = conversation.resume_point(turn.question, turn.resume)
                 if point is None:
-                    return self.fail(turn, "not_resumed", NOT_RESUMED + " (its conversation does not lead to what "
+                    return self.fail(turn, FailCode.NOT_RESUMED, NOT_RESUMED + " (its conversation does not lead to what "
                                                                        "was shown)", text=turn.resume)
                 whole, text = point
                 if whole:  # saved whole: only its end was lost with the brain
@@ -489,14 +489,14 @@ class Engine:
             rounds, acted = self.settings.tool_rounds, 0  # rounds allowed; rounds that changed something
             for round_ in range(rounds + tools.RETRIES + 1):
                 # A final assistant message is continued, not answered (Ollama's prefill).
-                messages = [*conversation.messages(self.settings.system_prompt),
+                messages = [*conversation.messages(),
                             *([{"role": "assistant", "content": prefill}] if prefill else [])]
                 text, thinking, stats, calls = await self.ask(turn, conversation, messages, ids)
                 if self.closing:
                     return
                 self.flush(turn)
                 if prefill and _starts_over(prefill, text):
-                    return self.send(Failed(**ids, seq=turn.sent, code="not_resumed", text=said,
+                    return self.send(Failed(**ids, seq=turn.sent, code=FailCode.NOT_RESUMED, text=said,
                                             error=NOT_RESUMED + " (the model began it again instead of going on)"))
                 said += text
                 text, prefill = prefill + text, ""
@@ -505,7 +505,7 @@ class Engine:
                 conversation.learn(messages, stats.prompt_eval_count, self.tools_for(conversation))
                 if calls and not turn.asked_by_user:
                     log.info("reply %s: a comment on app events called %s; the user asked for nothing, so none is made",
-                             turn.request, ", ".join(c.name for c in calls))
+                             turn.reply, ", ".join(c.name for c in calls))
                     break
                 if not calls or turn.cancelled or any(_asked(c) in made for c in calls):
                     # A small model told of its action asks for it again, often with other calls it was
@@ -515,7 +515,7 @@ class Engine:
                 names = ", ".join(c.name for c in calls)
                 if acted == rounds:
                     # Small models follow a result with calls nobody asked for (after "clear the done
-                    # ones", Qwen2.5-Coder 0.5B deleted every other todo): past the limit none is made.
+                    # ones", Qwen2.5-Coder 0.5B deleted every other item): past the limit none is made.
                     self.send(Note(**ids, text=f"The model asked for more changes ({names}) after {rounds} "
                                                f"round{'s' if rounds > 1 else ''} of them in one reply; they were not "
                                                "made (MODEL_TOOL_ROUNDS)."))
@@ -530,18 +530,18 @@ class Engine:
                 conversation.add_reply(text)  # a stopped reply stays in context as far as it got
             self.save(turn.session)
             if turn.cancelled:
-                self.send(Failed(**ids, seq=turn.sent, code="stopped", error="Stopped.", text=said))
+                self.send(Failed(**ids, seq=turn.sent, code=FailCode.STOPPED, error="Stopped.", text=said))
             else:
                 self.send(Done(**ids, seq=turn.sent, text=said, thinking=turn.resumed_thinking + thinking, stats=stats))
         except Interrupted as e:
             if self.closing:
                 return
             self.flush(turn)
-            log.warning("reply %s failed: %s", turn.request, e)
+            log.warning("reply %s failed: %s", turn.reply, e)
             self.send(Failed(**ids, seq=turn.sent, code=e.error.code, error=str(e.error), text=said + e.partial))
         except Exception:
-            log.exception("reply %s crashed", turn.request)
-            self.send(Failed(**ids, seq=turn.sent, code="internal", error="The brain hit an internal error; see its log."))
+            log.exception("reply %s crashed", turn.reply)
+            self.send(Failed(**ids, seq=turn.sent, code=FailCode.INTERNAL, error="The brain hit an internal error; see its log."))
 
     def begin(self, turn: Turn, conversation: Conversation, ids: dict) -> bool:
         "Put a new turn into the conversation and fit it to the context window; False when there is nothing to answer."
@@ -551,12 +551,11 @@ class Engine:
             return False  # a comment whose events an earlier turn already carried
         conversation.model = turn.model or conversation.model
         turn.model = conversation.model or self.settings.model
-        set_aside = conversation.fit(self.settings.system_prompt, self.settings.num_ctx - self.settings.num_ctx // 4,
-                                     self.tools_for(conversation))
+        set_aside = conversation.fit(self.settings.num_ctx - self.settings.num_ctx // 4, self.tools_for(conversation))
         if set_aside:
             self.send(Note(**ids, text=f"To fit the model's context window ({self.settings.num_ctx} tokens, "
                                        f"OLLAMA_NUM_CTX), I set aside the {set_aside} oldest messages of this "
-                                       "conversation. My instructions and your todo list always stay."))
+                                       "conversation. My instructions and what I know of the app always stay."))
         self.save(turn.session)
         return True
 
@@ -565,7 +564,7 @@ class Engine:
         """Have the web apply the model's calls, in order, and put the calls and their results into
         the conversation together, so a brain that dies in between leaves neither behind. A call
         this reply already made (`made`) is not made again."""
-        results, todos, asked = [], conversation.todos, []
+        results, state, asked = [], "", []
         recital = tools.recited([c.name for c in calls], self.tools_for(conversation) or [])
         for i, call in enumerate(calls):
             call_id = call.id if CALL_ID.match(call.id or "") else f"call_{uuid.uuid4().hex[:12]}"
@@ -586,20 +585,20 @@ class Engine:
                 continue
             if result.ok:
                 made[_asked(call)] = result.text
-            todos = result.todos
-            results.append((call.name, f"{result.text} {inline_todos(result.todos)}"))
-        conversation.add_tool_round(text, asked, results, todos)
+            state = result.state or state
+            results.append((call.name, result.text))
+        conversation.add_tool_round(text, asked, results, state)
         self.save(turn.session)
 
     async def call_tool(self, turn: Turn, call_id: str, call: ToolCall) -> ToolResult | None:
         answered = self.loop.create_future()
         self.tool_results[call_id] = (turn.session, answered)
-        self.send(CallTool(worker=self.worker, session=turn.session, request=turn.request, epoch=turn.epoch, call=call_id,
+        self.send(CallTool(worker=self.worker, session=turn.session, reply=turn.reply, epoch=turn.epoch, call=call_id,
                            name=call.name, arguments=call.arguments))
         try:
             return await asyncio.wait_for(answered, tools.TIMEOUT_S)
         except asyncio.TimeoutError:
-            log.warning("tool call %s of reply %s: the web did not answer", call_id, turn.request)
+            log.warning("tool call %s of reply %s: the web did not answer", call_id, turn.reply)
             return None
         finally:
             self.tool_results.pop(call_id, None)
@@ -634,8 +633,8 @@ class Engine:
             except Interrupted as e:
                 if isinstance(e.error, ToolsUnsupported) and offered:
                     conversation.tools_off = True
-                    self.send(Note(**ids, text=f"{turn.model} cannot act on your list (it does not support "
-                                               "tools); it can still talk about it."))
+                    self.send(Note(**ids, text=f"{turn.model} cannot act on the app (it does not support tools); "
+                                               "it can still talk about it."))
                     continue
                 if not isinstance(e.error, OllamaUnavailable) or turn.sent:
                     raise
@@ -643,7 +642,7 @@ class Engine:
 
     def tools_for(self, conversation: Conversation) -> list[dict] | None:
         "The same tools in every request of a session (they are part of the cached prompt), or none."
-        return None if conversation.tools_off or not self.settings.tools else tools.TOOLS
+        return None if conversation.tools_off or not self.settings.tools else conversation.prompt.tools or None
 
     async def until_up_or_stopped(self, turn: Turn) -> None:
         waits = [asyncio.ensure_future(self.watch.up.wait()), asyncio.ensure_future(turn.woken.wait())]
@@ -702,7 +701,7 @@ class Engine:
         while turn.unsent:
             deltas.append(turn.unsent.popleft())
         if deltas:
-            self.send(Chunk(worker=self.worker, session=turn.session, request=turn.request, epoch=turn.epoch, seq=turn.sent,
+            self.send(Chunk(worker=self.worker, session=turn.session, reply=turn.reply, epoch=turn.epoch, seq=turn.sent,
                             text="".join(d.content for d in deltas),
                             thinking="".join(d.thinking for d in deltas)))
             turn.sent += 1

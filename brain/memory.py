@@ -18,24 +18,26 @@ from pathlib import Path
 
 import msgspec
 
-from brain.conversation import Change, Conversation
-from shared.messages import Todo
+from brain.conversation import Conversation
+from shared.messages import Prompt
 
 BUSY_TIMEOUT_S = 10.0  # two brains on one machine write the same file: wait for the other's commit
 
-# The states table: what is not a turn (the todo list, app events the model has not seen yet, the
-# list as it was last told, where the context window starts, ...), the assignment that holds the
-# session and the requests acted on. JSON in text columns.
+# The states table: what is not a turn (the app's state, its events the model has not seen yet, the
+# state as it was last told, where the context window starts, the app's prompt, ...), the assignment
+# that holds the session and the messages acted on. JSON in text columns. (Columns of older
+# brains that held one app's own state are left unread: the next app note states the state whole.)
 STATE_COLUMNS = {
-    "todos": "text not null default '[]'",
+    "app_state": "text not null default 'null'",
     "unseen": "text not null default '[]'",
-    "told": "text not null default '[]'",
+    "app_told": "text not null default 'null'",
     "first": "integer not null default 0",
     "tokens_per_char": "double precision not null default 0",
     "model": "text not null default ''",
     "tools_off": "integer not null default 0",
     "epoch": "bigint not null default 0",
     "handled": "text not null default '[]'",
+    "prompt": "text not null default ''",
 }
 
 
@@ -170,18 +172,19 @@ class Memory:
                 db.execute("update states set epoch = ? where session = ?", [epoch, session])
             turns = db.execute("select role, content, extra from turns where session = ? order by id", [session])
             states = db.execute(f"select {', '.join(STATE_COLUMNS)} from states where session = ?", [session])
-        conversation = Conversation(turns=[{"role": role, "content": content} | (_decode(extra, dict) if extra else {})
+        conversation = Conversation(turns=[{"role": role, "content": content} | _decode(extra, dict, {})
                                            for role, content, extra in turns])
         if states:
             state = dict(zip(STATE_COLUMNS, states[0]))
-            conversation.todos = _decode(state["todos"], list[Todo])
-            conversation.unseen = _decode(state["unseen"], list[Change | str])
-            conversation.told = _decode(state["told"], list[Todo])
+            conversation.state = _decode(state["app_state"], str | None, None)
+            conversation.unseen = _decode(state["unseen"], list[str], [])
+            conversation.told = _decode(state["app_told"], str | None, None)
+            conversation.prompt = _decode(state["prompt"], Prompt, conversation.prompt)
             conversation.first = state["first"] or 0
             conversation.tokens_per_char = state["tokens_per_char"] or conversation.tokens_per_char
             conversation.model = state["model"] or ""
             conversation.tools_off = bool(state["tools_off"])
-            conversation.handled = _decode(state["handled"], list[str])
+            conversation.handled = _decode(state["handled"], list[str], [])
         conversation.epoch = stored if epoch is None else epoch
         self.saved[session] = [_fingerprint(t) for t in conversation.turns]
         return conversation
@@ -210,8 +213,8 @@ class Memory:
                            "order by id desc limit ?)", [session, len(before) - same])
             db.executemany("insert into turns (session, role, content, extra) values (?, ?, ?, ?)",
                            [(session, t["role"], _text(t["content"]), _extra(t)) for t in c.turns[same:]])
-            values = [_json(c.todos), _json(c.unseen), _json(c.told), c.first, c.tokens_per_char, c.model,
-                      int(c.tools_off), c.epoch, _json(c.handled)]
+            values = [_json(c.state), _json(c.unseen), _json(c.told), c.first, c.tokens_per_char, c.model,
+                      int(c.tools_off), c.epoch, _json(c.handled), _json(c.prompt)]
             db.execute(f"insert into states (session, {', '.join(STATE_COLUMNS)}) values (?{', ?' * len(STATE_COLUMNS)}) "
                        f"on conflict (session) do update set {', '.join(f'{n} = excluded.{n}' for n in STATE_COLUMNS)}",
                        [session, *values])
@@ -236,10 +239,10 @@ def _json(value) -> str:
     return msgspec.json.encode(value).decode()
 
 
-def _decode(raw: str | None, kind):
-    """A saved field, or empty when it is missing or of an older shape: the model is then told the
-    whole list again, so nothing it needs is lost."""
+def _decode(raw: str | None, kind, empty):
+    """A saved field, or `empty` when it is missing or of an older shape: the model is then told the
+    app's state whole again, so nothing it needs is lost."""
     try:
-        return msgspec.json.decode(raw or "[]", type=kind)
+        return msgspec.json.decode(raw, type=kind) if raw else empty
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return {} if kind is dict else []
+        return empty

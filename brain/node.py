@@ -46,7 +46,7 @@ class Node:
         self.settings, self.client, self.memory = settings, client, memory
         self.id = uuid.uuid4().hex[:12]
         self.started = time.time()
-        self.claims: OrderedDict[str, Claim] = OrderedDict()  # by request, in arrival order: not yet handed on
+        self.claims: OrderedDict[str, Claim] = OrderedDict()  # by message id, in arrival order: not yet handed on
         self.taken: OrderedDict[str, None] = OrderedDict()  # handed on; a later copy is only acked
         self.checks = ThreadPoolExecutor(1, thread_name_prefix="ollama-check")  # never queued behind replies
 
@@ -85,8 +85,8 @@ class Node:
         w = self.watch
         return dict(worker=self.id, started=self.started, pid=os.getpid(), model=self.settings.model,
                     parallel=self.settings.parallel, busy=self.engine.busy, ollama=w.reach.value,
-                    making=[c.msg.turn for c in self.claims.values() if c.msg.turn] + self.engine.making,
-                    pulling=[c.msg.request for c in self.claims.values() if isinstance(c.msg, Pull)] + self.pulls.pulling,
+                    making=[c.msg.makes for c in self.claims.values() if c.msg.makes] + self.engine.making,
+                    pulling=[c.msg.id for c in self.claims.values() if isinstance(c.msg, Pull)] + self.pulls.pulling,
                     ollama_url=self.settings.ollama_url, version=w.version, loading=w.loading, models=w.models)
 
     def announce(self) -> None:
@@ -101,7 +101,7 @@ class Node:
             self.claim_again()
 
     def claim(self, msg: ToBrain) -> None:
-        self.send(Ack(worker=self.id, session=msg.session, request=msg.request, epoch=msg.epoch))
+        self.send(Ack(worker=self.id, session=msg.session, message=msg.id, reply=msg.makes, epoch=msg.epoch))
 
     def claim_again(self, now: float | None = None) -> None:
         "Claims the web has not answered within ACK_TIMEOUT_BEATS heartbeats: the ack or the answer was lost."
@@ -127,21 +127,21 @@ class Node:
 
     def handle(self, msg: Message) -> None:
         match msg:
-            case ToBrain() if msg.request in self.taken:
+            case ToBrain() if msg.id in self.taken:
                 self.claim(msg)  # so the web stops sending it; its grant finds no claim here
             case ToBrain():
-                known = self.claims.get(msg.request)
+                known = self.claims.get(msg.id)
                 if known is None or known.msg.epoch != msg.epoch:
-                    self.claims[msg.request] = Claim(msg, time.monotonic())
+                    self.claims[msg.id] = Claim(msg, time.monotonic())
                 self.claim(msg)  # a copy already claimed is claimed again: its answer may have been lost
             case Grant():
-                c = self.claims.get(msg.request)
+                c = self.claims.get(msg.message)
                 if c is not None and c.msg.epoch == msg.epoch:
                     c.granted = True
                     self.hand_on(msg.session)
             case Revoke():
-                if self.claims.pop(msg.request, None) is not None:
-                    log.info("the web revoked the claim on %s of session %s", msg.request, msg.session[:8])
+                if self.claims.pop(msg.message, None) is not None:
+                    log.info("the web revoked the claim on %s of session %s", msg.message, msg.session[:8])
                 self.engine.revoke(msg)
                 self.hand_on(msg.session)
             case _:
@@ -149,13 +149,13 @@ class Node:
 
     def hand_on(self, session: str) -> None:
         "Give the engine the session's granted messages, in arrival order, up to the first still claimed."
-        for request, c in list(self.claims.items()):
+        for message, c in list(self.claims.items()):
             if c.msg.session != session:
                 continue
             if not c.granted:
                 return
-            del self.claims[request]
-            self.taken[request] = None
+            del self.claims[message]
+            self.taken[message] = None
             if len(self.taken) > REMEMBERED_REQUESTS:
                 self.taken.popitem(last=False)
             (self.pulls if isinstance(c.msg, (Pull, CancelPull)) else self.engine).handle(c.msg)

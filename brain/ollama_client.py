@@ -15,52 +15,52 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ReadTimeoutError
 
-from shared.messages import Stats
+from shared.messages import FailCode, Stats
 
 
 class OllamaError(Exception):
     "Base class; `code` is stable for programs, the message is for people."
-    code = "ollama_error"
+    code = FailCode.OLLAMA_ERROR
 
 
 class OllamaUnavailable(OllamaError):
-    code = "ollama_down"
+    code = FailCode.OLLAMA_DOWN
 
 
 class ModelNotFound(OllamaError):
-    code = "model_missing"
+    code = FailCode.MODEL_MISSING
 
 
 class OllamaTimeout(OllamaError):
-    code = "ollama_timeout"
+    code = FailCode.OLLAMA_TIMEOUT
 
 
 class OllamaFailed(OllamaError):
-    code = "ollama_failed"
+    code = FailCode.OLLAMA_FAILED
 
 
 class ToolsUnsupported(OllamaError):
     "The model cannot call tools (Ollama answers 400 '... does not support tools')."
-    code = "no_tools"
+    code = FailCode.NO_TOOLS
 
 
 class NoSuchModel(OllamaError):
     "A pull of a name the registry does not have (or that is not a model name)."
-    code = "no_such_model"
+    code = FailCode.NO_SUCH_MODEL
 
 
 class RegistryUnreachable(OllamaError):
     "Ollama runs, but cannot reach the model registry to pull from it."
-    code = "no_network"
+    code = FailCode.NO_NETWORK
 
 
 class DiskFull(OllamaError):
-    code = "disk_full"
+    code = FailCode.DISK_FULL
 
 
 class HungUp(OllamaError):
     "We ended the request ourselves (see `Hangup`)."
-    code = "stopped"
+    code = FailCode.STOPPED
 
 
 @dataclass(frozen=True)

@@ -13,19 +13,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from enum import StrEnum
 
 from brain.ollama_client import OllamaClient, OllamaError
-from shared.messages import full_name
+from shared.messages import Reach, full_name
 
 log = logging.getLogger("brain.ollama")
 MODELS_REFRESH_S = 30.0
-
-
-class Reach(StrEnum):
-    CHECKING = "checking"  # not checked yet
-    DOWN = "down"
-    UP = "up"
 
 
 class OllamaWatch:

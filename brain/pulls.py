@@ -6,7 +6,7 @@ failed (with the client's one-line reason). Once a model is pulled, the OllamaWa
 again before the end is reported, so every tab's picker already shows it.
 
 One pull per model: a Pull of a model this worker is pulling already joins that pull, and each
-request that asked is told of its progress. A cancel ends the pull for all of them.
+pull message that asked is told of its progress. A cancel ends the pull for all of them.
 """
 import asyncio
 import logging
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from brain.ollama_client import Hangup, OllamaClient, OllamaError
 from brain.ollama_watch import OllamaWatch
-from shared.messages import CancelPull, Message, Pull, PullProgress, ToBrain, full_name
+from shared.messages import CancelPull, Message, Pull, PullOutcome, PullProgress, ToBrain, full_name
 
 log = logging.getLogger("brain.pulls")
 PROGRESS_EVERY_S = 0.25  # the most often a pull's progress is sent within one step: enough for a smooth bar
@@ -36,13 +36,13 @@ class Seen:
 @dataclass
 class Running:
     model: str
-    asked: list[Pull]  # every request that follows this pull
+    asked: list[Pull]  # every Pull that follows this pull
     hangup: Hangup = field(default_factory=Hangup)
     seen: Seen = Seen()  # the latest, replaced whole by the pull's thread
 
     def progress(self, worker: str, seen: Seen | None = None, **end) -> list[PullProgress]:
         s = seen or self.seen
-        return [PullProgress(worker=worker, session=m.session, request=m.request, epoch=m.epoch, model=self.model,
+        return [PullProgress(worker=worker, session=m.session, pull=m.id, epoch=m.epoch, model=self.model,
                              status=s.status, digest=s.digest, completed=s.completed, total=s.total, **end)
                 for m in self.asked]
 
@@ -57,8 +57,8 @@ class Pulls:
 
     @property
     def pulling(self) -> list[str]:
-        "The requests whose pull runs here, for the heartbeat."
-        return [m.request for r in self.running.values() for m in r.asked]
+        "The Pull messages whose pull runs here, for the heartbeat."
+        return [m.id for r in self.running.values() for m in r.asked]
 
     def handle(self, msg: ToBrain) -> None:
         "A Pull or CancelPull the web has granted this worker."
@@ -82,7 +82,7 @@ class Pulls:
 
     def cancel(self, pull: str) -> None:
         for running in self.running.values():
-            if any(m.request == pull for m in running.asked):
+            if any(m.id == pull for m in running.asked):
                 running.hangup.fire()
 
     def shutdown(self) -> None:
@@ -95,12 +95,12 @@ class Pulls:
         try:
             await self.loop.run_in_executor(self.executor, self._pull, running)
             await self.watch.refresh()
-            end = dict(outcome="pulled")
+            end = dict(outcome=PullOutcome.PULLED)
         except OllamaError as e:
-            end = dict(outcome="cancelled") if running.hangup.fired else dict(outcome="failed", error=str(e))
+            end = dict(outcome=PullOutcome.CANCELLED) if running.hangup.fired else dict(outcome=PullOutcome.FAILED, error=str(e))
         except Exception:
             log.exception("pulling %s failed", running.model)
-            end = dict(outcome="failed", error=f"The pull of '{running.model}' failed in the brain (see its log).")
+            end = dict(outcome=PullOutcome.FAILED, error=f"The pull of '{running.model}' failed in the brain (see its log).")
         finally:
             del self.running[full_name(running.model)]
         log.info("pull of %s: %s %s", running.model, end["outcome"], end.get("error", ""))

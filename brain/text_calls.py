@@ -11,7 +11,7 @@ the call out once it is whole. Anything that turns out not to be a call is shown
 A call is an object with a `name` and its `arguments` (or `parameters`, or flat beside the name),
 optionally wrapped as `{"function": {...}}`. It names one of the offered tools, or has the exact
 shape of a call (a short name and `arguments`): such a call to a tool that does not exist (small
-models invent `get_todo_list`, or put a todo's title as the name) is still a call, answered with an
+models invent `get_list`, or put an item's title as the name) is still a call, answered with an
 error that names the tools, never shown as JSON.
 
 The filter also drops a marker the reply starts with (e.g. the app's own "[app]"), which small
@@ -29,7 +29,7 @@ FENCE = "```"
 FENCE_LANGS = {"", "json", "tool_call", "tool_code", "tool", "function"}
 TAGS = {"<tool_call>": "</tool_call>", "<tool_calls>": "</tool_calls>", "<function_call>": "</function_call>",
         "<functioncall>": "</functioncall>"}
-CALL_NAME = re.compile(r"^[^\n\"]{1,200}$")  # a call's shape with a name that is no tool's (e.g. a todo's title)
+CALL_NAME = re.compile(r"^[^\n\"]{1,200}$")  # a call's shape with a name that is no tool's (e.g. an item's title)
 NAMED = re.compile(r'"(?:name|function)"\s*:\s*"([^"\\]{0,200})"')
 FIRST_KEY = re.compile(r'^\s*"([^"\\]*)("?)')
 CALL_KEYS = {"name", "function", "type", "id", "tool", "arguments", "parameters", "tool_calls"}

@@ -5,19 +5,14 @@ Every variable is documented in `.env.example`; keep the two in step.
 import logging
 import os
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
-DEFAULT_PERSONA = (
-    "You are the assistant inside a todo app, and you have attitude: witty, a little sarcastic, never mean, "
-    "always useful. Keep replies short: one or two sentences.\n\n"
-    "You can change the user's todo list with your tools. Call a tool only when the user asks you to change the "
-    "list, and only the one they asked for (add, tick off, untick, rename, delete, clear the done ones). For anything "
-    "else (a greeting, thanks, a question about the list) answer in words and call no tool.\n\n"
-    "Messages that start with 'App note:' are not typed by the user: the app tells you what the user just did and "
-    "the todo list after it. Comment on those briefly, in character. Never write an app note yourself. The newest "
-    "app note holds the todo list as it is now; until one arrives, the list is empty."
-)
+class Routing(StrEnum):
+    "How the web picks a brain worker for a session (BUS_ROUTING)."
+    LOAD = "load"  # load-aware, with affinity
+    HASH = "hash"  # affinity and rendezvous hashing only
 
 
 def ollama_url(host: str) -> str:
@@ -72,14 +67,14 @@ class Settings:
     num_ctx: int
     parallel: int
     brain_database_url: str  # "" keeps conversations in DATA_DIR/brain.db (SQLite)
-    routing: str  # "load" (load-aware, with affinity) or "hash" (affinity and hashing only)
+    routing: Routing
     comment_delay_s: float
-    system_prompt: str
+    system_prompt: str  # SYSTEM_PROMPT(_FILE): replaces the app's own persona; "" keeps it
+    app: str  # the app the web serves (APP): a package under apps/ or any importable module; "" for the web's default
     max_chat_chars: int
     tools: bool
     tool_rounds: int  # rounds of tool calls in one reply (MODEL_TOOL_ROUNDS)
     # Bounds on what one session may ask of the app (see README, "Limits").
-    max_todos: int
     session_max_pending: int  # messages waiting for a brain (memory and outbox), and jobs queued in a brain
     session_max_replies: int  # replies queued or under way
     session_rate: float  # frames and changes a second, in bursts of up to session_burst
@@ -121,13 +116,13 @@ class Settings:
             num_ctx=max(256, _int(env, "OLLAMA_NUM_CTX", 8192)),
             parallel=max(1, _int(env, "BRAIN_PARALLEL", 4)),
             brain_database_url=env.get("BRAIN_DATABASE_URL", "").strip(),
-            routing="hash" if env.get("BUS_ROUTING", "").strip().lower() == "hash" else "load",
-            comment_delay_s=_float(env, "TODO_COMMENT_DELAY_S", 1.5),
-            system_prompt=prompt or DEFAULT_PERSONA,
+            routing=Routing.HASH if env.get("BUS_ROUTING", "").strip().lower() == "hash" else Routing.LOAD,
+            comment_delay_s=_float(env, "COMMENT_DELAY_S", 1.5),
+            system_prompt=prompt,
+            app=env.get("APP", "").strip(),
             max_chat_chars=_int(env, "MAX_CHAT_CHARS", 8000),
             tools=env.get("MODEL_TOOLS", "1").strip().lower() not in ("0", "off", "false", "no"),
             tool_rounds=max(1, _int(env, "MODEL_TOOL_ROUNDS", 1)),
-            max_todos=max(1, _int(env, "MAX_TODOS", 200)),
             session_max_pending=max(1, _int(env, "SESSION_MAX_PENDING", 100)),
             session_max_replies=max(1, _int(env, "SESSION_MAX_REPLIES", 3)),
             session_rate=max(0.1, _float(env, "SESSION_RATE", 10.0)),

@@ -11,17 +11,51 @@ Payloads are JSON objects with `v` (schema version) and `kind`. Decoding validat
 ids are restricted to a safe alphabet because the web puts them into HTML ids. Nothing on the bus
 is ever unpickled.
 """
-from typing import Annotated, Any, Literal, Union
+from enum import StrEnum
+from typing import Annotated, Any, Union
 
 import msgspec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+MaybeId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{0,64}$")]  # "" for none
 Seq = Annotated[int, msgspec.Meta(ge=0)]
 Epoch = Annotated[int, msgspec.Meta(ge=0)]
 Bytes = Annotated[int, msgspec.Meta(ge=0)]
 MODEL_NAME = r"^[A-Za-z0-9_.:/-]{1,200}$"  # the characters of Ollama's model names (host/namespace/model:tag)
 ModelName = Annotated[str, msgspec.Meta(pattern=MODEL_NAME)]
+
+
+class FailCode(StrEnum):
+    "Why a reply ended early: stable for programs (Failed.code); the message beside it is for people."
+    STOPPED = "stopped"  # the user pressed Stop
+    BUSY = "busy"  # the session has SESSION_MAX_PENDING jobs queued
+    DUPLICATE = "duplicate"  # acted on already, before a restart
+    NOT_RESUMED = "not_resumed"  # cut off with its brain, and the next one could not carry it on
+    INTERNAL = "internal"
+    OLLAMA_ERROR = "ollama_error"
+    OLLAMA_DOWN = "ollama_down"
+    MODEL_MISSING = "model_missing"
+    OLLAMA_TIMEOUT = "ollama_timeout"
+    OLLAMA_FAILED = "ollama_failed"
+    NO_TOOLS = "no_tools"
+    NO_SUCH_MODEL = "no_such_model"
+    NO_NETWORK = "no_network"
+    DISK_FULL = "disk_full"
+
+
+class Reach(StrEnum):
+    "What a brain knows of its Ollama."
+    CHECKING = "checking"  # not checked yet
+    DOWN = "down"
+    UP = "up"
+
+
+class PullOutcome(StrEnum):
+    RUNNING = ""
+    PULLED = "pulled"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
 
 
 class BadFrame(ValueError):
@@ -44,14 +78,22 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
 UNROUTED = "-"
 
 
+class Prompt(msgspec.Struct, frozen=True):
+    """What the app tells the model in every request: the system message and the tools it may call
+    (Ollama's tool definitions). The web sends the same bytes each time, so the prompt cache holds."""
+    system: str
+    tools: list[dict[str, Any]] = []
+
+
 class ToBrain(Message, frozen=True, kw_only=True):
-    """Sent by the web to one brain worker. The web's broker fills in `worker` and `epoch` when it
+    """Sent by the web to one brain worker; `id` is the message's own (claims, the outbox and the
+    brain's duplicate filter go by it). The web's broker fills in `worker` and `epoch` when it
     routes the message: `epoch` numbers the session's assignment to that worker and changes
     whenever the session moves to another. The worker claims each message with `Ack` and acts on
     it only once the web answers `Grant`; `Revoke` means it is not (or no longer) the worker's."""
     worker: Id = UNROUTED
     session: Id
-    request: Id
+    id: Id
     epoch: Epoch = 0
 
     @property
@@ -59,8 +101,8 @@ class ToBrain(Message, frozen=True, kw_only=True):
         return f"{brain_topic(self.worker)}{self.kind}"
 
     @property
-    def turn(self) -> str:
-        "The reply this message asks for (named so by its Done or Failed), or \"\"."
+    def makes(self) -> str:
+        "The reply this message has the brain make (ended by its Done or Failed), or \"\"."
         return ""
 
 
@@ -73,9 +115,10 @@ class ToWeb(Message, frozen=True, kw_only=True):
 
 
 class Verdict(Message, frozen=True, kw_only=True):
-    "The web's answer to a worker's claim on `request` of `session`."
+    """The web's answer to a worker's claim on `message` of `session` ("" when it is about the session
+    as a whole: the worker spoke of a session it no longer holds)."""
     session: Id
-    request: Id
+    message: MaybeId
     epoch: Epoch
 
     @property
@@ -84,31 +127,27 @@ class Verdict(Message, frozen=True, kw_only=True):
 
 
 class Grant(Verdict, frozen=True, kw_only=True, tag="grant"):
-    "The request is the worker's, at `epoch`: act on it (once)."
+    "The message is the worker's, at `epoch`: act on it (once)."
 
 
 class Revoke(Verdict, frozen=True, kw_only=True, tag="revoke"):
-    """The request is not the worker's: drop it. `epoch` is the session's assignment now (0 when it
+    """The message is not the worker's: drop it. `epoch` is the session's assignment now (0 when it
     has none); a worker that holds the session at another epoch has lost it: it stops what it does
     for the session and never saves it again."""
 
 
-class Todo(msgspec.Struct, frozen=True):
-    id: int
-    title: str
-    done: bool
-
-
 class Chat(ToBrain, frozen=True, kw_only=True, tag="chat"):
-    """The user typed `text` in the chat; `retry` re-asks a turn whose reply failed; `model` is the
-    session's choice ("" for the brain's default)."""
+    """The user typed `text` in the chat: answer it as reply `reply`. `retry` re-asks a turn whose
+    reply failed; `model` is the session's choice ("" for the brain's default)."""
+    reply: Id
     text: str
+    prompt: Prompt
     retry: bool = False
     model: str = ""
 
     @property
-    def turn(self) -> str:
-        return self.request
+    def makes(self) -> str:
+        return self.reply
 
 
 class Stop(ToBrain, frozen=True, kw_only=True, tag="stop"):
@@ -120,10 +159,11 @@ class Regenerate(ToBrain, frozen=True, kw_only=True, tag="regenerate"):
     """Answer the last user turn again: `reply` (the newest reply) is dropped and streamed anew,
     with `model` (the session's choice; "" for the brain's default)."""
     reply: Id
+    prompt: Prompt
     model: str = ""
 
     @property
-    def turn(self) -> str:
+    def makes(self) -> str:
         return self.reply
 
 
@@ -134,51 +174,45 @@ class Resume(ToBrain, frozen=True, kw_only=True, tag="resume"):
     session's choice."""
     reply: Id
     text: str
+    prompt: Prompt
     thinking: str = ""
     seq: Seq = 0
     question: str = ""
     model: str = ""
 
     @property
-    def turn(self) -> str:
+    def makes(self) -> str:
         return self.reply
 
 
 class Reset(ToBrain, frozen=True, kw_only=True, tag="reset"):
-    "New chat: forget the session's turns (the todo list stays) and drop its pending replies."
+    "New chat: forget the session's turns (the app's state stays) and drop its pending replies."
 
 
-class TodoEvent(ToBrain, frozen=True, kw_only=True, tag="todo"):
-    "The user changed a todo; `todos` is the whole list after the change."
-    action: Literal["added", "toggled", "renamed", "deleted", "restored"]
-    todo: Todo
-    todos: list[Todo]
-
-
-class Interaction(ToBrain, frozen=True, kw_only=True, tag="interaction"):
-    """Something the page did over htmx: `method` and `path` (WS and /ws for a WebSocket frame), the
-    triggering element's id and name, its form values (bounded, no secrets) and the answer's status."""
-    method: str
-    path: str
-    trigger: str = ""
-    name: str = ""
-    values: dict[str, str] = {}
-    status: int = 0
+class AppEvent(ToBrain, frozen=True, kw_only=True, tag="app_event"):
+    """Something the user did in the app, in the app's words: `lines` say what happened (\"added #3
+    'milk'\"), `state` is the app's state after it as the model is told it (\"\" when it did not
+    change). With `comment` the model comments once the user pauses (a burst makes one comment);
+    without, it hears of it with the next turn."""
+    lines: list[str]
+    prompt: Prompt
+    state: str = ""
+    comment: bool = False
 
 
 class ToolResult(ToBrain, frozen=True, kw_only=True, tag="tool_result"):
-    """What came of the model's tool call `call` in reply `reply`: `ok`, a sentence the model can
-    act on (what was done, or why not), and the whole list after it."""
+    """What came of the model's tool call `call` in reply `reply`: `ok`, what the model is told (what
+    was done, or why not, and the state on one line), and the app's whole state after it."""
     reply: Id
     call: Id
     ok: bool
     text: str
-    todos: list[Todo]
+    state: str = ""
 
 
 class Pull(ToBrain, frozen=True, kw_only=True, tag="pull"):
     """Pull `model` into Ollama (a user asked, from the page); the worker answers with PullProgress
-    about this request until the pull ends."""
+    about this pull (its `id`) until the pull ends."""
     model: ModelName
 
 
@@ -200,7 +234,7 @@ class Presence(ToWeb, frozen=True, kw_only=True):
     model: str
     parallel: int
     busy: int = 0  # replies being made
-    ollama: Literal["checking", "up", "down"] = "checking"
+    ollama: Reach = Reach.CHECKING
     ollama_url: str = ""
     version: str = ""
     loading: str = ""  # the model being loaded into Ollama, while it is
@@ -221,36 +255,43 @@ class Bye(ToWeb, frozen=True, kw_only=True, tag="bye"):
     "A worker is shutting down cleanly."
 
 
-class AboutRequest(ToWeb, frozen=True, kw_only=True):
-    """A brain's word on one request of one session, under the session's assignment `epoch`; the
+class About(ToWeb, frozen=True, kw_only=True):
+    """A brain's word on something of one session, under the session's assignment `epoch`; the
     web ignores it unless the worker holds the session at that epoch."""
     session: Id
-    request: Id
     epoch: Epoch = 0
 
 
-class ReplyPart(AboutRequest, frozen=True, kw_only=True):
+class Ack(About, frozen=True, kw_only=True, tag="ack"):
+    """A worker claims `message` (sent to it at `epoch`); it waits for the web's Grant or Revoke.
+    `reply` is the reply the message has it make ("" for none), so the web shows it is taken."""
+    message: Id
+    reply: MaybeId = ""
+
+
+class AboutReply(About, frozen=True, kw_only=True):
+    "About reply `reply`."
+    reply: Id
+
+
+class ReplyPart(AboutReply, frozen=True, kw_only=True):
     "A piece of a reply; `seq` counts the reply's chunk messages from 0, so a gap can be seen."
     seq: Seq
 
 
-class Ack(AboutRequest, frozen=True, kw_only=True, tag="ack"):
-    "A worker claims `request` (sent to it at `epoch`); it waits for the web's Grant or Revoke."
-
-
-class Note(AboutRequest, frozen=True, kw_only=True, tag="note"):
+class Note(AboutReply, frozen=True, kw_only=True, tag="note"):
     "Something the user should know about their conversation, e.g. that old turns were set aside."
     text: str
 
 
-class Waiting(AboutRequest, frozen=True, kw_only=True, tag="waiting"):
+class Waiting(AboutReply, frozen=True, kw_only=True, tag="waiting"):
     "A reply waits for Ollama, which cannot be reached; it starts as soon as Ollama is back."
     reason: str
 
 
-class CallTool(AboutRequest, frozen=True, kw_only=True, tag="tool_call"):
-    """The model calls the app's tool `name` while making reply `request`; the web applies it at most
-    once (by `call`) and answers with ToolResult."""
+class CallTool(AboutReply, frozen=True, kw_only=True, tag="tool_call"):
+    """The model calls the app's tool `name` while making the reply; the web applies it at most once
+    (by `call`) and answers with ToolResult."""
     call: Id
     name: str
     arguments: dict[str, Any]
@@ -282,28 +323,28 @@ class Done(ReplyPart, frozen=True, kw_only=True, tag="done"):
 
 
 class Failed(ReplyPart, frozen=True, kw_only=True, tag="failed"):
-    """A reply ended early. `code` is "stopped" when the user asked, else what went wrong; `error` is
-    for people; `text` is what arrived before the end."""
-    code: str
+    "A reply ended early: `code` says why (STOPPED when the user asked), `error` is for people, `text` is what arrived."
+    code: FailCode
     error: str
     text: str = ""
 
 
-class PullProgress(AboutRequest, frozen=True, kw_only=True, tag="pull_progress"):
-    """How pull `request` of `model` goes: `status` is Ollama's word for the step ("pulling manifest",
+class PullProgress(About, frozen=True, kw_only=True, tag="pull_progress"):
+    """How pull `pull` of `model` goes: `status` is Ollama's word for the step ("pulling manifest",
     "pulling 8d32a80bb199", "verifying sha256 digest", ...), `digest` the layer being fetched, and
-    `completed` of `total` the bytes of the layers seen so far. `outcome` is "" while it runs, then
-    "pulled", "cancelled" or "failed" (`error` says why, in one line)."""
+    `completed` of `total` the bytes of the layers seen so far. `outcome` is RUNNING ("") while it
+    runs, then how it ended (`error` says why it failed, in one line)."""
+    pull: Id
     model: ModelName
     status: str = ""
     digest: str = ""
     completed: Bytes = 0
     total: Bytes = 0
-    outcome: Literal["", "pulled", "cancelled", "failed"] = ""
+    outcome: PullOutcome = PullOutcome.RUNNING
     error: str = ""
 
 
-KINDS = (Chat, Stop, Regenerate, Resume, Reset, TodoEvent, Interaction, ToolResult, Pull, CancelPull, Grant, Revoke, Hello,
+KINDS = (Chat, Stop, Regenerate, Resume, Reset, AppEvent, ToolResult, Pull, CancelPull, Grant, Revoke, Hello,
          Heartbeat, Bye, Ack, Note, Waiting, CallTool, Chunk, Done, Failed, PullProgress)
 AnyMessage = Union[KINDS]  # type: ignore[valid-type]
 

@@ -2,7 +2,7 @@
 
     python -m shared.tail                    # everything
     python -m shared.tail --topic web.chunk  # topics starting with this (repeatable)
-    python -m shared.tail --kind interaction # every htmx interaction of the page, one per line
+    python -m shared.tail --kind app_event   # what the user did in the app, as the model hears it
     python -m shared.tail --json | jq .      # one JSON object per line, for piping
 
 It is one more subscriber on the web's XPUB socket: start and stop it at any time.
@@ -20,7 +20,7 @@ from shared import bus
 from shared.config import Settings
 from shared.messages import BadFrame, decode
 
-KEY_FIELDS = ("session", "request", "seq", "action", "method", "path", "trigger", "name", "status", "call", "model",
+KEY_FIELDS = ("session", "id", "message", "reply", "seq", "pull", "lines", "comment", "status", "call", "name", "model",
               "busy", "code", "error")
 
 
@@ -28,7 +28,7 @@ def line(received: float, topic: str, payload: dict | None, problem: str = "") -
     stamp = time.strftime("%H:%M:%S", time.localtime(received)) + f".{int(received % 1 * 1000):03d}"
     if payload is None:
         return f"{stamp} {topic} !! {problem}"
-    fields = [f"{k}={str(payload[k])[:12] if k in ('session', 'request') else payload[k]}"
+    fields = [f"{k}={str(payload[k])[:12] if k in ('session', 'id', 'message', 'reply') else payload[k]}"
               for k in KEY_FIELDS if payload.get(k) not in (None, "")]
     fields.append(f"worker={payload.get('worker', '')}")
     text = payload.get("text")
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--topic", action="append", default=[],
                         help="only topics starting with this, e.g. web.chunk or brain. (repeatable)")
     parser.add_argument("--kind", action="append", default=[],
-                        help="only messages of this kind, e.g. interaction or tool_call (repeatable)")
+                        help="only messages of this kind, e.g. app_event or tool_call (repeatable)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)
     settings = Settings.from_env()

@@ -36,8 +36,8 @@ import msgspec
 import zmq
 
 from shared import bus
-from shared.config import Settings
-from shared.messages import (AboutRequest, Ack, BadFrame, Bye, Done, Failed, Grant, Message, Presence, Revoke, ToBrain,
+from shared.config import Routing, Settings
+from shared.messages import (About, Ack, BadFrame, Bye, Done, Failed, Grant, Message, Presence, Revoke, ToBrain,
                              ToWeb, decode, encode, encode_valid)
 from web.status import ChainStatus, chain_status
 
@@ -57,7 +57,7 @@ class Listener(Protocol):
     def brain_status(self, status: ChainStatus) -> None:
         "The workers' or Ollama's state changed; `status` is what a session on the default model sees."
     def brain_lost(self, worker: str) -> None: ...
-    def reply_lost(self, session: str, request: str) -> None:
+    def reply_lost(self, session: str, reply: str) -> None:
         "The worker no longer makes this reply, but its final message never came (lost on the bus)."
 
 
@@ -71,7 +71,7 @@ class Owner:
 class Outbox(Protocol):
     "Where pending messages and the sessions' assignments are kept across web restarts."
     def keep(self, msg: ToBrain) -> None: ...
-    def drop(self, request: str) -> None: ...
+    def drop(self, message: str) -> None: ...
     def assign(self, session: str, owner: Owner) -> None: ...
     def release(self, worker: str) -> None:
         "The worker is gone: its sessions are assigned anew when they next need a worker."
@@ -101,8 +101,8 @@ class Broker:
         self.waiting: Counter[str] = Counter()  # pending messages, by session: bounded by SESSION_MAX_PENDING
         self.sent_at: dict[str, float] = {}  # when each pending message last went to a worker
         self.owners: dict[str, Owner] = {}  # by session
-        self.granted: OrderedDict[str, Owner] = OrderedDict()  # by request: whose claim was granted
-        self.turns: dict[str, InFlight] = {}  # replies under way, by request
+        self.granted: OrderedDict[str, Owner] = OrderedDict()  # by message: whose claim was granted
+        self.turns: dict[str, InFlight] = {}  # replies under way, by reply
         self.loads: Counter[str] = Counter()  # replies under way, by worker
         self.replying: Counter[str] = Counter()  # replies under way, by session
         self.last_epoch = 0
@@ -117,8 +117,8 @@ class Broker:
             try:
                 self._hold(msg)
             except Refused as e:
-                log.warning("outbox: dropped %s %s: %s", msg.kind, msg.request, e)
-                self.outbox.drop(msg.request)
+                log.warning("outbox: dropped %s %s: %s", msg.kind, msg.id, e)
+                self.outbox.drop(msg.id)
         self.owners.update(owners or {})
         self.last_epoch = max([self.last_epoch, time.time_ns() // 1000, *(o.epoch for o in self.owners.values())])
 
@@ -174,19 +174,19 @@ class Broker:
         except BadFrame as e:
             raise Refused(str(e)) from None
         limit = self.settings.session_max_pending
-        if msg.request not in self.pending and self.waiting[msg.session] >= limit:
+        if msg.id not in self.pending and self.waiting[msg.session] >= limit:
             raise Refused(f"{limit} messages of this session are waiting for a brain already (SESSION_MAX_PENDING)")
-        if msg.request not in self.pending:
+        if msg.id not in self.pending:
             self.waiting[msg.session] += 1
-        self.pending[msg.request] = msg
+        self.pending[msg.id] = msg
 
-    def _unhold(self, request: str) -> ToBrain | None:
-        msg = self.pending.pop(request, None)
+    def _unhold(self, message: str) -> ToBrain | None:
+        msg = self.pending.pop(message, None)
         if msg is not None:
             self.waiting[msg.session] -= 1
             if not self.waiting[msg.session]:
                 del self.waiting[msg.session]
-            self.sent_at.pop(request, None)
+            self.sent_at.pop(message, None)
         return msg
 
     @property
@@ -213,14 +213,18 @@ class Broker:
     def status(self) -> ChainStatus:
         return self.status_of("")[0]
 
-    def withdraw(self, request: str) -> bool:
+    def asking(self, reply: str) -> str | None:
+        "The id of the pending message that asks for `reply` (no worker's claim on it granted yet), if any."
+        return next((m.id for m in self.pending.values() if m.makes == reply), None)
+
+    def withdraw(self, message: str) -> bool:
         """Take back a message no worker's claim on has been granted; False if one may be acting on
         it. A worker that claims it later has its claim revoked."""
-        msg = self._unhold(request)
+        msg = self._unhold(message)
         if msg is None:
             return False
-        self._end_turn(msg.turn)
-        self.outbox.drop(request)
+        self._end_turn(msg.makes)
+        self.outbox.drop(message)
         return True
 
     def _route(self, msg: ToBrain) -> bool:
@@ -231,10 +235,10 @@ class Broker:
         moved = owner != held  # a session that moved takes every message still waiting for it along, in order
         for m in [m for m in self.pending.values() if m.session == msg.session] if moved else [msg]:
             m = msgspec.structs.replace(m, worker=owner.worker, epoch=owner.epoch)
-            self.pending[m.request] = m
-            self.sent_at[m.request] = self.clock()
-            if m.turn:
-                self._start_turn(m.turn, owner.worker, m.session)
+            self.pending[m.id] = m
+            self.sent_at[m.id] = self.clock()
+            if m.makes:
+                self._start_turn(m.makes, owner.worker, m.session)
             self._send(m)
         return True
 
@@ -243,11 +247,11 @@ class Broker:
         that held the session and may still be running is told at once."""
         session, held = msg.session, self.owners.get(msg.session)
         if held is not None and self.ready(held.worker):
-            if (self.settings.routing == "hash" or not msg.turn or self._has_room(held.worker)
+            if (self.settings.routing is Routing.HASH or not msg.makes or self._has_room(held.worker)
                     or self.replying[session]):
                 return held
             worker = self._least_loaded(session, roomy=True) or held.worker
-        elif held is not None and held.worker in self.workers and self.replying[session] and not msg.turn:
+        elif held is not None and held.worker in self.workers and self.replying[session] and not msg.makes:
             # Its worker is only silent (busy, stalled) with a reply of the session under way:
             # moving the session would cut that reply off for an event. A new turn does move it.
             return None
@@ -265,7 +269,7 @@ class Broker:
                 self._end_turn(reply)  # cut off: whatever the old worker says of it is ignored now
         if held is not None and held.worker in self.workers:
             log.warning("session %s moves from brain %s to %s", session[:8], held.worker, worker)
-            self._send(Revoke(worker=held.worker, session=session, request=msg.request, epoch=owner.epoch))
+            self._send(Revoke(worker=held.worker, session=session, message=msg.id, epoch=owner.epoch))
         return owner
 
     def load(self, worker: str) -> int:
@@ -294,7 +298,7 @@ class Broker:
         rendezvous hashing)."""
         ready = [w for w, state in self.workers.items() if self._ready(state) and (not roomy or self._has_room(w))]
         def share(w: str) -> float:
-            return 0.0 if self.settings.routing == "hash" else self.load(w) / self.workers[w].presence.parallel
+            return 0.0 if self.settings.routing is Routing.HASH else self.load(w) / self.workers[w].presence.parallel
         return min(ready, key=lambda w: (share(w), -zlib.crc32(f"{session}:{w}".encode())), default=None)
 
     def _send(self, msg: Message) -> None:
@@ -304,34 +308,34 @@ class Broker:
         """Grant a claim on a message that is pending for that worker at that epoch (once; again if
         the grant was lost), revoke any other. True when the claim is new, for the listener."""
         claim, owner = Owner(ack.worker, ack.epoch), self.owners.get(ack.session)
-        msg = self.pending.get(ack.request)
+        msg = self.pending.get(ack.message)
         new = msg is not None and Owner(msg.worker, msg.epoch) == claim == owner
         if new:
-            self._unhold(ack.request)
-            self.outbox.drop(ack.request)
-            self.granted[ack.request] = claim
+            self._unhold(ack.message)
+            self.outbox.drop(ack.message)
+            self.granted[ack.message] = claim
             while len(self.granted) > GRANTS_REMEMBERED:
                 self.granted.popitem(last=False)
-        if new or self.granted.get(ack.request) == claim == owner:
-            self._send(Grant(worker=ack.worker, session=ack.session, request=ack.request, epoch=ack.epoch))
+        if new or self.granted.get(ack.message) == claim == owner:
+            self._send(Grant(worker=ack.worker, session=ack.session, message=ack.message, epoch=ack.epoch))
         else:
-            log.info("revoked the claim of brain %s on %s %s", ack.worker, ack.session[:8], ack.request)
-            self._revoke(ack, owner)
+            log.info("revoked the claim of brain %s on %s %s", ack.worker, ack.session[:8], ack.message)
+            self._revoke(ack, ack.message, owner)
         return new
 
-    def _revoke(self, msg: AboutRequest, owner: Owner | None) -> None:
-        self._send(Revoke(worker=msg.worker, session=msg.session, request=msg.request, epoch=owner.epoch if owner else 0))
+    def _revoke(self, msg: About, message: str, owner: Owner | None) -> None:
+        self._send(Revoke(worker=msg.worker, session=msg.session, message=message, epoch=owner.epoch if owner else 0))
 
-    def _from_holder(self, msg: AboutRequest) -> bool:
+    def _from_holder(self, msg: About) -> bool:
         "Whether `msg` comes from the session's worker at its epoch; if not, it is ignored and the sender told."
         owner = self.owners.get(msg.session)
         if owner is None or owner == Owner(msg.worker, msg.epoch):
             if isinstance(msg, (Done, Failed)):
-                self._end_turn(msg.request)
+                self._end_turn(msg.reply)
             return True
         log.info("ignored a %s from brain %s for session %s, which it no longer holds", msg.kind, msg.worker,
                  msg.session[:8])
-        self._revoke(msg, owner)
+        self._revoke(msg, "", owner)
         return False
 
     def _settle_lost_finals(self, presence: Presence) -> None:
@@ -339,7 +343,7 @@ class Broker:
         whose Done or Failed never arrived: the final message was lost on the way. Its line must
         not wait for ever."""
         due = self.clock() - 2 * self.settings.heartbeat_s
-        in_hand = set(presence.making) | {m.turn for m in self.pending.values()}  # the ack timeout sees to the pending
+        in_hand = set(presence.making) | {m.makes for m in self.pending.values()}  # the ack timeout sees to the pending
         for reply, turn in list(self.turns.items()):
             if turn.worker == presence.worker and reply not in in_hand and turn.sent < due:
                 log.warning("reply %s: brain %s has finished it, but its final message never came", reply, turn.worker)
@@ -362,16 +366,16 @@ class Broker:
         heartbeats (dropped on the way, say) is sent again; the brain's duplicate filter makes a
         second copy harmless."""
         due = self.clock() - ACK_TIMEOUT_BEATS * self.settings.heartbeat_s
-        for request, msg in list(self.pending.items()):
+        for message, msg in list(self.pending.items()):
             state = self.workers.get(msg.worker)
-            if state is not None and self._ready(state) and self.sent_at.get(request, due) < due:
-                log.warning("%s %s was not acked by %s; sending it again", msg.kind, request, msg.worker)
+            if state is not None and self._ready(state) and self.sent_at.get(message, due) < due:
+                log.warning("%s %s was not acked by %s; sending it again", msg.kind, message, msg.worker)
                 self._route_or_drop(msg)
 
     def _reroute(self) -> None:
         "Send every pending message whose worker is not ready (never assigned, or gone)."
-        for request in list(self.pending):
-            msg = self.pending.get(request)  # routing one may have moved others of its session along
+        for message in list(self.pending):
+            msg = self.pending.get(message)  # routing one may have moved others of its session along
             if msg is not None and not self.ready(msg.worker):
                 self._route_or_drop(msg)
 
@@ -380,10 +384,10 @@ class Broker:
         try:
             self._route(msg)
         except Exception:
-            log.exception("dropped %s %s of session %s: it could not be sent", msg.kind, msg.request, msg.session[:8])
-            self._end_turn(msg.turn)
-            self._unhold(msg.request)
-            self.outbox.drop(msg.request)
+            log.exception("dropped %s %s of session %s: it could not be sent", msg.kind, msg.id, msg.session[:8])
+            self._end_turn(msg.makes)
+            self._unhold(msg.id)
+            self.outbox.drop(msg.id)
 
     async def _from_publishers(self) -> None:
         while True:
@@ -426,7 +430,7 @@ class Broker:
                 self._changed()
         if isinstance(msg, Ack):
             return self._claimed(msg)
-        if isinstance(msg, AboutRequest):
+        if isinstance(msg, About):
             return self._from_holder(msg)
         if isinstance(msg, Presence):
             state = self.workers.setdefault(msg.worker, WorkerState())

@@ -2,10 +2,10 @@
 reply's status.
 
 This is the one owner of that state. Frames from the tabs (chat, stop, retry, regenerate, reset,
-model, pull, cancel_pull) and messages from the brain (ack, waiting, chunk, done, failed, note,
-pull_progress) come in here (the pulls' own state is web/pulls.py's); here it
-is decided what the broker sends, what the store keeps and what the tabs are shown (through the
-relay). A new tab takes its snapshot and joins the fan-out in one synchronous step, so it can
+model, undo, pull, cancel_pull, or any other control, told to the model as used) and messages from
+the brain (ack, waiting, chunk, done, failed, note, tool_call, pull_progress) come in here (the
+pulls' own state is web/pulls.py's); here it is decided what the broker sends (one message for one
+user action), what the store keeps and what the tabs are shown (through the relay). A new tab takes its snapshot and joins the fan-out in one synchronous step, so it can
 neither miss a fragment nor apply one twice.
 
 Memory stays bounded: once more than MAX_SESSIONS are held, the least recently used session that
@@ -24,11 +24,12 @@ from dataclasses import dataclass, field, replace
 from fasthtml.common import to_xml
 
 from shared.config import Settings
-from shared.messages import (MODEL_NAME, AboutRequest, Ack, CallTool, Chat, Chunk, Done, Failed, Note, Presence,
-                             PullProgress, Regenerate, Reset, Resume, Stop, ToBrain, TodoEvent, ToolResult, ToWeb, Waiting,
+from shared.messages import (MODEL_NAME, AboutReply, Ack, AppEvent, CallTool, Chat, Chunk, Done, Failed, FailCode, Note,
+                             Presence, PullProgress, Regenerate, Reset, Resume, Stop, ToBrain, ToolResult, ToWeb, Waiting,
                              full_name)
 from web.actions import Actions
-from web.interactions import ws_interaction
+from web.apps import App, Change, Refused as NotDone
+from web.interactions import ws_heard
 from web.broker import Broker, Refused
 from web.clients import Client, Clients
 from web.components import BrainStatus, Bubble, ModelPicker, PullPanel, Transcript, stats_note
@@ -37,7 +38,7 @@ from web.limits import Rate, Verdict
 from web.pulls import Pulls
 from web.relay import Relay
 from web.status import StatusBoard
-from web.store import ListFull, Store, StoreThread
+from web.store import Store, StoreThread
 from web.transcript import REGENERABLE, RETRYABLE, Line, Status
 
 log = logging.getLogger("web.chats")
@@ -58,9 +59,11 @@ class Session:
 
 
 class Chats:
-    def __init__(self, settings: Settings, store: Store, disk: StoreThread, clients: Clients, broker: Broker):
+    def __init__(self, settings: Settings, store: Store, disk: StoreThread, clients: Clients, broker: Broker,
+                 app: App, actions: Actions):
         self.settings, self.store, self.disk, self.clients, self.broker = settings, store, disk, clients, broker
-        self.actions = Actions(store)
+        self.app, self.actions = app, actions
+        self.prompt = app.prompt(settings)  # made once: the same bytes in every message
         self.tasks: set[asyncio.Task] = set()  # kept until done, so none is collected mid-way
         self.relay = Relay(clients)
         # The pull offer depends on what the status line does (the session's model, Ollama's list).
@@ -104,7 +107,7 @@ class Chats:
         """A line left under way by a web that stopped: queued while its message waits in the
         outbox, otherwise interrupted (it carries on if its brain is still answering it)."""
         if line.live:
-            if line.request in self.broker.pending:
+            if self.broker.asking(line.request):
                 line.status = Status.QUEUED
             else:
                 line.status, line.note = Status.INTERRUPTED, "Interrupted: the web restarted mid-reply."
@@ -167,7 +170,6 @@ class Chats:
             data = read_frame(text, self.settings.ws_max_frame_chars)
         except Unreadable as e:
             return self.relay.notice(client, f"{e} Nothing was sent.")
-        self.broker.offer(ws_interaction(sid, data))  # every frame reaches the bus, known or not
         for name, handler in self.handlers.items():
             value = data.get(name)
             if isinstance(value, str):
@@ -175,7 +177,17 @@ class Chats:
                     return handler(sid, client, value)
                 except Refused as e:
                     return self.relay.notice(client, f"Not sent: {e}.")
-        self.relay.notice(client, "That message could not be read; nothing was sent.")
+        self.tell(sid, [ws_heard(data)])  # a control that is not the chat's: the model hears it was used
+
+    def tell(self, sid: str, lines: list[str], state: str = "", comment: bool = False) -> None:
+        "What the user did in the app, for the model (see `AppEvent`)."
+        self.broker.offer(AppEvent(session=sid, id=uuid.uuid4().hex, lines=lines, state=state, comment=comment,
+                                   prompt=self.prompt))
+
+    async def changed(self, sid: str, changes: list[Change]) -> None:
+        "The user changed the app: the model is told what, with the state after it, and comments once the clicking pauses."
+        if changes:
+            self.tell(sid, [self.app.tell(c) for c in changes], await self.disk.call(self.app.state, sid), comment=True)
 
     def _submit(self, msg: ToBrain) -> Status:
         return Status.THINKING if self.broker.submit(msg) else Status.QUEUED
@@ -191,21 +203,23 @@ class Chats:
         if under_way >= self.settings.session_max_replies:
             return self.relay.notice(client, f"{under_way} replies are on their way already (SESSION_MAX_REPLIES); "
                                              "send this once one has come, or press Stop. Nothing was sent.")
-        request = uuid.uuid4().hex
-        status = self._submit(Chat(session=sid, request=request, text=text, model=self._session(sid).model))
-        user = self._add(sid, Line(request=request, role="user", text=text))
-        reply = self._add(sid, Line(request=request, role="reply", status=status, asks=request))
+        reply_id = uuid.uuid4().hex
+        status = self._submit(Chat(session=sid, id=uuid.uuid4().hex, reply=reply_id, text=text, model=self._session(sid).model,
+                                   prompt=self.prompt))
+        user = self._add(sid, Line(request=reply_id, role="user", text=text))
+        reply = self._add(sid, Line(request=reply_id, role="reply", status=status, asks=reply_id))
         self.relay.append(sid, user, reply)
         self.relay.notice(client, "")
 
-    def stop(self, sid: str, client: Client, request: str) -> None:
-        reply = self._session(sid).reply(request)
+    def stop(self, sid: str, client: Client, reply_id: str) -> None:
+        reply = self._session(sid).reply(reply_id)
         if reply is None or not reply.live:
             return  # it ended meanwhile: nothing to stop
-        if self.broker.withdraw(request):
+        asking = self.broker.asking(reply_id)
+        if asking and self.broker.withdraw(asking):
             self._end(reply, Status.STOPPED, "Stopped before it was sent.")
         else:
-            self.broker.submit(Stop(session=sid, request=uuid.uuid4().hex, reply=request))
+            self.broker.submit(Stop(session=sid, id=uuid.uuid4().hex, reply=reply_id))
 
     def retry(self, sid: str, client: Client, request: str) -> None:
         """Ask a failed reply again, in a new line after the last. A reply to a message repeats the
@@ -219,9 +233,11 @@ class Chats:
             return self.relay.notice(client, "Only the newest comment can be asked again.")
         new = uuid.uuid4().hex
         if question is not None:
-            status = self._submit(Chat(session=sid, request=new, text=question.text, retry=True, model=session.model))
+            status = self._submit(Chat(session=sid, id=uuid.uuid4().hex, reply=new, text=question.text, retry=True,
+                                       model=session.model, prompt=self.prompt))
         else:
-            status = self._submit(Regenerate(session=sid, request=uuid.uuid4().hex, reply=new, model=session.model))
+            status = self._submit(Regenerate(session=sid, id=uuid.uuid4().hex, reply=new, model=session.model,
+                                             prompt=self.prompt))
         self._end(failed, Status.RETRIED, failed.note)
         self.relay.append(sid, self._add(sid, Line(request=new, role="reply", status=status, asks=failed.asks)))
 
@@ -231,15 +247,15 @@ class Chats:
         reply = session.reply(request)
         if reply is None or reply is not self._newest_reply(session) or reply.status not in REGENERABLE:
             return self.relay.notice(client, "Only the newest finished reply can be regenerated.")
-        reply.status = self._submit(Regenerate(session=sid, request=uuid.uuid4().hex, reply=request,
-                                               model=session.model))
+        reply.status = self._submit(Regenerate(session=sid, id=uuid.uuid4().hex, reply=request, model=session.model,
+                                               prompt=self.prompt))
         reply.text, reply.thinking, reply.note, reply.seq = "", "", "", 0
         self._keep(reply)
         self.relay.show(sid, reply)
 
     def reset(self, sid: str, client: Client, _: str) -> None:
         "New chat: an empty transcript for every tab; late words of the old replies are ignored."
-        self.broker.submit(Reset(session=sid, request=uuid.uuid4().hex))
+        self.broker.submit(Reset(session=sid, id=uuid.uuid4().hex))
         session = self._session(sid)
         for request, _role in session.lines:
             self.dropped[request] = None
@@ -280,15 +296,13 @@ class Chats:
     async def _undo(self, sid: str, client: Client, call: str) -> None:
         try:
             row, changes = await self.disk.call(self.actions.undo, sid, call)
-        except ListFull as e:
+        except NotDone as e:
             return self.relay.notice(client, str(e))
         if row is None:
             return self.relay.notice(client, "There is nothing to undo there.")
         self._card(sid, row.reply, call, undone=True)
-        self.relay.todos(sid, changes)
-        todos = await self.disk.call(self.store.todo_list, sid)
-        for action, todo in changes:
-            self.broker.offer(TodoEvent(session=sid, request=uuid.uuid4().hex, action=action, todo=todo, todos=todos))
+        self.relay.changes(sid, self.app.show(changes))
+        await self.changed(sid, changes)
 
     def _spawn(self, work) -> None:
         task = asyncio.create_task(work)
@@ -317,7 +331,7 @@ class Chats:
     # Messages from the brain: the broker's listener.
 
     def brain_message(self, msg: ToWeb) -> None:
-        if isinstance(msg, AboutRequest) and msg.request in self.dropped:
+        if isinstance(msg, AboutReply) and msg.reply in self.dropped:
             return
         if isinstance(msg, Presence):
             return self.pulls.presence(msg)
@@ -341,19 +355,19 @@ class Chats:
                     self._end(line, Status.INTERRUPTED, "Interrupted: the brain stopped mid-reply; carrying on with "
                                                         "the next one…")
                     question = session.lines.get((line.asks, "user"))
-                    self.broker.offer(Resume(session=sid, request=uuid.uuid4().hex, reply=line.request, text=line.text,
+                    self.broker.offer(Resume(session=sid, id=uuid.uuid4().hex, reply=line.request, text=line.text,
                                              thinking=line.thinking, seq=line.seq, model=session.model,
-                                             question=question.text if question else ""))
+                                             question=question.text if question else "", prompt=self.prompt))
 
-    def reply_lost(self, session: str, request: str) -> None:
-        reply = self._session(session).reply(request)
+    def reply_lost(self, session: str, reply_id: str) -> None:
+        reply = self._session(session).reply(reply_id)
         if reply is not None and reply.live:
             self._end(reply, Status.FAILED, "The end of this reply was lost on its way from the brain (the web fell "
                                             "behind); what arrived is shown. Retry asks again.")
 
     def _ack(self, msg: Ack) -> None:
         self.pulls.acked(msg)
-        reply = self._session(msg.session).reply(msg.request)
+        reply = self._session(msg.session).reply(msg.reply) if msg.reply else None
         if reply is None:
             return
         reply.worker = msg.worker
@@ -365,34 +379,33 @@ class Chats:
         self._spawn(self._act(msg))
 
     async def _act(self, msg: CallTool) -> None:
-        "The model acts: applied once, shown as a card in its reply and in every tab's list, answered."
-        row, changes = await self.disk.call(self.actions.act, msg.session, msg.request, msg.call, msg.name,
-                                            msg.arguments)
-        self._card(msg.session, msg.request, msg.call, text=row.text, ok=row.ok, undone=row.undone)
-        self.relay.todos(msg.session, changes)
-        todos = await self.disk.call(self.store.todo_list, msg.session)
-        self.broker.offer(ToolResult(session=msg.session, request=uuid.uuid4().hex, reply=msg.request, call=msg.call,
-                                      ok=row.ok, text=row.text, todos=todos))
+        "The model acts: applied once, shown as a card in its reply and in every tab, answered."
+        row, changes = await self.disk.call(self.actions.act, msg.session, msg.reply, msg.call, msg.name, msg.arguments)
+        self._card(msg.session, msg.reply, msg.call, text=row.text, ok=row.ok, undone=row.undone)
+        self.relay.changes(msg.session, self.app.show(changes))
+        state, brief = await self.disk.call(lambda: (self.app.state(msg.session), self.app.brief(msg.session)))
+        self.broker.offer(ToolResult(session=msg.session, id=uuid.uuid4().hex, reply=msg.reply, call=msg.call,
+                                      ok=row.ok, text=f"{row.text} {brief}", state=state))
 
     def _waiting(self, msg: Waiting) -> None:
-        reply = self._session(msg.session).reply(msg.request)
+        reply = self._session(msg.session).reply(msg.reply)
         if reply is not None and reply.live:
             reply.status, reply.note, reply.worker = Status.WAITING, msg.reason, msg.worker
             self.relay.show(msg.session, reply)
 
     def _note(self, msg: Note) -> None:
-        self.relay.append(msg.session, self._add(msg.session, Line(request=msg.request, role="note", text=msg.text)))
+        self.relay.append(msg.session, self._add(msg.session, Line(request=msg.reply, role="note", text=msg.text)))
 
     def _chunk(self, msg: Chunk) -> None:
-        reply = self._session(msg.session).reply(msg.request)
-        if reply is None:  # a reply the brain started by itself: a comment on todo changes
-            reply = self._add(msg.session, Line(request=msg.request, role="reply", status=Status.THINKING))
+        reply = self._session(msg.session).reply(msg.reply)
+        if reply is None:  # a reply the brain started by itself: a comment on app events
+            reply = self._add(msg.session, Line(request=msg.reply, role="reply", status=Status.THINKING))
             self.relay.append(msg.session, reply)
         # An interrupted reply whose worker was only slow, not dead, carries on streaming.
         if not (reply.live or reply.status == Status.INTERRUPTED) or msg.seq < reply.seq:
             return  # late or repeated: the final text will settle it
         if msg.seq > reply.seq:
-            log.warning("reply %s: chunks %d..%d lost; the final text will repair it", msg.request, reply.seq, msg.seq - 1)
+            log.warning("reply %s: chunks %d..%d lost; the final text will repair it", msg.reply, reply.seq, msg.seq - 1)
         reply.worker, reply.seq = msg.worker, msg.seq + 1
         first_thought = msg.thinking and not reply.thinking
         reply.text += msg.text
@@ -401,14 +414,14 @@ class Chats:
             reply.status, reply.note = Status.STREAMING, ""
             self.relay.show(msg.session, reply)
         else:
-            self.relay.words(msg.session, msg.request, msg.text, msg.thinking)
+            self.relay.words(msg.session, msg.reply, msg.text, msg.thinking)
 
     def _finish(self, msg: Done | Failed) -> None:
         session = self._session(msg.session)
-        reply = session.reply(msg.request)
+        reply = session.reply(msg.reply)
         new = reply is None  # a comment that ended before its first words (a failure, say)
         if new:
-            reply = Line(session=msg.session, request=msg.request, role="reply")
+            reply = Line(session=msg.session, request=msg.reply, role="reply")
         elif not (reply.live or reply.status == Status.INTERRUPTED):
             return  # already final; a duplicate
         reply.text, reply.worker = msg.text, msg.worker
@@ -416,7 +429,7 @@ class Chats:
             reply.thinking = msg.thinking or reply.thinking
             reply.status, reply.note = Status.DONE, stats_note(msg.stats)
         else:
-            reply.status = Status.STOPPED if msg.code == "stopped" else Status.FAILED
+            reply.status = Status.STOPPED if msg.code is FailCode.STOPPED else Status.FAILED
             reply.note = msg.error
         if new:
             self.relay.append(msg.session, self._add(msg.session, reply))

@@ -2,37 +2,18 @@
 
 htmx-ext-ws swaps every top-level element of a frame out of band by its id, so each fragment here
 carries the id of what it replaces or appends to. All text is escaped (by FT rendering, or by
-html.escape on the per-chunk hot path): model output, todo titles and user text are never markup.
+html.escape on the per-chunk hot path): model output, the app's data and user text are never markup.
 """
 import json
 from html import escape
 
-from fasthtml.common import (A, Article, Button, Details, Div, Form, H1, H2, Header, Input, Li, Link, Main,
-                             Meta, Option, Pre, Progress, Script, Section, Select, Small, Span, Summary, Title, Ul)
+from fasthtml.common import (A, Article, Button, Details, Div, Form, H1, H2, Header, Input, Link, Main,
+                             Meta, Option, Pre, Progress, Script, Section, Select, Small, Span, Summary, Title)
 
-from shared.messages import Stats, Todo, full_name
+from shared.messages import PullOutcome, Stats, full_name
 from web.transcript import LIVE, REGENERABLE, RETRYABLE, Line, Status
 
 REPLY_NOTES = {Status.QUEUED: "Queued: the brain is offline right now. It will answer when it is back."}
-
-
-def TodoItem(t: Todo, oob: bool = False):
-    tid = f"todo-{t.id}"
-    return Li(id=tid, cls="todo done" if t.done else "todo", hx_swap_oob="true" if oob else None)(
-        Input(type="checkbox", checked=t.done, hx_post=f"/todos/{t.id}/toggle", hx_target=f"#{tid}",
-              hx_swap="outerHTML", aria_label=f"Mark '{t.title}' {'not done' if t.done else 'done'}"),
-        Span(t.title, cls="title"),
-        Button("×", hx_delete=f"/todos/{t.id}", hx_target=f"#{tid}", hx_swap="outerHTML",
-               cls="delete outline secondary", aria_label=f"Delete '{t.title}'"))
-
-
-def TodoChanged(action: str, todo: Todo):
-    "A change to the list pushed to every tab of the session (the model acted, or an Undo)."
-    if action in ("added", "restored"):
-        return Ul(TodoItem(todo), id="todo-list", hx_swap_oob="beforeend")
-    if action == "deleted":
-        return Li(id=f"todo-{todo.id}", hx_swap_oob="delete")
-    return TodoItem(todo, oob=True)
 
 
 def ActionCards(cards: list[dict]):
@@ -155,11 +136,11 @@ def PullPanel(offer: str | None, pulls: list):
 
 def PullBar(p):
     "One pull (a web.pulls.PullView): a live bar with Cancel while it runs, then one line saying how it ended."
-    if p.outcome == "pulled":
+    if p.outcome == PullOutcome.PULLED:
         body = (Span(f"{p.model} is pulled.", cls="what"),)
-    elif p.outcome == "cancelled":
+    elif p.outcome == PullOutcome.CANCELLED:
         body = (Span(f"The pull of {p.model} was cancelled.", cls="what"),)
-    elif p.outcome == "failed":
+    elif p.outcome == PullOutcome.FAILED:
         body = (Span(p.error, cls="error"),)
     else:
         percent = min(100, p.completed * 100 // p.total) if p.total else 0
@@ -168,8 +149,8 @@ def PullBar(p):
                 # Without a size yet (the manifest is being read) the bar is indeterminate.
                 Progress(value=p.completed, max=p.total) if p.total else Progress(),
                 Small(" · ".join(filter(None, [p.status, sizes])), cls="detail"),
-                Button("Cancel", ws_send=True, hx_vals={"cancel_pull": p.request}, cls="act outline secondary"))
-    return Div(*body, id=f"pull-{p.request}", cls=f"pull {p.outcome or 'running'}")
+                Button("Cancel", ws_send=True, hx_vals={"cancel_pull": p.pull}, cls="act outline secondary"))
+    return Div(*body, id=f"pull-{p.pull}", cls=f"pull {p.outcome or 'running'}")
 
 
 def size(n: int) -> str:
@@ -185,19 +166,14 @@ def Persona(prompt: str):
     return Details(Summary("The model's instructions"), Pre(prompt, cls="persona"), cls="persona")
 
 
-def Page(todos: list[Todo], bubbles, status, max_chat_chars: int, persona: str, picker, pulls):
+def Page(title: str, panel, bubbles, status, max_chat_chars: int, persona: str, picker, pulls, placeholder: str):
+    "The app's panel (its own FT) beside the chat, which is the same for every app."
     return (
-        Title("Todo with attitude"),
+        Title(title),
         Main(cls="container")(
-            Header(H1("Todo with attitude"), status, cls="top"),
+            Header(H1(title), status, cls="top"),
             Div(cls="panes")(
-                Section(H2("Todos"), cls="todos")(
-                    Form(id="todo-form", hx_post="/todos", hx_target="#todo-list", hx_swap="beforeend")(
-                        Input(id="title", name="title", placeholder="What needs doing?", required=True,
-                              maxlength=500, autocomplete="off"),
-                        Button("Add")),
-                    Div(id="todo-notice", cls="notice", role="alert"),
-                    Ul(*[TodoItem(t) for t in todos], id="todo-list")),
+                panel,
                 Section(cls="chat", hx_ext="ws", ws_connect="/ws")(
                     Div(H2("Chat"), Div(
                         picker,
@@ -210,7 +186,7 @@ def Page(todos: list[Todo], bubbles, status, max_chat_chars: int, persona: str, 
                     Transcript(bubbles),
                     Div(id="notice"),
                     Form(id="chat-form", ws_send=True)(
-                        Input(id="msg", name="msg", placeholder="Talk to your todo list…", required=True,
+                        Input(id="msg", name="msg", placeholder=placeholder, required=True,
                               maxlength=max_chat_chars, autocomplete="off", autofocus=True),
                         Button("Send")),
                     Persona(persona))),

@@ -1,18 +1,21 @@
-"""Every HTMX interaction the page makes, on the bus as an `interaction` event: the one place that
-sees them all, so a route or control added to the page reaches the bus, the tail and the model's
-context with no extra code. (What the model makes of each is declared in brain/interactions.py.)
+"""Every htmx interaction of the page reaches the model, once: the one place that sees them all, so a
+route or control added to the page is heard with no extra code.
+
+An app's own routes tell the model what they changed (web/apps.py), and the chat's own controls
+are chat turns or replies: neither is told again here. Every other interaction is told as used, in
+one line (`heard`), to be seen with the next turn, without a comment of its own.
 
 HTTP requests carrying `HX-Request` are tapped by an ASGI middleware after they are answered (so
-the status is known and the session cookie has been read); htmx-ext-ws frames are handed in by the
-WebSocket handler. Values are bounded, and fields whose names suggest a secret are never sent.
+the status is known and the session cookie has been read); htmx-ext-ws frames that are no chat
+control are handed in by the chat (web/chats.py). Values are bounded, and fields whose names
+suggest a secret are never told.
 """
 import json
 import re
-import uuid
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
-from shared.messages import Interaction
+from starlette.routing import compile_path
 
 SECRET = re.compile(r"pass|secret|token|key|csrf|auth|cookie", re.IGNORECASE)
 MAX_VALUES = 20
@@ -22,7 +25,7 @@ TOO_MANY_REQUESTS = 429
 
 
 def values_of(fields: dict) -> dict[str, str]:
-    "Form values as the bus carries them: strings, bounded, secrets left out."
+    "Form values as the model is told them: strings, bounded, secrets left out."
     kept = {}
     for name, value in list(fields.items())[:MAX_VALUES]:
         if isinstance(name, str) and name != "HEADERS" and not SECRET.search(name):
@@ -31,15 +34,31 @@ def values_of(fields: dict) -> dict[str, str]:
     return kept
 
 
-class InteractionTap:
-    "ASGI middleware: publish each htmx request once it is answered."
+def heard(method: str, path: str, trigger: str, name: str, fields: dict, status: int) -> str:
+    "An interaction in words: which control, where, with what, and how it was answered."
+    what = f"#{trigger[:MAX_VALUE_CHARS]}" if trigger else name[:MAX_VALUE_CHARS] or "the page"
+    values = ", ".join(f"{k}={v!r}" for k, v in values_of(fields).items())
+    answer = f" → {status}" if status else ""
+    return f"used {what} ({method} {path[:MAX_VALUE_CHARS]}{' ' + values if values else ''}{answer})"
 
-    def __init__(self, app, publish: Callable[[Interaction], None]):
-        self.app, self.publish = app, publish
+
+def ws_heard(data: dict) -> str:
+    "An htmx-ext-ws frame (form fields plus the HEADERS htmx adds) in words."
+    headers = data.get("HEADERS") if isinstance(data.get("HEADERS"), dict) else {}
+    return heard("WS", "/ws", str(headers.get("HX-Trigger") or ""), str(headers.get("HX-Trigger-Name") or ""), data, 0)
+
+
+class InteractionTap:
+    """ASGI middleware: tell each htmx request once it is answered, unless it is one of `routes`
+    ((method, path template) pairs: the app's, which tell their own changes)."""
+
+    def __init__(self, app, tell: Callable[[str, str], None], routes: list[tuple[str, str]]):
+        self.app, self.tell = app, tell
+        self.own = [(method.upper(), compile_path(path)[0]) for method, path in routes]
 
     async def __call__(self, scope, receive, send):
         headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
-        if headers.get(b"hx-request") != b"true":
+        if headers.get(b"hx-request") != b"true" or self._own(scope["method"], scope["path"]):
             return await self.app(scope, receive, send)
         body, status = bytearray(), [0]
 
@@ -59,18 +78,8 @@ class InteractionTap:
         if sid and status[0] != TOO_MANY_REQUESTS:  # refused for the session's rate: it goes no further
             form = b"x-www-form-urlencoded" in headers.get(b"content-type", b"")
             fields = dict(parse_qsl(body.decode(errors="replace"))) if form else {}
-            self.publish(interaction(sid, scope["method"], scope["path"], headers.get(b"hx-trigger", b"").decode(errors="replace"),
-                                     headers.get(b"hx-trigger-name", b"").decode(errors="replace"), fields, status[0]))
+            self.tell(sid, heard(scope["method"], scope["path"], headers.get(b"hx-trigger", b"").decode(errors="replace"),
+                                 headers.get(b"hx-trigger-name", b"").decode(errors="replace"), fields, status[0]))
 
-
-def interaction(sid: str, method: str, path: str, trigger: str, name: str, fields: dict, status: int) -> Interaction:
-    return Interaction(session=sid, request=uuid.uuid4().hex, method=method, path=path[:MAX_VALUE_CHARS],
-                       trigger=trigger[:MAX_VALUE_CHARS], name=name[:MAX_VALUE_CHARS], values=values_of(fields),
-                       status=status)
-
-
-def ws_interaction(sid: str, data: dict) -> Interaction:
-    "An htmx-ext-ws frame (form fields plus the HEADERS htmx adds) as an interaction."
-    headers = data.get("HEADERS") if isinstance(data.get("HEADERS"), dict) else {}
-    return interaction(sid, "WS", "/ws", str(headers.get("HX-Trigger") or ""), str(headers.get("HX-Trigger-Name") or ""),
-                       data, 0)
+    def _own(self, method: str, path: str) -> bool:
+        return any(method == m and regex.match(path) for m, regex in self.own)

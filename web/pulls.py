@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from shared.messages import Ack, CancelPull, Presence, Pull, PullProgress, full_name
+from shared.messages import Ack, CancelPull, Presence, Pull, PullOutcome, PullProgress, full_name
 from web.broker import Broker
 
 SHOWN_PER_SESSION = 3
@@ -23,14 +23,14 @@ LOST_AFTER_BEATS = 2
 @dataclass
 class PullView:
     "A pull as the page shows it; `session` is the one it was sent for (its worker pulls, a cancel goes there too)."
-    request: str
+    pull: str  # the Pull message's id, which names the pull on the bus
     model: str
     session: str
     status: str = "waiting for the brain"
     digest: str = ""
     completed: int = 0
     total: int = 0
-    outcome: str = ""  # "" while it runs; then pulled, cancelled or failed
+    outcome: PullOutcome = PullOutcome.RUNNING
     error: str = ""
     worker: str = ""
     updated: float = 0.0
@@ -53,27 +53,27 @@ class Pulls:
         "Pull `model` for `session`, or join the pull of it that runs."
         view = self.running.get(full_name(model))
         if view is None:
-            request = uuid.uuid4().hex
-            self.broker.submit(Pull(session=session, request=request, model=model))  # refused: nothing starts
-            view = self.running[full_name(model)] = PullView(request, model, session, updated=self.clock())
+            pull = uuid.uuid4().hex
+            self.broker.submit(Pull(session=session, id=pull, model=model))  # refused: nothing starts
+            view = self.running[full_name(model)] = PullView(pull, model, session, updated=self.clock())
         self._show(session, view)
 
-    def cancel(self, request: str) -> None:
-        view = self._find(request)
+    def cancel(self, pull: str) -> None:
+        view = self._find(pull)
         if view is None:
             return  # it ended meanwhile
-        if self.broker.withdraw(request):
-            self._end(view, "cancelled")
+        if self.broker.withdraw(pull):
+            self._end(view, PullOutcome.CANCELLED)
         else:
-            self.broker.submit(CancelPull(session=view.session, request=uuid.uuid4().hex, pull=request))
+            self.broker.submit(CancelPull(session=view.session, id=uuid.uuid4().hex, pull=pull))
 
     def acked(self, msg: Ack) -> None:
-        view = self._find(msg.request)
+        view = self._find(msg.message)
         if view is not None:
             view.worker, view.updated = msg.worker, self.clock()
 
     def progress(self, msg: PullProgress) -> None:
-        view = self._find(msg.request)
+        view = self._find(msg.pull)
         if view is None:
             return  # ended here already, or sent before a web restart
         view.status, view.digest, view.completed, view.total = msg.status, msg.digest, msg.completed, msg.total
@@ -86,21 +86,21 @@ class Pulls:
     def lost(self, worker: str) -> None:
         "The worker is gone: its pulls end (Ollama keeps what it downloaded, so pulling again resumes)."
         for view in [v for v in self.running.values() if v.worker == worker]:
-            self._end(view, "failed", f"The brain stopped during the pull of {view.model}; press Pull to resume it.")
+            self._end(view, PullOutcome.FAILED, f"The brain stopped during the pull of {view.model}; press Pull to resume it.")
 
     def presence(self, msg: Presence) -> None:
         """A pull its worker no longer lists whose end never came (lost on the bus): it ended, pulled
         if the model is listed now."""
         due = self.clock() - LOST_AFTER_BEATS * self.heartbeat_s
         for view in [v for v in self.running.values() if v.worker == msg.worker]:
-            if view.request not in msg.pulling and view.updated < due:
+            if view.pull not in msg.pulling and view.updated < due:
                 if full_name(view.model) in (msg.models or []):
-                    self._end(view, "pulled")
+                    self._end(view, PullOutcome.PULLED)
                 else:
-                    self._end(view, "failed", f"The end of the pull of {view.model} was lost; press Pull to go on.")
+                    self._end(view, PullOutcome.FAILED, f"The end of the pull of {view.model} was lost; press Pull to go on.")
 
-    def _find(self, request: str) -> PullView | None:
-        return next((v for v in self.running.values() if v.request == request), None)
+    def _find(self, pull: str) -> PullView | None:
+        return next((v for v in self.running.values() if v.pull == pull), None)
 
     def _show(self, session: str, view: PullView) -> None:
         shown = self.shown.setdefault(session, OrderedDict())
@@ -117,7 +117,7 @@ class Pulls:
                 v.followers.discard(gone)
         self.changed(session)
 
-    def _end(self, view: PullView, outcome: str, error: str = "") -> None:
+    def _end(self, view: PullView, outcome: PullOutcome, error: str = "") -> None:
         view.outcome, view.error = outcome, error
         self.running.pop(full_name(view.model), None)
         self._tell(view)

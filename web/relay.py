@@ -3,7 +3,7 @@ every tab of a session. It holds no state: `web/chats.py` decides what changed."
 from fasthtml.common import to_xml
 
 from web.clients import Client, Clients
-from web.components import Append, Bubble, ChunkText, Notice, ThinkingText, TodoChanged, Transcript
+from web.components import Append, Bubble, ChunkText, Notice, ThinkingText, Transcript
 from web.transcript import Line
 
 
@@ -26,10 +26,10 @@ class Relay:
         if text:
             self.clients.send(session, ChunkText(request, text))
 
-    def todos(self, session: str, changes) -> None:
-        "Changes to the todo list (the model's actions, undos): every tab of the session sees them."
-        if changes:
-            self.clients.send(session, "".join(to_xml(TodoChanged(action, todo)) for action, todo in changes))
+    def changes(self, session: str, html: str) -> None:
+        "Changes to the app (the model's actions, undos), as the app shows them: every tab of the session sees them."
+        if html:
+            self.clients.send(session, html)
 
     def transcript(self, session: str, lines: list[Line]) -> None:
         self.clients.send(session, to_xml(Transcript([Bubble(line) for line in lines])))

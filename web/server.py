@@ -1,7 +1,9 @@
-"""The web process: the page, the todo routes, the chat WebSocket, and the bus they all feed.
+"""The web process: the page, the app's routes, the chat WebSocket, and the bus they all feed.
 
 `create_app` builds one object graph per app and nothing exists before it is called:
 
+    app (APP: its panel, routes, actions; web/apps.py) ── actions (each call applied once, with its undo)
+      │
     store (SQLite, written on its own thread: disk) ── chats (each session's transcript, model and reply statuses) ── relay ── clients (tabs)
                         │  ▲
                  submit │  │ brain messages
@@ -23,17 +25,17 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from shared.config import Settings, setup_logging
-from shared.messages import TodoEvent
-from web.actions import MAX_TITLE_CHARS, clean_title, todo_limit
+from web import apps
+from web.actions import Actions
 from web.broker import Broker, Owner
 from web.chats import Chats
 from web.clients import Clients
-from web.components import Page, TodoItem, head_assets
+from web.components import Page, head_assets
 from web.export import to_json, to_markdown
 from web.interactions import InteractionTap
 from web.security import AllowedHosts, SecurityHeaders, same_origin
 from web.limits import Verdict
-from web.store import DiskOutbox, ListFull, Store, StoreThread
+from web.store import DiskOutbox, Store, StoreThread
 
 log = logging.getLogger("web")
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,9 +74,11 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         setup_logging()
         settings = Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store, disk, clients = Store(settings.data_dir, todo_limit(settings)), StoreThread(), Clients(settings.ws_tab_queue)
+    store, disk, clients = Store(settings.data_dir), StoreThread(), Clients(settings.ws_tab_queue)
     broker = bus(settings, None, DiskOutbox(store, disk))
-    chats = Chats(settings, store, disk, clients, broker)
+    host = apps.Host(store.db, settings, disk, lambda sid, changes: chats.changed(sid, changes))
+    app_ = apps.load(settings.app, host)
+    chats = Chats(settings, store, disk, clients, broker, app_, Actions(store.db, app_))
     broker.listener = chats
 
     async def lifespan(app):
@@ -116,11 +120,12 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
             clients.remove(client)
 
     app = FastHTML(
-        title="Todo with attitude", default_hdrs=False, canonical=False, hdrs=head_assets(), lifespan=lifespan,
+        title=app_.title, default_hdrs=False, canonical=False, hdrs=head_assets(), lifespan=lifespan,
         before=Beforeware(before, skip=[r"/static/.*", r"/vendor/.*"]),
         key_fname=str(settings.data_dir / ".sesskey"),
         middleware=[Middleware(AllowedHosts, names=settings.allowed_hosts), Middleware(SecurityHeaders),
-                    Middleware(InteractionTap, publish=broker.offer)],
+                    Middleware(InteractionTap, tell=lambda sid, line: chats.tell(sid, [line]),
+                               routes=[(r.method, r.path) for r in app_.routes])],
         routes=[
             WebSocketRoute("/ws", chat_socket),
             Route("/vendor/{name}", vendor_file),
@@ -130,45 +135,15 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     app.state.chats, app.state.broker = chats, broker
     rt = app.route
 
-    async def publish_todo(sid: str, action: str, todo):
-        "Every todo change goes to the brain with the whole list after it."
-        todos = await disk.call(store.todo_list, sid)
-        broker.offer(TodoEvent(session=sid, request=uuid.uuid4().hex, action=action, todo=todo, todos=todos))
-        return todo
-
-    async def change_todo(session, tid: int, change, action: str):
-        "Apply a change to one of the session's todos; None when it has no such todo."
-        todo = await disk.call(change, session["sid"], tid)
-        return None if todo is None else await publish_todo(session["sid"], action, todo)
+    for route in app_.routes:
+        rt(route.path, methods=[route.method])(route.handler)
 
     @rt("/", methods=["get"])
     async def index(session):
         sid = session["sid"]
-        todos = await disk.call(store.todo_list, sid)
         await chats.open(sid)
-        return Page(todos, chats.bubbles(sid), chats.status_line(sid), settings.max_chat_chars,
-                    settings.system_prompt, chats.picker(sid), chats.pull_panel(sid))
-
-    @rt("/todos", methods=["post"])
-    async def add_todo(session, title: str = ""):
-        title = clean_title(title)
-        if title is None:
-            return Response(f"A todo needs a title of 1 to {MAX_TITLE_CHARS} characters.", status_code=400)
-        try:
-            todo = await disk.call(store.add_todo, session["sid"], title)
-        except ListFull as e:
-            return Response(str(e), status_code=400)
-        return TodoItem(await publish_todo(session["sid"], "added", todo))
-
-    @rt("/todos/{tid}/toggle", methods=["post"])
-    async def toggle_todo(session, tid: int):
-        todo = await change_todo(session, tid, store.toggle_todo, "toggled")
-        return TodoItem(todo) if todo else Response("No such todo", status_code=404)
-
-    @rt("/todos/{tid}", methods=["delete"])
-    async def delete_todo(session, tid: int):
-        todo = await change_todo(session, tid, store.delete_todo, "deleted")
-        return "" if todo else Response("No such todo", status_code=404)
+        return Page(app_.title, await app_.panel(sid), chats.bubbles(sid), chats.status_line(sid), settings.max_chat_chars,
+                    chats.prompt.system, chats.picker(sid), chats.pull_panel(sid), app_.placeholder)
 
     @rt("/export/{fmt}", methods=["get"])
     async def export(session, fmt: str):

@@ -86,27 +86,29 @@
     }
   });
 
-  // The todo input empties as soon as its request leaves (the values are taken by then), so a
-  // todo typed while the first is in flight is not wiped; a failed request gets its text back.
+  // An app's form (class app-form) empties as soon as its request leaves (the values are taken by
+  // then), so an entry typed while the first is in flight is not wiped; a failed request gets its
+  // text back, and #app-notice says why.
   document.addEventListener("htmx:beforeRequest", function (e) {
     const form = e.detail.elt;
-    if (form && form.id === "todo-form") {
-      form.dataset.sent = document.getElementById("title").value;
+    if (form && form.classList && form.classList.contains("app-form")) {
+      const field = form.querySelector("input[name]");
+      form.dataset.sent = field ? field.value : "";
       form.reset();
     }
   });
 
   document.addEventListener("htmx:afterRequest", function (e) {
     const form = e.detail.elt;
-    if (!form || form.id !== "todo-form") return;
-    const title = document.getElementById("title");
-    const notice = document.getElementById("todo-notice");
+    if (!form || !form.classList || !form.classList.contains("app-form")) return;
+    const field = form.querySelector("input[name]");
+    const notice = document.getElementById("app-notice");
     if (e.detail.successful) {
-      notice.textContent = "";
+      if (notice) notice.textContent = "";
     } else {
-      if (!title.value) title.value = form.dataset.sent || "";
-      notice.textContent = (e.detail.xhr && e.detail.xhr.responseText) || "The todo could not be saved; try again.";
+      if (field && !field.value) field.value = form.dataset.sent || "";
+      if (notice) notice.textContent = (e.detail.xhr && e.detail.xhr.responseText) || "That could not be saved; try again.";
     }
-    title.focus();
+    if (field) field.focus();
   });
 })();

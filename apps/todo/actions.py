@@ -1,0 +1,168 @@
+"""What the model may do to the todo list: the tools, their typed parameters, and their undo.
+
+Decided with a real small model (`make eval`, BENCHMARKS.md): each description says when to call
+the tool, since small models otherwise call one on a greeting; an id is "the number after #", and
+a title is "a few words", since a title "of 1 to 500 characters" came back as "Oat milk, 500
+characters.". Small models get arguments roughly right: a todo may be given by its id ("2" and
+"#2" too) or by its title, and under another key (`todo`, `name`).
+"""
+from typing import Annotated
+
+import msgspec
+
+from apps.todo.store import Todo, Todos
+from web.apps import Action, Outcome, Refused
+
+MAX_TITLE_CHARS = 500
+TODO_MAX_BYTES = MAX_TITLE_CHARS * 6 + 64  # a todo in JSON at worst: every character escaped, with its id and done
+TodoRef = Annotated[int | str, msgspec.Meta(description="The todo's number: 2 for #2.")]
+Title = Annotated[str, msgspec.Meta(description="The todo in a few words, e.g. 'buy oat milk'.")]
+Change = tuple[str, Todo]  # (added | toggled | renamed | deleted | restored, the todo after it)
+
+
+class AddTodo(msgspec.Struct):
+    title: Title
+
+
+class SetTodoDone(msgspec.Struct):
+    id: TodoRef
+    done: Annotated[bool, msgspec.Meta(description="true: done; false: not done.")] = True  # often left out
+
+
+class RenameTodo(msgspec.Struct):
+    id: TodoRef
+    title: Title
+
+
+class DeleteTodo(msgspec.Struct):
+    id: TodoRef
+
+
+class ClearDone(msgspec.Struct):
+    pass
+
+
+# Names small models gave these tools in `make eval` (BENCHMARKS.md): taken for the tool they mean.
+ALIASES = {"remove_todo": "delete_todo", "mark_done": "set_todo_done", "mark_todo_done": "set_todo_done",
+           "complete_todo": "set_todo_done", "clear_completed": "clear_done"}
+
+
+def clean_title(title: str) -> str | None:
+    """A todo title as the app keeps it (spaces folded), or None when it is empty, too long, or
+    holds a lone surrogate (which no store or message could encode)."""
+    title = " ".join(str(title).split())
+    try:
+        title.encode()
+    except UnicodeEncodeError:
+        return None
+    return title if 0 < len(title) <= MAX_TITLE_CHARS else None
+
+
+def listed(todos: list[Todo]) -> str:
+    "The list on one line, for the model (a tool's result, an error): small models echo a Markdown list back."
+    if not todos:
+        return "The todo list is now empty."
+    return "The todo list is now: " + "; ".join(f"#{t.id} {t.title}{' (done)' if t.done else ''}" for t in todos) + "."
+
+
+def _named(arguments: dict, takes_title: bool) -> dict:
+    "The todo named under another key: {\"todo\": ...}, or its title where no new title is asked."
+    if "id" in arguments:
+        return arguments
+    ref = next((arguments[k] for k in ("todo", "todo_id", "name", "title")
+                if k in arguments and not (k == "title" and takes_title)), None)
+    return {**arguments, "id": ref} if ref is not None else arguments
+
+
+def _json(todos: list[Todo]) -> list[dict]:
+    return msgspec.to_builtins(todos)
+
+
+def actions(todos: Todos) -> list[Action]:
+    def title(text) -> str:
+        clean = clean_title(text)
+        if clean is None:
+            raise Refused(f"a title must be 1 to {MAX_TITLE_CHARS} characters.")
+        return clean
+
+    def find(session: str, ref) -> Todo:
+        """The todo a call means: by id (2, "2", "#2"), else by title: exact, then ignoring case,
+        then the one title holding it. None found or several: the error names the candidates."""
+        every = todos.all(session)
+        text = str(ref).strip()
+        if isinstance(ref, int) or text.lstrip("#").isdigit():
+            tid = int(text.lstrip("#")) if text.lstrip("#").isdigit() else ref
+            found = next((t for t in every if t.id == tid), None)
+            if found is None:
+                raise Refused(f"there is no todo #{tid}. {listed(every)}")
+            return found
+        for match in (lambda t: t.title == text, lambda t: t.title.lower() == text.lower(),
+                      lambda t: text.lower() in t.title.lower()):
+            found = [t for t in every if match(t)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise Refused(f"{text!r} could be " + " or ".join(f"#{t.id} '{t.title}'" for t in found) + "; give the id.")
+        raise Refused(f"no todo is called {text!r}. {listed(every)}")
+
+    def add(session: str, args: AddTodo) -> Outcome:
+        todo = todos.add(session, title(args.title))
+        return Outcome(f"Added #{todo.id} '{todo.title}'.", [("added", todo)], {"after": _json([todo])})
+
+    def set_done(session: str, args: SetTodoDone) -> Outcome:
+        old = find(session, args.id)
+        new = todos.change(session, old.id, done=args.done)
+        return Outcome(f"Marked #{new.id} '{new.title}' {'done' if new.done else 'not done'}.", [("toggled", new)],
+                       {"before": _json([old]), "after": _json([new])})
+
+    def rename(session: str, args: RenameTodo) -> Outcome:
+        old = find(session, args.id)
+        new = todos.change(session, old.id, title=title(args.title))
+        return Outcome(f"Renamed #{old.id} '{old.title}' to '{new.title}'.", [("renamed", new)],
+                       {"before": _json([old]), "after": _json([new]), "renamed": True})
+
+    def delete(session: str, args: DeleteTodo) -> Outcome:
+        old = find(session, args.id)
+        todos.delete(session, old.id)
+        return Outcome(f"Deleted #{old.id} '{old.title}'.", [("deleted", old)], {"before": _json([old])})
+
+    def clear_done(session: str, args: ClearDone) -> Outcome:
+        done = [t for t in todos.all(session) if t.done]
+        for t in done:
+            todos.delete(session, t.id)
+        text = (f"Deleted the {len(done)} done todos: " + ", ".join(f"#{t.id} '{t.title}'" for t in done) + "."
+                if done else "There were no done todos to delete.")
+        return Outcome(text, [("deleted", t) for t in done], {"before": _json(done)})
+
+    def undo(session: str, kept: dict) -> list[Change]:
+        "Revert exactly what an action did: a deleted todo comes back with its id, title and state."
+        before = msgspec.convert(kept.get("before", []), list[Todo])
+        after = msgspec.convert(kept.get("after", []), list[Todo])
+        back = sum(1 for b in before if not any(a.id == b.id for a in after))
+        gone = sum(1 for a in after if not any(b.id == a.id for b in before))
+        if back - gone > todos.room(session):
+            raise Refused(f"Undoing that would bring back {back} todos, more than the list has room for (MAX_TODOS).")
+        changes: list[Change] = []
+        for todo in after:
+            if not any(b.id == todo.id for b in before) and todos.delete(session, todo.id):
+                changes.append(("deleted", todo))
+        for todo in before:
+            if not any(a.id == todo.id for a in after):
+                changes.append(("restored", todos.restore(session, todo)))
+            elif (now := todos.change(session, todo.id, title=todo.title, done=todo.done)) is not None:
+                changes.append(("renamed" if kept.get("renamed") else "toggled", now))
+        return changes
+
+    return [
+        Action("add_todo", "Add a new todo. Only when the user asks to add something, put it on the list, or be "
+                           "reminded of it.", AddTodo, add, undo),
+        Action("set_todo_done", "Tick a todo off (done=true) or back on (done=false). Only when the user says a todo "
+                                "is done or not done yet.", SetTodoDone, set_done, undo,
+               prepare=lambda a: _named(a, takes_title=False)),
+        Action("rename_todo", "Give a todo a new title. Only when the user asks to rename or reword it.", RenameTodo,
+               rename, undo, prepare=lambda a: _named(a, takes_title=True)),
+        Action("delete_todo", "Remove one todo. Only when the user asks to delete, remove or drop it.", DeleteTodo,
+               delete, undo, prepare=lambda a: _named(a, takes_title=False)),
+        Action("clear_done", "Remove every todo that is ticked off. Only when the user asks to clear the done ones.",
+               ClearDone, clear_done, undo),
+    ]

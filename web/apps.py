@@ -1,0 +1,133 @@
+"""The app layer: what an app declares so the model is in its loop, and how the web loads it.
+
+An app is a package (`apps/todo`, `apps/reading`) with one function, `make(host) -> App`. Next to
+its routes it declares:
+
+- its **actions**: what the model may call, each with a description, typed parameters (a msgspec
+  Struct, from which the tool's schema is made), a handler and its undo;
+- how each **change** is told to the model (`tell`) and shown in every tab (`show`), and its state
+  as the model is told it (`state`, and `brief` on one line after a tool call);
+- its **routes**: each tells the model what it changed (`host.changed`); every other htmx
+  interaction of the page is told as used (web/interactions.py).
+
+The web does the rest: the chat, the bus, applying each call once with its card and Undo
+(web/actions.py), and telling the brain, which knows no app. Which app runs is APP.
+"""
+import importlib
+import types
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from fastlite import Database
+
+from shared.config import Settings
+from shared.messages import Prompt
+
+DEFAULT_APP = "todo"
+Change = Any  # whatever the app's handlers return as a change; only the app reads it
+
+
+class Refused(Exception):
+    "An action that cannot be done as asked; the text tells the model (or the user) what to do instead."
+
+
+@dataclass
+class Outcome:
+    """What an action did: `text` for the model and the action's card, the `changes` it made (shown
+    in every tab), and `undo`: what the app's undo needs to revert it exactly (JSON)."""
+    text: str
+    changes: list[Change] = field(default_factory=list)
+    undo: Any = None
+
+
+@dataclass(frozen=True)
+class Action:
+    """A tool the model may call. `arguments` is a msgspec Struct: its fields, with the descriptions
+    in their `Annotated[..., msgspec.Meta(description=...)]`, are the tool's parameters. `run(session,
+    arguments) -> Outcome` and `undo(session, Outcome.undo) -> changes` run on the store's thread and
+    raise Refused when they cannot. `prepare` may reshape the arguments a small model gave (a key
+    it named otherwise) before they are checked."""
+    name: str
+    description: str
+    arguments: type
+    run: Callable[[str, Any], Outcome]
+    undo: Callable[[str, Any], list[Change]]
+    prepare: Callable[[dict], dict] = lambda arguments: arguments
+
+
+@dataclass(frozen=True)
+class Route:
+    "An htmx route of the app: `handler` is a FastHTML handler; it tells the model what it changed."
+    method: str
+    path: str
+    handler: Callable
+
+
+@dataclass(frozen=True)
+class App:
+    title: str
+    persona: str  # the system message: who the model is in this app, and when to call a tool
+    actions: list[Action]
+    routes: list[Route]
+    panel: Callable[[str], Awaitable]  # the app's side of the page, for a session
+    state: Callable[[str], str]  # on the store's thread: the state as the model is told it
+    brief: Callable[[str], str]  # the same on one line, after a tool call (small models echo a list back)
+    tell: Callable[[Change], str]  # a change in words: "added #3 'milk'"
+    show: Callable[[list[Change]], str]  # changes as htmx out-of-band fragments, for every tab of the session
+    aliases: dict[str, str] = field(default_factory=dict)  # tool names small models invent, for the real ones
+    placeholder: str = "Talk to the app…"
+
+    def prompt(self, settings: Settings) -> Prompt:
+        "The system message (SYSTEM_PROMPT replaces the persona) and the tools: the same bytes every time."
+        tools = [tool_schema(a) for a in self.actions] if settings.tools else []
+        return Prompt(settings.system_prompt or self.persona, tools)
+
+    def action(self, name: str) -> Action | None:
+        name = self.aliases.get(name, name)
+        return next((a for a in self.actions if a.name == name), None)
+
+
+@dataclass
+class Host:
+    """What the web gives an app: its database (web.db; the app makes its own tables), the store's
+    thread (`disk.call(fn, ...)` runs fn there, in order) and `changed(session, changes)`, which
+    tells the model what the user changed (a comment follows once the clicking pauses)."""
+    db: Database
+    settings: Settings
+    disk: Any
+    changed: Callable[[str, list[Change]], Awaitable[None]]
+
+
+JSON_TYPES = {int: "integer", str: "string", bool: "boolean", float: "number"}
+
+
+def tool_schema(action: Action) -> dict:
+    """Ollama's tool definition for an action. Every parameter is listed as required (small models
+    leave out what is optional, then guess); a default only covers a model that still does. A
+    field typed `A | B` is offered as A, the form the model should use; B is accepted too."""
+    hints = typing.get_type_hints(action.arguments, include_extras=True)
+    properties = {}
+    for name in action.arguments.__struct_fields__:
+        kind, description = hints[name], ""
+        if typing.get_origin(kind) is typing.Annotated:
+            kind, *extras = typing.get_args(kind)
+            description = next((m.description for m in extras if isinstance(m, msgspec.Meta) and m.description), "")
+        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+            kind = typing.get_args(kind)[0]
+        properties[name] = {"type": JSON_TYPES[kind], **({"description": description} if description else {})}
+    return {"type": "function", "function": {
+        "name": action.name, "description": action.description,
+        "parameters": {"type": "object", "properties": properties, "required": list(properties)}}}
+
+
+def load(name: str, host: Host) -> App:
+    "The app called `name`: a package under apps/ (APP=reading) or any importable module with `make(host)`."
+    module_name = name or DEFAULT_APP
+    try:
+        module = importlib.import_module(module_name if "." in module_name else f"apps.{module_name}")
+    except ModuleNotFoundError as e:
+        raise SystemExit(f"APP={name!r}: no such app ({e}); the apps are under apps/") from None
+    return module.make(host)
