@@ -91,7 +91,9 @@ class Settings:
         env = os.environ if env is None else env
         prompt_file = env.get("SYSTEM_PROMPT_FILE", "").strip()
         prompt = Path(prompt_file).read_text().strip() if prompt_file else env.get("SYSTEM_PROMPT", "").strip()
-        data_dir = Path(env.get("DATA_DIR", "data"))
+        app = env.get("APP", "").strip()
+        # Another app keeps its data (sessions, conversations, the bus) apart from the default one's.
+        data_dir = Path(env.get("DATA_DIR", "").strip() or (f"data/{app.rpartition('.')[2]}" if app else "data"))
         web_host = env.get("WEB_HOST", "127.0.0.1").strip() or "127.0.0.1"
         return cls(
             web_host=web_host,
@@ -119,7 +121,7 @@ class Settings:
             routing=Routing.HASH if env.get("BUS_ROUTING", "").strip().lower() == "hash" else Routing.LOAD,
             comment_delay_s=_float(env, "COMMENT_DELAY_S", 1.5),
             system_prompt=prompt,
-            app=env.get("APP", "").strip(),
+            app=app,
             max_chat_chars=_int(env, "MAX_CHAT_CHARS", 8000),
             tools=env.get("MODEL_TOOLS", "1").strip().lower() not in ("0", "off", "false", "no"),
             tool_rounds=max(1, _int(env, "MODEL_TOOL_ROUNDS", 1)),
