@@ -26,7 +26,7 @@ tokens-per-character ratio learnt from Ollama's own `prompt_eval_count`.
 import json
 from dataclasses import dataclass, field
 
-from shared.messages import Prompt
+from shared.messages import Prompt, digest
 
 # App events are told as user turns that start with this. Small models copy a bracketed tag such as
 # "[app]" (and a parenthesised "(app: …)") into their replies far more than words; see BENCHMARKS.md.
@@ -77,13 +77,14 @@ class Conversation:
         del self.handled[:-HANDLED_KEPT]
         return True
 
-    def record(self, lines: list[str], state: str = "", restate: bool = False) -> None:
+    def record(self, lines: list[str], state: str = "", since: str | None = None) -> None:
         """The user did something in the app (`lines`, told with the next turn), leaving its state
         `state` ("" when it did not change). The model works the new state out from the lines if it
-        knew the one before; `restate` says it cannot (events were left out on the way)."""
+        knew the one before; `since` is the digest of the state the app last sent, which differs
+        from ours when an event was lost on the way: then it cannot."""
         for line in lines:
             self._unseen(line)
-        if restate:
+        if since is not None and (not since or self.state is None or since != digest(self.state)):
             self.told = None
         if state:
             if self.told is not None and self.told == self.state:

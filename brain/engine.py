@@ -105,9 +105,8 @@ class Warm(FromBus):
 
 @dataclass
 class Event(FromBus):
-    "What the user did in the app, for the model's context (see `AppEvent`); `restate`: events were left out before it."
+    "What the user did in the app, for the model's context (see `AppEvent`)."
     event: AppEvent
-    restate: bool = False
 
 
 @dataclass
@@ -141,7 +140,6 @@ class SessionQueue:
     busy: bool = False
     running: Turn | Warm | None = None  # the turn being answered (or the cache being warmed), from the moment it leaves the queue
     comment: asyncio.TimerHandle | None = None
-    missed: bool = False  # an app event was left out (the queue was full): the next one states the app's state whole
 
 
 NOT_RESUMED = "The brain stopped mid-reply and the next one could not carry it on; what arrived is shown. Retry asks again"
@@ -203,9 +201,7 @@ class Engine:
         bus = dict(cause=msg.id, epoch=msg.epoch)
         match msg:
             case AppEvent():
-                q = self.queue(msg.session)
-                restate, q.missed = q.missed, False
-                self.enqueue(msg.session, Event(msg, restate, **bus))
+                self.enqueue(msg.session, Event(msg, **bus))
             case Stop():
                 self.stop(msg.session, msg.reply)
             case Reset():
@@ -226,7 +222,7 @@ class Engine:
     def full(self, msg: ToBrain) -> bool:
         """A session queues at most SESSION_MAX_PENDING replies and as many other jobs, however fast
         its messages come: past that, a reply asked for fails at once (its bubble says why) and
-        anything else is left out (the next app event then states the app's state whole), so a flood of clicks
+        anything else is left out (the next app event finds the state it came from missing and states it whole), so a flood of clicks
         never holds up a question. Stop and New chat always get through."""
         q = self.queues.get(msg.session)
         answered = isinstance(msg, ToolResult) and msg.call in self.tool_results  # a reply waits on it: not queued
@@ -239,7 +235,6 @@ class Engine:
         if msg.makes:
             self.fail(Turn(msg.session, msg.makes, None, epoch=msg.epoch), FailCode.BUSY,
                       "The brain has too much queued for this conversation (SESSION_MAX_PENDING); Retry in a moment.")
-        q.missed = q.missed or isinstance(msg, AppEvent)
         return True
 
     def revoke(self, msg: Revoke) -> None:
@@ -344,7 +339,7 @@ class Engine:
                     await self.prefill(job, conversation)
                 case Event(event=event):
                     conversation.prompt = event.prompt
-                    conversation.record(event.lines, event.state, job.restate)
+                    conversation.record(event.lines, event.state, event.since)
                     if event.comment:
                         self.schedule_comment(session)
                         self.warm(session)

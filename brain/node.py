@@ -31,7 +31,7 @@ from shared.messages import (Ack, BadFrame, Bye, CancelPull, Grant, Heartbeat, H
 
 log = logging.getLogger("brain")
 ACK_TIMEOUT_BEATS = 3
-REMEMBERED_REQUESTS = 10_000
+REMEMBERED_MESSAGES = 10_000
 
 
 @dataclass
@@ -156,6 +156,6 @@ class Node:
                 return
             del self.claims[message]
             self.taken[message] = None
-            if len(self.taken) > REMEMBERED_REQUESTS:
+            if len(self.taken) > REMEMBERED_MESSAGES:
                 self.taken.popitem(last=False)
             (self.pulls if isinstance(c.msg, (Pull, CancelPull)) else self.engine).handle(c.msg)

@@ -11,6 +11,7 @@ Payloads are JSON objects with `v` (schema version) and `kind`. Decoding validat
 ids are restricted to a safe alphabet because the web puts them into HTML ids. Nothing on the bus
 is ever unpickled.
 """
+import hashlib
 from enum import StrEnum
 from typing import Annotated, Any, Union
 
@@ -192,12 +193,20 @@ class Reset(ToBrain, frozen=True, kw_only=True, tag="reset"):
 class AppEvent(ToBrain, frozen=True, kw_only=True, tag="app_event"):
     """Something the user did in the app, in the app's words: `lines` say what happened (\"added #3
     'milk'\"), `state` is the app's state after it as the model is told it (\"\" when it did not
-    change). With `comment` the model comments once the user pauses (a burst makes one comment);
-    without, it hears of it with the next turn."""
+    change). `since` is the `digest` of the state the web last sent this session's brain (\"\" when it
+    does not know), so a brain whose state differs knows an event was lost on the way and states
+    the whole state. With `comment` the model comments once the user pauses (a burst makes one
+    comment); without, it hears of it with the next turn."""
     lines: list[str]
     prompt: Prompt
     state: str = ""
+    since: str = ""
     comment: bool = False
+
+
+def digest(state: str) -> str:
+    "A short fingerprint of an app's state, to tell whether two sides hold the same one."
+    return hashlib.blake2b(state.encode(), digest_size=8).hexdigest()
 
 
 class ToolResult(ToBrain, frozen=True, kw_only=True, tag="tool_result"):

@@ -159,13 +159,14 @@ class Broker:
         self.outbox.keep(msg)
         return self._route(msg)
 
-    def offer(self, msg: ToBrain) -> bool:
-        "Submit a message the app can do without (an interaction, say): a refusal is logged, not raised."
+    def offer(self, msg: ToBrain) -> bool | None:
+        """Submit a message the app can do without (an interaction, say): a refusal is logged, not
+        raised, and returns None; otherwise as `submit`."""
         try:
             return self.submit(msg)
         except Refused as e:
             log.warning("did not send a %s of session %s: %s", msg.kind, msg.session[:8], e)
-            return False
+            return None
 
     def _hold(self, msg: ToBrain) -> None:
         "Keep `msg` pending, once it is known to be deliverable and its session has room."

@@ -26,7 +26,7 @@ from fasthtml.common import to_xml
 from shared.config import Settings
 from shared.messages import (MODEL_NAME, AboutReply, Ack, AppEvent, CallTool, Chat, Chunk, Done, Failed, FailCode, Note,
                              Presence, PullProgress, Regenerate, Reset, Resume, Stop, ToBrain, ToolResult, ToWeb, Waiting,
-                             full_name)
+                             digest, full_name)
 from web.actions import Actions
 from web.apps import App, Change, Refused as NotDone
 from web.interactions import ws_heard
@@ -53,6 +53,7 @@ class Session:
     lines: OrderedDict[tuple[str, str], Line] = field(default_factory=OrderedDict)
     model: str = ""  # the chosen model; "" for the brain's default
     loaded: bool = False  # the transcript and choice on disk have been read in
+    told: str = ""  # the digest of the app's state as last sent to the brain ("" not known: it states it whole)
 
     def reply(self, request: str) -> Line | None:
         return self.lines.get((request, "reply"))
@@ -181,8 +182,14 @@ class Chats:
 
     def tell(self, sid: str, lines: list[str], state: str = "", comment: bool = False) -> None:
         "What the user did in the app, for the model (see `AppEvent`)."
-        self.broker.offer(AppEvent(session=sid, id=uuid.uuid4().hex, lines=lines, state=state, comment=comment,
-                                   prompt=self.prompt))
+        session = self._session(sid)
+        self._state_sent(session, state, AppEvent(session=sid, id=uuid.uuid4().hex, lines=lines, state=state,
+                                                  since=session.told, comment=comment, prompt=self.prompt))
+
+    def _state_sent(self, session: Session, state: str, msg: ToBrain) -> None:
+        "Send a message that carries the app's state; the brain is known to have it once the bus has taken it."
+        if self.broker.offer(msg) is not None and state:
+            session.told = digest(state)
 
     async def changed(self, sid: str, changes: list[Change]) -> None:
         "The user changed the app: the model is told what, with the state after it, and comments once the clicking pauses."
@@ -384,8 +391,9 @@ class Chats:
         self._card(msg.session, msg.reply, msg.call, text=row.text, ok=row.ok, undone=row.undone)
         self.relay.changes(msg.session, self.app.show(changes))
         state, brief = await self.disk.call(lambda: (self.app.state(msg.session), self.app.brief(msg.session)))
-        self.broker.offer(ToolResult(session=msg.session, id=uuid.uuid4().hex, reply=msg.reply, call=msg.call,
-                                      ok=row.ok, text=f"{row.text} {brief}", state=state))
+        self._state_sent(self._session(msg.session), state, ToolResult(
+            session=msg.session, id=uuid.uuid4().hex, reply=msg.reply, call=msg.call, ok=row.ok, text=f"{row.text} {brief}",
+            state=state))
 
     def _waiting(self, msg: Waiting) -> None:
         reply = self._session(msg.session).reply(msg.reply)
