@@ -76,6 +76,14 @@ def shown(change: tuple[str, Book]):
 
 def make(host: Host) -> App:
     books = host.db.create(Book, name="books", pk="id", transform=True)
+    host.db.execute("create table if not exists book_ids (one integer primary key check (one = 0), last integer not null)")
+
+    def next_id() -> int:
+        "Past every id given: a removed book's number never names another, so an Undo finds the book it means."
+        [(bid,)] = host.db.execute(
+            "insert into book_ids (one, last) values (0, (select coalesce(max(id), 0) + 1 from books)) "
+            "on conflict (one) do update set last = last + 1 returning last")
+        return bid
 
     def kept(b: Book) -> Book:
         "A row as the table gives it back (SQLite's 0 and 1 for read)."
@@ -95,15 +103,22 @@ def make(host: Host) -> App:
             raise Refused(f"no book is {ref!r}. {state(session)}")
         return found[0]
 
+    def storable(text: str) -> str:
+        try:
+            text.encode()  # a lone surrogate (a JSON body may hold one) is no text SQLite can keep
+        except UnicodeEncodeError:
+            raise Refused("that text holds a character that cannot be stored.") from None
+        return text
+
     def clean(text: str) -> str:
-        text = " ".join(str(text).split())
+        text = storable(" ".join(str(text).split()))
         if not 0 < len(text) <= MAX_CHARS:
             raise Refused(f"a title must be 1 to {MAX_CHARS} characters.")
         return text
 
     def add(session: str, args: AddBook) -> Outcome:
-        book = kept(books.insert(Book(session=session, title=clean(args.title),
-                                      author=" ".join(args.author.split())[:MAX_CHARS])))
+        title, author = clean(args.title), storable(" ".join(args.author.split())[:MAX_CHARS])
+        book = kept(books.insert(Book(id=next_id(), session=session, title=title, author=author)))
         return Outcome(f"Added {describe(book)}.", [("added", book)], {"added": book.id})
 
     def mark(session: str, args: MarkRead) -> Outcome:
