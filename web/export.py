@@ -12,8 +12,9 @@ def _when(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def to_markdown(lines: list[Line]) -> str:
-    parts = [f"# Todo with attitude: conversation\n\nExported {_when(datetime.now(timezone.utc).timestamp())}.\n"]
+def to_markdown(lines: list[Line], title: str) -> str:
+    "`title` is the app's (APP): the web serves any app."
+    parts = [f"# {title}: conversation\n\nExported {_when(datetime.now(timezone.utc).timestamp())}.\n"]
     for line in lines:
         status = "" if line.status == "done" else f" ({line.status})"
         parts.append(f"## {SPEAKERS.get(line.role, line.role)}{status}, {_when(line.created)}\n")
@@ -25,8 +26,8 @@ def to_markdown(lines: list[Line]) -> str:
     return "\n".join(parts)
 
 
-def to_json(lines: list[Line]) -> str:
-    return json.dumps({"exported": _when(datetime.now(timezone.utc).timestamp()), "messages": [
+def to_json(lines: list[Line], title: str) -> str:
+    return json.dumps({"app": title, "exported": _when(datetime.now(timezone.utc).timestamp()), "messages": [
         {"role": ROLES.get(l.role, l.role), "text": l.text, "status": l.status,
          "note": l.note, "time": _when(l.created), "request": l.request, "thinking": l.thinking or ""}
         for l in lines]},

@@ -152,7 +152,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
             return Response("Export as markdown or json.", status_code=404)
         render, media, suffix = EXPORTS[fmt]
         lines = await disk.call(store.transcript, session["sid"])
-        return Response(render(lines), media_type=media,
+        return Response(render(lines, app_.title), media_type=media,
                         headers={"Content-Disposition": f'attachment; filename="conversation.{suffix}"'})
 
     @rt("/api/status", methods=["get"])
