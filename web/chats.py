@@ -178,6 +178,8 @@ class Chats:
                     return handler(sid, client, value)
                 except Refused as e:
                     return self.relay.notice(client, f"Not sent: {e}.")
+            if name in data:  # a chat control whose value is no text ({"msg": 5}): no page sends that
+                return self.relay.notice(client, "That message could not be read; nothing was sent.")
         self.tell(sid, [ws_heard(data)])  # a control that is not the chat's: the model hears it was used
 
     def tell(self, sid: str, lines: list[str], state: str = "", comment: bool = False) -> None:
