@@ -1,5 +1,6 @@
 """The broker's routing and liveness rules, with its collaborators swapped for fakes and a
-hand-turned clock: fast, and exact about time."""
+hand-turned clock: fast, and exact about time. A message's own id (`m-r1`) is kept apart from the
+reply it asks for (`r1`), so a broker that mixed the two up would fail here."""
 import zlib
 from collections import Counter
 
@@ -8,8 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from shared.config import Settings
-from shared.messages import (Ack, Bye, Chat, Chunk, Done, Grant, Heartbeat, Hello, Interaction, Revoke, Stop, ToBrain, Todo,
-                             TodoEvent, decode, encode)
+from shared.messages import (Ack, AppEvent, Bye, Chat, Chunk, Done, Grant, Heartbeat, Hello, Prompt, Revoke, Stop, ToBrain,
+                             decode, encode)
 from tests.strategies import any_text
 from web.broker import Broker, Owner, Refused
 
@@ -24,9 +25,9 @@ class Recorder:
     def brain_message(self, msg): self.heard.append(msg)
     def brain_status(self, status): self.statuses.append(status)
     def brain_lost(self, worker): self.lost.append(worker)
-    def reply_lost(self, session, request): self.lost.append((session, request))
-    def keep(self, msg): self.kept.append(msg.request)
-    def drop(self, request): self.dropped.append(request)
+    def reply_lost(self, session, reply): self.lost.append((session, reply))
+    def keep(self, msg): self.kept.append(msg.id)
+    def drop(self, message): self.dropped.append(message)
     def assign(self, session, owner): self.assigned[session] = owner
     def release(self, worker): self.released.append(worker)
     def send_multipart(self, frames, copy=True):
@@ -35,9 +36,22 @@ class Recorder:
             (self.sent if isinstance(msg, ToBrain) else self.verdicts).append(msg)
 
 
+PROMPT = Prompt("Be brief.", [])
+
+
+def chat(session, reply, text="x", **kw):
+    "A chat turn: its message id is not its reply id."
+    return Chat(session=session, id=f"m-{reply}", reply=reply, text=text, prompt=PROMPT, **kw)
+
+
+def event(session, message, **kw):
+    "Something the user did in the app: no reply of its own."
+    return AppEvent(session=session, id=message, lines=["used #lamp (WS /ws)"], prompt=PROMPT, **kw)
+
+
 def ack(msg):
     "The worker's claim on a message it was sent."
-    return encode(Ack(worker=msg.worker, session=msg.session, request=msg.request, epoch=msg.epoch))
+    return encode(Ack(worker=msg.worker, session=msg.session, message=msg.id, reply=msg.makes, epoch=msg.epoch))
 
 
 def beat(worker, **kw):
@@ -69,14 +83,15 @@ def workers_with_slots(now, slots=2, names=("w1", "w2"), **env):
 def test_nothing_is_sent_before_the_worker_is_subscribed_and_present_then_all_of_it():
     now = [0.0]
     broker, rec = make(now)
-    assert not broker.submit(Chat(session="s", request="r1", text="hi"))
+    assert not broker.submit(chat("s", "r1", "hi"))
     broker.from_publisher(hello("w1"))
     assert rec.sent == [] and broker.status == "offline", "a hello without a subscription is not enough"
     broker.subscription(b"\x01brain.w1.")
-    assert [(m.request, m.worker) for m in rec.sent] == [("r1", "w1")] and broker.status == "ready"
+    assert [(m.id, m.reply, m.worker) for m in rec.sent] == [("m-r1", "r1", "w1")] and broker.status == "ready"
     broker.from_publisher(ack(rec.sent[-1]))
-    assert broker.pending == {} and rec.dropped == ["r1"]
-    assert [(type(v), v.request, v.epoch) for v in rec.verdicts] == [(Grant, "r1", rec.sent[-1].epoch)]
+    assert broker.pending == {} and rec.dropped == ["m-r1"]
+    assert [(type(v), v.message, v.epoch) for v in rec.verdicts] == [(Grant, "m-r1", rec.sent[-1].epoch)]
+    assert [(m.message, m.reply) for m in rec.heard if isinstance(m, Ack)] == [("m-r1", "r1")], "the chats learn which reply"
 
 
 def test_a_silent_worker_is_lost_after_three_beats_and_back_with_any_message():
@@ -88,7 +103,7 @@ def test_a_silent_worker_is_lost_after_three_beats_and_back_with_any_message():
     now[0] = 3.1
     broker.check_liveness()
     assert rec.lost == ["w1"] and broker.status == "offline"
-    broker.from_publisher(encode(Chunk(worker="w1", session="s", request="r", seq=0, text="still here")))
+    broker.from_publisher(encode(Chunk(worker="w1", session="s", reply="r", seq=0, text="still here")))
     assert broker.status == "ready"
     broker.from_publisher(encode(Heartbeat(worker="w1", started=0, pid=1, model="m", parallel=1, busy=1, **UP)))
     assert broker.status == "busy"
@@ -113,11 +128,11 @@ def test_a_disconnected_worker_hands_its_unacked_messages_to_the_next():
     for w in ("w1", "w2"):
         broker.subscription(f"\x01brain.{w}.".encode())
         broker.from_publisher(hello(w))
-    broker.submit(Chat(session="s", request="r1", text="hi"))
+    broker.submit(chat("s", "r1", "hi"))
     first = rec.sent[-1].worker
     broker.subscription(f"\x00brain.{first}.".encode())
     assert rec.lost == [first]
-    assert [(m.request, m.worker) for m in rec.sent] == [("r1", first), ("r1", {"w1", "w2"}.difference({first}).pop())]
+    assert [(m.id, m.worker) for m in rec.sent] == [("m-r1", first), ("m-r1", {"w1", "w2"}.difference({first}).pop())]
 
 
 def test_sessions_stick_to_their_worker():
@@ -127,7 +142,7 @@ def test_sessions_stick_to_their_worker():
         broker.subscription(f"\x01brain.{w}.".encode())
         broker.from_publisher(hello(w))
     for i in range(20):
-        broker.submit(Chat(session=f"s{i % 4}", request=f"r{i}", text="x"))
+        broker.submit(chat(f"s{i % 4}", f"r{i}", "x"))
     by_session = {}
     for m in rec.sent:
         by_session.setdefault(m.session, set()).add(m.worker)
@@ -166,16 +181,16 @@ def test_the_status_tells_the_whole_chain_for_each_sessions_model():
 def test_a_message_a_live_worker_did_not_ack_is_sent_again_after_the_ack_timeout():
     now = [0.0]
     broker, rec = workers_with_slots(now, slots=1, names=("w1",))
-    broker.submit(Chat(session="s", request="r1", text="lost on the way"))
+    broker.submit(chat("s", "r1", "lost on the way"))
     for t in (1.0, 2.0, 2.9):  # heartbeats keep the worker alive; no ack yet, not due yet
         now[0] = t
         broker.from_publisher(encode(Heartbeat(worker="w1", started=0, pid=1, model="m", parallel=1, **UP)))
         broker.check_liveness()
-    assert [m.request for m in rec.sent] == ["r1"]
+    assert [m.id for m in rec.sent] == ["m-r1"]
     now[0] = 3.1
     broker.from_publisher(encode(Heartbeat(worker="w1", started=0, pid=1, model="m", parallel=1, **UP)))
     broker.check_liveness()
-    assert [(m.request, m.worker) for m in rec.sent] == [("r1", "w1"), ("r1", "w1")], "sent again"
+    assert [(m.id, m.worker) for m in rec.sent] == [("m-r1", "w1"), ("m-r1", "w1")], "sent again"
     broker.from_publisher(ack(rec.sent[-1]))
     now[0] = 10.0
     broker.from_publisher(encode(Heartbeat(worker="w1", started=0, pid=1, model="m", parallel=1, **UP)))
@@ -194,14 +209,14 @@ def two_workers(now):
 def test_a_stalled_workers_claim_is_void_once_its_message_went_elsewhere():
     now = [0.0]
     broker, rec = two_workers(now)
-    broker.submit(Chat(session="s", request="r1", text="hi"))
+    broker.submit(chat("s", "r1", "hi"))
     first = rec.sent[-1]
     other = ({"w1", "w2"} - {first.worker}).pop()
     now[0] = 3.1  # the first worker froze before it could claim r1; the other one heartbeats
     broker.from_publisher(beat(other))
     broker.check_liveness()
     second = rec.sent[-1]
-    assert (second.request, second.worker) == ("r1", other) and second.epoch > first.epoch
+    assert (second.id, second.worker) == ("m-r1", other) and second.epoch > first.epoch
     assert (type(rec.verdicts[-1]), rec.verdicts[-1].worker) == (Revoke, first.worker), "told at once, for when it wakes"
     broker.from_publisher(ack(second))
     assert isinstance(rec.verdicts[-1], Grant) and rec.verdicts[-1].worker == other
@@ -209,9 +224,9 @@ def test_a_stalled_workers_claim_is_void_once_its_message_went_elsewhere():
     heard = len(rec.heard)
     broker.from_publisher(ack(first))
     assert (type(rec.verdicts[-1]), rec.verdicts[-1].worker, rec.verdicts[-1].epoch) == (Revoke, first.worker, second.epoch)
-    broker.from_publisher(encode(Chunk(worker=first.worker, session="s", request="r1", epoch=first.epoch, seq=0, text="dup")))
+    broker.from_publisher(encode(Chunk(worker=first.worker, session="s", reply="r1", epoch=first.epoch, seq=0, text="dup")))
     assert len(rec.heard) == heard, "nothing the old holder says about the session reaches the chats"
-    broker.from_publisher(encode(Chunk(worker=other, session="s", request="r1", epoch=second.epoch, seq=0, text="ok")))
+    broker.from_publisher(encode(Chunk(worker=other, session="s", reply="r1", epoch=second.epoch, seq=0, text="ok")))
     assert rec.heard[-1].text == "ok"
 
 
@@ -219,12 +234,12 @@ def test_a_session_stays_with_its_worker_while_it_is_ready():
     now = [0.0]
     broker, rec = workers_with_slots(now, slots=1, names=("w1",))
     for i in range(8):
-        broker.submit(Chat(session=f"s{i}", request=f"a{i}", text="x"))
+        broker.submit(chat(f"s{i}", f"a{i}", "x"))
     for w in ("w2", "w3"):  # would win the hash for some sessions
         broker.subscription(f"\x01brain.{w}.".encode())
         broker.from_publisher(hello(w))
     for i in range(8):
-        broker.submit(Chat(session=f"s{i}", request=f"b{i}", text="x"))
+        broker.submit(chat(f"s{i}", f"b{i}", "x"))
     assert {m.worker for m in rec.sent} == {"w1"}
     assert len({m.epoch for m in rec.sent}) == 8, "one assignment per session, kept"
 
@@ -232,23 +247,26 @@ def test_a_session_stays_with_its_worker_while_it_is_ready():
 def test_a_lost_grant_is_granted_again_and_a_withdrawn_message_is_revoked():
     now = [0.0]
     broker, rec = workers_with_slots(now, slots=1, names=("w1",))
-    broker.submit(Chat(session="s", request="r1", text="hi"))
+    broker.submit(chat("s", "r1", "hi"))
     broker.from_publisher(ack(rec.sent[-1]))
     broker.from_publisher(ack(rec.sent[-1]))  # the worker heard no answer and claims again
     assert [type(v) for v in rec.verdicts] == [Grant, Grant]
     assert [type(m) for m in rec.heard if isinstance(m, Ack)] == [Ack], "the chats hear of a claim once"
-    broker.submit(Chat(session="s", request="r2", text="queued"))
-    assert broker.withdraw("r2"), "a claim not granted yet can be taken back"
+    broker.submit(chat("s", "r2", "queued"))
+    assert broker.asking("r2") == "m-r2", "the message that asks for reply r2"
+    assert broker.withdraw("m-r2"), "a claim not granted yet can be taken back"
+    assert broker.asking("r2") is None and rec.dropped[-1] == "m-r2"
     broker.from_publisher(ack(rec.sent[-1]))
-    assert isinstance(rec.verdicts[-1], Revoke) and rec.verdicts[-1].request == "r2"
-    broker.submit(Stop(session="s", request="r3", reply="r1"))
-    assert not broker.withdraw("r1"), "a granted message cannot be withdrawn"
+    assert isinstance(rec.verdicts[-1], Revoke) and rec.verdicts[-1].message == "m-r2"
+    broker.submit(Stop(session="s", id="m-stop", reply="r1"))
+    assert broker.asking("r1") is None, "a Stop about r1 does not ask for it, and r1's own claim was granted"
+    assert not broker.withdraw("m-r1"), "a granted message cannot be withdrawn"
 
 
 def test_assignments_survive_a_restart_and_epochs_only_grow():
     now = [0.0]
     broker, rec = workers_with_slots(now, slots=1, names=("w1",))
-    broker.submit(Chat(session="s", request="r1", text="hi"))
+    broker.submit(chat("s", "r1", "hi"))
     kept = dict(rec.assigned)
     again, rec2 = make(now)
     again.resume([], kept)
@@ -256,7 +274,7 @@ def test_assignments_survive_a_restart_and_epochs_only_grow():
     again.from_publisher(hello("w2"))
     again.subscription(b"\x01brain.w1.")
     again.from_publisher(hello("w1"))
-    again.submit(Chat(session="s", request="r2", text="again"))
+    again.submit(chat("s", "r2", "again"))
     assert (rec2.sent[-1].worker, rec2.sent[-1].epoch) == ("w1", kept["s"].epoch), "same worker, same epoch"
     again.subscription(b"\x00brain.w1.")
     assert rec2.released == ["w1"] and rec2.sent[-1].worker == "w2" and rec2.sent[-1].epoch > kept["s"].epoch
@@ -265,7 +283,7 @@ def test_assignments_survive_a_restart_and_epochs_only_grow():
 
 def finish(broker, msg):
     broker.from_publisher(ack(msg))
-    broker.from_publisher(encode(Done(worker=msg.worker, session=msg.session, request=msg.request, epoch=msg.epoch,
+    broker.from_publisher(encode(Done(worker=msg.worker, session=msg.session, reply=msg.reply, epoch=msg.epoch,
                                       seq=0, text="ok")))
 
 
@@ -273,20 +291,20 @@ def test_new_sessions_go_to_the_least_loaded_and_stay_while_their_worker_has_roo
     now = [0.0]
     broker, rec = workers_with_slots(now)
     for i in range(4):
-        broker.submit(Chat(session=f"s{i}", request=f"a{i}", text="x"))
+        broker.submit(chat(f"s{i}", f"a{i}", "x"))
     first = {m.session: m for m in rec.sent}
     assert sorted(broker.load(w) for w in ("w1", "w2")) == [2, 2], "spread at once, before any heartbeat"
     for m in first.values():
         finish(broker, m)
     for i in range(4):
-        broker.submit(Chat(session=f"s{i}", request=f"b{i}", text="x"))
+        broker.submit(chat(f"s{i}", f"b{i}", "x"))
     assert all((m.worker, m.epoch) == (first[m.session].worker, first[m.session].epoch) for m in rec.sent[4:])
 
 
 def test_a_turn_of_an_idle_session_whose_worker_is_full_goes_where_there_is_room():
     now = [0.0]
     broker, rec = workers_with_slots(now)
-    broker.submit(Chat(session="c", request="c1", text="x"))
+    broker.submit(chat("c", "c1", "x"))
     home = rec.sent[-1]
     finish(broker, home)
     other = ({"w1", "w2"} - {home.worker}).pop()
@@ -294,15 +312,15 @@ def test_a_turn_of_an_idle_session_whose_worker_is_full_goes_where_there_is_room
     broker._start_turn("x1", other, "x")  # the other worker is busy with two replies of other sessions
     broker._start_turn("y1", other, "y")
     for s in ("a", "b"):
-        broker.submit(Chat(session=s, request=f"{s}1", text="x"))
+        broker.submit(chat(s, f"{s}1", "x"))
     assert {m.worker for m in rec.sent[-2:]} == {home.worker} and broker.load(home.worker) == 2
     broker._end_turn("x1")  # the other worker has a free slot again
-    broker.submit(Chat(session="c", request="c2", text="x"))
+    broker.submit(chat("c", "c2", "x"))
     moved = rec.sent[-1]
     assert moved.worker == other and moved.epoch > home.epoch
     assert (type(rec.verdicts[-1]), rec.verdicts[-1].worker) == (Revoke, home.worker), "the old worker lets go of it"
     # A session whose reply is still under way stays, even on a full worker.
-    broker.submit(Chat(session="a", request="a2", text="queued behind a1"))
+    broker.submit(chat("a", "a2", "queued behind a1"))
     assert rec.sent[-1].worker == home.worker
 
 
@@ -317,7 +335,7 @@ def test_no_worker_is_sent_more_than_its_slots_while_another_has_room():
             continue
         busy = {m.session for m in open_turns}
         session = rng.choice([f"s{i}" for i in range(12) if f"s{i}" not in busy] or ["s0"])
-        broker.submit(Chat(session=session, request=f"r{step}", text="x"))
+        broker.submit(chat(session, f"r{step}", "x"))
         sent = rec.sent[-1]
         open_turns.append(sent)
         if broker.load(sent.worker) > 4:
@@ -332,7 +350,7 @@ def test_with_hash_routing_a_full_worker_keeps_its_sessions_and_new_ones_ignore_
         broker.subscription(f"\x01brain.{w}.".encode())
         broker.from_publisher(hello(w, parallel=1))
     for i in range(12):
-        broker.submit(Chat(session=f"s{i}", request=f"r{i}", text="x"))
+        broker.submit(chat(f"s{i}", f"r{i}", "x"))
     by_hash = [max(("w1", "w2"), key=lambda w: zlib.crc32(f"s{i}:{w}".encode())) for i in range(12)]
     assert [m.worker for m in rec.sent] == by_hash
 
@@ -340,17 +358,17 @@ def test_with_hash_routing_a_full_worker_keeps_its_sessions_and_new_ones_ignore_
 def test_a_silent_workers_session_with_a_reply_under_way_waits_for_it_unless_the_user_asks_again():
     now = [0.0]
     broker, rec = two_workers(now)
-    broker.submit(Chat(session="s", request="r1", text="long reply"))
+    broker.submit(chat("s", "r1", "long reply"))
     first = rec.sent[-1]
     broker.from_publisher(ack(first))
     other = ({"w1", "w2"} - {first.worker}).pop()
     now[0] = 3.1  # the first worker is too busy to heartbeat; its reply to r1 is still under way
     broker.from_publisher(beat(other))
     broker.check_liveness()
-    broker.submit(Interaction(session="s", request="i1", method="WS", path="/ws"))
-    assert rec.sent[-1].request == "r1" and broker.owners["s"].worker == first.worker, "the event waits for it"
-    broker.submit(Chat(session="s", request="r2", text="retry", retry=True))
-    assert [(m.request, m.worker) for m in rec.sent[-2:]] == [("i1", other), ("r2", other)], "moved, in order"
+    broker.submit(event("s", "i1"))
+    assert rec.sent[-1].id == "m-r1" and broker.owners["s"].worker == first.worker, "the event waits for it"
+    broker.submit(chat("s", "r2", "retry", retry=True))
+    assert [(m.id, m.worker) for m in rec.sent[-2:]] == [("i1", other), ("m-r2", other)], "moved, in order"
     assert broker.load(first.worker) == 0, "the cut-off reply no longer counts"
 
 
@@ -358,7 +376,7 @@ def test_a_reply_whose_worker_no_longer_makes_it_and_whose_final_never_came_is_s
     now = [0.0]
     broker, rec = workers_with_slots(now, slots=4, names=("w1",))
     for r in ("r1", "r2", "r3"):
-        broker.submit(Chat(session=r, request=r, text="x"))
+        broker.submit(chat(r, r, "x"))
         if r != "r3":  # r3 was lost on its way to the worker: the ack timeout sends it again
             broker.from_publisher(ack(rec.sent[-1]))
     now[0] = 1.0
@@ -373,27 +391,26 @@ def test_a_message_that_cannot_be_encoded_is_refused_at_submit_and_nothing_of_it
     now = [0.0]
     broker, rec = workers_with_slots(now, names=("w1",))
     with pytest.raises(Refused, match="cannot be encoded"):
-        broker.submit(Chat(session="s", request="r1", text="hi \ud800"))
+        broker.submit(chat("s", "r1", "hi \ud800"))
     assert rec.kept == [] and rec.sent == [] and broker.pending == {}
-    assert broker.submit(Chat(session="s2", request="r2", text="fine")), "the bus goes on for everyone"
+    assert broker.submit(chat("s2", "r2", "fine")), "the bus goes on for everyone"
 
 
 def test_a_poison_message_read_back_from_the_outbox_is_dropped_and_the_others_are_sent():
     now = [0.0]
     broker, rec = make(now)
-    broker.resume([Chat(session="s", request="r1", text="hi \ud800"), Chat(session="s2", request="r2", text="ok")])
+    broker.resume([chat("s", "r1", "hi \ud800"), chat("s2", "r2", "ok")])
     broker.subscription(b"\x01brain.w1.")
     broker.from_publisher(hello("w1"))
     broker.check_liveness()
-    assert [m.request for m in rec.sent] == ["r2"] and "r1" in rec.dropped and "r1" not in broker.pending
+    assert [m.id for m in rec.sent] == ["m-r2"] and "m-r1" in rec.dropped and "m-r1" not in broker.pending
 
 
 def test_a_message_bigger_than_a_frame_is_refused_at_submit_never_kept_and_never_sent():
     now = [0.0]
     broker, rec = workers_with_slots(now, names=("w1",), BUS_MAX_FRAME_BYTES="4096")
-    big = [Todo(i, "x" * 500, False) for i in range(20)]
     with pytest.raises(Refused, match="exceeds 4096"):
-        broker.submit(TodoEvent(session="s", request="r1", action="added", todo=big[0], todos=big))
+        broker.submit(event("s", "e1", state="The todo list now:\n" + "- [ ] #1 " + "x" * 5000, comment=True))
     assert rec.kept == [] and rec.sent == [] and broker.pending == {}
 
 
@@ -401,10 +418,10 @@ def test_the_messages_a_session_has_waiting_are_bounded_and_the_next_one_is_refu
     now = [0.0]
     broker, rec = make(now, SESSION_MAX_PENDING="5")
     for i in range(5):
-        assert not broker.submit(Interaction(session="s", request=f"i{i}", method="WS", path="/ws"))
+        assert not broker.submit(event("s", f"i{i}"))
     with pytest.raises(Refused, match="5 messages .* waiting"):
-        broker.submit(Interaction(session="s", request="i5", method="WS", path="/ws"))
-    assert not broker.submit(Chat(session="other", request="r1", text="hi")), "other sessions are not held back"
+        broker.submit(event("s", "i5"))
+    assert not broker.submit(chat("other", "r1", "hi")), "other sessions are not held back"
     assert len(rec.kept) == 6
 
 
@@ -419,21 +436,22 @@ class BrokerMachine(RuleBasedStateMachine):
         self.broker, self.rec = make(self.now, SESSION_MAX_PENDING="4", BUS_MAX_FRAME_BYTES="4096")
         self.n = 0
 
-    def _request(self) -> str:
+    def _id(self) -> str:
         self.n += 1
         return f"r{self.n}"
 
-    @rule(session=st.sampled_from(["s1", "s2", "s3"]), text=any_text, kind=st.sampled_from(["chat", "interaction", "todo"]))
+    @rule(session=st.sampled_from(["s1", "s2", "s3"]), text=any_text, kind=st.sampled_from(["chat", "interaction", "change"]))
     def submit(self, session, text, kind):
-        msg = {"chat": lambda: Chat(session=session, request=self._request(), text=text),
-               "interaction": lambda: Interaction(session=session, request=self._request(), method="WS", path="/ws",
-                                                  values={"lamp": text}),
-               "todo": lambda: TodoEvent(session=session, request=self._request(), action="added", todo=Todo(1, text, False),
-                                         todos=[Todo(i, text * 20, False) for i in range(len(text))])}[kind]()
+        msg = {"chat": lambda: chat(session, self._id(), text),
+               "interaction": lambda: AppEvent(session=session, id=self._id(), lines=[f"used #lamp (WS /ws lamp={text!r})"],
+                                               prompt=PROMPT),
+               "change": lambda: AppEvent(session=session, id=self._id(), lines=[f"added #1 {text!r}"], prompt=PROMPT,
+                                          state="\n".join(f"- [ ] #{i} {text * 20}" for i in range(len(text))),
+                                          comment=True)}[kind]()
         try:
             self.broker.submit(msg)
         except Refused as e:
-            assert str(e) and msg.request not in self.broker.pending
+            assert str(e) and msg.id not in self.broker.pending
 
     @rule(worker=st.sampled_from(["w1", "w2"]), up=st.booleans())
     def subscription(self, worker, up):

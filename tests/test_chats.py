@@ -3,14 +3,18 @@ fakes for the bus and the tabs. Also the whole app in-process through Starlette'
 import asyncio
 import json
 
+import msgspec
 import pytest
 from hypothesis import given, strategies as st
 from starlette.testclient import TestClient
 
 from shared.config import Settings
-from shared.messages import Ack, Chat, Chunk, Done, Failed, Interaction, Regenerate, Resume, Stats, encode_valid
+from shared.messages import (Ack, AppEvent, CallTool, Chat, Chunk, Done, Failed, FailCode, Regenerate, Resume, Stats, Stop,
+                             ToolResult, encode_valid)
 from tests.strategies import frames
+from web import apps
 from web import chats as chats_module
+from web.actions import Actions
 from web.broker import Refused
 from web.chats import Chats
 from web.server import create_app
@@ -20,10 +24,12 @@ from web.transcript import Status
 
 
 class FakeBus:
-    "The broker's side the web uses: what was submitted, and a ready brain."
+    """The broker's side the web uses: what was submitted, and a ready brain. With `hold`, what is
+    submitted stays pending (no brain has claimed it), so it can be withdrawn."""
 
     def __init__(self, settings=None, listener=None, outbox=None):
         self.listener, self.sent, self.pending, self.workers, self.models = listener, [], {}, {}, ["llama3.2:latest"]
+        self.hold = False
 
     def open(self): pass
     def resume(self, pending, owners): pass
@@ -31,6 +37,8 @@ class FakeBus:
 
     def submit(self, msg):
         self.sent.append(msg)
+        if self.hold:
+            self.pending[msg.id] = msg
         return True
 
     def offer(self, msg):
@@ -40,10 +48,16 @@ class FakeBus:
             return False
 
     def asked(self):
-        "What was sent, but the interaction events every frame makes."
-        return [m for m in self.sent if not isinstance(m, Interaction)]
+        "What was sent, but what the app tells of the user (app events)."
+        return [m for m in self.sent if not isinstance(m, AppEvent)]
 
-    def withdraw(self, request): return False
+    def events(self):
+        return [m for m in self.sent if isinstance(m, AppEvent)]
+
+    def asking(self, reply):
+        return next((m.id for m in self.pending.values() if m.makes == reply), None)
+
+    def withdraw(self, message): return self.pending.pop(message, None) is not None
     def status_of(self, session, model=""): return ChainStatus.READY, "brain ready"
 
 
@@ -63,13 +77,22 @@ class NowDB:
     async def call(self, fn, *args): return fn(*args)
 
 
+def make_chats(settings, store, bus, tabs, disk=None) -> Chats:
+    "The chats with the app APP names (the todo app by default), wired as web/server.py wires them."
+    disk = disk or NowDB()
+    host = apps.Host(store.db, settings, disk, lambda sid, changes: chats.changed(sid, changes))
+    app = apps.load(settings.app, host)
+    chats = Chats(settings, store, disk, tabs, bus, app, Actions(store.db, app))
+    return chats
+
+
 @pytest.fixture
 def world(tmp_path, request):
     "`@pytest.mark.env(NAME=value)` adds settings for one test."
     marker = request.node.get_closest_marker("env")
     settings = Settings.from_env({"DATA_DIR": str(tmp_path), **(marker.kwargs if marker else {})})
     store, bus, tabs = Store(tmp_path), FakeBus(), FakeTabs()
-    return Chats(settings, store, NowDB(), tabs, bus), store, bus, tabs
+    return make_chats(settings, store, bus, tabs), store, bus, tabs
 
 
 class Client:
@@ -78,24 +101,35 @@ class Client:
 
 
 def say(chats, sid, text):
+    "Send a chat message; the reply it asks for."
     chats.frame(sid, Client(), json.dumps({"msg": text}))
-    return chats.broker.asked()[-1].request
+    return chats.broker.asked()[-1].reply
 
 
-def chunk(seq, text, request, session="s"):
-    return Chunk(worker="w1", session=session, request=request, seq=seq, text=text)
+def ack(bus, session, reply, worker="w1"):
+    "A worker's claim on the message that asks for `reply`."
+    [msg] = [m for m in bus.sent if m.makes == reply][-1:]
+    return Ack(worker=worker, session=session, message=msg.id, reply=reply)
+
+
+def chunk(seq, text, reply, session="s"):
+    return Chunk(worker="w1", session=session, reply=reply, seq=seq, text=text)
+
+
+def done(reply, text, seq=0, session="s", worker="w1"):
+    return Done(worker=worker, session=session, reply=reply, seq=seq, text=text, stats=Stats())
 
 
 def test_a_reply_marked_interrupted_carries_on_when_its_worker_was_only_slow_and_keeps_its_place(world):
     chats, store, bus, tabs = world
     first = say(chats, "s", "hello")
-    chats.brain_message(Ack(worker="w1", session="s", request=first))
+    chats.brain_message(ack(bus, "s", first))
     chats.brain_message(chunk(0, "Hel", first))
     chats.brain_lost("w1")
     assert 'class="msg reply interrupted"' in tabs.frames["s"][-1]
     second = say(chats, "s", "anyone?")
     chats.brain_message(chunk(1, "lo", first))
-    chats.brain_message(Done(worker="w1", session="s", request=first, seq=2, text="Hello", stats=Stats()))
+    chats.brain_message(done(first, "Hello", seq=2))
     assert 'class="msg reply done"' in tabs.frames["s"][-1]
     assert [(l.request, l.role, l.status) for l in store.transcript("s")] == [
         (first, "user", "done"), (first, "reply", "done"), (second, "user", "done"), (second, "reply", "thinking")]
@@ -104,81 +138,265 @@ def test_a_reply_marked_interrupted_carries_on_when_its_worker_was_only_slow_and
 def test_a_reply_whose_brain_went_away_is_carried_on_by_the_next_from_what_reached_the_page(world):
     chats, store, bus, tabs = world
     first = say(chats, "s", "tell me a story")
-    chats.brain_message(Ack(worker="w1", session="s", request=first))
+    chats.brain_message(ack(bus, "s", first))
     chats.brain_message(chunk(0, "Once", first))
     chats.brain_message(chunk(1, " upon", first))
     chats.brain_lost("w1")
     [resume] = [m for m in bus.asked() if isinstance(m, Resume)]
     assert (resume.reply, resume.text, resume.seq, resume.question) == (first, "Once upon", 2, "tell me a story")
+    assert resume.prompt == chats.prompt and resume.id != bus.asked()[0].id, "a message of its own, for the same reply"
     assert "carrying on" in tabs.frames["s"][-1]
-    chats.brain_message(Chunk(worker="w2", session="s", request=first, seq=2, text=" a time"))
-    chats.brain_message(Done(worker="w2", session="s", request=first, seq=3, text="Once upon a time", stats=Stats()))
+    chats.brain_message(Chunk(worker="w2", session="s", reply=first, seq=2, text=" a time"))
+    chats.brain_message(done(first, "Once upon a time", seq=3, worker="w2"))
     [reply] = [l for l in store.transcript("s") if l.role == "reply"]
     assert (reply.status, reply.text) == (Status.DONE, "Once upon a time")
 
 
 def test_a_reply_whose_final_was_lost_on_the_bus_fails_with_what_arrived_and_a_retry(world):
     chats, store, bus, tabs = world
-    request = say(chats, "s", "hello")
-    chats.brain_message(chunk(0, "Hel", request))
-    chats.reply_lost("s", request)
-    [reply] = [l for l in store.transcript("s") if l.role == "reply"]
-    assert (reply.status, reply.text) == (Status.FAILED, "Hel") and "lost on its way" in reply.note
-    chats.frame("s", Client(), json.dumps({"retry": request}))
-    assert bus.asked()[-1] == Chat(session="s", request=bus.asked()[-1].request, text="hello", retry=True)
+    reply = say(chats, "s", "hello")
+    chats.brain_message(chunk(0, "Hel", reply))
+    chats.reply_lost("s", reply)
+    [line] = [l for l in store.transcript("s") if l.role == "reply"]
+    assert (line.status, line.text) == (Status.FAILED, "Hel") and "lost on its way" in line.note
+    chats.frame("s", Client(), json.dumps({"retry": reply}))
+    again = bus.asked()[-1]
+    assert again == Chat(session="s", id=again.id, reply=again.reply, text="hello", retry=True, prompt=chats.prompt)
+    assert again.reply != reply and again.id not in (reply, again.reply), "a new reply, asked by a new message"
 
 
 def test_chunks_go_only_to_their_session_and_the_final_text_repairs_a_gap(world):
     chats, store, bus, tabs = world
-    request = say(chats, "a", "hi")
-    chats.brain_message(chunk(0, "one", request, session="a"))
-    chats.brain_message(chunk(2, " three", request, session="a"))
-    chats.brain_message(Done(worker="w1", session="a", request=request, seq=3, text="one two three", stats=Stats()))
+    reply = say(chats, "a", "hi")
+    chats.brain_message(chunk(0, "one", reply, session="a"))
+    chats.brain_message(chunk(2, " three", reply, session="a"))
+    chats.brain_message(done(reply, "one two three", seq=3, session="a"))
     assert set(tabs.frames) == {"a"} and "one two three" in tabs.frames["a"][-1]
 
 
 def test_after_new_chat_late_words_of_old_replies_are_ignored(world):
     chats, store, bus, tabs = world
-    request = say(chats, "s", "hi")
-    chats.brain_message(chunk(0, "old", request))
+    reply = say(chats, "s", "hi")
+    chats.brain_message(chunk(0, "old", reply))
     chats.frame("s", Client(), json.dumps({"reset": "all"}))
+    assert bus.asked()[-1].kind == "reset" and bus.asked()[-1].session == "s"
     before = len(tabs.frames["s"])
-    chats.brain_message(chunk(1, " words", request))
-    chats.brain_message(Done(worker="w1", session="s", request=request, seq=2, text="old words", stats=Stats()))
+    chats.brain_message(chunk(1, " words", reply))
+    chats.brain_message(done(reply, "old words", seq=2))
     assert len(tabs.frames["s"]) == before and store.transcript("s") == []
 
 
 def test_retry_asks_the_first_question_again_however_many_times_it_failed(world):
     chats, store, bus, tabs = world
-    request = say(chats, "s", "the question")
+    reply = say(chats, "s", "the question")
     for _ in range(3):
-        failed = bus.asked()[-1].request
-        chats.brain_message(Failed(worker="w1", session="s", request=failed, seq=0, code="x", error="boom"))
+        failed = bus.asked()[-1].reply
+        chats.brain_message(Failed(worker="w1", session="s", reply=failed, seq=0, code=FailCode.INTERNAL, error="boom"))
         chats.frame("s", Client(), json.dumps({"retry": failed}))
-        assert bus.asked()[-1] == Chat(session="s", request=bus.asked()[-1].request, text="the question", retry=True)
+        again = bus.asked()[-1]
+        assert again == Chat(session="s", id=again.id, reply=again.reply, text="the question", retry=True,
+                             prompt=chats.prompt)
     statuses = [l.status for l in store.transcript("s") if l.role == "reply"]
-    assert statuses == [Status.RETRIED] * 3 + [Status.THINKING] and bus.asked()[0].request == request
+    assert statuses == [Status.RETRIED] * 3 + [Status.THINKING] and bus.asked()[0].reply == reply
+
+
+def test_a_reply_the_user_stopped_ends_stopped_and_any_other_failure_failed(world):
+    chats, store, bus, tabs = world
+    stopped, failed = say(chats, "s", "one"), say(chats, "s", "two")
+    chats.brain_message(Failed(worker="w1", session="s", reply=stopped, seq=0, code=FailCode.STOPPED, error="Stopped.",
+                               text="On"))
+    chats.brain_message(Failed(worker="w1", session="s", reply=failed, seq=0, code=FailCode.OLLAMA_DOWN, error="down"))
+    assert [(l.status, l.text) for l in store.transcript("s") if l.role == "reply"] == [
+        (Status.STOPPED, "On"), (Status.FAILED, "")]
 
 
 def test_a_failed_comment_is_shown_and_its_retry_makes_it_again(world):
     chats, store, bus, tabs = world
-    chats.brain_message(Failed(worker="w1", session="s", request="c1", seq=0, code="ollama_failed", error="boom"))
+    chats.brain_message(Failed(worker="w1", session="s", reply="c1", seq=0, code=FailCode.OLLAMA_FAILED, error="boom"))
     assert tabs.frames["s"][-1].startswith('<div hx-swap-oob="beforeend" id="msg-list">') and "boom" in tabs.frames["s"][-1]
     chats.frame("s", Client(), json.dumps({"retry": "c1"}))
-    assert isinstance(bus.asked()[-1], Regenerate)
+    assert isinstance(bus.asked()[-1], Regenerate) and bus.asked()[-1].prompt == chats.prompt
     [old, new] = store.transcript("s")
     assert (old.status, new.status, new.request) == (Status.RETRIED, Status.THINKING, bus.asked()[-1].reply)
+
+
+def test_stop_withdraws_a_message_no_brain_has_claimed_or_asks_the_brain_to_stop(world):
+    chats, store, bus, tabs = world
+    bus.hold = True  # no brain has claimed it yet
+    waiting = say(chats, "s", "one")
+    chats.frame("s", Client(), json.dumps({"stop": waiting}))
+    assert bus.pending == {} and not [m for m in bus.sent if isinstance(m, Stop)], "taken back: nothing to stop"
+    line = chats.sessions["s"].reply(waiting)
+    assert (line.status, line.note) == (Status.STOPPED, "Stopped before it was sent.")
+    bus.hold = False
+    going = say(chats, "s", "two")
+    chats.brain_message(ack(bus, "s", going))
+    chats.frame("s", Client(), json.dumps({"stop": going}))
+    assert [(m.session, m.reply) for m in bus.sent if isinstance(m, Stop)] == [("s", going)]
+    assert chats.sessions["s"].reply(going).status == Status.THINKING, "until the brain says it stopped"
+
+
+def test_a_claim_shows_its_reply_taken_and_a_claim_that_names_no_reply_changes_nothing(world):
+    chats, store, bus, tabs = world
+    def no_brain_yet(msg):
+        bus.sent.append(msg)
+        return False  # kept for when one comes: the reply shows queued
+    bus.submit = no_brain_yet
+    reply = say(chats, "s", "hello")
+    assert chats.sessions["s"].reply(reply).status == Status.QUEUED
+    shown = len(tabs.frames["s"])
+    chats.brain_message(Ack(worker="w1", session="s", message="m-other"))  # a claim on an app event, say
+    assert len(tabs.frames["s"]) == shown
+    chats.brain_message(ack(bus, "s", reply))
+    line = chats.sessions["s"].reply(reply)
+    assert (line.status, line.worker) == (Status.THINKING, "w1") and 'class="msg reply thinking"' in tabs.frames["s"][-1]
+
+
+def test_a_reply_left_under_way_by_a_web_that_stopped_is_queued_if_its_message_waits_else_interrupted(tmp_path):
+    settings = Settings.from_env({"DATA_DIR": str(tmp_path)})
+    bus = FakeBus()
+    bus.hold = True
+    chats = make_chats(settings, Store(tmp_path), bus, FakeTabs())
+    waiting, cut = say(chats, "s", "one"), say(chats, "s", "two")
+    chats.brain_message(ack(bus, "s", cut))
+    bus.pending.pop(bus.asking(cut))  # its claim was granted: no longer pending
+    # The web restarts: the transcript comes back from disk, the outbox into the broker.
+    again = make_chats(settings, Store(tmp_path), bus, FakeTabs())
+    session = asyncio.run(again.open("s"))
+    assert (session.reply(waiting).status, session.reply(cut).status) == (Status.QUEUED, Status.INTERRUPTED)
 
 
 def test_idle_sessions_leave_memory_and_come_back_from_disk(world, monkeypatch):
     chats, store, bus, tabs = world
     monkeypatch.setattr(chats_module, "MAX_SESSIONS", 3)
     for i in range(10):
-        request = say(chats, f"s{i}", f"hello {i}")
-        chats.brain_message(Done(worker="w1", session=f"s{i}", request=request, seq=0, text=f"hi {i}", stats=Stats()))
+        reply = say(chats, f"s{i}", f"hello {i}")
+        chats.brain_message(done(reply, f"hi {i}", session=f"s{i}"))
     assert len(chats.sessions) == 3
     session = asyncio.run(chats.open("s0"))
     assert [l.text for l in session.lines.values()] == ["hello 0", "hi 0"]
+
+
+def test_every_message_carries_the_apps_prompt_the_same_each_time(world):
+    chats, store, bus, tabs = world
+    from apps.todo import PERSONA
+    assert chats.prompt.system == PERSONA and [t["function"]["name"] for t in chats.prompt.tools] == [
+        "add_todo", "set_todo_done", "rename_todo", "delete_todo", "clear_done"]
+    say(chats, "s", "hi")
+    chats.frame("s", Client(), json.dumps({"lamp": "on"}))
+    chats.frame("s", Client(), json.dumps({"regenerate": bus.asked()[-1].reply}))  # not finished: refused
+    assert len(bus.sent) == 2 and {msgspec.json.encode(m.prompt) for m in bus.sent} == {msgspec.json.encode(chats.prompt)}
+
+
+@pytest.mark.env(SYSTEM_PROMPT="Be terse.", MODEL_TOOLS="0")
+def test_system_prompt_replaces_the_persona_and_tools_can_be_turned_off(world):
+    chats, store, bus, tabs = world
+    say(chats, "s", "hi")
+    assert bus.asked()[-1].prompt.system == "Be terse." and bus.asked()[-1].prompt.tools == []
+
+
+def test_a_control_that_is_not_the_chats_is_told_as_used_and_a_chat_control_is_not(world):
+    chats, store, bus, tabs = world
+    chats.frame("s", Client(), json.dumps({"lamp": "on", "secret_key": "k",
+                                           "HEADERS": {"HX-Request": "true", "HX-Trigger": "lamp-form"}}))
+    [event] = bus.events()
+    assert (event.session, event.lines, event.state, event.comment) == (
+        "s", ["used #lamp-form (WS /ws lamp='on')"], "", False), "heard with the next turn, no comment of its own"
+    say(chats, "s", "hello")
+    chats.frame("s", Client(), json.dumps({"model": "qwen3:4b", "HEADERS": {"HX-Trigger": "model-picker"}}))
+    assert len(bus.events()) == 1, "one user action, one bus message: the chat's controls are not told again"
+
+
+def test_a_change_the_user_makes_is_told_with_the_state_after_it_for_a_comment(world):
+    chats, store, bus, tabs = world
+    milk = asyncio.run(chats.disk.call(chats.app.actions[0].run, "s", chats.app.actions[0].arguments("milk")))
+    asyncio.run(chats.changed("s", milk.changes))
+    asyncio.run(chats.changed("s", []))  # nothing changed: nothing told
+    [event] = bus.events()
+    assert (event.lines, event.state, event.comment, event.prompt) == (
+        ["added #1 'milk'"], "The todo list now:\n- [ ] #1 milk", True, chats.prompt)
+
+
+def tool_call(reply, call, name, session="s", **arguments):
+    return CallTool(worker="w1", session=session, reply=reply, call=call, name=name, arguments=arguments)
+
+
+def test_the_models_action_is_applied_once_shown_in_every_tab_and_answered_with_the_state(world):
+    chats, store, bus, tabs = world
+    reply = say(chats, "s", "add milk")
+
+    async def act_twice():
+        chats.brain_message(tool_call(reply, "call_1", "add_todo", title="milk"))
+        await asyncio.gather(*chats.tasks)
+        chats.brain_message(tool_call(reply, "call_1", "add_todo", title="milk"))  # sent again after a restart
+        await asyncio.gather(*chats.tasks)
+    asyncio.run(act_twice())
+    results = [m for m in bus.sent if isinstance(m, ToolResult)]
+    assert [(r.reply, r.call, r.ok, r.text, r.state) for r in results] == [
+        (reply, "call_1", True, "Added #1 'milk'. The todo list is now: #1 milk.", "The todo list now:\n- [ ] #1 milk")] * 2
+    assert results[0].id != results[1].id, "each answer is a message of its own"
+    assert sum('id="todo-list"' in f for f in tabs.frames["s"]) == 1, "applied, and shown, once"
+    assert chats.app.state("s") == "The todo list now:\n- [ ] #1 milk", "one todo, not two"
+    cards = json.loads(chats.sessions["s"].reply(reply).cards)
+    assert cards == [{"call": "call_1", "text": "Added #1 'milk'.", "ok": True, "undone": False}]
+    assert not bus.events(), "the model's own change is not told back to it as the user's"
+
+
+def test_a_refused_action_is_answered_with_why_and_changes_nothing(world):
+    chats, store, bus, tabs = world
+    reply = say(chats, "s", "tick off milk")
+
+    async def act():
+        chats.brain_message(tool_call(reply, "call_1", "set_todo_done", id=7))
+        await asyncio.gather(*chats.tasks)
+    asyncio.run(act())
+    [result] = [m for m in bus.sent if isinstance(m, ToolResult)]
+    assert not result.ok and result.text.startswith("Error: there is no todo #7.")
+    assert result.text.endswith(" The todo list is now empty.") and result.state == "The todo list is now empty."
+    assert json.loads(chats.sessions["s"].reply(reply).cards)[0]["ok"] is False
+
+
+def test_undo_reverts_the_action_in_every_tab_and_tells_the_model_once(world):
+    chats, store, bus, tabs = world
+    reply = say(chats, "s", "add milk")
+    client = Client()
+
+    async def act_then_undo():
+        chats.brain_message(tool_call(reply, "call_1", "add_todo", title="milk"))
+        await asyncio.gather(*chats.tasks)
+        chats.frame("s", client, json.dumps({"undo": "call_1"}))
+        await asyncio.gather(*chats.tasks)
+        chats.frame("s", client, json.dumps({"undo": "call_1"}))
+        await asyncio.gather(*chats.tasks)
+    asyncio.run(act_then_undo())
+    assert '<li hx-swap-oob="delete" id="todo-1"></li>\n' in tabs.frames["s"], "gone from every tab"
+    assert json.loads(chats.sessions["s"].reply(reply).cards)[0]["undone"] is True
+    [event] = bus.events()
+    assert (event.lines, event.state, event.comment) == (["deleted #1 'milk'"], "The todo list is now empty.", True)
+    assert "There is nothing to undo there." in client.sent[-1], "undone once"
+
+
+def test_an_undo_the_app_refuses_is_told_to_the_tab_and_changes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAX_TODOS", "1")  # the todo app reads it itself
+    settings = Settings.from_env({"DATA_DIR": str(tmp_path)})
+    store, bus, tabs = Store(tmp_path), FakeBus(), FakeTabs()
+    chats = make_chats(settings, store, bus, tabs)
+    reply = say(chats, "s", "delete milk")
+    client = Client()
+    add, delete = chats.app.action("add_todo"), chats.app.action("delete_todo")
+    add.run("s", add.arguments("milk"))
+
+    async def go():
+        chats.brain_message(tool_call(reply, "call_1", "delete_todo", id=1))
+        await asyncio.gather(*chats.tasks)
+        add.run("s", add.arguments("eggs"))  # the list is full again
+        chats.frame("s", client, json.dumps({"undo": "call_1"}))
+        await asyncio.gather(*chats.tasks)
+    asyncio.run(go())
+    assert "more than the list has room for" in client.sent[-1]
+    assert json.loads(chats.sessions["s"].reply(reply).cards)[0]["undone"] is False and not bus.events()
+    assert [t["function"]["name"] for t in chats.prompt.tools if t["function"]["name"] == delete.name] == ["delete_todo"]
+    assert chats.app.state("s") == "The todo list now:\n- [ ] #2 eggs", "nothing changed"
 
 
 def test_the_app_runs_in_process_with_a_fake_bus(tmp_path):
@@ -191,14 +409,16 @@ def test_the_app_runs_in_process_with_a_fake_bus(tmp_path):
         assert http.post("/todos", data={"title": "water plants"}).status_code == 200
         with http.websocket_connect("ws://localhost/ws", headers={"origin": "http://localhost"}) as ws:
             assert "brain ready" in ws.receive_text()
-            ws.send_text(json.dumps({"msg": "hi there"}))
+            ws.send_text(json.dumps({"msg": "hi there", "HEADERS": {"HX-Request": "true", "HX-Trigger": "chat-form"}}))
             assert "hi there" in ws.receive_text()
         sent = app.state.broker.sent
-        assert [m.kind for m in sent] == ["todo", "interaction", "chat"] and sent[-1].text == "hi there"
-        assert sent[1].values == {"msg": "hi there"} and sent[1].method == "WS"
+        assert [m.kind for m in sent] == ["app_event", "chat"], "one user action, one bus message"
+        assert (sent[0].lines, sent[0].state, sent[0].comment) == (
+            ["added #1 'water plants'"], "The todo list now:\n- [ ] #1 water plants", True)
+        assert sent[-1].text == "hi there" and sent[0].prompt == sent[-1].prompt
 
 
-def test_an_htmx_request_to_any_route_is_an_interaction_on_the_bus_without_route_code(tmp_path):
+def test_an_htmx_request_to_any_route_is_told_to_the_model_without_route_code(tmp_path):
     settings = Settings.from_env({"DATA_DIR": str(tmp_path)})
     app = create_app(settings, bus=FakeBus)
     def lamp(brightness: str):  # a control added to the page later
@@ -211,9 +431,11 @@ def test_an_htmx_request_to_any_route_is_an_interaction_on_the_bus_without_route
                            headers={"HX-Request": "true", "HX-Trigger": "lamp-dial", "HX-Trigger-Name": "brightness"})
         assert answer.status_code == 200
         http.post("/lamp", data={"brightness": "9"})  # not htmx: not tapped
-    [tapped] = [m for m in app.state.broker.sent if isinstance(m, Interaction)]
-    assert (tapped.method, tapped.path, tapped.trigger, tapped.name, tapped.values, tapped.status) == (
-        "POST", "/lamp", "lamp-dial", "brightness", {"brightness": "7"}, 200), "the secret stays out"
+        http.post("/todos", data={"title": "milk"}, headers={"HX-Request": "true", "HX-Trigger": "todo-form"})
+    [tapped, added] = [m for m in app.state.broker.sent if isinstance(m, AppEvent)]
+    assert (tapped.lines, tapped.state, tapped.comment) == (
+        ["used #lamp-dial (POST /lamp brightness='7' → 200)"], "", False), "the secret stays out"
+    assert (added.lines, added.comment) == (["added #1 'milk'"], True), "the app's route tells its change, once"
 
 
 @pytest.mark.parametrize("frame", ['{"msg": "hi \\ud800"}', '{"lamp": "\\udfff on"}', "[" * 100_000 + "]" * 100_000,
@@ -246,7 +468,7 @@ def test_a_session_may_have_only_so_many_replies_queued_or_under_way(world):
     first, _ = say(chats, "s", "one"), say(chats, "s", "two")
     chats.frame("s", client, json.dumps({"msg": "three"}))
     assert [m.text for m in bus.asked()] == ["one", "two"] and "SESSION_MAX_REPLIES" in client.sent[-1]
-    chats.brain_message(Done(worker="w1", session="s", request=first, seq=0, text="1", stats=Stats()))
+    chats.brain_message(done(first, "1"))
     assert say(chats, "s", "three") and bus.asked()[-1].text == "three"
 
 
@@ -255,7 +477,7 @@ def test_a_message_the_broker_refuses_is_told_to_the_tab_and_nothing_changes(wor
     client = Client()
 
     def refuse(msg):
-        if not isinstance(msg, Interaction):
+        if not isinstance(msg, AppEvent):
             raise Refused("100 messages of this session are waiting for a brain already")
         return True
     bus.submit = refuse
@@ -276,7 +498,7 @@ class CheckingBus(FakeBus):
 def test_any_frames_from_a_tab_are_handled_or_refused_and_only_valid_messages_reach_the_bus(tmp_path_factory, sent):
     settings = Settings.from_env({"DATA_DIR": str(tmp_path_factory.mktemp("chats"))})
     bus, tabs, store = CheckingBus(), FakeTabs(), Store(settings.data_dir)
-    chats = Chats(settings, store, NowDB(), tabs, bus)
+    chats = make_chats(settings, store, bus, tabs)
     client = Client()
 
     async def main():
@@ -287,14 +509,16 @@ def test_any_frames_from_a_tab_are_handled_or_refused_and_only_valid_messages_re
         asyncio.run(main())
     finally:
         store.db.close()  # 10,000 examples under `make fuzz`: no file may be left open
-    assert client.sent or bus.sent or tabs.frames
+    # (A frame may rightly do nothing at all: an empty message, a Stop of a reply that has ended.)
+    assert all(isinstance(m, (AppEvent, Chat, Regenerate, Stop)) or m.kind in ("reset", "pull", "cancel_pull")
+               for m in bus.sent), "only what a tab may ask for"
 
 
 def test_a_refused_resume_leaves_the_reply_to_retry_and_the_other_replies_are_still_carried_on(world):
     chats, store, bus, tabs = world
     first, second = say(chats, "a", "one"), say(chats, "b", "two")
-    for session, request in (("a", first), ("b", second)):
-        chats.brain_message(Ack(worker="w1", session=session, request=request))
+    for session, reply in (("a", first), ("b", second)):
+        chats.brain_message(ack(bus, session, reply))
     submit = bus.submit
 
     def refuse_a(msg):

@@ -25,7 +25,10 @@ def test_settings_have_loopback_defaults_and_refuse_nonsense(tmp_path):
     assert s.web_host == "127.0.0.1"
     assert s.bus_pub == f"ipc://{Path('data').resolve()}/bus/pub" and s.bus_sub.endswith("/data/bus/sub"), "private"
     assert Settings.from_env({"BUS_PUB_ENDPOINT": "tcp://127.0.0.1:5556"}).bus_pub == "tcp://127.0.0.1:5556"
-    assert s.model == "llama3.2" and "attitude" in s.system_prompt
+    assert s.model == "llama3.2"
+    assert s.system_prompt == "" and s.app == "", "the app's own persona, and the default app"
+    assert Settings.from_env({"APP": " reading "}).app == "reading"
+    assert Settings.from_env({"COMMENT_DELAY_S": "0.25"}).comment_delay_s == 0.25
     (tmp_path / "persona.txt").write_text("Be terse.\n")
     assert Settings.from_env({"SYSTEM_PROMPT": "x", "SYSTEM_PROMPT_FILE": str(tmp_path / "persona.txt")}
                              ).system_prompt == "Be terse."

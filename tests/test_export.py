@@ -23,7 +23,7 @@ def test_markdown_has_every_line_in_order_with_speaker_time_state_reasoning_and_
     monkeypatch.setenv("TZ", "America/New_York")  # the times are UTC whatever the server's zone
     time.tzset()
     try:
-        md = to_markdown(LINES)
+        md = to_markdown(LINES, "Todo with attitude")
     finally:
         monkeypatch.undo()
         time.tzset()
@@ -40,7 +40,8 @@ def test_markdown_has_every_line_in_order_with_speaker_time_state_reasoning_and_
 
 
 def test_json_keeps_each_message_with_its_role_for_a_program():
-    data = json.loads(to_json(LINES))
+    data = json.loads(to_json(LINES, "Todo with attitude"))
+    assert data["app"] == "Todo with attitude"
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", data["exported"])
     assert [(m["role"], m["text"], m["status"], m["request"]) for m in data["messages"]] == [
         ("user", "what's left?", "done", "r1"), ("assistant", "Two **things**.", "done", "r1"),
@@ -54,9 +55,14 @@ def test_json_keeps_each_message_with_its_role_for_a_program():
 
 def test_text_outside_ascii_is_kept_as_written():
     line = Line(request="r", role="user", text="café ☕ 日本", created=T0)
-    assert "café ☕ 日本" in to_json([line]) and "café ☕ 日本" in to_markdown([line])
+    assert "café ☕ 日本" in to_json([line], "Books") and "café ☕ 日本" in to_markdown([line], "Books")
 
 
 def test_an_empty_conversation_exports_an_empty_list():
-    assert json.loads(to_json([]))["messages"] == []
-    assert "##" not in to_markdown([])
+    assert json.loads(to_json([], "Books"))["messages"] == []
+    assert "##" not in to_markdown([], "Books")
+
+
+def test_the_export_is_headed_with_the_apps_title():
+    assert to_markdown([], "Reading list").startswith("# Reading list: conversation\n")
+    assert json.loads(to_json([], "Reading list"))["app"] == "Reading list"

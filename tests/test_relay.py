@@ -1,6 +1,5 @@
 """The relay (web/relay.py): transcript lines rendered as htmx-ext-ws fragments for every tab of a
 session, read back the way htmx-ext-ws applies them (tests/page.py's Tab)."""
-from shared.messages import Todo
 from tests.page import Tab
 from web.relay import Relay
 from web.transcript import Line, Status
@@ -65,17 +64,18 @@ def test_the_whole_transcript_replaces_what_a_tab_showed():
     assert [(k, b.text, b.status) for k, b in tab.bubbles.items()] == [("reply-a", "one", "done"), ("reply-b", "two", "failed")]
 
 
-def test_todo_changes_reach_every_tab_and_none_sends_nothing():
-    clients = Clients("s")
-    relay = Relay(clients)
-    relay.todos("s", [("added", Todo(1, "milk", False)), ("added", Todo(2, "stamps", False))])
-    relay.todos("s", [("changed", Todo(1, "oat milk", True)), ("deleted", Todo(2, "stamps", False))])
+def test_app_changes_reach_every_tab_of_the_session_as_the_app_shows_them_and_none_sends_nothing():
     frames = []
-    clients.send = lambda session, html: frames.append(html)
-    relay.todos("s", [])
-    for tab in clients.tabs["s"]:
-        assert tab.todos == {1: ("oat milk", True)}
-    assert frames == []
+
+    class Recorder:
+        def send(self, session, html):
+            frames.append((session, html))
+
+    relay = Relay(Recorder())
+    shown = '<li id="book-3" hx-swap-oob="delete"></li>'  # whatever the app's `show` made: passed on as it is
+    relay.changes("s", shown)
+    relay.changes("s", "")
+    assert frames == [("s", shown)], "an action that changed nothing sends nothing"
 
 
 def test_a_notice_goes_to_one_tab():

@@ -11,9 +11,12 @@ from web.server import create_app
 
 
 @pytest.fixture
-def app(tmp_path, request):
-    marker = request.node.get_closest_marker("env")
-    return create_app(Settings.from_env({"DATA_DIR": str(tmp_path), **(marker.kwargs if marker else {})}), bus=FakeBus)
+def app(tmp_path, request, monkeypatch):
+    "`@pytest.mark.env(NAME=value)`: settings, and the environment the app reads itself (MAX_TODOS)."
+    env = request.node.get_closest_marker("env").kwargs if request.node.get_closest_marker("env") else {}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return create_app(Settings.from_env({"DATA_DIR": str(tmp_path), **env}), bus=FakeBus)
 
 
 def test_a_todo_id_past_what_sqlite_holds_is_no_such_todo(app):
@@ -54,7 +57,8 @@ def test_changes_past_the_sessions_rate_are_refused_with_429(app):
         answers = [http.post("/todos", data={"title": f"t{i}"}, headers={"HX-Request": "true"}).status_code
                    for i in range(5)]
         assert answers == [200, 200, 200, 429, 429]
-        assert [m.status for m in app.state.broker.sent if m.kind == "interaction"] == [200] * 3, "a refusal goes no further"
+        assert [m.lines for m in app.state.broker.sent if m.kind == "app_event"] == [
+            [f"added #{i + 1} 't{i}'"] for i in range(3)], "a refusal goes no further"
 
 
 @pytest.mark.env(WS_MAX_FRAME_CHARS="300000")
@@ -67,3 +71,36 @@ def test_a_frame_nested_too_deep_is_refused_and_the_tab_stays_open(app):
             assert "could not be read" in ws.receive_text()
             ws.send_text(json.dumps({"msg": "hi there"}))
             assert "hi there" in ws.receive_text()
+
+
+def test_the_todo_apps_routes_tell_the_model_each_change_once(app):
+    with TestClient(app, base_url="http://localhost") as http:
+        http.get("/")
+        hx = {"HX-Request": "true"}
+        http.post("/todos", data={"title": "  oat   milk "}, headers=hx)
+        assert 'class="item done"' in http.post("/todos/1/toggle", headers=hx).text
+        assert http.delete("/todos/1", headers=hx).text == ""
+        assert http.post("/todos/1/toggle", headers=hx).status_code == 404
+        assert http.post("/todos", data={"title": " "}, headers=hx).status_code == 400
+    events = [m for m in app.state.broker.sent if m.kind == "app_event"]
+    assert [(e.lines, e.comment) for e in events[:3]] == [
+        (["added #1 'oat milk'"], True), (["marked #1 'oat milk' done"], True), (["deleted #1 'oat milk'"], True)]
+    assert events[1].state == "The todo list now:\n- [x] #1 oat milk" and events[2].state == "The todo list is now empty."
+    assert len(events) == 3, "a change refused is no change: nothing to tell, and the tap leaves the app's routes alone"
+
+
+@pytest.mark.env(APP="reading")
+def test_app_reading_serves_the_reading_list_and_not_the_todos(app):
+    with TestClient(app, base_url="http://localhost") as http:
+        page = http.get("/")
+        assert page.status_code == 200 and "Reading list" in page.text and 'id="book-form"' in page.text
+        assert 'id="todo-form"' not in page.text and "Ask the librarian" in page.text
+        added = http.post("/books", data={"title": "Dune", "author": "Frank Herbert"}, headers={"HX-Request": "true"})
+        assert added.status_code == 200 and 'id="book-1"' in added.text
+        assert http.post("/todos", data={"title": "milk"}).status_code == 404
+        assert http.get("/export/markdown").text.startswith("# Reading list: conversation")
+        surrogate = http.post("/books", content=b'{"title": "Emma \\ud800"}', headers={"content-type": "application/json"})
+        assert surrogate.status_code == 400 and "cannot be stored" in surrogate.text
+    [event] = [m for m in app.state.broker.sent if m.kind == "app_event"]
+    assert event.lines == ["added #1 'Dune' by Frank Herbert"] and event.prompt.system.startswith("You are the librarian")
+    assert [t["function"]["name"] for t in event.prompt.tools] == ["add_book", "mark_read", "remove_book"]

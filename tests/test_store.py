@@ -1,42 +1,55 @@
-"""The web's SQLite data (web/store.py): todo ids of each session's own, and an outbox that never
-hands back what the bus cannot carry."""
-from shared.messages import Chat, encode
+"""The web's SQLite data (web/store.py): an outbox that never hands back what the bus cannot carry,
+the sessions' assignments, and lines that keep their place. (The todo app's own tables are
+apps/todo/store.py's: tests/test_todo_app.py.)"""
+from shared.messages import Chat, Prompt, Reset, encode
 from web.store import Store
+from web.transcript import Line
 
-
-def test_todo_ids_count_from_1_in_each_session_and_are_never_reused_in_it(tmp_path):
-    store = Store(tmp_path)
-    assert [store.add_todo("a", t).id for t in ("one", "two")] == [1, 2]
-    assert store.add_todo("b", "other").id == 1, "another session's todos do not show in the numbers"
-    store.delete_todo("a", 2)
-    assert store.add_todo("a", "three").id == 3
-    assert store.toggle_todo("b", 3) is None and store.todo("a", 3).title == "three"
-
-
-def test_a_deleted_todo_comes_back_with_its_id_whatever_another_session_did_meanwhile(tmp_path):
-    store = Store(tmp_path)
-    gone = store.add_todo("a", "water plants")
-    store.delete_todo("a", gone.id)
-    store.add_todo("b", "taxes")
-    store.restore_todo("a", gone)
-    assert store.todo_list("a") == [gone] and [t.title for t in store.todo_list("b")] == ["taxes"]
-
-
-def test_ids_kept_from_before_stay_and_new_ones_follow_them(tmp_path):
-    "A web.db from when ids were global: each session's todos keep their ids, the next is past them."
-    store = Store(tmp_path)
-    store.db.execute("drop table todos")
-    store.db.execute("create table todos (id integer primary key, session text, title text, done integer)")
-    store.db.execute("insert into todos values (7, 'a', 'old', 0), (9, 'b', 'other', 1)")
-    store = Store(tmp_path)
-    assert [t.id for t in store.todo_list("a")] == [7] and store.add_todo("a", "new").id == 8
-    assert store.add_todo("c", "fresh").id == 1
+PROMPT = Prompt("Be brief.", [])
 
 
 def test_the_outbox_drops_a_kept_message_bigger_than_a_frame(tmp_path):
     store = Store(tmp_path)
-    big, small = Chat(session="s", request="r1", text="x" * 5000), Chat(session="s", request="r2", text="hi")
+    big = Chat(session="s", id="m1", reply="r1", text="x" * 5000, prompt=PROMPT)
+    small = Chat(session="s", id="m2", reply="r2", text="hi", prompt=PROMPT)
     for msg in (big, small):
-        store.keep_pending(msg.request, *encode(msg))
-    assert [m.request for m in store.pending(max_bytes=4096)] == ["r2"]
-    assert [m.request for m in store.pending(max_bytes=1 << 20)] == ["r2"], "dropped for good"
+        store.keep_pending(msg.id, *encode(msg))
+    assert [m.id for m in store.pending(max_bytes=4096)] == ["m2"]
+    assert [m.id for m in store.pending(max_bytes=1 << 20)] == ["m2"], "dropped for good"
+
+
+def test_the_outbox_is_keyed_by_message_id_in_the_order_kept(tmp_path):
+    store = Store(tmp_path)
+    first, second = Reset(session="s", id="m1"), Chat(session="s", id="m2", reply="r2", text="hi", prompt=PROMPT)
+    for msg in (first, second):
+        store.keep_pending(msg.id, *encode(msg))
+    assert [m.id for m in Store(tmp_path).pending(1 << 20)] == ["m1", "m2"], "read back after a restart"
+    store.drop_pending("m1")
+    assert store.pending(1 << 20) == [second]
+
+
+def test_assignments_are_kept_and_released_by_worker(tmp_path):
+    store = Store(tmp_path)
+    store.assign("s1", "w1", 5)
+    store.assign("s2", "w2", 6)
+    store.assign("s1", "w2", 7)  # the session moved
+    assert {(r.session, r.worker, r.epoch) for r in store.assignments()} == {("s1", "w2", 7), ("s2", "w2", 6)}
+    store.release("w2")
+    assert store.assignments() == []
+
+
+def test_no_todo_tables_are_the_web_s_own(tmp_path):
+    "The app makes its own tables: the web's store knows no app."
+    store = Store(tmp_path)
+    assert not [n for n in store.db.table_names() if "todo" in n]
+
+
+def test_a_line_kept_again_keeps_its_place(tmp_path):
+    store = Store(tmp_path)
+    store.keep_line(Line(session="s", request="r1", role="reply", text="thinking"))
+    store.keep_line(Line(session="s", request="r2", role="user", text="next"))
+    store.keep_line(Line(session="s", request="r1", role="reply", text="done at last"))
+    assert [(l.request, l.text) for l in store.transcript("s")] == [("r1", "done at last"), ("r2", "next")]
+    assert [l.request for l in store.transcript("s", limit=1)] == ["r2"]
+    store.clear_transcript("s")
+    assert store.transcript("s") == []

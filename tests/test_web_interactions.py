@@ -1,9 +1,12 @@
 """The web's interaction tap (web/interactions.py): every htmx request, once answered, and every
-htmx-ext-ws frame becomes one `interaction` event with bounded values and never a secret; a
-request that is not htmx's, has no session, or was refused for the session's rate, none."""
+htmx-ext-ws frame that is no chat control is told to the model in one line, with bounded values and
+never a secret; a request that is not htmx's, has no session, was refused for the session's rate,
+or went to one of the app's own routes (which tell their own changes), is not."""
 import asyncio
 
-from web.interactions import MAX_BODY_BYTES, MAX_VALUE_CHARS, MAX_VALUES, InteractionTap, values_of, ws_interaction
+from web.interactions import MAX_BODY_BYTES, MAX_VALUE_CHARS, MAX_VALUES, InteractionTap, heard, values_of, ws_heard
+
+APP_ROUTES = [("post", "/todos"), ("post", "/todos/{tid}/toggle"), ("delete", "/todos/{tid}")]
 
 
 def test_values_are_strings_bounded_and_secrets_are_left_out():
@@ -15,14 +18,21 @@ def test_values_are_strings_bounded_and_secrets_are_left_out():
     assert len(values_of({f"f{i}": "v" for i in range(MAX_VALUES + 5)})) == MAX_VALUES
 
 
+def test_an_interaction_in_words_names_the_control_the_values_and_the_answer():
+    assert heard("POST", "/lamp", "lamp-dial", "brightness", {"brightness": "7", "api_token": "x"}, 200) == \
+        "used #lamp-dial (POST /lamp brightness='7' → 200)"
+    assert heard("GET", "/help", "", "help", {}, 404) == "used help (GET /help → 404)", "by its name without an id"
+    assert heard("GET", "/", "", "", {}, 0) == "used the page (GET /)", "no status: none told"
+    long = heard("GET", "/" + "p" * 500, "t" * 500, "", {}, 200)
+    assert long == f"used #{'t' * MAX_VALUE_CHARS} (GET /{'p' * (MAX_VALUE_CHARS - 1)} → 200)", "bounded"
+
+
 def test_a_websocket_frame_is_told_with_its_trigger_and_fields():
-    event = ws_interaction("sid", {"msg": "hi", "token": "secret", "HEADERS": {"HX-Request": "true", "HX-Trigger": "chat-form",
-                                                                             "HX-Trigger-Name": "send"}})
-    assert (event.session, event.method, event.path, event.trigger, event.name, event.values, event.status) == (
-        "sid", "WS", "/ws", "chat-form", "send", {"msg": "hi"}, 0)
-    bare = ws_interaction("sid", {"stop": "r1", "HEADERS": "not a dict"})
-    assert (bare.trigger, bare.name, bare.values) == ("", "", {"stop": "r1"})
-    assert ws_interaction("sid", {}).request != ws_interaction("sid", {}).request, "each event has its own id"
+    line = ws_heard({"lamp": "on", "token": "secret", "HEADERS": {"HX-Request": "true", "HX-Trigger": "lamp-form",
+                                                                  "HX-Trigger-Name": "switch"}})
+    assert line == "used #lamp-form (WS /ws lamp='on')"
+    assert ws_heard({"lamp": "off", "HEADERS": "not a dict"}) == "used the page (WS /ws lamp='off')"
+    assert ws_heard({"HEADERS": {"HX-Trigger-Name": "switch"}}) == "used switch (WS /ws)"
 
 
 class App:
@@ -44,9 +54,9 @@ class App:
         await send({"type": "http.response.body", "body": b"ok"})
 
 
-def request(app, body=b"", hx=True, path="/todos", method="POST", form=True, chunks=None, headers=()):
-    published, sent = [], []
-    tap = InteractionTap(app, published.append)
+def request(app, body=b"", hx=True, path="/lamp", method="POST", form=True, chunks=None, headers=(), routes=APP_ROUTES):
+    told, sent = [], []
+    tap = InteractionTap(app, lambda sid, line: told.append((sid, line)), routes)
     pending = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)] \
         if chunks else [{"type": "http.request", "body": body}]
     hdrs = [(b"hx-request", b"true")] if hx else []
@@ -61,38 +71,48 @@ def request(app, body=b"", hx=True, path="/todos", method="POST", form=True, chu
         sent.append(message)
 
     asyncio.run(tap(scope, receive, send))
-    return published, sent
+    return told, sent
 
 
-def test_an_answered_htmx_request_is_published_once_with_its_form_and_status():
+def test_an_answered_htmx_request_is_told_once_with_its_form_and_status():
     app = App(status=201)
-    published, sent = request(app, b"title=oat+milk&password=x", headers=[(b"hx-trigger", b"add-form"),
-                                                                           (b"hx-trigger-name", b"add")])
+    told, sent = request(app, b"brightness=7&password=x", headers=[(b"hx-trigger", b"lamp-dial"),
+                                                                  (b"hx-trigger-name", b"brightness")])
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"], "the answer goes through"
-    assert app.bodies == [b"title=oat+milk&password=x"], "the app still reads the whole body"
-    [event] = published
-    assert (event.session, event.method, event.path, event.trigger, event.name, event.values, event.status) == (
-        "sid-1", "POST", "/todos", "add-form", "add", {"title": "oat milk"}, 201)
+    assert app.bodies == [b"brightness=7&password=x"], "the app still reads the whole body"
+    assert told == [("sid-1", "used #lamp-dial (POST /lamp brightness='7' → 201)")]
 
 
-def test_only_htmx_requests_with_a_session_and_within_the_rate_are_published():
+def test_the_apps_own_routes_are_not_told_by_the_tap_they_tell_their_changes_themselves():
+    for method, path in (("POST", "/todos"), ("POST", "/todos/3/toggle"), ("DELETE", "/todos/3")):
+        app = App()
+        told, sent = request(app, b"title=milk", method=method, path=path)
+        assert told == [] and app.bodies == [b"title=milk"] and sent, (method, path)
+    assert request(App(), method="GET", path="/todos")[0] != [], "the same path with another method is told"
+    assert request(App(), path="/todos/3/toggle/more")[0] != [], "a path the template does not match is told"
+    assert request(App(), path="/todos", routes=[])[0] != [], "with no app routes, every htmx request is told"
+
+
+def test_only_htmx_requests_with_a_session_and_within_the_rate_are_told():
     assert request(App(), b"title=x", hx=False)[0] == [], "not the page's htmx"
     assert request(App(status=429), b"title=x")[0] == [], "refused for the session's rate: goes no further"
-    assert [e.status for e in request(App(status=400), b"title=")[0]] == [400], "any other refusal is told"
+    assert [line for _, line in request(App(status=400), b"title=")[0]] == ["used the page (POST /lamp → 400)"], \
+        "any other refusal is told"
 
     async def no_session(scope, receive, send):
         await receive()
         await send({"type": "http.response.start", "status": 200, "headers": []})
-    published = []
-    asyncio.run(InteractionTap(no_session, published.append)(
+    told = []
+    asyncio.run(InteractionTap(no_session, lambda sid, line: told.append(line), [])(
         {"type": "http", "method": "GET", "path": "/", "headers": [(b"hx-request", b"true")]},
         lambda: asyncio.sleep(0, {"type": "http.request", "body": b""}), lambda m: asyncio.sleep(0)))
-    assert published == []
+    assert told == []
 
 
 def test_a_body_that_is_not_a_form_gives_no_values_and_a_big_one_is_cut():
-    assert request(App(), b"title=x", form=False)[0][0].values == {}, "read as a form only when it is one"
+    assert request(App(), b"title=x", form=False)[0][0][1] == "used the page (POST /lamp → 200)", \
+        "read as a form only when it is one"
     app = App()
-    published, _ = request(app, chunks=[b"a=1&p=" + b"x" * MAX_BODY_BYTES + b"&b=past-the-bound", b"&c=later"])
+    told, _ = request(app, chunks=[b"a=1&p=" + b"x" * MAX_BODY_BYTES + b"&b=past-the-bound", b"&c=later"])
     assert app.bodies[0].endswith(b"&b=past-the-bound&c=later"), "the app gets the whole body"
-    assert list(published[0].values) == ["a", "p"] and len(published[0].values["p"]) == MAX_VALUE_CHARS
+    assert told[0][1] == f"used the page (POST /lamp a='1', p='{'x' * MAX_VALUE_CHARS}' → 200)"

@@ -7,9 +7,8 @@ import pytest
 from bs4 import BeautifulSoup
 
 from shared.config import Settings
-from shared.messages import Ack, CancelPull, Heartbeat, Pull, PullProgress
-from tests.test_chats import Client, FakeBus, FakeTabs, NowDB
-from web.chats import Chats
+from shared.messages import Ack, CancelPull, Heartbeat, Pull, PullOutcome, PullProgress
+from tests.test_chats import Client, FakeBus, FakeTabs, make_chats
 from web.store import Store
 
 
@@ -17,7 +16,7 @@ from web.store import Store
 def web(tmp_path):
     settings = Settings.from_env({"DATA_DIR": str(tmp_path), "BUS_HEARTBEAT_S": "1"})
     bus, tabs = FakeBus(), FakeTabs()
-    chats, now = Chats(settings, Store(tmp_path), NowDB(), tabs, bus), [0.0]
+    chats, now = make_chats(settings, Store(tmp_path), bus, tabs), [0.0]
     chats.pulls.clock = lambda: now[0]
     return chats, bus, tabs, now
 
@@ -35,7 +34,7 @@ def panel(tabs, sid):
 
 
 def progress(pull: Pull, **fields):
-    return PullProgress(worker="w1", session=pull.session, request=pull.request, model=pull.model, **fields)
+    return PullProgress(worker="w1", session=pull.session, pull=pull.id, model=pull.model, **fields)
 
 
 def pulls_sent(bus):
@@ -57,7 +56,7 @@ def test_tabs_and_sessions_pressing_pull_share_one_pull_and_all_see_it_go(web):
         assert bar.find(class_="detail").get_text() == "pulling 8d32a80bb199 · 42% · 420.0 MB of 1.0 GB"
         assert bar.button.get_text() == "Cancel"
     bus.models = ["llama3.2:latest", "qwen2.5:0.5b"]
-    chats.brain_message(progress(pull, status="writing manifest", outcome="pulled"))
+    chats.brain_message(progress(pull, status="writing manifest", outcome=PullOutcome.PULLED))
     assert panel(tabs, "t").get_text(" ", strip=True) == "qwen2.5:0.5b is pulled."
     press(chats, "t", pull="qwen2.5:0.5b")
     assert len(pulls_sent(bus)) == 1, "a model that is pulled is not pulled again"
@@ -67,19 +66,19 @@ def test_cancel_withdraws_a_pull_no_brain_has_yet_or_asks_its_brain_to_stop(web)
     chats, bus, tabs, _ = web
     press(chats, "s", pull="mistral")
     [pull] = pulls_sent(bus)
-    bus.withdraw = lambda request: request == pull.request
-    press(chats, "s", cancel_pull=pull.request)
+    bus.withdraw = lambda message: message == pull.id
+    press(chats, "s", cancel_pull=pull.id)
     assert panel(tabs, "s").get_text(" ", strip=True) == "The pull of mistral was cancelled."
     assert pulls_sent(bus) == [pull]
 
     press(chats, "s", pull="mistral")
     again = pulls_sent(bus)[-1]
-    bus.withdraw = lambda request: False
-    chats.brain_message(Ack(worker="w1", session="s", request=again.request))
-    press(chats, "s", cancel_pull=again.request)
+    bus.withdraw = lambda message: False
+    chats.brain_message(Ack(worker="w1", session="s", message=again.id))
+    press(chats, "s", cancel_pull=again.id)
     cancel = pulls_sent(bus)[-1]
-    assert isinstance(cancel, CancelPull) and (cancel.session, cancel.pull) == ("s", again.request)
-    chats.brain_message(progress(again, status="pulling manifest", outcome="cancelled"))
+    assert isinstance(cancel, CancelPull) and (cancel.session, cancel.pull) == ("s", again.id) and cancel.id != again.id
+    chats.brain_message(progress(again, status="pulling manifest", outcome=PullOutcome.CANCELLED))
     assert "cancelled" in panel(tabs, "s").get_text()
 
 
@@ -91,7 +90,7 @@ def test_what_ollama_says_is_shown_as_text_in_one_line(web):
     chats.brain_message(progress(pull, status=evil, completed=1, total=2))
     html = next(f for f in reversed(tabs.frames["s"]) if 'id="pulls"' in f)
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-    chats.brain_message(progress(pull, outcome="failed", error=f"Ollama could not pull 'gemma3': {evil}"))
+    chats.brain_message(progress(pull, outcome=PullOutcome.FAILED, error=f"Ollama could not pull 'gemma3': {evil}"))
     [line] = panel(tabs, "s").find_all(class_="error")
     assert line.get_text() == f"Ollama could not pull 'gemma3': {evil}" and not line.find("img")
 
@@ -106,7 +105,7 @@ def test_a_pull_ends_when_its_brain_goes_or_when_its_end_was_lost(web):
     chats, bus, tabs, now = web
     press(chats, "s", pull="mistral")
     [pull] = pulls_sent(bus)
-    chats.brain_message(Ack(worker="w1", session="s", request=pull.request))
+    chats.brain_message(Ack(worker="w1", session="s", message=pull.id))
     chats.brain_lost("w1")
     assert "The brain stopped during the pull of mistral; press Pull to resume it." in panel(tabs, "s").get_text()
 
@@ -117,7 +116,7 @@ def test_a_pull_ends_when_its_brain_goes_or_when_its_end_was_lost(web):
     chats.brain_message(Heartbeat(**beat, pulling=[], models=["llama3.2:latest", "mistral:latest"]))
     assert panel(tabs, "s").find(class_="pull running"), "not before two heartbeats have passed"
     now[0] = 2.5
-    chats.brain_message(Heartbeat(**beat, pulling=[again.request], models=["llama3.2:latest"]))
+    chats.brain_message(Heartbeat(**beat, pulling=[again.id], models=["llama3.2:latest"]))
     assert panel(tabs, "s").find(class_="pull running"), "still in hand"
     chats.brain_message(Heartbeat(**beat, pulling=[], models=["llama3.2:latest", "mistral:latest"]))
     assert panel(tabs, "s").get_text(" ", strip=True) == "mistral is pulled."

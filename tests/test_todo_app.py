@@ -1,0 +1,317 @@
+"""The todo app (apps/todo): its store (ids of each session's own, never reused, a bounded list), its
+actions with the arguments small models really write (ids as text, titles instead of ids, keys the
+schema does not have, names of their own for the tools) and every refusal saying what to do, undo
+that puts back exactly what was, and how its changes are told to the model and shown in the tabs."""
+import pytest
+from bs4 import BeautifulSoup
+from fastlite import database
+
+from apps.todo import PERSONA, state, tell, todo_limit
+from apps.todo.actions import MAX_TITLE_CHARS, TODO_MAX_BYTES, clean_title, listed
+from apps.todo.store import MAX_ID, ListFull, Todo, Todos
+from shared.config import Settings
+from shared.messages import AppEvent, Prompt, ToolResult, encode_valid
+from web import apps
+from web.actions import Actions
+from web.apps import Refused
+
+S = "session-a"
+
+
+class NowDisk:
+    async def call(self, fn, *args): return fn(*args)
+
+
+async def _nothing(session, changes): pass
+
+
+def load(tmp_path, monkeypatch, max_todos=None):
+    "The todo app as the web loads it, its actions, and its store read directly."
+    if max_todos is None:
+        monkeypatch.delenv("MAX_TODOS", raising=False)
+    else:
+        monkeypatch.setenv("MAX_TODOS", str(max_todos))
+    db = database(tmp_path / "web.db")
+    app = apps.load("todo", apps.Host(db, Settings.from_env({"DATA_DIR": str(tmp_path)}), NowDisk(), _nothing))
+    return app, Actions(db, app), Todos(db)
+
+
+# The store.
+
+def test_todo_ids_count_from_1_in_each_session_and_are_never_reused_in_it(tmp_path):
+    todos = Todos(database(tmp_path / "web.db"))
+    assert [todos.add("a", t).id for t in ("one", "two")] == [1, 2]
+    assert todos.add("b", "other").id == 1, "another session's todos do not show in the numbers"
+    todos.delete("a", 2)
+    assert todos.add("a", "three").id == 3
+    assert todos.toggle("b", 3) is None and todos.get("a", 3).title == "three"
+
+
+def test_a_deleted_todo_comes_back_with_its_id_whatever_another_session_did_meanwhile(tmp_path):
+    todos = Todos(database(tmp_path / "web.db"))
+    gone = todos.add("a", "water plants")
+    todos.delete("a", gone.id)
+    todos.add("b", "taxes")
+    todos.restore("a", gone)
+    assert todos.all("a") == [gone] and [t.title for t in todos.all("b")] == ["taxes"]
+
+
+def test_ids_kept_from_before_stay_and_new_ones_follow_them(tmp_path):
+    "A web.db from when ids were global: each session's todos keep their ids, the next is past them."
+    db = database(tmp_path / "web.db")
+    db.execute("create table todos (id integer primary key, session text, title text, done integer)")
+    db.execute("insert into todos values (7, 'a', 'old', 0), (9, 'b', 'other', 1)")
+    todos = Todos(db)
+    assert todos.all("a") == [Todo(7, "old", False)] and todos.all("b") == [Todo(9, "other", True)]
+    assert todos.add("a", "new").id == 8 and todos.add("c", "fresh").id == 1
+    assert Todos(db).all("a") == [Todo(7, "old", False), Todo(8, "new", False)], "moved over once"
+
+
+def test_an_id_past_what_sqlite_holds_names_no_todo(tmp_path):
+    todos = Todos(database(tmp_path / "web.db"))
+    todos.add("a", "one")
+    for tid in (0, -1, MAX_ID + 1, 2**70):
+        assert todos.get("a", tid) is None and todos.toggle("a", tid) is None and todos.delete("a", tid) is None
+
+
+def test_a_full_list_refuses_another_todo_and_says_why(tmp_path):
+    todos = Todos(database(tmp_path / "web.db"), max_todos=2)
+    todos.add("a", "one"), todos.add("a", "two")
+    assert todos.room("a") == 0 and todos.room("b") == 2
+    with pytest.raises(ListFull, match="MAX_TODOS"):
+        todos.add("a", "three")
+    assert issubclass(ListFull, Refused) and [t.title for t in todos.all("a")] == ["one", "two"]
+
+
+def test_the_list_is_bounded_by_what_a_bus_frame_carries():
+    "A tool result carries the whole list twice (on one line, and as the state): a full list of the longest todos fits."
+    assert todo_limit(100, 1 << 20) == 100
+    for frame in (1 << 20, 64 * 1024):
+        n = todo_limit(10_000, frame)
+        assert n == (frame - 16_384) // (2 * TODO_MAX_BYTES)
+        worst = [Todo(i + 1, "\x01" * MAX_TITLE_CHARS, True) for i in range(n)]  # every character escaped in JSON
+        encode_valid(ToolResult(session=S, id="m1", reply="r1", call="c1", ok=True,
+                                text=f"Added #{n} '{worst[-1].title}'. {listed(worst)}", state=state(worst)), frame)
+        encode_valid(AppEvent(session=S, id="m1", lines=[tell(("added", worst[-1]))], prompt=Prompt(PERSONA),
+                              state=state(worst), comment=True), frame)
+    assert todo_limit(200, 100) == 1, "never none"
+
+
+def test_max_todos_is_read_by_the_app(tmp_path, monkeypatch):
+    app, actions, _ = load(tmp_path, monkeypatch, max_todos=1)
+    assert actions.act(S, "r1", "c1", "add_todo", {"title": "one"})[0].ok
+    row, _ = actions.act(S, "r1", "c2", "add_todo", {"title": "two"})
+    assert not row.ok and "MAX_TODOS" in row.text
+
+
+def test_a_title_is_folded_and_bounded():
+    assert clean_title("  oat \n milk\t") == "oat milk"
+    assert clean_title("   ") is None and clean_title("x" * (MAX_TITLE_CHARS + 1)) is None
+    assert clean_title("x" * MAX_TITLE_CHARS) == "x" * MAX_TITLE_CHARS
+    assert clean_title("milk \ud800") is None, "no store or message could encode it"
+
+
+# The actions, with the arguments small models write.
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    app, actions, todos = load(tmp_path, monkeypatch)
+    ids = {t: todos.add(S, t).id for t in ("buy stamps", "call the plumber", "buy stamps for letters", "Water plants")}
+    return actions, todos, ids
+
+
+def act(actions, name, n=[0], **arguments):
+    n[0] += 1
+    row, _ = actions.act(S, "r1", f"call_{n[0]}", name, arguments)
+    return row
+
+
+@pytest.mark.parametrize("ref", [lambda i: i, lambda i: str(i), lambda i: f"#{i}", lambda i: f" #{i} "])
+def test_an_id_as_a_number_or_text(world, ref):
+    actions, todos, ids = world
+    row = act(actions, "set_todo_done", id=ref(ids["call the plumber"]), done=True)
+    assert row.ok and todos.get(S, ids["call the plumber"]).done
+
+
+@pytest.mark.parametrize("title", ["call the plumber", "CALL THE PLUMBER", "plumber"])
+def test_a_todo_named_by_its_title_exact_then_any_case_then_a_unique_part(world, title):
+    actions, todos, ids = world
+    assert act(actions, "delete_todo", id=title).ok
+    assert todos.get(S, ids["call the plumber"]) is None
+
+
+def test_an_exact_title_wins_over_one_that_holds_it(world):
+    actions, todos, ids = world
+    assert act(actions, "set_todo_done", id="buy stamps").ok
+    assert todos.get(S, ids["buy stamps"]).done and not todos.get(S, ids["buy stamps for letters"]).done
+
+
+def test_an_ambiguous_title_names_the_candidates(world):
+    actions, todos, ids = world
+    row = act(actions, "delete_todo", id="stamps")
+    assert not row.ok
+    assert row.text == (f"Error: 'stamps' could be #{ids['buy stamps']} 'buy stamps' or "
+                        f"#{ids['buy stamps for letters']} 'buy stamps for letters'; give the id.")
+    assert len(todos.all(S)) == 4
+
+
+def test_a_missing_todo_is_told_with_the_list(world):
+    actions, _, ids = world
+    row = act(actions, "delete_todo", id="dentist")
+    assert row.text.startswith("Error: no todo is called 'dentist'. The todo list is now: #1 buy stamps; ")
+    assert "Water plants" in row.text
+    assert act(actions, "delete_todo", id=999).text.startswith("Error: there is no todo #999. The todo list is now: ")
+
+
+def test_keys_the_schema_does_not_have_are_ignored(world):
+    actions, todos, _ = world
+    row = act(actions, "add_todo", title="Oat Milk", required=["title"], priority="high")
+    assert row.ok and row.text == "Added #5 'Oat Milk'."
+    assert todos.all(S)[-1].title == "Oat Milk"
+
+
+def test_the_todo_under_another_key(world):
+    actions, todos, ids = world
+    assert act(actions, "delete_todo", title="plumber").ok  # delete takes no title: it names the todo
+    assert act(actions, "set_todo_done", todo="Water plants").ok  # done defaults to true
+    assert todos.get(S, ids["call the plumber"]) is None and todos.get(S, ids["Water plants"]).done
+
+
+def test_rename_by_title_keeps_title_as_the_new_one(world):
+    actions, todos, ids = world
+    assert act(actions, "rename_todo", id="plumber", title="call the electrician").ok
+    assert todos.get(S, ids["call the plumber"]).title == "call the electrician"
+
+
+def test_an_unknown_tool_names_the_tools(world):
+    actions, _, _ = world
+    row = act(actions, "get_todo_list")
+    assert row.text == ("Error: there is no tool named 'get_todo_list'; the tools are add_todo, set_todo_done, "
+                        "rename_todo, delete_todo, clear_done.")
+
+
+def test_done_as_text(world):
+    actions, todos, ids = world
+    assert act(actions, "set_todo_done", id=ids["buy stamps"], done="false").ok
+    assert not todos.get(S, ids["buy stamps"]).done
+
+
+@pytest.mark.parametrize("name, real", [("remove_todo", "delete_todo"), ("mark_done", "set_todo_done"),
+                                        ("complete_todo", "set_todo_done"), ("mark_todo_done", "set_todo_done")])
+def test_a_name_small_models_give_a_tool_is_taken_for_it(world, name, real):
+    actions, todos, ids = world
+    row = act(actions, name, id="plumber")
+    assert row.ok and row.name == real
+    plumber = todos.get(S, ids["call the plumber"])
+    assert plumber is None if real == "delete_todo" else plumber.done
+
+
+def test_a_title_past_the_bound_is_refused_with_the_bound(world):
+    actions, todos, _ = world
+    row = act(actions, "add_todo", title="x" * (MAX_TITLE_CHARS + 1))
+    assert (row.ok, row.text) == (False, f"Error: a title must be 1 to {MAX_TITLE_CHARS} characters.")
+    assert len(todos.all(S)) == 4
+
+
+# Undo puts back exactly what was.
+
+def undo(actions, call):
+    row, changes = actions.undo(S, call)
+    assert row is not None
+    return changes
+
+
+def test_undo_of_each_action_puts_back_exactly_what_was(world):
+    actions, todos, ids = world
+    before = todos.all(S)
+    plumber = ids["call the plumber"]
+    for name, arguments in [("add_todo", {"title": "milk"}), ("set_todo_done", {"id": plumber}),
+                            ("rename_todo", {"id": plumber, "title": "fix it myself"}), ("delete_todo", {"id": plumber})]:
+        row, changes = actions.act(S, "r1", f"call_{name}", name, arguments)
+        assert row.ok and changes and todos.all(S) != before, name
+        undo(actions, f"call_{name}")
+        assert todos.all(S) == before, name
+    assert actions.act(S, "r1", "call_again", "add_todo", {"title": "milk"})[0].text == "Added #6 'milk'.", \
+        "the undone todo's id is not given again"
+
+
+def test_undo_tells_each_change_it_makes(world):
+    actions, todos, ids = world
+    plumber = todos.get(S, ids["call the plumber"])
+    act_ = lambda call, name, **a: actions.act(S, "r1", call, name, a)
+    act_("c1", "add_todo", title="milk")
+    assert undo(actions, "c1") == [("deleted", Todo(5, "milk", False))]
+    act_("c2", "set_todo_done", id=plumber.id)
+    assert undo(actions, "c2") == [("toggled", plumber)]
+    act_("c3", "rename_todo", id=plumber.id, title="wait")
+    assert undo(actions, "c3") == [("renamed", plumber)]
+    act_("c4", "delete_todo", id=plumber.id)
+    assert undo(actions, "c4") == [("restored", plumber)]
+
+
+def test_clear_done_and_its_undo_bring_back_every_done_todo_with_its_id(world):
+    actions, todos, ids = world
+    row, changes = actions.act(S, "r1", "c0", "clear_done", {})
+    assert (row.ok, row.text, changes) == (True, "There were no done todos to delete.", [])
+    for title in ("buy stamps", "Water plants"):
+        todos.change(S, ids[title], done=True)
+    before = todos.all(S)
+    row, changes = actions.act(S, "r1", "c1", "clear_done", {})
+    assert row.text == f"Deleted the 2 done todos: #{ids['buy stamps']} 'buy stamps', #{ids['Water plants']} 'Water plants'."
+    assert [c[0] for c in changes] == ["deleted", "deleted"] and len(todos.all(S)) == 2
+    assert [c[0] for c in undo(actions, "c1")] == ["restored", "restored"] and todos.all(S) == before
+
+
+def test_an_undo_that_would_overfill_the_list_is_refused_and_changes_nothing(tmp_path, monkeypatch):
+    app, actions, todos = load(tmp_path, monkeypatch, max_todos=2)
+    for title in ("one", "two"):
+        actions.act(S, "r1", f"add_{title}", "add_todo", {"title": title})
+    actions.act(S, "r1", "c_del", "delete_todo", {"id": 1})
+    actions.act(S, "r1", "add_three", "add_todo", {"title": "three"})  # the list is full again
+    with pytest.raises(Refused, match="room for"):
+        actions.undo(S, "c_del")
+    assert [t.title for t in todos.all(S)] == ["two", "three"]
+    assert actions.undo(S, "add_three")[0] is not None and actions.undo(S, "c_del")[0] is not None, "room again: undone"
+    assert [t.title for t in todos.all(S)] == ["one", "two"]
+
+
+# How changes are told to the model and shown in every tab.
+
+def test_a_change_in_words_and_the_state_as_the_model_is_told_it():
+    milk = Todo(3, "milk", False)
+    assert tell(("added", milk)) == "added #3 'milk'"
+    assert tell(("toggled", Todo(3, "milk", True))) == "marked #3 'milk' done"
+    assert tell(("toggled", milk)) == "marked #3 'milk' not done"
+    assert tell(("renamed", Todo(3, "oat milk", False))) == "renamed #3 to 'oat milk'"
+    assert tell(("deleted", milk)) == "deleted #3 'milk'" and tell(("restored", milk)) == "restored #3 'milk'"
+    assert state([]) == "The todo list is now empty."
+    assert state([milk, Todo(4, "eggs", True)]) == "The todo list now:\n- [ ] #3 milk\n- [x] #4 eggs"
+    assert listed([milk, Todo(4, "eggs", True)]) == "The todo list is now: #3 milk; #4 eggs (done)."
+    assert listed([]) == "The todo list is now empty."
+
+
+def test_the_apps_state_and_brief_are_the_sessions_own(tmp_path, monkeypatch):
+    app, actions, todos = load(tmp_path, monkeypatch)
+    todos.add(S, "milk"), todos.add("other", "secret plans")
+    assert app.state(S) == "The todo list now:\n- [ ] #1 milk" and app.brief(S) == "The todo list is now: #1 milk."
+    assert app.tell(("added", Todo(1, "milk", False))) == "added #1 'milk'"
+
+
+def test_changes_are_shown_as_out_of_band_fragments_with_titles_as_text(tmp_path, monkeypatch):
+    app, _, _ = load(tmp_path, monkeypatch)
+    evil = Todo(2, "<img src=x onerror=alert(1)>", True)
+    html = app.show([("added", Todo(1, "milk", False)), ("toggled", evil), ("deleted", Todo(3, "gone", False))])
+    added, toggled, deleted = BeautifulSoup(html, "html.parser").find_all(recursive=False)
+    assert (added.name, added["id"], added["hx-swap-oob"], added.li["id"]) == ("ul", "todo-list", "beforeend", "todo-1")
+    assert (toggled["id"], toggled["hx-swap-oob"], toggled["class"]) == ("todo-2", "true", ["item", "done"])
+    assert toggled.find(class_="title").get_text() == evil.title and not toggled.find("img"), "text, never markup"
+    assert (deleted["id"], deleted["hx-swap-oob"]) == ("todo-3", "delete")
+    assert app.show([]) == ""
+
+
+def test_the_persona_has_attitude_and_the_page_its_own_words(tmp_path, monkeypatch):
+    app, _, _ = load(tmp_path, monkeypatch)
+    assert app.persona == PERSONA and "attitude" in PERSONA and "App note:" in PERSONA
+    assert (app.title, app.placeholder) == ("Todo with attitude", "Talk to your todo list…")
+    assert [(r.method, r.path) for r in app.routes] == [("post", "/todos"), ("post", "/todos/{tid}/toggle"),
+                                                        ("delete", "/todos/{tid}")]
