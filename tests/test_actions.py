@@ -146,3 +146,12 @@ def test_an_undo_the_app_refuses_changes_nothing_and_can_be_tried_again(world):
     assert actions.act(S, "r1", "call_1", "set_counter", {})[0].undone is False, "still undoable"
     counters.frozen.clear()
     assert actions.undo(S, "call_1")[0].undone and counters.values == {}
+
+
+def test_an_action_that_crashes_is_answered_with_an_error_and_changes_nothing(world, caplog):
+    "An app's own bug must not leave the model's call unanswered (the brain would wait out its timeout)."
+    actions, counters = world
+    counters.values = None  # the app's data is broken: its handler raises TypeError
+    row, changes = actions.act(S, "r1", "call_1", "set_counter", {"name": "cups", "value": 1})
+    assert (row.ok, changes) == (False, []) and row.text == "Error: the app could not do set_counter; its log says why."
+    assert "action set_counter" in caplog.text and actions.undo(S, "call_1") == (None, [])

@@ -7,12 +7,15 @@ again (a message re-sent after a restart) is answered from what was kept and nev
 and a kept action can be undone exactly, by the app's own undo. Everything here runs on the
 store's thread, one call at a time.
 """
+import logging
 from dataclasses import dataclass
 
 import msgspec
 from fastlite import Database
 
 from web.apps import Action, App, Change, Refused
+
+log = logging.getLogger("web.actions")
 
 
 @dataclass
@@ -57,6 +60,10 @@ class Actions:
             row.ok, row.text, row.undo, changes = True, outcome.text, _json(outcome.undo), outcome.changes
         except Refused as e:
             row.text = f"Error: {e}"
+        except Exception:
+            # An app's own bug must still answer the call: the model (and the card) are told, the log has the rest.
+            log.exception("action %s of session %s failed", row.name, session[:8])
+            row.ok, row.text, changes = False, f"Error: the app could not do {row.name}; its log says why.", []
         self.rows.insert(row)
         return row, changes
 

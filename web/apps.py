@@ -130,4 +130,6 @@ def load(name: str, host: Host) -> App:
         module = importlib.import_module(module_name if "." in module_name else f"apps.{module_name}")
     except ModuleNotFoundError as e:
         raise SystemExit(f"APP={name!r}: no such app ({e}); the apps are under apps/") from None
+    if not callable(getattr(module, "make", None)):
+        raise SystemExit(f"APP={name!r}: {module.__name__} has no make(host) -> App (see web/apps.py)")
     return module.make(host)

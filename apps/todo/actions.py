@@ -94,7 +94,7 @@ def actions(todos: Todos) -> list[Action]:
             tid = int(text.lstrip("#")) if text.lstrip("#").isdigit() else ref
             found = next((t for t in every if t.id == tid), None)
             if found is None:
-                raise Refused(f"there is no todo #{tid}. {listed(every)}")
+                raise Refused(f"there is no todo #{tid}.")  # the result adds the list
             return found
         for match in (lambda t: t.title == text, lambda t: t.title.lower() == text.lower(),
                       lambda t: text.lower() in t.title.lower()):
@@ -103,7 +103,7 @@ def actions(todos: Todos) -> list[Action]:
                 return found[0]
             if len(found) > 1:
                 raise Refused(f"{text!r} could be " + " or ".join(f"#{t.id} '{t.title}'" for t in found) + "; give the id.")
-        raise Refused(f"no todo is called {text!r}. {listed(every)}")
+        raise Refused(f"no todo is called {text!r}.")
 
     def add(session: str, args: AddTodo) -> Outcome:
         todo = todos.add(session, title(args.title))
