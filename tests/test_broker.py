@@ -278,7 +278,7 @@ def test_assignments_survive_a_restart_and_epochs_only_grow():
     assert (rec2.sent[-1].worker, rec2.sent[-1].epoch) == ("w1", kept["s"].epoch), "same worker, same epoch"
     again.subscription(b"\x00brain.w1.")
     assert rec2.released == ["w1"] and rec2.sent[-1].worker == "w2" and rec2.sent[-1].epoch > kept["s"].epoch
-    assert again.owners["s"] == Owner("w2", rec2.sent[-1].epoch)
+    assert again.dispatch.owners["s"] == Owner("w2", rec2.sent[-1].epoch)
 
 
 def finish(broker, msg):
@@ -293,7 +293,7 @@ def test_new_sessions_go_to_the_least_loaded_and_stay_while_their_worker_has_roo
     for i in range(4):
         broker.submit(chat(f"s{i}", f"a{i}", "x"))
     first = {m.session: m for m in rec.sent}
-    assert sorted(broker.load(w) for w in ("w1", "w2")) == [2, 2], "spread at once, before any heartbeat"
+    assert sorted(broker.dispatch.load(w) for w in ("w1", "w2")) == [2, 2], "spread at once, before any heartbeat"
     for m in first.values():
         finish(broker, m)
     for i in range(4):
@@ -309,12 +309,12 @@ def test_a_turn_of_an_idle_session_whose_worker_is_full_goes_where_there_is_room
     finish(broker, home)
     other = ({"w1", "w2"} - {home.worker}).pop()
     # Two more sessions that land on c's worker (it is the least loaded once we load the other).
-    broker._start_turn("x1", other, "x")  # the other worker is busy with two replies of other sessions
-    broker._start_turn("y1", other, "y")
+    broker.dispatch.replies.start("x1", other, "x", now[0])  # the other worker is busy with two replies of other sessions
+    broker.dispatch.replies.start("y1", other, "y", now[0])
     for s in ("a", "b"):
         broker.submit(chat(s, f"{s}1", "x"))
-    assert {m.worker for m in rec.sent[-2:]} == {home.worker} and broker.load(home.worker) == 2
-    broker._end_turn("x1")  # the other worker has a free slot again
+    assert {m.worker for m in rec.sent[-2:]} == {home.worker} and broker.dispatch.load(home.worker) == 2
+    broker.dispatch.replies.end("x1")  # the other worker has a free slot again
     broker.submit(chat("c", "c2", "x"))
     moved = rec.sent[-1]
     assert moved.worker == other and moved.epoch > home.epoch
@@ -338,14 +338,13 @@ def test_no_worker_is_sent_more_than_its_slots_while_another_has_room():
         broker.submit(chat(session, f"r{step}", "x"))
         sent = rec.sent[-1]
         open_turns.append(sent)
-        if broker.load(sent.worker) > 4:
-            assert all(broker.load(w) >= 4 for w in ("w1", "w2") if w != sent.worker), (step, broker.turns)
+        if broker.dispatch.load(sent.worker) > 4:
+            assert all(broker.dispatch.load(w) >= 4 for w in ("w1", "w2") if w != sent.worker), (step, broker.dispatch.replies.under_way)
 
 
 def test_with_hash_routing_a_full_worker_keeps_its_sessions_and_new_ones_ignore_load():
     now = [0.0]
-    broker, rec = make(now)
-    broker.settings = Settings.from_env({"BUS_HEARTBEAT_S": "1", "BUS_ROUTING": "hash"})
+    broker, rec = make(now, BUS_ROUTING="hash")
     for w in ("w1", "w2"):
         broker.subscription(f"\x01brain.{w}.".encode())
         broker.from_publisher(hello(w, parallel=1))
@@ -366,10 +365,10 @@ def test_a_silent_workers_session_with_a_reply_under_way_waits_for_it_unless_the
     broker.from_publisher(beat(other))
     broker.check_liveness()
     broker.submit(event("s", "i1"))
-    assert rec.sent[-1].id == "m-r1" and broker.owners["s"].worker == first.worker, "the event waits for it"
+    assert rec.sent[-1].id == "m-r1" and broker.dispatch.owners["s"].worker == first.worker, "the event waits for it"
     broker.submit(chat("s", "r2", "retry", retry=True))
     assert [(m.id, m.worker) for m in rec.sent[-2:]] == [("i1", other), ("m-r2", other)], "moved, in order"
-    assert broker.load(first.worker) == 0, "the cut-off reply no longer counts"
+    assert broker.dispatch.load(first.worker) == 0, "the cut-off reply no longer counts"
 
 
 def test_a_reply_whose_worker_no_longer_makes_it_and_whose_final_never_came_is_settled():
@@ -384,7 +383,7 @@ def test_a_reply_whose_worker_no_longer_makes_it_and_whose_final_never_came_is_s
     assert rec.lost == [], "not two beats old yet: its claim may still be on the way"
     now[0] = 2.5
     broker.from_publisher(beat("w1", parallel=4, making=["r2"]))  # r1's Done was dropped on the way
-    assert rec.lost == [("r1", "r1")] and broker.load("w1") == 2
+    assert rec.lost == [("r1", "r1")] and broker.dispatch.load("w1") == 2
 
 
 def test_a_message_that_cannot_be_encoded_is_refused_at_submit_and_nothing_of_it_is_kept():
@@ -488,7 +487,7 @@ class BrokerMachine(RuleBasedStateMachine):
     @invariant()
     def bounded_and_counted(self):
         by_session = Counter(m.session for m in self.broker.pending.values())
-        assert by_session == self.broker.waiting and all(n <= 4 for n in by_session.values())
+        assert by_session == self.broker.dispatch.pending.waiting and all(n <= 4 for n in by_session.values())
         assert set(self.rec.kept) >= set(self.broker.pending)
 
 
