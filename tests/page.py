@@ -3,6 +3,7 @@ that apply the server's fragments the way htmx-ext-ws does, so tests can read wh
 import base64
 import json
 import queue
+import re
 import threading
 import time
 from contextlib import ExitStack
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 import requests
 from bs4 import BeautifulSoup
 from websockets.sync.client import connect
+
+ITEM_ID = re.compile(r"[a-z]+-\d+")  # an app's item: #todo-3, #book-2
 
 
 @dataclass
@@ -46,7 +49,7 @@ class Tab:
     picker: list[str] = field(default_factory=list)  # the model picker's options as shown
     model: str = ""  # the model selected in the picker
     notice: str = ""
-    todos: dict[int, tuple[str, bool]] = field(default_factory=dict)  # list changes pushed to this tab: id -> (title, done)
+    items: dict[str, tuple[str, bool]] = field(default_factory=dict)  # app items pushed to this tab: "todo-1" -> (title, done)
     frames: list[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -124,13 +127,13 @@ class Tab:
                     self.bubbles[bid] = bubble
             elif eid == "msg-list":
                 self.bubbles = dict(_bubble(a) for a in el.find_all("article", recursive=False))
-            elif eid == "todo-list":
+            elif el.name == "ul" and eid and eid.endswith("-list"):  # an app's list (#todo-list, #book-list)
                 for li in el.find_all("li", recursive=False):
-                    self._todo(li)
-            elif eid and eid.startswith("todo-") and oob == "delete":
-                self.todos.pop(int(eid.removeprefix("todo-")), None)
-            elif eid and eid.startswith("todo-"):
-                self._todo(el)
+                    self._item(li)
+            elif el.name == "li" and eid and ITEM_ID.fullmatch(eid) and oob == "delete":
+                self.items.pop(eid, None)
+            elif el.name == "li" and eid and ITEM_ID.fullmatch(eid):
+                self._item(el)
             elif oob == "beforeend" and eid and eid.endswith("-body"):
                 bid = eid[: -len("-body")]
                 self.appends.append((bid, el.get_text()))
@@ -149,8 +152,21 @@ class Tab:
             elif eid == "notice":
                 self.notice = el.get_text()
 
-    def _todo(self, li) -> None:
-        self.todos[int(li["id"].removeprefix("todo-"))] = (li.find(class_="title").get_text(), "done" in li.get("class", []))
+    def _item(self, li) -> None:
+        self.items[li["id"]] = (li.find(class_="title").get_text(), "done" in li.get("class", []))
+
+    def listed(self, kind: str) -> dict[int, tuple[str, bool]]:
+        "The app's items of one kind (the prefix of their ids: todo, book) as this tab shows them: id -> (title, done)."
+        return {int(eid.rsplit("-", 1)[1]): item for eid, item in self.items.items() if eid.startswith(f"{kind}-")}
+
+    @property
+    def todos(self) -> dict[int, tuple[str, bool]]:
+        return self.listed("todo")
+
+    @property
+    def books(self) -> dict[int, tuple[str, bool]]:
+        "The reading app's books: id -> (title, read)."
+        return self.listed("book")
 
     def undo(self, call: str) -> None:
         self.ws.send(json.dumps({"undo": call, "HEADERS": {"HX-Request": "true"}}))
@@ -195,6 +211,18 @@ class Visitor:
         r = self.htmx("POST", "/todos", title=title)
         r.raise_for_status()
         return int(BeautifulSoup(r.text, "html.parser").li["id"].removeprefix("todo-"))
+
+    def add_book(self, title: str, author: str = "") -> int:
+        "The reading app's form (APP=reading), as htmx posts it: the new book's id."
+        r = self.htmx("POST", "/books", title=title, author=author)
+        r.raise_for_status()
+        return int(BeautifulSoup(r.text, "html.parser").li["id"].removeprefix("book-"))
+
+    def listed(self, kind: str) -> dict[int, tuple[str, bool]]:
+        "The app's items of one kind (todo, book) on a fresh load of the page: id -> (title, done)."
+        page = BeautifulSoup(self.http.get(self.base + "/", timeout=5).text, "html.parser")
+        return {int(li["id"].rsplit("-", 1)[1]): (li.find(class_="title").get_text(), "done" in li.get("class", []))
+                for li in page.select(f"#{kind}-list > li")}
 
     def close(self):
         self.sockets.close()

@@ -38,7 +38,7 @@ class System:
             "BUS_PUB_ENDPOINT": f"tcp://127.0.0.1:{free_port()}",
             "BUS_SUB_ENDPOINT": f"tcp://127.0.0.1:{free_port()}",
             "BUS_HEARTBEAT_S": "0.3",
-            "TODO_COMMENT_DELAY_S": "0.3",
+            "COMMENT_DELAY_S": "0.3",
         } | {k: str(v) for k, v in env.items()}
         self.commands = procfile()
         self.procs: dict[str, subprocess.Popen] = {}

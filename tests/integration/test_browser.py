@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from shared.messages import Todo, full_name
+from apps.todo.store import Todo
+from shared.messages import full_name
 from tests.fake_ollama import Plan, PullPlan, words
 from tests.replay import known_list
 from tests.system import ROOT
@@ -148,7 +149,7 @@ def test_hostile_model_output_todo_titles_and_chat_text_stay_text(open_page, fak
     assert "xss-ws-send" not in sent
 
 
-@pytest.mark.env(TODO_COMMENT_DELAY_S=2)
+@pytest.mark.env(COMMENT_DELAY_S=2)
 def test_todos_through_the_page_reach_the_model_which_comments(open_page, fake):
     w = open_page()
     for title in ("feed the cat", "pay rent"):
@@ -265,7 +266,7 @@ def test_a_refused_todo_keeps_its_text_and_says_why(open_page):
     w.page.evaluate("document.getElementById('title').removeAttribute('maxlength')")
     w.page.fill("#title", "x" * 501)
     w.page.press("#title", "Enter")
-    expect(w.page.locator("#todo-notice")).to_have_text("A todo needs a title of 1 to 500 characters.")
+    expect(w.page.locator("#app-notice")).to_have_text("A todo needs a title of 1 to 500 characters.")
     expect(w.page.locator("#title")).to_have_value("x" * 501)
     expect(w.page.locator("#todo-list li")).to_have_count(0)
 

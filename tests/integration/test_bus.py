@@ -8,7 +8,7 @@ import pytest
 import zmq
 from websockets.exceptions import InvalidStatus
 
-from shared.messages import Chat, encode
+from shared.messages import SCHEMA_VERSION, Chat, Prompt, encode
 from tests.fake_ollama import words
 from tests.page import Visitor
 from tests.system import ROOT
@@ -60,22 +60,27 @@ def test_tail_filters_topics_and_prints_one_line_each(system, visitor):
     lines = stop_tail(tail).splitlines()
     topics = [line.split()[1] for line in lines]
     kinds = [t.rsplit(".", 1)[-1] for t in topics]
-    assert [k for k in kinds if k != "grant"] == ["interaction", "chat", "done"]
-    assert kinds.count("grant") == 2, "the web grants the brain's claim on each of the two"
+    assert [k for k in kinds if k != "grant"] == ["chat", "done"], "one user action, one message to the brain"
+    assert kinds.count("grant") == 1, "the web grants the brain's claim on the chat"
     assert topics[-1] == "web.done" and all(t.startswith("brain.") for t in topics[:-1])
-    assert "method=WS path=/ws" in lines[0] and "text='filtered'" in next(l for l in lines if ".chat " in l)
+    assert "text='filtered'" in next(l for l in lines if ".chat " in l)
 
 
-def test_tail_shows_the_pages_interactions_by_kind(system, visitor):
-    tail = start_tail(system, "--kind", "interaction")
-    visitor.add_todo("feed the cat")
+def test_tail_shows_what_the_user_did_in_the_app_by_kind_one_message_per_action(system, visitor):
+    tail = start_tail(system, "--kind", "app_event")
     tab = visitor.open_tab()
-    tab.send("hello")
-    tab.wait(lambda t: t.finished(1))
+    visitor.add_todo("feed the cat")  # the app's own route: what it changed, for a comment
+    tab.wait(lambda t: t.finished(1), what="the comment on the todo")
+    visitor.http.get(system.url + "/export/json", timeout=5, headers={"HX-Request": "true", "HX-Trigger": "export-json"})
+    tab.send_raw(json.dumps({"theme": "dark", "HEADERS": {"HX-Request": "true", "HX-Trigger": "theme-toggle"}}))
+    tab.send("hello")  # a chat message is no app event
+    tab.wait(lambda t: t.finished(2))
     time.sleep(0.3)
     lines = stop_tail(tail).splitlines()
-    assert len(lines) == 2 and all(".interaction " in line for line in lines)
-    assert "method=POST path=/todos" in lines[0] and "status=200" in lines[0] and "method=WS" in lines[1]
+    assert len(lines) == 3 and all(".app_event " in line for line in lines), lines
+    assert "lines=[\"added #1 'feed the cat'\"]" in lines[0] and "comment=True" in lines[0]
+    assert "lines=['used #export-json (GET /export/json → 200)']" in lines[1] and "comment=True" not in lines[1]
+    assert "lines=[\"used #theme-toggle (WS /ws theme='dark')\"]" in lines[2] and "comment=True" not in lines[2]
 
 
 def test_bad_frames_on_the_bus_are_logged_and_nothing_breaks(system, visitor):
@@ -88,11 +93,12 @@ def test_bad_frames_on_the_bus_are_logged_and_nothing_breaks(system, visitor):
         [b"web.chunk", b"not json"],
         [b"web.chunk"],
         [b"web.done", b'{"v": 99, "kind": "done"}'],
-        [b"web.zap", b'{"v": 1, "kind": "zap", "worker": "x"}'],
+        [b"web.zap", json.dumps({"v": SCHEMA_VERSION, "kind": "zap", "worker": "x"}).encode()],
         [b"web.chunk", b"\xff\xfe\x00"],
-        [b"web.chunk", json.dumps({"v": 1, "kind": "chunk", "worker": "w", "session": "<script>",
-                                   "request": "r", "seq": 0, "text": "x"}).encode()],
-        encode(Chat(worker="w", session="s", request="r", text="a brain message sent by a publisher")),
+        [b"web.chunk", json.dumps({"v": SCHEMA_VERSION, "kind": "chunk", "worker": "w", "session": "<script>",
+                                   "reply": "r", "seq": 0, "text": "x"}).encode()],
+        encode(Chat(worker="w", session="s", id="m", reply="r", text="a brain message sent by a publisher",
+                    prompt=Prompt("You are a publisher's plant."))),
         [b"web.chunk", b"x" * (2 << 20)],  # over MAXMSGSIZE: the web drops this peer
     ]
     for frames in junk:
@@ -114,10 +120,12 @@ def test_odd_websocket_payloads_get_a_notice_and_the_tab_keeps_working(start_sys
     system = start_system(MAX_CHAT_CHARS=1000)
     visitor = Visitor(system.url)
     tab = visitor.open_tab()
-    for payload in ["not json", "[1, 2]", '{"msg": 5}', '{"other": "x"}', b"\x00\xff binary"]:
+    for payload in ["not json", "[1, 2]", '{"msg": 5}', b"\x00\xff binary"]:
         tab.notice = ""
         tab.send_raw(payload)
         tab.wait(lambda t: "could not be read" in t.notice, what=f"a notice for {payload!r}")
+    tab.notice = ""
+    tab.send_raw('{"other": "x"}')  # a control the chat does not know is the app's: the model hears it was used
     tab.send("x" * 1001)
     tab.wait(lambda t: "limit is 1,000" in t.notice, what="a notice for a message past MAX_CHAT_CHARS")
     tab.send("x" * (1 << 20))
@@ -126,6 +134,9 @@ def test_odd_websocket_payloads_get_a_notice_and_the_tab_keeps_working(start_sys
     tab.send("a real message")
     assert tab.wait(lambda t: t.finished(1))[0].status == "done"
     assert len(tab.replies()) == 1
+    assert fake.chat_requests()[-1]["messages"][1:] == [
+        {"role": "user", "content": "App note: The user used the page (WS /ws other='x')."},
+        {"role": "user", "content": "a real message"}], "only the control that could be read reached the model"
     visitor.close()
 
 

@@ -3,7 +3,8 @@ import time
 
 import requests
 
-from shared.config import DEFAULT_PERSONA
+from apps.todo import PERSONA
+from apps.todo.store import Todo
 from tests.fake_ollama import Plan, words
 from tests.page import Visitor
 from tests.replay import known_list
@@ -94,19 +95,28 @@ def test_a_todo_reaches_the_model_which_comments_and_knows_the_list(system, visi
     [comment] = tab.wait(lambda t: t.finished(1), what="the model's comment on the new todo")
     assert comment.status == "done" and comment.text == fake.replies[-1]
     request = fake.chat_requests()[-1]["messages"]
-    assert request[0] == {"role": "system", "content": DEFAULT_PERSONA}, "the persona alone: it never changes"
-    assert request[-1] == {"role": "user", "content": f"App note: The user added #{tid} 'buy oat milk'."}
+    assert request[0] == {"role": "system", "content": PERSONA}, "the persona alone: it never changes"
+    note = {"role": "user", "content": f"App note: The user added #{tid} 'buy oat milk'.\n"
+                                        f"The todo list now:\n- [ ] #{tid} buy oat milk"}
+    assert request[-1] == note, "the first note states the whole list"
+
+    tid2 = visitor.add_todo("walk the dog")
+    tab.wait(lambda t: t.finished(2), what="the comment on the second todo")
+    request = fake.chat_requests()[-1]["messages"]
+    assert request[-1] == {"role": "user", "content": f"App note: The user added #{tid2} 'walk the dog'."}, \
+        "the model works the list out from what it was told: the change alone"
+    assert known_list(request) == [Todo(tid, "buy oat milk", False), Todo(tid2, "walk the dog", False)]
 
     tab.send("what's on my list?")
-    tab.wait(lambda t: t.finished(2))
+    tab.wait(lambda t: t.finished(3))
     request = fake.chat_requests()[-1]["messages"]
     assert request[1:] == [
-        {"role": "user", "content": f"App note: The user added #{tid} 'buy oat milk'."},
-        {"role": "assistant", "content": fake.replies[0]}, {"role": "user", "content": "what's on my list?"}]
+        note, {"role": "assistant", "content": fake.replies[0]}, request[3],
+        {"role": "assistant", "content": fake.replies[1]}, {"role": "user", "content": "what's on my list?"}]
 
 
 def test_a_burst_of_clicks_makes_one_comment(start_system, fake):
-    system = start_system(TODO_COMMENT_DELAY_S=1.0)
+    system = start_system(COMMENT_DELAY_S=1.0)
     visitor = Visitor(system.url)
     tab = visitor.open_tab()
     tid = visitor.add_todo("water the plants")

@@ -64,8 +64,8 @@ class Once:
 
     def __call__(self, msg) -> bool:
         if isinstance(msg, Chat):
-            self.chats.add(msg.request)
-        kind = "grant" if isinstance(msg, Grant) and msg.request in self.chats else msg.kind
+            self.chats.add(msg.id)
+        kind = "grant" if isinstance(msg, Grant) and msg.message in self.chats else msg.kind
         if kind in self.armed:
             self.armed.discard(kind)
             return True
@@ -116,7 +116,7 @@ def test_a_dropped_message_is_sent_again_after_the_ack_timeout_and_a_dropped_gra
     replies = tab.wait(lambda t: t.finished(2), timeout=15)
     assert [r.status for r in replies] == ["done", "done"]
     [lost] = [m for m in bus.down.dropped if m.kind == "grant"]
-    assert sum(1 for m in bus.down.seen if m.kind == "grant" and m.request == lost.request) == 2, "claimed and granted again"
+    assert sum(1 for m in bus.down.seen if m.kind == "grant" and m.message == lost.message) == 2, "claimed and granted again"
 
     asked = [r["messages"][-1]["content"] for r in fake.chat_requests()]
     assert asked == ["lost on the way", "its grant is lost"], "each answered once"

@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from shared.config import DEFAULT_PERSONA
+from apps.todo import PERSONA
 from tests.fake_ollama import Plan, render_prompt, words
 from tests.page import Visitor
 from tests.replay import known_list
@@ -66,7 +66,7 @@ def test_the_persona_is_configurable_and_shown_on_the_page(start_system, fake, t
 def test_a_long_conversation_never_overflows_the_window_and_says_when_it_trims(start_system, fake):
     num_ctx = 2048  # the tool definitions take about 650 of them
     # The todo event goes with the first turn, not as a comment of its own, however long the tab takes to open.
-    system = start_system(OLLAMA_NUM_CTX=num_ctx, TODO_COMMENT_DELAY_S=30,
+    system = start_system(OLLAMA_NUM_CTX=num_ctx, COMMENT_DELAY_S=30,
                           SESSION_MAX_REPLIES=200, SESSION_BURST=500, SESSION_MAX_PENDING=500)  # 200 sent at once
     fake.default = Plan()  # no delay between chunks: 200 turns
     visitor = Visitor(system.url)
@@ -83,7 +83,7 @@ def test_a_long_conversation_never_overflows_the_window_and_says_when_it_trims(s
         messages = request["messages"]
         assert request["options"]["num_ctx"] == num_ctx
         assert prompt.tokens <= num_ctx, "more than the window was sent"
-        assert messages[0] == {"role": "system", "content": DEFAULT_PERSONA}
+        assert messages[0] == {"role": "system", "content": PERSONA}
         assert [t.title for t in known_list(messages)] == ["renew passport"], "the model always knows the list"
     typed = [m["content"] for m in asked[-1]["messages"] if m["role"] == "user" and not m["content"].startswith("App note:")]
     assert typed[-1].startswith(f"message {turns - 1}:")
@@ -214,7 +214,7 @@ def test_todo_changes_between_turns_keep_the_prompt_cache_so_each_request_evalua
           f"{[p.evaluated for p in prompts]}")
 
 
-@pytest.mark.env(TODO_COMMENT_DELAY_S=5)
+@pytest.mark.env(COMMENT_DELAY_S=5)
 def test_a_todo_change_is_evaluated_while_the_user_types_so_the_next_message_costs_only_itself(
         system, visitor, fake):
     tab = visitor.open_tab()
@@ -222,7 +222,8 @@ def test_a_todo_change_is_evaluated_while_the_user_types_so_the_next_message_cos
     tab.wait(lambda t: t.finished(1))
     tid = visitor.add_todo("buy oat milk")
     [warm] = fake.wait(lambda f: f.warms)
-    app_turn = {"role": "user", "content": f"App note: The user added #{tid} 'buy oat milk'."}
+    app_turn = {"role": "user", "content": f"App note: The user added #{tid} 'buy oat milk'.\n"
+                                           f"The todo list now:\n- [ ] #{tid} buy oat milk"}  # the first: stated whole
     assert warm.evaluated <= len(render_prompt({"messages": [app_turn]})) + 2, "only the new event is evaluated"
     warmed = fake.requests[-1]
     assert warmed["options"] == {"num_ctx": 8192, "num_predict": 1} and warmed["messages"][-1] == app_turn

@@ -29,7 +29,8 @@ def test_a_comment_that_fails_says_why_and_can_be_retried_after_a_reload_too(sys
     later.click("retry", failed)
     [comment] = later.wait(lambda t: t.reply_ids("done"), what="the comment answered on retry")
     assert later.bubbles[comment].text == fake.replies[-1]
-    assert fake.chat_requests()[-1]["messages"][-1]["content"] == "App note: The user added #1 'fix the bike'."
+    assert fake.chat_requests()[-1]["messages"][-1]["content"] == (
+        "App note: The user added #1 'fix the bike'.\nThe todo list now:\n- [ ] #1 fix the bike"), "the first note states the list"
 
 
 def test_the_transcript_keeps_the_order_the_page_showed_in_the_export_and_after_a_web_restart(system, visitor, fake):

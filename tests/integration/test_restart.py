@@ -46,7 +46,7 @@ def test_what_the_user_did_while_the_brain_was_down_is_answered_once(system, vis
     assert asked == questions, "each queued message answered exactly once, in order"
     assert len(tab.replies()) == 3
     first = fake.chat_requests()[0]["messages"]
-    assert first[-2]["content"] == "App note: The user added #1 'call the plumber'."
+    assert first[-2]["content"] == "App note: The user added #1 'call the plumber'.\nThe todo list now:\n- [ ] #1 call the plumber"
 
 
 def test_kill_9_mid_reply_is_carried_on_by_the_next_brain_from_where_it_stopped(system, visitor, fake):
@@ -152,7 +152,7 @@ def test_lost_chunks_are_repaired_by_the_final_text(system, visitor):
     pub.setsockopt(zmq.LINGER, 1000)
     pub.connect(system.env["BUS_PUB_ENDPOINT"])
     time.sleep(0.5)
-    ids = dict(worker="standin", session=visitor.sid(), request="gappy")
+    ids = dict(worker="standin", session=visitor.sid(), reply="gappy")
     for msg in (Chunk(**ids, seq=0, text="Hello"), Chunk(**ids, seq=2, text=" world"),
                 Done(**ids, seq=3, text="Hello brave new world")):
         pub.send_multipart(encode(msg))

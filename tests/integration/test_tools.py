@@ -7,9 +7,12 @@ import time
 import pytest
 from bs4 import BeautifulSoup
 
-from brain.tools import TOOLS
+from apps.todo.actions import actions
 from tests.fake_ollama import Plan
 from tests.page import Visitor
+from web.apps import tool_schema
+
+TOOLS = [tool_schema(a) for a in actions(todos=None)]  # the todo app's actions, as the web offers them
 
 
 def call(tool, **arguments):
@@ -77,7 +80,7 @@ def test_a_wrong_call_changes_nothing_and_tells_the_model_what_to_do(system, vis
     tab.send("delete number seven")
     [reply] = tab.wait(lambda t: t.reply_ids("done"))
     results = [m["content"] for m in fake.chat_requests()[-1]["messages"] if m["role"] == "tool"]
-    assert results[0].startswith("Error: there is no todo #7. The list is empty.")
+    assert results[0].startswith("Error: there is no todo #7. The todo list is now empty.")
     assert results[1].startswith("Error: a title must be 1 to 500 characters.")
     assert results[2].startswith("Error: add_todo takes title:")
     assert results[3].startswith("Error: there is no tool named 'launch_rockets'")
@@ -136,7 +139,7 @@ def test_a_model_without_tools_is_asked_again_without_them_and_the_session_remem
     tab.send("and eggs")
     tab.wait(lambda t: len(t.reply_ids("done")) == 2)
     notes = [b.text for b in tab.bubbles.values() if b.role == "note"]
-    assert notes == ["gemma3:270m cannot act on your list (it does not support tools); it can still talk about it."]
+    assert notes == ["gemma3:270m cannot act on the app (it does not support tools); it can still talk about it."]
     asked = [r for r in fake.requests if r.get("messages")]
     assert ["tools" in r for r in asked] == [True, False, False]
     time.sleep(0.1)
