@@ -1,5 +1,6 @@
-"""The web's conversation state (web/chats.py) in-process: real SQLite in a temporary directory,
-fakes for the bus and the tabs. Also the whole app in-process through Starlette's TestClient."""
+"""The web's chat layer as web/server.py wires it (tabs, commands, replies, sessions, views, app
+events, tool calls) in-process: real SQLite in a temporary directory, fakes for the bus and the
+tabs. Also the whole app in-process through Starlette's TestClient."""
 import asyncio
 import json
 
@@ -13,13 +14,11 @@ from shared.messages import (Ack, AppEvent, CallTool, Chat, Chunk, Done, Failed,
                              ToolResult, encode_valid)
 from tests.strategies import frames
 from web import apps
-from web import chats as chats_module
-from web.actions import Actions
 from web.broker import Refused
-from web.chats import Chats
-from web.server import create_app
+from web.server import ChatLayer, create_app, wire_chat
 from web.status import ChainStatus
 from web.store import Store
+from web.tabs import Tab
 from web.transcript import Status
 
 
@@ -77,12 +76,11 @@ class NowDB:
     async def call(self, fn, *args): return fn(*args)
 
 
-def make_chats(settings, store, bus, tabs, disk=None) -> Chats:
-    "The chats with the app APP names (the todo app by default), wired as web/server.py wires them."
+def make_chats(settings, store, bus, tabs, disk=None) -> ChatLayer:
+    "The chat layer with the app APP names (the todo app by default), wired by web/server.py."
     disk = disk or NowDB()
-    host = apps.Host(store.db, settings, disk, lambda sid, changes: chats.changed(sid, changes))
-    app = apps.load(settings.app, host)
-    chats = Chats(settings, store, disk, tabs, bus, app, Actions(store.db, app))
+    host = apps.Host(store.db, settings, disk, lambda sid, changes: chats.events.changed(sid, changes))
+    chats = wire_chat(settings, store, disk, tabs, bus, apps.load(settings.app, host))
     return chats
 
 
@@ -100,10 +98,15 @@ class Client:
     def send(self, html): self.sent.append(html)
 
 
+def from_tab(chats, sid, client, text):
+    "A frame from a tab of the session, taken as /ws takes it."
+    Tab(chats.tabs, sid, client).receive(text)
+
+
 def say(chats, sid, text):
     "Send a chat message; the reply it asks for."
-    chats.frame(sid, Client(), json.dumps({"msg": text}))
-    return chats.broker.asked()[-1].reply
+    from_tab(chats, sid, Client(), json.dumps({"msg": text}))
+    return chats.sessions.get(sid).newest_reply().request
 
 
 def ack(bus, session, reply, worker="w1"):
@@ -123,13 +126,13 @@ def done(reply, text, seq=0, session="s", worker="w1"):
 def test_a_reply_marked_interrupted_carries_on_when_its_worker_was_only_slow_and_keeps_its_place(world):
     chats, store, bus, tabs = world
     first = say(chats, "s", "hello")
-    chats.brain_message(ack(bus, "s", first))
-    chats.brain_message(chunk(0, "Hel", first))
-    chats.brain_lost("w1")
+    chats.replies.brain_message(ack(bus, "s", first))
+    chats.replies.brain_message(chunk(0, "Hel", first))
+    chats.replies.brain_lost("w1")
     assert 'class="msg reply interrupted"' in tabs.frames["s"][-1]
     second = say(chats, "s", "anyone?")
-    chats.brain_message(chunk(1, "lo", first))
-    chats.brain_message(done(first, "Hello", seq=2))
+    chats.replies.brain_message(chunk(1, "lo", first))
+    chats.replies.brain_message(done(first, "Hello", seq=2))
     assert 'class="msg reply done"' in tabs.frames["s"][-1]
     assert [(l.request, l.role, l.status) for l in store.transcript("s")] == [
         (first, "user", "done"), (first, "reply", "done"), (second, "user", "done"), (second, "reply", "thinking")]
@@ -138,16 +141,16 @@ def test_a_reply_marked_interrupted_carries_on_when_its_worker_was_only_slow_and
 def test_a_reply_whose_brain_went_away_is_carried_on_by_the_next_from_what_reached_the_page(world):
     chats, store, bus, tabs = world
     first = say(chats, "s", "tell me a story")
-    chats.brain_message(ack(bus, "s", first))
-    chats.brain_message(chunk(0, "Once", first))
-    chats.brain_message(chunk(1, " upon", first))
-    chats.brain_lost("w1")
+    chats.replies.brain_message(ack(bus, "s", first))
+    chats.replies.brain_message(chunk(0, "Once", first))
+    chats.replies.brain_message(chunk(1, " upon", first))
+    chats.replies.brain_lost("w1")
     [resume] = [m for m in bus.asked() if isinstance(m, Resume)]
     assert (resume.reply, resume.text, resume.seq, resume.question) == (first, "Once upon", 2, "tell me a story")
     assert resume.prompt == chats.prompt and resume.id != bus.asked()[0].id, "a message of its own, for the same reply"
     assert "carrying on" in tabs.frames["s"][-1]
-    chats.brain_message(Chunk(worker="w2", session="s", reply=first, seq=2, text=" a time"))
-    chats.brain_message(done(first, "Once upon a time", seq=3, worker="w2"))
+    chats.replies.brain_message(Chunk(worker="w2", session="s", reply=first, seq=2, text=" a time"))
+    chats.replies.brain_message(done(first, "Once upon a time", seq=3, worker="w2"))
     [reply] = [l for l in store.transcript("s") if l.role == "reply"]
     assert (reply.status, reply.text) == (Status.DONE, "Once upon a time")
 
@@ -155,11 +158,11 @@ def test_a_reply_whose_brain_went_away_is_carried_on_by_the_next_from_what_reach
 def test_a_reply_whose_final_was_lost_on_the_bus_fails_with_what_arrived_and_a_retry(world):
     chats, store, bus, tabs = world
     reply = say(chats, "s", "hello")
-    chats.brain_message(chunk(0, "Hel", reply))
-    chats.reply_lost("s", reply)
+    chats.replies.brain_message(chunk(0, "Hel", reply))
+    chats.replies.reply_lost("s", reply)
     [line] = [l for l in store.transcript("s") if l.role == "reply"]
     assert (line.status, line.text) == (Status.FAILED, "Hel") and "lost on its way" in line.note
-    chats.frame("s", Client(), json.dumps({"retry": reply}))
+    from_tab(chats, "s", Client(), json.dumps({"retry": reply}))
     again = bus.asked()[-1]
     assert again == Chat(session="s", id=again.id, reply=again.reply, text="hello", retry=True, prompt=chats.prompt)
     assert again.reply != reply and again.id not in (reply, again.reply), "a new reply, asked by a new message"
@@ -168,21 +171,21 @@ def test_a_reply_whose_final_was_lost_on_the_bus_fails_with_what_arrived_and_a_r
 def test_chunks_go_only_to_their_session_and_the_final_text_repairs_a_gap(world):
     chats, store, bus, tabs = world
     reply = say(chats, "a", "hi")
-    chats.brain_message(chunk(0, "one", reply, session="a"))
-    chats.brain_message(chunk(2, " three", reply, session="a"))
-    chats.brain_message(done(reply, "one two three", seq=3, session="a"))
+    chats.replies.brain_message(chunk(0, "one", reply, session="a"))
+    chats.replies.brain_message(chunk(2, " three", reply, session="a"))
+    chats.replies.brain_message(done(reply, "one two three", seq=3, session="a"))
     assert set(tabs.frames) == {"a"} and "one two three" in tabs.frames["a"][-1]
 
 
 def test_after_new_chat_late_words_of_old_replies_are_ignored(world):
     chats, store, bus, tabs = world
     reply = say(chats, "s", "hi")
-    chats.brain_message(chunk(0, "old", reply))
-    chats.frame("s", Client(), json.dumps({"reset": "all"}))
+    chats.replies.brain_message(chunk(0, "old", reply))
+    from_tab(chats, "s", Client(), json.dumps({"reset": "all"}))
     assert bus.asked()[-1].kind == "reset" and bus.asked()[-1].session == "s"
     before = len(tabs.frames["s"])
-    chats.brain_message(chunk(1, " words", reply))
-    chats.brain_message(done(reply, "old words", seq=2))
+    chats.replies.brain_message(chunk(1, " words", reply))
+    chats.replies.brain_message(done(reply, "old words", seq=2))
     assert len(tabs.frames["s"]) == before and store.transcript("s") == []
 
 
@@ -191,8 +194,8 @@ def test_retry_asks_the_first_question_again_however_many_times_it_failed(world)
     reply = say(chats, "s", "the question")
     for _ in range(3):
         failed = bus.asked()[-1].reply
-        chats.brain_message(Failed(worker="w1", session="s", reply=failed, seq=0, code=FailCode.INTERNAL, error="boom"))
-        chats.frame("s", Client(), json.dumps({"retry": failed}))
+        chats.replies.brain_message(Failed(worker="w1", session="s", reply=failed, seq=0, code=FailCode.INTERNAL, error="boom"))
+        from_tab(chats, "s", Client(), json.dumps({"retry": failed}))
         again = bus.asked()[-1]
         assert again == Chat(session="s", id=again.id, reply=again.reply, text="the question", retry=True,
                              prompt=chats.prompt)
@@ -203,18 +206,18 @@ def test_retry_asks_the_first_question_again_however_many_times_it_failed(world)
 def test_a_reply_the_user_stopped_ends_stopped_and_any_other_failure_failed(world):
     chats, store, bus, tabs = world
     stopped, failed = say(chats, "s", "one"), say(chats, "s", "two")
-    chats.brain_message(Failed(worker="w1", session="s", reply=stopped, seq=0, code=FailCode.STOPPED, error="Stopped.",
+    chats.replies.brain_message(Failed(worker="w1", session="s", reply=stopped, seq=0, code=FailCode.STOPPED, error="Stopped.",
                                text="On"))
-    chats.brain_message(Failed(worker="w1", session="s", reply=failed, seq=0, code=FailCode.OLLAMA_DOWN, error="down"))
+    chats.replies.brain_message(Failed(worker="w1", session="s", reply=failed, seq=0, code=FailCode.OLLAMA_DOWN, error="down"))
     assert [(l.status, l.text) for l in store.transcript("s") if l.role == "reply"] == [
         (Status.STOPPED, "On"), (Status.FAILED, "")]
 
 
 def test_a_failed_comment_is_shown_and_its_retry_makes_it_again(world):
     chats, store, bus, tabs = world
-    chats.brain_message(Failed(worker="w1", session="s", reply="c1", seq=0, code=FailCode.OLLAMA_FAILED, error="boom"))
+    chats.replies.brain_message(Failed(worker="w1", session="s", reply="c1", seq=0, code=FailCode.OLLAMA_FAILED, error="boom"))
     assert tabs.frames["s"][-1].startswith('<div hx-swap-oob="beforeend" id="msg-list">') and "boom" in tabs.frames["s"][-1]
-    chats.frame("s", Client(), json.dumps({"retry": "c1"}))
+    from_tab(chats, "s", Client(), json.dumps({"retry": "c1"}))
     assert isinstance(bus.asked()[-1], Regenerate) and bus.asked()[-1].prompt == chats.prompt
     [old, new] = store.transcript("s")
     assert (old.status, new.status, new.request) == (Status.RETRIED, Status.THINKING, bus.asked()[-1].reply)
@@ -224,16 +227,16 @@ def test_stop_withdraws_a_message_no_brain_has_claimed_or_asks_the_brain_to_stop
     chats, store, bus, tabs = world
     bus.hold = True  # no brain has claimed it yet
     waiting = say(chats, "s", "one")
-    chats.frame("s", Client(), json.dumps({"stop": waiting}))
+    from_tab(chats, "s", Client(), json.dumps({"stop": waiting}))
     assert bus.pending == {} and not [m for m in bus.sent if isinstance(m, Stop)], "taken back: nothing to stop"
-    line = chats.sessions["s"].reply(waiting)
+    line = chats.sessions.get("s").reply(waiting)
     assert (line.status, line.note) == (Status.STOPPED, "Stopped before it was sent.")
     bus.hold = False
     going = say(chats, "s", "two")
-    chats.brain_message(ack(bus, "s", going))
-    chats.frame("s", Client(), json.dumps({"stop": going}))
+    chats.replies.brain_message(ack(bus, "s", going))
+    from_tab(chats, "s", Client(), json.dumps({"stop": going}))
     assert [(m.session, m.reply) for m in bus.sent if isinstance(m, Stop)] == [("s", going)]
-    assert chats.sessions["s"].reply(going).status == Status.THINKING, "until the brain says it stopped"
+    assert chats.sessions.get("s").reply(going).status == Status.THINKING, "until the brain says it stopped"
 
 
 def test_a_claim_shows_its_reply_taken_and_a_claim_that_names_no_reply_changes_nothing(world):
@@ -243,12 +246,12 @@ def test_a_claim_shows_its_reply_taken_and_a_claim_that_names_no_reply_changes_n
         return False  # kept for when one comes: the reply shows queued
     bus.submit = no_brain_yet
     reply = say(chats, "s", "hello")
-    assert chats.sessions["s"].reply(reply).status == Status.QUEUED
+    assert chats.sessions.get("s").reply(reply).status == Status.QUEUED
     shown = len(tabs.frames["s"])
-    chats.brain_message(Ack(worker="w1", session="s", message="m-other"))  # a claim on an app event, say
+    chats.replies.brain_message(Ack(worker="w1", session="s", message="m-other"))  # a claim on an app event, say
     assert len(tabs.frames["s"]) == shown
-    chats.brain_message(ack(bus, "s", reply))
-    line = chats.sessions["s"].reply(reply)
+    chats.replies.brain_message(ack(bus, "s", reply))
+    line = chats.sessions.get("s").reply(reply)
     assert (line.status, line.worker) == (Status.THINKING, "w1") and 'class="msg reply thinking"' in tabs.frames["s"][-1]
 
 
@@ -258,22 +261,22 @@ def test_a_reply_left_under_way_by_a_web_that_stopped_is_queued_if_its_message_w
     bus.hold = True
     chats = make_chats(settings, Store(tmp_path), bus, FakeTabs())
     waiting, cut = say(chats, "s", "one"), say(chats, "s", "two")
-    chats.brain_message(ack(bus, "s", cut))
+    chats.replies.brain_message(ack(bus, "s", cut))
     bus.pending.pop(bus.asking(cut))  # its claim was granted: no longer pending
     # The web restarts: the transcript comes back from disk, the outbox into the broker.
     again = make_chats(settings, Store(tmp_path), bus, FakeTabs())
-    session = asyncio.run(again.open("s"))
+    session = asyncio.run(again.sessions.open("s"))
     assert (session.reply(waiting).status, session.reply(cut).status) == (Status.QUEUED, Status.INTERRUPTED)
 
 
-def test_idle_sessions_leave_memory_and_come_back_from_disk(world, monkeypatch):
+def test_idle_sessions_leave_memory_and_come_back_from_disk(world):
     chats, store, bus, tabs = world
-    monkeypatch.setattr(chats_module, "MAX_SESSIONS", 3)
+    chats.sessions.held.limit = 3
     for i in range(10):
         reply = say(chats, f"s{i}", f"hello {i}")
-        chats.brain_message(done(reply, f"hi {i}", session=f"s{i}"))
-    assert len(chats.sessions) == 3
-    session = asyncio.run(chats.open("s0"))
+        chats.replies.brain_message(done(reply, f"hi {i}", session=f"s{i}"))
+    assert len(chats.sessions.held) == 3
+    session = asyncio.run(chats.sessions.open("s0"))
     assert [l.text for l in session.lines.values()] == ["hello 0", "hi 0"]
 
 
@@ -283,8 +286,8 @@ def test_every_message_carries_the_apps_prompt_the_same_each_time(world):
     assert chats.prompt.system == PERSONA and [t["function"]["name"] for t in chats.prompt.tools] == [
         "add_todo", "set_todo_done", "rename_todo", "delete_todo", "clear_done"]
     say(chats, "s", "hi")
-    chats.frame("s", Client(), json.dumps({"lamp": "on"}))
-    chats.frame("s", Client(), json.dumps({"regenerate": bus.asked()[-1].reply}))  # not finished: refused
+    from_tab(chats, "s", Client(), json.dumps({"lamp": "on"}))
+    from_tab(chats, "s", Client(), json.dumps({"regenerate": bus.asked()[-1].reply}))  # not finished: refused
     assert len(bus.sent) == 2 and {msgspec.json.encode(m.prompt) for m in bus.sent} == {msgspec.json.encode(chats.prompt)}
 
 
@@ -297,21 +300,21 @@ def test_system_prompt_replaces_the_persona_and_tools_can_be_turned_off(world):
 
 def test_a_control_that_is_not_the_chats_is_told_as_used_and_a_chat_control_is_not(world):
     chats, store, bus, tabs = world
-    chats.frame("s", Client(), json.dumps({"lamp": "on", "secret_key": "k",
+    from_tab(chats, "s", Client(), json.dumps({"lamp": "on", "secret_key": "k",
                                            "HEADERS": {"HX-Request": "true", "HX-Trigger": "lamp-form"}}))
     [event] = bus.events()
     assert (event.session, event.lines, event.state, event.comment) == (
         "s", ["used #lamp-form (WS /ws lamp='on')"], "", False), "heard with the next turn, no comment of its own"
     say(chats, "s", "hello")
-    chats.frame("s", Client(), json.dumps({"model": "qwen3:4b", "HEADERS": {"HX-Trigger": "model-picker"}}))
+    from_tab(chats, "s", Client(), json.dumps({"model": "qwen3:4b", "HEADERS": {"HX-Trigger": "model-picker"}}))
     assert len(bus.events()) == 1, "one user action, one bus message: the chat's controls are not told again"
 
 
 def test_a_change_the_user_makes_is_told_with_the_state_after_it_for_a_comment(world):
     chats, store, bus, tabs = world
-    milk = asyncio.run(chats.disk.call(chats.app.actions[0].run, "s", chats.app.actions[0].arguments("milk")))
-    asyncio.run(chats.changed("s", milk.changes))
-    asyncio.run(chats.changed("s", []))  # nothing changed: nothing told
+    milk = asyncio.run(chats.events.disk.call(chats.events.app.actions[0].run, "s", chats.events.app.actions[0].arguments("milk")))
+    asyncio.run(chats.events.changed("s", milk.changes))
+    asyncio.run(chats.events.changed("s", []))  # nothing changed: nothing told
     [event] = bus.events()
     assert (event.lines, event.state, event.comment, event.prompt) == (
         ["added #1 'milk'"], "The todo list now:\n- [ ] #1 milk", True, chats.prompt)
@@ -326,18 +329,18 @@ def test_the_models_action_is_applied_once_shown_in_every_tab_and_answered_with_
     reply = say(chats, "s", "add milk")
 
     async def act_twice():
-        chats.brain_message(tool_call(reply, "call_1", "add_todo", title="milk"))
-        await asyncio.gather(*chats.tasks)
-        chats.brain_message(tool_call(reply, "call_1", "add_todo", title="milk"))  # sent again after a restart
-        await asyncio.gather(*chats.tasks)
+        chats.replies.brain_message(tool_call(reply, "call_1", "add_todo", title="milk"))
+        await asyncio.gather(*chats.tools.tasks)
+        chats.replies.brain_message(tool_call(reply, "call_1", "add_todo", title="milk"))  # sent again after a restart
+        await asyncio.gather(*chats.tools.tasks)
     asyncio.run(act_twice())
     results = [m for m in bus.sent if isinstance(m, ToolResult)]
     assert [(r.reply, r.call, r.ok, r.text, r.state) for r in results] == [
         (reply, "call_1", True, "Added #1 'milk'. The todo list is now: #1 milk.", "The todo list now:\n- [ ] #1 milk")] * 2
     assert results[0].id != results[1].id, "each answer is a message of its own"
     assert sum('id="todo-list"' in f for f in tabs.frames["s"]) == 1, "applied, and shown, once"
-    assert chats.app.state("s") == "The todo list now:\n- [ ] #1 milk", "one todo, not two"
-    cards = json.loads(chats.sessions["s"].reply(reply).cards)
+    assert chats.events.app.state("s") == "The todo list now:\n- [ ] #1 milk", "one todo, not two"
+    cards = json.loads(chats.sessions.get("s").reply(reply).cards)
     assert cards == [{"call": "call_1", "text": "Added #1 'milk'.", "ok": True, "undone": False}]
     assert not bus.events(), "the model's own change is not told back to it as the user's"
 
@@ -347,13 +350,13 @@ def test_a_refused_action_is_answered_with_why_and_changes_nothing(world):
     reply = say(chats, "s", "tick off milk")
 
     async def act():
-        chats.brain_message(tool_call(reply, "call_1", "set_todo_done", id=7))
-        await asyncio.gather(*chats.tasks)
+        chats.replies.brain_message(tool_call(reply, "call_1", "set_todo_done", id=7))
+        await asyncio.gather(*chats.tools.tasks)
     asyncio.run(act())
     [result] = [m for m in bus.sent if isinstance(m, ToolResult)]
     assert not result.ok and result.text.startswith("Error: there is no todo #7.")
     assert result.text.endswith(" The todo list is now empty.") and result.state == "The todo list is now empty."
-    assert json.loads(chats.sessions["s"].reply(reply).cards)[0]["ok"] is False
+    assert json.loads(chats.sessions.get("s").reply(reply).cards)[0]["ok"] is False
 
 
 def test_undo_reverts_the_action_in_every_tab_and_tells_the_model_once(world):
@@ -362,15 +365,15 @@ def test_undo_reverts_the_action_in_every_tab_and_tells_the_model_once(world):
     client = Client()
 
     async def act_then_undo():
-        chats.brain_message(tool_call(reply, "call_1", "add_todo", title="milk"))
-        await asyncio.gather(*chats.tasks)
-        chats.frame("s", client, json.dumps({"undo": "call_1"}))
-        await asyncio.gather(*chats.tasks)
-        chats.frame("s", client, json.dumps({"undo": "call_1"}))
-        await asyncio.gather(*chats.tasks)
+        chats.replies.brain_message(tool_call(reply, "call_1", "add_todo", title="milk"))
+        await asyncio.gather(*chats.tools.tasks)
+        from_tab(chats, "s", client, json.dumps({"undo": "call_1"}))
+        await asyncio.gather(*chats.tools.tasks)
+        from_tab(chats, "s", client, json.dumps({"undo": "call_1"}))
+        await asyncio.gather(*chats.tools.tasks)
     asyncio.run(act_then_undo())
     assert '<li hx-swap-oob="delete" id="todo-1"></li>\n' in tabs.frames["s"], "gone from every tab"
-    assert json.loads(chats.sessions["s"].reply(reply).cards)[0]["undone"] is True
+    assert json.loads(chats.sessions.get("s").reply(reply).cards)[0]["undone"] is True
     [event] = bus.events()
     assert (event.lines, event.state, event.comment) == (["deleted #1 'milk'"], "The todo list is now empty.", True)
     assert "There is nothing to undo there." in client.sent[-1], "undone once"
@@ -383,20 +386,20 @@ def test_an_undo_the_app_refuses_is_told_to_the_tab_and_changes_nothing(tmp_path
     chats = make_chats(settings, store, bus, tabs)
     reply = say(chats, "s", "delete milk")
     client = Client()
-    add, delete = chats.app.action("add_todo"), chats.app.action("delete_todo")
+    add, delete = chats.events.app.action("add_todo"), chats.events.app.action("delete_todo")
     add.run("s", add.arguments("milk"))
 
     async def go():
-        chats.brain_message(tool_call(reply, "call_1", "delete_todo", id=1))
-        await asyncio.gather(*chats.tasks)
+        chats.replies.brain_message(tool_call(reply, "call_1", "delete_todo", id=1))
+        await asyncio.gather(*chats.tools.tasks)
         add.run("s", add.arguments("eggs"))  # the list is full again
-        chats.frame("s", client, json.dumps({"undo": "call_1"}))
-        await asyncio.gather(*chats.tasks)
+        from_tab(chats, "s", client, json.dumps({"undo": "call_1"}))
+        await asyncio.gather(*chats.tools.tasks)
     asyncio.run(go())
     assert "more than the list has room for" in client.sent[-1]
-    assert json.loads(chats.sessions["s"].reply(reply).cards)[0]["undone"] is False and not bus.events()
+    assert json.loads(chats.sessions.get("s").reply(reply).cards)[0]["undone"] is False and not bus.events()
     assert [t["function"]["name"] for t in chats.prompt.tools if t["function"]["name"] == delete.name] == ["delete_todo"]
-    assert chats.app.state("s") == "The todo list now:\n- [ ] #2 eggs", "nothing changed"
+    assert chats.events.app.state("s") == "The todo list now:\n- [ ] #2 eggs", "nothing changed"
 
 
 def test_the_app_runs_in_process_with_a_fake_bus(tmp_path):
@@ -443,7 +446,7 @@ def test_an_htmx_request_to_any_route_is_told_to_the_model_without_route_code(tm
 def test_a_frame_that_cannot_be_handled_is_refused_at_the_door_and_nothing_reaches_the_bus(world, frame):
     chats, store, bus, tabs = world
     client = Client()
-    chats.frame("s", client, frame)
+    from_tab(chats, "s", client, frame)
     assert bus.sent == [] and ("could not be read" in client.sent[-1] or "WS_MAX_FRAME_CHARS" in client.sent[-1])
     say(chats, "s", "still here")
     assert bus.asked()[-1].text == "still here"
@@ -454,10 +457,10 @@ def test_a_flood_of_frames_is_refused_past_the_sessions_rate_and_told_once(world
     chats, store, bus, tabs = world
     client = Client()
     for i in range(100):
-        chats.frame("s", client, json.dumps({"lamp": str(i)}))
+        from_tab(chats, "s", client, json.dumps({"lamp": str(i)}))
     assert len(bus.sent) == 5
     assert sum("slow down" in html for html in client.sent) == 1
-    chats.frame("other", client, json.dumps({"msg": "hello"}))
+    from_tab(chats, "other", client, json.dumps({"msg": "hello"}))
     assert bus.asked()[-1].text == "hello", "other sessions are not held back"
 
 
@@ -466,9 +469,9 @@ def test_a_session_may_have_only_so_many_replies_queued_or_under_way(world):
     chats, store, bus, tabs = world
     client = Client()
     first, _ = say(chats, "s", "one"), say(chats, "s", "two")
-    chats.frame("s", client, json.dumps({"msg": "three"}))
+    from_tab(chats, "s", client, json.dumps({"msg": "three"}))
     assert [m.text for m in bus.asked()] == ["one", "two"] and "SESSION_MAX_REPLIES" in client.sent[-1]
-    chats.brain_message(done(first, "1"))
+    chats.replies.brain_message(done(first, "1"))
     assert say(chats, "s", "three") and bus.asked()[-1].text == "three"
 
 
@@ -481,7 +484,7 @@ def test_a_message_the_broker_refuses_is_told_to_the_tab_and_nothing_changes(wor
             raise Refused("100 messages of this session are waiting for a brain already")
         return True
     bus.submit = refuse
-    chats.frame("s", client, json.dumps({"msg": "hello"}))
+    from_tab(chats, "s", client, json.dumps({"msg": "hello"}))
     assert "waiting for a brain already" in client.sent[-1] and store.transcript("s") == []
 
 
@@ -503,8 +506,8 @@ def test_any_frames_from_a_tab_are_handled_or_refused_and_only_valid_messages_re
 
     async def main():
         for frame in sent:
-            chats.frame("s", client, frame)  # raises nothing: a frame is handled or refused with a notice
-        await asyncio.gather(*chats.tasks)
+            from_tab(chats, "s", client, frame)  # raises nothing: a frame is handled or refused with a notice
+        await asyncio.gather(*chats.tools.tasks)
     try:
         asyncio.run(main())
     finally:
@@ -518,7 +521,7 @@ def test_a_refused_resume_leaves_the_reply_to_retry_and_the_other_replies_are_st
     chats, store, bus, tabs = world
     first, second = say(chats, "a", "one"), say(chats, "b", "two")
     for session, reply in (("a", first), ("b", second)):
-        chats.brain_message(ack(bus, session, reply))
+        chats.replies.brain_message(ack(bus, session, reply))
     submit = bus.submit
 
     def refuse_a(msg):
@@ -526,6 +529,6 @@ def test_a_refused_resume_leaves_the_reply_to_retry_and_the_other_replies_are_st
             raise Refused("100 messages of this session are waiting for a brain already")
         return submit(msg)
     bus.submit = refuse_a
-    chats.brain_lost("w1")
+    chats.replies.brain_lost("w1")
     assert [m.reply for m in bus.asked() if isinstance(m, Resume)] == [second]
-    assert chats.sessions["a"].reply(first).status == Status.INTERRUPTED
+    assert chats.sessions.get("a").reply(first).status == Status.INTERRUPTED

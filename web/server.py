@@ -2,12 +2,14 @@
 
 `create_app` builds one object graph per app and nothing exists before it is called:
 
-    app (APP: its panel, routes, actions; web/apps.py) ── actions (each call applied once, with its undo)
+    app (APP: its panel, routes, actions; web/apps.py) ── app_events, tool_calls (actions: each call applied once, with its undo)
       │
-    store (SQLite, written on its own thread: disk) ── chats (each session's transcript, model and reply statuses) ── relay ── clients (tabs)
-                        │  ▲
-                 submit │  │ brain messages
-                        ▼  │
+    store (SQLite, written on its own thread: disk) ── sessions (each session's transcript, model, told digest)
+      │                                                   │
+    /ws ── tabs ── commands (a frame → one bus message) ──┼── relay, views ── clients (tabs)
+                        │                                 │
+                 submit │    replies (the broker's listener: each line's status)
+                        ▼          ▲ brain messages
                       broker (the bus: routes each session to a brain worker, keeps the outbox)
 
 Run: uvicorn --factory web.server:create_app --host 127.0.0.1 --port $PORT   (the Procfile does)
@@ -15,9 +17,10 @@ Run: uvicorn --factory web.server:create_app --host 127.0.0.1 --port $PORT   (th
 import asyncio
 import logging
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
-from fasthtml.common import Beforeware, FastHTML, Response
+from fasthtml.common import Beforeware, FastHTML, Response, to_xml
 from starlette.middleware import Middleware
 from starlette.responses import FileResponse
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -25,17 +28,27 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from shared.config import Settings, setup_logging
+from shared.messages import Prompt
 from web import apps
 from web.actions import Actions
+from web.app_events import AppEvents
 from web.broker import Broker, Owner
-from web.chats import Chats
 from web.clients import Clients
+from web.commands import Commands
 from web.components import Page, head_assets
 from web.export import to_json, to_markdown
 from web.interactions import InteractionTap
+from web.limits import Rate, Verdict
+from web.pulls import Pulls
+from web.relay import Relay
+from web.replies import Replies
 from web.security import AllowedHosts, SecurityHeaders, same_origin
-from web.limits import Verdict
+from web.sessions import Sessions
+from web.status import StatusBoard
 from web.store import DiskOutbox, Store, StoreThread
+from web.tabs import Tabs
+from web.tool_calls import ToolCalls
+from web.views import Views
 
 log = logging.getLogger("web")
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,9 +75,43 @@ def before(req, session):
     if req.method not in ("GET", "HEAD"):
         if not same_origin(req.headers):
             return Response("Cross-site request refused", status_code=403)
-        # Changes count against the session's rate, as its WebSocket frames do (web/chats.py).
-        if req.app.state.chats.rate.take(session["sid"]) is not Verdict.TAKEN:
+        # Changes count against the session's rate, as its WebSocket frames do (web/tabs.py).
+        if req.app.state.chat.rate.take(session["sid"]) is not Verdict.TAKEN:
             return Response("Too many changes at once; slow down (SESSION_RATE).", status_code=429)
+
+
+@dataclass
+class ChatLayer:
+    "The chat layer, wired: what the routes, the /ws handler and the broker reach."
+    prompt: Prompt
+    rate: Rate
+    sessions: Sessions
+    pulls: Pulls
+    views: Views
+    events: AppEvents
+    tools: ToolCalls
+    replies: Replies
+    commands: Commands
+    tabs: Tabs
+
+
+def wire_chat(settings: Settings, store: Store, disk: StoreThread, clients: Clients, broker: Broker, app_: apps.App) -> ChatLayer:
+    "Each piece of the chat layer, given the collaborators it works through."
+    prompt = app_.prompt(settings)  # made once: the same bytes in every message
+    relay = Relay(clients)
+    rate = Rate(settings.session_rate, settings.session_burst)  # frames in web/tabs.py, changes in `before`
+    sessions = Sessions(store, disk, clients, broker)
+    pulls = Pulls(broker, settings.heartbeat_s, lambda sid: clients.send(sid, to_xml(views.pull_panel(sid))))
+    views = Views(settings, sessions, broker, pulls)
+    # The pull offer depends on what the status line does (the session's model, Ollama's list).
+    board = StatusBoard(clients, lambda sid: to_xml(views.status_line(sid)) + to_xml(views.pull_panel(sid)),
+                        lambda sid: to_xml(views.picker(sid)), lambda: broker.models)
+    events = AppEvents(sessions, broker, app_, disk, prompt)
+    tools = ToolCalls(sessions, relay, app_, Actions(store.db, app_), disk, events)
+    replies = Replies(sessions, relay, broker, pulls, board, tools, prompt)
+    commands = Commands(settings, sessions, broker, relay, clients, views, pulls, replies, tools, events, prompt)
+    tabs = Tabs(settings, clients, sessions, views, commands, rate, relay)
+    return ChatLayer(prompt, rate, sessions, pulls, views, events, tools, replies, commands, tabs)
 
 
 def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
@@ -76,10 +123,10 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store, disk, clients = Store(settings.data_dir), StoreThread(), Clients(settings.ws_tab_queue)
     broker = bus(settings, None, DiskOutbox(store, disk))
-    host = apps.Host(store.db, settings, disk, lambda sid, changes: chats.changed(sid, changes))
+    host = apps.Host(store.db, settings, disk, lambda sid, changes: chat.events.changed(sid, changes))
     app_ = apps.load(settings.app, host)
-    chats = Chats(settings, store, disk, clients, broker, app_, Actions(store.db, app_))
-    broker.listener = chats
+    chat = wire_chat(settings, store, disk, clients, broker, app_)
+    broker.listener = chat.replies
 
     async def lifespan(app):
         missing = [p for p in VENDOR.values() if not (ROOT / "node_modules" / p).exists()]
@@ -93,38 +140,33 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         task.cancel()
 
     async def chat_socket(ws: WebSocket):
-        """One browser tab, in the shape of a WebSocket endpoint: connect, a small dispatch loop
-        (each frame is handled at once; replies arrive later through the relay), disconnect."""
+        """One browser tab, in the shape of a WebSocket endpoint: connect, a small loop handing each
+        frame to the tab's connection as it arrives (replies come later through the relay), and
+        cleanup in one place."""
         sid = ws.session.get("sid")
         if not same_origin(ws.headers) or not sid:
             await ws.close(POLICY_VIOLATION)  # before accept: the handshake is refused with 403
             return
         await ws.accept()
-        await chats.open(sid)
-        client = clients.add(sid, ws)
+        tab = await chat.tabs.connect(sid, ws)
         try:
-            client.send(chats.snapshot(sid))
-            while not client.closing:  # closed for falling behind: the tab reconnects and resyncs
-                frame = await ws.receive()
-                if frame["type"] == "websocket.disconnect":
+            tab.opened()
+            while not tab.closing:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
                     break
-                try:
-                    chats.frame(sid, client, frame.get("text"))
-                except Exception:
-                    # One frame the web could not handle must not drop the tab without a word.
-                    log.exception("a frame of session %s could not be handled", sid[:8])
-                    chats.relay.notice(client, "That message could not be handled; nothing was sent.")
+                tab.receive(message.get("text"))
         except WebSocketDisconnect:
             pass
         finally:
-            clients.remove(client)
+            tab.close()
 
     app = FastHTML(
         title=app_.title, default_hdrs=False, canonical=False, hdrs=head_assets(), lifespan=lifespan,
         before=Beforeware(before, skip=[r"/static/.*", r"/vendor/.*"]),
         key_fname=str(settings.data_dir / ".sesskey"),
         middleware=[Middleware(AllowedHosts, names=settings.allowed_hosts), Middleware(SecurityHeaders),
-                    Middleware(InteractionTap, tell=lambda sid, line: chats.tell(sid, [line]),
+                    Middleware(InteractionTap, tell=lambda sid, line: chat.events.tell(sid, [line]),
                                routes=[(r.method, r.path) for r in app_.routes])],
         routes=[
             WebSocketRoute("/ws", chat_socket),
@@ -132,7 +174,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
             Mount("/static", StaticFiles(directory=ROOT / "web" / "static")),
         ],
     )
-    app.state.chats, app.state.broker = chats, broker
+    app.state.chat, app.state.broker = chat, broker
     rt = app.route
 
     for route in app_.routes:
@@ -141,9 +183,10 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     @rt("/", methods=["get"])
     async def index(session):
         sid = session["sid"]
-        await chats.open(sid)
-        return Page(app_.title, await app_.panel(sid), chats.bubbles(sid), chats.status_line(sid), settings.max_chat_chars,
-                    chats.prompt.system, chats.picker(sid), chats.pull_panel(sid), app_.placeholder)
+        await chat.sessions.open(sid)
+        views = chat.views
+        return Page(app_.title, await app_.panel(sid), views.bubbles(sid), views.status_line(sid), settings.max_chat_chars,
+                    chat.prompt.system, views.picker(sid), views.pull_panel(sid), app_.placeholder)
 
     @rt("/export/{fmt}", methods=["get"])
     async def export(session, fmt: str):

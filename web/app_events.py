@@ -1,0 +1,29 @@
+"""What the model is told of the app: each thing the user did there, in the app's words, with the
+state after it (see `AppEvent`). Whatever carries the app's state to the brain goes out here, so
+the digest of what the brain last got (`Session.told`) stays true and a lost event is put right."""
+import uuid
+
+from shared.messages import AppEvent, Prompt, ToBrain, digest
+from web.apps import App, Change
+from web.broker import Broker
+from web.sessions import Sessions
+from web.store import StoreThread
+
+
+class AppEvents:
+    def __init__(self, sessions: Sessions, broker: Broker, app: App, disk: StoreThread, prompt: Prompt):
+        self.sessions, self.broker, self.app, self.disk, self.prompt = sessions, broker, app, disk, prompt
+
+    def tell(self, sid: str, lines: list[str], state: str = "", comment: bool = False) -> None:
+        self.send_state(sid, state, AppEvent(session=sid, id=uuid.uuid4().hex, lines=lines, state=state,
+                                             since=self.sessions.get(sid).told, comment=comment, prompt=self.prompt))
+
+    async def changed(self, sid: str, changes: list[Change]) -> None:
+        "The user changed the app: the model is told what, with the state after it, and comments once the clicking pauses."
+        if changes:
+            self.tell(sid, [self.app.tell(c) for c in changes], await self.disk.call(self.app.state, sid), comment=True)
+
+    def send_state(self, sid: str, state: str, msg: ToBrain) -> None:
+        "The brain is known to have the state once the bus has taken the message that carries it."
+        if self.broker.offer(msg) is not None and state:
+            self.sessions.get(sid).told = digest(state)

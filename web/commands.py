@@ -1,0 +1,137 @@
+"""What a tab's frame does: each chat control becomes at most one bus message and the lines it
+changes (one user action, one bus message); any other control of the page is told to the model as
+used. A message the broker refuses changes nothing and the tab is told why."""
+import re
+import uuid
+
+from shared.config import Settings
+from shared.messages import MODEL_NAME, Chat, Prompt, Regenerate, Reset, Stop, ToBrain, full_name
+from web.app_events import AppEvents
+from web.broker import Broker, Refused
+from web.clients import Client, Clients
+from web.frames import Command, Control, Frame, Used
+from web.interactions import ws_heard
+from web.pulls import Pulls
+from web.relay import Relay
+from web.replies import Replies
+from web.sessions import Sessions
+from web.tool_calls import ToolCalls
+from web.transcript import REGENERABLE, RETRYABLE, Line, Status
+from web.views import Views
+
+VALID_MODEL = re.compile(MODEL_NAME)
+
+
+class Commands:
+    def __init__(self, settings: Settings, sessions: Sessions, broker: Broker, relay: Relay, clients: Clients, views: Views,
+                 pulls: Pulls, replies: Replies, tools: ToolCalls, events: AppEvents, prompt: Prompt):
+        self.settings, self.sessions, self.broker, self.relay, self.clients = settings, sessions, broker, relay, clients
+        self.views, self.pulls, self.replies, self.events, self.prompt = views, pulls, replies, events, prompt
+        self.handlers = {
+            Control.MSG: self.chat, Control.STOP: self.stop, Control.RETRY: self.retry,
+            Control.REGENERATE: self.regenerate, Control.RESET: self.reset, Control.MODEL: self.choose_model,
+            Control.UNDO: tools.undo, Control.PULL: self.pull, Control.CANCEL_PULL: self.cancel_pull}
+
+    def do(self, sid: str, client: Client, frame: Frame) -> None:
+        match frame:
+            case Command(control, value):
+                try:
+                    self.handlers[control](sid, client, value)
+                except Refused as e:
+                    self.relay.notice(client, f"Not sent: {e}.")
+            case Used(fields):
+                self.events.tell(sid, [ws_heard(fields)])
+
+    def _submit(self, msg: ToBrain) -> Status:
+        return Status.THINKING if self.broker.submit(msg) else Status.QUEUED
+
+    def chat(self, sid: str, client: Client, text: str) -> None:
+        text = text.strip()
+        if not text:
+            return
+        if len(text) > self.settings.max_chat_chars:
+            return self.relay.notice(client, f"That message is {len(text):,} characters long; the limit is "
+                                             f"{self.settings.max_chat_chars:,} (MAX_CHAT_CHARS). Nothing was sent.")
+        session = self.sessions.get(sid)
+        under_way = sum(1 for line in session.lines.values() if line.role == "reply" and line.live)
+        if under_way >= self.settings.session_max_replies:
+            return self.relay.notice(client, f"{under_way} replies are on their way already (SESSION_MAX_REPLIES); "
+                                             "send this once one has come, or press Stop. Nothing was sent.")
+        reply_id = uuid.uuid4().hex
+        status = self._submit(Chat(session=sid, id=uuid.uuid4().hex, reply=reply_id, text=text, model=session.model,
+                                   prompt=self.prompt))
+        user = self.sessions.add(sid, Line(request=reply_id, role="user", text=text))
+        reply = self.sessions.add(sid, Line(request=reply_id, role="reply", status=status, asks=reply_id))
+        self.relay.append(sid, user, reply)
+        self.relay.notice(client, "")
+
+    def stop(self, sid: str, client: Client, reply_id: str) -> None:
+        reply = self.sessions.get(sid).reply(reply_id)
+        if reply is None or not reply.live:
+            return  # it ended meanwhile: nothing to stop
+        asking = self.broker.asking(reply_id)
+        if asking and self.broker.withdraw(asking):
+            self.replies.end(reply, Status.STOPPED, "Stopped before it was sent.")
+        else:
+            self.broker.submit(Stop(session=sid, id=uuid.uuid4().hex, reply=reply_id))
+
+    def retry(self, sid: str, client: Client, request: str) -> None:
+        """Ask a failed reply again, in a new line after the last. A reply to a message repeats the
+        message; a comment the brain made by itself is made again, if it is the newest reply."""
+        session = self.sessions.get(sid)
+        failed = session.reply(request)
+        if failed is None or failed.status not in RETRYABLE:
+            return self.relay.notice(client, "There is nothing to retry there.")
+        question = session.lines.get((failed.asks, "user")) if failed.asks else None
+        if question is None and failed is not session.newest_reply():
+            return self.relay.notice(client, "Only the newest comment can be asked again.")
+        new = uuid.uuid4().hex
+        if question is not None:
+            status = self._submit(Chat(session=sid, id=uuid.uuid4().hex, reply=new, text=question.text, retry=True,
+                                       model=session.model, prompt=self.prompt))
+        else:
+            status = self._submit(Regenerate(session=sid, id=uuid.uuid4().hex, reply=new, model=session.model,
+                                             prompt=self.prompt))
+        self.replies.end(failed, Status.RETRIED, failed.note)
+        self.relay.append(sid, self.sessions.add(sid, Line(request=new, role="reply", status=status, asks=failed.asks)))
+
+    def regenerate(self, sid: str, client: Client, request: str) -> None:
+        "Answer the newest reply's question again, streamed into the same line."
+        session = self.sessions.get(sid)
+        reply = session.reply(request)
+        if reply is None or reply is not session.newest_reply() or reply.status not in REGENERABLE:
+            return self.relay.notice(client, "Only the newest finished reply can be regenerated.")
+        reply.status = self._submit(Regenerate(session=sid, id=uuid.uuid4().hex, reply=request, model=session.model,
+                                               prompt=self.prompt))
+        reply.text, reply.thinking, reply.note, reply.seq = "", "", "", 0
+        self.sessions.keep(reply)
+        self.relay.show(sid, reply)
+
+    def reset(self, sid: str, client: Client, _: str) -> None:
+        "New chat: an empty transcript for every tab; late words of the old replies are ignored."
+        self.broker.submit(Reset(session=sid, id=uuid.uuid4().hex))
+        self.sessions.reset(sid)
+        self.relay.transcript(sid, [])
+
+    def choose_model(self, sid: str, client: Client, model: str) -> None:
+        if not VALID_MODEL.match(model):
+            return self.relay.notice(client, "That is not a model name.")
+        models = self.broker.models  # None until a brain has listed them: the choice is taken on trust
+        self.sessions.choose(sid, model)
+        self.clients.send(sid, self.views.model_chosen(sid))
+        missing = models is not None and full_name(model) not in models
+        self.relay.notice(client, f"The model '{model}' is not pulled. Run `ollama pull {model}`, or press Pull."
+                          if missing else "")
+
+    def pull(self, sid: str, client: Client, model: str) -> None:
+        "Pull a model into Ollama from the page; every tab of the session (and of any that joins) sees it go."
+        if not VALID_MODEL.match(model):
+            return self.relay.notice(client, "That is not a model name.")
+        models = self.broker.models
+        if models is not None and full_name(model) in models:
+            return self.relay.notice(client, f"The model '{model}' is pulled already.")
+        self.pulls.start(sid, model)
+        self.relay.notice(client, "")
+
+    def cancel_pull(self, sid: str, client: Client, pull: str) -> None:
+        self.pulls.cancel(pull)

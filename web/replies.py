@@ -1,0 +1,126 @@
+"""The broker's listener: what the brain says about each reply moves that reply's line on (claimed,
+waiting, streaming, done, failed), kept and shown in every tab of its session. A brain that went
+away has its replies carried on by the next; a reply whose end was lost is failed with what arrived.
+Pulls' messages go to web/pulls.py, tool calls to web/tool_calls.py.
+"""
+import logging
+import uuid
+
+from shared.messages import (AboutReply, Ack, CallTool, Chunk, Done, Failed, FailCode, Note, Presence, Prompt,
+                             PullProgress, Resume, ToWeb, Waiting)
+from web.broker import Broker
+from web.components import stats_note
+from web.pulls import Pulls
+from web.relay import Relay
+from web.sessions import Sessions
+from web.status import StatusBoard
+from web.tool_calls import ToolCalls
+from web.transcript import Line, Status
+
+log = logging.getLogger("web.replies")
+
+
+class Replies:
+    def __init__(self, sessions: Sessions, relay: Relay, broker: Broker, pulls: Pulls, board: StatusBoard,
+                 tools: ToolCalls, prompt: Prompt):
+        self.sessions, self.relay, self.broker, self.pulls, self.board = sessions, relay, broker, pulls, board
+        self.tools, self.prompt = tools, prompt
+
+    def brain_message(self, msg: ToWeb) -> None:
+        if isinstance(msg, AboutReply) and self.sessions.was_reset(msg.reply):
+            return
+        if isinstance(msg, Presence):
+            return self.pulls.presence(msg)
+        handler = {Chunk: self._chunk, Done: self._finish, Failed: self._finish, Ack: self._ack,
+                   Waiting: self._waiting, Note: self._note, CallTool: self.tools.call,
+                   PullProgress: self.pulls.progress}.get(type(msg))
+        if handler:
+            handler(msg)
+
+    def brain_status(self, status) -> None:
+        self.board.changed()
+
+    def brain_lost(self, worker: str) -> None:
+        """A brain went away: each reply it was making is carried on by the session's next brain
+        from what reached the page (Ollama continues a final assistant message). Until that brain
+        speaks the reply shows as interrupted, so Retry stays at hand should it never come."""
+        self.pulls.lost(worker)
+        for sid, session in self.sessions.items():
+            for line in list(session.lines.values()):
+                if line.worker == worker and line.status in (Status.THINKING, Status.WAITING, Status.STREAMING):
+                    self.end(line, Status.INTERRUPTED, "Interrupted: the brain stopped mid-reply; carrying on with "
+                                                       "the next one…")
+                    question = session.lines.get((line.asks, "user"))
+                    self.broker.offer(Resume(session=sid, id=uuid.uuid4().hex, reply=line.request, text=line.text,
+                                             thinking=line.thinking, seq=line.seq, model=session.model,
+                                             question=question.text if question else "", prompt=self.prompt))
+
+    def reply_lost(self, session: str, reply_id: str) -> None:
+        reply = self.sessions.get(session).reply(reply_id)
+        if reply is not None and reply.live:
+            self.end(reply, Status.FAILED, "The end of this reply was lost on its way from the brain (the web fell "
+                                           "behind); what arrived is shown. Retry asks again.")
+
+    def end(self, line: Line, status: Status, note: str) -> None:
+        line.status, line.note = status, note
+        self.sessions.keep(line)
+        self.relay.show(line.session, line)
+
+    def _ack(self, msg: Ack) -> None:
+        self.pulls.acked(msg)
+        reply = self.sessions.get(msg.session).reply(msg.reply) if msg.reply else None
+        if reply is None:
+            return
+        reply.worker = msg.worker
+        if reply.status == Status.QUEUED:
+            reply.status = Status.THINKING
+            self.relay.show(msg.session, reply)
+
+    def _waiting(self, msg: Waiting) -> None:
+        reply = self.sessions.get(msg.session).reply(msg.reply)
+        if reply is not None and reply.live:
+            reply.status, reply.note, reply.worker = Status.WAITING, msg.reason, msg.worker
+            self.relay.show(msg.session, reply)
+
+    def _note(self, msg: Note) -> None:
+        self.relay.append(msg.session, self.sessions.add(msg.session, Line(request=msg.reply, role="note", text=msg.text)))
+
+    def _chunk(self, msg: Chunk) -> None:
+        reply = self.sessions.get(msg.session).reply(msg.reply)
+        if reply is None:  # a reply the brain started by itself: a comment on app events
+            reply = self.sessions.add(msg.session, Line(request=msg.reply, role="reply", status=Status.THINKING))
+            self.relay.append(msg.session, reply)
+        # An interrupted reply whose worker was only slow, not dead, carries on streaming.
+        if not (reply.live or reply.status == Status.INTERRUPTED) or msg.seq < reply.seq:
+            return  # late or repeated: the final text will settle it
+        if msg.seq > reply.seq:
+            log.warning("reply %s: chunks %d..%d lost; the final text will repair it", msg.reply, reply.seq, msg.seq - 1)
+        reply.worker, reply.seq = msg.worker, msg.seq + 1
+        first_thought = msg.thinking and not reply.thinking
+        reply.text += msg.text
+        reply.thinking += msg.thinking
+        if reply.status != Status.STREAMING or first_thought:
+            reply.status, reply.note = Status.STREAMING, ""
+            self.relay.show(msg.session, reply)
+        else:
+            self.relay.words(msg.session, msg.reply, msg.text, msg.thinking)
+
+    def _finish(self, msg: Done | Failed) -> None:
+        reply = self.sessions.get(msg.session).reply(msg.reply)
+        new = reply is None  # a comment that ended before its first words (a failure, say)
+        if new:
+            reply = Line(session=msg.session, request=msg.reply, role="reply")
+        elif not (reply.live or reply.status == Status.INTERRUPTED):
+            return  # already final; a duplicate
+        reply.text, reply.worker = msg.text, msg.worker
+        if isinstance(msg, Done):
+            reply.thinking = msg.thinking or reply.thinking
+            reply.status, reply.note = Status.DONE, stats_note(msg.stats)
+        else:
+            reply.status = Status.STOPPED if msg.code is FailCode.STOPPED else Status.FAILED
+            reply.note = msg.error
+        if new:
+            self.relay.append(msg.session, self.sessions.add(msg.session, reply))
+        else:
+            self.sessions.keep(reply)
+            self.relay.show(msg.session, reply)

@@ -1,0 +1,100 @@
+"""Each session's conversation as the web holds it: its transcript, its chosen model, and the digest
+of the app's state last sent to its brain. In memory while in use, on disk always.
+
+Memory stays bounded: past MAX_SESSIONS, the least recently used session that no tab has open and
+that has no reply under way is dropped, and read back from SQLite when it returns.
+"""
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+
+from shared.lru import LRU
+from web.broker import Broker
+from web.clients import Clients
+from web.store import Store, StoreThread
+from web.transcript import Line, Status
+
+MAX_SESSIONS = 1000
+KEPT_PER_SESSION = 200
+RESET_REMEMBERED = 10_000
+
+
+@dataclass
+class Session:
+    lines: OrderedDict[tuple[str, str], Line] = field(default_factory=OrderedDict)
+    model: str = ""  # the chosen model; "" for the brain's default
+    loaded: bool = False  # the transcript and choice on disk have been read in
+    told: str = ""  # the digest of the app's state as last sent to the brain ("" not known: it states it whole)
+
+    def reply(self, request: str) -> Line | None:
+        return self.lines.get((request, "reply"))
+
+    def newest_reply(self) -> Line | None:
+        return next((line for line in reversed(self.lines.values()) if line.role == "reply"), None)
+
+    @property
+    def busy(self) -> bool:
+        return any(line.live for line in self.lines.values())
+
+
+class Sessions:
+    def __init__(self, store: Store, disk: StoreThread, clients: Clients, broker: Broker, limit: int = MAX_SESSIONS):
+        self.store, self.disk, self.clients, self.broker = store, disk, clients, broker
+        self.held: LRU[str, Session] = LRU(limit, evictable=lambda sid, s: not clients.by_session.get(sid) and not s.busy)
+        self.reset_replies: LRU[str, bool] = LRU(RESET_REMEMBERED)  # so their late words are ignored
+
+    def get(self, sid: str) -> Session:
+        return self.held.setdefault(sid, Session)
+
+    def items(self):
+        return self.held.items()
+
+    async def open(self, sid: str) -> Session:
+        "The session with its transcript and model choice read in (once)."
+        session = self.get(sid)
+        if not session.loaded:
+            lines = await self.disk.call(self.store.transcript, sid, KEPT_PER_SESSION)
+            model = await self.disk.call(self.store.model_choice, sid)
+            session = self.get(sid)  # it may have been dropped and made anew meanwhile
+            if not session.loaded:
+                # What arrived while reading (a reply streaming) wins over what the disk held.
+                merged = OrderedDict((line.key, self._revived(line)) for line in lines if line.key not in session.lines)
+                merged.update(session.lines)
+                session.lines, session.model, session.loaded = merged, session.model or model, True
+        return session
+
+    def _revived(self, line: Line) -> Line:
+        """A line left under way by a web that stopped: queued while its message waits in the
+        outbox, otherwise interrupted (it carries on if its brain is still answering it)."""
+        if line.live:
+            if self.broker.asking(line.request):
+                line.status = Status.QUEUED
+            else:
+                line.status, line.note = Status.INTERRUPTED, "Interrupted: the web restarted mid-reply."
+        return line
+
+    def add(self, sid: str, line: Line) -> Line:
+        line.session = sid
+        lines = self.get(sid).lines
+        lines[line.key] = line
+        while len(lines) > KEPT_PER_SESSION:
+            lines.popitem(last=False)
+        self.keep(line)
+        return line
+
+    def keep(self, line: Line) -> None:
+        self.disk.post(self.store.keep_line, replace(line))  # a copy: the line changes on, the write is later
+
+    def choose(self, sid: str, model: str) -> None:
+        self.get(sid).model = model
+        self.disk.post(self.store.choose_model, sid, model)
+
+    def reset(self, sid: str) -> None:
+        "New chat: an empty transcript."
+        session = self.get(sid)
+        for request, _role in session.lines:
+            self.reset_replies.put(request, True)
+        session.lines = OrderedDict()
+        self.disk.post(self.store.clear_transcript, sid)
+
+    def was_reset(self, reply: str) -> bool:
+        return reply in self.reset_replies

@@ -1,0 +1,74 @@
+"""A browser tab's chat WebSocket as a connection object, which the /ws handler (web/server.py) is a
+thin loop over: it opens with the session's snapshot, then takes each frame where it arrives —
+counted against the session's rate, read once into a typed frame (web/frames.py), handed to the
+commands — and is removed in one place when the socket ends. A new tab takes its snapshot and joins
+the fan-out in one synchronous step, so it can neither miss a fragment nor apply one twice."""
+import logging
+
+from starlette.websockets import WebSocket
+
+from shared.config import Settings
+from web.clients import Client, Clients
+from web.commands import Commands
+from web.frames import Frame, Unreadable, read_frame
+from web.limits import Rate, Verdict
+from web.relay import Relay
+from web.sessions import Sessions
+from web.views import Views
+
+log = logging.getLogger("web.tabs")
+
+
+class Tabs:
+    "What every tab's connection shares."
+
+    def __init__(self, settings: Settings, clients: Clients, sessions: Sessions, views: Views, commands: Commands,
+                 rate: Rate, relay: Relay):
+        self.settings, self.clients, self.sessions, self.views = settings, clients, sessions, views
+        self.commands, self.rate, self.relay = commands, rate, relay
+
+    async def connect(self, sid: str, ws: WebSocket) -> "Tab":
+        await self.sessions.open(sid)
+        return Tab(self, sid, self.clients.add(sid, ws))
+
+
+class Tab:
+    def __init__(self, tabs: Tabs, sid: str, client: Client):
+        self.tabs, self.sid, self.client = tabs, sid, client
+
+    @property
+    def closing(self) -> bool:
+        "Closed for falling behind: the tab reconnects and resyncs."
+        return bool(self.client.closing)
+
+    def opened(self) -> None:
+        self.client.send(self.tabs.views.snapshot(self.sid))
+
+    def receive(self, text: str | None) -> None:
+        try:
+            frame = self.decode(text)
+            if frame is not None:
+                self.tabs.commands.do(self.sid, self.client, frame)
+        except Exception:
+            # One frame the web could not handle must not drop the tab without a word.
+            log.exception("a frame of session %s could not be handled", self.sid[:8])
+            self.tabs.relay.notice(self.client, "That message could not be handled; nothing was sent.")
+
+    def decode(self, text: str | None) -> Frame | None:
+        "The frame, or None when it goes no further (past the session's rate, or unreadable: the tab is told)."
+        verdict = self.tabs.rate.take(self.sid)
+        if verdict is not Verdict.TAKEN:
+            if verdict is Verdict.REFUSED:
+                settings = self.tabs.settings
+                self.tabs.relay.notice(self.client, f"Too many messages at once; slow down. More than "
+                                                    f"{settings.session_burst} at a time, or {settings.session_rate:g} "
+                                                    "a second, are ignored (SESSION_RATE).")
+            return None
+        try:
+            return read_frame(text, self.tabs.settings.ws_max_frame_chars)
+        except Unreadable as e:
+            self.tabs.relay.notice(self.client, str(e))
+            return None
+
+    def close(self) -> None:
+        self.tabs.clients.remove(self.client)

@@ -1,0 +1,67 @@
+"""The model's actions on the app: each call applied once, shown as a card in its reply and in every
+tab, and answered with the app's state; a card's Undo reverts its action, and the model is told, as
+of any change the user makes. The store's thread does the work, so it runs as a task of its own."""
+import asyncio
+import json
+import uuid
+
+from shared.messages import CallTool, ToolResult
+from web.actions import Actions
+from web.app_events import AppEvents
+from web.apps import App, Refused
+from web.clients import Client
+from web.relay import Relay
+from web.sessions import Sessions
+from web.store import StoreThread
+
+
+class ToolCalls:
+    def __init__(self, sessions: Sessions, relay: Relay, app: App, actions: Actions, disk: StoreThread, events: AppEvents):
+        self.sessions, self.relay, self.app, self.actions, self.disk, self.events = sessions, relay, app, actions, disk, events
+        self.tasks: set[asyncio.Task] = set()  # kept until done, so none is collected mid-way
+
+    def call(self, msg: CallTool) -> None:
+        self._spawn(self._act(msg))
+
+    def undo(self, sid: str, client: Client, call: str) -> None:
+        self._spawn(self._undo(sid, client, call))
+
+    async def _act(self, msg: CallTool) -> None:
+        row, changes = await self.disk.call(self.actions.act, msg.session, msg.reply, msg.call, msg.name, msg.arguments)
+        self._card(msg.session, msg.reply, msg.call, text=row.text, ok=row.ok, undone=row.undone)
+        self.relay.changes(msg.session, self.app.show(changes))
+        state, brief = await self.disk.call(lambda: (self.app.state(msg.session), self.app.brief(msg.session)))
+        self.events.send_state(msg.session, state, ToolResult(
+            session=msg.session, id=uuid.uuid4().hex, reply=msg.reply, call=msg.call, ok=row.ok, text=f"{row.text} {brief}",
+            state=state))
+
+    async def _undo(self, sid: str, client: Client, call: str) -> None:
+        try:
+            row, changes = await self.disk.call(self.actions.undo, sid, call)
+        except Refused as e:
+            return self.relay.notice(client, str(e))
+        if row is None:
+            return self.relay.notice(client, "There is nothing to undo there.")
+        self._card(sid, row.reply, call, undone=True)
+        self.relay.changes(sid, self.app.show(changes))
+        await self.events.changed(sid, changes)
+
+    def _card(self, sid: str, reply_id: str, call: str, **fields) -> None:
+        "Add or update the card of an action in its reply line."
+        reply = self.sessions.get(sid).reply(reply_id)
+        if reply is None:
+            return
+        cards = json.loads(reply.cards)
+        card = next((c for c in cards if c["call"] == call), None)
+        if card is None:
+            cards.append({"call": call} | fields)
+        else:
+            card.update(fields)
+        reply.cards = json.dumps(cards)
+        self.sessions.keep(reply)
+        self.relay.show(sid, reply)
+
+    def _spawn(self, work) -> None:
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
