@@ -489,6 +489,9 @@ class BrokerMachine(RuleBasedStateMachine):
         by_session = Counter(m.session for m in self.broker.pending.values())
         assert by_session == self.broker.dispatch.pending.waiting and all(n <= 4 for n in by_session.values())
         assert set(self.rec.kept) >= set(self.broker.pending)
+        replies = self.broker.dispatch.replies
+        assert replies.loads == Counter(t.worker for t in replies.under_way.values())
+        assert replies.by_session == Counter(t.session for t in replies.under_way.values())
 
 
 TestBrokerMachine = pytest.mark.fuzz(BrokerMachine.TestCase)
