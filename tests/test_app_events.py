@@ -1,0 +1,64 @@
+"""What the model is told of the app (web/app_events.py): each user action as one app_event with
+the state after it, and the digest of the state the brain last got, kept true only once the bus has
+taken the message that carries it (a lost event is then put right by the brain)."""
+import asyncio
+from types import SimpleNamespace
+
+from shared.messages import AppEvent, Prompt, ToolResult, digest
+from tests.test_chats import NowDB
+from tests.test_sessions import Bus, Tabs
+from web.app_events import AppEvents
+from web.sessions import Sessions
+from web.store import Store
+
+PROMPT = Prompt(system="You keep a list.", tools=[])
+
+
+class Broker(Bus):
+    "offer's answers: True sent, False waiting for a brain, None refused."
+
+    def __init__(self, answer=True):
+        super().__init__()
+        self.answer, self.offered = answer, []
+
+    def offer(self, msg):
+        self.offered.append(msg)
+        return self.answer
+
+
+def app():
+    return SimpleNamespace(tell=lambda change: f"added #{change} 'milk'", state=lambda sid: f"The list of {sid}: milk")
+
+
+def make(tmp_path, answer=True):
+    broker = Broker(answer)
+    sessions = Sessions(Store(tmp_path), NowDB(), Tabs(), broker)
+    return AppEvents(sessions, broker, app(), NowDB(), PROMPT), sessions, broker
+
+
+def test_a_change_is_told_once_in_the_apps_words_with_the_state_after_it_for_a_comment(tmp_path):
+    events, sessions, broker = make(tmp_path)
+    asyncio.run(events.changed("s", [3]))
+    asyncio.run(events.changed("s", []))
+    [event] = broker.offered
+    assert isinstance(event, AppEvent) and (event.session, event.lines, event.state, event.comment, event.prompt) == (
+        "s", ["added #3 'milk'"], "The list of s: milk", True, PROMPT)
+    assert event.since == "", "the brain's state is not known yet: it states it whole"
+    assert sessions.get("s").told == digest("The list of s: milk")
+
+
+def test_each_event_carries_the_digest_of_the_state_the_brain_last_got(tmp_path):
+    events, sessions, broker = make(tmp_path)
+    events.tell("s", ["added #1 'milk'"], "one")
+    events.tell("s", ["used #lamp (WS /ws lamp='on')"])  # no state: what the brain has stays as it was
+    events.tell("s", ["added #2 'eggs'"], "two")
+    assert [(e.since, e.comment) for e in broker.offered] == [("", False), (digest("one"), False), (digest("one"), False)]
+    assert len({e.id for e in broker.offered}) == 3 and sessions.get("s").told == digest("two")
+
+
+def test_a_message_the_bus_refused_leaves_the_digest_as_it_was(tmp_path):
+    for answer, told in ((None, ""), (False, digest("state"))):  # waiting for a brain: it will be sent
+        events, sessions, _ = make(tmp_path / str(answer), answer)
+        events.send_state("s", "state", ToolResult(session="s", id="m1", reply="r1", call="c1", ok=True, text="ok",
+                                                   state="state"))
+        assert sessions.get("s").told == told

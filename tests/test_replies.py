@@ -1,0 +1,169 @@
+"""The broker's listener (web/replies.py), with fakes for the relay, the bus, the pulls and the
+tool calls: each message about a reply moves its line on and shows it; what is late, repeated or
+about a reset conversation changes nothing; a lost brain's replies are carried on by the next."""
+from shared.messages import (Ack, CallTool, Chunk, Done, Failed, FailCode, Heartbeat, Note, Prompt, PullProgress, Resume,
+                             Stats, Waiting)
+from tests.test_chats import NowDB
+from tests.test_sessions import Tabs
+from web.replies import Replies
+from web.sessions import Sessions
+from web.store import Store
+from web.transcript import Line, Status
+
+PROMPT = Prompt(system="You keep a list.")
+
+
+class Relay:
+    "What each tab was sent, in order: (what, request, status, text)."
+
+    def __init__(self): self.sent = []
+    def append(self, session, *lines): self.sent += [("append", l.request, l.status, l.text) for l in lines]
+    def show(self, session, line): self.sent.append(("show", line.request, line.status, line.text))
+    def words(self, session, request, text, thinking): self.sent.append(("words", request, thinking, text))
+
+
+class Heard:
+    "The pulls, the status board, the tool calls and the bus: what each was handed."
+
+    def __init__(self): self.heard = []
+    def __getattr__(self, name): return lambda *args: self.heard.append((name, *args))
+    def asking(self, reply): return None
+
+
+def make(tmp_path):
+    sessions = Sessions(Store(tmp_path), NowDB(), Tabs(), Heard())
+    relay, others = Relay(), Heard()
+    return Replies(sessions, relay, others, others, others, others, PROMPT), sessions, relay, others
+
+
+def asked(sessions, request, status=Status.THINKING, worker="w1", sid="s"):
+    sessions.add(sid, Line(request=request, role="user", text=f"question {request}"))
+    return sessions.add(sid, Line(request=request, role="reply", status=status, asks=request, worker=worker))
+
+
+def chunk(seq, text="", reply="r1", thinking=""):
+    return Chunk(worker="w1", session="s", reply=reply, seq=seq, text=text, thinking=thinking)
+
+
+def test_each_message_goes_to_what_handles_it(tmp_path):
+    replies, _, _, others = make(tmp_path)
+    beat = Heartbeat(worker="w1", started=0.0, pid=1, model="m", parallel=1)
+    progress = PullProgress(worker="w1", session="s", pull="p1", model="m")
+    tool = CallTool(worker="w1", session="s", reply="r1", call="c1", name="add", arguments={})
+    for msg in (beat, progress, tool):
+        replies.brain_message(msg)
+    replies.brain_status("ready")
+    assert others.heard == [("presence", beat), ("progress", progress), ("call", tool), ("changed",)]
+
+
+def test_a_claim_shows_a_queued_reply_taken_once(tmp_path):
+    replies, sessions, relay, others = make(tmp_path)
+    asked(sessions, "r1", Status.QUEUED, worker="")
+    for _ in range(2):
+        replies.brain_message(Ack(worker="w2", session="s", message="m1", reply="r1"))
+    assert relay.sent == [("show", "r1", Status.THINKING, "")] and sessions.get("s").reply("r1").worker == "w2"
+    assert [h[0] for h in others.heard] == ["acked", "acked"], "a claim on a pull is the pulls' to hear"
+
+
+def test_streamed_words_show_the_reply_streaming_once_then_go_as_words(tmp_path):
+    replies, sessions, relay, _ = make(tmp_path)
+    asked(sessions, "r1")
+    replies.brain_message(chunk(0, "Hel"))
+    replies.brain_message(chunk(1, "lo"))
+    replies.brain_message(chunk(2, "", thinking="hmm"))  # the first thought: its box appears
+    replies.brain_message(chunk(3, "!", thinking=" more"))
+    replies.brain_message(chunk(1, "lo"))  # repeated
+    assert relay.sent == [("show", "r1", Status.STREAMING, "Hel"), ("words", "r1", "", "lo"),
+                          ("show", "r1", Status.STREAMING, "Hello"), ("words", "r1", " more", "!")]
+    line = sessions.get("s").reply("r1")
+    assert (line.text, line.thinking, line.seq) == ("Hello!", "hmm more", 4)
+
+
+def test_words_after_a_gap_are_taken_and_the_final_text_repairs_it(tmp_path):
+    replies, sessions, relay, _ = make(tmp_path)
+    asked(sessions, "r1")
+    replies.brain_message(chunk(0, "one"))
+    replies.brain_message(chunk(2, " three"))
+    replies.brain_message(Done(worker="w1", session="s", reply="r1", seq=3, text="one two three", stats=Stats()))
+    line = sessions.get("s").reply("r1")
+    assert (line.status, line.text, relay.sent[-1][0]) == (Status.DONE, "one two three", "show")
+
+
+def test_a_reply_the_brain_starts_by_itself_is_a_new_line_and_one_that_ends_at_once_too(tmp_path):
+    replies, sessions, relay, _ = make(tmp_path)
+    replies.brain_message(chunk(0, "Nice list", reply="c1"))
+    replies.brain_message(Failed(worker="w1", session="s", reply="c2", seq=0, code=FailCode.OLLAMA_DOWN, error="down"))
+    assert relay.sent[0] == ("append", "c1", Status.THINKING, "") and relay.sent[-1] == ("append", "c2", Status.FAILED, "")
+    assert [(l.request, l.status) for l in sessions.get("s").lines.values()] == [("c1", Status.STREAMING),
+                                                                                 ("c2", Status.FAILED)]
+
+
+def test_a_reply_ends_done_with_its_stats_stopped_or_failed_and_a_repeated_end_changes_nothing(tmp_path):
+    replies, sessions, relay, _ = make(tmp_path)
+    for request in ("done", "stopped", "failed"):
+        asked(sessions, request)
+    replies.brain_message(Done(worker="w1", session="s", reply="done", seq=0, text="Hi", thinking="hm",
+                               stats=Stats(eval_count=5)))
+    replies.brain_message(Failed(worker="w1", session="s", reply="stopped", seq=0, code=FailCode.STOPPED,
+                                 error="Stopped.", text="On"))
+    replies.brain_message(Failed(worker="w1", session="s", reply="failed", seq=0, code=FailCode.INTERNAL, error="boom"))
+    shown = len(relay.sent)
+    replies.brain_message(Failed(worker="w1", session="s", reply="done", seq=0, code=FailCode.INTERNAL, error="late"))
+    replies.brain_message(chunk(0, "late", reply="done"))
+    assert len(relay.sent) == shown
+    session = sessions.get("s")
+    assert [(session.reply(r).status, session.reply(r).text) for r in ("done", "stopped", "failed")] == [
+        (Status.DONE, "Hi"), (Status.STOPPED, "On"), (Status.FAILED, "")]
+    assert session.reply("done").thinking == "hm" and "5 tokens" in session.reply("done").note
+    assert session.reply("failed").note == "boom"
+
+
+def test_waiting_and_notes_are_shown(tmp_path):
+    replies, sessions, relay, _ = make(tmp_path)
+    asked(sessions, "r1")
+    replies.brain_message(Waiting(worker="w2", session="s", reply="r1", reason="Ollama is restarting"))
+    replies.brain_message(Note(worker="w1", session="s", reply="r1", text="Context trimmed."))
+    line = sessions.get("s").reply("r1")
+    assert (line.status, line.note, line.worker) == (Status.WAITING, "Ollama is restarting", "w2")
+    assert relay.sent == [("show", "r1", Status.WAITING, ""), ("append", "r1", Status.DONE, "Context trimmed.")]
+
+
+def test_the_words_of_a_conversation_reset_since_are_ignored(tmp_path):
+    replies, sessions, relay, _ = make(tmp_path)
+    asked(sessions, "r1")
+    sessions.reset("s")
+    replies.brain_message(chunk(0, "old"))
+    replies.brain_message(Done(worker="w1", session="s", reply="r1", seq=1, text="old", stats=Stats()))
+    assert relay.sent == [] and sessions.get("s").lines == {}
+
+
+def test_a_lost_brains_replies_are_interrupted_and_carried_on_by_the_next(tmp_path):
+    replies, sessions, relay, others = make(tmp_path)
+    streaming = asked(sessions, "r1")
+    replies.brain_message(chunk(0, "Once"))
+    asked(sessions, "queued", Status.QUEUED, worker="")
+    asked(sessions, "other", worker="w2")
+    asked(sessions, "ended", Status.DONE)
+    replies.brain_lost("w1")
+    [resume] = [h[1] for h in others.heard if h[0] == "offer"]
+    assert isinstance(resume, Resume) and (resume.session, resume.reply, resume.text, resume.seq, resume.question,
+                                           resume.prompt) == ("s", "r1", "Once", 1, "question r1", PROMPT)
+    assert ("lost", "w1") in others.heard
+    assert streaming.status == Status.INTERRUPTED and "carrying on" in streaming.note
+    assert [sessions.get("s").reply(r).status for r in ("queued", "other", "ended")] == [
+        Status.QUEUED, Status.THINKING, Status.DONE]
+    replies.brain_message(Chunk(worker="w2", session="s", reply="r1", seq=1, text=" upon"))
+    assert (streaming.status, streaming.text) == (Status.STREAMING, "Once upon"), "an interrupted reply carries on"
+
+
+def test_a_reply_whose_end_was_lost_fails_with_what_arrived(tmp_path):
+    replies, sessions, relay, _ = make(tmp_path)
+    asked(sessions, "r1")
+    asked(sessions, "ended", Status.DONE)
+    replies.brain_message(chunk(0, "Hel"))
+    replies.reply_lost("s", "r1")
+    replies.reply_lost("s", "ended")
+    replies.reply_lost("s", "unknown")
+    line = sessions.get("s").reply("r1")
+    assert (line.status, line.text) == (Status.FAILED, "Hel") and "lost on its way" in line.note
+    assert sessions.get("s").reply("ended").status == Status.DONE

@@ -1,0 +1,128 @@
+"""The model's actions on the app (web/tool_calls.py), with a stand-in app and actions: a call is
+shown as a card in its reply and in every tab, answered with the result and the app's brief, and
+undone on request; what cannot be undone is told to the tab that asked."""
+import asyncio
+import json
+from types import SimpleNamespace
+
+from shared.messages import CallTool, ToolResult
+from tests.test_chats import Client, NowDB
+from tests.test_sessions import Tabs
+from web.actions import ActionRow
+from web.apps import Refused
+from web.sessions import Sessions
+from web.store import Store
+from web.tool_calls import ToolCalls
+from web.transcript import Line, Status
+
+
+class Relay:
+    def __init__(self): self.shown, self.fragments, self.notices = [], [], []
+    def show(self, session, line): self.shown.append((session, line.request, line.cards))
+    def changes(self, session, html): self.fragments.append((session, html))
+    def notice(self, client, text): self.notices.append(text)
+
+
+class Actions:
+    "Applied as web/actions.py applies them: a call once, an undo once; `refuse` makes the app refuse the undo."
+
+    def __init__(self): self.rows, self.refuse = {}, False
+
+    def act(self, session, reply, call, name, arguments):
+        if call in self.rows:
+            return self.rows[call], []
+        ok = name == "add"
+        row = self.rows[call] = ActionRow(call=call, session=session, reply=reply, name=name, ok=ok,
+                                          text=f"Added {arguments.get('title')!r}." if ok else "Error: no such tool.")
+        return row, [f"+{arguments.get('title')}"] if ok else []
+
+    def undo(self, session, call):
+        if self.refuse:
+            raise Refused("The list is full.")
+        row = self.rows.get(call)
+        if row is None or row.undone or not row.ok:
+            return None, []
+        row.undone = True
+        return row, [f"-{call}"]
+
+
+class Events:
+    def __init__(self): self.sent, self.changed_ = [], []
+    def send_state(self, sid, state, msg): self.sent.append((sid, state, msg))
+    async def changed(self, sid, changes): self.changed_.append((sid, changes))
+
+
+def make(tmp_path):
+    sessions = Sessions(Store(tmp_path), NowDB(), Tabs(), None)
+    sessions.add("s", Line(request="r1", role="reply", status=Status.STREAMING))
+    app = SimpleNamespace(show=lambda changes: "".join(f"<li>{c}</li>" for c in changes),
+                          state=lambda sid: "The list: milk", brief=lambda sid: "The list is now: milk.")
+    relay, actions, events = Relay(), Actions(), Events()
+    return ToolCalls(sessions, relay, app, actions, NowDB(), events), sessions, relay, actions, events
+
+
+def call(tools, *msgs):
+    async def go():
+        for msg in msgs:
+            tools.call(msg)
+            await asyncio.gather(*tools.tasks)
+    asyncio.run(go())
+
+
+def add(call_id, title="milk", name="add"):
+    return CallTool(worker="w1", session="s", reply="r1", call=call_id, name=name, arguments={"title": title})
+
+
+def test_a_call_is_shown_as_a_card_and_in_every_tab_and_answered_with_the_apps_brief(tmp_path):
+    tools, sessions, relay, _, events = make(tmp_path)
+    call(tools, add("c1"))
+    assert json.loads(sessions.get("s").reply("r1").cards) == [{"call": "c1", "text": "Added 'milk'.", "ok": True,
+                                                                 "undone": False}]
+    assert relay.fragments == [("s", "<li>+milk</li>")] and relay.shown[-1][:2] == ("s", "r1")
+    [(sid, state, result)] = events.sent
+    assert isinstance(result, ToolResult) and (sid, state, result.reply, result.call, result.ok, result.text,
+                                               result.state) == (
+        "s", "The list: milk", "r1", "c1", True, "Added 'milk'. The list is now: milk.", "The list: milk")
+    assert tools.tasks == set(), "a task is let go of once done"
+
+
+def test_a_call_that_comes_again_keeps_one_card_and_a_refused_one_says_so(tmp_path):
+    tools, sessions, relay, _, events = make(tmp_path)
+    call(tools, add("c1"), add("c1"), add("c2", name="fly"))
+    cards = json.loads(sessions.get("s").reply("r1").cards)
+    assert [(c["call"], c["ok"]) for c in cards] == [("c1", True), ("c2", False)]
+    assert [m.ok for _, _, m in events.sent] == [True, True, False], "each call is answered"
+
+
+def test_a_call_for_a_reply_no_longer_held_is_still_applied_and_answered(tmp_path):
+    tools, sessions, relay, _, events = make(tmp_path)
+    call(tools, CallTool(worker="w1", session="s", reply="gone", call="c1", name="add", arguments={"title": "x"}))
+    assert relay.shown == [] and relay.fragments == [("s", "<li>+x</li>")] and len(events.sent) == 1
+
+
+def test_undo_marks_the_card_shows_the_change_and_tells_the_model_as_of_a_users_change(tmp_path):
+    tools, sessions, relay, _, events = make(tmp_path)
+    call(tools, add("c1"))
+    client = Client()
+
+    async def undo():
+        tools.undo("s", client, "c1")
+        await asyncio.gather(*tools.tasks)
+    asyncio.run(undo())
+    assert json.loads(sessions.get("s").reply("r1").cards)[0]["undone"] is True
+    assert relay.fragments[-1] == ("s", "<li>-c1</li>") and events.changed_ == [("s", ["-c1"])]
+    asyncio.run(undo())
+    assert relay.notices == ["There is nothing to undo there."] and len(events.changed_) == 1
+
+
+def test_an_undo_the_app_refuses_changes_nothing_and_the_tab_is_told_why(tmp_path):
+    tools, sessions, relay, actions, events = make(tmp_path)
+    call(tools, add("c1"))
+    actions.refuse = True
+
+    async def undo():
+        tools.undo("s", Client(), "c1")
+        await asyncio.gather(*tools.tasks)
+    asyncio.run(undo())
+    assert relay.notices == ["The list is full."] and events.changed_ == []
+    assert json.loads(sessions.get("s").reply("r1").cards)[0]["undone"] is False
