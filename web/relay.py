@@ -1,5 +1,5 @@
 """What the tabs are sent: transcript lines rendered as htmx-ext-ws fragments and fanned out to
-every tab of a session. It holds no state: `web/chats.py` decides what changed."""
+every tab of a session. It holds no state: the commands, replies and tool calls decide what changed."""
 from fasthtml.common import to_xml
 
 from web.clients import Client, Clients

@@ -2,20 +2,21 @@
 
 `create_app` builds one object graph per app and nothing exists before it is called:
 
-    app (APP: its panel, routes, actions; web/apps.py) ── app_events, tool_calls (actions: each call applied once, with its undo)
-      │
-    store (SQLite, written on its own thread: disk) ── sessions (each session's transcript, model, told digest)
-      │                                                   │
-    /ws ── tabs ── commands (a frame → one bus message) ──┼── relay, views ── clients (tabs)
-                        │                                 │
-                 submit │    replies (the broker's listener: each line's status)
-                        ▼          ▲ brain messages
+    app (APP: its panel, routes, actions; web/apps.py)    store (SQLite, written on its own thread: disk)
+      ├─ app_events (what the user did, told the model)     │
+      └─ tool_calls (the model's actions, applied once)     sessions (each session's transcript, model, told digest)
+
+    /ws ── tabs (a tab's connection: its rate, each frame read once) ── commands (a frame → one bus message at most)
+                                                                            │ submit
+                                                                            ▼
                       broker (the bus: routes each session to a brain worker, keeps the outbox)
+                                                                            │ brain messages
+                                                                            ▼
+                      replies (each reply line's status) ── relay, views ── clients (the tabs)
 
 Run: uvicorn --factory web.server:create_app --host 127.0.0.1 --port $PORT   (the Procfile does)
 """
 import asyncio
-import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,6 @@ from web.tabs import Tabs
 from web.tool_calls import ToolCalls
 from web.views import Views
 
-log = logging.getLogger("web")
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR = {
     "htmx.min.js": "htmx.org/dist/htmx.min.js",
@@ -82,7 +82,7 @@ def before(req, session):
 
 @dataclass
 class ChatLayer:
-    "The chat layer, wired: what the routes, the /ws handler and the broker reach."
+    "The chat layer, wired: what the routes, the /ws handler and the broker reach (tests: the pulls' clock, the tasks too)."
     prompt: Prompt
     rate: Rate
     sessions: Sessions
@@ -91,11 +91,11 @@ class ChatLayer:
     events: AppEvents
     tools: ToolCalls
     replies: Replies
-    commands: Commands
     tabs: Tabs
 
 
-def wire_chat(settings: Settings, store: Store, disk: StoreThread, clients: Clients, broker: Broker, app_: apps.App) -> ChatLayer:
+def wire_chat(settings: Settings, store: Store, disk: StoreThread, clients: Clients, broker: Broker,
+              app_: apps.App) -> ChatLayer:
     "Each piece of the chat layer, given the collaborators it works through."
     prompt = app_.prompt(settings)  # made once: the same bytes in every message
     relay = Relay(clients)
@@ -110,8 +110,8 @@ def wire_chat(settings: Settings, store: Store, disk: StoreThread, clients: Clie
     tools = ToolCalls(sessions, relay, app_, Actions(store.db, app_), disk, events)
     replies = Replies(sessions, relay, broker, pulls, board, tools, prompt)
     commands = Commands(settings, sessions, broker, relay, clients, views, pulls, replies, tools, events, prompt)
-    tabs = Tabs(settings, clients, sessions, views, commands, rate, relay)
-    return ChatLayer(prompt, rate, sessions, pulls, views, events, tools, replies, commands, tabs)
+    return ChatLayer(prompt, rate, sessions, pulls, views, events, tools, replies,
+                     Tabs(settings, clients, sessions, views, commands, rate, relay))
 
 
 def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
