@@ -15,10 +15,17 @@ from tests.system import ROOT
 
 
 def start_tail(system, *args) -> subprocess.Popen:
+    """Start `python -m shared.tail` and wait until the web's XPUB has its subscriptions (the web
+    logs those to topics other than a worker's own, so the tail must take one: "" or web.*)."""
+    system.wait_status(lambda s: True)  # web is up
+    joined = system.log("web").count("a subscriber joined")
     tail = subprocess.Popen([sys.executable, "-m", "shared.tail", *args], cwd=ROOT, env=system.env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    system.wait_status(lambda s: True)  # web is up
-    time.sleep(0.5)  # the tail's subscription reaches the web's XPUB
+    deadline = time.monotonic() + 10
+    while system.log("web").count("a subscriber joined") == joined:
+        assert time.monotonic() < deadline and tail.poll() is None, "the tail never subscribed"
+        time.sleep(0.05)
+    time.sleep(0.2)  # its other topics, sent right after on the same connection
     return tail
 
 
