@@ -1,9 +1,10 @@
 """Read a request's app notes the way the model has to: the last full statement of the todo list,
-then every change reported after it. Tests use it to prove the model always knows the list."""
+then every change reported after it (in the todo app's words, apps/todo). Tests use it to prove
+the model always knows the list."""
 import re
 
 from brain.conversation import APP_PREFIX
-from shared.messages import Todo
+from apps.todo.store import Todo
 
 STATEMENT = re.compile(r"The todo list now:\n((?:- \[[ x]\] #\d+ .*(?:\n|$))+)|The todo list is now empty\.")
 ITEM = re.compile(r"- \[([ x])\] #(\d+) (.*)")

@@ -1,107 +1,212 @@
 """A session's conversation as the model sees it (brain/conversation.py): the append-only prompt,
-the todo list the model can always work out, the context window."""
+the app's state the model can always work out, the context window. The app is a fake one
+(tests/fake_app.py): the conversation only ever sees its lines, its state text and its prompt."""
+from apps.todo.store import Todo
 from brain.conversation import Conversation
-from shared.messages import Todo, TodoEvent
+from shared.messages import Prompt, digest
+from tests.fake_app import PROMPT, SYSTEM, said, stated
 from tests.replay import known_list
 
 
-def event(action, todo, todos):
-    return TodoEvent(session="s", request="r", action=action, todo=todo, todos=todos)
+def change(c: Conversation, action: str, todo: Todo, todos: list[Todo]) -> None:
+    "The user changed the list: the app's line for it and the list after it."
+    c.record([said(action, todo)], stated(todos))
 
 
-def test_conversation_folds_events_into_one_app_turn_naming_each_todo():
-    c = Conversation()
+def test_conversation_folds_events_into_one_app_turn_in_the_apps_words():
+    c = Conversation(prompt=PROMPT)
     milk, eggs = Todo(1, "milk", False), Todo(2, "eggs", False)
-    c.record(event("added", milk, [milk]))
-    c.record(event("added", eggs, [milk, eggs]))
+    change(c, "added", milk, [milk])
+    change(c, "added", eggs, [milk, eggs])
     assert c.begin_turn(None)
     assert not c.begin_turn(None), "nothing new: no comment"
     done = Todo(1, "milk", True)
-    c.record(event("toggled", done, [done, eggs]))
+    change(c, "toggled", done, [done, eggs])
     assert c.begin_turn("what's left?")
-    system, *turns = c.messages("PERSONA")
-    assert system == {"role": "system", "content": "PERSONA"}
+    system, *turns = c.messages()
+    assert system == {"role": "system", "content": SYSTEM}
     assert turns == [
-        {"role": "user", "content": "App note: The user added #1 'milk'; then added #2 'eggs'."},
+        {"role": "user", "content": "App note: The user added #1 'milk'; then added #2 'eggs'.\n"
+                                    "The todo list now:\n- [ ] #1 milk\n- [ ] #2 eggs"},
         {"role": "user", "content": "App note: The user marked #1 'milk' done."},
         {"role": "user", "content": "what's left?"},
-    ]
-    assert known_list(c.messages("PERSONA")) == [done, eggs]
+    ], "the first note states the list whole (the model never saw it); later ones only say what changed"
+    assert known_list(c.messages()) == [done, eggs]
 
 
-def test_two_requests_share_everything_but_the_newest_turn_even_with_a_todo_change_between():
-    c = Conversation()
+def test_two_requests_share_everything_but_the_newest_turn_even_with_an_app_change_between():
+    c = Conversation(prompt=PROMPT)
     c.begin_turn("hello")
-    first = c.messages("PERSONA")
+    first = c.messages()
     c.add_reply("hi")
-    milk = Todo(1, "milk", False)
-    c.record(event("added", milk, [milk]))
+    milk, eggs = Todo(1, "milk", False), Todo(2, "eggs", False)
+    change(c, "added", milk, [milk])
     c.begin_turn("and now?")
-    second = c.messages("PERSONA")
+    second = c.messages()
     assert second[:len(first)] == first, "the earlier request is a prefix of the next one"
     assert second[len(first):] == [{"role": "assistant", "content": "hi"},
-                                   {"role": "user", "content": "App note: The user added #1 'milk'."},
+                                   {"role": "user", "content": "App note: The user added #1 'milk'.\n"
+                                                               "The todo list now:\n- [ ] #1 milk"},
                                    {"role": "user", "content": "and now?"}]
     c.add_reply("ok")
+    change(c, "added", eggs, [milk, eggs])
     c.begin_turn("a plain turn")
-    assert c.messages("PERSONA")[:len(second)] == second
+    third = c.messages()
+    assert third[:len(second)] == second
+    assert third[len(second) + 1:] == [{"role": "user", "content": "App note: The user added #2 'eggs'."},
+                                       {"role": "user", "content": "a plain turn"}]
 
 
-def test_the_whole_list_is_stated_when_the_changes_alone_would_not_lead_to_it():
-    kept = [Todo(3, "call mum", False), Todo(4, "pay rent", True)]
-    c = Conversation(todos=kept)  # a new chat: the list stays, the model has never seen it
+def test_the_system_message_is_the_apps_prompt_as_it_last_came():
+    c = Conversation()
     c.begin_turn("hi")
-    assert c.messages("P")[1]["content"] == "App note: The todo list now:\n- [ ] #3 call mum\n- [x] #4 pay rent"
+    assert c.messages()[0] == {"role": "system", "content": ""}, "no app has spoken yet"
+    c.prompt = Prompt("A persona of the app's own", [])
+    assert c.messages() == [{"role": "system", "content": "A persona of the app's own"},
+                            {"role": "user", "content": "hi"}]
+
+
+def test_the_whole_state_is_stated_when_the_lines_alone_would_not_lead_to_it():
+    kept = [Todo(3, "call mum", False), Todo(4, "pay rent", True)]
+    c = Conversation(state=stated(kept))  # a new chat: the state stays, the model has never seen it
+    c.begin_turn("hi")
+    assert c.messages()[1]["content"] == "App note: The todo list now:\n- [ ] #3 call mum\n- [x] #4 pay rent"
     lamp = Todo(5, "buy a lamp", False)
-    fresh = Conversation(todos=kept)
-    fresh.record(event("added", lamp, [*kept, lamp]))
+    fresh = Conversation(state=stated(kept))
+    change(fresh, "added", lamp, [*kept, lamp])
     fresh.begin_turn(None)
-    assert fresh.messages("P")[1]["content"] == ("App note: The user added #5 'buy a lamp'.\nThe todo list now:\n"
-                                                 "- [ ] #3 call mum\n- [x] #4 pay rent\n- [ ] #5 buy a lamp")
+    assert fresh.messages()[1]["content"] == ("App note: The user added #5 'buy a lamp'.\nThe todo list now:\n"
+                                              "- [ ] #3 call mum\n- [x] #4 pay rent\n- [ ] #5 buy a lamp")
     empty = Conversation()
     empty.begin_turn("hi")
-    assert empty.messages("P")[1:] == [{"role": "user", "content": "hi"}]
+    assert empty.messages()[1:] == [{"role": "user", "content": "hi"}], "no app state, nothing to state"
+
+
+def test_an_event_that_comes_from_another_state_than_ours_has_the_next_note_state_the_whole_state():
+    "`since` is the digest of the state the web last sent: when it is not ours, an event was lost on the way."
+    milk, eggs = Todo(1, "milk", False), Todo(2, "eggs", False)
+    ticked = Todo(1, "milk", True)
+
+    def knowing_milk() -> Conversation:
+        c = Conversation()
+        change(c, "added", milk, [milk])
+        c.begin_turn(None)
+        c.add_reply("noted")
+        return c
+
+    c = knowing_milk()
+    c.record([said("added", eggs)], stated([milk, eggs]), since=digest(stated([milk])))
+    c.begin_turn(None)
+    assert c.turns[-1]["content"] == "App note: The user added #2 'eggs'.", "from our state: the line alone will do"
+    lost = knowing_milk()  # the add of #2 never reached the brain
+    lost.record([said("toggled", ticked)], stated([ticked, eggs]), since=digest(stated([milk, eggs])))
+    lost.begin_turn(None)
+    assert lost.turns[-1]["content"] == ("App note: The user marked #1 'milk' done.\n"
+                                         "The todo list now:\n- [x] #1 milk\n- [ ] #2 eggs")
+    assert known_list(lost.messages()) == [ticked, eggs]
+    unknown = knowing_milk()  # a web that does not know what it last sent (it restarted) says ""
+    unknown.record([said("toggled", ticked)], stated([ticked]), since="")
+    unknown.begin_turn(None)
+    assert unknown.turns[-1]["content"].endswith("\nThe todo list now:\n- [x] #1 milk")
+    plain = knowing_milk()
+    plain.record(["used #export-md (GET /export/md → 200)"], since=digest(stated([eggs])))
+    plain.begin_turn(None)
+    assert known_list(plain.messages()) == [milk] and "The todo list now:" in plain.turns[-1]["content"], \
+        "an interaction that changes nothing states the state too when it comes from another one"
+
+
+def test_an_interaction_that_changes_nothing_is_told_without_the_state():
+    milk = Todo(1, "milk", False)
+    c = Conversation()
+    change(c, "added", milk, [milk])
+    c.begin_turn(None)
+    c.record(["used #export-md (GET /export/md → 200)"])
+    assert c.upcoming()[-1] == {"role": "user", "content": "App note: The user used #export-md (GET /export/md → 200)."}
+    first = Conversation()
+    first.record(["used #export-md (GET /export/md → 200)"])
+    first.begin_turn("hi")
+    assert [t["content"] for t in first.turns] == ["App note: The user used #export-md (GET /export/md → 200).", "hi"]
+
+
+def test_upcoming_shows_the_next_request_without_committing_it():
+    c = Conversation(prompt=PROMPT)
+    assert c.upcoming() is None, "nothing pending"
+    milk = Todo(1, "milk", False)
+    change(c, "added", milk, [milk])
+    ahead = c.upcoming()
+    assert ahead[:-1] == c.messages() and ahead[-1]["content"].startswith("App note: The user added #1 'milk'.")
+    assert c.turns == [] and c.unseen == ["added #1 'milk'"], "nothing committed"
+    c.begin_turn("so?")
+    assert c.messages()[:len(ahead)] == ahead, "the next request starts with what was warmed"
+
+
+def test_a_tool_round_tells_the_model_the_state_so_the_next_note_does_not_restate_it():
+    milk, eggs = Todo(1, "milk", False), Todo(2, "eggs", False)
+    c = Conversation(state=stated([milk]))
+    c.begin_turn("add eggs")
+    calls = [{"id": "call_1", "function": {"index": 0, "name": "add_todo", "arguments": {"title": "eggs"}}}]
+    c.add_tool_round("", calls, [("add_todo", "Added #2 'eggs'. The todo list is now: #1 milk; #2 eggs.")],
+                     stated([milk, eggs]))
+    assert c.turns[-2:] == [{"role": "assistant", "content": "", "tool_calls": calls},
+                            {"role": "tool", "tool_name": "add_todo",
+                             "content": "Added #2 'eggs'. The todo list is now: #1 milk; #2 eggs."}]
+    assert (c.state, c.told) == (stated([milk, eggs]), stated([milk, eggs]))
+    c.add_reply("Eggs, then.")
+    assert not c.begin_turn(None), "the model knows the list already: nothing to tell"
+    c.add_tool_round("", calls, [("add_todo", "Error: no such thing.")], "")
+    assert c.state == stated([milk, eggs]), "a round that changed nothing leaves the state as it was"
 
 
 def test_200_todos_and_500_clicks_later_the_window_still_tells_the_current_list():
-    c, todos, set_aside = Conversation(), [], 0
+    c, todos, set_aside = Conversation(prompt=PROMPT), [], 0
     for i in range(200):
         todos = [*todos, Todo(i + 1, f"thing {i}", False)]
-        c.record(event("added", todos[-1], todos))
+        change(c, "added", todos[-1], todos)
     for click in range(500):
         i = click * 7 % len(todos)
         flipped = Todo(todos[i].id, todos[i].title, not todos[i].done)
         todos = [*todos[:i], flipped, *todos[i + 1:]]
-        c.record(event("toggled", flipped, todos))
+        change(c, "toggled", flipped, todos)
         if click % 10 == 9:
             c.begin_turn(None if click % 20 else f"question {click}")
-            set_aside += c.fit("PERSONA", 6000)
+            set_aside += c.fit(6000)
             c.add_reply("noted")
-            assert known_list(c.messages("PERSONA")) == todos
-            assert c.estimate(c.messages("PERSONA")) <= 6000
+            assert known_list(c.messages()) == todos
+            assert c.estimate(c.messages()) <= 6000
     assert set_aside > 0, "the test reached the point where turns are set aside"
 
 
-def test_conversation_sets_old_turns_aside_to_fit_the_window_and_restates_the_list():
+def test_conversation_sets_old_turns_aside_to_fit_the_window_and_restates_the_state():
     water = Todo(1, "water plants", False)
-    c = Conversation()
-    c.record(event("added", water, [water]))
+    c = Conversation(prompt=PROMPT)
+    change(c, "added", water, [water])
     for i in range(60):
         c.begin_turn(f"question {i} " + "x" * 90)
         c.add_reply(f"answer {i} " + "y" * 90)
     c.begin_turn("the newest question")
     budget = 600
-    set_aside = c.fit("PERSONA", budget)
-    messages = c.messages("PERSONA")
+    set_aside = c.fit(budget)
+    messages = c.messages()
     assert set_aside > 0 and c.estimate(messages) <= 0.6 * budget
-    assert messages[0] == {"role": "system", "content": "PERSONA"} and messages[1]["role"] == "user"
+    assert messages[0] == {"role": "system", "content": SYSTEM} and messages[1]["role"] == "user"
     assert messages[-2:] == [{"role": "user", "content": "the newest question"},
                              {"role": "user", "content": "App note: Earlier messages were set aside. "
                                                          "The todo list now:\n- [ ] #1 water plants"}]
-    assert c.fit("PERSONA", budget) == 0, "nothing more to set aside until the window fills again"
+    assert c.fit(budget) == 0, "nothing more to set aside until the window fills again"
     c.add_reply("fine")
     c.begin_turn("next")
-    assert c.messages("PERSONA")[:len(messages)] == messages, "between set-asides the prefix holds"
+    assert c.messages()[:len(messages)] == messages, "between set-asides the prefix holds"
+
+
+def test_the_tools_take_their_share_of_the_window():
+    c = Conversation(prompt=PROMPT)
+    for i in range(20):
+        c.begin_turn(f"question {i} " + "x" * 90)
+        c.add_reply(f"answer {i} " + "y" * 90)
+    budget = c.estimate(c.messages()) + 10
+    assert c.fit(budget) == 0, "it fits without tools"
+    assert c.fit(budget, PROMPT.tools) > 0, "the tool definitions are in every request: turns make room for them"
+    assert c.estimate(c.messages(), PROMPT.tools) <= budget
 
 
 def test_the_token_estimate_only_ever_rises_to_what_ollama_counted():
@@ -124,15 +229,19 @@ def test_a_retry_of_a_question_whose_reply_was_saved_but_never_seen_to_end_answe
     assert [t["content"] for t in c.turns] == ["what now?", "again", "what now?"]
 
 
-def test_app_events_the_model_has_not_seen_are_bounded_and_the_list_is_stated_when_some_are_left_out():
+def test_app_events_the_model_has_not_seen_are_bounded_and_the_state_is_stated_when_some_are_left_out():
     from brain.conversation import UNSEEN_KEPT
+    milk, eggs = Todo(1, "milk", False), Todo(2, "eggs", False)
     c = Conversation()
-    milk = Todo(1, "milk", False)
-    c.record(event("added", milk, [milk]))
+    change(c, "added", milk, [milk])
+    c.begin_turn(None)
+    c.add_reply("noted")
+    change(c, "added", eggs, [milk, eggs])  # alone, its line would tell the model the list
     for i in range(5000):
-        c.notice(f"used #lamp ({i})")
+        c.record([f"used #lamp ({i})"])
     assert len(c.unseen) <= UNSEEN_KEPT
     c.begin_turn("hi")
-    note = c.messages("PERSONA")[1]["content"]
+    note = c.messages()[-2]["content"]
     assert "used #lamp (4999)" in note and "used #lamp (0)" not in note and "earlier" in note
-    assert known_list(c.messages("PERSONA")) == [milk], "the add was left out, so the list is stated whole"
+    assert "added #2" not in note, "the add was left out"
+    assert known_list(c.messages()) == [milk, eggs], "so the list is stated whole"

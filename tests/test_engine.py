@@ -1,6 +1,7 @@
 """The brain's session engine (brain/engine.py) with a scripted Ollama, a hand-turned clock and
 real SQLite memory: stop, new chat, regenerate, coalesced comments, waiting for Ollama, eviction,
-and one truth per session when a session moves between workers (epochs)."""
+and one truth per session when a session moves between workers (epochs). The engine knows no app:
+it is driven with a fake app's events, prompt and tool results (tests/fake_app.py)."""
 import asyncio
 import logging
 import threading
@@ -8,15 +9,16 @@ import threading
 import pytest
 from hypothesis import given, strategies as st
 
+from apps.todo.store import Todo
 from brain import engine as engine_module
 from brain.engine import Engine
-from brain.conversation import Change
 from brain.ollama_client import Delta, HungUp, OllamaFailed, OllamaUnavailable
-from brain.ollama_watch import Reach
 from shared.config import Settings
+from shared.messages import (AppEvent, CallTool, Chat, Chunk, Done, Failed, FailCode, Prompt, Reach, Regenerate, Reset,
+                             Resume, Revoke, Stats, Stop, ToolResult, Waiting)
+from tests.fake_app import PROMPT, SYSTEM, TOOLS, Web, stated, tool
+from tests.replay import known_list
 from tests.strategies import any_text
-from shared.messages import (CallTool, Chat, Chunk, Done, Failed, Interaction, Regenerate, Reset, Resume, Revoke, Stats, Stop,
-                             Todo, TodoEvent, ToolResult, Waiting)
 
 
 class ScriptedOllama:
@@ -27,7 +29,7 @@ class ScriptedOllama:
         self.scripts, self.asked, self.hold = [], [], False
 
     def chat(self, model, messages, *, options=None, tools=None, keep_alive=None, hangup=None):
-        self.asked.append({"model": model, "messages": messages, "options": options})
+        self.asked.append({"model": model, "messages": messages, "options": options, "tools": tools})
         script = self.scripts.pop(0) if self.scripts and (options or {}).get("num_predict") != 1 else ["ok"]
         if isinstance(script, Exception):
             raise script
@@ -108,8 +110,9 @@ async def until(predicate, timeout=5.0):
     raise AssertionError("condition not met")
 
 
-def chat(request, text, session="s", **kw):
-    return Chat(session=session, request=request, text=text, **kw)
+def chat(reply, text, session="s", id=None, prompt=PROMPT, **kw):
+    "The user's message `id` (by default m-<reply>), to be answered as reply `reply`."
+    return Chat(session=session, id=id or f"m-{reply}", reply=reply, text=text, prompt=prompt, **kw)
 
 
 def finals(sent):
@@ -122,8 +125,8 @@ def test_turns_of_a_session_run_in_order_and_stream_to_the_bus(run):
         engine.handle(chat("r1", "hi"))
         engine.handle(chat("r2", "bye"))
         await until(lambda: len(finals(sent)) == 2)
-        assert [(m.request, m.text) for m in finals(sent)] == [("r1", "Hello"), ("r2", "Bye")]
-        assert "".join(m.text for m in sent if isinstance(m, Chunk) and m.request == "r1") == "Hello"
+        assert [(m.reply, m.text) for m in finals(sent)] == [("r1", "Hello"), ("r2", "Bye")]
+        assert "".join(m.text for m in sent if isinstance(m, Chunk) and m.reply == "r1") == "Hello"
         assert [m["content"] for m in ollama.asked[-1]["messages"][1:]] == ["hi", "Hello", "bye"]
     run(scenario)
 
@@ -133,10 +136,10 @@ def test_stop_hangs_up_and_keeps_what_was_said(run):
         ollama.scripts, ollama.hold = [["Once", " upon", " a time"]], True
         engine.handle(chat("r1", "story"))
         await until(lambda: any(isinstance(m, Chunk) for m in sent))
-        engine.handle(Stop(session="s", request="x1", reply="r1"))
+        engine.handle(Stop(session="s", id="x1", reply="r1"))
         await until(lambda: finals(sent))
         [stopped] = finals(sent)
-        assert isinstance(stopped, Failed) and stopped.code == "stopped" and stopped.text == "Once"
+        assert isinstance(stopped, Failed) and stopped.code is FailCode.STOPPED and stopped.text == "Once"
         ollama.hold = False
         engine.handle(chat("r2", "go on"))
         await until(lambda: len(finals(sent)) == 2)
@@ -144,12 +147,12 @@ def test_stop_hangs_up_and_keeps_what_was_said(run):
     run(scenario)
 
 
-def test_a_burst_of_todo_changes_makes_one_comment_once_the_clicking_pauses(run):
+def test_a_burst_of_app_changes_makes_one_comment_once_the_clicking_pauses(run):
     async def scenario(engine, ollama, sent, clock, watch):
-        todos = []
+        todos, web = [], Web()
         for i in range(5):
             todos = [*todos, Todo(i + 1, f"t{i}", False)]
-            engine.handle(TodoEvent(session="s", request=f"e{i}", action="added", todo=todos[-1], todos=todos))
+            engine.handle(web.changed(f"e{i}", "added", todos[-1], todos))
             clock.turn(0.5)
         await until(lambda: not engine.queue("s").jobs and not engine.queue("s").busy)
         assert ollama.replies() == [], "no comment while the clicks keep coming"
@@ -157,17 +160,20 @@ def test_a_burst_of_todo_changes_makes_one_comment_once_the_clicking_pauses(run)
         await until(lambda: finals(sent))
         [asked] = ollama.replies()
         assert asked["messages"][-1]["content"].count("added #") == 5
+        assert known_list(asked["messages"]) == todos
+        assert asked["messages"][0] == {"role": "system", "content": SYSTEM} and asked["tools"] == TOOLS, \
+            "the comment is asked with the prompt the app's events gave"
         assert len(ollama.asked) > 1, "the changes were evaluated ahead (warm-up) too"
     run(scenario)
 
 
-def test_new_chat_drops_the_turns_and_keeps_the_list(run):
+def test_new_chat_drops_the_turns_and_keeps_the_apps_state(run):
     async def scenario(engine, ollama, sent, clock, watch):
         milk = Todo(1, "milk", False)
-        engine.handle(TodoEvent(session="s", request="e1", action="added", todo=milk, todos=[milk]))
+        engine.handle(Web().changed("e1", "added", milk, [milk]))
         engine.handle(chat("r1", "hello"))
         await until(lambda: finals(sent))
-        engine.handle(Reset(session="s", request="x"))
+        engine.handle(Reset(session="s", id="x"))
         engine.handle(chat("r2", "who am I?"))
         await until(lambda: len(finals(sent)) == 2)
         assert [m["content"] for m in ollama.replies()[-1]["messages"][1:]] == [
@@ -180,11 +186,11 @@ def test_regenerate_answers_the_same_question_with_the_model_asked_for(run):
         ollama.scripts = [["first"], ["second"]]
         engine.handle(chat("r1", "a joke?"))
         await until(lambda: finals(sent))
-        engine.handle(Regenerate(session="s", request="x", reply="r1", model="qwen3:4b"))
+        engine.handle(Regenerate(session="s", id="x", reply="r1", prompt=PROMPT, model="qwen3:4b"))
         await until(lambda: len(finals(sent)) == 2)
         last = ollama.replies()[-1]
         assert last["model"] == "qwen3:4b" and [m["content"] for m in last["messages"][1:]] == ["a joke?"]
-        assert finals(sent)[-1].request == "r1" and finals(sent)[-1].text == "second"
+        assert finals(sent)[-1].reply == "r1" and finals(sent)[-1].text == "second"
     run(scenario)
 
 
@@ -214,32 +220,34 @@ def test_idle_sessions_leave_memory_and_come_back_whole(run, monkeypatch):
     run(scenario)
 
 
-def test_interactions_the_policy_hears_go_with_the_next_turn_and_the_others_do_not(run):
+def test_app_events_without_a_comment_go_with_the_next_turn_and_ask_for_nothing_of_their_own(run):
     async def scenario(engine, ollama, sent, clock, watch):
-        lamp = Interaction(session="s", request="i1", method="POST", path="/lamp", trigger="lamp-dial",
-                           values={"brightness": "7"}, status=200)
-        add = Interaction(session="s", request="i2", method="POST", path="/todos", values={"title": "x"}, status=200)
-        frame = Interaction(session="s", request="i3", method="WS", path="/ws", values={"msg": "hi"})
-        for event in (lamp, add, frame):
-            engine.handle(event)
+        web = Web()
+        engine.handle(web.used("i1", "used #lamp-dial (POST /lamp brightness='7' → 200)"))
+        engine.handle(web.used("i2", "used #export-md (GET /export/md → 200)"))
+        await until(lambda: not engine.queue("s").jobs and not engine.queue("s").busy)
+        clock.turn(60)
+        await asyncio.sleep(0.05)
+        assert ollama.asked == [] and engine.queue("s").comment is None, "no comment, no warm-up"
         engine.handle(chat("r1", "hi"))
         await until(lambda: finals(sent))
         assert [m["content"] for m in ollama.replies()[-1]["messages"][1:]] == [
-            "App note: The user used #lamp-dial (POST /lamp brightness='7' → 200).", "hi"]
-        assert ollama.replies() == ollama.asked, "no comment of their own"
+            "App note: The user used #lamp-dial (POST /lamp brightness='7' → 200); "
+            "then used #export-md (GET /export/md → 200).", "hi"]
+        assert ollama.replies() == ollama.asked
     run(scenario)
 
 
 def test_an_action_whose_reply_was_cut_off_is_told_with_the_next_turn(run):
     async def scenario(engine, ollama, sent, clock, watch):
         milk = Todo(1, "oat milk", False)
-        engine.handle(ToolResult(session="s", request="x1", reply="r0", call="call_1", ok=True,
-                                 text="Added #1 'oat milk'.", todos=[milk]))
+        engine.handle(Web().result("x1", "r0", "call_1", "Added #1 'oat milk'.", [milk]))
         engine.handle(chat("r1", "add oat milk", retry=True))
         await until(lambda: finals(sent))
         assert ollama.replies()[-1]["messages"][1:] == [
             {"role": "user", "content": "App note: The user saw your action from a reply that was cut off: "
-                                        "Added #1 'oat milk'.\nThe todo list now:\n- [ ] #1 oat milk"},
+                                        "Added #1 'oat milk'. The todo list is now: #1 oat milk.\n"
+                                        "The todo list now:\n- [ ] #1 oat milk"},
             {"role": "user", "content": "add oat milk"}]
     run(scenario)
 
@@ -283,7 +291,7 @@ def test_revoked_at_another_epoch_the_running_reply_stops_without_a_word_or_a_sa
         ollama.scripts = [["partial", "more"]]
         engine.handle(chat("r1", "long one", epoch=1))
         await until(lambda: any(isinstance(m, Chunk) for m in sent))
-        engine.revoke(Revoke(worker="w1", session="s", request="r1", epoch=2))
+        engine.revoke(Revoke(worker="w1", session="s", message="m-r1", epoch=2))
         await until(lambda: not engine.queue("s").busy)
         await asyncio.sleep(0.1)
         assert finals(sent) == [], "the web ignores it anyway; it is not said"
@@ -299,15 +307,14 @@ def test_a_message_acted_on_is_not_acted_on_again_after_a_restart(run, memories)
         engine.shutdown()
         again = Engine(engine.settings, ollama, memories(), watch, sent.append, "w2", call_later=clock.call_later)
         again.handle(chat("r1", "once", epoch=2))  # the web sent it again (it lost its record of the grant)
-        again.handle(TodoEvent(session="s", request="t1", epoch=2, action="added", todo=Todo(1, "a", False),
-                               todos=[Todo(1, "a", False)]))
-        again.handle(TodoEvent(session="s", request="t1", epoch=2, action="added", todo=Todo(1, "a", False),
-                               todos=[Todo(1, "a", False)]))
+        added = Web().changed("t1", "added", Todo(1, "a", False), [Todo(1, "a", False)], epoch=2)
+        again.handle(added)
+        again.handle(added)  # the web's copy, sent again
         await until(lambda: len(finals(sent)) == 2)
-        assert (finals(sent)[-1].code, finals(sent)[-1].request) == ("duplicate", "r1"), "the bubble gets an answer"
+        assert (finals(sent)[-1].code, finals(sent)[-1].reply) == (FailCode.DUPLICATE, "r1"), "the bubble gets an answer"
         assert len(ollama.replies()) == 1
         await until(lambda: not again.queue("s").busy and not again.queue("s").jobs)
-        assert again.conversations["s"].unseen == [Change("added", Todo(1, "a", False))], "one change, not two"
+        assert again.conversations["s"].unseen == ["added #1 'a'"], "one change, not two"
         again.shutdown()
     run(scenario)
 
@@ -320,7 +327,7 @@ def test_a_turn_whose_conversation_cannot_be_read_fails_with_a_reason_instead_of
         engine.handle(chat("r1", "hello?", epoch=1))
         await until(lambda: finals(sent))
         [failed] = finals(sent)
-        assert (failed.request, failed.code) == ("r1", "internal") and "OSError" in failed.error
+        assert (failed.reply, failed.code) == ("r1", FailCode.INTERNAL) and "OSError" in failed.error
         assert ollama.replies() == []
     run(scenario)
 
@@ -338,16 +345,17 @@ def test_a_turn_waiting_for_its_conversation_is_still_listed_as_in_hand(run):
     run(scenario)
 
 
-def answer_calls(engine, sent, todos):
-    "Play the web: answer each CallTool sent so far with an applied result."
+def answer_calls(engine, sent, todos, web=None):
+    "Play the web: answer each CallTool sent so far with an applied result, the list on one line after it."
+    web = web or Web()
     answered = set()
 
     async def loop():
         while True:
             for m in [m for m in sent if isinstance(m, CallTool) and m.call not in answered]:
                 answered.add(m.call)
-                engine.handle(ToolResult(session=m.session, request=f"x{len(answered)}", reply=m.request, call=m.call,
-                                         ok=True, text=f"Added #1 '{m.arguments.get('title')}'.", todos=todos))
+                engine.handle(web.result(f"x{len(answered)}", m.reply, m.call, f"Added #1 '{m.arguments.get('title')}'.",
+                                         todos))
             await asyncio.sleep(0.01)
     return asyncio.create_task(loop())
 
@@ -356,10 +364,10 @@ def test_a_call_written_as_text_is_applied_as_a_call_and_never_shown(run):
     async def scenario(engine, ollama, sent, clock, watch):
         call = '{"name": "add_todo", "arguments": {"title": "oat milk"}}'
         ollama.scripts = [["Sure.\n", *call[:20], call[20:]], ["Done", ", caffeine fiend."]]
-        web = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
+        answering = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
         engine.handle(chat("r1", "add oat milk"))
         await until(lambda: finals(sent))
-        web.cancel()
+        answering.cancel()
         [asked] = [m for m in sent if isinstance(m, CallTool)]
         assert (asked.name, asked.arguments) == ("add_todo", {"title": "oat milk"})
         shown = "".join(m.text for m in sent if isinstance(m, Chunk))
@@ -371,14 +379,31 @@ def test_a_call_written_as_text_is_applied_as_a_call_and_never_shown(run):
     run(scenario)
 
 
+def test_after_a_tool_round_the_model_knows_the_apps_state_so_the_next_change_is_told_in_a_line(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        milk, eggs = Todo(1, "oat milk", False), Todo(2, "eggs", False)
+        ollama.scripts = [['{"name": "add_todo", "arguments": {"title": "oat milk"}}'], ["Added."], ["Eggs too."]]
+        web = Web()
+        answering = answer_calls(engine, sent, [milk], web)
+        engine.handle(chat("r1", "add oat milk"))
+        await until(lambda: finals(sent))
+        answering.cancel()
+        engine.handle(web.changed("e1", "added", eggs, [milk, eggs]))
+        engine.handle(chat("r2", "and?"))
+        await until(lambda: len(finals(sent)) == 2)
+        assert [m["content"] for m in ollama.replies()[-1]["messages"][-2:]] == [
+            "App note: The user added #2 'eggs'.", "and?"], "the tool's result told the list: no need to state it again"
+    run(scenario)
+
+
 def test_a_call_the_reply_already_made_is_not_made_again_and_ends_the_reply(run):
     async def scenario(engine, ollama, sent, clock, watch):
         call = '{"name": "add_todo", "arguments": {"title": "oat milk"}}'
         ollama.scripts = [[call], [call], ["never asked"]]
-        web = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
+        answering = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
         engine.handle(chat("r1", "add oat milk"))
         await until(lambda: finals(sent))
-        web.cancel()
+        answering.cancel()
         assert len([m for m in sent if isinstance(m, CallTool)]) == 1 and len(ollama.replies()) == 2
         assert isinstance(finals(sent)[0], Done)
     run(scenario)
@@ -390,10 +415,10 @@ def test_a_recital_of_every_tool_applies_only_its_first_call(run):
             ("add_todo", '{"title": "oat milk"}'), ("set_todo_done", '{"id": 2, "done": true}'),
             ("rename_todo", '{"id": 3, "title": "x"}'), ("delete_todo", '{"id": 4}')])
         ollama.scripts = [[recital], ["Added."]]
-        web = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
+        answering = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
         engine.handle(chat("r1", "add oat milk"))
         await until(lambda: finals(sent))
-        web.cancel()
+        answering.cancel()
         assert [m.name for m in sent if isinstance(m, CallTool)] == ["add_todo"]
         results = [m["content"] for m in ollama.replies()[-1]["messages"] if m["role"] == "tool"]
         assert len(results) == 4 and all(r.startswith("Not done: that looked like every tool") for r in results[1:])
@@ -401,7 +426,7 @@ def test_a_recital_of_every_tool_applies_only_its_first_call(run):
 
 
 def resume(reply, text, question, seq=3):
-    return Resume(session="s", request=f"resume-{reply}", reply=reply, text=text, question=question, seq=seq)
+    return Resume(session="s", id=f"resume-{reply}", reply=reply, text=text, prompt=PROMPT, question=question, seq=seq)
 
 
 def cut_off(engine, ollama, question="tell me a story"):
@@ -435,13 +460,13 @@ def test_a_reply_cut_off_after_a_tool_round_goes_on_from_the_result_without_acti
     async def scenario(engine, ollama, sent, clock, watch):
         call = '{"name": "add_todo", "arguments": {"title": "oat milk"}}'
         ollama.scripts += [["On it.\n", call], OllamaFailed("the brain died here")]
-        web = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
+        answering = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
         engine.handle(chat("r1", "add oat milk"))
         await until(lambda: finals(sent))
         ollama.scripts.append([" caffeine", " fiend."])
         engine.handle(resume("r1", "On it.\nAdded, you", "add oat milk"))
         await until(lambda: len(finals(sent)) == 2)
-        web.cancel()
+        answering.cancel()
         assert len([m for m in sent if isinstance(m, CallTool)]) == 1
         assert ollama.replies()[-1]["messages"][-2]["role"] == "tool"
         assert ollama.replies()[-1]["messages"][-1] == {"role": "assistant", "content": "Added, you"}
@@ -457,7 +482,7 @@ def test_a_continuation_that_starts_over_falls_back_to_retry_and_says_so(run):
         engine.handle(resume("r1", "Once upon a time there", "tell me a story"))
         await until(lambda: len(finals(sent)) == 2)
         failed = finals(sent)[-1]
-        assert isinstance(failed, Failed) and failed.code == "not_resumed" and "Retry" in failed.error
+        assert isinstance(failed, Failed) and failed.code is FailCode.NOT_RESUMED and "Retry" in failed.error
         assert failed.text == "Once upon a time there"
     run(scenario)
 
@@ -492,14 +517,15 @@ def test_a_reply_whose_conversation_does_not_lead_to_it_is_not_continued(run):
         await until(lambda: finals(sent))
         engine.handle(resume("r1", "Once upon", "a question never saved"))
         await until(lambda: len(finals(sent)) == 2)
-        assert finals(sent)[-1].code == "not_resumed" and len(ollama.replies()) == 1
+        assert finals(sent)[-1].code is FailCode.NOT_RESUMED and len(ollama.replies()) == 1
     run(scenario)
 
 
 def test_a_flood_of_interactions_is_bounded_in_the_sessions_queue_and_costs_the_next_turn_nothing(run):
     async def scenario(engine, ollama, sent, clock, watch):
+        web = Web()
         for i in range(3000):
-            engine.handle(Interaction(session="s", request=f"i{i}", method="WS", path="/ws", values={"lamp": str(i)}))
+            engine.handle(web.used(f"i{i}", f"used the page (WS /ws lamp='{i}')"))
         assert len(engine.queues["s"].jobs) <= 50
         engine.handle(chat("r1", "hi"))
         await until(lambda: finals(sent), timeout=2.0)
@@ -509,21 +535,94 @@ def test_a_flood_of_interactions_is_bounded_in_the_sessions_queue_and_costs_the_
     run(scenario, SESSION_MAX_PENDING="50")
 
 
-def bus_messages(session=st.sampled_from(["s1", "s2"]), request=st.sampled_from([f"r{i}" for i in range(6)])):
-    "Any message a brain can be granted, with any text, in any order, repeats included."
-    todo = st.builds(Todo, st.integers(1, 5), any_text, st.booleans())
+def test_app_changes_left_out_of_a_full_queue_have_the_next_one_state_the_whole_state(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        todos, web = [Todo(1, "t0", False)], Web()
+        engine.handle(web.changed("e0", "added", todos[0], todos))
+        engine.handle(chat("r1", "hi"))
+        await until(lambda: finals(sent))  # the model knows the list: from now on the lines alone would do
+        for i in range(1, 20):
+            todos = [*todos, Todo(i + 1, f"t{i}", False)]
+            engine.handle(web.changed(f"e{i}", "added", todos[-1], todos))
+        assert "e19" not in [j.cause for j in engine.queue("s").jobs], "the queue was full: some were left out"
+        engine.handle(chat("r2", "what now?"))
+        await until(lambda: not engine.queue("s").jobs and not engine.queue("s").busy)
+        todos = [*todos, Todo(21, "t20", False)]
+        engine.handle(web.changed("e20", "added", todos[-1], todos))
+        engine.handle(chat("r3", "and now?"))
+        await until(lambda: len(finals(sent)) == 3)
+        asked = ollama.replies()[-1]["messages"]
+        assert asked[-2]["content"].endswith(stated(todos)), "stated whole"
+        assert known_list(asked) == todos, "the model knows every todo, those left out too"
+    run(scenario, SESSION_MAX_PENDING="5")
+
+
+def test_an_app_event_lost_before_a_restart_is_put_right_by_the_next_one(run, memories):
+    async def scenario(engine, ollama, sent, clock, watch):
+        milk, eggs, bread = Todo(1, "milk", False), Todo(2, "eggs", False), Todo(3, "bread", False)
+        web = Web()
+        engine.handle(web.changed("e1", "added", milk, [milk]))
+        engine.handle(chat("r1", "hi"))
+        await until(lambda: finals(sent))
+        engine.shutdown()
+        web.changed("e2", "added", eggs, [milk, eggs])  # taken by the bus, lost with the brain that stopped
+        again = Engine(engine.settings, ollama, memories(), watch, sent.append, "w2", call_later=clock.call_later)
+        again.handle(web.changed("e3", "added", bread, [milk, eggs, bread]))
+        again.handle(chat("r2", "what's on it?"))
+        await until(lambda: len(finals(sent)) == 2)
+        asked = ollama.replies()[-1]["messages"]
+        assert asked[-2]["content"] == ("App note: The user added #3 'bread'.\n"
+                                        "The todo list now:\n- [ ] #1 milk\n- [ ] #2 eggs\n- [ ] #3 bread")
+        assert known_list(asked) == [milk, eggs, bread]
+        again.shutdown()
+    run(scenario)
+
+
+def test_each_request_is_asked_with_the_prompt_its_message_gave_and_a_comment_with_the_last_one(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        reading = Prompt("You look after a reading list.", [tool("add_book", "Add a book.", title="string")])
+        engine.handle(chat("r1", "hi", prompt=reading))
+        await until(lambda: finals(sent))
+        first = ollama.replies()[-1]
+        assert first["messages"][0] == {"role": "system", "content": "You look after a reading list."}
+        assert first["tools"] == reading.tools
+        engine.handle(AppEvent(session="s", id="e1", lines=["added #1 'Dune'"], state="The reading list: Dune",
+                               comment=True, prompt=PROMPT))
+        await until(lambda: engine.queue("s").comment is not None)
+        clock.turn(10)
+        await until(lambda: len(finals(sent)) == 2)
+        comment = ollama.replies()[-1]
+        assert comment["messages"][0] == {"role": "system", "content": SYSTEM} and comment["tools"] == TOOLS
+        engine.handle(chat("r3", "no tools here", prompt=Prompt("Plain.")))
+        await until(lambda: len(finals(sent)) == 3)
+        assert ollama.replies()[-1]["tools"] is None, "an app without tools is asked without any"
+    run(scenario)
+
+
+def test_with_tools_turned_off_the_model_is_asked_without_the_apps_tools(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        engine.handle(chat("r1", "add milk"))
+        await until(lambda: finals(sent))
+        assert ollama.replies()[-1]["tools"] is None
+    run(scenario, MODEL_TOOLS="0")
+
+
+def bus_messages(session=st.sampled_from(["s1", "s2"]), ids=st.sampled_from([f"r{i}" for i in range(6)])):
+    "Any message a brain can be granted, with any text and any app's prompt, in any order, repeats included."
+    prompts = st.builds(Prompt, any_text, st.sampled_from([TOOLS, [], [tool("x", "y")]]))
     return st.one_of(
-        st.builds(Chat, session=session, request=request, text=any_text, retry=st.booleans()),
-        st.builds(Stop, session=session, request=request, reply=request),
-        st.builds(Reset, session=session, request=request),
-        st.builds(Regenerate, session=session, request=request, reply=request),
-        st.builds(TodoEvent, session=session, request=request, todo=todo, todos=st.lists(todo, max_size=3),
-                  action=st.sampled_from(["added", "toggled", "renamed", "deleted", "restored"])),
-        st.builds(Interaction, session=session, request=request, method=st.sampled_from(["WS", "POST"]), path=any_text,
-                  values=st.dictionaries(any_text, any_text, max_size=3)),
-        st.builds(ToolResult, session=session, request=request, reply=request, call=request, ok=st.booleans(),
-                  text=any_text, todos=st.lists(todo, max_size=3)),
-        st.builds(Revoke, worker=st.just("w1"), session=session, request=request, epoch=st.integers(0, 2)))
+        st.builds(Chat, session=session, id=ids, reply=ids, text=any_text, prompt=prompts, retry=st.booleans()),
+        st.builds(Stop, session=session, id=ids, reply=ids),
+        st.builds(Reset, session=session, id=ids),
+        st.builds(Regenerate, session=session, id=ids, reply=ids, prompt=prompts),
+        st.builds(Resume, session=session, id=ids, reply=ids, text=any_text, prompt=prompts, question=any_text,
+                  seq=st.integers(0, 3)),
+        st.builds(AppEvent, session=session, id=ids, lines=st.lists(any_text, max_size=3), prompt=prompts,
+                  state=any_text, since=st.just("") | st.text("0123456789abcdef", min_size=16, max_size=16),
+                  comment=st.booleans()),
+        st.builds(ToolResult, session=session, id=ids, reply=ids, call=ids, ok=st.booleans(), text=any_text,
+                  state=any_text),
+        st.builds(Revoke, worker=st.just("w1"), session=session, message=ids | st.just(""), epoch=st.integers(0, 2)))
 
 
 @pytest.mark.fuzz
@@ -574,11 +673,11 @@ def test_any_messages_leave_the_engine_answering_with_valid_messages_and_bounded
     assert broke == []
 
 
-def test_a_comment_on_app_events_never_changes_the_list(run):
+def test_a_comment_on_app_events_never_changes_the_app(run):
     async def scenario(engine, ollama, sent, clock, watch):
         milk = Todo(1, "oat milk", False)
         ollama.scripts = [['{"name": "add_todo", "arguments": {"title": "more milk"}}'], ["ok"]]
-        engine.handle(TodoEvent(session="s", request="t1", action="added", todo=milk, todos=[milk]))
+        engine.handle(Web().changed("t1", "added", milk, [milk]))
         await until(lambda: engine.queues["s"].comment is not None)
         clock.turn(10)
         await until(lambda: finals(sent))

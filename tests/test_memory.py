@@ -5,9 +5,10 @@ import threading
 
 import pytest
 
-from brain.conversation import Change, Conversation
+from brain.conversation import Conversation
 from brain.memory import Fenced, Memory
-from shared.messages import Todo
+from shared.messages import Prompt
+from tests.fake_app import PROMPT
 
 
 def test_every_field_comes_back_and_saves_write_only_what_changed(memories):
@@ -16,7 +17,8 @@ def test_every_field_comes_back_and_saves_write_only_what_changed(memories):
     c.turns += [{"role": "user", "content": "hi\x00 there"}, {"role": "assistant", "content": "",
                                                               "tool_calls": [{"id": "call_1", "function": {"index": 0, "name": "add_todo", "arguments": {"title": "milk"}}}]},
                 {"role": "tool", "tool_name": "add_todo", "content": "Added #1 'milk'."}]
-    c.todos, c.told, c.unseen = [Todo(1, "milk", False)], [Todo(1, "milk", False)], [Change("added", Todo(1, "milk", False)), "opened the export"]
+    c.state, c.told, c.unseen = "The list: milk, eggs", "The list: milk", ["added #2 'eggs'", "opened the export"]
+    c.prompt = PROMPT
     c.first, c.tokens_per_char, c.model, c.tools_off = 1, 0.27, "qwen3:4b", True
     assert c.take("r1") and not c.take("r1")
     memory.save("s", c)
@@ -24,8 +26,19 @@ def test_every_field_comes_back_and_saves_write_only_what_changed(memories):
     memory.save("s", c)
     back = memories().load("s", 1)
     assert back.turns == [{"role": "user", "content": "hi there"}, *c.turns[1:]], "NUL is kept by neither store"
-    assert (back.todos, back.told, back.unseen) == (c.todos, c.told, c.unseen)
+    assert (back.state, back.told, back.unseen, back.prompt) == (c.state, c.told, c.unseen, PROMPT)
     assert (back.first, back.tokens_per_char, back.model, back.tools_off, back.handled, back.epoch) == (1, 0.27, "qwen3:4b", True, ["r1"], 1)
+
+
+def test_a_state_never_told_comes_back_as_none_not_as_empty(memories):
+    "told None means the model must be told the state whole: a round trip may not turn it into \"\"."
+    memory = memories()
+    c = memory.load("s", 1)
+    c.state = "The list: milk"
+    memory.save("s", c)
+    back = memories().load("s", 1)
+    assert (back.state, back.told, back.prompt) == ("The list: milk", None, Prompt(""))
+    assert memories().load("other", 1).state is None, "a session never seen has no state"
 
 
 def test_a_regenerate_drops_the_newest_turns_and_a_new_chat_replaces_them_all(memories):
@@ -38,7 +51,7 @@ def test_a_regenerate_drops_the_newest_turns_and_a_new_chat_replaces_them_all(me
     c.add_reply("a2 again")
     memory.save("s", c)
     assert [t["content"] for t in memories().load("s").turns] == ["q0", "a0", "q1", "a1", "q2", "a2 again"]
-    fresh = Conversation(todos=c.todos, epoch=1)
+    fresh = Conversation(state=c.state, epoch=1)
     fresh.turns.append({"role": "user", "content": "new chat"})
     memory.save("s", fresh, afresh=True)
     assert [t["content"] for t in memories().load("s").turns] == ["new chat"]
@@ -101,11 +114,13 @@ def test_an_older_sqlite_brain_db_gains_the_new_columns_and_keeps_its_turns(tmp_
     db.execute("create table states (session text primary key, todos text, unseen text, told text, first integer, "
                "tokens_per_char float, model text, tools_off integer)")
     db.execute("insert into turns (session, role, content, extra) values ('s', 'user', 'kept', '')")
-    db.execute("insert into states values ('s', '[]', '[]', '[]', 0, 0.3, '', 0)")
+    db.execute("""insert into states values ('s', '[{"id": 1, "title": "milk", "done": false}]',
+                  '[{"action": "added", "todo": {"id": 1, "title": "milk", "done": false}}]', '[]', 0, 0.3, '', 0)""")
     db.commit()
     db.close()
     c = Memory.open("", tmp_path).load("s", 5)
     assert c.turns == [{"role": "user", "content": "kept"}] and c.epoch == 5 and c.handled == []
+    assert (c.state, c.told, c.unseen) == (None, None, []), "the old app's state is left unread, events of an older shape too"
 
 
 def test_an_unreachable_postgresql_stops_the_brain_with_where_and_why_and_no_password():

@@ -1,43 +1,60 @@
-"""The brain's bus node (brain/node.py): it claims every message, hands on only what the web
-grants, in arrival order per session, drops what it revokes, and claims again when no answer came."""
+"""The brain's bus node (brain/node.py): it claims every message by its id, hands on only what the
+web grants, in arrival order per session, drops what it revokes, and claims again when no answer came."""
 from brain.node import Node
 from shared.config import Settings
-from shared.messages import Ack, CancelPull, Chat, Grant, Pull, Revoke
+from shared.messages import Ack, CancelPull, Chat, Grant, Prompt, Pull, Reach, Revoke, Stop
 
 
 class FakeEngine:
+    "The engine (and the pulls): what it was handed and told revoked; nothing of its own in hand."
     def __init__(self):
         self.handled, self.revoked = [], []
+        self.busy, self.making, self.pulling = 0, [], []
 
-    def handle(self, msg): self.handled.append(msg.request)
-    def revoke(self, msg): self.revoked.append(msg.request)
+    def handle(self, msg): self.handled.append(msg.id)
+    def revoke(self, msg): self.revoked.append(msg.message)
+
+
+class FakeWatch:
+    reach, version, loading, models = Reach.UP, "0.12.0", "", []
 
 
 def make():
     node = Node(Settings.from_env({"BUS_HEARTBEAT_S": "1"}), client=None, memory=None)
-    node.engine, node.pulls, sent = FakeEngine(), FakeEngine(), []
+    node.engine, node.pulls, node.watch, sent = FakeEngine(), FakeEngine(), FakeWatch(), []
     node.send = sent.append
     return node, sent
 
 
-def chat(request, session="s", epoch=7):
-    return Chat(worker="w", session=session, request=request, epoch=epoch, text="hi")
+def chat(id, session="s", epoch=7, reply=None):
+    return Chat(worker="w", session=session, id=id, reply=reply or f"reply-{id}", epoch=epoch, text="hi",
+                prompt=Prompt("SYSTEM"))
 
 
-def verdict(kind, request, session="s", epoch=7):
-    return kind(worker="w", session=session, request=request, epoch=epoch)
+def verdict(kind, message, session="s", epoch=7):
+    return kind(worker="w", session=session, message=message, epoch=epoch)
 
 
 def test_granted_messages_are_handed_on_in_arrival_order_per_session():
     node, sent = make()
-    for request, session in (("a1", "a"), ("a2", "a"), ("b1", "b")):
-        node.handle(chat(request, session))
-    assert [(m.request, m.epoch) for m in sent if isinstance(m, Ack)] == [("a1", 7), ("a2", 7), ("b1", 7)]
+    for id, session in (("a1", "a"), ("a2", "a"), ("b1", "b")):
+        node.handle(chat(id, session))
+    assert [(m.message, m.epoch) for m in sent if isinstance(m, Ack)] == [("a1", 7), ("a2", 7), ("b1", 7)]
     node.handle(verdict(Grant, "a2", "a"))
     node.handle(verdict(Grant, "b1", "b"))
     assert node.engine.handled == ["b1"], "a2 waits for a1, b1 waits for nobody"
     node.handle(verdict(Grant, "a1", "a"))
     assert node.engine.handled == ["b1", "a1", "a2"]
+
+
+def test_a_claim_names_the_message_and_the_reply_it_makes_and_the_heartbeat_lists_what_is_claimed():
+    node, sent = make()
+    node.handle(chat("m1", reply="r1"))
+    node.handle(Stop(worker="w", session="s", id="m2", epoch=7, reply="r1"))
+    node.handle(Pull(worker="w", session="s", id="p1", epoch=7, model="qwen2.5:0.5b"))
+    assert [(m.message, m.reply) for m in sent] == [("m1", "r1"), ("m2", ""), ("p1", "")], "only a Chat makes a reply"
+    presence = node.presence()
+    assert (presence["making"], presence["pulling"]) == (["r1"], ["p1"]), "claimed, not yet granted: still in hand"
 
 
 def test_a_revoked_claim_is_dropped_and_unblocks_the_next():
@@ -57,7 +74,7 @@ def test_a_claim_with_no_answer_is_made_again_and_a_copy_already_handed_on_is_on
     node.claim_again(now=node.claims["r1"].claimed_at + 2.0)
     assert len(sent) == 1, "not due yet"
     node.claim_again(now=node.claims["r1"].claimed_at + 3.5)
-    assert [m.request for m in sent] == ["r1", "r1"]
+    assert [m.message for m in sent] == ["r1", "r1"]
     node.handle(verdict(Grant, "r1"))
     node.handle(chat("r1"))  # the web's copy, sent again before our claim reached it
     node.handle(verdict(Grant, "r1"))
@@ -66,10 +83,10 @@ def test_a_claim_with_no_answer_is_made_again_and_a_copy_already_handed_on_is_on
 
 def test_pulls_go_to_the_pulls_once_granted_and_everything_else_to_the_engine():
     node, sent = make()
-    node.handle(Pull(worker="w", session="s", request="p1", epoch=7, model="qwen2.5:0.5b"))
+    node.handle(Pull(worker="w", session="s", id="p1", epoch=7, model="qwen2.5:0.5b"))
     node.handle(chat("c1"))
-    node.handle(CancelPull(worker="w", session="s", request="p2", epoch=7, pull="p1"))
+    node.handle(CancelPull(worker="w", session="s", id="p2", epoch=7, pull="p1"))
     assert node.pulls.handled == [], "nothing before its grant"
-    for request in ("p1", "c1", "p2"):
-        node.handle(verdict(Grant, request))
+    for id in ("p1", "c1", "p2"):
+        node.handle(verdict(Grant, id))
     assert node.pulls.handled == ["p1", "p2"] and node.engine.handled == ["c1"]

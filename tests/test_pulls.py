@@ -8,7 +8,7 @@ import threading
 from brain import pulls as pulls_module
 from brain.ollama_client import HungUp, NoSuchModel, PullStatus
 from brain.pulls import Pulls
-from shared.messages import CancelPull, Pull, PullProgress
+from shared.messages import CancelPull, Pull, PullOutcome, PullProgress
 
 LAYERS = [PullStatus("pulling manifest"),
           PullStatus("pulling aaaaaaaaaaaa", "sha256:aaaa", 0, 1000), PullStatus("pulling aaaaaaaaaaaa", "sha256:aaaa", 600, 1000),
@@ -43,8 +43,8 @@ class FakeWatch:
         self.refreshed.append(len(self.sent))  # how much had been sent when the list was refreshed
 
 
-def pull(request="p1", model="qwen2.5:0.5b", session="s"):
-    return Pull(worker="w", session=session, request=request, epoch=3, model=model)
+def pull(id="p1", model="qwen2.5:0.5b", session="s"):
+    return Pull(worker="w", session=session, id=id, epoch=3, model=model)
 
 
 def run(client, script):
@@ -73,13 +73,13 @@ def test_a_pull_reports_each_step_with_bytes_summed_over_layers_then_pulled_afte
     client = FakeClient()
     sent, watch = run(client, lambda pulls: handle(pulls, pull()))
     assert client.pulled == ["qwen2.5:0.5b"]
-    assert all(isinstance(m, PullProgress) and (m.session, m.request, m.epoch, m.worker) == ("s", "p1", 3, "w1")
+    assert all(isinstance(m, PullProgress) and (m.session, m.pull, m.epoch, m.worker) == ("s", "p1", 3, "w1")
                for m in sent)
     steps = [(m.status, m.digest, m.completed, m.total) for m in sent[:-1]]
     assert steps == [("pulling manifest", "", 0, 0), ("pulling aaaaaaaaaaaa", "sha256:aaaa", 0, 1000),
                      ("pulling bbbbbbbbbbbb", "sha256:bbbb", 1000, 1010),
                      ("verifying sha256 digest", "", 1010, 1010), ("writing manifest", "", 1010, 1010)]
-    assert sent[-1].outcome == "pulled" and sent[-1].error == "" and sent[-1].completed == 1010
+    assert sent[-1].outcome is PullOutcome.PULLED and sent[-1].error == "" and sent[-1].completed == 1010
     assert watch.refreshed == [len(sent) - 1], "the picker's list is fresh before the pull is said to be done"
 
 
@@ -92,7 +92,7 @@ def test_within_one_step_progress_is_sent_at_most_every_interval(monkeypatch):
 def test_a_failed_pull_ends_with_the_clients_line_and_the_list_is_not_refreshed():
     error = NoSuchModel("There is no model 'nope' to pull: check the name at ollama.com/library.")
     sent, watch = run(FakeClient(LAYERS[:1], error), lambda pulls: handle(pulls, pull(model="nope")))
-    assert (sent[-1].outcome, sent[-1].error, sent[-1].model) == ("failed", str(error), "nope")
+    assert (sent[-1].outcome, sent[-1].error, sent[-1].model) == (PullOutcome.FAILED, str(error), "nope")
     assert watch.refreshed == []
 
 
@@ -103,10 +103,10 @@ def test_a_cancel_hangs_up_and_ends_the_pull_as_cancelled():
         await handle(pulls, pull())
         assert pulls.pulling == ["p1"]
         await asyncio.sleep(0.05)
-        await handle(pulls, CancelPull(worker="w", session="s", request="c1", epoch=3, pull="p1"))
+        await handle(pulls, CancelPull(worker="w", session="s", id="c1", epoch=3, pull="p1"))
 
     sent, watch = run(FakeClient(gate=gate), script)
-    assert sent[-1].outcome == "cancelled" and sent[-1].error == "" and watch.refreshed == []
+    assert sent[-1].outcome is PullOutcome.CANCELLED and sent[-1].error == "" and watch.refreshed == []
 
 
 def test_a_second_pull_of_the_same_model_joins_the_first_and_both_are_told():
@@ -121,6 +121,6 @@ def test_a_second_pull_of_the_same_model_joins_the_first_and_both_are_told():
 
     sent, _ = run(client, script)
     assert client.pulled == ["llama3.2"], "one pull"
-    assert {(m.session, m.request) for m in sent if m.outcome == "pulled"} == {("s", "p1"), ("t", "p2")}
-    joined = next(m for m in sent if m.request == "p2")
-    assert joined.outcome == "" and joined.status == "pulling manifest", "the joiner sees where it stands at once"
+    assert {(m.session, m.pull) for m in sent if m.outcome is PullOutcome.PULLED} == {("s", "p1"), ("t", "p2")}
+    joined = next(m for m in sent if m.pull == "p2")
+    assert joined.outcome is PullOutcome.RUNNING and joined.status == "pulling manifest", "the joiner sees where it stands at once"
