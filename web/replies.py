@@ -43,17 +43,23 @@ class Replies:
     def brain_lost(self, worker: str) -> None:
         """A brain went away: each reply it was making is carried on by the session's next brain
         from what reached the page (Ollama continues a final assistant message). Until that brain
-        speaks the reply shows as interrupted, so Retry stays at hand should it never come."""
+        speaks the reply shows as interrupted, so Retry stays at hand should it never come. An
+        interrupted reply this brain had taken on to carry on, and went away before it said a word
+        of, is offered again (unless the message asking for it still waits for a worker)."""
         self.pulls.lost(worker)
         for sid, session in self.sessions.items():
             for line in list(session.lines.values()):
-                if line.worker == worker and line.status in (Status.THINKING, Status.WAITING, Status.STREAMING):
+                if line.worker != worker:
+                    continue
+                if line.status in (Status.THINKING, Status.WAITING, Status.STREAMING):
                     self.end(line, Status.INTERRUPTED, "Interrupted: the brain stopped mid-reply; carrying on with "
                                                        "the next one…")
-                    question = session.lines.get((line.asks, "user"))
-                    self.broker.offer(Resume(session=sid, id=uuid.uuid4().hex, reply=line.request, text=line.text,
-                                             thinking=line.thinking, seq=line.seq, model=session.model,
-                                             question=question.text if question else "", prompt=self.prompt))
+                elif line.status != Status.INTERRUPTED or self.broker.asking(line.request):
+                    continue
+                question = session.lines.get((line.asks, "user"))
+                self.broker.offer(Resume(session=sid, id=uuid.uuid4().hex, reply=line.request, text=line.text,
+                                         thinking=line.thinking, seq=line.seq, model=session.model,
+                                         question=question.text if question else "", prompt=self.prompt))
 
     def reply_lost(self, session: str, reply_id: str) -> None:
         reply = self.sessions.get(session).reply(reply_id)
