@@ -81,6 +81,20 @@ def test_kill_9_mid_reply_is_carried_on_by_the_next_brain_from_where_it_stopped(
         "earlier turns kept, the whole reply once, no repeated question"
 
 
+def test_a_reply_whose_next_brain_dies_too_before_it_says_a_word_is_carried_on_by_the_one_after(system, visitor, fake):
+    story = ("two brains down and the story still ends where it should " * 5).strip()
+    fake.plan(Plan(chunks=words(story), delay=0.05), Plan(first_byte_delay=30))  # the second brain hears nothing
+    tab = visitor.open_tab()
+    tab.send("tell me a long story")
+    [streaming] = tab.wait(lambda t: t.reply_ids("streaming"), what="the reply streaming")
+    tab.wait(lambda t: len(t.bubbles[streaming].text) > 40, what="some words shown")
+    os.kill(system.worker_pid(), signal.SIGKILL)
+    fake.wait(lambda f: len(f.chat_requests()) == 2, timeout=20)  # the next brain has taken the reply on
+    os.kill(system.worker_pid(), signal.SIGKILL)
+    tab.wait(lambda t: t.bubbles[streaming].status == "done", timeout=30, what="the reply finished by a third brain")
+    assert tab.bubbles[streaming].text == story
+
+
 def test_restart_brain_command_shows_restarting_and_keeps_the_conversation(system, visitor, fake):
     tab = visitor.open_tab()
     tab.send("my cat is called Miso")
