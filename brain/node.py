@@ -6,22 +6,20 @@ Every message it is sent it claims (`Ack`), and it hands a message to the sessio
 pull to brain/pulls.py) only once the web has granted the claim, in the order the messages came,
 per session. A claim the web revokes (the message went to another worker while this one was
 stalled, or was withdrawn) is dropped, and the engine is told. A claim with no answer is made again
-after ACK_TIMEOUT_BEATS heartbeats, since a frame can be lost on the way."""
+after ACK_TIMEOUT_BEATS heartbeats, since a frame can be lost on the way.
+
+The node is given the engine, the pulls and the OllamaWatch (brain/ollama_worker.py makes them);
+they speak on the bus through its `send`, and the watch tells it when the heartbeat has news."""
 import asyncio
 import logging
 import os
 import time
-import uuid
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 
 import zmq
 
 from brain.engine import Engine
-from brain.memory import Memory
-from brain.ollama_client import OllamaClient
 from brain.ollama_watch import OllamaWatch
 from brain.pulls import Pulls
 from shared import bus
@@ -42,26 +40,18 @@ class Claim:
 
 
 class Node:
-    def __init__(self, settings: Settings, client: OllamaClient, memory: Memory):
-        self.settings, self.client, self.memory = settings, client, memory
-        self.id = uuid.uuid4().hex[:12]
+    def __init__(self, settings: Settings, worker: str, engine: Engine, watch: OllamaWatch, pulls: Pulls):
+        self.settings, self.id, self.engine, self.watch, self.pulls = settings, worker, engine, watch, pulls
         self.started = time.time()
         self.claims: OrderedDict[str, Claim] = OrderedDict()  # by message id, in arrival order: not yet handed on
         self.taken: OrderedDict[str, None] = OrderedDict()  # handed on; a later copy is only acked
-        self.checks = ThreadPoolExecutor(1, thread_name_prefix="ollama-check")  # never queued behind replies
 
     async def run(self, stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
         curve = bus.curve_for(self.settings.bus_endpoints, self.settings.bus_curve_dir)
         ctx = bus.context()
         self.pub = bus.socket(ctx, zmq.PUB, self.settings.max_frame_bytes, connect=self.settings.bus_pub, curve=curve)
         sub = bus.socket(ctx, zmq.SUB, self.settings.max_frame_bytes, connect=self.settings.bus_sub, curve=curve)
         sub.subscribe(brain_topic(self.id))
-        self.watch = OllamaWatch(self.client, self.settings.model, {"num_ctx": self.settings.num_ctx}, self.settings.keep_alive,
-                                 self.settings.ollama_check_s, changed=self.announce,
-                                 blocking=lambda fn, *a, **kw: loop.run_in_executor(self.checks, partial(fn, *a, **kw)))
-        self.engine = Engine(self.settings, self.client, self.memory, self.watch, self.send, self.id)
-        self.pulls = Pulls(self.client, self.watch, self.send, self.id)
         log.info("worker %s: model %s at %s, bus %s / %s", self.id, self.settings.model, self.settings.ollama_url,
                  self.settings.bus_pub, self.settings.bus_sub)
         tasks = [asyncio.create_task(self.heartbeat()), asyncio.create_task(self.receive(sub)),

@@ -2,19 +2,77 @@
 (brain/engine.py) that answers through Ollama (brain/ollama_client.py). The supervisor
 (brain/supervise.py) starts it and starts it again whenever it exits.
 
+Here every piece is made and given the collaborators it works through; none makes its own.
+
 Run: python -m brain.ollama_worker
 """
 import asyncio
 import logging
 import os
 import signal
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from functools import partial
 
+from brain.conversations import MAX_SESSIONS, Conversations
+from brain.engine import Engine
 from brain.memory import Memory
 from brain.node import Node
 from brain.ollama_client import OllamaClient
+from brain.ollama_watch import OllamaWatch
+from brain.pulls import Pulls
+from brain.replies import Replies
+from brain.reply_bus import ReplyBus
+from brain.sessions import Sessions
+from brain.streams import Streams
+from brain.tool_calls import ToolCalls
 from shared.config import Settings, setup_logging
+from shared.messages import Message
 
 log = logging.getLogger("brain")
+
+
+def wire_engine(settings: Settings, ollama: OllamaClient, memory: Memory, watch: OllamaWatch,
+                send: Callable[[Message], None], worker: str, *, loop: asyncio.AbstractEventLoop, pool: Executor,
+                disk: Executor, call_later: Callable[..., asyncio.TimerHandle], held: int = MAX_SESSIONS) -> Engine:
+    """The engine and its pieces. `pool` streams from Ollama (BRAIN_PARALLEL threads); `disk` reads
+    and writes conversations (one thread, so in order); `held` conversations stay in memory."""
+    sessions = Sessions(call_later, settings.comment_delay_s, settings.session_max_pending)
+    conversations = Conversations(memory, disk, loop, keep=sessions.active, limit=held)
+    bus = ReplyBus(send, worker, conversations)
+    streams = Streams(ollama, settings, pool, loop, bus)
+    calls = ToolCalls(bus, loop)
+    engine = Engine(settings, watch, sessions, conversations, Replies(settings, watch, streams, calls, conversations, bus),
+                    calls, streams, bus)
+    # The queues run their jobs through the engine, and a save the store refuses fences the session
+    # there: both reach the engine, which is made after them.
+    sessions.run, conversations.fenced = engine.run, engine.fence
+    return engine
+
+
+async def serve(settings: Settings, client: OllamaClient, memory: Memory, worker: str) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    # The pieces speak through the node, which is given them: by the time they speak, it is made.
+    def send(msg: Message) -> None:
+        node.send(msg)
+
+    def announce() -> None:
+        node.announce()
+
+    checks = ThreadPoolExecutor(1, thread_name_prefix="ollama-check")  # never queued behind replies
+    watch = OllamaWatch(client, settings.model, {"num_ctx": settings.num_ctx}, settings.keep_alive,
+                        settings.ollama_check_s, changed=announce,
+                        blocking=lambda fn, *a, **kw: loop.run_in_executor(checks, partial(fn, *a, **kw)))
+    engine = wire_engine(settings, client, memory, watch, send, worker, loop=loop,
+                         pool=ThreadPoolExecutor(settings.parallel, thread_name_prefix="ollama"),
+                         disk=ThreadPoolExecutor(1, thread_name_prefix="memory"), call_later=loop.call_later)
+    node = Node(settings, worker, engine, watch, Pulls(client, watch, send, worker))
+    await node.run(stop)
 
 
 def main() -> None:
@@ -22,16 +80,10 @@ def main() -> None:
     settings = Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     client = OllamaClient(settings.ollama_url, settings.connect_timeout_s, settings.read_timeout_s, settings.parallel)
-    node = Node(settings, client, Memory.open(settings.brain_database_url, settings.data_dir))
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await node.run(stop)
-
-    asyncio.run(serve())
-    log.info("worker %s stopped", node.id)
+    memory = Memory.open(settings.brain_database_url, settings.data_dir)
+    worker = uuid.uuid4().hex[:12]
+    asyncio.run(serve(settings, client, memory, worker))
+    log.info("worker %s stopped", worker)
     logging.shutdown()
     # A pool thread may sit in a stalled Ollama read for up to OLLAMA_READ_TIMEOUT_S; exiting
     # closes its connection, which is also what tells Ollama to stop generating.

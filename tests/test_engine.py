@@ -1,17 +1,19 @@
-"""The brain's session engine (brain/engine.py) with a scripted Ollama, a hand-turned clock and
-real SQLite memory: stop, new chat, regenerate, coalesced comments, waiting for Ollama, eviction,
-and one truth per session when a session moves between workers (epochs). The engine knows no app:
-it is driven with a fake app's events, prompt and tool results (tests/fake_app.py)."""
+"""The brain's session engine (brain/engine.py), wired with its pieces as the worker wires it
+(brain/ollama_worker.py), with a scripted Ollama, a hand-turned clock and real memory (SQLite and
+PostgreSQL): stop, new chat, regenerate, coalesced comments, waiting for Ollama, eviction, and one
+truth per session when a session moves between workers (epochs). The engine knows no app: it is
+driven with a fake app's events, prompt and tool results (tests/fake_app.py)."""
 import asyncio
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import given, strategies as st
 
 from apps.todo.store import Todo
-from brain import engine as engine_module
-from brain.engine import Engine
+from brain.conversations import MAX_SESSIONS
+from brain.ollama_worker import wire_engine
 from brain.ollama_client import Delta, HungUp, OllamaFailed, OllamaUnavailable
 from shared.config import Settings
 from shared.messages import (AppEvent, CallTool, Chat, Chunk, Done, Failed, FailCode, Prompt, Reach, Regenerate, Reset,
@@ -85,15 +87,23 @@ class Timer:
         self.cancelled = True
 
 
+def make_engine(settings, ollama, memory, watch, sent, worker, clock, held=MAX_SESSIONS):
+    "An engine on the running loop, with threads of its own, as a worker makes it."
+    return wire_engine(settings, ollama, memory, watch, sent.append, worker, loop=asyncio.get_running_loop(),
+                       pool=ThreadPoolExecutor(settings.parallel), disk=ThreadPoolExecutor(1),
+                       call_later=clock.call_later, held=held)
+
+
 @pytest.fixture
 def run(tmp_path, memories):
-    "Run a scenario against a fresh engine on an event loop: run(lambda e, ollama, sent, clock, watch: ...)."
-    def go(scenario, **env):
+    """Run a scenario against a fresh engine on an event loop: run(lambda e, ollama, sent, clock, watch: ...);
+    `held` conversations stay in memory."""
+    def go(scenario, held=MAX_SESSIONS, **env):
         async def main():
             sent = []
             ollama, clock, watch = ScriptedOllama(), Clock(), Watch()
             settings = Settings.from_env({"DATA_DIR": str(tmp_path), **env})
-            engine = Engine(settings, ollama, memories(), watch, sent.append, "w1", call_later=clock.call_later)
+            engine = make_engine(settings, ollama, memories(), watch, sent, "w1", clock, held)
             try:
                 await scenario(engine, ollama, sent, clock, watch)
             finally:
@@ -108,6 +118,17 @@ async def until(predicate, timeout=5.0):
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition not met")
+
+
+def settled(engine, session="s"):
+    "Nothing queued or running for the session (a comment may still be due)."
+    q = engine.sessions.queues.get(session)
+    return q is None or (not q.jobs and not q.busy)
+
+
+def comment_due(engine, session="s"):
+    q = engine.sessions.queues.get(session)
+    return q is not None and q.comment is not None
 
 
 def chat(reply, text, session="s", id=None, prompt=PROMPT, **kw):
@@ -154,7 +175,7 @@ def test_a_burst_of_app_changes_makes_one_comment_once_the_clicking_pauses(run):
             todos = [*todos, Todo(i + 1, f"t{i}", False)]
             engine.handle(web.changed(f"e{i}", "added", todos[-1], todos))
             clock.turn(0.5)
-        await until(lambda: not engine.queue("s").jobs and not engine.queue("s").busy)
+        await until(lambda: settled(engine))
         assert ollama.replies() == [], "no comment while the clicks keep coming"
         clock.turn(1.5)
         await until(lambda: finals(sent))
@@ -206,18 +227,16 @@ def test_a_turn_waits_for_ollama_and_is_asked_once_when_it_is_back(run):
     run(scenario)
 
 
-def test_idle_sessions_leave_memory_and_come_back_whole(run, monkeypatch):
-    monkeypatch.setattr(engine_module, "MAX_SESSIONS", 3)
-
+def test_idle_sessions_leave_memory_and_come_back_whole(run):
     async def scenario(engine, ollama, sent, clock, watch):
         for i in range(8):
             engine.handle(chat(f"r{i}", f"hello {i}", session=f"s{i}"))
             await until(lambda n=i + 1: len(finals(sent)) == n)
-        assert len(engine.queues) == 3 and len(engine.conversations) <= 3
+        assert len(engine.conversations.copies) == 3 and not engine.sessions.queues, "an idle session has no queue"
         engine.handle(chat("again", "still there?", session="s0"))
         await until(lambda: len(finals(sent)) == 9)
         assert [m["content"] for m in ollama.replies()[-1]["messages"][1:]] == ["hello 0", "ok", "still there?"]
-    run(scenario)
+    run(scenario, held=3)
 
 
 def test_app_events_without_a_comment_go_with_the_next_turn_and_ask_for_nothing_of_their_own(run):
@@ -225,10 +244,10 @@ def test_app_events_without_a_comment_go_with_the_next_turn_and_ask_for_nothing_
         web = Web()
         engine.handle(web.used("i1", "used #lamp-dial (POST /lamp brightness='7' → 200)"))
         engine.handle(web.used("i2", "used #export-md (GET /export/md → 200)"))
-        await until(lambda: not engine.queue("s").jobs and not engine.queue("s").busy)
+        await until(lambda: settled(engine))
         clock.turn(60)
         await asyncio.sleep(0.05)
-        assert ollama.asked == [] and engine.queue("s").comment is None, "no comment, no warm-up"
+        assert ollama.asked == [] and not comment_due(engine), "no comment, no warm-up"
         engine.handle(chat("r1", "hi"))
         await until(lambda: finals(sent))
         assert [m["content"] for m in ollama.replies()[-1]["messages"][1:]] == [
@@ -280,7 +299,7 @@ def test_a_job_of_an_epoch_the_session_has_left_is_dropped_and_its_copy_is_never
         engine.handle(chat("r2", "stale copy", epoch=1))
         await asyncio.sleep(0.2)
         assert len(ollama.replies()) == 1 and len(finals(sent)) == 1, "not asked, not answered"
-        assert "s" not in engine.conversations
+        assert engine.conversations.held("s") is None
         assert [t["content"] for t in memories().load("s").turns] == ["one", "ok"]
     run(scenario)
 
@@ -292,11 +311,22 @@ def test_revoked_at_another_epoch_the_running_reply_stops_without_a_word_or_a_sa
         engine.handle(chat("r1", "long one", epoch=1))
         await until(lambda: any(isinstance(m, Chunk) for m in sent))
         engine.revoke(Revoke(worker="w1", session="s", message="m-r1", epoch=2))
-        await until(lambda: not engine.queue("s").busy)
+        await until(lambda: settled(engine))
         await asyncio.sleep(0.1)
         assert finals(sent) == [], "the web ignores it anyway; it is not said"
-        assert "s" not in engine.conversations
+        assert engine.conversations.held("s") is None
         assert [t["role"] for t in memories().load("s").turns] == ["user"], "the partial reply is not saved"
+    run(scenario)
+
+
+def test_a_reply_waiting_on_a_tool_call_goes_at_once_when_its_session_is_held_elsewhere(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts = [['{"name": "add_todo", "arguments": {"title": "oat milk"}}'], ["never shown"]]
+        engine.handle(chat("r1", "add oat milk", epoch=1))
+        await until(lambda: any(isinstance(m, CallTool) for m in sent))
+        engine.revoke(Revoke(worker="w1", session="s", message="", epoch=2))
+        await until(lambda: settled(engine), timeout=2.0)  # not the call's 10 s
+        assert finals(sent) == [] and len(ollama.replies()) == 1
     run(scenario)
 
 
@@ -305,7 +335,7 @@ def test_a_message_acted_on_is_not_acted_on_again_after_a_restart(run, memories)
         engine.handle(chat("r1", "once", epoch=1))
         await until(lambda: len(finals(sent)) == 1)
         engine.shutdown()
-        again = Engine(engine.settings, ollama, memories(), watch, sent.append, "w2", call_later=clock.call_later)
+        again = make_engine(engine.settings, ollama, memories(), watch, sent, "w2", clock)
         again.handle(chat("r1", "once", epoch=2))  # the web sent it again (it lost its record of the grant)
         added = Web().changed("t1", "added", Todo(1, "a", False), [Todo(1, "a", False)], epoch=2)
         again.handle(added)
@@ -313,8 +343,8 @@ def test_a_message_acted_on_is_not_acted_on_again_after_a_restart(run, memories)
         await until(lambda: len(finals(sent)) == 2)
         assert (finals(sent)[-1].code, finals(sent)[-1].reply) == (FailCode.DUPLICATE, "r1"), "the bubble gets an answer"
         assert len(ollama.replies()) == 1
-        await until(lambda: not again.queue("s").busy and not again.queue("s").jobs)
-        assert again.conversations["s"].unseen == ["added #1 'a'"], "one change, not two"
+        await until(lambda: settled(again))
+        assert again.conversations.held("s").unseen == ["added #1 'a'"], "one change, not two"
         again.shutdown()
     run(scenario)
 
@@ -323,7 +353,7 @@ def test_a_turn_whose_conversation_cannot_be_read_fails_with_a_reason_instead_of
     async def scenario(engine, ollama, sent, clock, watch):
         def broken(*args):
             raise OSError("the store is gone")
-        engine.memory.load = broken
+        engine.conversations.memory.load = broken
         engine.handle(chat("r1", "hello?", epoch=1))
         await until(lambda: finals(sent))
         [failed] = finals(sent)
@@ -334,8 +364,9 @@ def test_a_turn_whose_conversation_cannot_be_read_fails_with_a_reason_instead_of
 
 def test_a_turn_waiting_for_its_conversation_is_still_listed_as_in_hand(run):
     async def scenario(engine, ollama, sent, clock, watch):
-        gate, load = threading.Event(), engine.memory.load
-        engine.memory.load = lambda *args: (gate.wait(5), load(*args))[1]
+        memory = engine.conversations.memory
+        gate, load = threading.Event(), memory.load
+        memory.load = lambda *args: (gate.wait(5), load(*args))[1]
         engine.handle(chat("r1", "hello", epoch=1))
         await asyncio.sleep(0.1)  # its task runs, and waits for the disk
         assert engine.making == ["r1"], "the web would otherwise take its final for lost"
@@ -526,10 +557,10 @@ def test_a_flood_of_interactions_is_bounded_in_the_sessions_queue_and_costs_the_
         web = Web()
         for i in range(3000):
             engine.handle(web.used(f"i{i}", f"used the page (WS /ws lamp='{i}')"))
-        assert len(engine.queues["s"].jobs) <= 50
+        assert len(engine.sessions.queues["s"].jobs) <= 50
         engine.handle(chat("r1", "hi"))
         await until(lambda: finals(sent), timeout=2.0)
-        assert len(engine.conversations["s"].unseen) == 0
+        assert len(engine.conversations.held("s").unseen) == 0
         note = ollama.replies()[-1]["messages"][1]["content"]
         assert note.count("used the page") <= 50 and "earlier" in note
     run(scenario, SESSION_MAX_PENDING="50")
@@ -544,9 +575,9 @@ def test_app_changes_left_out_of_a_full_queue_have_the_next_one_state_the_whole_
         for i in range(1, 20):
             todos = [*todos, Todo(i + 1, f"t{i}", False)]
             engine.handle(web.changed(f"e{i}", "added", todos[-1], todos))
-        assert "e19" not in [j.cause for j in engine.queue("s").jobs], "the queue was full: some were left out"
+        assert "e19" not in [j.cause for j in engine.sessions.queues["s"].jobs], "the queue was full: some were left out"
         engine.handle(chat("r2", "what now?"))
-        await until(lambda: not engine.queue("s").jobs and not engine.queue("s").busy)
+        await until(lambda: settled(engine))
         todos = [*todos, Todo(21, "t20", False)]
         engine.handle(web.changed("e20", "added", todos[-1], todos))
         engine.handle(chat("r3", "and now?"))
@@ -566,7 +597,7 @@ def test_an_app_event_lost_before_a_restart_is_put_right_by_the_next_one(run, me
         await until(lambda: finals(sent))
         engine.shutdown()
         web.changed("e2", "added", eggs, [milk, eggs])  # taken by the bus, lost with the brain that stopped
-        again = Engine(engine.settings, ollama, memories(), watch, sent.append, "w2", call_later=clock.call_later)
+        again = make_engine(engine.settings, ollama, memories(), watch, sent, "w2", clock)
         again.handle(web.changed("e3", "added", bread, [milk, eggs, bread]))
         again.handle(chat("r2", "what's on it?"))
         await until(lambda: len(finals(sent)) == 2)
@@ -588,7 +619,7 @@ def test_each_request_is_asked_with_the_prompt_its_message_gave_and_a_comment_wi
         assert first["tools"] == reading.tools
         engine.handle(AppEvent(session="s", id="e1", lines=["added #1 'Dune'"], state="The reading list: Dune",
                                comment=True, prompt=PROMPT))
-        await until(lambda: engine.queue("s").comment is not None)
+        await until(lambda: comment_due(engine))
         clock.turn(10)
         await until(lambda: len(finals(sent)) == 2)
         comment = ollama.replies()[-1]
@@ -644,7 +675,7 @@ def test_any_messages_leave_the_engine_answering_with_valid_messages_and_bounded
         ollama.scripts = list(scripts)
         settings = Settings.from_env({"DATA_DIR": str(tmp_path_factory.mktemp("engine")), "SESSION_MAX_PENDING": "5"})
         memory = Memory.open("", settings.data_dir)
-        engine = Engine(settings, ollama, memory, watch, sent.append, "w1", call_later=clock.call_later)
+        engine = make_engine(settings, ollama, memory, watch, sent, "w1", clock)
         try:
             for msg in messages:
                 try:
@@ -652,17 +683,17 @@ def test_any_messages_leave_the_engine_answering_with_valid_messages_and_bounded
                 except BadFrame:
                     continue  # refused where it enters the bus: never granted to a brain
                 (engine.revoke if isinstance(msg, Revoke) else engine.handle)(msg)
-                assert all(len(q.jobs) <= 2 * 5 + 2 for q in engine.queues.values())  # replies, others, a regenerate's two
+                assert all(len(q.jobs) <= 2 * 5 + 2 for q in engine.sessions.queues.values())  # replies, others, a regenerate's two
                 clock.turn(1)
                 await asyncio.sleep(0)
-            await until(lambda: not engine.tasks and not any(q.jobs for q in engine.queues.values()))
+            await until(lambda: not engine.sessions.tasks and not any(q.jobs for q in engine.sessions.queues.values()))
         finally:
             engine.shutdown()
-            engine.executor.shutdown()  # 10,000 examples under `make fuzz`: no thread or file may be left open
+            engine.streams.pool.shutdown()  # 10,000 examples under `make fuzz`: no thread or file may be left open
             memory.db.conn.close()
         for msg in sent:
             encode_valid(msg, settings.max_frame_bytes)
-        assert all(len(c.unseen) <= UNSEEN_KEPT for c in engine.conversations.values())
+        assert all(len(c.unseen) <= UNSEEN_KEPT for c in engine.conversations.copies.values())
 
     handler = Failures()
     logging.getLogger("brain").addHandler(handler)
@@ -678,7 +709,7 @@ def test_a_comment_on_app_events_never_changes_the_app(run):
         milk = Todo(1, "oat milk", False)
         ollama.scripts = [['{"name": "add_todo", "arguments": {"title": "more milk"}}'], ["ok"]]
         engine.handle(Web().changed("t1", "added", milk, [milk]))
-        await until(lambda: engine.queues["s"].comment is not None)
+        await until(lambda: comment_due(engine))
         clock.turn(10)
         await until(lambda: finals(sent))
         assert not [m for m in sent if isinstance(m, CallTool)] and len(ollama.replies()) == 1

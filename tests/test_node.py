@@ -20,8 +20,7 @@ class FakeWatch:
 
 
 def make():
-    node = Node(Settings.from_env({"BUS_HEARTBEAT_S": "1"}), client=None, memory=None)
-    node.engine, node.pulls, node.watch, sent = FakeEngine(), FakeEngine(), FakeWatch(), []
+    node, sent = Node(Settings.from_env({"BUS_HEARTBEAT_S": "1"}), "w1", FakeEngine(), FakeWatch(), FakeEngine()), []
     node.send = sent.append
     return node, sent
 

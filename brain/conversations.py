@@ -1,0 +1,83 @@
+"""The copies of conversations this worker holds, by session, and the one thread that reads and
+writes them through brain/memory.py, in order, off the loop.
+
+A copy belongs to the epoch it was read for. A job runs on it only while the job is of that epoch;
+otherwise the conversation is read again from disk, claiming the new epoch (a session that moved to
+another worker and back arrives with everything the other one did). A copy of the job's epoch is
+still checked against the disk, behind the pending saves: another worker may have claimed the
+session since, and its Revoke may still be on the way.
+
+Saves are write-behind, from a snapshot, after every change. A save the store refuses (the session
+is held at a newer epoch elsewhere: `Fenced`) has the session fenced on the loop (`fenced`), and a
+fenced copy is forgotten, never written again. Copies of idle sessions leave memory once more than
+MAX_SESSIONS are held, least recently used first: their conversations are on disk.
+"""
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from dataclasses import replace
+
+from brain.conversation import Conversation
+from brain.memory import Fenced, Memory
+from shared.lru import LRU
+
+log = logging.getLogger("brain")
+MAX_SESSIONS = 1000
+
+
+def _log_failure(future: Future) -> None:
+    if future.exception() is not None:
+        log.error("saving a conversation failed", exc_info=future.exception())
+
+
+class Conversations:
+    def __init__(self, memory: Memory, disk: Executor, loop: asyncio.AbstractEventLoop,
+                 keep: Callable[[str], bool], limit: int = MAX_SESSIONS):
+        "`disk` runs one thread, so reads and writes keep their order; `keep(session)`: its copy may not leave memory."
+        self.memory, self.disk, self.loop = memory, disk, loop
+        self.copies: LRU[str, Conversation] = LRU(limit, evictable=lambda session, _: not keep(session),
+                                                  evicted=lambda session, _: self._let_go(session))
+        self.fenced: Callable[[str, int], None] | None = None  # the engine's, given once it exists
+
+    def held(self, session: str) -> Conversation | None:
+        return self.copies.peek(session)
+
+    async def get(self, session: str, epoch: int | None = None) -> Conversation:
+        "The session's conversation under `epoch` (None: as held), read from disk unless our copy is of that epoch."
+        held = self.copies.get(session)
+        if held is None or (epoch is not None and held.epoch != epoch):
+            loaded = await self.loop.run_in_executor(self.disk, self.memory.load, session, epoch)
+            return self.copies.put(session, loaded)
+        if epoch is not None:
+            await self.loop.run_in_executor(self.disk, self.memory.check, session, epoch)
+        return held
+
+    def replace(self, session: str, conversation: Conversation) -> None:
+        self.copies.put(session, conversation)
+
+    def save(self, session: str, afresh: bool = False) -> None:
+        c = self.copies.peek(session)
+        if c is None:
+            return  # fenced: no copy of ours is written any more
+        snapshot = replace(c, turns=list(c.turns), unseen=list(c.unseen), handled=list(c.handled))
+
+        def saved(future: Future) -> None:
+            if isinstance(future.exception(), Fenced):
+                self.loop.call_soon_threadsafe(self.fenced, session, future.exception().stored)
+            else:
+                _log_failure(future)
+
+        self.disk.submit(self.memory.save, session, snapshot, afresh).add_done_callback(saved)
+
+    def forget(self, session: str) -> None:
+        "Drop our copy: it is read again if the session comes back."
+        if self.copies.pop(session) is not None:
+            self._let_go(session)
+
+    def close(self) -> None:
+        "Finish writing: what the conversations learned is on disk before the worker goes."
+        self.disk.shutdown(wait=True)
+
+    def _let_go(self, session: str) -> None:
+        self.disk.submit(self.memory.evict, session).add_done_callback(_log_failure)

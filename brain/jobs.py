@@ -1,0 +1,102 @@
+"""The jobs on a session's queue (brain/sessions.py), each run in turn on the session's conversation
+(brain/engine.py):
+
+- `Event`: the user did something in the app. When the app asks for a comment, one follows once the
+  clicking pauses (a burst makes one), and the event is evaluated in Ollama at once (`Warm`), so
+  the next turn finds it cached.
+- `Turn`: a reply to make (to a message, a retry, a regenerate, or a comment), streamed to the bus
+  (brain/replies.py).
+- `LateResult`: what came of a tool call whose reply was cut off.
+- `DropLastReply` comes before a regenerate; `StartAfresh` is New chat.
+"""
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+
+from brain.ollama_client import Hangup
+from shared.messages import AppEvent, Prompt, ToolResult
+
+
+@dataclass(kw_only=True)
+class FromBus:
+    """What every job knows of the message that caused it: its id ("" for the brain's own
+    jobs) and the session's epoch (None until it runs: the brain's own jobs take the held one)."""
+    cause: str = ""
+    epoch: int | None = None
+
+
+@dataclass
+class Turn(FromBus):
+    "One reply to produce; `text` is None for a comment on app events."
+    session: str
+    reply: str
+    text: str | None
+    prompt: Prompt | None = None  # the app's, as the message gave it (None: the conversation's)
+    retry: bool = False
+    regenerate: bool = False
+    model: str = ""  # chosen for the session; "" keeps the conversation's (or the default)
+    resume: str | None = None  # a reply cut off when its brain stopped: what reached the web, to go on from
+    resumed_thinking: str = ""
+    question: str = ""  # the user text a resumed reply answers ("" for a comment)
+    hangup: Hangup = field(default_factory=Hangup)  # ends the Ollama request at once, from any thread
+    woken: asyncio.Event = field(default_factory=asyncio.Event)  # wakes a turn waiting for Ollama
+    silent: bool = False  # cut off by the worker closing: it says nothing more (the next brain carries it on)
+    unsent: deque = field(default_factory=deque)  # read from Ollama, not yet on the bus
+    flush_scheduled: bool = False
+    sent: int = 0  # chunk messages sent: the next one's seq
+
+    @property
+    def cancelled(self) -> bool:
+        return self.hangup.fired
+
+    @property
+    def asked_by_user(self) -> bool:
+        "Only something the user said may change the app: a comment on app events may not."
+        return self.text is not None or bool(self.question) or self.regenerate
+
+    def cancel(self) -> None:
+        "Stop or reset: end the Ollama request now, even one still waiting for its first byte."
+        self.hangup.fire()
+        self.woken.set()
+
+    def cut_off(self) -> None:
+        self.silent = True
+        self.cancel()
+
+
+@dataclass
+class Warm(FromBus):
+    """Evaluate a session's new app events now, ahead of its next turn, so that turn finds them in
+    Ollama's prompt cache and costs no more than any other (see `Engine.warm`)."""
+    session: str
+    hangup: Hangup = field(default_factory=Hangup)
+
+    def cancel(self) -> None:
+        self.hangup.fire()
+
+    cut_off = cancel  # a warm-up says nothing either way
+
+
+@dataclass
+class Event(FromBus):
+    "What the user did in the app, for the model's context (see `AppEvent`)."
+    event: AppEvent
+
+
+@dataclass
+class LateResult(FromBus):
+    "What came of a tool call whose reply was cut off."
+    result: ToolResult
+
+
+@dataclass
+class DropLastReply(FromBus):
+    "Forget the newest reply, so the turn before it is answered again."
+
+
+@dataclass
+class StartAfresh(FromBus):
+    "A new conversation; the app's state and the model choice stay."
+
+
+Job = Turn | Warm | Event | LateResult | DropLastReply | StartAfresh

@@ -1,0 +1,231 @@
+"""One reply, made for a `Turn` from its session's conversation and streamed to the bus.
+
+A new turn is put into the conversation and fitted to the model's context window; a resumed one
+(its brain stopped mid-reply) goes on from what reached the page, as a final assistant message that
+Ollama continues. Then round after round: each asks Ollama once (waiting for it while it cannot be
+reached), and one whose tool calls are applied asks again, within MODEL_TOOL_ROUNDS (`Rounds`
+decides). The reply ends with exactly one `Done` or `Failed`, or with nothing when its worker is
+closing or has lost the session (the web has the reply carried on, or ignores it).
+"""
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from enum import Enum, auto
+
+from brain import tools
+from brain.conversation import Conversation
+from brain.conversations import Conversations
+from brain.jobs import Turn
+from brain.ollama_client import OllamaUnavailable, ToolCall, ToolsUnsupported
+from brain.ollama_watch import OllamaWatch
+from brain.reply_bus import ReplyBus
+from brain.streams import Answer, Interrupted, Streams
+from brain.tool_calls import ToolCalls, asked
+from shared.config import Settings
+from shared.messages import FailCode, Reach, Stats
+
+log = logging.getLogger("brain")
+NOT_RESUMED = "The brain stopped mid-reply and the next one could not carry it on; what arrived is shown. Retry asks again"
+
+
+def starts_over(said: str, continuation: str) -> bool:
+    """A continuation that begins with what was already said: the model started the reply again.
+    A reply that repeats itself (its start comes again later) cannot be told apart: it goes on."""
+    said = said.strip()
+    head = said[:24]
+    return len(head) >= 8 and continuation.lstrip().startswith(head) and head not in said[1:]
+
+
+class After(Enum):
+    "What follows a round."
+    ACT = auto()  # its calls are applied, and Ollama is asked again
+    END = auto()  # the reply ends with it
+    COMMENT_CALLED = auto()  # the reply ends, its calls not made: a comment on app events may not change the app
+    ROUNDS_USED = auto()  # the reply ends, its calls not made: MODEL_TOOL_ROUNDS rounds changed the app already
+    KEPT_FAILING = auto()  # the reply ends, its calls not made: the retries of failed calls are used up
+
+
+@dataclass
+class Rounds:
+    "Where a reply stands, round by round."
+    allowed: int  # rounds that may change the app (MODEL_TOOL_ROUNDS); tools.RETRIES more may put failed calls right
+    said: str = ""  # what every round of this reply has said
+    prefill: str = ""  # what the next round continues: a resumed reply's current round, as far as it was shown
+    made: dict[str, str] = field(default_factory=dict)  # the calls applied: their result, by what they asked
+    asked: int = 0
+    acted: int = 0  # rounds that changed something
+
+    def messages(self, conversation: Conversation) -> list[dict]:
+        "A final assistant message is continued, not answered (Ollama's prefill)."
+        return [*conversation.messages(), *([{"role": "assistant", "content": self.prefill}] if self.prefill else [])]
+
+    def started_over(self, text: str) -> bool:
+        return bool(self.prefill) and starts_over(self.prefill, text)
+
+    def heard(self, text: str) -> str:
+        "The round's whole text, with what it continued."
+        self.said += text
+        whole, self.prefill = self.prefill + text, ""
+        return whole
+
+    def after(self, calls: list[ToolCall], asked_by_user: bool, cancelled: bool) -> After:
+        self.asked += 1
+        if calls and not asked_by_user:
+            return After.COMMENT_CALLED
+        if not calls or cancelled or any(asked(c) in self.made for c in calls):
+            # A small model told of its action asks for it again, often with other calls it was
+            # never asked for (Qwen2.5-Coder 0.5B did in 9 of 9 follow-up rounds): such a round is
+            # an echo, none of it is applied, and the reply ends with what was done.
+            return After.END
+        if self.acted == self.allowed:
+            # Small models follow a result with calls nobody asked for (after "clear the done
+            # ones", Qwen2.5-Coder 0.5B deleted every other item): past the limit none is made.
+            return After.ROUNDS_USED
+        if self.asked > self.allowed + tools.RETRIES:
+            return After.KEPT_FAILING
+        return After.ACT
+
+    def applied(self, made_before: int) -> None:
+        "A round whose every call failed may be put right: it does not count."
+        self.acted += len(self.made) > made_before
+
+
+class Replies:
+    def __init__(self, settings: Settings, watch: OllamaWatch, streams: Streams, calls: ToolCalls,
+                 conversations: Conversations, bus: ReplyBus):
+        self.settings, self.watch, self.streams, self.calls = settings, watch, streams, calls
+        self.conversations, self.bus = conversations, bus
+
+    async def make(self, turn: Turn, conversation: Conversation) -> None:
+        rounds = Rounds(self.settings.tool_rounds)
+        if turn.prompt is not None:
+            conversation.prompt = turn.prompt
+        try:
+            if self._start(turn, conversation, rounds):
+                last = await self._answer(turn, conversation, rounds)
+                if last is not None:
+                    self._end(turn, conversation, rounds, last)
+        except Interrupted as e:
+            if turn.silent:
+                return
+            self.streams.flush(turn)
+            log.warning("reply %s failed: %s", turn.reply, e)
+            self.bus.failed(turn, e.error.code, str(e.error), text=rounds.said + e.partial)
+        except Exception:
+            log.exception("reply %s crashed", turn.reply)
+            self.bus.failed(turn, FailCode.INTERNAL, "The brain hit an internal error; see its log.")
+
+    def _start(self, turn: Turn, conversation: Conversation, rounds: Rounds) -> bool:
+        "False when there is nothing to ask Ollama (the reply has ended, or there is nothing to answer)."
+        if turn.resume is None:
+            return self._begin(turn, conversation)
+        point = conversation.resume_point(turn.question, turn.resume)
+        if point is None:
+            self.bus.failed(turn, FailCode.NOT_RESUMED, NOT_RESUMED + " (its conversation does not lead to what was shown)",
+                            text=turn.resume)
+            return False
+        whole, text = point
+        if whole:  # saved whole: only its end was lost with the brain
+            self.bus.done(turn, text, turn.resumed_thinking)
+            return False
+        rounds.said, rounds.prefill = turn.resume, text
+        turn.model = turn.model or conversation.model or self.settings.model
+        return True
+
+    def _begin(self, turn: Turn, conversation: Conversation) -> bool:
+        "Put a new turn into the conversation and fit it to the context window."
+        if turn.text is None and not turn.regenerate and self.watch.reach is Reach.DOWN:
+            return False  # no comment while Ollama is away: the events stay unseen and go with the next turn
+        if not conversation.begin_turn(turn.text, turn.retry) and not turn.regenerate:
+            return False  # a comment whose events an earlier turn already carried
+        conversation.model = turn.model or conversation.model
+        turn.model = conversation.model or self.settings.model
+        num_ctx = self.settings.num_ctx
+        set_aside = conversation.fit(num_ctx - num_ctx // 4, tools.offered(conversation, self.settings.tools))
+        if set_aside:
+            self.bus.note(turn, f"To fit the model's context window ({num_ctx} tokens, OLLAMA_NUM_CTX), I set aside the "
+                                f"{set_aside} oldest messages of this conversation. My instructions and what I know of "
+                                "the app always stay.")
+        self.conversations.save(turn.session)
+        return True
+
+    async def _answer(self, turn: Turn, conversation: Conversation, rounds: Rounds) -> Answer | None:
+        "Round after round: the last one's answer (its text whole), or None when the reply ended otherwise."
+        while True:
+            messages = rounds.messages(conversation)
+            answer = await self._ask(turn, conversation, messages)
+            if turn.silent:
+                return None
+            self.streams.flush(turn)
+            if rounds.started_over(answer.text):
+                self.bus.failed(turn, FailCode.NOT_RESUMED, NOT_RESUMED + " (the model began it again instead of going "
+                                                                          "on)", text=rounds.said)
+                return None
+            answer = answer._replace(text=rounds.heard(answer.text))
+            if self.conversations.held(turn.session) is not conversation:
+                return None  # fenced meanwhile: the session is another worker's, which the web hears from
+            offered = tools.offered(conversation, self.settings.tools)
+            conversation.learn(messages, answer.stats.prompt_eval_count, offered)
+            after = rounds.after(answer.calls, turn.asked_by_user, turn.cancelled)
+            if after is not After.ACT:
+                self._say_why(turn, after, answer.calls, rounds.allowed)
+                return answer
+            made_before = len(rounds.made)
+            calls, results, state = await self.calls.round(turn, answer.calls, rounds.made, offered)
+            conversation.add_tool_round(answer.text, calls, results, state)
+            self.conversations.save(turn.session)
+            rounds.applied(made_before)
+
+    def _say_why(self, turn: Turn, after: After, calls: list[ToolCall], allowed: int) -> None:
+        "Why the model's calls were not made, when the user should know."
+        names = ", ".join(c.name for c in calls)
+        if after is After.COMMENT_CALLED:
+            log.info("reply %s: a comment on app events called %s; the user asked for nothing, so none is made",
+                     turn.reply, names)
+        elif after is After.ROUNDS_USED:
+            self.bus.note(turn, f"The model asked for more changes ({names}) after {allowed} "
+                                f"round{'s' if allowed > 1 else ''} of them in one reply; they were not made "
+                                "(MODEL_TOOL_ROUNDS).")
+        elif after is After.KEPT_FAILING:
+            self.bus.note(turn, f"The model's calls kept failing ({names}), so I stopped it there.")
+
+    def _end(self, turn: Turn, conversation: Conversation, rounds: Rounds, last: Answer) -> None:
+        if last.text or not turn.cancelled:
+            conversation.add_reply(last.text)  # a stopped reply stays in context as far as it got
+        self.conversations.save(turn.session)
+        if turn.cancelled:
+            self.bus.failed(turn, FailCode.STOPPED, "Stopped.", text=rounds.said)
+        else:
+            self.bus.done(turn, rounds.said, turn.resumed_thinking + last.thinking, last.stats)
+
+    async def _ask(self, turn: Turn, conversation: Conversation, messages: list[dict]) -> Answer:
+        """While Ollama cannot be reached the turn waits for it (the web shows why) and is asked as
+        soon as it is back, once; Stop ends the wait. A model that cannot call tools is asked again
+        without them, and the session remembers."""
+        while True:
+            if self.watch.reach is Reach.DOWN:
+                self.bus.waiting(turn, f"Waiting for Ollama: it is not running at {self.settings.ollama_url}. Start it "
+                                       "with `ollama serve`; this message is answered as soon as it is up.")
+                await self._until_up_or_stopped(turn)
+            if turn.cancelled:
+                return Answer("", "", Stats(), [])
+            offered = tools.offered(conversation, self.settings.tools)
+            try:
+                return await self.streams.reply(turn, messages, offered)
+            except Interrupted as e:
+                if isinstance(e.error, ToolsUnsupported) and offered:
+                    conversation.tools_off = True
+                    self.bus.note(turn, f"{turn.model} cannot act on the app (it does not support tools); it can still "
+                                        "talk about it.")
+                    continue
+                if not isinstance(e.error, OllamaUnavailable) or turn.sent:
+                    raise
+                self.watch.lost()  # refused before any byte: nothing was generated, so ask again once it is up
+
+    async def _until_up_or_stopped(self, turn: Turn) -> None:
+        waits = [asyncio.ensure_future(self.watch.up.wait()), asyncio.ensure_future(turn.woken.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()

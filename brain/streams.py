@@ -1,0 +1,105 @@
+"""Ollama's chat streams, read on a thread pool (BRAIN_PARALLEL wide, so sessions stream side by
+side): a reply's is handed to the loop, which alone sends, chunk by chunk; a warm-up's is read and
+thrown away. Every request carries the same options and keep_alive, since a change of num_ctx would
+reload the model."""
+import asyncio
+from concurrent.futures import Executor
+from typing import NamedTuple
+
+from brain.conversation import REPLY_MARKERS
+from brain.jobs import Turn
+from brain.ollama_client import Delta, Hangup, OllamaClient, OllamaError, ToolCall
+from brain.reply_bus import ReplyBus
+from brain.text_calls import CallFilter
+from shared.config import Settings
+from shared.messages import Stats
+
+
+class Answer(NamedTuple):
+    """What one request gave: the reply's text, the model's thinking (kept apart: it is shown, not
+    put back into the context), Ollama's stats, and the tools the model called."""
+    text: str
+    thinking: str
+    stats: Stats
+    calls: list[ToolCall]
+
+
+class Interrupted(Exception):
+    "A stream Ollama broke off; `partial` is what it had said."
+    def __init__(self, error: OllamaError, partial: str):
+        super().__init__(str(error))
+        self.error, self.partial = error, partial
+
+
+class Streams:
+    def __init__(self, ollama: OllamaClient, settings: Settings, pool: Executor, loop: asyncio.AbstractEventLoop,
+                 bus: ReplyBus):
+        self.ollama, self.settings, self.pool, self.loop, self.bus = ollama, settings, pool, loop, bus
+
+    @property
+    def options(self) -> dict:
+        return {"num_ctx": self.settings.num_ctx}
+
+    async def reply(self, turn: Turn, messages: list[dict], offered: list[dict] | None) -> Answer:
+        "Stream the turn's reply to the bus as it comes; a stopped reply answers with what it had so far."
+        return await self.loop.run_in_executor(self.pool, self._read, turn, messages, offered)
+
+    async def warm(self, model: str, messages: list[dict], offered: list[dict] | None, hangup: Hangup) -> None:
+        "Have Ollama evaluate `messages` into its prompt cache."
+        # One token is generated and thrown away; num_predict is not a load option (no reload).
+        options = self.options | {"num_predict": 1}
+
+        def evaluate() -> None:
+            for _ in self.ollama.chat(model, messages, options=options, tools=offered,
+                                      keep_alive=self.settings.keep_alive, hangup=hangup):
+                pass
+
+        await self.loop.run_in_executor(self.pool, evaluate)
+
+    def flush(self, turn: Turn) -> None:
+        "On the loop: send what the stream has read since the last flush as one chunk message."
+        turn.flush_scheduled = False
+        deltas = []
+        while turn.unsent:
+            deltas.append(turn.unsent.popleft())
+        if deltas:
+            self.bus.chunk(turn, "".join(d.content for d in deltas), "".join(d.thinking for d in deltas))
+
+    def _read(self, turn: Turn, messages: list[dict], offered: list[dict] | None) -> Answer:
+        "On a pool thread. A call the model writes as text is taken out of what is shown."
+        parts, thinking, stats, calls = [], [], Stats(), []
+        written = CallFilter({t["function"]["name"] for t in offered} if offered else None, REPLY_MARKERS)
+        chunks = self.ollama.chat(turn.model, messages, options=self.options, tools=offered,
+                                  keep_alive=self.settings.keep_alive, hangup=turn.hangup)
+        try:
+            for item in chunks:
+                if turn.cancelled:
+                    break  # what was read after a Stop is not shown
+                if isinstance(item, Stats):
+                    stats = item
+                    continue
+                if isinstance(item, list):
+                    calls.extend(item)
+                    continue
+                self._hand_over(turn, Delta(written.feed(item.content), item.thinking), parts, thinking)
+            rest, found = written.finish()
+            self._hand_over(turn, Delta(rest), parts, thinking)
+            calls.extend(found)
+        except OllamaError as e:
+            if not turn.cancelled:  # a hangup of ours breaks the stream too; that is a stop, not a fault
+                raise Interrupted(e, "".join(parts)) from None
+        finally:
+            chunks.close()
+        return Answer("".join(parts), "".join(thinking), stats, calls)
+
+    def _hand_over(self, turn: Turn, delta: Delta, parts: list[str], thinking: list[str]) -> None:
+        """On the stream's thread: a lone chunk goes out at once; chunks that arrive while the loop
+        is busy go out together."""
+        if not (delta.content or delta.thinking):
+            return
+        parts.append(delta.content)
+        thinking.append(delta.thinking)
+        turn.unsent.append(delta)
+        if not turn.flush_scheduled:
+            turn.flush_scheduled = True
+            self.loop.call_soon_threadsafe(self.flush, turn)

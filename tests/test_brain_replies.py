@@ -1,0 +1,214 @@
+"""One reply (brain/replies.py): the decisions of its rounds (`Rounds`: when calls are applied, when
+the reply ends, what a resumed round continues), then a reply made with fakes at its edges (Ollama's
+streams answering from a script, the web answering calls, the bus as a list): notes when calls are
+not made, the one end, Ollama away or unable to call tools, and nothing said by a reply whose worker
+closes or loses the session."""
+import asyncio
+
+import pytest
+
+from brain import tools
+from brain.conversation import Conversation
+from brain.jobs import Turn
+from brain.ollama_client import OllamaFailed, OllamaUnavailable, ToolCall, ToolsUnsupported
+from brain.replies import After, Replies, Rounds, starts_over
+from brain.streams import Answer, Interrupted
+from brain.tool_calls import asked
+from shared.config import Settings
+from shared.messages import FailCode, Prompt, Reach, Stats
+from tests.fake_app import TOOLS
+from tests.test_engine import Watch
+
+ADD = ToolCall("add_todo", {"title": "milk"})
+TICK = ToolCall("set_todo_done", {"id": 1, "done": True})
+
+
+# The rounds: decisions only.
+
+def test_a_round_without_calls_or_stopped_or_echoing_a_call_made_ends_the_reply():
+    rounds = Rounds(allowed=1)
+    assert rounds.after([], asked_by_user=True, cancelled=False) is After.END
+    assert rounds.after([ADD], asked_by_user=True, cancelled=True) is After.END
+    rounds.made[asked(ADD)] = "Added."
+    assert rounds.after([TICK, ADD], asked_by_user=True, cancelled=False) is After.END, "an echo with more calls"
+
+
+def test_calls_in_a_comment_on_app_events_are_never_made():
+    assert Rounds(allowed=3).after([ADD], asked_by_user=False, cancelled=False) is After.COMMENT_CALLED
+
+
+def test_calls_that_all_fail_may_be_put_right_a_few_times_more_than_the_rounds_allowed():
+    rounds = Rounds(allowed=1)
+    for _ in range(1 + tools.RETRIES):
+        assert rounds.after([TICK], True, False) is After.ACT
+        rounds.applied(made_before=0)  # nothing was made: the round does not count
+    assert rounds.acted == 0
+    assert rounds.after([TICK], True, False) is After.KEPT_FAILING
+
+
+def test_past_the_rounds_allowed_no_call_is_made():
+    rounds = Rounds(allowed=1)
+    assert rounds.after([ADD], True, False) is After.ACT
+    rounds.made[asked(ADD)] = "Added."
+    rounds.applied(made_before=0)
+    assert rounds.after([TICK], True, False) is After.ROUNDS_USED
+
+
+def test_a_resumed_round_continues_what_was_shown_and_the_reply_says_it_once():
+    conversation = Conversation()
+    conversation.begin_turn("tell me a story")
+    rounds = Rounds(allowed=1, said="Once upon", prefill="Once upon")
+    assert rounds.messages(conversation)[-1] == {"role": "assistant", "content": "Once upon"}
+    assert not rounds.started_over(" a time")
+    assert rounds.heard(" a time") == "Once upon a time", "the round's whole text, for the conversation"
+    assert rounds.said == "Once upon a time" and rounds.prefill == ""
+    assert rounds.messages(conversation)[-1] == {"role": "user", "content": "tell me a story"}
+
+
+def test_a_continuation_that_opens_as_the_reply_did_started_over():
+    assert starts_over("Once upon a time there", "Once upon a time there was")
+    assert not starts_over("Once upon a time there", " was a fox")
+    assert not starts_over("Hi", "Hi again"), "too short to tell"
+    said = " ".join(["a very long reply"] * 3)
+    assert not starts_over(said, " a very long reply"), "a reply that repeats itself goes on"
+
+
+# A reply made with fakes at its edges.
+
+class Streams:
+    "Answers each request with the next script item: an Answer, or an exception raised as Interrupted."
+    def __init__(self, *script):
+        self.script, self.offered, self.flushed = list(script), [], 0
+
+    async def reply(self, turn, messages, offered):
+        self.offered.append(offered)
+        item = self.script.pop(0)
+        if isinstance(item, Exception):
+            raise Interrupted(item, "")
+        if callable(item):
+            return item(turn)
+        return item
+
+    def flush(self, turn):
+        self.flushed += 1
+
+
+class Calls:
+    "The web, applying every call: ok unless its title is empty."
+    async def round(self, turn, calls, made, offered):
+        results = []
+        for call in calls:
+            ok = call.arguments.get("title") != ""
+            if ok:
+                made[asked(call)] = f"did {call.name}"
+            results.append((call.name, f"did {call.name}" if ok else "Error: no title"))
+        return [{"function": {"name": c.name}} for c in calls], results, "the state"
+
+
+class Copies:
+    def __init__(self, session, conversation):
+        self.copies, self.saves = {session: conversation}, 0
+
+    def held(self, session):
+        return self.copies.get(session)
+
+    def save(self, session, afresh=False):
+        self.saves += 1
+
+
+class Bus:
+    def __init__(self):
+        self.said = []
+
+    def __getattr__(self, kind):
+        return lambda turn, *args, **kw: self.said.append((kind, args, kw))
+
+
+def said(text, calls=(), thinking=""):
+    return Answer(text, thinking, Stats(prompt_eval_count=10), list(calls))
+
+
+@pytest.fixture
+def reply():
+    """make(streams, ...) -> (what was said on the bus, the conversation, the copies): a reply made for
+    `turn` (a chat turn by default); `meanwhile()` runs beside it on the loop."""
+    def make(streams, turn=None, conversation=None, watch=None, copies=None, meanwhile=None, **env):
+        turn = turn or Turn("s", "r1", "add milk", Prompt("sys", TOOLS), epoch=1)
+        conversation = conversation or Conversation()
+        copies, bus = copies or Copies("s", conversation), Bus()
+        replies = Replies(Settings.from_env(env), watch or Watch(), streams, Calls(), copies, bus)
+
+        async def main():
+            beside = asyncio.ensure_future(meanwhile() if meanwhile else asyncio.sleep(0))
+            await replies.make(turn, conversation)
+            await beside
+        asyncio.run(main())
+        return bus.said, conversation, copies
+    return make
+
+
+def test_a_reply_applies_its_calls_and_ends_once_with_what_every_round_said(reply):
+    streams = Streams(said("On it. ", [ADD]), said("Added.", thinking="done"))
+    bus, conversation, copies = reply(streams)
+    assert bus == [("done", ("On it. Added.", "done", Stats(prompt_eval_count=10)), {})]
+    assert [t["role"] for t in conversation.turns] == ["user", "assistant", "tool", "assistant"]
+    assert streams.offered == [TOOLS, TOOLS] and copies.saves == 3, "begun, the round, the end"
+
+
+def test_calls_past_the_rounds_allowed_are_not_made_and_the_user_is_told(reply):
+    bus, _, _ = reply(Streams(said("", [ADD]), said("", [TICK])))
+    assert bus[0][0] == "note" and bus[0][1][0] == ("The model asked for more changes (set_todo_done) after 1 round "
+                                                    "of them in one reply; they were not made (MODEL_TOOL_ROUNDS).")
+    assert bus[1][0] == "done"
+
+
+def test_calls_that_keep_failing_are_given_up_and_the_user_is_told(reply):
+    failing = ToolCall("add_todo", {"title": ""})
+    bus, _, _ = reply(Streams(*[said("", [failing])] * (1 + tools.RETRIES + 1)))
+    assert bus[0][1][0] == "The model's calls kept failing (add_todo), so I stopped it there."
+
+
+def test_a_model_that_cannot_call_tools_is_asked_again_without_them_and_the_session_remembers(reply):
+    streams = Streams(ToolsUnsupported("no tools"), said("Hello."))
+    bus, conversation, _ = reply(streams, turn=Turn("s", "r1", "hi", Prompt("sys", TOOLS), model="tiny", epoch=1))
+    assert streams.offered == [TOOLS, None] and conversation.tools_off
+    assert bus[0] == ("note", ("tiny cannot act on the app (it does not support tools); it can still talk about it.",), {})
+    assert bus[1][0] == "done"
+
+
+def test_ollama_refusing_before_a_byte_is_waited_for_and_asked_again_once_up(reply):
+    watch = Watch()
+
+    async def back_soon():
+        await asyncio.sleep(0.05)
+        assert watch.reach is Reach.DOWN, "the refusal told the watch"
+        watch.back()
+
+    bus, _, _ = reply(Streams(OllamaUnavailable("refused"), said("Here.")), watch=watch, meanwhile=back_soon)
+    assert [kind for kind, _, _ in bus] == ["waiting", "done"]
+    assert bus[0][1][0].startswith("Waiting for Ollama: it is not running at ")
+
+
+def test_a_broken_stream_fails_the_reply_with_what_was_said(reply):
+    bus, _, _ = reply(Streams(OllamaFailed("gone")))
+    assert bus == [("failed", (FailCode.OLLAMA_FAILED, "gone"), {"text": ""})]
+
+
+def test_a_reply_whose_session_was_fenced_meanwhile_says_nothing_more(reply):
+    copies = Copies("s", Conversation())
+
+    def fenced(turn):
+        copies.copies.clear()  # the engine forgot our copy while Ollama answered
+        return said("late words")
+
+    bus, _, _ = reply(Streams(fenced), conversation=copies.copies["s"], copies=copies)
+    assert bus == [] and copies.saves == 1, "only the turn's beginning was saved"
+
+
+def test_a_reply_cut_off_by_the_worker_closing_says_nothing_more(reply):
+    def closing(turn):
+        turn.cut_off()
+        return said("partial")
+
+    bus, _, copies = reply(Streams(closing))
+    assert bus == [] and copies.saves == 1

@@ -1,0 +1,159 @@
+"""The brain's cache of conversations (brain/conversations.py) over a fake store that keeps epochs
+as brain/memory.py does: a copy is read again for another epoch and checked for its own, saves are
+snapshots written in order on the one disk thread, a save the store refuses fences the session on
+the loop, a forgotten copy is never written, and idle sessions' copies leave memory first."""
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from brain.conversation import Conversation
+from brain.conversations import Conversations
+from brain.memory import Fenced
+
+
+class Store:
+    "Epochs by session, as the store keeps them; what was asked of it, in order, and on which thread."
+    def __init__(self):
+        self.epochs, self.calls, self.saved, self.threads = {}, [], {}, set()
+
+    def _did(self, *call):
+        self.calls.append(call)
+        self.threads.add(threading.current_thread().name)
+
+    def load(self, session, epoch=None):
+        self._did("load", session, epoch)
+        stored = self.epochs.get(session, 0)
+        if epoch is not None and stored > epoch:
+            raise Fenced(session, epoch, stored)
+        self.epochs[session] = stored if epoch is None else epoch
+        return Conversation(epoch=self.epochs[session])
+
+    def check(self, session, epoch):
+        self._did("check", session, epoch)
+        if self.epochs.get(session, 0) > epoch:
+            raise Fenced(session, epoch, self.epochs[session])
+
+    def save(self, session, conversation, afresh=False):
+        self._did("save", session, afresh)
+        if self.epochs.get(session, 0) > conversation.epoch:
+            raise Fenced(session, conversation.epoch, self.epochs[session])
+        self.saved[session] = conversation
+
+    def evict(self, session):
+        self._did("evict", session)
+
+
+@pytest.fixture
+def cache():
+    "run(scenario): scenario(conversations, store, fenced, busy) on a loop; `busy` holds the sessions with work."
+    def go(scenario, limit=1000):
+        async def main():
+            store, fenced, busy = Store(), [], set()
+            disk = ThreadPoolExecutor(1, thread_name_prefix="memory")
+            conversations = Conversations(store, disk, asyncio.get_running_loop(), keep=busy.__contains__, limit=limit)
+            conversations.fenced = lambda session, epoch: fenced.append((session, epoch))
+            try:
+                await scenario(conversations, store, fenced, busy)
+            finally:
+                conversations.close()
+        asyncio.run(main())
+    return go
+
+
+async def drained(conversations):
+    "Everything submitted to the disk thread so far is done, and its callbacks have run."
+    await asyncio.get_running_loop().run_in_executor(conversations.disk, lambda: None)
+    await asyncio.sleep(0)
+
+
+def test_a_copy_is_read_for_its_epoch_then_only_checked_and_read_again_for_another(cache):
+    async def scenario(conversations, store, fenced, busy):
+        first = await conversations.get("s", 1)
+        assert await conversations.get("s", 1) is first
+        assert await conversations.get("s") is first, "a job of the brain's own takes the copy as held"
+        again = await conversations.get("s", 2)
+        assert again is not first and again.epoch == 2
+        assert store.calls == [("load", "s", 1), ("check", "s", 1), ("load", "s", 2)]
+        assert store.threads == {"memory_0"}
+    cache(scenario)
+
+
+def test_a_copy_claimed_elsewhere_since_is_refused_when_checked(cache):
+    async def scenario(conversations, store, fenced, busy):
+        await conversations.get("s", 1)
+        store.epochs["s"] = 2  # another worker claimed it
+        with pytest.raises(Fenced):
+            await conversations.get("s", 1)
+    cache(scenario)
+
+
+def test_a_save_writes_a_snapshot_of_the_copy_as_it_was(cache):
+    async def scenario(conversations, store, fenced, busy):
+        c = await conversations.get("s", 1)
+        c.turns.append({"role": "user", "content": "one"})
+        conversations.save("s")
+        c.turns.append({"role": "assistant", "content": "changed after the save"})
+        await drained(conversations)
+        assert store.saved["s"].turns == [{"role": "user", "content": "one"}]
+        conversations.save("s", afresh=True)
+        await drained(conversations)
+        assert store.calls[-1] == ("save", "s", True)
+    cache(scenario)
+
+
+def test_a_save_the_store_refuses_fences_the_session_on_the_loop(cache):
+    async def scenario(conversations, store, fenced, busy):
+        await conversations.get("s", 1)
+        store.epochs["s"] = 3
+        conversations.save("s")
+        await drained(conversations)
+        assert fenced == [("s", 3)] and "s" not in store.saved
+    cache(scenario)
+
+
+def test_a_forgotten_copy_is_let_go_and_never_written_again(cache):
+    async def scenario(conversations, store, fenced, busy):
+        await conversations.get("s", 1)
+        conversations.forget("s")
+        conversations.save("s")
+        conversations.forget("s")
+        await drained(conversations)
+        assert conversations.held("s") is None
+        assert [c for c in store.calls if c[0] != "load"] == [("evict", "s")], "no save; let go once"
+    cache(scenario)
+
+
+def test_a_new_chat_replaces_the_copy(cache):
+    async def scenario(conversations, store, fenced, busy):
+        old = await conversations.get("s", 1)
+        conversations.replace("s", Conversation(epoch=old.epoch, state="kept"))
+        assert conversations.held("s") is not old and conversations.held("s").state == "kept"
+    cache(scenario)
+
+
+def test_past_the_limit_idle_sessions_leave_memory_least_recently_used_first(cache):
+    async def scenario(conversations, store, fenced, busy):
+        busy.add("a")
+        for session in ("a", "b", "c"):
+            await conversations.get(session, 1)
+        await conversations.get("b")  # used again: c is now the least recently used idle one
+        await conversations.get("d", 1)
+        await drained(conversations)
+        assert sorted(conversations.copies) == ["a", "b", "d"], "a has work; c was idle longest"
+        assert ("evict", "c") in store.calls
+    cache(scenario, limit=3)
+
+
+def test_closing_finishes_the_writes_first(cache):
+    async def scenario(conversations, store, fenced, busy):
+        gate = threading.Event()
+        save = store.save
+        store.save = lambda *args: (gate.wait(5), save(*args))
+        await conversations.get("s", 1)
+        conversations.save("s")
+        threading.Timer(0.05, gate.set).start()
+        conversations.close()
+        assert "s" in store.saved
+    cache(scenario)

@@ -1,0 +1,141 @@
+"""Ollama's streams as the brain reads them (brain/streams.py) and what it says of a reply
+(brain/reply_bus.py), with a scripted Ollama and the bus as a list: a reply's text reaches the bus in
+chunks numbered on from the turn's count, thinking kept apart, a call written as text taken out and
+returned as a call, a Stop ends the read without a fault, a broken stream is an interruption with
+what was said, and a warm-up asks for one token with the options every request has."""
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from brain.conversation import Conversation
+from brain.jobs import Turn
+from brain.ollama_client import Delta, Hangup, HungUp, OllamaFailed, ToolCall
+from brain.reply_bus import ReplyBus
+from brain.streams import Interrupted, Streams
+from shared.config import Settings
+from shared.messages import Chunk, Done, Failed, FailCode, Stats
+from tests.fake_app import TOOLS
+
+
+class Ollama:
+    """Streams each script item in turn: a Delta, a list of calls, Stats, or an exception raised there.
+    With `gate`, it waits after the first item until the gate opens or the request is hung up."""
+    def __init__(self, *script, gate: threading.Event | None = None):
+        self.script, self.gate, self.asked = list(script), gate, []
+
+    def chat(self, model, messages, *, options=None, tools=None, keep_alive=None, hangup=None):
+        self.asked.append({"model": model, "options": options, "tools": tools, "keep_alive": keep_alive})
+        for i, item in enumerate(self.script):
+            if isinstance(item, Exception):
+                raise item
+            yield item
+            while i == 0 and self.gate is not None and not self.gate.wait(0.01):
+                if hangup.fired:
+                    raise HungUp("hung up")
+
+
+class Held:
+    "The conversation cache, as far as the bus asks it: the copy held for a session."
+    def __init__(self, **copies):
+        self.copies = copies
+
+    def held(self, session):
+        return self.copies.get(session)
+
+
+@pytest.fixture
+def streams():
+    "run(scenario, ollama): scenario(streams, sent) on a loop, a turn's model being 'm'."
+    def go(scenario, ollama, held=None):
+        async def main():
+            sent = []
+            settings = Settings.from_env({"OLLAMA_NUM_CTX": "4096", "OLLAMA_KEEP_ALIVE": "5m"})
+            bus = ReplyBus(sent.append, "w1", held or Held())
+            pool = ThreadPoolExecutor(2)
+            try:
+                await scenario(Streams(ollama, settings, pool, asyncio.get_running_loop(), bus), sent)
+            finally:
+                pool.shutdown()
+        asyncio.run(main())
+    return go
+
+
+def a_turn(sent=0, epoch=4):
+    return Turn("s", "r1", "hi", model="m", sent=sent, epoch=epoch)
+
+
+def test_a_reply_reaches_the_bus_in_numbered_chunks_and_comes_back_whole(streams):
+    async def scenario(streams, sent):
+        turn = a_turn(sent=3)
+        answer = await streams.reply(turn, [], None)
+        streams.flush(turn)
+        assert (answer.text, answer.thinking, answer.stats.eval_count) == ("Hello there", "hmm", 2)
+        chunks = [m for m in sent if isinstance(m, Chunk)]
+        assert "".join(c.text for c in chunks) == "Hello there" and "".join(c.thinking for c in chunks) == "hmm"
+        assert [c.seq for c in chunks] == list(range(3, 3 + len(chunks))) and turn.sent == 3 + len(chunks)
+        assert {(c.worker, c.session, c.reply, c.epoch) for c in chunks} == {("w1", "s", "r1", 4)}
+    streams(scenario, Ollama(Delta("", "hmm"), Delta("Hello"), Delta(" there"), Stats(eval_count=2)))
+
+
+def test_every_request_has_the_same_options_and_the_offered_tools(streams):
+    ollama = Ollama(Delta("ok"))
+
+    async def scenario(streams, sent):
+        await streams.reply(a_turn(), [], TOOLS)
+        await streams.warm("m", [{"role": "user", "content": "x"}], TOOLS, Hangup())
+        reply, warm = ollama.asked
+        assert reply["options"] == {"num_ctx": 4096} and reply["tools"] == TOOLS and reply["keep_alive"] == "5m"
+        assert warm["options"] == {"num_ctx": 4096, "num_predict": 1}, "one token, and no reload"
+        assert warm["tools"] == TOOLS and warm["keep_alive"] == "5m"
+        assert not [m for m in sent if not isinstance(m, Chunk)]
+    streams(scenario, ollama)
+
+
+def test_a_call_written_as_text_is_taken_out_and_returned_with_the_native_ones(streams):
+    written = '{"name": "add_todo", "arguments": {"title": "milk"}}'
+    native = ToolCall("delete_todo", {"id": 1})
+
+    async def scenario(streams, sent):
+        turn = a_turn()
+        answer = await streams.reply(turn, [], TOOLS)
+        streams.flush(turn)
+        assert answer.text == "Sure.\n" and "".join(m.text for m in sent) == "Sure.\n"
+        assert answer.calls == [native, ToolCall("add_todo", {"title": "milk"})]
+    streams(scenario, Ollama(Delta("Sure.\n"), [native], Delta(written[:10]), Delta(written[10:])))
+
+
+def test_a_stopped_reply_ends_with_what_it_had_and_no_fault(streams):
+    gate = threading.Event()
+
+    async def scenario(streams, sent):
+        turn = a_turn()
+        reading = asyncio.ensure_future(streams.reply(turn, [], None))
+        await asyncio.sleep(0.05)
+        turn.cancel()
+        answer = await reading
+        assert answer.text == "Once"
+    streams(scenario, Ollama(Delta("Once"), Delta(" upon"), gate=gate))
+
+
+def test_a_broken_stream_is_an_interruption_with_what_was_said(streams):
+    async def scenario(streams, sent):
+        turn = a_turn()
+        with pytest.raises(Interrupted) as broke:
+            await streams.reply(turn, [], None)
+        assert broke.value.partial == "Once" and isinstance(broke.value.error, OllamaFailed)
+    streams(scenario, Ollama(Delta("Once"), OllamaFailed("gone")))
+
+
+def test_a_turn_not_run_yet_fails_under_the_epoch_of_the_copy_held_or_0(streams):
+    async def scenario(streams, sent):
+        bus = streams.bus
+        bus.failed(Turn("s", "c1", None), FailCode.BUSY, "full")
+        bus.failed(Turn("t", "c2", None), FailCode.BUSY, "full")
+        bus.failed(Turn("s", "r3", "hi", epoch=2, sent=5), FailCode.STOPPED, "Stopped.", text="so far")
+        bus.done(Turn("s", "r4", "hi", epoch=2, sent=1), "all", "thought")
+        assert [(m.reply, m.epoch) for m in sent] == [("c1", 7), ("c2", 0), ("r3", 2), ("r4", 2)]
+        assert isinstance(sent[2], Failed) and (sent[2].seq, sent[2].text) == (5, "so far")
+        assert isinstance(sent[3], Done) and (sent[3].seq, sent[3].thinking, sent[3].stats) == (1, "thought", Stats())
+    streams(scenario, Ollama(), held=Held(s=Conversation(epoch=7)))
