@@ -197,6 +197,7 @@ class FakeOllama:
         self.requests: list[dict] = []  # bodies of every /api/chat request, in arrival order
         self.replies: list[str] = []  # the content each completed /api/chat stream sent
         self.answered: list[dict] = []  # the bodies of the /api/chat requests answered to the end
+        self.answered_to: list[tuple[int, float]] = []  # for each of them: the client's port, and when (monotonic)
         self.generated: list[str] = []  # the whole text each /api/chat reply was to be, sent in full or not
         self.hangups: list[float] = []  # when a client closed a stream before it ended
         self.calls: list[list[dict]] = []  # the tool calls each scripted call chunk sent
@@ -252,6 +253,12 @@ class FakeOllama:
         "The /api/chat requests that asked for a reply (model loads and one-token cache warm-ups excluded)."
         with self.lock:
             return [r for r in self.requests if r.get("messages") and _predicts(r) != 1]
+
+    def _answered(self, body: dict, port: int) -> None:
+        with self.changed:
+            self.answered.append(body)
+            self.answered_to.append((port, time.monotonic()))
+            self.changed.notify_all()
 
     def _record(self, attr: str, value) -> None:
         with self.changed:
@@ -364,7 +371,7 @@ class FakeOllama:
                                  "prompt_eval_count": prompt.evaluated, "prompt_eval_duration": prompt_ns,
                                  "eval_count": len(chunks), "eval_duration": 500_000_000}
                     if reason == "stop":  # before the done line, which a client may act on at once
-                        fake._record("answered", body)
+                        fake._answered(body, self.client_address[1])
                         fake._record("replies", "".join(chunks))
                     self._end(done, first)
                     return "".join(chunks)
