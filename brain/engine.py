@@ -43,10 +43,12 @@ class Engine:
 
     @property
     def making(self) -> list[str]:
+        "For the heartbeat: the replies queued or under way."
         return self.sessions.making
 
     @property
     def busy(self) -> int:
+        "For the heartbeat: the replies being made now."
         return self.sessions.busy
 
     def handle(self, msg: ToBrain) -> None:

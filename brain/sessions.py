@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from brain.jobs import Job, Turn, Warm
+from brain.jobs import Job, StartAfresh, Turn, Warm
 
 log = logging.getLogger("brain")
 
@@ -133,22 +133,22 @@ class Sessions:
         if q is None:
             return None
         waiting = q.stop(reply)
-        self._settle(session)
+        self._drop_if_idle(session)
         return waiting
 
-    def reset(self, session: str, afresh: Job) -> None:
+    def reset(self, session: str, afresh: StartAfresh) -> None:
         self.queues.setdefault(session, SessionQueue()).clear()
         self.enqueue(session, afresh)
 
     def revoke(self, session: str, message: str) -> None:
         if session in self.queues:
             self.queues[session].drop_cause(message)
-            self._settle(session)
+            self._drop_if_idle(session)
 
     def fence(self, session: str, epoch: int) -> None:
         if session in self.queues:
             self.queues[session].keep_epoch(epoch)
-            self._settle(session)
+            self._drop_if_idle(session)
 
     def comment_later(self, session: str) -> None:
         "Coalesce a burst of app events into one comment, made once the clicking pauses."
@@ -186,8 +186,8 @@ class Sessions:
         finally:
             q.finished()
             self._pump(session, q)
-            self._settle(session)
+            self._drop_if_idle(session)
 
-    def _settle(self, session: str) -> None:
+    def _drop_if_idle(self, session: str) -> None:
         if self.queues[session].idle:
             del self.queues[session]
