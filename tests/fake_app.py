@@ -2,6 +2,8 @@
 in the app's own words (lines), the app's whole state after it as text, and the app's prompt (its
 system message and Ollama tool definitions). This app is a list worded the way the todo app words
 its list, so tests/replay.py can read back, from a request, the list the model can work out."""
+from apps.todo import state, tell
+from apps.todo.actions import listed
 from apps.todo.store import Todo
 from shared.messages import AppEvent, Prompt, ToolResult, digest
 
@@ -24,26 +26,14 @@ PROMPT = Prompt(SYSTEM, TOOLS)
 
 
 def said(action: str, todo: Todo) -> str:
-    "A change in the app's words, as an event's line."
-    if action == "toggled":
-        return f"marked #{todo.id} '{todo.title}' {'done' if todo.done else 'not done'}"
-    if action == "renamed":
-        return f"renamed #{todo.id} to '{todo.title}'"
-    return f"{action} #{todo.id} '{todo.title}'"
+    "A change in the todo app's own words, as an event's line."
+    return tell((action, todo))
 
 
-def stated(todos: list[Todo]) -> str:
-    "The whole list, as the app states it to the model."
-    if not todos:
-        return "The todo list is now empty."
-    return "The todo list now:\n" + "\n".join(f"- [{'x' if t.done else ' '}] #{t.id} {t.title}" for t in todos)
+stated = state  # the whole list, as the todo app states it to the model
 
 
-def inline(todos: list[Todo]) -> str:
-    "The list on one line, as the web appends it to a tool's result."
-    if not todos:
-        return "The todo list is now empty."
-    return "The todo list is now: " + "; ".join(f"#{t.id} {t.title}{' (done)' if t.done else ''}" for t in todos) + "."
+inline = listed  # the list on one line, as the web appends it to a tool's result
 
 
 class Web:

@@ -56,9 +56,20 @@ def test_each_event_carries_the_digest_of_the_state_the_brain_last_got(tmp_path)
     assert len({e.id for e in broker.offered}) == 3 and sessions.get("s").told == digest("two")
 
 
-def test_a_message_the_bus_refused_leaves_the_digest_as_it_was(tmp_path):
+def test_only_a_message_the_bus_took_counts_as_the_brains_state(tmp_path):
     for answer, told in ((None, ""), (False, digest("state"))):  # waiting for a brain: it will be sent
         events, sessions, _ = make(tmp_path / str(answer), answer)
         events.send_state("s", "state", ToolResult(session="s", id="m1", reply="r1", call="c1", ok=True, text="ok",
                                                    state="state"))
         assert sessions.get("s").told == told
+
+
+def test_after_a_refused_event_the_next_one_has_the_brain_state_the_whole_state(tmp_path):
+    "The brain never got what the refused event said: the digest it would check must not match."
+    events, sessions, broker = make(tmp_path)
+    events.tell("s", ["added #1 'milk'"], "one")
+    broker.answer = None  # the session's queue in the web is full: refused
+    events.tell("s", ["added #2 'eggs'"], "two")
+    broker.answer = True
+    events.tell("s", ["added #3 'tea'"], "three")
+    assert broker.offered[-1].since == "" and sessions.get("s").told == digest("three")

@@ -24,6 +24,10 @@ class AppEvents:
             self.tell(sid, [self.app.tell(c) for c in changes], await self.disk.call(self.app.state, sid), comment=True)
 
     def send_state(self, sid: str, state: str, msg: ToBrain) -> None:
-        "The brain is known to have the state once the bus has taken the message that carries it."
-        if self.broker.offer(msg) is not None and state:
-            self.sessions.get(sid).told = digest(state)
+        """The brain is known to have the state once the bus has taken the message that carries it;
+        one the bus refused leaves the brain behind, so the next event has it state the whole state."""
+        session = self.sessions.get(sid)
+        if self.broker.offer(msg) is None:
+            session.told = ""
+        elif state:
+            session.told = digest(state)
