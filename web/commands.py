@@ -16,7 +16,7 @@ from web.relay import Relay
 from web.replies import Replies
 from web.sessions import Sessions
 from web.tool_calls import ToolCalls
-from web.transcript import REGENERABLE, RETRYABLE, Line, Status
+from web.transcript import Line, REGENERABLE, RETRYABLE, Role, Status
 from web.views import Views
 
 VALID_MODEL = re.compile(MODEL_NAME)
@@ -53,15 +53,15 @@ class Commands:
             return self.relay.notice(client, f"That message is {len(text):,} characters long; the limit is "
                                              f"{self.settings.max_chat_chars:,} (MAX_CHAT_CHARS). Nothing was sent.")
         session = self.sessions.get(sid)
-        under_way = sum(1 for line in session.lines.values() if line.role == "reply" and line.live)
+        under_way = sum(1 for line in session.lines.values() if line.role == Role.REPLY and line.live)
         if under_way >= self.settings.session_max_replies:
             return self.relay.notice(client, f"{under_way} replies are on their way already (SESSION_MAX_REPLIES); "
                                              "send this once one has come, or press Stop. Nothing was sent.")
         reply_id = uuid.uuid4().hex
         status = self._submit(Chat(session=sid, id=uuid.uuid4().hex, reply=reply_id, text=text, model=session.model,
                                    prompt=self.prompt))
-        user = self.sessions.add(sid, Line(request=reply_id, role="user", text=text))
-        reply = self.sessions.add(sid, Line(request=reply_id, role="reply", status=status, asks=reply_id))
+        user = self.sessions.add(sid, Line(request=reply_id, role=Role.USER, text=text))
+        reply = self.sessions.add(sid, Line(request=reply_id, role=Role.REPLY, status=status, asks=reply_id))
         self.relay.append(sid, user, reply)
         self.relay.notice(client, "")
 
@@ -82,7 +82,7 @@ class Commands:
         failed = session.reply(request)
         if failed is None or failed.status not in RETRYABLE:
             return self.relay.notice(client, "There is nothing to retry there.")
-        question = session.lines.get((failed.asks, "user")) if failed.asks else None
+        question = session.lines.get((failed.asks, Role.USER)) if failed.asks else None
         if question is None and failed is not session.newest_reply():
             return self.relay.notice(client, "Only the newest comment can be asked again.")
         new = uuid.uuid4().hex
@@ -93,7 +93,7 @@ class Commands:
             status = self._submit(Regenerate(session=sid, id=uuid.uuid4().hex, reply=new, model=session.model,
                                              prompt=self.prompt))
         self.replies.end(failed, Status.RETRIED, failed.note)
-        self.relay.append(sid, self.sessions.add(sid, Line(request=new, role="reply", status=status, asks=failed.asks)))
+        self.relay.append(sid, self.sessions.add(sid, Line(request=new, role=Role.REPLY, status=status, asks=failed.asks)))
 
     def regenerate(self, sid: str, client: Client, request: str) -> None:
         "Answer the newest reply's question again, streamed into the same line."

@@ -11,7 +11,7 @@ from fasthtml.common import (A, Article, Button, Details, Div, Form, H1, H2, Hea
                              Meta, Option, Pre, Progress, Script, Section, Select, Small, Span, Summary, Title)
 
 from shared.messages import PullOutcome, Stats, full_name
-from web.transcript import LIVE, REGENERABLE, RETRYABLE, Line, Status
+from web.transcript import LIVE, Line, REGENERABLE, RETRYABLE, Role, Status
 
 REPLY_NOTES = {Status.QUEUED: "Queued: the brain is offline right now. It will answer when it is back."}
 
@@ -29,7 +29,7 @@ def ActionCards(cards: list[dict]):
 def Bubble(line: Line, oob: bool = False):
     "A transcript line; `oob` replaces the one already on the page."
     bid = f"{line.role}-{line.request}"
-    rendered = Div(cls="md", hx_disable=True) if line.role == "reply" else ""  # filled by app.js: Markdown
+    rendered = Div(cls="md", hx_disable=True) if line.role == Role.REPLY else ""  # filled by app.js: Markdown
     return Article(id=bid, cls=f"msg {line.role} {line.status}", hx_swap_oob="true" if oob else None)(
         Thinking(bid, line.thinking) if line.thinking else "",
         ActionCards(json.loads(line.cards or "[]")),
@@ -47,7 +47,7 @@ def Thinking(bid: str, thinking: str):
 def ReplyActions(request: str, role: str, status: str):
     """Stop while a reply is on its way; Retry once it failed; Regenerate a finished one (the CSS
     shows that only on the newest reply). All go over the WebSocket."""
-    if role != "reply":
+    if role != Role.REPLY:
         return ()
     if status in LIVE:
         return (Button("Stop", ws_send=True, hx_vals={"stop": request}, cls="act outline secondary"),)

@@ -15,7 +15,7 @@ from web.relay import Relay
 from web.sessions import Sessions
 from web.status import StatusBoard
 from web.tool_calls import ToolCalls
-from web.transcript import Line, Status
+from web.transcript import Line, Role, Status
 
 log = logging.getLogger("web.replies")
 
@@ -56,7 +56,7 @@ class Replies:
                                                        "the next one…")
                 elif line.status != Status.INTERRUPTED or self.broker.asking(line.request):
                     continue
-                question = session.lines.get((line.asks, "user"))
+                question = session.lines.get((line.asks, Role.USER))
                 self.broker.offer(Resume(session=sid, id=uuid.uuid4().hex, reply=line.request, text=line.text,
                                          thinking=line.thinking, seq=line.seq, model=session.model,
                                          question=question.text if question else "", prompt=self.prompt))
@@ -89,12 +89,12 @@ class Replies:
             self.relay.show(msg.session, reply)
 
     def _note(self, msg: Note) -> None:
-        self.relay.append(msg.session, self.sessions.add(msg.session, Line(request=msg.reply, role="note", text=msg.text)))
+        self.relay.append(msg.session, self.sessions.add(msg.session, Line(request=msg.reply, role=Role.NOTE, text=msg.text)))
 
     def _chunk(self, msg: Chunk) -> None:
         reply = self.sessions.get(msg.session).reply(msg.reply)
         if reply is None:  # a reply the brain started by itself: a comment on app events
-            reply = self.sessions.add(msg.session, Line(request=msg.reply, role="reply", status=Status.THINKING))
+            reply = self.sessions.add(msg.session, Line(request=msg.reply, role=Role.REPLY, status=Status.THINKING))
             self.relay.append(msg.session, reply)
         # An interrupted reply whose worker was only slow, not dead, carries on streaming.
         if not (reply.live or reply.status == Status.INTERRUPTED) or msg.seq < reply.seq:
@@ -115,7 +115,7 @@ class Replies:
         reply = self.sessions.get(msg.session).reply(msg.reply)
         new = reply is None  # a comment that ended before its first words (a failure, say)
         if new:
-            reply = Line(session=msg.session, request=msg.reply, role="reply")
+            reply = Line(session=msg.session, request=msg.reply, role=Role.REPLY)
         elif not (reply.live or reply.status == Status.INTERRUPTED):
             return  # already final; a duplicate
         reply.text, reply.worker = msg.text, msg.worker

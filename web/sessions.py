@@ -11,7 +11,7 @@ from shared.lru import LRU
 from web.broker import Broker
 from web.clients import Clients
 from web.store import Store, StoreThread
-from web.transcript import Line, Status
+from web.transcript import Line, Role, Status
 
 MAX_SESSIONS = 1000
 KEPT_PER_SESSION = 200
@@ -26,10 +26,10 @@ class Session:
     told: str = ""  # the digest of the app's state as last sent to the brain ("" not known: it states it whole)
 
     def reply(self, request: str) -> Line | None:
-        return self.lines.get((request, "reply"))
+        return self.lines.get((request, Role.REPLY))
 
     def newest_reply(self) -> Line | None:
-        return next((line for line in reversed(self.lines.values()) if line.role == "reply"), None)
+        return next((line for line in reversed(self.lines.values()) if line.role == Role.REPLY), None)
 
     @property
     def busy(self) -> bool:

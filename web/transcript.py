@@ -4,6 +4,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 
+class Role(StrEnum):
+    "Whose line it is: what the user said, a reply (the model's), or a note about the conversation."
+    USER = "user"
+    REPLY = "reply"
+    NOTE = "note"
+
+
 class Status(StrEnum):
     "Where a line stands; a user or note line is always DONE."
     QUEUED = "queued"  # no brain has it yet
@@ -26,14 +33,14 @@ REGENERABLE = frozenset({Status.DONE, Status.STOPPED})
 class Line:
     """One line of a session's transcript.
 
-    `role` is user, reply or note; a line is keyed by (request, role) and keeps its place when its
+    `role` is a `Role`; a line is keyed by (request, role) and keeps its place when its
     status changes. `asks` is the request of the user line a reply answers ("" for a comment the
     brain made by itself); `note` holds an error or the reply's stats; `seq` is the next chunk
     expected while a reply streams; `cards` are the actions the model took while making it."""
     id: int | None = None
     session: str = ""
     request: str = ""
-    role: str = ""
+    role: str = ""  # a Role (the store gives it back as text)
     text: str = ""
     status: str = Status.DONE
     note: str = ""
