@@ -60,7 +60,7 @@ class Bench:
         self.fake_url = f"http://127.0.0.1:{self.fake_port}"
         parallel = max(max(args.sessions), 8)
         self.system = System(self.workdir, self.fake_url, BRAIN_PARALLEL=parallel, LOG_LEVEL="WARNING", BUS_HEARTBEAT_S=1.0,
-                             TODO_COMMENT_DELAY_S=60).start()
+                             COMMENT_DELAY_S=60).start()
         self.system.wait_ready(60)
 
     @property
@@ -204,7 +204,7 @@ class Bench:
             self.say(f"... 12 sessions at once on two workers of 4 slots, routing={routing}")
             workdir = Path(tempfile.mkdtemp(prefix=f"bench-routing-{routing}-"))
             system = System(workdir, self.fake_url, BRAIN_PARALLEL=4, BUS_ROUTING=routing, LOG_LEVEL="WARNING",
-                            TODO_COMMENT_DELAY_S=60).start()
+                            COMMENT_DELAY_S=60).start()
             try:
                 system.start_copy("brain2", of="brain")
                 await asyncio.to_thread(system.wait_status,

@@ -189,7 +189,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         system = System(Path(tmp), f"http://127.0.0.1:{port}", LOG_LEVEL="WARNING", OLLAMA_MODEL=QWEN,
-                        OLLAMA_NUM_CTX=4096, TODO_COMMENT_DELAY_S=1.5, BUS_HEARTBEAT_S=1).start()
+                        OLLAMA_NUM_CTX=4096, COMMENT_DELAY_S=1.5, BUS_HEARTBEAT_S=1).start()
         scores: dict[str, Score] = {}
         try:
             system.wait_ready(300)

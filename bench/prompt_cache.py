@@ -78,7 +78,7 @@ def run_with_fake(workdir, lengths: list[int], repeats: int, typing_s: float, pr
                   token_ms: float) -> list[tuple[str, str]]:
     fake = FakeOllama(default=Plan(chunks=["Sure", ",", " fine", "."], delay=token_ms / 1000)).start()
     fake.prompt_s_per_token = prompt_ms / 1000
-    system = System(workdir, fake.url, LOG_LEVEL="WARNING", TODO_COMMENT_DELAY_S=1.5).start()
+    system = System(workdir, fake.url, LOG_LEVEL="WARNING", COMMENT_DELAY_S=1.5).start()
     try:
         system.wait_ready(60)
         rows = conversation_rows(system.url, lengths, repeats, typing_s, fake)
@@ -96,7 +96,7 @@ def run_with_llama(workdir, lengths: list[int], repeats: int, typing_s: float) -
     engine = subprocess.Popen([sys.executable, "-m", "bench.llama_ollama", "--port", str(port)], cwd=ROOT,
                               stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    system = System(workdir, url, LOG_LEVEL="WARNING", TODO_COMMENT_DELAY_S=1.5, OLLAMA_MODEL=MODEL).start()
+    system = System(workdir, url, LOG_LEVEL="WARNING", COMMENT_DELAY_S=1.5, OLLAMA_MODEL=MODEL).start()
     try:
         system.wait_ready(120)
         return conversation_rows(system.url, lengths, repeats, typing_s, None)
