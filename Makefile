@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run brain test fuzz tail restart-brain bench bench-llama eval setup setup-dev
+.PHONY: run brain test fuzz tail restart-brain bench bench-ab bench-llama eval setup setup-dev
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -70,6 +70,11 @@ restart-brain: setup
 # e.g. `make bench ARGS="--sessions 1 10 --long 10"`.
 bench: setup-dev
 	python -m bench $(ARGS)
+
+# This tree against another commit (REV), in turns, so a change is judged against the machine's
+# noise; e.g. `make bench-ab REV=9130a05 ARGS="--rounds 5"`. Writes its own section of BENCHMARKS.md.
+bench-ab: setup-dev
+	python -m bench.ab $(REV) $(ARGS)
 
 # The same, plus the prompt-cache rows on a real engine (builds llama-cpp-python: minutes on 2 cores).
 # llama.cpp's native build uses every instruction the CPU lists, AMX included, which a VM may not

@@ -1,5 +1,6 @@
-"""BENCHMARKS.md is written by two commands: `make bench` (the whole file) and `make eval` (its own
-section). Each section of a command's own lives between markers, so either command keeps the other's."""
+"""BENCHMARKS.md is written by `make bench` (the whole file), and by `make eval` and `make bench-ab`
+(a section each). Each section of a command's own lives between markers, so the commands keep each
+other's."""
 import re
 
 from tests.system import ROOT
