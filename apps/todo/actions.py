@@ -44,7 +44,7 @@ class ClearDone(msgspec.Struct):
 
 # Names small models gave these tools in `make eval` (BENCHMARKS.md): taken for the tool they mean.
 ALIASES = {"remove_todo": "delete_todo", "mark_done": "set_todo_done", "mark_todo_done": "set_todo_done",
-           "complete_todo": "set_todo_done", "clear_completed": "clear_done"}
+           "complete_todo": "set_todo_done", "clear_completed": "clear_done", "clean_done": "clear_done"}
 
 
 def clean_title(title: str) -> str | None:
