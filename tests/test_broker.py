@@ -495,3 +495,13 @@ class BrokerMachine(RuleBasedStateMachine):
 
 
 TestBrokerMachine = pytest.mark.fuzz(BrokerMachine.TestCase)
+
+
+def test_a_tail_subscribed_to_every_brain_topic_is_no_worker():
+    "`make tail ARGS='--topic brain.'` joins and leaves as 'brain.': no worker of no name comes or goes."
+    now = [0.0]
+    broker, rec = make(now)
+    broker.subscription(b"\x01brain.")
+    assert "" not in broker.workers
+    broker.subscription(b"\x00brain.")
+    assert rec.lost == [], "replies not yet acked (whose worker is not known yet) must not be taken for a lost brain's"

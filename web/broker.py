@@ -185,10 +185,10 @@ class Broker:
         "XPUB reports each (un)subscription: a worker's own topic tells it is there, or gone."
         prefix = b"brain."
         subscribed, topic = event[:1] == b"\x01", event[1:]
-        if not topic.startswith(prefix):
+        worker = topic[len(prefix):].rstrip(b".").decode(errors="replace") if topic.startswith(prefix) else ""
+        if not worker:  # a tail (`--topic brain.`), say: a brain's own topic names it
             log.info("a subscriber %s %r", "joined" if subscribed else "left", topic.decode(errors="replace"))
             return
-        worker = topic[len(prefix):].rstrip(b".").decode(errors="replace")
         if subscribed:
             self.workers.subscribed(worker)
             self._changed()
