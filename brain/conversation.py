@@ -84,7 +84,7 @@ class Conversation:
         from ours when an event was lost on the way: then it cannot."""
         for line in lines:
             self._unseen(line)
-        if since is not None and (not since or self.state is None or since != digest(self.state)):
+        if since is not None and (self.state is None or since != digest(self.state)):  # "" is no digest
             self.told = None
         if state:
             if self.told is not None and self.told == self.state:
