@@ -53,6 +53,7 @@ def converse(visitor: Visitor, name: str, count: int, log: dict, errors: list) -
                          what=f"an answer to {text!r}")
                 if tab.bubbles[current].status == "done":
                     break
+                print(f"{text!r} failed: {tab.bubbles[current].note!r}")  # shown when the test fails
                 before = set(tab.reply_ids())
                 tab.click("retry", current)
                 # The brain may have been only stalled: the reply can still end done by itself.
