@@ -191,6 +191,10 @@ class Conversation:
         measured = (prompt_eval_count - PER_MESSAGE_TOKENS * len(messages) - _tool_tokens(tools)) / chars
         self.tokens_per_char = min(1.0, max(self.tokens_per_char, measured))
 
+    def asked_last(self, question: str) -> bool:
+        "Whether `question` is the newest user text."
+        return next((t["content"] for t in reversed(self.turns) if t["role"] == "user"), None) == question
+
     def resume_point(self, question: str, shown: str) -> tuple[bool, str] | None:
         """Where a reply cut off after `shown` reached the user carries on, from what its brain had
         saved: (True, the whole reply) when it was saved whole; (False, the text of its current
@@ -198,7 +202,7 @@ class Conversation:
         round. None when the saved conversation does not lead to `shown` (it cannot be carried on).
         `question` is the user text it answers ("" for a comment on app events)."""
         asked = max((i for i, t in enumerate(self.turns) if t["role"] == "user"), default=None)
-        if asked is None or (question and self.turns[asked]["content"] != question):
+        if asked is None or (question and not self.asked_last(question)):
             return None
         after = self.turns[asked + 1:]
         said = "".join(t["content"] for t in after if t["role"] == "assistant")

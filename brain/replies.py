@@ -119,6 +119,11 @@ class Replies:
         "False when there is nothing to ask Ollama (the reply has ended, or there is nothing to answer)."
         if turn.resume is None:
             return self._begin(turn, conversation)
+        if turn.question and not conversation.asked_last(turn.question):
+            # Its brain stopped before the question was saved (or before its turn began, behind
+            # another): it is asked now, and the answer goes on from what was shown.
+            turn.text, rounds.said, rounds.prefill = turn.question, turn.resume, turn.resume
+            return self._begin(turn, conversation)
         point = conversation.resume_point(turn.question, turn.resume)
         if point is None:
             self.bus.failed(turn, FailCode.NOT_RESUMED, NOT_RESUMED + " (its conversation does not lead to what was shown)",

@@ -543,13 +543,35 @@ def test_a_reply_saved_whole_is_finished_without_asking_again(run):
     run(scenario)
 
 
-def test_a_reply_whose_conversation_does_not_lead_to_it_is_not_continued(run):
+def test_a_reply_whose_saved_text_does_not_lead_to_what_was_shown_is_not_continued(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts.append(["Hello", " there."])
+        engine.handle(chat("r1", "hi"))
+        await until(lambda: finals(sent))
+        engine.handle(resume("r1", "Goodbye", "hi"))
+        await until(lambda: len(finals(sent)) == 2)
+        assert finals(sent)[-1].code is FailCode.NOT_RESUMED and len(ollama.replies()) == 1
+    run(scenario)
+
+
+def test_a_reply_whose_question_was_never_saved_is_asked_now_and_goes_on_from_what_was_shown(run):
+    # Its brain stopped between the grant and the question's save, or it waited behind another
+    # reply of the session that was cut off too.
     async def scenario(engine, ollama, sent, clock, watch):
         cut_off(engine, ollama)
         await until(lambda: finals(sent))
-        engine.handle(resume("r1", "Once upon", "a question never saved"))
+        ollama.scripts.append([" there"])
+        engine.handle(resume("r2", "Once upon", "and a second question"))
         await until(lambda: len(finals(sent)) == 2)
-        assert finals(sent)[-1].code is FailCode.NOT_RESUMED and len(ollama.replies()) == 1
+        asked = ollama.replies()[-1]["messages"]
+        assert [m["content"] for m in asked[1:]] == ["tell me a story", "and a second question", "Once upon"]
+        assert isinstance(finals(sent)[-1], Done) and finals(sent)[-1].text == "Once upon there"
+        ollama.scripts.append(["Nothing."])
+        engine.handle(resume("r3", "", "a third, not begun either"))
+        await until(lambda: len(finals(sent)) == 3)
+        assert finals(sent)[-1].text == "Nothing."
+        assert [m["content"] for m in ollama.replies()[-1]["messages"][-3:]] == [
+            "and a second question", "Once upon there", "a third, not begun either"]
     run(scenario)
 
 
