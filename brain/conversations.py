@@ -4,13 +4,16 @@ writes them through brain/memory.py, in order, off the loop.
 A copy belongs to the epoch it was read for. A job runs on it only while the job is of that epoch;
 otherwise the conversation is read again from disk, claiming the new epoch (a session that moved to
 another worker and back arrives with everything the other one did). A copy of the job's epoch is
-still checked against the disk, behind the pending saves: another worker may have claimed the
-session since, and its Revoke may still be on the way.
+used as it is, with no read on the way to the first token: if another worker has claimed the
+session since, its Revoke is on the way, and the store refuses our next save.
 
 Saves are write-behind, from a snapshot, after every change. A save the store refuses (the session
 is held at a newer epoch elsewhere: `Fenced`) has the session fenced on the loop (`fenced`), and a
-fenced copy is forgotten, never written again. Copies of idle sessions leave memory once more than
-MAX_SESSIONS are held, least recently used first: their conversations are on disk.
+fenced copy is forgotten, never written again. A job the worker runs on trust, before the web has
+granted its message (brain/node.py), holds the session's saves back until the grant (`confirm`);
+if the web revokes it instead (`distrust`), the copy, changed only by that job since, is forgotten
+unsaved. Copies of idle sessions leave memory once more than MAX_SESSIONS are held, least recently
+used first: their conversations are on disk.
 """
 import asyncio
 import logging
@@ -39,6 +42,8 @@ class Conversations:
         self.copies: LRU[str, Conversation] = LRU(limit, evictable=lambda session, _: not keep(session),
                                                   evicted=lambda session, _: self._let_go(session))
         self.fenced: Callable[[str, int], None] | None = None  # the engine's, given once it exists
+        self.on_trust: dict[str, set[str]] = {}  # by session: the causes of jobs run before their grant
+        self.held_back: dict[str, bool] = {}  # by session: a save waits for those grants (whether afresh)
 
     def held(self, session: str) -> Conversation | None:
         return self.copies.peek(session)
@@ -49,17 +54,36 @@ class Conversations:
         if held is None or (epoch is not None and held.epoch != epoch):
             loaded = await self.loop.run_in_executor(self.disk, self.memory.load, session, epoch)
             return self.copies.put(session, loaded)
-        if epoch is not None:
-            await self.loop.run_in_executor(self.disk, self.memory.check, session, epoch)
         return held
 
     def replace(self, session: str, conversation: Conversation) -> None:
         self.copies.put(session, conversation)
 
+    def trust(self, session: str, cause: str) -> None:
+        "A job of `cause` runs before its grant: the session's saves wait for it."
+        self.on_trust.setdefault(session, set()).add(cause)
+
+    def confirm(self, session: str, cause: str) -> None:
+        "The web granted `cause`: once nothing else runs on trust, what waited is saved."
+        causes = self.on_trust.get(session, set())
+        causes.discard(cause)
+        if not causes:
+            self.on_trust.pop(session, None)
+            if session in self.held_back:
+                self.save(session, self.held_back.pop(session))
+
+    def distrust(self, session: str, cause: str) -> None:
+        "The web revoked `cause`, which ran on trust: what it changed is dropped with the copy."
+        if cause in self.on_trust.get(session, ()):
+            self.forget(session)
+
     def save(self, session: str, afresh: bool = False) -> None:
         c = self.copies.peek(session)
         if c is None:
             return  # fenced: no copy of ours is written any more
+        if session in self.on_trust:
+            self.held_back[session] = self.held_back.get(session, False) or afresh
+            return
         snapshot = replace(c, turns=list(c.turns), unseen=list(c.unseen), handled=list(c.handled))
 
         def saved(future: Future) -> None:
@@ -71,7 +95,9 @@ class Conversations:
         self.disk.submit(self.memory.save, session, snapshot, afresh).add_done_callback(saved)
 
     def forget(self, session: str) -> None:
-        "Drop our copy: it is read again if the session comes back."
+        "Drop our copy, and any save it held back: it is read again if the session comes back."
+        self.on_trust.pop(session, None)
+        self.held_back.pop(session, None)
         if self.copies.pop(session) is not None:
             self._let_go(session)
 

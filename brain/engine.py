@@ -51,8 +51,8 @@ class Engine:
         "For the heartbeat: the replies being made now."
         return self.sessions.busy
 
-    def handle(self, msg: ToBrain) -> None:
-        "A message the web has granted this worker."
+    def handle(self, msg: ToBrain, on_trust: bool = False) -> None:
+        "A message the web has granted this worker, or a chat or resume taken `on_trust` before the grant."
         if not self._admitted(msg):
             return
         cause = dict(cause=msg.id, epoch=msg.epoch)
@@ -70,16 +70,25 @@ class Engine:
                 self.sessions.enqueue(msg.session, Turn(msg.session, msg.reply, None, msg.prompt, regenerate=True,
                                                         model=msg.model, **cause))
             case Chat():
-                self.sessions.enqueue(msg.session, Turn(msg.session, msg.reply, msg.text, msg.prompt, msg.retry,
-                                                        model=msg.model, **cause))
+                self._turn(Turn(msg.session, msg.reply, msg.text, msg.prompt, msg.retry, model=msg.model, **cause),
+                           on_trust)
             case Resume():
-                self.sessions.enqueue(msg.session, Turn(msg.session, msg.reply, None, msg.prompt, model=msg.model,
-                                                        resume=msg.text, resumed_thinking=msg.thinking,
-                                                        question=msg.question, sent=msg.seq, **cause))
+                self._turn(Turn(msg.session, msg.reply, None, msg.prompt, model=msg.model, resume=msg.text,
+                                resumed_thinking=msg.thinking, question=msg.question, sent=msg.seq, **cause), on_trust)
             case ToolResult():
                 # Not queued when a reply waits on it: the reply is the running job.
                 if not self.calls.resolve(msg):
                     self.sessions.enqueue(msg.session, LateResult(msg, **cause))
+
+    def _turn(self, turn: Turn, on_trust: bool) -> None:
+        if on_trust:
+            turn.granted.clear()
+        self.sessions.enqueue(turn.session, turn)
+
+    def grant(self, session: str, message: str) -> None:
+        "The web granted `message`, taken on trust: what its turn saved is written, and the turn may end."
+        self.sessions.granted(session, message)
+        self.conversations.confirm(session, message)
 
     def _admitted(self, msg: ToBrain) -> bool:
         """Past a full queue, a reply asked for fails at once (its bubble says why) and anything
@@ -100,6 +109,7 @@ class Engine:
         than our copy's, the session is not ours either."""
         if msg.message:
             self.sessions.revoke(msg.session, msg.message)
+            self.conversations.distrust(msg.session, msg.message)
         held = self.conversations.held(msg.session)
         if held is not None and held.epoch != msg.epoch:
             self.fence(msg.session, msg.epoch)
@@ -123,6 +133,8 @@ class Engine:
         try:
             conversation = await self.conversations.get(session, job.epoch)
             job.epoch = conversation.epoch
+            if isinstance(job, Turn) and not job.granted.is_set():
+                self.conversations.trust(session, job.cause)  # what it saves waits for the grant
             if job.cause and not conversation.take(job.cause):
                 log.info("session %s: %s was acted on already; not again", session[:8], job.cause)
                 if isinstance(job, Turn):  # its bubble must not wait for ever

@@ -17,6 +17,13 @@ from brain.ollama_client import Hangup
 from shared.messages import AppEvent, Prompt, ToolResult
 
 
+def _granted_already() -> asyncio.Event:
+    "A job made from a granted message: the usual case."
+    event = asyncio.Event()
+    event.set()
+    return event
+
+
 @dataclass(kw_only=True)
 class FromBus:
     """What every job knows of the message that caused it: its id ("" for the brain's own
@@ -39,7 +46,8 @@ class Turn(FromBus):
     resumed_thinking: str = ""
     question: str = ""  # the user text a resumed reply answers ("" for a comment)
     hangup: Hangup = field(default_factory=Hangup)  # ends the Ollama request at once, from any thread
-    woken: asyncio.Event = field(default_factory=asyncio.Event)  # wakes a turn waiting for Ollama
+    woken: asyncio.Event = field(default_factory=asyncio.Event)  # wakes a turn waiting for Ollama, or for its grant
+    granted: asyncio.Event = field(default_factory=_granted_already)  # cleared while it runs on trust (brain/node.py)
     silent: bool = False  # cut off by the worker closing: it says nothing more (the next brain carries it on)
     unsent: deque = field(default_factory=deque)  # read from Ollama, not yet on the bus
     flush_scheduled: bool = False
@@ -58,6 +66,16 @@ class Turn(FromBus):
         "Stop or reset: end the Ollama request now, even one still waiting for its first byte."
         self.hangup.fire()
         self.woken.set()
+
+    async def until_granted(self) -> None:
+        "Until the web grants the message this turn runs on, or the turn is cancelled."
+        if not self.granted.is_set() and not self.woken.is_set():
+            waits = [asyncio.ensure_future(self.granted.wait()), asyncio.ensure_future(self.woken.wait())]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
 
     def cut_off(self) -> None:
         self.silent = True

@@ -151,12 +151,6 @@ class Memory:
         rows = self.db.execute("select epoch from states where session = ?" + (self.db.lock if lock else ""), [session])
         return rows[0][0] if rows else 0
 
-    def check(self, session: str, epoch: int) -> None:
-        "Raises Fenced if the session has been claimed under a newer epoch than `epoch`."
-        stored = self._stored_epoch(session)
-        if stored > epoch:
-            raise Fenced(session, epoch, stored)
-
     def load(self, session: str, epoch: int | None = None) -> Conversation:
         """The session as stored. With `epoch`, claimed for that assignment (raises Fenced if the
         stored one is newer); without, read as it is, under the stored epoch."""

@@ -3,10 +3,14 @@ its own sockets, says hello and then heartbeats every BUS_HEARTBEAT_S (with what
 Ollama), and says goodbye when it stops. One asyncio loop owns both sockets.
 
 Every message it is sent it claims (`Ack`), and it hands a message to the session engine (a model
-pull to brain/pulls.py) only once the web has granted the claim, in the order the messages came,
-per session. A claim the web revokes (the message went to another worker while this one was
-stalled, or was withdrawn) is dropped, and the engine is told. A claim with no answer is made again
-after ACK_TIMEOUT_BEATS heartbeats, since a frame can be lost on the way.
+pull to brain/pulls.py) once the web has granted the claim, in the order the messages came, per
+session. A chat message or a resume is handed on at once, on trust, so the grant's round trip is
+not on the way to the first token: its reply streams, but what it saves, the app changes it asks
+for and its end wait for the grant (brain/replies.py, brain/conversations.py). The web reads the
+claim before anything the reply says, since both come down the one socket in order. A claim the
+web revokes (the message went to another worker while this one was stalled, or was withdrawn) is
+dropped, and the engine is told, which cuts off a reply made on trust without a word. A claim with
+no answer is made again after ACK_TIMEOUT_BEATS heartbeats, since a frame can be lost on the way.
 
 The node is given the engine, the pulls and the OllamaWatch (brain/ollama_worker.py makes them);
 they speak on the bus through its `send`, and the watch tells it when the heartbeat has news."""
@@ -24,12 +28,15 @@ from brain.ollama_watch import OllamaWatch
 from brain.pulls import Pulls
 from shared import bus
 from shared.config import Settings
-from shared.messages import (Ack, BadFrame, Bye, CancelPull, Grant, Heartbeat, Hello, Message, Pull, Revoke, ToBrain,
-                             brain_topic, decode, encode)
+from shared.messages import (Ack, BadFrame, Bye, CancelPull, Chat, Grant, Heartbeat, Hello, Message, Pull, Resume,
+                             Revoke, ToBrain, brain_topic, decode, encode)
 
 log = logging.getLogger("brain")
 ACK_TIMEOUT_BEATS = 3
 REMEMBERED_MESSAGES = 10_000
+
+
+ON_TRUST = (Chat, Resume)  # they add to the conversation only what their reply saves
 
 
 @dataclass
@@ -37,13 +44,14 @@ class Claim:
     msg: ToBrain
     claimed_at: float
     granted: bool = False
+    trusted: bool = False  # handed on before its grant: kept only to be claimed again until the answer comes
 
 
 class Node:
     def __init__(self, settings: Settings, worker: str, engine: Engine, watch: OllamaWatch, pulls: Pulls):
         self.settings, self.id, self.engine, self.watch, self.pulls = settings, worker, engine, watch, pulls
         self.started = time.time()
-        self.claims: OrderedDict[str, Claim] = OrderedDict()  # by message id, in arrival order: not yet handed on
+        self.claims: OrderedDict[str, Claim] = OrderedDict()  # by message id, in arrival order: not yet granted
         self.taken: OrderedDict[str, None] = OrderedDict()  # handed on; a later copy is only acked
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -75,7 +83,8 @@ class Node:
         w = self.watch
         return dict(worker=self.id, started=self.started, pid=os.getpid(), model=self.settings.model,
                     parallel=self.settings.parallel, busy=self.engine.busy, ollama=w.reach.value,
-                    making=[c.msg.makes for c in self.claims.values() if c.msg.makes] + self.engine.making,
+                    making=[c.msg.makes for c in self.claims.values() if c.msg.makes and not c.trusted]
+                    + self.engine.making,
                     pulling=[c.msg.id for c in self.claims.values() if isinstance(c.msg, Pull)] + self.pulls.pulling,
                     ollama_url=self.settings.ollama_url, version=w.version, loading=w.loading, models=w.models)
 
@@ -117,6 +126,10 @@ class Node:
 
     def handle(self, msg: Message) -> None:
         match msg:
+            case ToBrain() if (known := self.claims.get(msg.id)) and known.trusted and known.msg.epoch != msg.epoch:
+                # Sent again under another epoch while it ran here on trust: that run is of an epoch the session left.
+                self.handle(Revoke(worker=self.id, session=msg.session, message=msg.id, epoch=msg.epoch))
+                self.handle(msg)
             case ToBrain() if msg.id in self.taken:
                 self.claim(msg)  # so the web stops sending it; its grant finds no claim here
             case ToBrain():
@@ -124,28 +137,41 @@ class Node:
                 if known is None or known.msg.epoch != msg.epoch:
                     self.claims[msg.id] = Claim(msg, time.monotonic())
                 self.claim(msg)  # a copy already claimed is claimed again: its answer may have been lost
+                self.hand_on(msg.session)
             case Grant():
                 c = self.claims.get(msg.message)
                 if c is not None and c.msg.epoch == msg.epoch:
                     c.granted = True
+                    if c.trusted:
+                        del self.claims[msg.message]
+                        self.engine.grant(msg.session, msg.message)
                     self.hand_on(msg.session)
             case Revoke():
-                if self.claims.pop(msg.message, None) is not None:
+                c = self.claims.pop(msg.message, None)
+                if c is not None:
                     log.info("the web revoked the claim on %s of session %s", msg.message, msg.session[:8])
+                    if c.trusted:
+                        self.taken.pop(msg.message, None)  # not ours after all: a later copy is claimed anew
                 self.engine.revoke(msg)
                 self.hand_on(msg.session)
             case _:
                 log.warning("ignored a %s message on a brain topic", msg.kind)
 
     def hand_on(self, session: str) -> None:
-        "Give the engine the session's granted messages, in arrival order, up to the first still claimed."
+        """Give the engine the session's granted messages, and those it may take on trust, in arrival
+        order, up to the first that must wait for its grant."""
         for message, c in list(self.claims.items()):
-            if c.msg.session != session:
+            if c.msg.session != session or c.trusted:
                 continue
-            if not c.granted:
+            if not c.granted and not isinstance(c.msg, ON_TRUST):
                 return
-            del self.claims[message]
+            c.trusted = not c.granted
+            if c.granted:
+                del self.claims[message]
             self.taken[message] = None
             if len(self.taken) > REMEMBERED_MESSAGES:
                 self.taken.popitem(last=False)
-            (self.pulls if isinstance(c.msg, (Pull, CancelPull)) else self.engine).handle(c.msg)
+            if isinstance(c.msg, (Pull, CancelPull)):
+                self.pulls.handle(c.msg)
+            else:
+                self.engine.handle(c.msg, on_trust=c.trusted)

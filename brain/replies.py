@@ -159,6 +159,7 @@ class Replies:
         while True:
             messages = rounds.messages(conversation)
             answer = await self._ask(turn, conversation, messages)
+            await turn.until_granted()  # nothing but its words before the grant: no app change, no end
             if turn.silent:
                 return None
             self.streams.flush(turn)

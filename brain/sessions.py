@@ -73,10 +73,13 @@ class SessionQueue:
         self.cancel_comment()
 
     def drop_cause(self, message: str) -> None:
-        "The web revoked `message`: what it caused does not run, or stops."
+        "The web revoked `message`: what it caused does not run, or stops without a word (the web ignores it)."
         self.jobs = deque(j for j in self.jobs if j.cause != message)
         if self.running and self.running.cause == message:
-            self.running.cancel()
+            self.running.cut_off()
+
+    def caused_by(self, message: str) -> Turn | None:
+        return next((j for j in [self.running, *self.jobs] if isinstance(j, Turn) and j.cause == message), None)
 
     def keep_epoch(self, epoch: int) -> None:
         "The session is held at `epoch` now: what runs or waits under another one ends, and so does a comment due."
@@ -144,6 +147,12 @@ class Sessions:
         if session in self.queues:
             self.queues[session].drop_cause(message)
             self._drop_if_idle(session)
+
+    def granted(self, session: str, message: str) -> None:
+        "The web granted `message`, whose turn runs (or waits) on trust."
+        turn = self.queues[session].caused_by(message) if session in self.queues else None
+        if turn is not None:
+            turn.granted.set()
 
     def fence(self, session: str, epoch: int) -> None:
         if session in self.queues:

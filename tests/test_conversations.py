@@ -1,7 +1,8 @@
 """The brain's cache of conversations (brain/conversations.py) over a fake store that keeps epochs
-as brain/memory.py does: a copy is read again for another epoch and checked for its own, saves are
-snapshots written in order on the one disk thread, a save the store refuses fences the session on
-the loop, a forgotten copy is never written, and idle sessions' copies leave memory first."""
+as brain/memory.py does: a copy is read again for another epoch and used as it is for its own, saves
+are snapshots written in order on the one disk thread, a save the store refuses fences the session
+on the loop, a job run on trust holds the saves back until its grant (and its revoke drops the
+copy), a forgotten copy is never written, and idle sessions' copies leave memory first."""
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -29,11 +30,6 @@ class Store:
             raise Fenced(session, epoch, stored)
         self.epochs[session] = stored if epoch is None else epoch
         return Conversation(epoch=self.epochs[session])
-
-    def check(self, session, epoch):
-        self._did("check", session, epoch)
-        if self.epochs.get(session, 0) > epoch:
-            raise Fenced(session, epoch, self.epochs[session])
 
     def save(self, session, conversation, afresh=False):
         self._did("save", session, afresh)
@@ -68,24 +64,69 @@ async def drained(conversations):
     await asyncio.sleep(0)
 
 
-def test_a_copy_is_read_for_its_epoch_then_only_checked_and_read_again_for_another(cache):
+def test_a_copy_is_read_for_its_epoch_then_used_as_it_is_and_read_again_for_another(cache):
     async def scenario(conversations, store, fenced, busy):
         first = await conversations.get("s", 1)
         assert await conversations.get("s", 1) is first
         assert await conversations.get("s") is first, "a job of the brain's own takes the copy as held"
         again = await conversations.get("s", 2)
         assert again is not first and again.epoch == 2
-        assert store.calls == [("load", "s", 1), ("check", "s", 1), ("load", "s", 2)]
+        assert store.calls == [("load", "s", 1), ("load", "s", 2)], "no read on the way to a job of the copy's epoch"
         assert store.threads == {"memory_0"}
     cache(scenario)
 
 
-def test_a_copy_claimed_elsewhere_since_is_refused_when_checked(cache):
+def test_a_copy_claimed_elsewhere_since_is_fenced_at_its_next_save(cache):
     async def scenario(conversations, store, fenced, busy):
-        await conversations.get("s", 1)
-        store.epochs["s"] = 2  # another worker claimed it
-        with pytest.raises(Fenced):
-            await conversations.get("s", 1)
+        c = await conversations.get("s", 1)
+        store.epochs["s"] = 2  # another worker claimed it; its revoke is on the way
+        assert await conversations.get("s", 1) is c
+        c.turns.append({"role": "user", "content": "one"})
+        conversations.save("s")
+        await drained(conversations)
+        assert fenced == [("s", 2)] and "s" not in store.saved
+    cache(scenario)
+
+
+def test_saves_wait_for_the_grant_of_a_job_run_on_trust_then_one_save_writes_them(cache):
+    async def scenario(conversations, store, fenced, busy):
+        c = await conversations.get("s", 1)
+        conversations.trust("s", "m1")
+        conversations.trust("s", "m2")
+        c.turns.append({"role": "user", "content": "one"})
+        conversations.save("s", afresh=True)
+        conversations.save("s")
+        conversations.confirm("s", "m1")
+        await drained(conversations)
+        assert "s" not in store.saved, "m2 still runs on trust"
+        conversations.confirm("s", "m2")
+        await drained(conversations)
+        assert store.saved["s"].turns == [{"role": "user", "content": "one"}]
+        assert [call for call in store.calls if call[0] == "save"] == [("save", "s", True)], "once, afresh kept"
+        conversations.confirm("s", "m3")  # a grant with nothing held back saves nothing
+        await drained(conversations)
+        assert len([call for call in store.calls if call[0] == "save"]) == 1
+    cache(scenario)
+
+
+def test_a_revoke_of_a_job_run_on_trust_drops_the_copy_unsaved(cache):
+    async def scenario(conversations, store, fenced, busy):
+        c = await conversations.get("s", 1)
+        c.turns.append({"role": "user", "content": "saved before"})
+        conversations.save("s")
+        conversations.distrust("s", "m0")  # not on trust: nothing happens
+        assert conversations.held("s") is c
+        conversations.trust("s", "m1")
+        c.turns.append({"role": "user", "content": "on trust"})
+        conversations.save("s")
+        conversations.distrust("s", "m1")
+        await drained(conversations)
+        assert conversations.held("s") is None and "s" not in conversations.on_trust
+        assert [t["content"] for t in store.saved["s"].turns] == ["saved before"]
+        again = await conversations.get("s", 1)
+        conversations.save("s")  # nothing runs on trust any more: written at once
+        await drained(conversations)
+        assert again is not c and [call[0] for call in store.calls].count("save") == 2
     cache(scenario)
 
 

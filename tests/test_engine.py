@@ -292,14 +292,18 @@ def test_a_session_that_comes_back_at_a_new_epoch_is_read_again_with_what_anothe
     run(scenario)
 
 
-def test_a_job_of_an_epoch_the_session_has_left_is_dropped_and_its_copy_is_never_saved(run, memories):
+def test_a_job_of_an_epoch_the_session_has_left_is_stopped_at_its_first_save_and_its_copy_never_saved(run, memories):
+    # No read of the store on the way to the first token: the store's fence at the first save stops it.
     async def scenario(engine, ollama, sent, clock, watch):
         engine.handle(chat("r1", "one", epoch=1))
         await until(lambda: len(finals(sent)) == 1)
-        memories().load("s", 5)  # the session moved to another worker meanwhile
+        memories().load("s", 5)  # the session moved to another worker meanwhile; its revoke is on the way
+        ollama.hold = True
+        ollama.scripts = [["stale", "words"]]
         engine.handle(chat("r2", "stale copy", epoch=1))
-        await asyncio.sleep(0.2)
-        assert len(ollama.replies()) == 1 and len(finals(sent)) == 1, "not asked, not answered"
+        await until(lambda: settled(engine))
+        await asyncio.sleep(0.1)
+        assert len(finals(sent)) == 1, "not answered: the web ignores its words anyway"
         assert engine.conversations.held("s") is None
         assert [t["content"] for t in memories().load("s").turns] == ["one", "ok"]
     run(scenario)
@@ -317,6 +321,57 @@ def test_revoked_at_another_epoch_the_running_reply_stops_without_a_word_or_a_sa
         assert finals(sent) == [], "the web ignores it anyway; it is not said"
         assert engine.conversations.held("s") is None
         assert [t["role"] for t in memories().load("s").turns] == ["user"], "the partial reply is not saved"
+    run(scenario)
+
+
+def saved_turns(memories):
+    return [t["content"] for t in memories().load("s").turns]
+
+
+def test_a_chat_on_trust_streams_at_once_but_saves_and_ends_only_once_granted(run, memories):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts = [["Hello", " there."]]
+        engine.handle(chat("r1", "hi", epoch=1), on_trust=True)
+        await until(lambda: "".join(m.text for m in sent if isinstance(m, Chunk)) == "Hello there.")
+        await asyncio.sleep(0.1)
+        assert finals(sent) == [] and saved_turns(memories) == [], "its end and its saves wait for the grant"
+        engine.grant("s", "m-r1")
+        await until(lambda: finals(sent))
+        assert isinstance(finals(sent)[0], Done) and finals(sent)[0].text == "Hello there."
+        await until(lambda: saved_turns(memories) == ["hi", "Hello there."])
+    run(scenario)
+
+
+def test_a_chat_on_trust_that_the_web_revokes_stops_without_a_word_or_a_trace(run, memories):
+    async def scenario(engine, ollama, sent, clock, watch):
+        engine.handle(chat("r1", "first", epoch=1))
+        await until(lambda: finals(sent))
+        ollama.hold = True
+        ollama.scripts = [["withdrawn", " words"], ["Fine."]]
+        engine.handle(chat("r2", "stopped before the grant", epoch=1), on_trust=True)
+        await until(lambda: any(isinstance(m, Chunk) and m.reply == "r2" for m in sent))
+        engine.revoke(Revoke(worker="w1", session="s", message="m-r2", epoch=1))
+        await until(lambda: settled(engine))
+        ollama.hold = False
+        assert len(finals(sent)) == 1, "the web has ended its line already"
+        engine.handle(chat("r3", "next", epoch=1))
+        await until(lambda: len(finals(sent)) == 2)
+        assert users(ollama.replies()[-1]) == ["first", "next"], "the revoked turn left nothing in the context"
+        await until(lambda: saved_turns(memories) == ["first", "ok", "next", "Fine."])
+    run(scenario)
+
+
+def test_a_chat_on_trust_asks_for_no_app_change_before_its_grant(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts = [['{"name": "add_todo", "arguments": {"title": "oat milk"}}'], ["Added."]]
+        answering = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
+        engine.handle(chat("r1", "add oat milk", epoch=1), on_trust=True)
+        await asyncio.sleep(0.2)
+        assert not any(isinstance(m, CallTool) for m in sent)
+        engine.grant("s", "m-r1")
+        await until(lambda: finals(sent))
+        answering.cancel()
+        assert [m.name for m in sent if isinstance(m, CallTool)] == ["add_todo"] and isinstance(finals(sent)[0], Done)
     run(scenario)
 
 

@@ -1,17 +1,23 @@
-"""The brain's bus node (brain/node.py): it claims every message by its id, hands on only what the
-web grants, in arrival order per session, drops what it revokes, and claims again when no answer came."""
+"""The brain's bus node (brain/node.py): it claims every message by its id, hands on what the web
+grants (and a chat or resume at once, on trust), in arrival order per session, drops what it
+revokes, and claims again when no answer came."""
 from brain.node import Node
 from shared.config import Settings
-from shared.messages import Ack, CancelPull, Chat, Grant, Prompt, Pull, Reach, Revoke, Stop
+from shared.messages import Ack, CancelPull, Chat, Grant, Prompt, Pull, Reach, Reset, Revoke, Stop
 
 
 class FakeEngine:
-    "The engine (and the pulls): what it was handed and told revoked; nothing of its own in hand."
+    "The engine (and the pulls): what it was handed (and which on trust), granted and told revoked."
     def __init__(self):
-        self.handled, self.revoked = [], []
+        self.handled, self.trusted, self.granted, self.revoked = [], [], [], []
         self.busy, self.making, self.pulling = 0, [], []
 
-    def handle(self, msg): self.handled.append(msg.id)
+    def handle(self, msg, on_trust=False):
+        self.handled.append(msg.id)
+        if on_trust:
+            self.trusted.append(msg.id)
+
+    def grant(self, session, message): self.granted.append(message)
     def revoke(self, msg): self.revoked.append(msg.message)
 
 
@@ -34,10 +40,14 @@ def verdict(kind, message, session="s", epoch=7):
     return kind(worker="w", session=session, message=message, epoch=epoch)
 
 
+def reset(id, session="s", epoch=7):
+    return Reset(worker="w", session=session, id=id, epoch=epoch)
+
+
 def test_granted_messages_are_handed_on_in_arrival_order_per_session():
     node, sent = make()
     for id, session in (("a1", "a"), ("a2", "a"), ("b1", "b")):
-        node.handle(chat(id, session))
+        node.handle(reset(id, session))
     assert [(m.message, m.epoch) for m in sent if isinstance(m, Ack)] == [("a1", 7), ("a2", 7), ("b1", 7)]
     node.handle(verdict(Grant, "a2", "a"))
     node.handle(verdict(Grant, "b1", "b"))
@@ -46,20 +56,60 @@ def test_granted_messages_are_handed_on_in_arrival_order_per_session():
     assert node.engine.handled == ["b1", "a1", "a2"]
 
 
+def test_a_chat_is_handed_on_at_once_on_trust_in_its_turn_and_its_grant_passed_on():
+    node, sent = make()
+    node.handle(chat("c1"))
+    assert node.engine.trusted == ["c1"], "no round trip before the first token"
+    node.handle(reset("r1"))
+    node.handle(chat("c2"))
+    assert node.engine.handled == ["c1"], "c2 waits behind r1, which waits for its grant"
+    node.handle(verdict(Grant, "r1"))
+    assert node.engine.handled == ["c1", "r1", "c2"] and node.engine.trusted == ["c1", "c2"]
+    node.handle(verdict(Grant, "c1"))
+    node.handle(verdict(Grant, "c1"))  # a grant sent again
+    assert node.engine.granted == ["c1"] and list(node.claims) == ["c2"], "c2 is claimed again until answered"
+    node.claim_again(now=node.claims["c2"].claimed_at + 3.5)
+    assert [m.message for m in sent if isinstance(m, Ack)][-1] == "c2"
+    node.handle(chat("c1"))  # a copy of a granted one: only acked
+    assert node.engine.handled == ["c1", "r1", "c2"] and sent[-1].message == "c1"
+
+
+def test_a_revoked_chat_taken_on_trust_is_told_to_the_engine_and_a_later_copy_is_taken_anew():
+    node, sent = make()
+    node.handle(chat("c1"))
+    node.handle(verdict(Revoke, "c1"))
+    assert node.engine.revoked == ["c1"] and not node.claims
+    node.handle(verdict(Grant, "c1"))
+    assert node.engine.granted == [], "a grant after the revoke finds no claim"
+    node.handle(chat("c1", epoch=9))  # sent again, to this worker, under a new epoch
+    assert node.engine.handled == ["c1", "c1"] and node.claims["c1"].msg.epoch == 9
+
+
+def test_a_copy_under_another_epoch_of_a_chat_still_on_trust_revokes_the_old_run_first():
+    node, sent = make()
+    node.handle(chat("c1"))
+    node.handle(chat("c1", epoch=9))
+    assert node.engine.revoked == ["c1"] and node.engine.trusted == ["c1", "c1"]
+    node.handle(verdict(Grant, "c1", epoch=9))
+    assert node.engine.granted == ["c1"] and not node.claims
+
+
 def test_a_claim_names_the_message_and_the_reply_it_makes_and_the_heartbeat_lists_what_is_claimed():
     node, sent = make()
+    node.handle(reset("m0"))
     node.handle(chat("m1", reply="r1"))
     node.handle(Stop(worker="w", session="s", id="m2", epoch=7, reply="r1"))
     node.handle(Pull(worker="w", session="s", id="p1", epoch=7, model="qwen2.5:0.5b"))
-    assert [(m.message, m.reply) for m in sent] == [("m1", "r1"), ("m2", ""), ("p1", "")], "only a Chat makes a reply"
+    assert [(m.message, m.reply) for m in sent] == [("m0", ""), ("m1", "r1"), ("m2", ""), ("p1", "")], \
+        "only a Chat makes a reply"
     presence = node.presence()
     assert (presence["making"], presence["pulling"]) == (["r1"], ["p1"]), "claimed, not yet granted: still in hand"
 
 
 def test_a_revoked_claim_is_dropped_and_unblocks_the_next():
     node, sent = make()
-    node.handle(chat("r1"))
-    node.handle(chat("r2"))
+    node.handle(reset("r1"))
+    node.handle(reset("r2"))
     node.handle(verdict(Grant, "r2"))
     node.handle(verdict(Revoke, "r1", epoch=9))
     assert node.engine.handled == ["r2"] and node.engine.revoked == ["r1"]
@@ -69,13 +119,13 @@ def test_a_revoked_claim_is_dropped_and_unblocks_the_next():
 
 def test_a_claim_with_no_answer_is_made_again_and_a_copy_already_handed_on_is_only_acked():
     node, sent = make()
-    node.handle(chat("r1"))
+    node.handle(reset("r1"))
     node.claim_again(now=node.claims["r1"].claimed_at + 2.0)
     assert len(sent) == 1, "not due yet"
     node.claim_again(now=node.claims["r1"].claimed_at + 3.5)
     assert [m.message for m in sent] == ["r1", "r1"]
     node.handle(verdict(Grant, "r1"))
-    node.handle(chat("r1"))  # the web's copy, sent again before our claim reached it
+    node.handle(reset("r1"))  # the web's copy, sent again before our claim reached it
     node.handle(verdict(Grant, "r1"))
     assert node.engine.handled == ["r1"] and len(sent) == 3
 
@@ -83,7 +133,7 @@ def test_a_claim_with_no_answer_is_made_again_and_a_copy_already_handed_on_is_on
 def test_pulls_go_to_the_pulls_once_granted_and_everything_else_to_the_engine():
     node, sent = make()
     node.handle(Pull(worker="w", session="s", id="p1", epoch=7, model="qwen2.5:0.5b"))
-    node.handle(chat("c1"))
+    node.handle(reset("c1"))
     node.handle(CancelPull(worker="w", session="s", id="p2", epoch=7, pull="p1"))
     assert node.pulls.handled == [], "nothing before its grant"
     for id in ("p1", "c1", "p2"):
