@@ -24,12 +24,13 @@ from dataclasses import dataclass
 import zmq
 
 from brain.engine import Engine
+from brain.flow import Window
 from brain.ollama_watch import OllamaWatch
 from brain.pulls import Pulls
 from shared import bus
 from shared.config import Settings
-from shared.messages import (Ack, BadFrame, Bye, CancelPull, Chat, Grant, Heartbeat, Hello, Message, Pull, Resume,
-                             Revoke, ToBrain, brain_topic, decode, encode)
+from shared.messages import (Ack, BadFrame, Bye, CancelPull, Chat, Credit, Grant, Heartbeat, Hello, Message, Pull,
+                             Resume, Revoke, ToBrain, brain_topic, decode, encode)
 
 log = logging.getLogger("brain")
 ACK_TIMEOUT_BEATS = 3
@@ -48,8 +49,10 @@ class Claim:
 
 
 class Node:
-    def __init__(self, settings: Settings, worker: str, engine: Engine, watch: OllamaWatch, pulls: Pulls):
+    def __init__(self, settings: Settings, worker: str, engine: Engine, watch: OllamaWatch, pulls: Pulls,
+                 window: Window):
         self.settings, self.id, self.engine, self.watch, self.pulls = settings, worker, engine, watch, pulls
+        self.window = window  # what the web has taken of what we sent (brain/flow.py)
         self.started = time.time()
         self.claims: OrderedDict[str, Claim] = OrderedDict()  # by message id, in arrival order: not yet granted
         self.taken: OrderedDict[str, None] = OrderedDict()  # handed on; a later copy is only acked
@@ -78,11 +81,12 @@ class Node:
 
     def send(self, msg: Message) -> None:
         self.pub.send_multipart(encode(msg), copy=False)
+        self.window.counted()
 
     def presence(self) -> dict:
         w = self.watch
         return dict(worker=self.id, started=self.started, pid=os.getpid(), model=self.settings.model,
-                    parallel=self.settings.parallel, busy=self.engine.busy, ollama=w.reach.value,
+                    parallel=self.settings.parallel, busy=self.engine.busy, ollama=w.reach.value, sent=self.window.sent,
                     making=[c.msg.makes for c in self.claims.values() if c.msg.makes and not c.trusted]
                     + self.engine.making,
                     pulling=[c.msg.id for c in self.claims.values() if isinstance(c.msg, Pull)] + self.pulls.pulling,
@@ -146,6 +150,8 @@ class Node:
                         del self.claims[msg.message]
                         self.engine.grant(msg.session, msg.message)
                     self.hand_on(msg.session)
+            case Credit():
+                self.window.credit(msg.seen)
             case Revoke():
                 c = self.claims.pop(msg.message, None)
                 if c is not None:

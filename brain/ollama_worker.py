@@ -16,7 +16,9 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import partial
 
 from brain.conversations import MAX_SESSIONS, Conversations
+from brain.disk import Disk
 from brain.engine import Engine
+from brain.flow import Window
 from brain.memory import Memory
 from brain.node import Node
 from brain.ollama_client import OllamaClient
@@ -34,14 +36,16 @@ log = logging.getLogger("brain")
 
 
 def wire_engine(settings: Settings, ollama: OllamaClient, memory: Memory, watch: OllamaWatch,
-                send: Callable[[Message], None], worker: str, *, loop: asyncio.AbstractEventLoop, pool: Executor,
-                disk: Executor, call_later: Callable[..., asyncio.TimerHandle], held: int = MAX_SESSIONS) -> Engine:
+                send: Callable[[Message], None], worker: str, window: Window, *, loop: asyncio.AbstractEventLoop,
+                pool: Executor, disk: Executor, call_later: Callable[..., asyncio.TimerHandle],
+                held: int = MAX_SESSIONS) -> Engine:
     """The engine and its pieces. `pool` streams from Ollama (BRAIN_PARALLEL threads); `disk` reads
-    and writes conversations (one thread, so in order); `held` conversations stay in memory."""
+    and writes conversations (one thread, so in order); `window` holds chunks back while the web is
+    behind; `held` conversations stay in memory."""
     sessions = Sessions(call_later, settings.comment_delay_s, settings.session_max_pending)
     conversations = Conversations(memory, disk, loop, keep=sessions.active, limit=held)
     bus = ReplyBus(send, worker, conversations)
-    streams = Streams(ollama, settings, pool, loop, bus)
+    streams = Streams(ollama, settings, pool, loop, bus, window)
     calls = ToolCalls(bus, loop)
     engine = Engine(settings, watch, sessions, conversations, Replies(settings, watch, streams, calls, conversations, bus),
                     calls, streams, bus)
@@ -68,10 +72,11 @@ async def serve(settings: Settings, client: OllamaClient, memory: Memory, worker
     watch = OllamaWatch(client, settings.model, {"num_ctx": settings.num_ctx}, settings.keep_alive,
                         settings.ollama_check_s, changed=announce,
                         blocking=lambda fn, *a, **kw: loop.run_in_executor(checks, partial(fn, *a, **kw)))
-    engine = wire_engine(settings, client, memory, watch, send, worker, loop=loop,
+    window = Window(settings.bus_window)
+    engine = wire_engine(settings, client, memory, watch, send, worker, window, loop=loop,
                          pool=ThreadPoolExecutor(settings.parallel, thread_name_prefix="ollama"),
-                         disk=ThreadPoolExecutor(1, thread_name_prefix="memory"), call_later=loop.call_later)
-    node = Node(settings, worker, engine, watch, Pulls(client, watch, send, worker))
+                         disk=Disk(memory.batch), call_later=loop.call_later)
+    node = Node(settings, worker, engine, watch, Pulls(client, watch, send, worker), window)
     await node.run(stop)
 
 

@@ -108,7 +108,7 @@ class Replies:
         except Interrupted as e:
             if turn.silent:
                 return
-            self.streams.flush(turn)
+            self.streams.flush(turn, force=True)
             log.warning("reply %s failed: %s", turn.reply, e)
             self.bus.failed(turn, e.error.code, str(e.error), text=rounds.said + e.partial)
         except Exception:
@@ -162,7 +162,7 @@ class Replies:
             await turn.until_granted()  # nothing but its words before the grant: no app change, no end
             if turn.silent:
                 return None
-            self.streams.flush(turn)
+            self.streams.flush(turn, force=True)
             if rounds.started_over(answer.text):
                 self.bus.failed(turn, FailCode.NOT_RESUMED, NOT_RESUMED + " (the model began it again instead of going "
                                                                           "on)", text=rounds.said)

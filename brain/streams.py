@@ -1,12 +1,14 @@
 """Ollama's chat streams, read on a thread pool (BRAIN_PARALLEL wide, so sessions stream side by
-side): a reply's is handed to the loop, which alone sends, chunk by chunk; a warm-up's is read and
-thrown away. Every request carries the same options and keep_alive, since a change of num_ctx would
-reload the model."""
+side): a reply's is handed to the loop, which alone sends, chunk by chunk (or, while the web is
+behind, holds the words and sends them together: brain/flow.py); a warm-up's is read and thrown
+away. Every request carries the same options and keep_alive, since a change of num_ctx would reload
+the model."""
 import asyncio
 from concurrent.futures import Executor
 from typing import NamedTuple
 
 from brain.conversation import REPLY_MARKERS
+from brain.flow import Window
 from brain.jobs import Turn
 from brain.ollama_client import Delta, Hangup, OllamaClient, OllamaError, ToolCall
 from brain.reply_bus import ReplyBus
@@ -33,8 +35,8 @@ class Interrupted(Exception):
 
 class Streams:
     def __init__(self, ollama: OllamaClient, settings: Settings, pool: Executor, loop: asyncio.AbstractEventLoop,
-                 bus: ReplyBus):
-        self.ollama, self.settings, self.pool, self.loop, self.bus = ollama, settings, pool, loop, bus
+                 bus: ReplyBus, window: Window):
+        self.ollama, self.settings, self.pool, self.loop, self.bus, self.window = ollama, settings, pool, loop, bus, window
 
     @property
     def options(self) -> dict:
@@ -56,8 +58,12 @@ class Streams:
 
         await self.loop.run_in_executor(self.pool, evaluate)
 
-    def flush(self, turn: Turn) -> None:
-        "On the loop: send what the stream has read since the last flush as one chunk message."
+    def flush(self, turn: Turn, force: bool = False) -> None:
+        """On the loop: send what the stream has read since the last flush as one chunk message;
+        while the web is a window behind, only when `force`d (before the reply's end)."""
+        if not force and not self.window.open:
+            self.window.when_open(id(turn), lambda: self.flush(turn))
+            return  # flush_scheduled stays set: the stream thread adds to what waits
         turn.flush_scheduled = False
         deltas = []
         while turn.unsent:

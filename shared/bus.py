@@ -76,7 +76,10 @@ def curve_for(endpoints: list[str], curve_dir: str) -> Curve | None:
     return None
 
 
-HIGH_WATER_MARK = 100_000  # messages queued per peer and direction (a chunk message is about 300 bytes)
+# Messages queued per peer and direction. Flow control (brain/flow.py) keeps a brain within BUS_WINDOW
+# chunk messages of what the web has taken, plus a few messages per live reply, so this is a
+# safety net that is never reached, not a buffer: the web's memory stays flat under overload.
+HIGH_WATER_MARK = 10_000
 IPC_PATH_LIMIT = 100  # a Unix socket's path must fit in about 107 bytes (sun_path)
 
 
@@ -120,8 +123,8 @@ def socket(ctx: zmq.Context, kind: int, max_frame_bytes: int, *, bind: str = "",
     # A peer that sends a bigger message is disconnected before it can eat memory; the
     # allowance covers the topic frame and the JSON envelope around a maximal payload.
     sock.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes + 4096)
-    # PUB and XPUB drop what does not fit (1,000 messages by default): a burst of chunks from
-    # brains faster than the web drains them lost chunks and, worse, replies' final messages.
+    # PUB and XPUB drop what does not fit (1,000 messages by default, which a burst of replies' ends
+    # and claims could pass); chunks are held back by flow control long before this.
     sock.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
     sock.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
     if curve and bind:

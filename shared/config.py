@@ -58,6 +58,7 @@ class Settings:
     bus_curve_dir: str
     heartbeat_s: float
     max_frame_bytes: int
+    bus_window: int
     ollama_url: str
     model: str
     connect_timeout_s: float
@@ -109,6 +110,7 @@ class Settings:
             bus_curve_dir=env.get("BUS_CURVE_DIR", "").strip(),
             heartbeat_s=_float(env, "BUS_HEARTBEAT_S", 1.0),
             max_frame_bytes=_int(env, "BUS_MAX_FRAME_BYTES", 1 << 20),
+            bus_window=max(16, _int(env, "BUS_WINDOW", 1000)),
             ollama_url=ollama_url(env.get("OLLAMA_HOST", "") or "127.0.0.1:11434"),
             model=env.get("OLLAMA_MODEL", "llama3.2"),
             connect_timeout_s=_float(env, "OLLAMA_CONNECT_TIMEOUT_S", 3.0),

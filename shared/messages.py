@@ -23,6 +23,7 @@ MaybeId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{0,64}$")]  # "" f
 Seq = Annotated[int, msgspec.Meta(ge=0)]
 Epoch = Annotated[int, msgspec.Meta(ge=0)]
 Bytes = Annotated[int, msgspec.Meta(ge=0)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
 MODEL_NAME = r"^[A-Za-z0-9_.:/-]{1,200}$"  # the characters of Ollama's model names (host/namespace/model:tag)
 ModelName = Annotated[str, msgspec.Meta(pattern=MODEL_NAME)]
 
@@ -129,6 +130,17 @@ class Verdict(Message, frozen=True, kw_only=True):
 
 class Grant(Verdict, frozen=True, kw_only=True, tag="grant"):
     "The message is the worker's, at `epoch`: act on it (once)."
+
+
+class Credit(Message, frozen=True, kw_only=True, tag="credit"):
+    """Flow control: the web has taken `seen` of the messages the worker has sent since it started
+    (counted as the worker counts them in `Presence.sent`). A worker sends no more than
+    BUS_WINDOW chunk messages ahead of it (brain/flow.py)."""
+    seen: Count
+
+    @property
+    def topic(self) -> str:
+        return f"{brain_topic(self.worker)}{self.kind}"
 
 
 class Revoke(Verdict, frozen=True, kw_only=True, tag="revoke"):
@@ -248,6 +260,7 @@ class Presence(ToWeb, frozen=True, kw_only=True):
     version: str = ""
     loading: str = ""  # the model being loaded into Ollama, while it is
     models: list[str] | None = None
+    sent: Count = 0  # messages it sent before this one, so the web can count them right (Credit) despite losses
     making: list[Id] = []  # the replies it has claimed, queued or is streaming, so a lost final shows
     pulling: list[Id] = []  # the pulls it has claimed or runs, so a pull whose end was lost shows
 
@@ -353,7 +366,7 @@ class PullProgress(About, frozen=True, kw_only=True, tag="pull_progress"):
     error: str = ""
 
 
-KINDS = (Chat, Stop, Regenerate, Resume, Reset, AppEvent, ToolResult, Pull, CancelPull, Grant, Revoke, Hello,
+KINDS = (Chat, Stop, Regenerate, Resume, Reset, AppEvent, ToolResult, Pull, CancelPull, Grant, Revoke, Credit, Hello,
          Heartbeat, Bye, Ack, Note, Waiting, CallTool, Chunk, Done, Failed, PullProgress)
 AnyMessage = Union[KINDS]  # type: ignore[valid-type]
 

@@ -89,7 +89,7 @@ class Streams:
             return item(turn)
         return item
 
-    def flush(self, turn):
+    def flush(self, turn, force=False):
         self.flushed += 1
 
 

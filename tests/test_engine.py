@@ -13,6 +13,7 @@ from hypothesis import given, strategies as st
 
 from apps.todo.store import Todo
 from brain.conversations import MAX_SESSIONS
+from brain.flow import Window
 from brain.jobs import Event, LateResult, Turn, Warm
 from brain.ollama_worker import wire_engine
 from brain.ollama_client import Delta, HungUp, OllamaFailed, OllamaUnavailable
@@ -90,7 +91,7 @@ class Timer:
 
 def make_engine(settings, ollama, memory, watch, sent, worker, clock, held=MAX_SESSIONS):
     "An engine on the running loop, with threads of its own, as a worker makes it."
-    return wire_engine(settings, ollama, memory, watch, sent.append, worker, loop=asyncio.get_running_loop(),
+    return wire_engine(settings, ollama, memory, watch, sent.append, worker, Window(10**9), loop=asyncio.get_running_loop(),
                        pool=ThreadPoolExecutor(settings.parallel), disk=ThreadPoolExecutor(1),
                        call_later=clock.call_later, held=held)
 

@@ -2,7 +2,8 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from shared.messages import (KINDS, Ack, AppEvent, BadFrame, Bye, CallTool, CancelPull, Chat, Chunk, Done, Failed, FailCode, Grant,
+from shared.messages import (KINDS, Ack, AppEvent, BadFrame, Bye, CallTool, CancelPull, Chat, Chunk, Credit, Done, Failed,
+                             FailCode, Grant,
                              Heartbeat, Hello, Note, Prompt, Pull, PullOutcome, PullProgress, Reach, Regenerate, Reset, Resume,
                              Revoke, SCHEMA_VERSION, Stats, Stop, ToBrain, ToolResult, Waiting, decode, encode, encode_valid)
 from tests.strategies import any_text, as_json, json_values
@@ -21,11 +22,12 @@ SAMPLES = [
              state="The shelf now:\n- [x] #1 a\n- [ ] #2 b", comment=True),
     Hello(worker="w1", started=1.5, pid=42, model="llama3.2", parallel=4),
     Heartbeat(worker="w1", started=1.5, pid=42, model="llama3.2", parallel=4, busy=2, ollama=Reach.UP,
-              ollama_url="http://127.0.0.1:11434", version="0.12.0", models=["llama3.2:latest"]),
+              ollama_url="http://127.0.0.1:11434", version="0.12.0", models=["llama3.2:latest"], sent=1234),
     Bye(worker="w1"),
     Ack(worker="w1", session="s1", message="m1", reply="r1", epoch=1733050000000001),
     Grant(worker="w1", session="s1", message="m1", epoch=1733050000000001),
     Revoke(worker="w1", session="s1", message="", epoch=0),
+    Credit(worker="w1", seen=1235),
     Note(worker="w1", session="s1", reply="r1", text="old turns set aside"),
     Waiting(worker="w1", session="s1", reply="r1", reason="Ollama is not running"),
     CallTool(worker="w1", session="s1", reply="r1", call="call_1", name="add_item", arguments={"title": "milk"}),
@@ -49,7 +51,7 @@ def test_every_kind_round_trips_with_a_topic_that_names_its_direction():
         frames = encode(msg)
         assert decode(frames) == msg
         to_brain = ("chat", "stop", "regenerate", "resume", "reset", "app_event", "tool_result", "grant", "revoke",
-                    "pull", "cancel_pull")
+                    "credit", "pull", "cancel_pull")
         expected = f"brain.w1.{msg.kind}" if msg.kind in to_brain else f"web.{msg.kind}"
         assert frames[0].decode() == expected
 

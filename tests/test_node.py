@@ -1,6 +1,7 @@
 """The brain's bus node (brain/node.py): it claims every message by its id, hands on what the web
 grants (and a chat or resume at once, on trust), in arrival order per session, drops what it
 revokes, and claims again when no answer came."""
+from brain.flow import Window
 from brain.node import Node
 from shared.config import Settings
 from shared.messages import Ack, CancelPull, Chat, Grant, Prompt, Pull, Reach, Reset, Revoke, Stop
@@ -26,7 +27,8 @@ class FakeWatch:
 
 
 def make():
-    node, sent = Node(Settings.from_env({"BUS_HEARTBEAT_S": "1"}), "w1", FakeEngine(), FakeWatch(), FakeEngine()), []
+    node, sent = Node(Settings.from_env({"BUS_HEARTBEAT_S": "1"}), "w1", FakeEngine(), FakeWatch(), FakeEngine(),
+                      Window(100)), []
     node.send = sent.append
     return node, sent
 

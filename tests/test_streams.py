@@ -2,7 +2,8 @@
 (brain/reply_bus.py), with a scripted Ollama and the bus as a list: a reply's text reaches the bus in
 chunks numbered on from the turn's count, thinking kept apart, a call written as text taken out and
 returned as a call, a Stop ends the read without a fault, a broken stream is an interruption with
-what was said, and a warm-up asks for one token with the options every request has."""
+what was said, a warm-up asks for one token with the options every request has, and while the web is
+a window behind, a reply's words wait and go together."""
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from brain.conversation import Conversation
+from brain.flow import Window
 from brain.jobs import Turn
 from brain.ollama_client import Delta, Hangup, HungUp, OllamaFailed, ToolCall
 from brain.reply_bus import ReplyBus
@@ -47,15 +49,16 @@ class Held:
 
 @pytest.fixture
 def streams():
-    "run(scenario, ollama): scenario(streams, sent) on a loop, a turn's model being 'm'."
-    def go(scenario, ollama, held=None):
+    "run(scenario, ollama): scenario(streams, sent) on a loop, a turn's model being 'm'; `window` counts what is sent."
+    def go(scenario, ollama, held=None, window=None):
         async def main():
             sent = []
             settings = Settings.from_env({"OLLAMA_NUM_CTX": "4096", "OLLAMA_KEEP_ALIVE": "5m"})
-            bus = ReplyBus(sent.append, "w1", held or Held())
+            flow = window or Window(100)
+            bus = ReplyBus(lambda msg: (sent.append(msg), flow.counted()), "w1", held or Held())
             pool = ThreadPoolExecutor(2)
             try:
-                await scenario(Streams(ollama, settings, pool, asyncio.get_running_loop(), bus), sent)
+                await scenario(Streams(ollama, settings, pool, asyncio.get_running_loop(), bus, flow), sent)
             finally:
                 pool.shutdown()
         asyncio.run(main())
@@ -139,3 +142,39 @@ def test_a_turn_not_run_yet_fails_under_the_epoch_of_the_copy_held_or_0(streams)
         assert isinstance(sent[2], Failed) and (sent[2].seq, sent[2].text) == (5, "so far")
         assert isinstance(sent[3], Done) and (sent[3].seq, sent[3].thinking, sent[3].stats) == (1, "thought", Stats())
     streams(scenario, Ollama(), held=Held(s=Conversation(epoch=7)))
+
+
+def test_while_the_web_is_a_window_behind_a_replys_words_wait_and_go_together(streams):
+    window, gate = Window(2), threading.Event()
+
+    async def scenario(streams, sent):
+        window.counted()
+        window.counted()  # two messages the web has not taken: the window is shut
+        turn = a_turn()
+        reading = asyncio.ensure_future(streams.reply(turn, [], None))
+        await asyncio.sleep(0.1)
+        assert sent == [], "the first word waits"
+        gate.set()
+        await reading
+        await asyncio.sleep(0.05)
+        assert sent == [], "and so do the others, with it"
+        window.credit(2)
+        assert [m.text for m in sent] == ["Hello there, you"], "one message once the web caught up"
+        streams.flush(turn, force=True)
+        assert len(sent) == 1, "nothing more was read"
+    streams(scenario, Ollama(Delta("Hello"), Delta(" there"), Delta(", you"), gate=gate), window=window)
+
+
+def test_a_replys_end_takes_its_waiting_words_first(streams):
+    window = Window(1)
+
+    async def scenario(streams, sent):
+        window.counted()
+        turn = a_turn()
+        await streams.reply(turn, [], None)
+        await asyncio.sleep(0.05)
+        streams.flush(turn, force=True)  # before its Done, whatever the window
+        assert [m.text for m in sent] == ["Hello there"]
+        window.credit(1)
+        assert len(sent) == 1, "what waited went with the forced flush"
+    streams(scenario, Ollama(Delta("Hello"), Delta(" there")), window=window)

@@ -8,7 +8,9 @@ talks to brains.
 The broker owns the sockets and their loops, and decodes; what it hears is judged by two pieces
 that touch no socket: `Workers` (web/workers.py: which brains are alive and ready) and `Dispatch`
 (web/dispatch.py: pending messages, owners and epochs, claims, replies in flight), which sends
-through the broker. The listener (the chats) hears what is left for it.
+through the broker; `Credits` (web/credits.py) tells each brain how much of what it sent has been
+taken, so no brain runs more than BUS_WINDOW messages ahead of the web. The listener (the chats)
+hears what is left for it.
 """
 import asyncio
 import logging
@@ -20,6 +22,7 @@ import zmq
 from shared import bus
 from shared.config import Settings
 from shared.messages import About, Ack, BadFrame, Bye, Message, Presence, ToBrain, ToWeb, decode, encode
+from web.credits import Credits
 from web.dispatch import Dispatch, Outbox, Owner, Refused
 from web.status import ChainStatus, chain_status
 from web.workers import MISSED_BEATS, Workers
@@ -40,6 +43,7 @@ class Broker:
     def __init__(self, settings: Settings, listener: Listener, outbox: Outbox, clock=time.monotonic):
         self.settings, self.listener = settings, listener
         self.workers = Workers(settings, clock)
+        self.credits = Credits(settings.bus_window)
         self.dispatch = Dispatch(settings, outbox, self.workers, self._send, clock)
 
     def resume(self, pending: list[ToBrain], owners: dict[str, Owner] | None = None) -> None:
@@ -136,6 +140,8 @@ class Broker:
                 except zmq.Again:
                     break
                 _isolated(self.from_publisher, frames)
+            for credit in self.credits.due():
+                self._send(credit)
 
     def from_publisher(self, frames: list[bytes]) -> None:
         if frames[0].startswith(b"web."):
@@ -148,6 +154,7 @@ class Broker:
         if not isinstance(msg, ToWeb):
             log.warning("ignored a %s message sent by a publisher", msg.kind)
             return
+        self.credits.took(msg)
         try:
             if self._observe(msg):
                 self.listener.brain_message(msg)
@@ -210,6 +217,7 @@ class Broker:
         self._update_status()
 
     def _forget(self, worker: str, why: str) -> None:
+        self.credits.forget(worker)
         if self.workers.forget(worker):
             self.dispatch.release(worker)
             self._lost(worker, why)
