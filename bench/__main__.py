@@ -120,7 +120,8 @@ class Bench:
         timeout = self.args.chunks / self.args.rate * 4 + 30
         await asyncio.gather(*[t.read_until_done(timeout) for group in tabs for t in group])
         wall = time.monotonic() - t0
-        web_cpu = (cpu_seconds(self.web_pid) - web0) / wall * 100
+        web_seconds = cpu_seconds(self.web_pid) - web0
+        web_cpu = web_seconds / wall * 100
         brain_cpu = (sum(map(cpu_seconds, brain_pids)) - brain0) / wall * 100
         tallies = [t.tally for group in tabs for t in group]
         first = min(t.first_at for t in tallies if t.first_at)
@@ -134,6 +135,7 @@ class Bench:
             "reordered": sum(t.reordered for t in tallies),
             "incomplete": sum(1 for t in tallies if not t.final_ok),
             "web_cpu": web_cpu, "brain_cpu": brain_cpu,
+            "web_us_per_chunk": web_seconds / max(1, sum(len(t.latencies) for t in tallies)) * 1e6,
             "web_rss": rss_mb(self.web_pid), "brain_rss": sum(map(rss_mb, brain_pids)),
         }
         for group in tabs:
@@ -173,6 +175,7 @@ class Bench:
                          f"{ms(r['ttft'])} (added {r['ttft']['p50'] - self.direct_ttft['p50']:.2f} at p50)"))
             rows.append((f"{n} sessions: CPU % web / brain, RSS MB web / brain",
                          f"{r['web_cpu']:.0f} / {r['brain_cpu']:.0f}, {r['web_rss']:.0f} / {r['brain_rss']:.0f}"))
+            rows.append((f"{n} sessions: web CPU per chunk delivered (µs)", f"{r['web_us_per_chunk']:.0f}"))
         self.section(f"Concurrent sessions ({self.args.chunks} chunks at {self.args.rate:g}/s each)", rows)
 
     async def workers(self) -> None:
@@ -190,7 +193,8 @@ class Bench:
             rows.append((f"{count} worker{'s' if count > 1 else ''}: chunks/s, lost, reordered",
                          f"{r['rate']:.0f}, {r['lost']}, {r['reordered']} (incomplete replies {r['incomplete']})"))
             rows.append((f"{count} worker{'s' if count > 1 else ''}: per-chunk latency ms p50/p99/max", ms(r["latency"])))
-            rows.append((f"{count} worker{'s' if count > 1 else ''}: CPU % web / brains", f"{r['web_cpu']:.0f} / {r['brain_cpu']:.0f}"))
+            rows.append((f"{count} worker{'s' if count > 1 else ''}: CPU % web / brains, web CPU per chunk (µs)",
+                         f"{r['web_cpu']:.0f} / {r['brain_cpu']:.0f}, {r['web_us_per_chunk']:.0f}"))
         self.system.stop("brain2")
         await asyncio.to_thread(self.system.wait_status, lambda s: len(s["workers"]) == 1, 60)
         offered = n * self.args.rate
