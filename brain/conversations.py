@@ -1,5 +1,6 @@
 """The copies of conversations this worker holds, by session, and the one thread that reads and
-writes them through brain/memory.py, in order, off the loop.
+writes them through brain/memory.py, in order, off the loop (brain/disk.py: what is queued at once
+is one transaction).
 
 A copy belongs to the epoch it was read for. A job runs on it only while the job is of that epoch;
 otherwise the conversation is read again from disk, claiming the new epoch (a session that moved to

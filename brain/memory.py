@@ -11,6 +11,10 @@ worker therefore answers from its cached copy only while it holds the session's 
 
 Turns change only at the end (appended, or the newest dropped for a regenerate), so saving
 writes just the turns after the longest prefix that is as last saved.
+
+The brain reads and writes from its one disk thread (brain/disk.py), which runs what it finds
+queued as one `batch`: one transaction, in which each load's or save's own transaction is a
+savepoint, so one that raises (`Fenced`) undoes only itself and the rest commit together.
 """
 import sqlite3
 from contextlib import contextmanager
@@ -73,13 +77,19 @@ class Sqlite:
 
     @contextmanager
     def transaction(self):
-        self.conn.execute("begin immediate")
+        "Within another (a batch), a savepoint, as psycopg's transactions nest: what raises in it alone is undone."
+        nested = self.conn.in_transaction
+        self.conn.execute("savepoint op" if nested else "begin immediate")
         try:
             yield
         except BaseException:
-            self.conn.execute("rollback")
+            self.conn.execute("rollback to op" if nested else "rollback")
             raise
-        self.conn.execute("commit")
+        finally:
+            if nested:
+                self.conn.execute("release op")  # rolled back to or not, it leaves the stack
+        if not nested:
+            self.conn.execute("commit")
 
     def columns(self, table: str) -> set[str]:
         return {row[1] for row in self.execute(f"pragma table_info({table})")}
@@ -119,6 +129,7 @@ class Postgres:
 
     @contextmanager
     def transaction(self):
+        "Within another (a batch), psycopg makes it a savepoint: what raises in it alone is undone."
         with self._connected().transaction():
             yield
 
@@ -146,6 +157,19 @@ class Memory:
     def open(cls, database_url: str, data_dir: Path) -> "Memory":
         "PostgreSQL at `database_url` when it is set, else SQLite in `data_dir`."
         return cls(Postgres(database_url) if database_url else Sqlite(Path(data_dir) / "brain.db"))
+
+    @contextmanager
+    def batch(self):
+        """One transaction for many loads and saves; each one's own transaction is a savepoint in it.
+        The body raising, or the commit failing, undoes them all."""
+        try:
+            with self.db.transaction():
+                yield
+        except BaseException:
+            # What `saved` says is stored may not be (or not be known to be): every session's next
+            # save writes it whole.
+            self.saved.clear()
+            raise
 
     def _stored_epoch(self, session: str, lock: bool = False) -> int:
         rows = self.db.execute("select epoch from states where session = ?" + (self.db.lock if lock else ""), [session])
@@ -191,7 +215,9 @@ class Memory:
         """Write what changed; `afresh` replaces every turn (a new chat). Raises Fenced, writing
         nothing, when the session has been claimed under a newer epoch."""
         db, c = self.db, conversation
-        before = [] if afresh else self.saved.get(session, [])
+        known = self.saved.get(session)
+        afresh = afresh or known is None  # what is stored is unknown here (a batch failed): replace it
+        before = [] if afresh else known
         after = [_fingerprint(t) for t in c.turns]
         same = min(len(before), len(after))
         while same and before[same - 1] != after[same - 1]:  # changes are at the end: look there first

@@ -1,16 +1,18 @@
 """The brain's cache of conversations (brain/conversations.py) over a fake store that keeps epochs
 as brain/memory.py does: a copy is read again for another epoch and used as it is for its own, saves
-are snapshots written in order on the one disk thread, a save the store refuses fences the session
-on the loop, a job run on trust holds the saves back until its grant (and its revoke drops the
-copy), a forgotten copy is never written, and idle sessions' copies leave memory first."""
+are snapshots written in order on the one disk thread (brain/disk.py), a save the store refuses
+fences the session on the loop, a job run on trust holds the saves back until its grant (and its
+revoke drops the copy), a forgotten copy is never written, and idle sessions' copies leave memory
+first."""
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 import pytest
 
 from brain.conversation import Conversation
 from brain.conversations import Conversations
+from brain.disk import Disk
 from brain.memory import Fenced
 
 
@@ -40,6 +42,9 @@ class Store:
     def evict(self, session):
         self._did("evict", session)
 
+    def batch(self):
+        return nullcontext()
+
 
 @pytest.fixture
 def cache():
@@ -47,7 +52,7 @@ def cache():
     def go(scenario, limit=1000):
         async def main():
             store, fenced, busy = Store(), [], set()
-            disk = ThreadPoolExecutor(1, thread_name_prefix="memory")
+            disk = Disk(store.batch)
             conversations = Conversations(store, disk, asyncio.get_running_loop(), keep=busy.__contains__, limit=limit)
             conversations.fenced = lambda session, epoch: fenced.append((session, epoch))
             try:
@@ -72,7 +77,7 @@ def test_a_copy_is_read_for_its_epoch_then_used_as_it_is_and_read_again_for_anot
         again = await conversations.get("s", 2)
         assert again is not first and again.epoch == 2
         assert store.calls == [("load", "s", 1), ("load", "s", 2)], "no read on the way to a job of the copy's epoch"
-        assert store.threads == {"memory_0"}
+        assert store.threads == {"memory"}
     cache(scenario)
 
 

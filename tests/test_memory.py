@@ -129,3 +129,96 @@ def test_an_unreachable_postgresql_stops_the_brain_with_where_and_why_and_no_pas
         Memory.open(f"postgresql://todo:sekret@127.0.0.1:{port}/todo", ".")
     assert f"database todo on 127.0.0.1:{port}" in str(e.value) and "refused" in str(e.value)
     assert "sekret" not in str(e.value)
+
+
+def stored_turns(memory, session):
+    "The session's turns as committed, read outside any transaction, so an open one never blocks it."
+    return [row[0] for row in memory.db.execute("select content from turns where session = ? order by id", [session])]
+
+
+def test_a_batch_commits_the_loads_and_saves_of_several_sessions_together(memories):
+    memory, other = memories(), memories()
+    with memory.batch():
+        for session in ("a", "b", "c"):
+            c = memory.load(session, 1)
+            c.turns.append({"role": "user", "content": f"to {session}"})
+            memory.save(session, c)
+            assert memory.load(session, 1).turns == c.turns, "a load after a save in the batch sees it"
+        assert [stored_turns(other, s) for s in "abc"] == [[], [], []], "nothing is committed before the batch is"
+    assert [stored_turns(other, s) for s in "abc"] == [["to a"], ["to b"], ["to c"]]
+    c.add_reply("out of a batch")
+    memory.save("c", c)  # a transaction of its own again: committed at once
+    assert stored_turns(other, "c") == ["to c", "out of a batch"]
+
+
+def test_a_fenced_save_in_a_batch_writes_nothing_for_its_session_and_the_others_commit(memories):
+    first, second = memories(), memories()
+    mine = first.load("s", 10)
+    mine.turns.append({"role": "user", "content": "one"})
+    first.save("s", mine)
+    second.load("s", 11)
+    with first.batch():
+        kept = first.load("t", 1)
+        kept.turns.append({"role": "user", "content": "kept"})
+        mine.add_reply("late")
+        with pytest.raises(Fenced):
+            first.save("s", mine)
+        first.save("t", kept)
+    assert stored_turns(second, "s") == ["one"] and stored_turns(second, "t") == ["kept"]
+    assert first.saved["s"] == [("user", "one", "")], "what is stored is still known: nothing was written"
+
+
+def test_an_error_halfway_through_a_save_in_a_batch_undoes_that_save_alone(memories, monkeypatch):
+    memory = memories()
+    c = memory.load("s", 1)
+    c.turns.append({"role": "user", "content": "old chat"})
+    memory.save("s", c)
+    with memory.batch():
+        other = memory.load("t", 1)
+        other.turns.append({"role": "user", "content": "kept"})
+        memory.save("t", other)
+        fresh = Conversation(epoch=1, turns=[{"role": "user", "content": "new chat"}])
+        with monkeypatch.context() as m:
+            m.setattr(memory.db, "executemany", lambda *args: 1 / 0)  # after the afresh delete
+            with pytest.raises(ZeroDivisionError):
+                memory.save("s", fresh, afresh=True)
+    assert stored_turns(memories(), "s") == ["old chat"] and stored_turns(memories(), "t") == ["kept"]
+
+
+def test_a_batch_that_does_not_commit_leaves_the_next_save_writing_the_session_whole(memories):
+    memory = memories()
+    c = memory.load("s", 1)
+    c.turns.append({"role": "user", "content": "one"})
+    memory.save("s", c)
+    with pytest.raises(RuntimeError):
+        with memory.batch():
+            c.add_reply("two")
+            memory.save("s", c)
+            raise RuntimeError("the commit failed")
+    assert stored_turns(memories(), "s") == ["one"]
+    memory.save("s", c)
+    assert stored_turns(memories(), "s") == ["one", "two"], "neither lost nor written twice"
+
+
+def test_the_disk_thread_runs_a_queue_on_the_store_as_one_batch_where_a_fenced_save_fails_alone(memories):
+    from brain.disk import Disk
+
+    first, second = memories(), memories()
+    mine = first.load("s", 10)
+    second.load("s", 11)
+    batches = []
+    disk = Disk(lambda: (batches.append("batch"), first.batch())[1])
+    started, gate = threading.Event(), threading.Event()
+    disk.submit(lambda: (started.set(), gate.wait(5)))
+    assert started.wait(5)  # all that follows is queued behind it
+    loads = [disk.submit(first.load, f"n{i}", 1) for i in range(20)]
+    mine.add_reply("late")
+    fenced = disk.submit(first.save, "s", mine)
+    saves = [disk.submit(first.save, f"n{i}", Conversation(epoch=1, turns=[{"role": "user", "content": f"q{i}"}]))
+             for i in range(20)]
+    gate.set()
+    disk.shutdown(wait=True)
+    assert all(f.exception() is None for f in loads + saves) and isinstance(fenced.exception(), Fenced)
+    assert [stored_turns(second, f"n{i}") for i in range(20)] == [[f"q{i}"] for i in range(20)]
+    assert stored_turns(second, "s") == [] and second.load("n3").epoch == 1
+    assert len(batches) == 2, "the first operation, then the 41 queued behind it"
