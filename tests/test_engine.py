@@ -16,6 +16,7 @@ from brain.conversations import MAX_SESSIONS
 from brain.flow import Window
 from brain.jobs import Event, LateResult, Turn, Warm
 from brain.ollama_worker import wire_engine
+from brain.disk import Disk
 from brain.ollama_client import Delta, HungUp, OllamaFailed, OllamaUnavailable
 from shared.config import Settings
 from shared.messages import (AppEvent, CallTool, Chat, Chunk, Done, Failed, FailCode, Prompt, Reach, Regenerate, Reset,
@@ -92,7 +93,7 @@ class Timer:
 def make_engine(settings, ollama, memory, watch, sent, worker, clock, held=MAX_SESSIONS):
     "An engine on the running loop, with threads of its own, as a worker makes it."
     return wire_engine(settings, ollama, memory, watch, sent.append, worker, Window(10**9), loop=asyncio.get_running_loop(),
-                       pool=ThreadPoolExecutor(settings.parallel), disk=ThreadPoolExecutor(1),
+                       pool=ThreadPoolExecutor(settings.parallel), disk=Disk(memory.batch),
                        call_later=clock.call_later, held=held)
 
 
