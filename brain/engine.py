@@ -109,10 +109,11 @@ class Engine:
         than our copy's, the session is not ours either."""
         if msg.message:
             self.sessions.revoke(msg.session, msg.message)
-            self.conversations.distrust(msg.session, msg.message)
         held = self.conversations.held(msg.session)
         if held is not None and held.epoch != msg.epoch:
-            self.fence(msg.session, msg.epoch)
+            self.fence(msg.session, msg.epoch)  # forgets the copy, and with it what ran on trust
+        elif msg.message:
+            self.conversations.distrust(msg.session, msg.message)
 
     def fence(self, session: str, epoch: int) -> None:
         """The session is held at `epoch` now, elsewhere or here anew: stop what runs for it under

@@ -113,6 +113,7 @@ class Replies:
             self.bus.failed(turn, e.error.code, str(e.error), text=rounds.said + e.partial)
         except Exception:
             log.exception("reply %s crashed", turn.reply)
+            self.streams.flush(turn, force=True)  # words held back go before the end
             self.bus.failed(turn, FailCode.INTERNAL, "The brain hit an internal error; see its log.")
 
     def _start(self, turn: Turn, conversation: Conversation, rounds: Rounds) -> bool:

@@ -20,7 +20,7 @@ class Recorder:
 
     def __init__(self):
         self.sent, self.verdicts, self.heard, self.statuses, self.lost, self.kept, self.dropped = [], [], [], [], [], [], []
-        self.assigned, self.released = {}, []
+        self.assigned, self.released, self.passed_on = {}, [], []
 
     def brain_message(self, msg): self.heard.append(msg)
     def brain_status(self, status): self.statuses.append(status)
@@ -31,9 +31,11 @@ class Recorder:
     def assign(self, session, owner): self.assigned[session] = owner
     def release(self, worker): self.released.append(worker)
     def send_multipart(self, frames, copy=True):
-        if frames[0].startswith(b"brain."):  # not the brain traffic it forwards to tails
+        if frames[0].startswith(b"brain."):
             msg = decode(frames)
             (self.sent if isinstance(msg, ToBrain) else self.verdicts).append(msg)
+        else:
+            self.passed_on.append(frames)  # brain traffic, forwarded to tails
 
 
 PROMPT = Prompt("Be brief.", [])
@@ -505,3 +507,16 @@ def test_a_tail_subscribed_to_every_brain_topic_is_no_worker():
     assert "" not in broker.workers
     broker.subscription(b"\x00brain.")
     assert rec.lost == [], "replies not yet acked (whose worker is not known yet) must not be taken for a lost brain's"
+
+
+def test_brain_traffic_is_passed_on_only_while_a_tail_listens_and_credits_go_back_to_the_brain():
+    now = [0.0]
+    broker, rec = make(now)
+    broker.from_publisher(beat("w1"))
+    assert rec.passed_on == [], "no tail: nothing is copied"
+    broker.subscription(b"\x01web.")
+    broker.from_publisher(beat("w1"))
+    broker.subscription(b"\x00web.")
+    broker.from_publisher(beat("w1"))
+    assert len(rec.passed_on) == 1
+    assert broker.credits.due()[0].seen == 1, "each heartbeat is answered with a credit, counted as the brain counts"

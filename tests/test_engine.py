@@ -363,6 +363,22 @@ def test_a_chat_on_trust_that_the_web_revokes_stops_without_a_word_or_a_trace(ru
     run(scenario)
 
 
+def test_a_chat_on_trust_revoked_under_a_new_epoch_fences_the_session_and_drops_its_queue(run, memories):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.hold = True
+        ollama.scripts = [["withdrawn", " words"]]
+        engine.handle(chat("r1", "on trust", epoch=1), on_trust=True)
+        engine.handle(chat("r2", "queued behind it", epoch=1))
+        await until(lambda: any(isinstance(m, Chunk) for m in sent))
+        engine.revoke(Revoke(worker="w1", session="s", message="m-r1", epoch=2))  # it moved meanwhile
+        await until(lambda: settled(engine))
+        ollama.hold = False
+        await asyncio.sleep(0.1)
+        assert len(ollama.replies()) == 1 and finals(sent) == [], "r2 is the next holder's to answer"
+        assert engine.conversations.held("s") is None
+    run(scenario)
+
+
 def test_a_chat_on_trust_asks_for_no_app_change_before_its_grant(run):
     async def scenario(engine, ollama, sent, clock, watch):
         ollama.scripts = [['{"name": "add_todo", "arguments": {"title": "oat milk"}}'], ["Added."]]

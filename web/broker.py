@@ -44,6 +44,7 @@ class Broker:
         self.settings, self.listener = settings, listener
         self.workers = Workers(settings, clock)
         self.credits = Credits(settings.bus_window)
+        self.watched = 0  # topics subscribed to by tails rather than workers: brain traffic is passed on only then
         self.dispatch = Dispatch(settings, outbox, self.workers, self._send, clock)
 
     def resume(self, pending: list[ToBrain], owners: dict[str, Owner] | None = None) -> None:
@@ -144,7 +145,7 @@ class Broker:
                 self._send(credit)
 
     def from_publisher(self, frames: list[bytes]) -> None:
-        if frames[0].startswith(b"web."):
+        if self.watched and frames[0].startswith(b"web."):
             self.xpub.send_multipart(frames, copy=False)  # so tails see brain traffic too
         try:
             msg = decode(frames, self.settings.max_frame_bytes)
@@ -195,6 +196,7 @@ class Broker:
         worker = topic[len(prefix):].rstrip(b".").decode(errors="replace") if topic.startswith(prefix) else ""
         if not worker:  # a tail (`--topic brain.`), say: a brain's own topic names it
             log.info("a subscriber %s %r", "joined" if subscribed else "left", topic.decode(errors="replace"))
+            self.watched = max(0, self.watched + (1 if subscribed else -1))  # XPUB tells a topic's first and last
             return
         if subscribed:
             self.workers.subscribed(worker)

@@ -179,8 +179,12 @@ class Dispatch:
         owner = self._assign(msg)
         if owner is None:
             return False
-        moved = owner != held  # a session that moved takes every message still waiting for it along, in order
-        for m in [m for m in self.pending.messages.values() if m.session == msg.session] if moved else [msg]:
+        # A session that moved takes every message still waiting for it along, in order; a new session
+        # (the usual case in a burst) has only this one, so the others need no looking through.
+        along = [msg]
+        if owner != held and self.pending.waiting[msg.session] > 1:
+            along = [m for m in self.pending.messages.values() if m.session == msg.session]
+        for m in along:
             m = msgspec.structs.replace(m, worker=owner.worker, epoch=owner.epoch)
             self.pending.sent(m, self.clock())
             if m.makes:
