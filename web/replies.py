@@ -25,15 +25,15 @@ class Replies:
                  tools: ToolCalls, prompt: Prompt):
         self.sessions, self.relay, self.broker, self.pulls, self.board = sessions, relay, broker, pulls, board
         self.tools, self.prompt = tools, prompt
+        self.handlers = {Chunk: self._chunk, Done: self._finish, Failed: self._finish, Ack: self._ack,
+                         Waiting: self._waiting, Note: self._note, CallTool: tools.call, PullProgress: pulls.progress}
 
     def brain_message(self, msg: ToWeb) -> None:
         if isinstance(msg, AboutReply) and self.sessions.was_reset(msg.reply):
             return
         if isinstance(msg, Presence):
             return self.pulls.presence(msg)
-        handler = {Chunk: self._chunk, Done: self._finish, Failed: self._finish, Ack: self._ack,
-                   Waiting: self._waiting, Note: self._note, CallTool: self.tools.call,
-                   PullProgress: self.pulls.progress}.get(type(msg))
+        handler = self.handlers.get(type(msg))
         if handler:
             handler(msg)
 
