@@ -4,6 +4,7 @@ behind, holds the words and sends them together: brain/flow.py); a warm-up's is 
 away. Every request carries the same options and keep_alive, since a change of num_ctx would reload
 the model."""
 import asyncio
+import threading
 from concurrent.futures import Executor
 from typing import NamedTuple
 
@@ -37,6 +38,9 @@ class Streams:
     def __init__(self, ollama: OllamaClient, settings: Settings, pool: Executor, loop: asyncio.AbstractEventLoop,
                  bus: ReplyBus, window: Window):
         self.ollama, self.settings, self.pool, self.loop, self.bus, self.window = ollama, settings, pool, loop, bus, window
+        self.lock = threading.Lock()
+        self.ready: list[Turn] = []  # turns with words read since their last flush, for the loop to send
+        self.waking = False  # the loop has been asked to send them
 
     @property
     def options(self) -> dict:
@@ -108,4 +112,17 @@ class Streams:
         turn.unsent.append(delta)
         if not turn.flush_scheduled:
             turn.flush_scheduled = True
-            self.loop.call_soon_threadsafe(self.flush, turn)
+            with self.lock:
+                self.ready.append(turn)
+                if self.waking:
+                    return
+                self.waking = True
+            # One wakeup of the loop for whatever every stream read meanwhile: waking it once per
+            # token cost more than the tokens did, with hundreds of replies streaming.
+            self.loop.call_soon_threadsafe(self._flush_ready)
+
+    def _flush_ready(self) -> None:
+        with self.lock:
+            turns, self.ready, self.waking = self.ready, [], False
+        for turn in turns:
+            self.flush(turn)
