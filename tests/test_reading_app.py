@@ -1,10 +1,12 @@
 """The reading-list app (apps/reading), the second app on the layer: its three actions, each undone
 exactly, a book named by its number or its title, the list as the model is told it, and the
-numbers: a removed book's is never given to another, so an Undo always finds the book it means."""
+numbers: a removed book's is never given to another, so an Undo always finds the book it means; and a
+session's list is bounded (MAX_BOOKS)."""
 import pytest
 from bs4 import BeautifulSoup
 from fastlite import database
 
+from apps import reading
 from apps.reading import MAX_CHARS, Book
 from shared.config import Settings
 from web import apps
@@ -119,3 +121,13 @@ def test_changes_are_told_in_words_and_shown_in_every_tab_as_text(world):
     assert marked.find(class_="title").get_text() == evil.title and not marked.find("script")
     assert (removed["id"], removed["hx-swap-oob"]) == ("book-2", "delete")
     assert app.state("nobody") == "The reading list is now empty."
+
+
+def test_a_full_list_refuses_one_more_book_and_says_why(world, monkeypatch):
+    monkeypatch.setattr(reading, "MAX_BOOKS", 2)
+    _, actions = world
+    call(actions, "add_book", title="Dune")
+    call(actions, "add_book", title="Emma")
+    row, changes = call(actions, "add_book", title="Ulysses")
+    assert not row.ok and changes == [] and "holds 2 books" in row.text
+    assert call(actions, "add_book", session="session-b", title="Ulysses")[0].ok, "another session's list has room"

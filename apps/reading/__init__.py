@@ -20,6 +20,7 @@ PERSONA = (
     "the reading list after it. Comment on those briefly, in character. The newest app note holds the list as it is now."
 )
 MAX_CHARS = 200
+MAX_BOOKS = 500  # per session: the list is in every prompt, and nothing grows without a bound
 
 
 @dataclass
@@ -118,6 +119,8 @@ def make(host: Host) -> App:
 
     def add(session: str, args: AddBook) -> Outcome:
         title, author = clean(args.title), storable(" ".join(args.author.split())[:MAX_CHARS])
+        if books.count_where("session = ?", [session]) >= MAX_BOOKS:
+            raise Refused(f"the reading list holds {MAX_BOOKS} books, as many as it may; remove some first.")
         book = kept(books.insert(Book(id=next_id(), session=session, title=title, author=author)))
         return Outcome(f"Added {describe(book)}.", [("added", book)], {"added": book.id})
 
