@@ -1,7 +1,7 @@
 """The reading-list app (apps/reading), the second app on the layer: its three actions, each undone
 exactly, a book named by its number or its title, the list as the model is told it, and the
-numbers: a removed book's is never given to another, so an Undo always finds the book it means; and a
-session's list is bounded (MAX_BOOKS)."""
+numbers: each session's own from 1, a removed book's never given to another, so an Undo always finds
+the book it means; and a session's list is bounded (MAX_BOOKS)."""
 import pytest
 from bs4 import BeautifulSoup
 from fastlite import database
@@ -100,12 +100,15 @@ def test_a_removed_books_number_is_never_given_again_so_an_undo_finds_the_book_i
     assert app.state(S) == "The reading list now:\n- [ ] #1 'Dune'\n- [ ] #2 'Emma'"
 
 
-def test_sessions_see_and_change_only_their_own_books(world):
+def test_sessions_see_and_change_only_their_own_books_each_numbered_from_1(world):
     app, actions = world
     call(actions, "add_book", title="Dune")
     row, _ = call(actions, "remove_book", session="other", id=1)
     assert not row.ok and app.state("other") == "The reading list is now empty."
-    assert app.state(S) == "The reading list now:\n- [ ] #1 'Dune'"
+    assert call(actions, "add_book", session="other", title="Emma")[0].text == "Added #1 'Emma'."
+    assert call(actions, "mark_read", session="other", id=1)[0].ok
+    assert app.state(S) == "The reading list now:\n- [ ] #1 'Dune'", "the other session's #1 is not this one's"
+    assert call(actions, "remove_book", id="#1")[0].ok and app.state("other") == "The reading list now:\n- [x] #1 'Emma'"
 
 
 def test_changes_are_told_in_words_and_shown_in_every_tab_as_text(world):

@@ -76,14 +76,15 @@ def shown(change: tuple[str, Book]):
 
 
 def make(host: Host) -> App:
-    books = host.db.create(Book, name="books", pk="id", transform=True)
-    host.db.execute("create table if not exists book_ids (one integer primary key check (one = 0), last integer not null)")
+    books = host.db.create(Book, name="books", pk=("id", "session"), transform=True)
+    host.db.execute("create table if not exists book_numbers (session text primary key, last integer not null)")
 
-    def next_id() -> int:
-        "Past every id given: a removed book's number never names another, so an Undo finds the book it means."
+    def next_id(session: str) -> int:
+        """Each session numbers its own books from 1, past every number it gave: a removed book's
+        number never names another, so an Undo finds the book it means."""
         [(bid,)] = host.db.execute(
-            "insert into book_ids (one, last) values (0, (select coalesce(max(id), 0) + 1 from books)) "
-            "on conflict (one) do update set last = last + 1 returning last")
+            "insert into book_numbers (session, last) values (?, (select coalesce(max(id), 0) + 1 from books "
+            "where session = ?)) on conflict (session) do update set last = last + 1 returning last", [session, session])
         return bid
 
     def kept(b: Book) -> Book:
@@ -121,7 +122,7 @@ def make(host: Host) -> App:
         title, author = clean(args.title), storable(" ".join(args.author.split())[:MAX_CHARS])
         if books.count_where("session = ?", [session]) >= MAX_BOOKS:
             raise Refused(f"the reading list holds {MAX_BOOKS} books, as many as it may; remove some first.")
-        book = kept(books.insert(Book(id=next_id(), session=session, title=title, author=author)))
+        book = kept(books.insert(Book(id=next_id(session), session=session, title=title, author=author)))
         return Outcome(f"Added {describe(book)}.", [("added", book)], {"added": book.id})
 
     def mark(session: str, args: MarkRead) -> Outcome:
@@ -132,13 +133,13 @@ def make(host: Host) -> App:
 
     def remove(session: str, args: RemoveBook) -> Outcome:
         book = find(session, args.id)
-        books.delete(book.id)
+        books.delete((book.id, session))
         return Outcome(f"Removed {describe(book)}.", [("removed", book)], {"removed": msgspec.to_builtins(book)})
 
     def undo(session: str, done: dict) -> list:
         if "added" in done:
             book = listed_one(session, done["added"])
-            books.delete(book.id)
+            books.delete((book.id, session))
             return [("removed", book)]
         if "marked" in done:
             book = listed_one(session, done["marked"])
