@@ -10,19 +10,19 @@ class Credits:
     def __init__(self, window: int):
         self.step = max(1, window // 4)
         self.taken: dict[str, int] = {}  # by worker: its messages taken, as it counts them
-        self.told: dict[str, int] = {}  # by worker: the count last sent back to it
+        self.told: dict[str, int] = {}  # by worker: the count last sent back to it (none: one is due)
 
     def took(self, msg: ToWeb) -> None:
         "Counted from a worker's presence on (before it, or after a goodbye, the count is unknown)."
         if isinstance(msg, Presence):
             self.taken[msg.worker] = msg.sent + 1
-            self.told[msg.worker] = -self.step  # a heartbeat is answered whatever the count
+            self.told.pop(msg.worker, None)  # a heartbeat is answered whatever the count
         elif msg.worker in self.taken:
             self.taken[msg.worker] += 1
 
     def due(self) -> list[Credit]:
         "The credits to send now: to each worker with a quarter window taken since its last one."
-        due = [w for w, n in self.taken.items() if n - self.told.get(w, 0) >= self.step]
+        due = [w for w, n in self.taken.items() if w not in self.told or n - self.told[w] >= self.step]
         for worker in due:
             self.told[worker] = self.taken[worker]
         return [Credit(worker=w, seen=self.taken[w]) for w in due]
