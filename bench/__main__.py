@@ -27,6 +27,8 @@ from bench.clients import Browser, Tally, bare_websocket_hop, bare_zmq_hop, dire
 from tests.system import ROOT, System, free_port
 
 HZ = os.sysconf("SC_CLK_TCK")
+# The bench opens sessions by the thousand, as only a script would: above the bound meant for scripts.
+MANY_SESSIONS = {"NEW_SESSIONS_RATE": 10**6, "NEW_SESSIONS_BURST": 10**6}
 SECTIONS = ["first-token", "prompt-cache", "scaling", "workers", "routing", "fan-out", "second-user", "many-sessions",
             "idle", "restart"]
 
@@ -60,7 +62,7 @@ class Bench:
         self.fake_url = f"http://127.0.0.1:{self.fake_port}"
         parallel = max(max(args.sessions), 8)
         self.system = System(self.workdir, self.fake_url, BRAIN_PARALLEL=parallel, LOG_LEVEL="WARNING", BUS_HEARTBEAT_S=1.0,
-                             COMMENT_DELAY_S=60).start()
+                             COMMENT_DELAY_S=60, **MANY_SESSIONS).start()
         self.system.wait_ready(60)
 
     @property
@@ -208,7 +210,7 @@ class Bench:
             self.say(f"... 12 sessions at once on two workers of 4 slots, routing={routing}")
             workdir = Path(tempfile.mkdtemp(prefix=f"bench-routing-{routing}-"))
             system = System(workdir, self.fake_url, BRAIN_PARALLEL=4, BUS_ROUTING=routing, LOG_LEVEL="WARNING",
-                            COMMENT_DELAY_S=60).start()
+                            COMMENT_DELAY_S=60, **MANY_SESSIONS).start()
             try:
                 system.start_copy("brain2", of="brain")
                 await asyncio.to_thread(system.wait_status,

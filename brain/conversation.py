@@ -32,6 +32,7 @@ from shared.messages import Prompt, digest
 # "[app]" (and a parenthesised "(app: …)") into their replies far more than words; see BENCHMARKS.md.
 APP_PREFIX = "App note: "
 REPLY_MARKERS = ("App note:", "[app]")  # what small models still copy to the start of a reply: stripped
+LATE = "saw your action from a reply that was cut off: "  # an app event: a result no reply waited for
 
 
 def _chars(messages: list[dict]) -> int:
@@ -97,10 +98,11 @@ class Conversation:
             self.unseen = [EARLIER, *self.unseen[-(UNSEEN_KEPT - 1):]]
             self.told = None  # what was left out may have changed the state: the note states it whole
 
-    def begin_turn(self, user_text: str | None, retry: bool = False) -> bool:
+    def begin_turn(self, user_text: str | None, retry: bool = False, reply: str = "") -> bool:
         """Append what the model has not seen yet (app events and the list after them, then the
         user's text) as user turns. A retry of a turn whose reply failed does not repeat the user's
-        text. Returns False when there is nothing new to answer."""
+        text. The conversation notes that `reply`'s question is in it (see `asks`). Returns False
+        when there is nothing new to answer."""
         repeated = retry and self._unanswered() == user_text
         if retry and not repeated and self._answered_plainly() == user_text:
             # Its reply was saved, but the web never saw it end (the brain died, or the final
@@ -116,6 +118,9 @@ class Conversation:
             return False
         if user_text is not None and not repeated:
             self.turns.append({"role": "user", "content": user_text})
+        if user_text is not None and reply:
+            # Kept with the bus messages acted on (both are uuids), so it is saved with the question.
+            self.take(reply)
         return True
 
     def _unanswered(self) -> str | None:
@@ -191,23 +196,42 @@ class Conversation:
         measured = (prompt_eval_count - PER_MESSAGE_TOKENS * len(messages) - _tool_tokens(tools)) / chars
         self.tokens_per_char = min(1.0, max(self.tokens_per_char, measured))
 
-    def asked_last(self, question: str) -> bool:
-        "Whether `question` is the newest user text."
-        return next((t["content"] for t in reversed(self.turns) if t["role"] == "user"), None) == question
+    def asks(self, question: str, reply: str = "") -> bool:
+        """Whether the conversation holds the question `reply` answers: as its newest user text, or,
+        for a reply whose question it was given (`begin_turn`), further up, later turns after it."""
+        return self._asked_at(question, reply) is not None
 
-    def resume_point(self, question: str, shown: str) -> tuple[bool, str] | None:
+    def _asked_at(self, question: str, reply: str) -> int | None:
+        """The index of the user turn a reply answers ("" for a comment: the newest). A reply whose
+        question this conversation was given is found by its text even when later turns followed
+        it, so a resume that comes after them never asks it again; for any other, only the newest
+        user text can be it (a question asked before may be asked again, in so many words)."""
+        users = [i for i, t in enumerate(self.turns) if t["role"] == "user"]
+        if users and (not question or self.turns[users[-1]]["content"] == question):
+            return users[-1]
+        if reply and reply in self.handled:
+            return next((i for i in reversed(users) if self.turns[i]["content"] == question), None)
+        return None
+
+    def resume_point(self, question: str, shown: str, reply: str = "") -> tuple[bool, str] | None:
         """Where a reply cut off after `shown` reached the user carries on, from what its brain had
         saved: (True, the whole reply) when it was saved whole; (False, the text of its current
         round, to be continued) when it was cut off while streaming, after its last applied tool
-        round. None when the saved conversation does not lead to `shown` (it cannot be carried on).
-        `question` is the user text it answers ("" for a comment on app events)."""
-        asked = max((i for i, t in enumerate(self.turns) if t["role"] == "user"), default=None)
-        if asked is None or (question and not self.asked_last(question)):
+        round. None when the saved conversation does not lead to `shown` (it cannot be carried on),
+        or when it was cut off and the conversation went on past it. `question` is the user text it
+        answers ("" for a comment on app events), `reply` its id."""
+        asked = self._asked_at(question, reply)
+        if asked is None:
             return None
         after = self.turns[asked + 1:]
-        said = "".join(t["content"] for t in after if t["role"] == "assistant")
-        if after and after[-1]["role"] == "assistant" and not after[-1].get("tool_calls"):
+        start = next((n for n, t in enumerate(after) if t["role"] != "user"), len(after))  # past notes set before it
+        end = next((n for n, t in enumerate(after) if n >= start and t["role"] == "user"), len(after))
+        answer, went_on = after[start:end], end < len(after)
+        said = "".join(t["content"] for t in answer if t["role"] == "assistant")
+        if answer and answer[-1]["role"] == "assistant" and not answer[-1].get("tool_calls"):
             return (True, said) if said.startswith(shown) else None
+        if went_on:
+            return None  # its round cannot be continued with later turns after it
         return (False, shown[len(said):]) if shown.startswith(said) else None
 
     def drop_last_reply(self) -> bool:
@@ -219,6 +243,26 @@ class Conversation:
 
     def add_reply(self, text: str) -> None:
         self.turns.append({"role": "assistant", "content": text})
+
+    def holds_call(self, call: str) -> bool:
+        "Whether a round of the conversation holds the call (by its id, which the brain made)."
+        return any(c.get("id") == call for t in self.turns for c in t.get("tool_calls") or ())
+
+    def late_result(self, call: str, text: str, state: str) -> None:
+        """A call's result no reply waited for (its brain was cut off): the model is told of it with the
+        next turn, unless a resume has put its round back already; the state after it is news either way."""
+        self.record([] if self.holds_call(call) else [LATE + text.rstrip(".")], state)
+
+    def add_carried_round(self, text: str, calls: list[dict], results: list[tuple[str, str]]) -> None:
+        """A round of a cut-off reply that its brain did not save, put back from what the web kept. Its
+        results come without the app's state: the result itself, if it arrives late, brings it, else the
+        next app event states it whole (its `since` is the state the result carried, not ours). A late
+        result of its calls still unseen is taken back: the round tells it."""
+        for _, content in results:
+            told = next((line for line in self.unseen if line.startswith(LATE + content.rstrip("."))), None)
+            if told is not None:
+                self.unseen.remove(told)
+        self.add_tool_round(text, calls, results, "")
 
     def add_tool_round(self, text: str, calls: list[dict], results: list[tuple[str, str]], state: str) -> None:
         """The model called tools (after saying `text`) and the app answered: the assistant's

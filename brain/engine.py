@@ -74,7 +74,8 @@ class Engine:
                            on_trust)
             case Resume():
                 self._turn(Turn(msg.session, msg.reply, None, msg.prompt, model=msg.model, resume=msg.text,
-                                resumed_thinking=msg.thinking, question=msg.question, sent=msg.seq, **cause), on_trust)
+                                resumed_thinking=msg.thinking, question=msg.question, sent=msg.seq,
+                                carried=list(msg.calls), **cause), on_trust)
             case ToolResult():
                 # Not queued when a reply waits on it: the reply is the running job.
                 if not self.calls.resolve(msg):
@@ -95,7 +96,7 @@ class Engine:
         else is left out (the next app event finds the state it came from missing and states it
         whole), so a flood of clicks never holds up a question. Stop and New chat always get
         through, and so does a result a reply waits on."""
-        if isinstance(msg, (Stop, Reset)) or (isinstance(msg, ToolResult) and self.calls.awaited(msg.call)):
+        if isinstance(msg, (Stop, Reset)) or (isinstance(msg, ToolResult) and self.calls.awaited(msg)):
             return True
         if self.sessions.admits(msg.session, bool(msg.makes), msg.kind):
             return True
@@ -150,8 +151,7 @@ class Engine:
                 case Event(event=event):
                     self.record(session, event, conversation)
                 case LateResult(result=result):
-                    conversation.record([f"saw your action from a reply that was cut off: {result.text.rstrip('.')}"],
-                                        result.state)
+                    conversation.late_result(result.call, result.text, result.state)
                     self.conversations.save(session)
                 case DropLastReply():
                     conversation.drop_last_reply()

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from brain.ollama_client import Hangup
-from shared.messages import AppEvent, Prompt, ToolResult
+from shared.messages import Answered, AppEvent, Prompt, ToolResult
 
 
 def _granted_already() -> asyncio.Event:
@@ -45,6 +45,7 @@ class Turn(FromBus):
     resume: str | None = None  # a reply cut off when its brain stopped: what reached the web, to go on from
     resumed_thinking: str = ""
     question: str = ""  # the user text a resumed reply answers ("" for a comment)
+    carried: list[Answered] = field(default_factory=list)  # a resumed reply's calls the web answered (Resume.calls)
     hangup: Hangup = field(default_factory=Hangup)  # ends the Ollama request at once, from any thread
     woken: asyncio.Event = field(default_factory=asyncio.Event)  # wakes a turn waiting for Ollama, or for its grant
     granted: asyncio.Event = field(default_factory=_granted_already)  # cleared while it runs on trust (brain/node.py)

@@ -80,7 +80,15 @@ class Node:
             ctx.destroy()
 
     def send(self, msg: Message) -> None:
-        self.pub.send_multipart(encode(msg), copy=False)
+        """The one way out: a message bigger than a frame, which the web would drop (and, past its
+        margin, the connection with it), is refused here, in the log, and not counted as sent. What
+        a reply says is made to fit before it comes here (brain/reply_bus.py)."""
+        frames = encode(msg)
+        if len(frames[1]) > self.settings.max_frame_bytes:
+            log.error("did not send a %s message of %d bytes: a bus frame holds at most %d (BUS_MAX_FRAME_BYTES)",
+                      msg.kind, len(frames[1]), self.settings.max_frame_bytes)
+            return
+        self.pub.send_multipart(frames, copy=False)
         self.window.counted()
 
     def presence(self) -> dict:

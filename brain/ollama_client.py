@@ -2,8 +2,11 @@
 streaming NDJSON).
 
 Everything Ollama can do wrong is turned into an `OllamaError` whose text a person can act on;
-nothing above this module sees `requests` or the wire format.
+nothing above this module sees `requests` or the wire format. A request that got no byte of an
+answer is a `NoAnswer`: one request's failure, which says nothing certain of Ollama (only a health
+check does, brain/ollama_watch.py).
 """
+import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -13,7 +16,7 @@ import msgspec
 import requests
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from shared.messages import FailCode, Stats
 
@@ -23,8 +26,21 @@ class OllamaError(Exception):
     code = FailCode.OLLAMA_ERROR
 
 
-class OllamaUnavailable(OllamaError):
+class NoAnswer(OllamaError):
+    """Not a byte of an answer came: the connection closed before one (or, `OllamaUnavailable`,
+    could not be made). The request may be asked again; whether Ollama is down, only a health
+    check says."""
+    code = FailCode.OLLAMA_FAILED
+
+
+class OllamaUnavailable(NoAnswer):
+    "Ollama could not be connected to."
     code = FailCode.OLLAMA_DOWN
+
+
+class Unsendable(OllamaError):
+    "The request cannot be written as JSON (NaN or Infinity, say): it is never sent, and asking again cannot help."
+    code = FailCode.UNSENDABLE
 
 
 class ModelNotFound(OllamaError):
@@ -266,9 +282,10 @@ class OllamaClient:
 
     def _request(self, path: str, body: dict, hangup: Hangup | None, read: Callable[[requests.Response], Iterator]):
         "Send a streaming request and yield what `read` makes of the response."
+        data = _encoded(body)
         _calling.hangup = hangup
         try:
-            response = self._post(path, body, hangup)
+            response = self._post(path, data, hangup)
             try:
                 yield from read(response)
             finally:
@@ -277,18 +294,20 @@ class OllamaClient:
             if hangup is not None:
                 hangup._detach()  # the connection goes back to the pool, for another request
 
-    def _post(self, path: str, body: dict, hangup: Hangup | None) -> requests.Response:
+    def _post(self, path: str, data: bytes, hangup: Hangup | None) -> requests.Response:
         try:
-            return self.http.post(f"{self.base_url}{path}", json=body, stream=True, timeout=self.timeout)
+            return self.http.post(f"{self.base_url}{path}", data=data, headers=_JSON, stream=True, timeout=self.timeout)
         except requests.exceptions.ConnectTimeout:
             raise OllamaUnavailable(f"Ollama at {self.base_url} did not accept a connection within "
                                     f"{self.timeout[0]:g}s. Is it running? Start it with `ollama serve`.") from None
         except requests.exceptions.ReadTimeout:
             raise OllamaTimeout(f"Ollama did not start answering within {self.timeout[1]:g}s "
                                 "(OLLAMA_READ_TIMEOUT_S).") from None
-        except requests.exceptions.RequestException:
+        except requests.exceptions.RequestException as e:
             if hangup is not None and hangup.fired:
                 raise HungUp("The request was ended before Ollama answered.") from None
+            if e.args and isinstance(e.args[0], ProtocolError):  # connected, then closed (or reset) before a byte
+                raise NoAnswer(f"Ollama at {self.base_url} closed the connection before answering.") from None
             raise OllamaUnavailable(f"Can't reach Ollama at {self.base_url}. Is it running? "
                                     "Start it with `ollama serve`.") from None
         finally:
@@ -343,6 +362,19 @@ class OllamaClient:
         raise OllamaFailed(f"Ollama ended the pull of '{model}' without saying it succeeded. Pull again to resume.")
 
 
+_JSON = {"Content-Type": "application/json"}
+
+
+def _encoded(body: dict) -> bytes:
+    """The request's body, as `requests(json=...)` would write it, or `Unsendable`: Python's json
+    writes NaN and Infinity, which are not JSON (a call written as text may hold them)."""
+    try:
+        return json.dumps(body, allow_nan=False).encode()
+    except (ValueError, TypeError, RecursionError) as e:
+        raise Unsendable(f"The request to Ollama could not be written as JSON ({e}), so it was not sent; "
+                         "something in this conversation (a call's arguments, say) holds a value JSON cannot.") from None
+
+
 def _ndjson(response: requests.Response, decoder: msgspec.json.Decoder, what: str) -> Iterator:
     "The body's lines, decoded; a line that is not `what` ends the stream with a clear error."
     for raw in response.iter_lines():
@@ -350,7 +382,7 @@ def _ndjson(response: requests.Response, decoder: msgspec.json.Decoder, what: st
             continue
         try:
             line = decoder.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # msgspec raises the last past ~1000 levels
             raise OllamaFailed(f"Ollama sent a line that is not {what}: {_one_line(repr(raw[:80]))}") from None
         yield line
 
@@ -406,7 +438,7 @@ def call_arguments(raw) -> dict:
         return {}
     try:
         value = msgspec.json.decode(raw) if isinstance(raw, str) else raw
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # deep nesting raises RecursionError, not DecodeError
         value = None
     return value if isinstance(value, dict) else {"_unreadable": str(raw)[:200]}
 

@@ -5,8 +5,13 @@ It checks at start, then every OLLAMA_CHECK_S while something is wrong (Ollama u
 default model not pulled) and every MODELS_REFRESH_S otherwise, so the page turns ready within
 seconds of `ollama serve` starting or `ollama pull` finishing. Whenever Ollama becomes reachable
 it loads the default model (with the options the chats use), so the first reply does not pay for
-the load. A reply that cannot reach Ollama reports it here (`lost`), which starts the quick checks.
-Every change is announced through `changed`, which sends a heartbeat at once.
+the load. Every change is announced through `changed`, which sends a heartbeat at once.
+
+Only a check changes what the brain knows: a request that got no answer says nothing certain of
+Ollama (it may drop one request and answer the next), so a reply whose request got none asks here
+(`confirm`), and waits for Ollama only if the check finds it down. Those who ask at once share one
+check, and a check less than OLLAMA_CHECK_S old stands, so failing requests never make a storm of
+checks, nor flip every page's status.
 """
 import asyncio
 import logging
@@ -33,6 +38,8 @@ class OllamaWatch:
         self.up = asyncio.Event()  # set while Ollama is reachable: replies waiting for it go on
         self._wake = asyncio.Event()
         self._loaded = False  # the default model was loaded since Ollama last came up
+        self._probing: asyncio.Future | None = None  # the check under way, which whoever asks meanwhile shares
+        self._probed_at = -float("inf")  # when the last check ended (monotonic)
 
     @property
     def wrong(self) -> bool:
@@ -45,8 +52,18 @@ class OllamaWatch:
         while True:
             self._wake.clear()
             await self.check()
+            await self._until_due()
+
+    async def _until_due(self) -> None:
+        """Until the next check: OLLAMA_CHECK_S after the last one (a reply's included) while something
+        is wrong, MODELS_REFRESH_S otherwise, at once when woken. Looked at every OLLAMA_CHECK_S, so
+        Ollama found down by a reply's check is checked again as often."""
+        while not self._wake.is_set():
+            left = self._probed_at + (self.check_s if self.wrong else MODELS_REFRESH_S) - time.monotonic()
+            if left <= 0:
+                return
             with suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.check_s if self.wrong else MODELS_REFRESH_S)
+                await asyncio.wait_for(self._wake.wait(), min(left, self.check_s))
 
     async def refresh(self) -> None:
         """A model was just pulled: list the models now and announce the change, so every page's
@@ -61,34 +78,47 @@ class OllamaWatch:
             self.changed()
         self._wake.set()
 
-    def lost(self) -> None:
-        "A request could not reach Ollama: say so now and check again soon."
-        if self.reach is not Reach.DOWN:
-            self._set_down("a request could not reach it")
-        self._wake.set()
+    async def confirm(self) -> Reach:
+        """A request got no byte of an answer: is Ollama down? A check says; one that ended less than
+        OLLAMA_CHECK_S ago stands, and one under way is shared."""
+        if self._probing is not None or time.monotonic() - self._probed_at >= self.check_s:
+            await self._probe()
+        return self.reach
 
     async def check(self) -> None:
+        await self._probe()
+        if self.reach is Reach.UP and self.pulled(self.model) and not self._loaded:
+            await self._load()
+
+    async def _probe(self) -> None:
+        "Reach Ollama and list its models; whoever asks while a check runs waits for that one."
+        if self._probing is None:
+            self._probing = asyncio.ensure_future(self._reach())
+        await asyncio.shield(self._probing)
+
+    async def _reach(self) -> None:
         try:
             version = await self.blocking(self.client.version)
             models = await self.blocking(self.client.models)
         except OllamaError as e:
             if self.reach is not Reach.DOWN:
                 self._set_down(str(e))
-            return
-        if self.reach is not Reach.UP:
-            log.info("Ollama %s at %s is up; models: %s", version, self.client.base_url, ", ".join(models) or "none")
+        else:
+            self._set_up(version, models)
+        finally:
+            self._probing, self._probed_at = None, time.monotonic()
+
+    def _set_up(self, version: str, models: list[str]) -> None:
         became_up = self.reach is not Reach.UP
+        if became_up:
+            log.info("Ollama %s at %s is up; models: %s", version, self.client.base_url, ", ".join(models) or "none")
         state_changed = became_up or models != self.models
         self.reach, self.version, self.models = Reach.UP, version, models
         self.up.set()
         if state_changed:
             self.changed()
-        if not self.pulled(self.model):
-            if became_up or state_changed:
+            if not self.pulled(self.model):
                 log.warning("the default model %s is not pulled: run `ollama pull %s`", self.model, self.model)
-            return
-        if not self._loaded:
-            await self._load()
 
     async def _load(self) -> None:
         self.loading = self.model

@@ -31,6 +31,7 @@ from brain.streams import Streams
 from brain.tool_calls import ToolCalls
 from shared.config import Settings, setup_logging
 from shared.messages import Message
+from shared.private import private_data_dir
 
 log = logging.getLogger("brain")
 
@@ -44,11 +45,11 @@ def wire_engine(settings: Settings, ollama: OllamaClient, memory: Memory, watch:
     behind; `held` conversations stay in memory."""
     sessions = Sessions(call_later, settings.comment_delay_s, settings.session_max_pending)
     conversations = Conversations(memory, disk, loop, keep=sessions.active, limit=held)
-    bus = ReplyBus(send, worker, conversations)
+    bus = ReplyBus(send, worker, conversations, settings.max_frame_bytes)
     streams = Streams(ollama, settings, pool, loop, bus, window)
     calls = ToolCalls(bus, loop)
-    engine = Engine(settings, watch, sessions, conversations, Replies(settings, watch, streams, calls, conversations, bus),
-                    calls, streams, bus)
+    replies = Replies(settings, watch, streams, calls, conversations, bus, call_later)
+    engine = Engine(settings, watch, sessions, conversations, replies, calls, streams, bus)
     # The queues run their jobs through the engine, and a save the store refuses fences the session
     # there: both reach the engine, which is made after them.
     sessions.run, conversations.fenced = engine.run, engine.fence
@@ -83,7 +84,7 @@ async def serve(settings: Settings, client: OllamaClient, memory: Memory, worker
 def main() -> None:
     setup_logging()
     settings = Settings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(settings.data_dir)  # before brain.db is written
     client = OllamaClient(settings.ollama_url, settings.connect_timeout_s, settings.read_timeout_s, settings.parallel)
     memory = Memory.open(settings.brain_database_url, settings.data_dir)
     worker = uuid.uuid4().hex[:12]

@@ -6,9 +6,14 @@ Ollama continues. Then round after round: each asks Ollama once (waiting for it 
 reached), and one whose tool calls are applied asks again, within MODEL_TOOL_ROUNDS (`Rounds`
 decides). The reply ends with exactly one `Done` or `Failed`, or with nothing when its worker is
 closing or has lost the session (the web has the reply carried on, or ignores it).
+
+A reply is bounded: Ollama generates at most REPLY_MAX_TOKENS a round (`num_predict`), and from its
+first request the reply may take REPLY_MAX_S; past either it ends with what it said, and a note
+saying where it was cut.
 """
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
@@ -16,15 +21,18 @@ from brain import tools
 from brain.conversation import Conversation
 from brain.conversations import Conversations
 from brain.jobs import Turn
-from brain.ollama_client import OllamaUnavailable, ToolCall, ToolsUnsupported
+from brain.ollama_client import NoAnswer, OllamaFailed, ToolCall, ToolsUnsupported
 from brain.ollama_watch import OllamaWatch
 from brain.reply_bus import ReplyBus
 from brain.streams import Answer, Interrupted, Streams
-from brain.tool_calls import ToolCalls, asked
+from brain.tool_calls import ToolCalls, as_sent, asked, rounds_of
 from shared.config import Settings
-from shared.messages import FailCode, Reach, Stats
+from shared.messages import Answered, FailCode, Reach, Stats
 
 log = logging.getLogger("brain")
+# A request Ollama dropped before answering, while its check finds it up, is asked again after these
+# pauses, then the reply fails: Ollama may drop one request (a runner restarting) but not each one.
+RETRY_DELAYS_S = (1.0, 2.0)
 NOT_RESUMED = "The brain stopped mid-reply and the next one could not carry it on; what arrived is shown. Retry asks again"
 
 
@@ -54,6 +62,8 @@ class Rounds:
     made: dict[str, str] = field(default_factory=dict)  # the calls applied: their result, by what they asked
     asked: int = 0
     acted: int = 0  # rounds that changed something
+    deadline: asyncio.TimerHandle | None = None  # REPLY_MAX_S, counted from the reply's first request
+    overran: bool = False  # cut off at REPLY_MAX_S
 
     def messages(self, conversation: Conversation) -> list[dict]:
         "A final assistant message is continued, not answered (Ollama's prefill)."
@@ -89,12 +99,19 @@ class Rounds:
         "A round whose every call failed may be put right: it does not count."
         self.acted += len(self.made) > made_before
 
+    def carried(self, calls: list[Answered]) -> None:
+        "A round the web answered before the reply was cut off counts as if this brain had made it."
+        self.asked += 1
+        made_before = len(self.made)
+        self.made.update((asked(c), c.text) for c in calls if c.ok)
+        self.applied(made_before)
+
 
 class Replies:
     def __init__(self, settings: Settings, watch: OllamaWatch, streams: Streams, calls: ToolCalls,
-                 conversations: Conversations, bus: ReplyBus):
+                 conversations: Conversations, bus: ReplyBus, call_later: Callable[..., asyncio.TimerHandle]):
         self.settings, self.watch, self.streams, self.calls = settings, watch, streams, calls
-        self.conversations, self.bus = conversations, bus
+        self.conversations, self.bus, self.call_later = conversations, bus, call_later
 
     async def make(self, turn: Turn, conversation: Conversation) -> None:
         rounds = Rounds(self.settings.tool_rounds)
@@ -115,17 +132,23 @@ class Replies:
             log.exception("reply %s crashed", turn.reply)
             self.streams.flush(turn, force=True)  # words held back go before the end
             self.bus.failed(turn, FailCode.INTERNAL, "The brain hit an internal error; see its log.")
+        finally:
+            if rounds.deadline is not None:
+                rounds.deadline.cancel()
 
     def _start(self, turn: Turn, conversation: Conversation, rounds: Rounds) -> bool:
         "False when there is nothing to ask Ollama (the reply has ended, or there is nothing to answer)."
         if turn.resume is None:
             return self._begin(turn, conversation)
-        if turn.question and not conversation.asked_last(turn.question):
+        if turn.question and not conversation.asks(turn.question, turn.reply):
             # Its brain stopped before the question was saved (or before its turn began, behind
             # another): it is asked now, and the answer goes on from what was shown.
-            turn.text, rounds.said, rounds.prefill = turn.question, turn.resume, turn.resume
-            return self._begin(turn, conversation)
-        point = conversation.resume_point(turn.question, turn.resume)
+            turn.text, rounds.said = turn.question, turn.resume
+            if not self._begin(turn, conversation):
+                return False
+            rounds.prefill = self._carry(turn, conversation, rounds, 0)
+            return True
+        point = conversation.resume_point(turn.question, turn.resume, turn.reply)
         if point is None:
             self.bus.failed(turn, FailCode.NOT_RESUMED, NOT_RESUMED + " (its conversation does not lead to what was shown)",
                             text=turn.resume)
@@ -134,15 +157,33 @@ class Replies:
         if whole:  # saved whole: only its end was lost with the brain
             self.bus.done(turn, text, turn.resumed_thinking)
             return False
-        rounds.said, rounds.prefill = turn.resume, text
+        rounds.said = turn.resume
+        rounds.prefill = self._carry(turn, conversation, rounds, len(turn.resume) - len(text))
         turn.model = turn.model or conversation.model or self.settings.model
         return True
+
+    def _carry(self, turn: Turn, conversation: Conversation, rounds: Rounds, start: int) -> str:
+        """Put the resumed reply's rounds whose calls the web answered, and that the saved conversation
+        lacks (its brain died before saving them), back in their place: the text shown before each
+        (from `start`), its calls and their results. Every such round counts against the reply's, so
+        no call is applied again and MODEL_TOOL_ROUNDS holds. Returns the shown text after the last
+        of them: what the model continues."""
+        shown = turn.resume
+        for calls in rounds_of(turn.carried):
+            if not conversation.holds_call(calls[0].call):
+                at = min(max(calls[0].at, start), len(shown))
+                conversation.add_carried_round(shown[start:at], [as_sent(c.call, c.index, c.name, c.arguments)
+                                                                 for c in calls], [(c.name, c.text) for c in calls])
+                self.conversations.save(turn.session)
+                start = at
+            rounds.carried(calls)
+        return shown[start:]
 
     def _begin(self, turn: Turn, conversation: Conversation) -> bool:
         "Put a new turn into the conversation and fit it to the context window."
         if turn.text is None and not turn.regenerate and self.watch.reach is Reach.DOWN:
             return False  # no comment while Ollama is away: the events stay unseen and go with the next turn
-        if not conversation.begin_turn(turn.text, turn.retry) and not turn.regenerate:
+        if not conversation.begin_turn(turn.text, turn.retry, turn.reply) and not turn.regenerate:
             return False  # a comment whose events an earlier turn already carried
         conversation.model = turn.model or conversation.model
         turn.model = conversation.model or self.settings.model
@@ -159,7 +200,7 @@ class Replies:
         "Round after round: the last one's answer (its text whole), or None when the reply ended otherwise."
         while True:
             messages = rounds.messages(conversation)
-            answer = await self._ask(turn, conversation, messages)
+            answer = await self._ask(turn, conversation, rounds, messages)
             await turn.until_granted()  # nothing but its words before the grant: no app change, no end
             if turn.silent:
                 return None
@@ -169,6 +210,9 @@ class Replies:
                                                                           "on)", text=rounds.said)
                 return None
             answer = answer._replace(text=rounds.heard(answer.text))
+            if answer.stats.done_reason == "length":
+                self.bus.note(turn, f"The reply was cut off at {self.settings.reply_max_tokens} tokens "
+                                    "(REPLY_MAX_TOKENS).")
             if self.conversations.held(turn.session) is not conversation:
                 return None  # fenced meanwhile: the session is another worker's, which the web hears from
             offered = tools.offered(conversation, self.settings.tools)
@@ -178,7 +222,8 @@ class Replies:
                 self._say_why(turn, after, answer.calls, rounds.allowed)
                 return answer
             made_before = len(rounds.made)
-            calls, results, state = await self.calls.round(turn, answer.calls, rounds.made, offered)
+            calls, results, state = await self.calls.round(turn, answer.calls, rounds.made, offered,
+                                                           len(rounds.said))
             conversation.add_tool_round(answer.text, calls, results, state)
             self.conversations.save(turn.session)
             rounds.applied(made_before)
@@ -200,22 +245,29 @@ class Replies:
         if last.text or not turn.cancelled:
             conversation.add_reply(last.text)  # a stopped reply stays in context as far as it got
         self.conversations.save(turn.session)
-        if turn.cancelled:
+        if turn.cancelled and not rounds.overran:
             self.bus.failed(turn, FailCode.STOPPED, "Stopped.", text=rounds.said)
-        else:
-            self.bus.done(turn, rounds.said, turn.resumed_thinking + last.thinking, last.stats)
+            return
+        if rounds.overran:
+            self.bus.note(turn, f"The reply was cut off after {self.settings.reply_max_s:g} s (REPLY_MAX_S).")
+        self.bus.done(turn, rounds.said, turn.resumed_thinking + last.thinking, last.stats)
 
-    async def _ask(self, turn: Turn, conversation: Conversation, messages: list[dict]) -> Answer:
-        """While Ollama cannot be reached the turn waits for it (the web shows why) and is asked as
-        soon as it is back, once; Stop ends the wait. A model that cannot call tools is asked again
-        without them, and the session remembers."""
+    async def _ask(self, turn: Turn, conversation: Conversation, rounds: Rounds, messages: list[dict]) -> Answer:
+        """While Ollama is down the turn waits for it (the web shows why) and is asked as soon as it is
+        back; Stop ends the wait. A request that got no answer is one request's failure: the watch's
+        check says whether Ollama is down (then the turn waits for it); if it is up, the request is
+        asked again, after each of RETRY_DELAYS_S, and then the reply fails. A model that cannot call
+        tools is asked again without them, and the session remembers."""
+        retries = 0
         while True:
+            if turn.cancelled:
+                return Answer("", "", Stats(), [])
             if self.watch.reach is Reach.DOWN:
                 self.bus.waiting(turn, f"Waiting for Ollama: it is not running at {self.settings.ollama_url}. Start it "
                                        "with `ollama serve`; this message is answered as soon as it is up.")
-                await self._until_up_or_stopped(turn)
-            if turn.cancelled:
-                return Answer("", "", Stats(), [])
+                await self._until(turn, self.watch.up.wait())
+                continue
+            self._bound_in_time(turn, rounds)
             offered = tools.offered(conversation, self.settings.tools)
             try:
                 return await self.streams.reply(turn, messages, offered)
@@ -225,12 +277,43 @@ class Replies:
                     self.bus.note(turn, f"{turn.model} cannot act on the app (it does not support tools); it can still "
                                         "talk about it.")
                     continue
-                if not isinstance(e.error, OllamaUnavailable) or turn.sent:
+                if not isinstance(e.error, NoAnswer) or turn.sent:
                     raise
-                self.watch.lost()  # refused before any byte: nothing was generated, so ask again once it is up
+                await self._until(turn, self.watch.confirm())
+                if self.watch.reach is Reach.DOWN or turn.cancelled:
+                    continue  # waits for Ollama, or ends
+                if retries == len(RETRY_DELAYS_S):
+                    raise Interrupted(OllamaFailed(
+                        f"Ollama answers its health check but not this reply: {retries + 1} requests in a row got no "
+                        f"answer ({str(e.error).rstrip('.')}). Its log may say why; Retry asks again."), "") from None
+                log.warning("reply %s: %s Asking again in %gs.", turn.reply, e.error, RETRY_DELAYS_S[retries])
+                await self._pause(turn, RETRY_DELAYS_S[retries])
+                retries += 1
 
-    async def _until_up_or_stopped(self, turn: Turn) -> None:
-        waits = [asyncio.ensure_future(self.watch.up.wait()), asyncio.ensure_future(turn.woken.wait())]
+    def _bound_in_time(self, turn: Turn, rounds: Rounds) -> None:
+        "From its first request on, a reply may take REPLY_MAX_S (waiting for Ollama to start does not count)."
+        if rounds.deadline is None:
+            rounds.deadline = self.call_later(self.settings.reply_max_s, self._overran, turn, rounds)
+
+    @staticmethod
+    def _overran(turn: Turn, rounds: Rounds) -> None:
+        "Hung up as by Stop, but the reply ends done, with a note saying why."
+        if not turn.cancelled:
+            rounds.overran = True
+            turn.cancel()
+
+    async def _pause(self, turn: Turn, seconds: float) -> None:
+        elapsed = asyncio.Event()
+        timer = self.call_later(seconds, elapsed.set)
+        try:
+            await self._until(turn, elapsed.wait())
+        finally:
+            timer.cancel()
+
+    @staticmethod
+    async def _until(turn: Turn, waited: Awaitable) -> None:
+        "Until `waited` is done, or the turn is stopped (or cut off at its bound) meanwhile."
+        waits = [asyncio.ensure_future(waited), asyncio.ensure_future(turn.woken.wait())]
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:

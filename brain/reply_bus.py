@@ -1,23 +1,44 @@
 """What the brain says on the bus about a reply: its chunks, numbered on from `Turn.sent`, notes,
 waits, tool calls, and its one end (`Done` or `Failed`). Each message names the worker, the session,
-the reply and the epoch the reply is made under, which the web checks against the session's holder."""
+the reply and the epoch the reply is made under, which the web checks against the session's holder.
+
+Nothing said here is bigger than a bus frame (BUS_MAX_FRAME_BYTES), since the web would drop it, or
+drop the connection with it: a chunk too big goes as several; an end too big carries the start of
+the reply's text that fits and says so (the brain's conversation keeps the whole reply); a tool
+call too big is not sent, and the model is told why."""
+import logging
 from collections.abc import Callable
+
+import msgspec
 
 from brain.conversations import Conversations
 from brain.jobs import Turn
-from shared.messages import CallTool, Chunk, Done, Failed, FailCode, Message, Note, Stats, Waiting
+from shared.messages import CallTool, Chunk, Done, Failed, FailCode, Message, Note, Stats, Waiting, encode
+
+log = logging.getLogger("brain")
+ENVELOPE_BYTES = 1024  # a message's fields besides its texts, with room to spare
+ESCAPED = 6  # the most bytes one character takes in JSON (\u001f)
+SHORTENED = ("This reply is longer than one bus message may be (BUS_MAX_FRAME_BYTES = {max_bytes:,} bytes), so only "
+             "its first {shown:,} of {whole:,} characters are shown here; the model's conversation holds all of it.")
 
 
 class ReplyBus:
-    def __init__(self, send: Callable[[Message], None], worker: str, conversations: Conversations):
-        self.send, self.worker, self.conversations = send, worker, conversations
+    def __init__(self, send: Callable[[Message], None], worker: str, conversations: Conversations,
+                 max_bytes: int = 1 << 20):
+        self.send, self.worker, self.conversations, self.max_bytes = send, worker, conversations, max_bytes
 
     def _about(self, turn: Turn) -> dict:
         return dict(worker=self.worker, session=turn.session, reply=turn.reply, epoch=turn.epoch)
 
     def chunk(self, turn: Turn, text: str, thinking: str) -> None:
-        self.send(Chunk(**self._about(turn), seq=turn.sent, text=text, thinking=thinking))
-        turn.sent += 1
+        last = turn.sent + len(text) + len(thinking)  # the highest seq a piece could have: measured with its digits
+        pieces = self._pieces(lambda t, k: Chunk(**self._about(turn), seq=last, text=t, thinking=k), text, thinking)
+        if len(pieces) > 1:
+            log.info("reply %s: %d characters held back are more than a bus frame holds (BUS_MAX_FRAME_BYTES=%d); "
+                     "sent as %d chunks", turn.reply, len(text) + len(thinking), self.max_bytes, len(pieces))
+        for text_part, thinking_part in pieces:
+            self.send(Chunk(**self._about(turn), seq=turn.sent, text=text_part, thinking=thinking_part))
+            turn.sent += 1
 
     def note(self, turn: Turn, text: str) -> None:
         self.send(Note(**self._about(turn), text=text))
@@ -25,14 +46,85 @@ class ReplyBus:
     def waiting(self, turn: Turn, reason: str) -> None:
         self.send(Waiting(**self._about(turn), reason=reason))
 
-    def call_tool(self, turn: Turn, call: str, name: str, arguments: dict) -> None:
-        self.send(CallTool(**self._about(turn), call=call, name=name, arguments=arguments))
+    def call_tool(self, turn: Turn, call: str, name: str, arguments: dict, at: int = 0, index: int = 0) -> str:
+        """Send the call to the web; "" when it went, else (it is too big for a frame, or cannot be
+        written as JSON) what the model is told instead, and nothing is sent."""
+        msg = CallTool(**self._about(turn), call=call, name=name, arguments=arguments, at=at, index=index)
+        size = self._size(msg)
+        if size is not None and size <= self.max_bytes:
+            self.send(msg)
+            return ""
+        why = ("the call's arguments hold a value that JSON cannot carry" if size is None else
+               f"the call's arguments are too large to send to the app ({size:,} bytes; a bus message holds at most "
+               f"{self.max_bytes:,}, BUS_MAX_FRAME_BYTES)")
+        log.warning("reply %s: the model's call %s of %s was not sent: %s", turn.reply, call, name, why)
+        return f"Error: {why}, so it was not done." + (" Make the change in smaller steps." if size else "")
 
     def done(self, turn: Turn, text: str, thinking: str = "", stats: Stats = Stats()) -> None:
-        self.send(Done(**self._about(turn), seq=turn.sent, text=text, thinking=thinking, stats=stats))
+        def end(shown: str, thought: str = "") -> Done:
+            return Done(**self._about(turn), seq=turn.sent, text=shown, thinking=thought, stats=stats)
+
+        if self._fits(end(text, thinking)):
+            return self.send(end(text, thinking))
+        # Without its thinking, the web keeps the thinking the chunks brought; the text is what must arrive.
+        msg, shown = self._cut(end, text)
+        if shown < len(text):
+            self.note(turn, self._shortened(turn, shown, len(text)))
+        self.send(msg)
 
     def failed(self, turn: Turn, code: FailCode, error: str, text: str = "") -> None:
         "A turn not run yet (the brain's own has no epoch until then) speaks for the epoch our copy holds."
         held = self.conversations.held(turn.session)
-        epoch = turn.epoch if turn.epoch is not None else held.epoch if held else 0
-        self.send(Failed(**self._about(turn) | {"epoch": epoch}, seq=turn.sent, code=code, error=error, text=text))
+        about = self._about(turn) | {"epoch": turn.epoch if turn.epoch is not None else held.epoch if held else 0}
+
+        def end(shown: str, why: str = error) -> Failed:
+            return Failed(**about, seq=turn.sent, code=code, error=why, text=shown)
+
+        if self._fits(end(text)):
+            return self.send(end(text))
+        # Cut to fit beside the longest the error can become (its numbers at their widest), then told exactly.
+        widest = f"{error} {SHORTENED.format(max_bytes=self.max_bytes, shown=len(text), whole=len(text))}"
+        shown = self._cut(lambda part: end(part, widest), text)[1]
+        self.send(end(text[:shown], f"{error} {self._shortened(turn, shown, len(text))}"))
+
+    def _shortened(self, turn: Turn, shown: int, whole: int) -> str:
+        "What the chat is told of a reply whose end carries only its first `shown` characters; the log is told too."
+        log.warning("reply %s: its %d characters are more than a bus frame holds (BUS_MAX_FRAME_BYTES=%d); its end "
+                    "carries the first %d", turn.reply, whole, self.max_bytes, shown)
+        return SHORTENED.format(max_bytes=self.max_bytes, shown=shown, whole=whole)
+
+    def _pieces(self, make: Callable[[str, str], Chunk], text: str, thinking: str) -> list[tuple[str, str]]:
+        "The chunk's text and thinking in pieces that fit a frame each (as `make` makes them), halved until they do."
+        if len(text) + len(thinking) <= 1 or self._fits(make(text, thinking)):
+            return [(text, thinking)]
+        t, k = len(text) // 2, len(thinking) // 2
+        halves = (*self._pieces(make, text[:t], thinking[:k]), *self._pieces(make, text[t:], thinking[k:]))
+        return [piece for piece in halves if any(piece)]
+
+    def _cut(self, make: Callable[[str], Message], text: str) -> tuple[Message, int]:
+        "The message `make` gives with the longest start of `text` that fits a frame, and that start's length."
+        if self._fits(make(text)):
+            return make(text), len(text)
+        low, high = 0, len(text)
+        while low < high:
+            mid = (low + high + 1) // 2
+            if self._fits(make(text[:mid])):
+                low = mid
+            else:
+                high = mid - 1
+        return make(text[:low]), low
+
+    def _fits(self, msg: Message) -> bool:
+        texts = sum(len(getattr(msg, f)) for f in ("text", "thinking", "error") if isinstance(getattr(msg, f, None), str))
+        if ESCAPED * texts + ENVELOPE_BYTES <= self.max_bytes:
+            return True  # however its characters are escaped: not worth encoding it twice
+        size = self._size(msg)
+        return size is not None and size <= self.max_bytes
+
+    @staticmethod
+    def _size(msg: Message) -> int | None:
+        "The bytes of `msg`'s payload, or None when it cannot be encoded."
+        try:
+            return len(encode(msg)[1])
+        except (UnicodeEncodeError, TypeError, OverflowError, ValueError, msgspec.EncodeError):
+            return None

@@ -2,7 +2,8 @@
 side): a reply's is handed to the loop, which alone sends, chunk by chunk (or, while the web is
 behind, holds the words and sends them together: brain/flow.py); a warm-up's is read and thrown
 away. Every request carries the same options and keep_alive, since a change of num_ctx would reload
-the model."""
+the model. `num_predict` (REPLY_MAX_TOKENS) is not a load option: it bounds every reply without a
+reload, and only a warm-up asks for another (one token)."""
 import asyncio
 import threading
 from concurrent.futures import Executor
@@ -44,7 +45,7 @@ class Streams:
 
     @property
     def options(self) -> dict:
-        return {"num_ctx": self.settings.num_ctx}
+        return {"num_ctx": self.settings.num_ctx, "num_predict": self.settings.reply_max_tokens}
 
     async def reply(self, turn: Turn, messages: list[dict], offered: list[dict] | None) -> Answer:
         "Stream the turn's reply to the bus as it comes; a stopped reply answers with what it had so far."

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from shared.config import Settings, setup_logging
+from shared.private import private_data_dir
 
 log = logging.getLogger("brain.supervise")
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGHUP, lambda *_: supervisor.request(restart=True))
     if os.environ.get("BRAIN_RELOAD", "") not in ("", "0"):
         threading.Thread(target=watch_sources, args=(supervisor,), daemon=True).start()
+    private_data_dir(settings.data_dir)
     supervisors.mkdir(parents=True, exist_ok=True)
     pidfile = supervisors / str(os.getpid())
     pidfile.touch()

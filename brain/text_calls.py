@@ -4,9 +4,9 @@ Small models often write a call as plain text: a bare JSON object, the same in a
 inside <tool_call> tags their template does not use, or several (a list, one per line). Ollama
 parses calls only in the form the model's template declares, so it streams these as ordinary
 content: the chat would show raw JSON and nothing would be done. `CallFilter` sits on the reply's
-stream. Text passes through; from the start of a line that could begin such a call, it holds the
-text back (a few hundred characters until the call names a tool, then until it closes) and takes
-the call out once it is whole. Anything that turns out not to be a call is shown as written.
+stream. While the round's text could still begin with a call, it holds it back (a few hundred
+characters until the call names a tool, then until it closes) and takes the call out once it is
+whole. Anything that turns out not to be a call is shown as written, and so is all that follows.
 
 A call is an object with a `name` and its `arguments` (or `parameters`, or flat beside the name),
 optionally wrapped as `{"function": {...}}`. It names one of the offered tools, or has the exact
@@ -14,10 +14,31 @@ shape of a call (a short name and `arguments`): such a call to a tool that does 
 models invent `get_list`, or put an item's title as the name) is still a call, answered with an
 error that names the tools, never shown as JSON.
 
+Only a call the model meant is taken: one written where a round's text holds nothing but calls.
+Small models that mean to call write the call as their whole reply or at its very start (bare, in
+a ```json fence of its own, in tags, as a list or one per line), often with words after it ("On
+it."). A call explained or quoted comes after words ("you could call", "for example:", "Sure,
+like this:"), in a ```python fence, indented as code, in a longer block of other code, quoted with
+">" or in the middle of a line. So calls are taken only until the round first shows text that is
+not whitespace and not a call; from there on the rest of the round is shown as written, calls and
+all, and never applied. This is Ollama's own rule for templates whose calls are bare JSON (a call
+only when the output starts with one). A call written after words that was meant is shown, not
+done: a visible miss the user can ask again, where the other way round a quote would have changed
+the list. Words after a call cannot be told from the model's own "Done!" after a real call, so a
+call at the start followed by an explanation is still taken.
+
+Text is JSON only as RFC 8259 has it: `json.loads` also takes NaN, Infinity, -Infinity and turns
+1e999 into infinity, which no request can carry on (the conversation keeps the call, and every
+later request of its session would fail to encode). Such text is no call and is shown as written,
+as Ollama, whose parser refuses them too, would send it. A value nested deeper than MAX_DEPTH is
+no call either (tool arguments are flat; json.loads would raise RecursionError on deep input), so
+no text can make the filter raise.
+
 The filter also drops a marker the reply starts with (e.g. the app's own "[app]"), which small
 models copy from the app's reports.
 """
 import json
+import math
 import re
 from enum import Enum
 
@@ -25,6 +46,7 @@ from brain.ollama_client import ToolCall, call_arguments
 
 HOLD_UNNAMED = 300  # characters held before the text names a tool; past it, it is shown
 HOLD_NAMED = 4000  # characters held for a call that names a tool to close
+MAX_DEPTH = 20  # brackets a call may nest: a call in a list in {"tool_calls": …} with its arguments is 4 or 5
 FENCE = "```"
 FENCE_LANGS = {"", "json", "tool_call", "tool_code", "tool", "function"}
 TAGS = {"<tool_call>": "</tool_call>", "<tool_calls>": "</tool_calls>", "<function_call>": "</function_call>",
@@ -43,6 +65,10 @@ class Verdict(Enum):
     WORDS = "words"  # a reply wrapped in JSON ({"response": "..."}): its words are shown, not the JSON
 
 
+class Refused(ValueError):
+    "JSON that no request could carry on (NaN, Infinity, a number out of range) or nested past MAX_DEPTH."
+
+
 class CallFilter:
     """One round of a reply. `feed` each piece of text as it streams and show what it returns;
     `finish` at the end gives the rest to show and the calls found. `names` are the offered tools
@@ -53,8 +79,8 @@ class CallFilter:
         self.markers = markers
         self.calls: list[ToolCall] = []
         self.held = ""
-        self.line_start = True
         self.started = False  # something was shown or taken: a marker is stripped only before that
+        self.quoted = False  # words were shown: whatever follows is shown as written, calls and all
         self.trim = ""  # characters to drop from the start of what comes next (after a marker or a call)
 
     def feed(self, text: str) -> str:
@@ -69,21 +95,16 @@ class CallFilter:
     def _release(self, final: bool) -> str:
         shown = []
         while self.held:
-            if not self.line_start:
-                end = self.held.find("\n")
-                if end < 0:
-                    shown.append(self.held)
-                    self.held = ""
-                    break
-                shown.append(self.held[:end + 1])
-                self.held, self.line_start = self.held[end + 1:], True
-                continue
-            if not self.started and self._strip_marker(final) is Verdict.MAYBE:
-                break
             if self.trim:
                 self.held = self.held.lstrip(self.trim)
                 if not self.held:
                     break
+            if self.quoted:
+                shown.append(self.held)
+                self.held = self.trim = ""
+                break
+            if not self.started and self._strip_marker(final) is Verdict.MAYBE:
+                break
             verdict, end, calls = self._classify(self.held, final)
             if verdict is Verdict.MAYBE:
                 break
@@ -94,9 +115,9 @@ class CallFilter:
                 self.held, self.trim = self.held[end:], " \t\r\n}],"
             elif verdict is Verdict.WORDS:
                 shown.append(calls[0])
-                self.held, self.trim = self.held[end:], " \t\r\n}],"
+                self.held, self.trim, self.quoted = self.held[end:], " \t\r\n}],", True
             else:
-                self.line_start, self.trim = False, ""
+                self.trim, self.quoted = "", True
         return "".join(shown)
 
     def _strip_marker(self, final: bool) -> Verdict:
@@ -112,7 +133,7 @@ class CallFilter:
         return Verdict.TEXT
 
     def _classify(self, held: str, final: bool) -> tuple[Verdict, int, list[ToolCall]]:
-        "What the held text, which starts a line, begins with; and where the calls end."
+        "What the held text, which nothing but calls comes before, begins with; and where the calls end."
         s = held.lstrip()
         at = len(held) - len(s)
         if not s:
@@ -159,20 +180,26 @@ class CallFilter:
             if s[i] not in "{[":
                 return Verdict.TEXT, 0, []
             end = json_end(s, i)
-            if end is None:
+            if end is None and not final:
+                return self._partial(s[i:], final)[0], 0, calls
+            try:
                 # Small models often stop before the last brace: at the end, a call it closes is taken.
-                found = self._calls(_closed(s[i:])) if final else None
+                value = load_json(_closed(s[i:]) if end is None else s[i:end])
+            except Refused:
+                return Verdict.TEXT, 0, []
+            except ValueError:
+                value = None
+            found = self._calls(value)
+            words = _wrapped_words(value) if found is None and (closer is None or end is None) and not calls else None
+            if words is not None:
+                return Verdict.WORDS, len(s) if end is None else end, [words]
+            if end is None:
                 if found:
                     return Verdict.CALL, len(s), calls + found
-                words = _wrapped_words(_closed(s[i:])) if final and not calls else None
-                if words is not None:
-                    return Verdict.WORDS, len(s), [words]
                 verdict = self._partial(s[i:], final)[0]
                 return verdict, (len(s) if verdict is Verdict.CALL else 0), calls
-            found = self._calls(s[i:end])
             if found is None:
-                words = _wrapped_words(s[i:end]) if closer is None and not calls else None
-                return (Verdict.WORDS, end, [words]) if words is not None else (Verdict.TEXT, 0, [])
+                return Verdict.TEXT, 0, []
             calls, i = calls + found, end
         if not calls:
             return Verdict.TEXT if final else Verdict.MAYBE, 0, []
@@ -204,11 +231,7 @@ class CallFilter:
         limit = HOLD_NAMED if named or wrapped else HOLD_UNNAMED
         return (Verdict.TEXT if len(s) > limit else Verdict.MAYBE), 0, []
 
-    def _calls(self, raw: str) -> list[ToolCall] | None:
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            return None
+    def _calls(self, value) -> list[ToolCall] | None:
         items = value if isinstance(value, list) else value.get("tool_calls", [value]) if isinstance(value, dict) else []
         calls = [self._call(item) for item in items] if isinstance(items, list) else []
         return calls if calls and all(calls) else None
@@ -222,18 +245,47 @@ class CallFilter:
         if not isinstance(name, str) or not CALL_NAME.match(name):
             return None
         if "arguments" in item or "parameters" in item:
-            return ToolCall(name, call_arguments(item.get("arguments", item.get("parameters"))))
+            return ToolCall(name, _arguments(item.get("arguments", item.get("parameters"))))
         if name in self.names:  # arguments written flat beside the name
             return ToolCall(name, {k: v for k, v in item.items() if k not in CALL_KEYS})
         return None
 
 
-def _wrapped_words(raw: str) -> str | None:
+def load_json(raw: str):
+    "JSON as RFC 8259 has it, nested at most MAX_DEPTH deep; raises ValueError (`Refused` for what the RFC has not)."
+    if _depth(raw) > MAX_DEPTH:
+        raise Refused(f"nested deeper than {MAX_DEPTH}")
+    return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite)
+
+
+def _refuse_constant(name: str):
+    raise Refused(f"{name} is not a JSON number")
+
+
+def _finite(digits: str) -> float:
+    value = float(digits)
+    if not math.isfinite(value):
+        raise Refused(f"{digits} is out of range")
+    return value
+
+
+def _depth(raw: str) -> int:
+    "How deep the brackets of JSON text nest (outside strings)."
+    return _brackets(raw)[2]
+
+
+def _arguments(raw) -> dict:
+    "A text call's arguments; given as a JSON string (some models' habit), read as strictly as the call."
+    if isinstance(raw, str) and raw.strip():
+        try:
+            raw = load_json(raw)
+        except ValueError:
+            return {"_unreadable": raw[:200]}
+    return call_arguments(raw)
+
+
+def _wrapped_words(value) -> str | None:
     "The words of a reply a model wrapped in JSON, such as {\"response\": \"Done.\"}; None for anything else."
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
     if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in WORDS_KEYS:
         words = next(iter(value.values()))
         return words if isinstance(words, str) else None
@@ -242,7 +294,13 @@ def _wrapped_words(raw: str) -> str | None:
 
 def _closed(s: str) -> str:
     "`s` with the quote and brackets it leaves open closed."
-    stack, in_string, escaped = [], False, False
+    stack, in_string, _ = _brackets(s)
+    return s + ('"' if in_string else "") + "".join(reversed(stack))
+
+
+def _brackets(s: str) -> tuple[list[str], bool, int]:
+    "Reading JSON text `s`: the closers of the brackets it leaves open, whether it ends in a string, how deep it nests."
+    stack, in_string, escaped, deepest = [], False, False, 0
     for c in s:
         if in_string:
             escaped, in_string = (False, True) if escaped else (c == "\\", c != '"')
@@ -250,9 +308,10 @@ def _closed(s: str) -> str:
             in_string = True
         elif c in "{[":
             stack.append("}" if c == "{" else "]")
+            deepest = max(deepest, len(stack))
         elif c in "}]" and stack:
             stack.pop()
-    return s + ('"' if in_string else "") + "".join(reversed(stack))
+    return stack, in_string, deepest
 
 
 def _skip(s: str, i: int, chars: str) -> int:

@@ -105,9 +105,30 @@ def check_reachable(endpoint: str) -> None:
     if len(path.encode()) > IPC_PATH_LIMIT:
         raise BusConfigError(f"the bus socket path {path} is longer than {IPC_PATH_LIMIT} bytes, which Unix sockets "
                              "do not allow: use a shorter DATA_DIR or set BUS_PUB_ENDPOINT / BUS_SUB_ENDPOINT")
-    if directory.exists() and not os.access(directory, os.X_OK):
+    if not enterable(directory):
         raise BusConfigError(f"cannot reach the bus at {endpoint}: permission denied. The bus is private to the "
-                             f"account that runs the app (uid {directory.stat().st_uid}); run this as that account.")
+                             f"account that runs the app (uid {owner(directory)}); run this as that account.")
+
+
+def enterable(directory: Path) -> bool:
+    "False when this account is refused on the way to the directory (not when the web has yet to make it)."
+    try:
+        directory.stat()
+    except FileNotFoundError:
+        return True
+    except PermissionError:
+        return False  # DATA_DIR itself is private (0700), so another account cannot even look inside
+    return os.access(directory, os.X_OK)
+
+
+def owner(directory: Path) -> int:
+    "The uid of the directory, or of the nearest one above it this account may look at."
+    for path in (directory, *directory.parents):
+        try:
+            return path.stat().st_uid
+        except OSError:
+            continue
+    return -1
 
 
 def context(asyncio: bool = True) -> zmq.Context:

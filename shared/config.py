@@ -66,6 +66,8 @@ class Settings:
     keep_alive: str
     ollama_check_s: float
     num_ctx: int
+    reply_max_tokens: int  # sent as num_predict with every reply's request (REPLY_MAX_TOKENS)
+    reply_max_s: float  # wall-clock bound on one reply, from its first request (REPLY_MAX_S)
     parallel: int
     brain_database_url: str  # "" keeps conversations in DATA_DIR/brain.db (SQLite)
     routing: Routing
@@ -82,6 +84,13 @@ class Settings:
     session_burst: int
     ws_max_frame_chars: int
     ws_tab_queue: int  # fragments queued for a tab before it is closed to resync
+    ws_tab_queue_bytes: int  # bytes waiting behind the frame a tab is being sent, before it is closed to resync
+    # Bounds on all sessions together (see web/limits.py).
+    new_sessions_rate: float  # new sessions a minute, in bursts of up to new_sessions_burst
+    new_sessions_burst: int
+    changes_rate: float  # the app's changes (its POST/DELETE routes, the model's actions) a second, in bursts
+    changes_burst: int
+    data_max_mb: float  # DATA_DIR's databases; past it changes and messages are refused
 
     @property
     def bus_endpoints(self) -> list[str]:
@@ -118,6 +127,8 @@ class Settings:
             keep_alive=env.get("OLLAMA_KEEP_ALIVE", "30m"),
             ollama_check_s=max(0.1, _float(env, "OLLAMA_CHECK_S", 2.0)),
             num_ctx=max(256, _int(env, "OLLAMA_NUM_CTX", 8192)),
+            reply_max_tokens=max(1, _int(env, "REPLY_MAX_TOKENS", 2048)),
+            reply_max_s=max(1.0, _float(env, "REPLY_MAX_S", 300.0)),
             parallel=max(1, _int(env, "BRAIN_PARALLEL", 4)),
             brain_database_url=env.get("BRAIN_DATABASE_URL", "").strip(),
             routing=Routing.HASH if env.get("BUS_ROUTING", "").strip().lower() == "hash" else Routing.LOAD,
@@ -133,4 +144,10 @@ class Settings:
             session_burst=max(1, _int(env, "SESSION_BURST", 40)),
             ws_max_frame_chars=max(1024, _int(env, "WS_MAX_FRAME_CHARS", 65536)),
             ws_tab_queue=max(10, _int(env, "WS_TAB_QUEUE", 2000)),
+            ws_tab_queue_bytes=max(65536, _int(env, "WS_TAB_QUEUE_BYTES", 4 << 20)),
+            new_sessions_rate=max(1.0, _float(env, "NEW_SESSIONS_RATE", 30.0)),
+            new_sessions_burst=max(1, _int(env, "NEW_SESSIONS_BURST", 60)),
+            changes_rate=max(0.1, _float(env, "CHANGES_RATE", 20.0)),
+            changes_burst=max(1, _int(env, "CHANGES_BURST", 200)),
+            data_max_mb=max(1.0, _float(env, "DATA_MAX_MB", 1024.0)),
         )

@@ -7,16 +7,20 @@ authorized/ (the client public keys the web accepts). Give every process BUS_CUR
 copy the directory to the brain's machine without server.key_secret.
 """
 import argparse
+import os
 import shutil
 from pathlib import Path
 
 import zmq.auth
+
+from shared.private import UMASK
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m shared.curve_keys", description="make CURVE keys for the bus")
     parser.add_argument("directory", type=Path)
     args = parser.parse_args(argv)
+    os.umask(UMASK)  # a secret key is never readable by others, not even until its chmod below
     authorized = args.directory / "authorized"
     authorized.mkdir(parents=True, exist_ok=True)
     if not (args.directory / "server.key").exists():

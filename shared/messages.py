@@ -18,13 +18,13 @@ from typing import Annotated, Any, Union
 import msgspec
 
 SCHEMA_VERSION = 2
-Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-MaybeId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{0,64}$")]  # "" for none
+Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}\Z")]  # \Z: "$" lets a newline end it
+MaybeId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{0,64}\Z")]  # "" for none
 Seq = Annotated[int, msgspec.Meta(ge=0)]
 Epoch = Annotated[int, msgspec.Meta(ge=0)]
 Bytes = Annotated[int, msgspec.Meta(ge=0)]
 Count = Annotated[int, msgspec.Meta(ge=0)]
-MODEL_NAME = r"^[A-Za-z0-9_.:/-]{1,200}$"  # the characters of Ollama's model names (host/namespace/model:tag)
+MODEL_NAME = r"^[A-Za-z0-9_.:/-]{1,200}\Z"  # the characters of Ollama's model names (host/namespace/model:tag)
 ModelName = Annotated[str, msgspec.Meta(pattern=MODEL_NAME)]
 
 
@@ -44,6 +44,7 @@ class FailCode(StrEnum):
     NO_SUCH_MODEL = "no_such_model"
     NO_NETWORK = "no_network"
     DISK_FULL = "disk_full"
+    UNSENDABLE = "unsendable"  # the request to Ollama could not be written as JSON (NaN in a call's arguments, say)
 
 
 class Reach(StrEnum):
@@ -180,11 +181,25 @@ class Regenerate(ToBrain, frozen=True, kw_only=True, tag="regenerate"):
         return self.reply
 
 
+class Answered(msgspec.Struct, frozen=True, kw_only=True):
+    """A tool call of a cut-off reply that the web answered (applied, or refused): call `call` of the
+    tool `name` with `arguments`, as the brain sent it in `CallTool` (`at`, `index`), and `ok` and
+    `text`, the action's own result (without the app's state)."""
+    call: Id
+    name: str
+    arguments: dict[str, Any]
+    ok: bool
+    text: str
+    at: Count = 0
+    index: Count = 0
+
+
 class Resume(ToBrain, frozen=True, kw_only=True, tag="resume"):
     """Carry on reply `reply`, cut off when its brain stopped (the user did not stop it): `text` and
     `thinking` are what reached the web, so the continuation starts right after them; `seq` is the
     next chunk number; `question` is the user text it answers ("" for a comment); `model` the
-    session's choice."""
+    session's choice. `calls` are the reply's tool calls the web answered, in order: the brain puts
+    those its saved conversation lacks back in their place, so none is asked for or applied again."""
     reply: Id
     text: str
     prompt: Prompt
@@ -192,6 +207,7 @@ class Resume(ToBrain, frozen=True, kw_only=True, tag="resume"):
     seq: Seq = 0
     question: str = ""
     model: str = ""
+    calls: list[Answered] = []
 
     @property
     def makes(self) -> str:
@@ -313,10 +329,14 @@ class Waiting(AboutReply, frozen=True, kw_only=True, tag="waiting"):
 
 class CallTool(AboutReply, frozen=True, kw_only=True, tag="tool_call"):
     """The model calls the app's tool `name` while making the reply; the web applies it at most once
-    (by `call`) and answers with ToolResult."""
+    (by `call`, which the brain makes, never the model) and answers with ToolResult. `at` is where in
+    the reply's text the call came (the length of what the reply had said), `index` its place in its
+    round: what a `Resume` needs to put the call back where it was."""
     call: Id
     name: str
     arguments: dict[str, Any]
+    at: Count = 0
+    index: Count = 0
 
 
 class Stats(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -6,6 +6,7 @@
 - An unknown model gets 404 `{"error": "model 'NAME' not found"}`; other error statuses carry
   `{"error": ...}` too.
 - A mid-stream failure is a `{"error": ...}` line with no done line after it.
+- `options.num_predict` bounds the reply: past that many tokens it ends with `done_reason: "length"`.
 - `messages: []` only loads the model: a single done line with `done_reason: "load"`.
 - `GET /` says "Ollama is running"; `/api/tags` and `/api/version` answer as Ollama does.
 - `POST /api/pull` streams progress as Ollama documents it: "pulling manifest", then per layer
@@ -20,7 +21,8 @@ their last prompt and reply; a request evaluates only what follows the longest p
 with a slot, reports that as `prompt_eval_count`, and takes `prompt_s_per_token` for each. A change
 of `num_ctx` reloads the model (its cache is lost), and a model not loaded yet takes `load_delay`.
 
-Tests queue `Plan`s to shape the next replies and read `requests`, `prompts`, `replies` and `hangups`.
+Tests queue `Plan`s to shape the next replies and read `requests`, `prompts`, `replies` and `hangups`;
+`closing` names models whose every request is closed before a byte of an answer.
 """
 import argparse
 import json
@@ -42,16 +44,18 @@ class Plan:
     chunks: list[str] | None = None  # None: a reply derived from the request
     delay: float = 0.0  # seconds to generate each chunk, the first one included
     first_byte_delay: float = 0.0  # silence before the status line, like a cold model load
+    close: bool = False  # take the request, then close the connection before any byte (a runner that crashed)
     status: int = 200
     error: str = ""  # the {"error"} text for a non-200 status
     error_after: int | None = None  # after this many chunks: an {"error"} line, no done line
     garbage_after: int | None = None  # after this many chunks: a line that is not JSON
+    garbage: bytes = b"<html>this is not json</html>"  # that line
     drop_after: int | None = None  # after this many chunks: close the connection mid-body
     stall_after: int | None = None  # after this many chunks: say nothing for `stall` seconds
     stall: float = 30.0
     stats: bool = True  # False: the done line omits every stat (they are omitempty)
     thinking: list[str] = field(default_factory=list)  # thinking chunks sent before the content
-    tool_calls: list[dict] = field(default_factory=list)  # {"name", "arguments"}: sent whole, in one chunk, instead of text
+    tool_calls: list[dict] = field(default_factory=list)  # {"name", "arguments"[, "id"]}: sent whole, in one chunk, instead of text
 
 
 @dataclass
@@ -192,6 +196,7 @@ class FakeOllama:
         self.pulls: list[dict] = []  # bodies of every /api/pull request
         self.pull_hangups: list[str] = []  # the models whose pull the client left before it ended
         self.without_tools: set[str] = set()  # models that answer 400 to a request with tools, as Ollama does
+        self.closing: set[str] = set()  # models whose every chat request is closed before any byte (see Plan.close)
         self.default = default or Plan()
         self.plans: deque[Plan] = deque()
         self.requests: list[dict] = []  # bodies of every /api/chat request, in arrival order
@@ -298,6 +303,9 @@ class FakeOllama:
                 if (model if ":" in model else model + ":latest") not in fake.models:
                     fake._record("requests", body)
                     return self._json(404, {"error": f"model '{model}' not found"})
+                if model in fake.closing:
+                    fake._record("requests", body)
+                    return self._close()
                 if body.get("tools") and model in fake.without_tools:
                     fake._record("requests", body)
                     return self._json(400, {"error": f"registry.ollama.ai/library/{model} does not support tools"})
@@ -312,6 +320,8 @@ class FakeOllama:
                     fake.changed.notify_all()
                 reply, evaluated = "", False
                 try:
+                    if plan.close:
+                        return self._close()
                     # Ollama notices a client that hangs up while it loads or evaluates (499).
                     if not self._wait((fake.load_delay if load else 0) + plan.first_byte_delay
                                       + prompt.evaluated * fake.prompt_s_per_token):
@@ -328,7 +338,7 @@ class FakeOllama:
                     limit = _predicts(body)
                     if plan.tool_calls:
                         reply = self._calls(body, plan, prompt)
-                    elif limit is not None and len(chunks) > limit:
+                    elif limit is not None and 0 < limit < len(chunks):  # a negative num_predict is no bound
                         reply = self._stream(body, chunks[:limit], Plan(delay=plan.delay), prompt, reason="length")
                     else:
                         reply = self._stream(body, chunks, plan, prompt)
@@ -353,7 +363,7 @@ class FakeOllama:
                         if i == plan.error_after:
                             return self._end({"error": "an error was encountered while running the model"}, first)
                         if i == plan.garbage_after:
-                            return self._end_raw(b"<html>this is not json</html>", first)
+                            return self._end_raw(plan.garbage, first)
                         if i == plan.drop_after:
                             return self._drop(first)
                         if i == plan.stall_after:
@@ -430,8 +440,8 @@ class FakeOllama:
             def _calls(self, body, plan, prompt) -> str:
                 "A tool call comes whole in one chunk with empty content, then the done line (as Ollama's)."
                 time.sleep(plan.delay)
-                calls = [{"id": f"call_{uuid.uuid4().hex[:8]}", "function": {"index": i, "name": c["name"],
-                                                                                "arguments": c["arguments"]}}
+                calls = [{"id": c.get("id") or f"call_{uuid.uuid4().hex[:8]}",
+                          "function": {"index": i, "name": c["name"], "arguments": c["arguments"]}}
                          for i, c in enumerate(plan.tool_calls)]
                 message = {"role": "assistant", "content": "", "tool_calls": calls}
                 self._line({"model": body.get("model"), "created_at": _now(), "message": message, "done": False}, True)
@@ -473,6 +483,11 @@ class FakeOllama:
                 self.wfile.flush()
                 self.close_connection = True
                 self.connection.shutdown(2)
+
+            def _close(self):
+                "No status line, no byte: the connection just closes."
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
 
             def _stall(self, seconds, first):
                 if first:

@@ -10,14 +10,14 @@ import pytest
 from brain import tools
 from brain.conversation import Conversation
 from brain.jobs import Turn
-from brain.ollama_client import OllamaFailed, OllamaUnavailable, ToolCall, ToolsUnsupported
+from brain.ollama_client import NoAnswer, OllamaFailed, OllamaUnavailable, ToolCall, ToolsUnsupported
 from brain.replies import After, Replies, Rounds, starts_over
 from brain.streams import Answer, Interrupted
 from brain.tool_calls import asked
 from shared.config import Settings
-from shared.messages import FailCode, Prompt, Reach, Stats
+from shared.messages import Answered, FailCode, Prompt, Reach, Stats
 from tests.fake_app import TOOLS
-from tests.test_engine import Watch
+from tests.test_engine import Clock, Watch
 
 ADD = ToolCall("add_todo", {"title": "milk"})
 TICK = ToolCall("set_todo_done", {"id": 1, "done": True})
@@ -78,10 +78,11 @@ def test_a_continuation_that_opens_as_the_reply_did_started_over():
 class Streams:
     "Answers each request with the next script item: an Answer, or an exception raised as Interrupted."
     def __init__(self, *script):
-        self.script, self.offered, self.flushed = list(script), [], 0
+        self.script, self.offered, self.flushed, self.asked = list(script), [], 0, []
 
     async def reply(self, turn, messages, offered):
         self.offered.append(offered)
+        self.asked.append(messages)
         item = self.script.pop(0)
         if isinstance(item, Exception):
             raise Interrupted(item, "")
@@ -95,7 +96,11 @@ class Streams:
 
 class Calls:
     "The web, applying every call: ok unless its title is empty."
-    async def round(self, turn, calls, made, offered):
+    def __init__(self):
+        self.made = []
+
+    async def round(self, turn, calls, made, offered, at=0):
+        self.made += calls
         results = []
         for call in calls:
             ok = call.arguments.get("title") != ""
@@ -132,18 +137,23 @@ def said(text, calls=(), thinking=""):
 def reply():
     """make(streams, ...) -> (what was said on the bus, the conversation, the copies): a reply made for
     `turn` (a chat turn by default); `meanwhile()` runs beside it on the loop."""
-    def make(streams, turn=None, conversation=None, watch=None, copies=None, meanwhile=None, **env):
+    def make(streams, turn=None, conversation=None, watch=None, copies=None, meanwhile=None, clock=None, **env):
         turn = turn or Turn("s", "r1", "add milk", Prompt("sys", TOOLS), epoch=1)
         conversation = conversation or Conversation()
         copies, bus = copies or Copies("s", conversation), Bus()
-        replies = Replies(Settings.from_env(env), watch or Watch(), streams, Calls(), copies, bus)
+        calls = Calls()
+        replies = Replies(Settings.from_env(env), watch or Watch(), streams, calls, copies, bus,
+                          (clock or Clock()).call_later)
 
         async def main():
             beside = asyncio.ensure_future(meanwhile() if meanwhile else asyncio.sleep(0))
             await replies.make(turn, conversation)
             await beside
         asyncio.run(main())
+        made.extend(calls.made)
         return bus.said, conversation, copies
+    made = []  # the calls sent to the web, by every reply made
+    make.made = made
     return make
 
 
@@ -176,17 +186,38 @@ def test_a_model_that_cannot_call_tools_is_asked_again_without_them_and_the_sess
     assert bus[1][0] == "done"
 
 
-def test_ollama_refusing_before_a_byte_is_waited_for_and_asked_again_once_up(reply):
+def test_ollama_refusing_before_a_byte_and_found_down_is_waited_for_and_asked_again_once_up(reply):
     watch = Watch()
+    watch.finds = Reach.DOWN
 
     async def back_soon():
         await asyncio.sleep(0.05)
-        assert watch.reach is Reach.DOWN, "the refusal told the watch"
+        assert watch.reach is Reach.DOWN and watch.checks == 1, "the refusal had the watch check"
         watch.back()
 
     bus, _, _ = reply(Streams(OllamaUnavailable("refused"), said("Here.")), watch=watch, meanwhile=back_soon)
     assert [kind for kind, _, _ in bus] == ["waiting", "done"]
     assert bus[0][1][0].startswith("Waiting for Ollama: it is not running at ")
+
+
+def test_a_request_dropped_while_ollama_is_up_is_asked_again_after_a_pause_without_a_word_to_the_page(reply):
+    watch, clock = Watch(), Clock()
+
+    async def pause_over():
+        await asyncio.sleep(0.05)
+        assert watch.reach is Reach.UP and watch.checks == 1
+        clock.turn(1.0)
+
+    bus, _, _ = reply(Streams(NoAnswer("closed"), said("Here.")), watch=watch, clock=clock, meanwhile=pause_over)
+    assert bus == [("done", ("Here.", "", Stats(prompt_eval_count=10)), {})]
+
+
+def test_a_round_ollama_cut_at_num_predict_is_told_and_the_reply_goes_on(reply):
+    cut = Answer("On and on", "", Stats(done_reason="length"), [])
+    bus, conversation, _ = reply(Streams(cut), REPLY_MAX_TOKENS="300")
+    assert bus == [("note", ("The reply was cut off at 300 tokens (REPLY_MAX_TOKENS).",), {}),
+                   ("done", ("On and on", "", Stats(done_reason="length")), {})]
+    assert conversation.turns[-1] == {"role": "assistant", "content": "On and on"}
 
 
 def test_a_broken_stream_fails_the_reply_with_what_was_said(reply):
@@ -212,3 +243,54 @@ def test_a_reply_cut_off_by_the_worker_closing_says_nothing_more(reply):
 
     bus, _, copies = reply(Streams(closing))
     assert bus == [] and copies.saves == 1
+
+
+# A reply resumed after its brain died during a tool round: the calls the web answered come back.
+
+MILK = Answered(call="call_a", name="add_todo", arguments={"title": "milk"}, ok=True, text="Added #1 'milk'.", at=7)
+ROUND = [{"role": "assistant", "content": "On it. ", "tool_calls": [
+    {"id": "call_a", "function": {"index": 0, "name": "add_todo", "arguments": {"title": "milk"}}}]},
+         {"role": "tool", "tool_name": "add_todo", "content": "Added #1 'milk'."}]
+
+
+def resumed(shown, question="add milk", carried=(MILK,)):
+    return Turn("s", "r1", None, Prompt("sys", TOOLS), resume=shown, question=question, carried=list(carried), epoch=1)
+
+
+def asked_before(conversation):
+    conversation.begin_turn("add milk")
+    return conversation
+
+
+def test_a_resume_puts_back_the_round_its_brain_did_not_save_and_the_call_is_never_made_again(reply):
+    streams = Streams(said("", [ADD]), said("never asked"))  # the model asks for it again, as a real one did
+    bus, conversation, copies = reply(streams, turn=resumed("On it. Added"), conversation=asked_before(Conversation()))
+    assert streams.asked[0][1:] == [{"role": "user", "content": "add milk"}, *ROUND,
+                                    {"role": "assistant", "content": "Added"}], "the round, then what came after it"
+    assert reply.made == [], "an echo of the call already applied: nothing sent to the web"
+    assert bus == [("done", ("On it. Added", "", Stats(prompt_eval_count=10)), {})]
+    assert conversation.turns[1:3] == ROUND and copies.saves >= 1
+
+
+def test_a_put_back_round_counts_against_the_rounds_allowed(reply):
+    bus, _, _ = reply(Streams(said("", [TICK])), turn=resumed("On it. "), conversation=asked_before(Conversation()))
+    assert reply.made == [] and "after 1 round of them in one reply" in bus[0][1][0]
+
+
+def test_a_round_its_brain_saved_is_not_put_back_twice_but_still_counts(reply):
+    conversation = asked_before(Conversation())
+    conversation.add_tool_round("On it. ", ROUND[0]["tool_calls"], [("add_todo", "Added #1 'milk'.")], "")
+    streams = Streams(said("", [ADD]))
+    bus, conversation, _ = reply(streams, turn=resumed("On it. Added"), conversation=conversation)
+    assert streams.asked[0][1:] == [{"role": "user", "content": "add milk"}, *ROUND,
+                                    {"role": "assistant", "content": "Added"}]
+    assert reply.made == [] and bus[0][0] == "done"
+
+
+def test_a_resume_whose_question_was_not_saved_asks_it_then_puts_the_round_back(reply):
+    streams = Streams(said(" it is."))
+    bus, conversation, _ = reply(streams, turn=resumed("On it. Added"))
+    assert streams.asked[0][1:] == [{"role": "user", "content": "add milk"}, *ROUND,
+                                    {"role": "assistant", "content": "Added"}]
+    assert bus[0] == ("done", ("On it. Added it is.", "", Stats(prompt_eval_count=10)), {})
+    assert [t["role"] for t in conversation.turns] == ["user", "assistant", "tool", "assistant"]

@@ -11,10 +11,12 @@ from starlette.testclient import TestClient
 
 from shared.config import Settings
 from shared.messages import (Ack, AppEvent, CallTool, Chat, Chunk, Done, Failed, FailCode, Regenerate, Resume, Stats, Stop,
+                             encode,
                              ToolResult, encode_valid)
 from tests.strategies import frames
+from tests.test_broker import Recorder, beat, hello
 from web import apps
-from web.broker import Refused
+from web.broker import Broker, Refused
 from web.server import ChatLayer, create_app, wire_chat
 from web.status import ChainStatus
 from web.store import Store
@@ -58,6 +60,8 @@ class FakeBus:
 
     def withdraw(self, message): return self.pending.pop(message, None) is not None
     def status_of(self, session, model=""): return ChainStatus.READY, "brain ready"
+    def made_by(self, worker, session, reply): return True
+    def in_hand(self, reply): return True  # the ready brain has every reply it was sent
 
 
 class FakeTabs:
@@ -341,7 +345,8 @@ def test_the_models_action_is_applied_once_shown_in_every_tab_and_answered_with_
     assert sum('id="todo-list"' in f for f in tabs.frames["s"]) == 1, "applied, and shown, once"
     assert chats.events.app.state("s") == "The todo list now:\n- [ ] #1 milk", "one todo, not two"
     cards = json.loads(chats.sessions.get("s").reply(reply).cards)
-    assert cards == [{"call": "call_1", "text": "Added #1 'milk'.", "ok": True, "undone": False}]
+    assert cards == [{"call": "call_1", "text": "Added #1 'milk'.", "ok": True, "undone": False, "name": "add_todo",
+                      "arguments": {"title": "milk"}, "at": 0, "index": 0}], "with what a resume needs of the call"
     assert not bus.events(), "the model's own change is not told back to it as the user's"
 
 
@@ -532,3 +537,64 @@ def test_a_refused_resume_leaves_the_reply_to_retry_and_the_other_replies_are_st
     chats.replies.brain_lost("w1")
     assert [m.reply for m in bus.asked() if isinstance(m, Resume)] == [second]
     assert chats.sessions.get("a").reply(first).status == Status.INTERRUPTED
+
+
+def with_broker(tmp_path, **env):
+    """The chat layer on the real broker (routing, claims, the lost-final check) with one ready
+    brain, w1; its socket, the outbox and the clock are fakes. Returns (chats, broker, recorder, now)."""
+    now = [0.0]
+    settings = Settings.from_env({"DATA_DIR": str(tmp_path), "BUS_HEARTBEAT_S": "1", **env})
+    recorder = Recorder()
+    broker = Broker(settings, None, recorder, clock=lambda: now[0])
+    broker.xpub = recorder
+    chats = make_chats(settings, Store(tmp_path), broker, FakeTabs())
+    broker.listener = chats.replies
+    broker.subscription(b"\x01brain.w1.")
+    broker.from_publisher(hello("w1", parallel=4))
+    return chats, broker, recorder, now
+
+
+def test_a_comment_whose_end_was_lost_ends_failed_with_what_arrived_and_frees_the_session(tmp_path):
+    """Comments (replies the brain begins by itself) whose final messages were lost used to stream
+    for ever: three of them and every message of the session was refused (SESSION_MAX_REPLIES)."""
+    chats, broker, recorder, now = with_broker(tmp_path)
+    for c in ("c1", "c2", "c3"):
+        broker.from_publisher(encode(Chunk(worker="w1", session="s", reply=c, seq=0, text=f"About {c}")))
+    broker.from_publisher(beat("w1", parallel=4, making=["c1", "c2", "c3"]))
+    client = Client()
+    from_tab(chats, "s", client, json.dumps({"msg": "hello?"}))
+    assert "SESSION_MAX_REPLIES" in client.sent[-1], "three comments under way"
+    now[0] = 2.5
+    broker.from_publisher(beat("w1", parallel=4, making=["c2"]))  # c1 and c3 are over; their finals never came
+    lines = {c: chats.sessions.get("s").reply(c) for c in ("c1", "c2", "c3")}
+    assert [(l.status, l.text) for l in lines.values()] == [
+        (Status.FAILED, "About c1"), (Status.STREAMING, "About c2"), (Status.FAILED, "About c3")]
+    assert "lost on its way" in lines["c1"].note
+    from_tab(chats, "s", client, json.dumps({"msg": "hello?"}))
+    assert [m.text for m in recorder.sent if isinstance(m, Chat)] == ["hello?"]
+    from_tab(chats, "s", client, json.dumps({"stop": "c2"}))
+    assert [m.reply for m in recorder.sent if isinstance(m, Stop)] == ["c2"], "its brain still makes it: asked to stop"
+
+
+def test_words_of_a_comment_whose_brain_is_gone_already_end_it_failed_once_it_stays_unknown(tmp_path):
+    chats, broker, recorder, now = with_broker(tmp_path)
+    broker.subscription(b"\x00brain.w1.")  # killed: its last words are read after its disconnect
+    broker.from_publisher(encode(Chunk(worker="w1", session="s", reply="c1", seq=0, text="Nice list")))
+    line = chats.sessions.get("s").reply("c1")
+    broker.check_liveness()
+    assert line.status == Status.THINKING or line.live, "a brain not heard of yet may still say hello"
+    now[0] = 3.5  # past MISSED_BEATS heartbeats, and w1 never came back
+    broker.check_liveness()
+    assert (line.status, line.text) == (Status.FAILED, "Nice list") and "lost" in line.note
+    broker.from_publisher(encode(Chunk(worker="w1", session="s", reply="c1", seq=1, text=", and")))
+    assert (line.status, line.text) == (Status.FAILED, "Nice list"), "ended: later words change nothing"
+
+
+def test_stop_ends_a_reply_no_ready_brain_has_in_hand_here(world):
+    "No brain could end it (its brain is gone, or its end was lost): a Stop would reach no one."
+    chats, store, bus, tabs = world
+    chats.replies.brain_message(chunk(0, "About your list", "c1"))
+    bus.in_hand = lambda reply: False
+    from_tab(chats, "s", Client(), json.dumps({"stop": "c1"}))
+    line = chats.sessions.get("s").reply("c1")
+    assert (line.status, line.text) == (Status.STOPPED, "About your list") and not [m for m in bus.sent if isinstance(m, Stop)]

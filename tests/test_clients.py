@@ -1,5 +1,5 @@
-"""The open tabs (web/clients.py): a tab that falls behind is closed, counted out at once, and its
-closing never leaves an error behind."""
+"""The open tabs (web/clients.py): a tab that falls behind, in fragments or in bytes, is closed,
+counted out at once, and its closing never leaves an error behind; the other tabs get everything."""
 import asyncio
 
 from starlette.websockets import WebSocketDisconnect
@@ -38,4 +38,65 @@ def test_a_tab_that_falls_behind_is_closed_and_counted_out_at_once():
         gc.collect()
         await asyncio.sleep(0)
         assert errors == []
+    asyncio.run(main())
+
+
+class ReadingSocket:
+    "A tab that reads everything at once."
+
+    def __init__(self):
+        self.frames, self.closed = [], []
+
+    async def send_text(self, text):
+        self.frames.append(text)
+
+    async def close(self, code):
+        self.closed.append(code)
+
+
+def test_a_tab_that_falls_behind_by_bytes_is_closed_and_the_others_get_everything():
+    async def main():
+        clients = Clients(queue_limit=2000, byte_limit=300_000)
+        stuck, reading, elsewhere = StuckSocket(), ReadingSocket(), ReadingSocket()
+        slow, fine, other = clients.add("s", stuck), clients.add("s", reading), clients.add("t", elsewhere)
+        chunk = "x" * 100_000
+        for i in range(5):  # far fewer fragments than the count bound, but 500 kB behind
+            clients.send("s", f"<p>{i}{chunk}</p>")
+            clients.send("t", f"<p>{i}</p>")
+            await asyncio.sleep(0)  # the readers drain as they go; the stuck tab's first frame never ends
+        assert slow.closing and not fine.closing and not other.closing
+        await asyncio.sleep(0.05)
+        assert stuck.closed == [1013] and reading.closed == elsewhere.closed == []
+        assert "".join(reading.frames) == "".join(f"<p>{i}{chunk}</p>" for i in range(5))
+        assert "".join(elsewhere.frames) == "".join(f"<p>{i}</p>" for i in range(5))
+        assert len(clients) == 2 and slow.outbox.empty() and slow.queued == 0, "what it would be sent is let go"
+    asyncio.run(main())
+
+
+def test_what_goes_out_next_is_not_counted_so_a_snapshot_bigger_than_the_bound_gets_through():
+    "A transcript bigger than the bound must still reach a fresh tab, or it would reconnect for ever."
+    async def main():
+        clients, ws = Clients(byte_limit=100_000), ReadingSocket()
+        client = clients.add("s", ws)
+        snapshot = "<div>" + "é" * 200_000 + "</div>"
+        client.send(snapshot)
+        for i in range(9):  # a reply streams into the session before the tab's sender first runs
+            clients.send("s", f"<p>{i}{'x' * 10_000}</p>")
+        await asyncio.sleep(0.01)
+        assert not client.closing and "".join(ws.frames) == snapshot + "".join(f"<p>{i}{'x' * 10_000}</p>" for i in range(9))
+        assert client.queued == 0
+    asyncio.run(main())
+
+
+def test_bytes_are_counted_as_sent_not_as_characters():
+    async def main():
+        clients = Clients(byte_limit=100_000)
+        client = clients.add("s", StuckSocket())
+        client.send("<p>first</p>")
+        await asyncio.sleep(0)  # the first frame is under way and never ends
+        client.send("<p>next</p>")  # goes out next: not counted
+        client.send("é" * 40_000)  # 80 kB in UTF-8
+        assert not client.closing
+        client.send("é" * 20_000)  # 40 kB more: 120 kB waiting
+        assert client.closing
     asyncio.run(main())

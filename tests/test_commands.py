@@ -22,6 +22,7 @@ class Bus:
 
     def __init__(self):
         self.sent, self.pending, self.models, self.held, self.refuse = [], {}, ["llama3.2:latest"], False, False
+        self.gone = set()  # replies no ready brain has in hand
 
     def submit(self, msg):
         if self.refuse:
@@ -33,6 +34,7 @@ class Bus:
 
     def asking(self, reply): return next((m.id for m in self.pending.values() if m.makes == reply), None)
     def withdraw(self, message): return self.pending.pop(message, None) is not None
+    def in_hand(self, reply): return reply not in self.gone  # a ready brain may still be making it
 
 
 class Heard:
@@ -139,6 +141,12 @@ def test_stop_withdraws_what_no_brain_has_taken_else_asks_the_brain_and_an_ended
     do(commands, Control.STOP, waiting)  # stopped already
     do(commands, Control.STOP, "unknown")
     assert [(m.session, m.reply) for m in bus.sent if isinstance(m, Stop)] == [("s", going)] and len(replies.ended) == 1
+    do(commands, Control.MSG, "three")
+    orphan = bus.sent[-1].reply
+    bus.gone.add(orphan)  # its brain is gone, or its end was lost: no Stop would reach anyone
+    do(commands, Control.STOP, orphan)
+    assert replies.ended[-1][:2] == (orphan, Status.STOPPED) and "gone away" in replies.ended[-1][2]
+    assert [m.reply for m in bus.sent if isinstance(m, Stop)] == [going], "ended here"
 
 
 def test_retry_asks_the_question_again_in_a_new_line_or_makes_the_newest_comment_again(world):
@@ -198,11 +206,12 @@ def test_a_model_is_chosen_for_the_session_and_every_tab_of_it_sees_what_follows
 def test_pull_starts_or_joins_a_pull_of_a_model_not_pulled_and_cancel_cancels_it(world):
     commands, _, bus, heard, _ = world
     do(commands, Control.PULL, "bad name!")
+    do(commands, Control.PULL, "mistral\n")  # "$" would let it by, as a model other than mistral's pull
     do(commands, Control.PULL, "llama3.2")
     do(commands, Control.PULL, "mistral")
     do(commands, Control.CANCEL_PULL, "p1")
-    assert heard.of("start") == [("s", "mistral")] and heard.of("cancel") == [("p1",)]
-    assert notices(heard) == ["That is not a model name.", "The model 'llama3.2' is pulled already.", ""]
+    assert heard.of("start") == [("s", "mistral")] and heard.of("cancel") == [("s", "p1")]
+    assert notices(heard) == ["That is not a model name."] * 2 + ["The model 'llama3.2' is pulled already.", ""]
 
 
 def test_undo_is_the_tool_calls(world):

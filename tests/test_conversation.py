@@ -245,3 +245,31 @@ def test_app_events_the_model_has_not_seen_are_bounded_and_the_state_is_stated_w
     assert "used #lamp (4999)" in note and "used #lamp (0)" not in note and "earlier" in note
     assert "added #2" not in note, "the add was left out"
     assert known_list(c.messages()) == [milk, eggs], "so the list is stated whole"
+
+
+CALL = {"id": "call_a", "function": {"index": 0, "name": "add_todo", "arguments": {"title": "milk"}}}
+
+
+def test_a_late_result_is_told_with_the_next_turn_unless_its_round_is_in_the_conversation_already():
+    told = Conversation(state="empty", told="empty")
+    told.late_result("call_a", "Added #1 'milk'. The list is now: #1 milk.", "- [ ] #1 milk")
+    assert told.unseen == ["saw your action from a reply that was cut off: Added #1 'milk'. The list is now: #1 milk"]
+    put_back = Conversation(state="empty", told="empty")
+    put_back.begin_turn("add milk")
+    put_back.add_carried_round("On it. ", [CALL], [("add_todo", "Added #1 'milk'.")])
+    assert put_back.holds_call("call_a") and not put_back.holds_call("call_b")
+    put_back.late_result("call_a", "Added #1 'milk'. The list is now: #1 milk.", "- [ ] #1 milk")
+    assert put_back.unseen == [], "the round told it: not told twice"
+    assert put_back.state == put_back.told == "- [ ] #1 milk", "the state after it is news all the same"
+    assert put_back.begin_turn("thanks") and put_back.turns[-1] == {"role": "user", "content": "thanks"}
+
+
+def test_a_round_put_back_after_its_late_result_was_told_takes_the_late_note_back():
+    conversation = Conversation(state="empty", told="empty")
+    conversation.begin_turn("add milk")
+    conversation.late_result("call_b", "Ticked #2 'tea'. The list is now: …", "")
+    conversation.late_result("call_a", "Added #1 'milk'. The list is now: #1 milk.", "- [ ] #1 milk")
+    conversation.add_carried_round("On it. ", [CALL], [("add_todo", "Added #1 'milk'.")])
+    assert conversation.turns[1:] == [{"role": "assistant", "content": "On it. ", "tool_calls": [CALL]},
+                                      {"role": "tool", "tool_name": "add_todo", "content": "Added #1 'milk'."}]
+    assert conversation.unseen == ["saw your action from a reply that was cut off: Ticked #2 'tea'. The list is now: …"]

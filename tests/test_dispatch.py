@@ -7,7 +7,7 @@ import zlib
 import pytest
 
 from shared.config import Settings
-from shared.messages import (Ack, AppEvent, Chat, Done, Grant, Heartbeat, Hello, Prompt, Revoke, Stop, ToBrain)
+from shared.messages import (Ack, AppEvent, Chat, Done, Grant, Heartbeat, Hello, Prompt, Resume, Revoke, Stop, ToBrain)
 from web.dispatch import Dispatch, Owner, Pending, Refused, Replies
 from web.workers import Workers
 
@@ -308,3 +308,60 @@ def test_a_session_is_served_by_its_ready_holder_or_else_by_the_least_loaded():
     world.now[0] = 3.0
     world.beat(other)
     assert world.dispatch.serving("s") == other, "its holder is silent"
+
+
+def resume(session, reply, question="x"):
+    "The web carries on a reply cut off with its brain."
+    return Resume(session=session, id=f"m-{reply}-again", reply=reply, text="half", question=question, prompt=PROMPT)
+
+
+def test_a_cut_off_reply_is_carried_on_before_any_later_message_of_its_session_wherever_it_goes():
+    """The user asked M7 as soon as M6's text had appeared; M6's brain died before its end. M7 went
+    to the dead brain and waits; the resume of M6 must reach the next brain first, or M7 is
+    answered first and M6 asked after it (the context read `M6, M7, M6`)."""
+    world = World()
+    world.up("w1", parallel=4)
+    world.dispatch.submit(chat("s", "r6", "M6"))
+    world.dispatch.claimed(ack(world.sent()[-1]))  # granted: r6 streams on w1
+    world.dispatch.submit(chat("s", "r7", "M7"))  # sent to w1, which dies before it claims it
+    world.dispatch.submit(event("s", "e8"))
+    world.dispatch.submit(chat("other", "o1"))  # another session's waiting message keeps its place
+    world.workers.forget("w1")
+    world.dispatch.release("w1")
+    assert not world.dispatch.submit(resume("s", "r6", "M6")), "no brain yet: it waits"
+    world.dispatch.submit(resume("s", "r5", "M5"))  # a second resume keeps its order among resumes
+    world.dispatch.submit(chat("s", "r9", "M9"))  # sent after the resumes: after them
+    assert [m.id for m in world.dispatch.pending.messages.values() if m.session == "s"] == [
+        "m-r6-again", "m-r5-again", "m-r7", "e8", "m-r9"]
+    world.up("w2", parallel=4)
+    world.dispatch.reroute()
+    assert [m.id for m in world.sent() if m.worker == "w2" and m.session == "s"] == [
+        "m-r6-again", "m-r5-again", "m-r7", "e8", "m-r9"]
+
+
+def test_a_resume_read_back_from_the_outbox_still_goes_ahead_of_its_sessions_later_messages():
+    world = World()
+    world.dispatch.resume([chat("s", "r7"), event("s", "e8"), resume("s", "r6"), chat("t", "t1")], {})
+    world.up("w1", parallel=4)
+    world.dispatch.reroute()
+    assert [m.id for m in world.sent()] == ["m-r6-again", "m-r7", "e8", "m-t1"]
+
+
+def test_a_comment_the_brain_began_by_itself_is_counted_and_settled_when_its_final_is_lost():
+    world = World()
+    world.up("w1", parallel=4)
+    world.dispatch.made_by("w1", "s", "c1")
+    world.dispatch.made_by("w1", "s", "c2")
+    assert world.dispatch.load("w1") == 2 and world.dispatch.in_hand("c1")
+    world.dispatch.made_by("w1", "s", "c1")  # its next words: counted once
+    assert world.dispatch.load("w1") == 2
+    world.now[0] = 2.5
+    world.beat("w1", making=["c2"])
+    assert world.dispatch.lost_finals(world.workers.presence("w1")) == [("s", "c1")]
+    assert not world.dispatch.in_hand("c1") and world.dispatch.in_hand("c2")
+    world.dispatch.from_holder(Done(worker="w1", session="s", reply="c2", seq=0, text=""))
+    assert world.dispatch.load("w1") == 0 and not world.dispatch.in_hand("c2")
+    world.dispatch.made_by("gone", "s", "c3")  # words of a worker already forgotten: no heartbeat will settle it
+    assert world.dispatch.strays() == [], "not yet: a worker not heard of yet may still say hello"
+    world.now[0] = 2.5 + 3.5
+    assert world.dispatch.strays() == [("s", "c3")] and world.dispatch.load("gone") == 0

@@ -1,6 +1,7 @@
 """The brain's session engine (brain/engine.py), wired with its pieces as the worker wires it
 (brain/ollama_worker.py), with a scripted Ollama, a hand-turned clock and real memory (SQLite and
-PostgreSQL): stop, new chat, regenerate, coalesced comments, waiting for Ollama, eviction, and one
+PostgreSQL): stop, new chat, regenerate, coalesced comments, waiting for Ollama, a request Ollama drops
+asked again a bounded number of times, replies bounded in tokens and in time, eviction, and one
 truth per session when a session moves between workers (epochs). The engine knows no app: it is
 driven with a fake app's events, prompt and tool results (tests/fake_app.py)."""
 import asyncio
@@ -17,10 +18,11 @@ from brain.flow import Window
 from brain.jobs import Event, LateResult, Turn, Warm
 from brain.ollama_worker import wire_engine
 from brain.disk import Disk
-from brain.ollama_client import Delta, HungUp, OllamaFailed, OllamaUnavailable
+from brain.ollama_client import Delta, HungUp, NoAnswer, OllamaFailed, OllamaUnavailable, Unsendable
+from brain.replies import RETRY_DELAYS_S
 from shared.config import Settings
-from shared.messages import (AppEvent, CallTool, Chat, Chunk, Done, Failed, FailCode, Prompt, Reach, Regenerate, Reset,
-                             Resume, Revoke, Stats, Stop, ToolResult, Waiting)
+from shared.messages import (AppEvent, CallTool, Chat, Chunk, Done, Failed, FailCode, Note, Prompt, Reach, Regenerate,
+                             Reset, Resume, Revoke, Stats, Stop, ToolResult, Waiting)
 from tests.fake_app import PROMPT, SYSTEM, TOOLS, Web, stated, tool
 from tests.replay import known_list
 from tests.strategies import any_text
@@ -28,7 +30,8 @@ from tests.strategies import any_text
 
 class ScriptedOllama:
     """Answers each chat with the next script: a list of words, or an exception to raise before
-    the first byte. `hold` keeps a stream open after its first word until the request is hung up."""
+    the first byte. `hold` keeps a stream open after its first word until the request is hung up.
+    As Ollama, it stops at `num_predict` words, saying "length"."""
 
     def __init__(self):
         self.scripts, self.asked, self.hold = [], [], False
@@ -38,26 +41,31 @@ class ScriptedOllama:
         script = self.scripts.pop(0) if self.scripts and (options or {}).get("num_predict") != 1 else ["ok"]
         if isinstance(script, Exception):
             raise script
-        for i, word in enumerate(script):
+        limit = (options or {}).get("num_predict") or len(script)
+        for i, word in enumerate(script[:limit]):
             yield Delta(word)
             while self.hold and i == 0:
                 if hangup.fired:
                     raise HungUp("hung up")
                 threading.Event().wait(0.01)
-        yield Stats(done_reason="stop", eval_count=len(script))
+        yield Stats(done_reason="length" if len(script) > limit else "stop", eval_count=min(len(script), limit))
 
     def replies(self):
         return [a for a in self.asked if (a["options"] or {}).get("num_predict") != 1]
 
 
 class Watch:
+    "Ollama's reach as the watch knows it; `finds` is what its next checks find."
     def __init__(self):
-        self.reach, self.up = Reach.UP, asyncio.Event()
+        self.reach, self.up, self.finds, self.checks = Reach.UP, asyncio.Event(), Reach.UP, 0
         self.up.set()
 
-    def lost(self):
-        self.reach = Reach.DOWN
-        self.up.clear()
+    async def confirm(self):
+        self.checks += 1
+        if self.finds is Reach.DOWN:
+            self.reach = Reach.DOWN
+            self.up.clear()
+        return self.reach
 
     def back(self):
         self.reach = Reach.UP
@@ -220,14 +228,141 @@ def test_regenerate_answers_the_same_question_with_the_model_asked_for(run):
 
 def test_a_turn_waits_for_ollama_and_is_asked_once_when_it_is_back(run):
     async def scenario(engine, ollama, sent, clock, watch):
-        ollama.scripts = [OllamaUnavailable("refused")]
+        ollama.scripts, watch.finds = [OllamaUnavailable("refused")], Reach.DOWN
         engine.handle(chat("r1", "anyone?"))
         await until(lambda: any(isinstance(m, Waiting) for m in sent))
-        assert watch.reach is Reach.DOWN and not finals(sent)
+        assert watch.reach is Reach.DOWN and watch.checks == 1 and not finals(sent)
+        clock.turn(10 * sum(RETRY_DELAYS_S))
+        await asyncio.sleep(0.05)
+        assert len(ollama.replies()) == 1, "waiting for Ollama, not asking it"
         watch.back()
         await until(lambda: finals(sent))
         assert isinstance(finals(sent)[0], Done) and len(ollama.replies()) == 2
     run(scenario)
+
+
+def asking(ollama, question):
+    return [a for a in ollama.replies() if a["messages"][-1]["content"] == question]
+
+
+def dropped(n):
+    return [NoAnswer("Ollama at http://127.0.0.1:11434 closed the connection before answering.") for _ in range(n)]
+
+
+def test_a_request_ollama_drops_while_it_is_up_is_asked_again_after_pauses_then_the_reply_fails(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        drop = dropped(1)[0]
+        ollama.scripts = [drop, ["fine"], drop, ["fine"], drop]  # requests in turn: r1's, another session's, ...
+        engine.handle(chat("r1", "hello?"))
+        for asked, pause in enumerate(RETRY_DELAYS_S, start=1):
+            await until(lambda n=asked: watch.checks == n)
+            await asyncio.sleep(0.05)
+            assert len(asking(ollama, "hello?")) == asked, "no request before the pause is over"
+            engine.handle(chat(f"o{asked}", "meanwhile", session=f"other{asked}"))
+            await until(lambda n=asked: any(m.reply == f"o{n}" for m in finals(sent)))
+            clock.turn(pause)
+        await until(lambda: any(m.reply == "r1" for m in finals(sent)))
+        [failed] = [m for m in finals(sent) if m.reply == "r1"]
+        assert isinstance(failed, Failed) and failed.code is FailCode.OLLAMA_FAILED
+        assert failed.error == ("Ollama answers its health check but not this reply: 3 requests in a row got no answer "
+                                "(Ollama at http://127.0.0.1:11434 closed the connection before answering). Its log may "
+                                "say why; Retry asks again.")
+        clock.turn(600)
+        await asyncio.sleep(0.05)
+        assert len(asking(ollama, "hello?")) == 3
+        assert watch.reach is Reach.UP and watch.checks == 3 and not any(isinstance(m, Waiting) for m in sent)
+        assert all(isinstance(m, Done) for m in finals(sent) if m.reply != "r1"), "the other sessions were answered"
+    run(scenario)
+
+
+def test_a_dropped_request_asked_again_once_ollama_is_back_counts_towards_the_bound(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts, watch.finds = dropped(5), Reach.DOWN
+        engine.handle(chat("r1", "hello?"))
+        await until(lambda: any(isinstance(m, Waiting) for m in sent))
+        watch.finds = Reach.UP
+        watch.back()
+        for pause in RETRY_DELAYS_S:
+            await until(lambda p=pause: clock.timers and clock.timers[-1].due == clock.now + p)
+            clock.turn(pause)
+        await until(lambda: finals(sent))
+        assert finals(sent)[0].code is FailCode.OLLAMA_FAILED and len(ollama.replies()) == 4
+    run(scenario)
+
+
+def test_stop_ends_the_pause_before_a_dropped_request_is_asked_again(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts = dropped(1)
+        engine.handle(chat("r1", "hello?"))
+        await until(lambda: watch.checks == 1)
+        engine.handle(Stop(session="s", id="x1", reply="r1"))
+        await until(lambda: finals(sent))
+        assert finals(sent)[0].code is FailCode.STOPPED and len(ollama.replies()) == 1
+    run(scenario)
+
+
+def test_a_request_that_cannot_be_written_fails_its_reply_at_once_and_asks_nothing_of_the_watch(run, caplog):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts = [Unsendable("The request to Ollama could not be written as JSON (Out of range float values "
+                                     "are not JSON compliant), so it was not sent.")]
+        with caplog.at_level(logging.WARNING, "brain"):
+            engine.handle(chat("r1", "add NaN eggs"))
+            await until(lambda: finals(sent))
+        [failed] = finals(sent)
+        assert isinstance(failed, Failed) and failed.code is FailCode.UNSENDABLE and "written as JSON" in failed.error
+        clock.turn(600)
+        await asyncio.sleep(0.05)
+        assert len(ollama.replies()) == 1 and watch.checks == 0 and watch.reach is Reach.UP
+        assert [r.message for r in caplog.records].count(f"reply r1 failed: {failed.error}") == 1, "logged once"
+    run(scenario)
+
+
+def test_every_request_asks_for_at_most_reply_max_tokens_and_a_reply_cut_there_says_so(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts = [[f" w{i}" for i in range(10)]]
+        engine.handle(chat("r1", "go on and on"))
+        await until(lambda: finals(sent))
+        assert {a["options"]["num_predict"] for a in ollama.asked} == {4}
+        [done] = finals(sent)
+        assert isinstance(done, Done) and done.text == " w0 w1 w2 w3" and done.stats.done_reason == "length"
+        assert [m.text for m in sent if isinstance(m, Note)] == ["The reply was cut off at 4 tokens (REPLY_MAX_TOKENS)."]
+        assert sent.index(done) > sent.index(next(m for m in sent if isinstance(m, Note)))
+    run(scenario, REPLY_MAX_TOKENS="4")
+
+
+def test_a_reply_past_reply_max_s_is_hung_up_and_ends_with_what_it_said_and_why(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts, ollama.hold = [["Again", " and again"]], True
+        engine.handle(chat("r1", "loop"))
+        await until(lambda: any(isinstance(m, Chunk) for m in sent))
+        clock.turn(59)
+        await asyncio.sleep(0.05)
+        assert not finals(sent)
+        clock.turn(1)
+        await until(lambda: finals(sent))
+        [done] = finals(sent)
+        assert isinstance(done, Done) and done.text == "Again"
+        assert [m.text for m in sent if isinstance(m, Note)] == ["The reply was cut off after 60 s (REPLY_MAX_S)."]
+        ollama.hold = False
+        engine.handle(chat("r2", "and now?"))
+        await until(lambda: len(finals(sent)) == 2)
+        assert [m["content"] for m in ollama.replies()[-1]["messages"][1:]] == ["loop", "Again", "and now?"]
+    run(scenario, REPLY_MAX_S="60")
+
+
+def test_waiting_for_ollama_to_start_does_not_count_towards_reply_max_s(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        watch.reach = Reach.DOWN
+        watch.up.clear()
+        engine.handle(chat("r1", "anyone?"))
+        await until(lambda: any(isinstance(m, Waiting) for m in sent))
+        clock.turn(120)
+        await asyncio.sleep(0.05)
+        assert not finals(sent)
+        watch.back()
+        await until(lambda: finals(sent))
+        assert isinstance(finals(sent)[0], Done)
+    run(scenario, REPLY_MAX_S="60")
 
 
 def test_idle_sessions_leave_memory_and_come_back_whole(run):
@@ -468,7 +603,7 @@ def answer_calls(engine, sent, todos, web=None):
 def test_a_call_written_as_text_is_applied_as_a_call_and_never_shown(run):
     async def scenario(engine, ollama, sent, clock, watch):
         call = '{"name": "add_todo", "arguments": {"title": "oat milk"}}'
-        ollama.scripts = [["Sure.\n", *call[:20], call[20:]], ["Done", ", caffeine fiend."]]
+        ollama.scripts = [[*call[:20], call[20:], "\nSure.\n"], ["Done", ", caffeine fiend."]]
         answering = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
         engine.handle(chat("r1", "add oat milk"))
         await until(lambda: finals(sent))
@@ -564,7 +699,7 @@ def test_a_cut_off_reply_is_continued_from_what_reached_the_page_and_kept_whole_
 def test_a_reply_cut_off_after_a_tool_round_goes_on_from_the_result_without_acting_again(run):
     async def scenario(engine, ollama, sent, clock, watch):
         call = '{"name": "add_todo", "arguments": {"title": "oat milk"}}'
-        ollama.scripts += [["On it.\n", call], OllamaFailed("the brain died here")]
+        ollama.scripts += [[call, "\nOn it.\n"], OllamaFailed("the brain died here")]
         answering = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
         engine.handle(chat("r1", "add oat milk"))
         await until(lambda: finals(sent))
@@ -830,4 +965,55 @@ def test_a_reply_cut_off_by_a_shutdown_says_nothing_more_and_nothing_new_starts(
         engine.shutdown()  # a restart: the web has the next brain carry r1 on
         await asyncio.sleep(0.2)
         assert finals(sent) == [] and len(ollama.replies()) == 1
+    run(scenario)
+
+
+def test_a_resume_that_comes_after_later_turns_never_asks_its_question_again(run):
+    """M6's reply was saved whole, but its end was lost with its brain, and M7 was answered before
+    M6's resume came: the resume ends it with the saved text; the context keeps M6 once, before M7."""
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts += [["Six", " is done."], ["Seven."]]
+        engine.handle(chat("r6", "M6"))
+        engine.handle(chat("r7", "M7"))
+        await until(lambda: len(finals(sent)) == 2)
+        engine.handle(resume("r6", "Six", "M6"))
+        await until(lambda: len(finals(sent)) == 3)
+        assert isinstance(finals(sent)[-1], Done) and finals(sent)[-1].text == "Six is done."
+        assert len(ollama.replies()) == 2, "nothing asked again"
+        ollama.scripts.append(["Eight."])
+        engine.handle(chat("r8", "M8"))
+        await until(lambda: len(finals(sent)) == 4)
+        assert users(ollama.replies()[-1]) == ["M6", "M7", "M8"]
+    run(scenario)
+
+
+def test_a_resume_of_a_reply_cut_off_before_later_turns_fails_instead_of_asking_again(run):
+    # Its round cannot be continued with turns after it: Retry asks anew, at the end, by the user's choice.
+    async def scenario(engine, ollama, sent, clock, watch):
+        cut_off(engine, ollama, "M6")
+        ollama.scripts.append(["Seven."])
+        engine.handle(chat("r7", "M7"))
+        await until(lambda: len(finals(sent)) == 2)
+        engine.handle(resume("r1", "Once", "M6"))
+        await until(lambda: len(finals(sent)) == 3)
+        assert finals(sent)[-1].code is FailCode.NOT_RESUMED and finals(sent)[-1].text == "Once"
+        ollama.scripts.append(["Eight."])
+        engine.handle(chat("r8", "M8"))
+        await until(lambda: len(finals(sent)) == 4)
+        assert users(ollama.replies()[-1]) == ["M6", "M7", "M8"]
+    run(scenario)
+
+
+def test_a_question_asked_before_in_so_many_words_is_asked_again_for_a_reply_not_begun(run):
+    "Only the reply's own question counts: an earlier 'ok' is not the 'ok' a resume was cut off before saving."
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts += [["Fine."], ["Sure."]]
+        engine.handle(chat("r1", "ok"))
+        engine.handle(chat("r2", "and?"))
+        await until(lambda: len(finals(sent)) == 2)
+        ollama.scripts.append([" then."])
+        engine.handle(resume("r3", "Well", "ok"))
+        await until(lambda: len(finals(sent)) == 3)
+        assert finals(sent)[-1].text == "Well then."
+        assert users(ollama.replies()[-1]) == ["ok", "and?", "ok"]
     run(scenario)

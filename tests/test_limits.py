@@ -1,7 +1,13 @@
 """Each session's rate (web/limits.py): a burst goes through, a flood is refused and told once,
-the bucket refills with time, and one session's flood never touches another's."""
+the bucket refills with time, and one session's flood never touches another's. The bounds on all
+sessions together: new sessions, changes (the model's too) and the data on disk, each refused with
+the setting it met."""
+import pytest
+
+from shared.config import Settings
 from web import limits
-from web.limits import Rate, Verdict
+from web.apps import Action, App, Outcome, Refused
+from web.limits import Bounds, Rate, Verdict, data_full
 
 
 class Clock:
@@ -52,3 +58,52 @@ def test_the_buckets_kept_are_bounded_and_a_forgotten_session_starts_full(monkey
         rate.take(s)
     assert len(rate.buckets) == 3 and "a" not in rate.buckets
     assert rate.take("a") is Verdict.TAKEN
+
+
+def bounds(tmp_path, clock, **env) -> Bounds:
+    return Bounds(Settings.from_env({"DATA_DIR": str(tmp_path), **env}), clock=clock)
+
+
+def test_new_sessions_share_one_bucket_refilled_by_the_minute(tmp_path):
+    clock = Clock()
+    everyone = bounds(tmp_path, clock, NEW_SESSIONS_RATE="6", NEW_SESSIONS_BURST="2")
+    assert [everyone.new_session() for _ in range(2)] == [None, None]
+    refusal = everyone.new_session()
+    assert refusal.status == 429 and "NEW_SESSIONS_RATE" in refusal.text
+    clock.now += 10  # 6 a minute: one more after 10 s
+    assert everyone.new_session() is None and everyone.new_session() is not None
+
+
+def test_changes_from_all_sessions_share_one_bucket(tmp_path):
+    clock = Clock()
+    everyone = bounds(tmp_path, clock, CHANGES_RATE="1", CHANGES_BURST="3")
+    assert [everyone.change() for _ in range(3)] == [None] * 3
+    refusal = everyone.change()
+    assert refusal.status == 429 and "CHANGES_RATE" in refusal.text
+    clock.now += 1
+    assert everyone.change() is None
+
+
+def test_past_data_max_mb_every_change_is_refused_whatever_the_rate(tmp_path):
+    everyone = bounds(tmp_path, Clock(), DATA_MAX_MB="1")
+    (tmp_path / "web.db").write_bytes(b"x" * 600_000)
+    assert everyone.change() is None and data_full(everyone.settings) is None
+    (tmp_path / "brain.db-wal").write_bytes(b"x" * 600_000)  # the brain's conversations count too
+    refusal = everyone.change()
+    assert refusal.status == 507 and "DATA_MAX_MB" in refusal.text and "reading still works" in refusal.text
+    assert data_full(everyone.settings) == refusal
+    (tmp_path / "brain.db-wal").unlink()  # room made: changes go on
+    assert everyone.change() is None
+
+
+def test_the_models_actions_count_as_changes_and_a_refused_one_says_why(tmp_path):
+    everyone = bounds(tmp_path, Clock(), CHANGES_RATE="1", CHANGES_BURST="1")
+    done = []
+    action = Action("add", "Add one.", dict, run=lambda session, arguments: done.append(session) or Outcome("added"),
+                    undo=lambda session, undo: [])
+    app = App("t", "p", [action], [], panel=None, state=str, brief=str, tell=str, show=str)
+    guarded = everyone.guard(app)
+    assert guarded.action("add").run("s", {}).text == "added" and done == ["s"]
+    with pytest.raises(Refused, match="CHANGES_RATE"):
+        guarded.action("add").run("s", {})
+    assert done == ["s"] and guarded.actions[0].description == "Add one." and app.actions == [action]

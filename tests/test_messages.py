@@ -82,6 +82,14 @@ def test_bad_frames_are_refused_with_a_reason(frames, reason):
         decode(frames, max_bytes=1000)
 
 
+@pytest.mark.parametrize("field, value", [("session", "s1\n"), ("id", "p1\n"), ("model", "mistral\n")])
+def test_an_id_or_a_model_name_with_a_newline_at_its_end_is_refused(field, value):
+    "A regex's \"$\" matches before a last newline: the web puts ids into HTML ids, and \"mistral\\n\" is no model."
+    fields = {"worker": "w", "session": "s1", "id": "p1", "model": "mistral"} | {field: value}
+    with pytest.raises(BadFrame, match=f"invalid pull message: Expected `str` matching regex.*`\\$.{field}`"):
+        encode_valid(Pull(**fields), 1 << 20)
+
+
 def test_a_session_verdict_may_name_no_message_but_a_claim_always_names_one():
     assert decode(encode(Revoke(worker="w1", session="s1", message="", epoch=3))).message == ""
     with pytest.raises(BadFrame, match="invalid ack"):

@@ -4,7 +4,7 @@ revokes, and claims again when no answer came."""
 from brain.flow import Window
 from brain.node import Node
 from shared.config import Settings
-from shared.messages import Ack, CancelPull, Chat, Grant, Prompt, Pull, Reach, Reset, Revoke, Stop
+from shared.messages import Ack, CancelPull, Chat, Grant, Note, Prompt, Pull, Reach, Reset, Revoke, Stop
 
 
 class FakeEngine:
@@ -141,3 +141,23 @@ def test_pulls_go_to_the_pulls_once_granted_and_everything_else_to_the_engine():
     for id in ("p1", "c1", "p2"):
         node.handle(verdict(Grant, id))
     assert node.pulls.handled == ["p1", "p2"] and node.engine.handled == ["c1"]
+
+
+class FakePub:
+    def __init__(self):
+        self.frames = []
+
+    def send_multipart(self, frames, copy=True):
+        self.frames.append(frames)
+
+
+def test_a_message_bigger_than_a_frame_is_refused_here_with_a_log_line_and_not_counted(caplog):
+    "The web would drop it, or the brain's connection with it: it never leaves, and the log says why."
+    node = Node(Settings.from_env({"BUS_MAX_FRAME_BYTES": "4096"}), "w1", FakeEngine(), FakeWatch(), FakeEngine(),
+                Window(100))
+    node.pub = FakePub()
+    node.send(Note(worker="w1", session="s", reply="r", epoch=1, text="x" * 5000))
+    assert node.pub.frames == [] and node.window.sent == 0
+    assert "did not send a note message of 50" in caplog.text and "BUS_MAX_FRAME_BYTES" in caplog.text
+    node.send(Note(worker="w1", session="s", reply="r", epoch=1, text="fits"))
+    assert len(node.pub.frames) == 1 and node.window.sent == 1

@@ -5,8 +5,9 @@ import threading
 
 import pytest
 
-from brain.ollama_client import (DiskFull, Hangup, HungUp, ModelNotFound, NoSuchModel, OllamaClient, OllamaFailed,
-                                 OllamaTimeout, OllamaUnavailable, RegistryUnreachable)
+from brain.ollama_client import (DiskFull, Hangup, HungUp, ModelNotFound, NoAnswer, NoSuchModel, OllamaClient,
+                                 OllamaFailed, OllamaTimeout, OllamaUnavailable, RegistryUnreachable, Unsendable)
+from shared.messages import FailCode
 from tests.fake_ollama import Plan, PullPlan
 
 USER = [{"role": "user", "content": "hi"}]
@@ -17,6 +18,7 @@ USER = [{"role": "user", "content": "hi"}]
     (Plan(status=503, error="server busy"), OllamaFailed, "Ollama answered 503: server busy"),
     (Plan(error_after=1), OllamaFailed, "error mid-reply"),
     (Plan(garbage_after=1), OllamaFailed, "not a chat chunk"),
+    (Plan(garbage_after=1, garbage=b"[" * 5000 + b"]" * 5000), OllamaFailed, "not a chat chunk"),  # too deep to read
     (Plan(drop_after=1), OllamaFailed, "connection to Ollama broke"),
     (Plan(stall_after=1, stall=5), OllamaTimeout, "stalled mid-reply"),
     (Plan(first_byte_delay=2), OllamaTimeout, "did not start answering within 1s"),
@@ -32,6 +34,38 @@ def test_client_names_the_missing_model_and_the_unreachable_host(fake):
         list(OllamaClient(fake.url).chat("mistral", USER))
     with pytest.raises(OllamaUnavailable, match=r"Can't reach Ollama at http://127.0.0.1:1\b"):
         list(OllamaClient("http://127.0.0.1:1").chat("llama3.2", USER))
+
+
+def test_a_request_that_cannot_be_written_as_json_is_never_sent_and_is_not_taken_for_ollama_down(fake):
+    "A call written as text may hold NaN or Infinity (json.loads takes them): JSON cannot carry them."
+    called = {"role": "assistant", "content": "", "tool_calls": [
+        {"function": {"name": "add_todo", "arguments": {"title": "milk", "qty": float("nan")}}}]}
+    deep = []
+    for _ in range(5000):
+        deep = [deep]
+    for arguments in (float("nan"), float("inf"), b"bytes", deep):
+        called["tool_calls"][0]["function"]["arguments"]["qty"] = arguments
+        with pytest.raises(Unsendable, match=r"could not be written as JSON .* so it was not sent") as refused:
+            list(OllamaClient(fake.url).chat("llama3.2", [*USER, called, *USER]))
+        assert not isinstance(refused.value, NoAnswer) and refused.value.code is FailCode.UNSENDABLE
+    assert fake.requests == []
+
+
+def test_a_request_closed_before_any_byte_got_no_answer_and_the_next_one_goes_on_the_same_client(fake):
+    client = OllamaClient(fake.url)
+    fake.plan(Plan(close=True))
+    with pytest.raises(NoAnswer, match=r"closed the connection before answering") as dropped:
+        list(client.chat("llama3.2", USER))
+    assert not isinstance(dropped.value, OllamaUnavailable), "connected: not 'can't reach'"
+    *_, stats = client.chat("llama3.2", USER)
+    assert stats.done_reason == "stop" and len(fake.requests) == 2
+
+
+def test_num_predict_bounds_the_reply_and_the_done_line_says_length(fake):
+    fake.plan(Plan(chunks=[f" w{i}" for i in range(50)]))
+    *deltas, stats = OllamaClient(fake.url).chat("llama3.2", USER, options={"num_ctx": 8192, "num_predict": 7})
+    assert "".join(d.content for d in deltas) == " w0 w1 w2 w3 w4 w5 w6" and stats.done_reason == "length"
+    assert fake.requests[-1]["options"] == {"num_ctx": 8192, "num_predict": 7}
 
 
 def test_client_reads_stats_when_sent_and_degrades_when_omitted(fake):
@@ -119,3 +153,11 @@ def test_the_official_client_reads_the_fakes_pull_as_ollamas():
             list(ollama.Client(host=fake.url).pull("no-such-model", stream=True))
     finally:
         fake.stop()
+
+
+def test_arguments_given_as_a_deep_json_string_are_unreadable_not_a_failed_stream(fake):
+    "msgspec raises RecursionError, not DecodeError, on deep input: one call's arguments must not end the reply."
+    nested = "[" * 100_000 + "]" * 100_000
+    fake.plan(Plan(tool_calls=[{"name": "add_todo", "arguments": nested}]))
+    [call] = next(item for item in OllamaClient(fake.url).chat("llama3.2", USER) if isinstance(item, list))
+    assert (call.name, call.arguments) == ("add_todo", {"_unreadable": nested[:200]})

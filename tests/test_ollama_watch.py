@@ -1,7 +1,9 @@
 """What the brain knows of Ollama (brain/ollama_watch.py), with a scripted Ollama: reachable or
 not, its models, the default model loaded once each time Ollama comes up, every change announced
-once, and checks that come quickly while something is wrong."""
+once, checks that come quickly while something is wrong, and a failed request that changes nothing
+but what a check finds, however many ask at once."""
 import asyncio
+import time
 
 import pytest
 
@@ -17,10 +19,12 @@ class FakeOllama:
 
     def __init__(self, models=("llama3.2:latest",)):
         self.down, self.tags, self.loads, self.load_fails, self.calls = False, list(models), [], 0, 0
-        self.watch = None
+        self.watch, self.slow = None, 0.0
 
     def version(self):
         self.calls += 1
+        if self.slow:
+            time.sleep(self.slow)
         if self.down:
             raise OllamaUnavailable("connection refused")
         return "0.9.0"
@@ -110,14 +114,35 @@ def test_a_failed_load_is_tried_again_at_the_next_check():
     asyncio.run(main())
 
 
-def test_a_reply_that_could_not_reach_ollama_makes_it_down_at_once():
+def test_a_failed_request_changes_nothing_unless_the_check_it_asks_for_finds_ollama_down():
     async def main():
-        watch, said = make(FakeOllama())
+        client = FakeOllama()
+        watch, said = make(client, check_s=0.2)
         await watch.check()
-        watch.lost()
-        watch.lost()
-        assert watch.reach is Reach.DOWN and not watch.up.is_set()
+        await asyncio.sleep(0.2)
+        announced = len(said)
+        assert await watch.confirm() is Reach.UP and client.calls == 2, "checked, and found up"
+        assert len(said) == announced and watch.up.is_set(), "nothing changed, nothing announced"
+        await asyncio.sleep(0.2)
+        client.down = True
+        assert await watch.confirm() is Reach.DOWN and not watch.up.is_set()
         assert [s[0] for s in said].count(Reach.DOWN) == 1
+    asyncio.run(main())
+
+
+def test_requests_failing_together_share_one_check_and_a_recent_check_stands():
+    async def main():
+        client = FakeOllama()
+        watch, _ = make(client, check_s=0.3)
+        client.slow = 0.05  # a check takes a while: those who ask meanwhile wait for it
+        verdicts = await asyncio.gather(*(watch.confirm() for _ in range(50)))
+        assert verdicts == [Reach.UP] * 50 and client.calls == 1
+        for _ in range(50):
+            assert await watch.confirm() is Reach.UP
+        assert client.calls == 1, "a check less than OLLAMA_CHECK_S old stands"
+        await asyncio.sleep(0.3)
+        await watch.confirm()
+        assert client.calls == 2
     asyncio.run(main())
 
 
@@ -143,21 +168,26 @@ def slow_refresh(monkeypatch):
     monkeypatch.setattr(ollama_watch, "MODELS_REFRESH_S", 60.0)
 
 
-def test_checks_come_every_check_s_while_wrong_and_a_lost_request_wakes_them(slow_refresh):
+def test_checks_come_every_check_s_while_wrong_and_down_found_by_a_request_makes_them_quick(slow_refresh):
     async def main():
         client = FakeOllama()
         client.down = True
-        watch, _ = make(client, check_s=0.02)
+        watch, _ = make(client, check_s=0.05)
         task = asyncio.create_task(watch.run())
-        await asyncio.sleep(0.3)
-        assert client.calls >= 5, "Ollama down: checked again every OLLAMA_CHECK_S"
+        await asyncio.sleep(0.5)
+        assert 5 <= client.calls <= 11, "Ollama down: checked again every OLLAMA_CHECK_S"
         client.down = False
         await asyncio.sleep(0.1)
         settled = client.calls
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.3)
         assert watch.reach is Reach.UP and client.calls == settled, "all well: the next check is MODELS_REFRESH_S away"
-        watch.lost()
-        await asyncio.sleep(0.05)
-        assert client.calls == settled + 1 and watch.reach is Reach.UP, "checked at once, and found up"
+        client.down = True
+        assert await watch.confirm() is Reach.DOWN and client.calls == settled + 1
+        await asyncio.sleep(0.02)
+        assert client.calls == settled + 1, "no second check at once"
+        client.down = False
+        await asyncio.sleep(0.15)
+        assert watch.reach is Reach.UP and watch.up.is_set(), "checked again within OLLAMA_CHECK_S, and found up"
+        assert client.calls <= settled + 4
         task.cancel()
     asyncio.run(main())

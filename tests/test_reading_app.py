@@ -74,6 +74,15 @@ def test_a_book_that_is_not_there_or_a_bad_title_is_refused_with_what_to_do(worl
     assert app.state(S) == "The reading list now:\n- [ ] #1 'Dune'"
 
 
+@pytest.mark.parametrize("fields", [{"title": "Dune\x00"}, {"title": "\x1b[2JDune"}, {"title": "Dune", "author": "F\x00H"}])
+def test_a_title_or_author_with_a_control_character_is_refused_and_says_so(world, fields):
+    app, actions = world
+    row, changes = call(actions, "add_book", **fields)
+    assert (row.ok, changes) == (False, [])
+    assert row.text == "Error: a title or an author cannot hold control characters (such as NUL)."
+    assert app.state(S) == "The reading list is now empty."
+
+
 def test_each_action_is_undone_exactly(world):
     app, actions = world
     call(actions, "add_book", title="Dune", author="Frank Herbert")

@@ -1,8 +1,10 @@
 """The broker's listener (web/replies.py), with fakes for the relay, the bus, the pulls and the
 tool calls: each message about a reply moves its line on and shows it; what is late, repeated or
 about a reset conversation changes nothing; a lost brain's replies are carried on by the next."""
-from shared.messages import (Ack, CallTool, Chunk, Done, Failed, FailCode, Heartbeat, Note, Prompt, PullProgress, Resume,
-                             Stats, Waiting)
+import json
+
+from shared.messages import (Ack, Answered, CallTool, Chunk, Done, Failed, FailCode, Heartbeat, Note, Prompt,
+                             PullProgress, Resume, Stats, Waiting)
 from tests.test_chats import NowDB
 from tests.test_sessions import Tabs
 from web.replies import Replies
@@ -28,6 +30,11 @@ class Heard:
     def __init__(self): self.heard = []
     def __getattr__(self, name): return lambda *args: self.heard.append((name, *args))
     def asking(self, reply): return None
+    def once_applied(self, session, reply, then): then()  # no call of it is being applied
+
+    def made_by(self, *args):
+        self.heard.append(("made_by", *args))
+        return True  # the worker is known: the bus counts the comment
 
 
 def make(tmp_path):
@@ -90,12 +97,13 @@ def test_words_after_a_gap_are_taken_and_the_final_text_repairs_it(tmp_path):
 
 
 def test_a_reply_the_brain_starts_by_itself_is_a_new_line_and_one_that_ends_at_once_too(tmp_path):
-    replies, sessions, relay, _ = make(tmp_path)
+    replies, sessions, relay, others = make(tmp_path)
     replies.brain_message(chunk(0, "Nice list", reply="c1"))
     replies.brain_message(Failed(worker="w1", session="s", reply="c2", seq=0, code=FailCode.OLLAMA_DOWN, error="down"))
     assert relay.sent[0] == ("append", "c1", Status.THINKING, "") and relay.sent[-1] == ("append", "c2", Status.FAILED, "")
     assert [(l.request, l.status) for l in sessions.get("s").lines.values()] == [("c1", Status.STREAMING),
                                                                                  ("c2", Status.FAILED)]
+    assert [h for h in others.heard if h[0] == "made_by"] == [("made_by", "w1", "s", "c1")], "counted till it ends"
 
 
 def test_a_reply_ends_done_with_its_stats_stopped_or_failed_and_a_repeated_end_changes_nothing(tmp_path):
@@ -154,6 +162,19 @@ def test_a_lost_brains_replies_are_interrupted_and_carried_on_by_the_next(tmp_pa
         Status.QUEUED, Status.THINKING, Status.DONE]
     replies.brain_message(Chunk(worker="w2", session="s", reply="r1", seq=1, text=" upon"))
     assert (streaming.status, streaming.text) == (Status.STREAMING, "Once upon"), "an interrupted reply carries on"
+
+
+def test_a_lost_brains_reply_is_resumed_with_the_calls_the_web_answered_for_it(tmp_path):
+    "What the brain needs to put the round back, so the call is neither asked for nor applied again."
+    replies, sessions, relay, others = make(tmp_path)
+    streaming = asked(sessions, "r1")
+    replies.brain_message(chunk(0, "On it."))
+    streaming.cards = json.dumps([{"call": "call_a", "text": "Added #1 'milk'.", "ok": True, "undone": False,
+                                   "name": "add_todo", "arguments": {"title": "milk"}, "at": 6, "index": 0}])
+    replies.brain_lost("w1")
+    [resume] = [h[1] for h in others.heard if h[0] == "offer"]
+    assert resume.calls == [Answered(call="call_a", name="add_todo", arguments={"title": "milk"}, ok=True,
+                                     text="Added #1 'milk'.", at=6, index=0)]
 
 
 def test_a_reply_whose_end_was_lost_fails_with_what_arrived(tmp_path):

@@ -1,7 +1,12 @@
-"What the brain says about a reply (brain/reply_bus.py): every message names the reply and its epoch, chunks are numbered."
+"""What the brain says about a reply (brain/reply_bus.py): every message names the reply and its
+epoch, chunks are numbered, and none is bigger than a bus frame."""
+import asyncio
+
 from brain.jobs import Turn
+from brain.ollama_client import ToolCall
 from brain.reply_bus import ReplyBus
-from shared.messages import Chunk, Done, Failed, FailCode, decode, encode
+from brain.tool_calls import ToolCalls
+from shared.messages import CallTool, Chunk, Done, Failed, FailCode, Note, decode, encode
 
 
 class Copies:
@@ -32,3 +37,77 @@ def test_a_failure_before_the_turn_ran_speaks_for_the_epoch_of_the_copy_held():
     ReplyBus(sent.append, "w1", Copies()).failed(Turn("s1", "c2", None), FailCode.STOPPED, "Stopped.")
     assert [(m.reply, m.epoch, m.code) for m in sent] == [("c1", 9, FailCode.BUSY), ("c2", 0, FailCode.STOPPED)]
     assert all(isinstance(m, Failed) for m in sent)
+
+
+# Nothing it says is bigger than a bus frame (BUS_MAX_FRAME_BYTES): the web would drop it, or the connection.
+
+FRAME = 4096
+
+
+def sizes(sent) -> list[int]:
+    return [len(encode(m)[1]) for m in sent]
+
+
+def test_a_reply_longer_than_a_frame_ends_with_the_start_that_fits_and_says_so():
+    sent = []
+    bus = ReplyBus(sent.append, "w1", Copies(), FRAME)
+    text = "Ünïcode \x01 and words. " * 1000  # some characters take 6 bytes in JSON
+    bus.done(Turn("s1", "r1", "hi", epoch=4, sent=3), text, thinking="hm " * 100)
+    [note, done] = sent
+    assert isinstance(note, Note) and "BUS_MAX_FRAME_BYTES = 4,096 bytes" in note.text
+    assert f"of {len(text):,} characters" in note.text and "conversation holds all of it" in note.text
+    assert isinstance(done, Done) and done.seq == 3 and text.startswith(done.text) and len(done.text) > 1000
+    assert f"first {len(done.text):,} of" in note.text
+    assert max(sizes(sent)) <= FRAME and decode(encode(done), FRAME) == done
+
+
+def test_a_reply_whose_thinking_is_too_long_ends_whole_without_it():
+    "The web keeps the thinking its chunks brought when the end brings none; the text must arrive whole."
+    sent = []
+    ReplyBus(sent.append, "w1", Copies(), FRAME).done(Turn("s1", "r1", "hi", epoch=4), "Short.", thinking="hm " * 2000)
+    assert [(type(m), m.text, m.thinking) for m in sent] == [(Done, "Short.", "")]
+
+
+def test_a_failure_with_more_text_than_a_frame_keeps_its_reason_and_says_it_was_cut():
+    sent = []
+    text = "x" * 10_000
+    ReplyBus(sent.append, "w1", Copies(), FRAME).failed(Turn("s1", "r1", "hi", epoch=4), FailCode.OLLAMA_FAILED,
+                                                        "Ollama broke off.", text=text)
+    [failed] = sent
+    assert failed.code is FailCode.OLLAMA_FAILED and failed.error.startswith("Ollama broke off. This reply is longer")
+    assert text.startswith(failed.text) and f"first {len(failed.text):,} of 10,000" in failed.error
+    assert max(sizes(sent)) <= FRAME
+
+
+def test_words_held_back_past_a_frame_go_as_several_chunks_numbered_on():
+    sent = []
+    bus = ReplyBus(sent.append, "w1", Copies(), FRAME)
+    turn = Turn("s1", "r1", "hi", epoch=4, sent=5)
+    text, thinking = "".join(f"word{i} " for i in range(2000)), "\x02" * 3000
+    bus.chunk(turn, text, thinking)
+    assert len(sent) > 2 and all(isinstance(m, Chunk) for m in sent) and max(sizes(sent)) <= FRAME
+    assert "".join(m.text for m in sent) == text and "".join(m.thinking for m in sent) == thinking
+    assert [m.seq for m in sent] == list(range(5, 5 + len(sent))) and turn.sent == 5 + len(sent)
+
+
+def test_a_tool_call_too_big_for_a_frame_is_not_sent_and_the_model_is_told_why():
+    sent = []
+    bus = ReplyBus(sent.append, "w1", Copies(), FRAME)
+    turn = Turn("s1", "r1", "hi", epoch=4)
+    refused = bus.call_tool(turn, "call_1", "add_todo", {"title": "milk " * 2000})
+    assert refused.startswith("Error: the call's arguments are too large to send to the app (")
+    assert "BUS_MAX_FRAME_BYTES" in refused and sent == []
+    assert bus.call_tool(turn, "call_2", "add_todo", {"title": "milk"}) == ""
+    assert [(type(m), m.call) for m in sent] == [(CallTool, "call_2")]
+
+
+def test_a_reply_gets_the_answer_to_a_call_too_big_at_once_instead_of_waiting_for_the_web():
+    sent = []
+
+    async def round_():
+        calls = ToolCalls(ReplyBus(sent.append, "w1", Copies(), FRAME), asyncio.get_running_loop(), timeout_s=30)
+        turn, call = Turn("s1", "r1", "hi", epoch=4), ToolCall("add_todo", {"title": "milk " * 2000})
+        return await asyncio.wait_for(calls.round(turn, [call], {}, None), 1)
+
+    _, [(name, text)], _ = asyncio.run(round_())
+    assert name == "add_todo" and text.startswith("Error: the call's arguments are too large") and sent == []

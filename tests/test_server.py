@@ -1,6 +1,8 @@
 """The web's routes and WebSocket handler (web/server.py) in-process, through Starlette's
 TestClient, with a fake bus: every input is checked where it enters and refused with a reason."""
 import json
+import os
+import stat
 
 import pytest
 from starlette.testclient import TestClient
@@ -19,6 +21,21 @@ def app(tmp_path, request, monkeypatch):
     return create_app(Settings.from_env({"DATA_DIR": str(tmp_path), **env}), bus=FakeBus)
 
 
+def test_what_the_web_writes_in_data_dir_is_private_to_the_account(tmp_path):
+    "The session key and web.db (with its -wal and -shm) are no other account's to read, whatever umask it started with."
+    data, umask = tmp_path / "data", os.umask(0o022)
+    try:
+        app = create_app(Settings.from_env({"DATA_DIR": str(data)}), bus=FakeBus)
+        with TestClient(app, base_url="http://localhost") as http:
+            http.get("/")
+            http.post("/todos", data={"title": "written to web.db"})
+    finally:
+        os.umask(umask)
+    written = [data, *data.rglob("*")]
+    assert {".sesskey", "web.db", "web.db-wal"} <= {p.name for p in written}
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode) & 0o077) for p in written} == {p.name: "0o0" for p in written}
+
+
 def test_a_todo_id_past_what_sqlite_holds_is_no_such_todo(app):
     with TestClient(app, base_url="http://localhost") as http:
         http.get("/")
@@ -32,6 +49,25 @@ def test_a_title_with_a_lone_surrogate_is_refused_with_a_reason(app):
         http.get("/")
         answer = http.post("/todos", content=b'{"title": "milk \\ud800"}', headers={"content-type": "application/json"})
         assert answer.status_code == 400 and "title" in answer.text
+        assert app.state.broker.sent == []
+
+
+READING = pytest.mark.env(APP="reading")
+
+
+@pytest.mark.parametrize("path, form, files, why", [
+    ("/todos", {"title": "milk\x00"}, None, "Not added: a title cannot hold control characters (such as NUL)."),
+    ("/todos", None, {"title": ("list.txt", b"milk")}, "Not added: a title is text, not a file."),
+    pytest.param("/books", {"title": "Dune", "author": "\x00"}, None,
+                 "a title or an author cannot hold control characters (such as NUL).", marks=READING),
+    pytest.param("/books", None, {"title": ("list.txt", b"Dune")}, "a title or an author is text, not a file.",
+                 marks=READING),
+])
+def test_a_title_with_a_control_character_or_that_is_a_file_is_refused_with_why(app, path, form, files, why):
+    with TestClient(app, base_url="http://localhost") as http:
+        http.get("/")
+        answer = http.post(path, data=form, files=files)
+        assert (answer.status_code, answer.text) == (400, why)
         assert app.state.broker.sent == []
 
 
@@ -104,3 +140,48 @@ def test_app_reading_serves_the_reading_list_and_not_the_todos(app):
     [event] = [m for m in app.state.broker.sent if m.kind == "app_event"]
     assert event.lines == ["added #1 'Dune' by Frank Herbert"] and event.prompt.system.startswith("You are the librarian")
     assert [t["function"]["name"] for t in event.prompt.tools] == ["add_book", "mark_read", "remove_book"]
+
+
+@pytest.mark.env(NEW_SESSIONS_RATE="1", NEW_SESSIONS_BURST="2")
+def test_new_sessions_past_everyones_bound_are_refused_and_existing_ones_go_on(app):
+    "Fresh cookies are free: past NEW_SESSIONS_BURST a request without a session is refused, with the setting."
+    browsers = [TestClient(app, base_url="http://localhost") for _ in range(3)]
+    with browsers[0] as first, browsers[1] as second, browsers[2] as third:
+        for _ in range(5):
+            assert first.get("/api/status").status_code == 200  # status polls open no session
+        assert first.get("/").status_code == second.get("/").status_code == 200
+        refused = third.get("/")
+        assert refused.status_code == 429 and "NEW_SESSIONS_RATE" in refused.text and "session_" not in third.cookies
+        assert third.post("/todos", data={"title": "x"}).status_code == 429
+        assert first.get("/").status_code == 200 and first.post("/todos", data={"title": "milk"}).status_code == 200
+
+
+@pytest.mark.env(CHANGES_RATE="0.1", CHANGES_BURST="3")
+def test_changes_past_everyones_rate_are_refused_whichever_session_makes_them(app):
+    with TestClient(app, base_url="http://localhost") as one, TestClient(app, base_url="http://localhost") as two:
+        one.get("/"), two.get("/")
+        assert [one.post("/todos", data={"title": t}).status_code for t in ("a", "b")] == [200, 200]
+        assert two.post("/todos", data={"title": "c"}).status_code == 200
+        refused = two.post("/todos", data={"title": "d"})
+        assert refused.status_code == 429 and "CHANGES_RATE" in refused.text
+        assert one.delete("/todos/1").status_code == 429
+        assert "a" in one.get("/").text, "reading goes on"
+
+
+@pytest.mark.env(DATA_MAX_MB="1")
+def test_past_data_max_mb_changes_and_messages_are_refused_and_reading_goes_on(app, tmp_path):
+    with TestClient(app, base_url="http://localhost") as http:
+        http.get("/")
+        assert http.post("/todos", data={"title": "milk"}).status_code == 200
+        (tmp_path / "brain.db").write_bytes(b"x" * (1 << 20))  # the conversations filled it
+        refused = http.post("/todos", data={"title": "eggs"})
+        assert refused.status_code == 507 and "DATA_MAX_MB" in refused.text
+        assert http.post("/todos/1/toggle").status_code == 507
+        page = http.get("/")
+        assert page.status_code == 200 and "milk" in page.text and "eggs" not in page.text
+        with http.websocket_connect("ws://localhost/ws", headers={"origin": "http://localhost"}) as ws:
+            ws.receive_text()
+            ws.send_text(json.dumps({"msg": "hi there"}))
+            notice = ws.receive_text()
+            assert "DATA_MAX_MB" in notice and "Nothing was sent" in notice
+        assert not [m for m in app.state.broker.sent if m.kind == "chat"]

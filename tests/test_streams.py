@@ -89,7 +89,8 @@ def test_every_request_has_the_same_options_and_the_offered_tools(streams):
         await streams.reply(a_turn(), [], TOOLS)
         await streams.warm("m", [{"role": "user", "content": "x"}], TOOLS, Hangup())
         reply, warm = ollama.asked
-        assert reply["options"] == {"num_ctx": 4096} and reply["tools"] == TOOLS and reply["keep_alive"] == "5m"
+        assert reply["options"] == {"num_ctx": 4096, "num_predict": 2048} and reply["tools"] == TOOLS
+        assert reply["keep_alive"] == "5m"
         assert warm["options"] == {"num_ctx": 4096, "num_predict": 1}, "one token, and no reload"
         assert warm["tools"] == TOOLS and warm["keep_alive"] == "5m"
         assert not [m for m in sent if not isinstance(m, Chunk)]
@@ -106,7 +107,7 @@ def test_a_call_written_as_text_is_taken_out_and_returned_with_the_native_ones(s
         streams.flush(turn)
         assert answer.text == "Sure.\n" and "".join(m.text for m in sent) == "Sure.\n"
         assert answer.calls == [native, ToolCall("add_todo", {"title": "milk"})]
-    streams(scenario, Ollama(Delta("Sure.\n"), [native], Delta(written[:10]), Delta(written[10:])))
+    streams(scenario, Ollama(Delta(written[:10]), Delta(written[10:]), [native], Delta("\nSure.\n")))
 
 
 def test_a_stopped_reply_ends_with_what_it_had_and_no_fault(streams):

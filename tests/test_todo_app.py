@@ -106,9 +106,25 @@ def test_max_todos_is_read_by_the_app(tmp_path, monkeypatch):
 
 def test_a_title_is_folded_and_bounded():
     assert clean_title("  oat \n milk\t") == "oat milk"
-    assert clean_title("   ") is None and clean_title("x" * (MAX_TITLE_CHARS + 1)) is None
     assert clean_title("x" * MAX_TITLE_CHARS) == "x" * MAX_TITLE_CHARS
-    assert clean_title("milk \ud800") is None, "no store or message could encode it"
+    for bad in ("   ", "x" * (MAX_TITLE_CHARS + 1)):
+        with pytest.raises(Refused, match=f"a title must be 1 to {MAX_TITLE_CHARS} characters"):
+            clean_title(bad)
+    with pytest.raises(Refused, match="lone surrogate"):
+        clean_title("milk \ud800")  # no store or message could encode it
+
+
+@pytest.mark.parametrize("title", ["milk\x00", "oat\x00milk", "\x1b[31mred", "bell\x07", "del\x7f", "c1\x9b"])
+def test_a_title_with_a_control_character_is_refused_and_says_so(title):
+    with pytest.raises(Refused, match=r"a title cannot hold control characters \(such as NUL\)"):
+        clean_title(title)
+
+
+def test_a_title_that_is_no_text_is_refused_and_says_so():
+    "A multipart upload reaches the route as an UploadFile, whose repr must not become a todo."
+    from starlette.datastructures import UploadFile
+    with pytest.raises(Refused, match="a title is text, not a file"):
+        clean_title(UploadFile(file=None, filename="list.txt"))
 
 
 # The actions, with the arguments small models write.
@@ -160,6 +176,15 @@ def test_a_missing_todo_is_refused_by_name(world):
     actions, _, ids = world
     assert act(actions, "delete_todo", id="dentist").text == "Error: no todo is called 'dentist'."
     assert act(actions, "delete_todo", id=999).text == "Error: there is no todo #999."
+
+
+@pytest.mark.parametrize("ref", ["²", "#²", "9" * 5000, "#" + "9" * 5000, 10**30, 0])
+def test_an_id_no_todo_can_have_is_refused_without_a_traceback(world, ref, caplog):
+    "\"²\" is a digit to str.isdigit() but not to int(); int() of 5,000 digits raises past sys.int_max_str_digits."
+    actions, todos, _ = world
+    row = act(actions, "delete_todo", id=ref)
+    assert not row.ok and row.text in ("Error: there is no todo with that number.", f"Error: no todo is called {ref!r}.")
+    assert len(todos.all(S)) == 4 and "Traceback" not in caplog.text and "could not do" not in row.text
 
 
 def test_keys_the_schema_does_not_have_are_ignored(world):

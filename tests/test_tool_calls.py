@@ -1,6 +1,7 @@
 """The model's actions on the app (web/tool_calls.py), with a stand-in app and actions: a call is
 shown as a card in its reply and in every tab, answered with the result and the app's brief, and
-undone on request; what cannot be undone is told to the tab that asked."""
+undone on request; what cannot be undone is told to the tab that asked. A card keeps the call as the
+brain sent it, which is what a resume carries (`answered`)."""
 import asyncio
 import json
 from types import SimpleNamespace
@@ -12,7 +13,7 @@ from web.actions import ActionRow
 from web.apps import Refused
 from web.sessions import Sessions
 from web.store import Store
-from web.tool_calls import ToolCalls
+from web.tool_calls import ToolCalls, answered
 from web.transcript import Line, Status
 
 
@@ -69,15 +70,17 @@ def call(tools, *msgs):
     asyncio.run(go())
 
 
-def add(call_id, title="milk", name="add"):
-    return CallTool(worker="w1", session="s", reply="r1", call=call_id, name=name, arguments={"title": title})
+def add(call_id, title="milk", name="add", at=0, index=0):
+    return CallTool(worker="w1", session="s", reply="r1", call=call_id, name=name, arguments={"title": title}, at=at,
+                    index=index)
 
 
 def test_a_call_is_shown_as_a_card_and_in_every_tab_and_answered_with_the_apps_brief(tmp_path):
     tools, sessions, relay, _, events = make(tmp_path)
-    call(tools, add("c1"))
+    call(tools, add("c1", at=7))
     assert json.loads(sessions.get("s").reply("r1").cards) == [{"call": "c1", "text": "Added 'milk'.", "ok": True,
-                                                                 "undone": False}]
+                                                                 "undone": False, "name": "add",
+                                                                 "arguments": {"title": "milk"}, "at": 7, "index": 0}]
     assert relay.fragments == [("s", "<li>+milk</li>")] and relay.shown[-1][:2] == ("s", "r1")
     [(sid, state, result)] = events.sent
     assert isinstance(result, ToolResult) and (sid, state, result.reply, result.call, result.ok, result.text,
@@ -126,3 +129,33 @@ def test_an_undo_the_app_refuses_changes_nothing_and_the_tab_is_told_why(tmp_pat
     asyncio.run(undo())
     assert relay.notices == ["The list is full."] and events.changed_ == []
     assert json.loads(sessions.get("s").reply("r1").cards)[0]["undone"] is False
+
+
+def test_the_calls_a_reply_had_answered_are_what_its_resume_carries(tmp_path):
+    tools, sessions, relay, _, events = make(tmp_path)
+    call(tools, add("c1", at=7), add("c2", "eggs", at=7, index=1), add("c3", name="fly", at=20))
+    carried = answered(sessions.get("s").reply("r1").cards)
+    assert [(a.call, a.name, a.arguments, a.ok, a.text, a.at, a.index) for a in carried] == [
+        ("c1", "add", {"title": "milk"}, True, "Added 'milk'.", 7, 0),
+        ("c2", "add", {"title": "eggs"}, True, "Added 'eggs'.", 7, 1),
+        ("c3", "fly", {"title": "milk"}, False, "Error: no such tool.", 20, 0)], "refused calls too: the model was told"
+    old = json.dumps([{"call": "c0", "text": "Added 'tea'.", "ok": True, "undone": False}])
+    assert answered(old) == [] and answered("[]") == [], "a card kept before cards held their call is left out"
+
+
+def test_what_waits_for_a_replys_calls_runs_once_none_is_half_way(tmp_path):
+    "A resume made while its call is being applied would carry it neither as applied nor as not."
+    tools, sessions, relay, _, events = make(tmp_path)
+    seen = []
+
+    def resume():
+        seen.append([a.call for a in answered(sessions.get("s").reply("r1").cards)])
+
+    async def go():
+        tools.call(add("c1"))
+        tools.once_applied("s", "r1", resume)
+        tools.once_applied("s", "r2", lambda: seen.append("no call of r2: at once"))
+        assert seen == ["no call of r2: at once"]
+        await asyncio.gather(*tools.tasks)
+    asyncio.run(go())
+    assert seen == ["no call of r2: at once", ["c1"]] and tools.applying == {}

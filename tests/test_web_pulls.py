@@ -82,6 +82,26 @@ def test_cancel_withdraws_a_pull_no_brain_has_yet_or_asks_its_brain_to_stop(web)
     assert "cancelled" in panel(tabs, "s").get_text()
 
 
+def test_a_session_cannot_cancel_a_pull_it_does_not_follow(web):
+    chats, bus, tabs, _ = web
+    press(chats, "s", pull="mistral")
+    [pull] = pulls_sent(bus)
+    bus.withdraw = lambda message: message == pull.id
+    press(chats, "t", cancel_pull=pull.id)  # the id of another session's pull, sent by hand
+    assert chats.pulls.pulling("mistral") and "Cancel" in panel(tabs, "s").get_text()
+    press(chats, "t", pull="mistral")  # joined: now it is t's pull too
+    press(chats, "t", cancel_pull=pull.id)
+    assert not chats.pulls.pulling("mistral") and "cancelled" in panel(tabs, "s").get_text()
+
+
+def test_a_model_name_with_a_newline_at_its_end_is_no_model_name(web):
+    "Ollama would not know it, and it would start a second pull of the model beside the first."
+    chats, bus, tabs, _ = web
+    press(chats, "s", pull="mistral")
+    client = press(chats, "t", pull="mistral\n")
+    assert len(pulls_sent(bus)) == 1 and "That is not a model name." in "".join(client.sent)
+
+
 def test_what_ollama_says_is_shown_as_text_in_one_line(web):
     chats, bus, tabs, _ = web
     press(chats, "s", pull="gemma3")

@@ -99,6 +99,14 @@ class Broker:
         "The id of the pending message that asks for `reply` (no worker's claim on it granted yet), if any."
         return self.dispatch.pending.asking(reply)
 
+    def made_by(self, worker: str, session: str, reply: str) -> None:
+        "A worker began `reply` by itself (a comment): it is counted, and ended, as any reply under way."
+        self.dispatch.made_by(worker, session, reply)
+
+    def in_hand(self, reply: str) -> bool:
+        "Whether a ready worker may still be making `reply` (a Stop can reach it); if not, no final will come."
+        return self.dispatch.in_hand(reply)
+
     def withdraw(self, message: str) -> bool:
         """Take back a message no worker's claim on has been granted; False if one may be acting on
         it. A worker that claims it later has its claim revoked."""
@@ -211,6 +219,8 @@ class Broker:
 
     def check_liveness(self) -> None:
         self.dispatch.resend_unacked()
+        for session, reply in self.dispatch.strays():
+            self.listener.reply_lost(session, reply)
         for worker in self.workers.overdue():
             # Silent but still connected: it may only be stalled, so keep its subscription
             # and take it back as soon as it says anything.

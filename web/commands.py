@@ -11,6 +11,7 @@ from web.broker import Broker, Refused
 from web.clients import Client, Clients
 from web.frames import Command, Control, Frame, Used
 from web.interactions import ws_heard
+from web.limits import data_full
 from web.pulls import Pulls
 from web.relay import Relay
 from web.replies import Replies
@@ -52,6 +53,8 @@ class Commands:
         if len(text) > self.settings.max_chat_chars:
             return self.relay.notice(client, f"That message is {len(text):,} characters long; the limit is "
                                              f"{self.settings.max_chat_chars:,} (MAX_CHAT_CHARS). Nothing was sent.")
+        if full := data_full(self.settings):  # a message is written twice: its transcript and its conversation
+            return self.relay.notice(client, f"{full.text} Nothing was sent.")
         session = self.sessions.get(sid)
         under_way = sum(1 for line in session.lines.values() if line.role == Role.REPLY and line.live)
         if under_way >= self.settings.session_max_replies:
@@ -72,6 +75,11 @@ class Commands:
         asking = self.broker.asking(reply_id)
         if asking and self.broker.withdraw(asking):
             self.replies.end(reply, Status.STOPPED, "Stopped before it was sent.")
+        elif not asking and not self.broker.in_hand(reply_id):
+            # No brain that could still end it (its brain is gone, or its end was lost on the way):
+            # a Stop would reach no one, so it ends here, with what arrived.
+            self.replies.end(reply, Status.STOPPED, "Stopped. Its brain had already finished or gone away; what "
+                                                    "arrived is shown.")
         else:
             self.broker.submit(Stop(session=sid, id=uuid.uuid4().hex, reply=reply_id))
 
@@ -134,4 +142,4 @@ class Commands:
         self.relay.notice(client, "")
 
     def cancel_pull(self, sid: str, client: Client, pull: str) -> None:
-        self.pulls.cancel(pull)
+        self.pulls.cancel(sid, pull)

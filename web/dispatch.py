@@ -4,7 +4,8 @@
 
 Each message for a brain stays pending (and in the outbox on disk, so a web restart loses
 nothing) until the web grants a brain's claim on it; pending messages with no ready worker wait,
-and are sent when one appears.
+and are sent when one appears, in order per session, except that a resume goes ahead of its
+session's other waiting messages: a cut-off reply is carried on before any later one is answered.
 
 One owner per message. Each session is assigned to one worker at a time, numbered by an `epoch`
 that changes whenever the session moves. Routing is load-aware with affinity: a session stays with
@@ -31,8 +32,9 @@ import msgspec
 
 from shared.config import Routing, Settings
 from shared.lru import LRU
-from shared.messages import About, Ack, BadFrame, Done, Failed, Grant, Message, Presence, Revoke, ToBrain, encode_valid
-from web.workers import Workers
+from shared.messages import (About, Ack, BadFrame, Done, Failed, Grant, Message, Presence, Resume, Revoke, ToBrain,
+                             encode_valid)
+from web.workers import MISSED_BEATS, Workers
 
 log = logging.getLogger("web.dispatch")
 ACK_TIMEOUT_BEATS = 3  # a live worker acks at once; no ack in this many heartbeats: sent again
@@ -77,9 +79,23 @@ class Pending:
         limit = self.settings.session_max_pending
         if msg.id not in self.messages and self.waiting[msg.session] >= limit:
             raise Refused(f"{limit} messages of this session are waiting for a brain already (SESSION_MAX_PENDING)")
-        if msg.id not in self.messages:
-            self.waiting[msg.session] += 1
+        if msg.id in self.messages:
+            self.messages[msg.id] = msg
+            return
+        self.waiting[msg.session] += 1
         self.messages[msg.id] = msg
+        if isinstance(msg, Resume):
+            self._before_later(msg)
+
+    def _before_later(self, resume: Resume) -> None:
+        """A cut-off reply is carried on before any later message of its session is answered: its
+        resume goes ahead of the session's waiting messages, resumes aside (they keep their order).
+        Those came after the reply's question (a brain had been granted it already), so answered
+        first, a later question would stand before the resumed one in the conversation."""
+        later = [m for m in self.messages.values() if m.session == resume.session and not isinstance(m, Resume)]
+        for m in later:  # a dict keeps insertion order: moved to the end, behind the resume, in their order
+            del self.messages[m.id]
+            self.messages[m.id] = m
 
     def unhold(self, message: str) -> ToBrain | None:
         msg = self.messages.pop(message, None)
@@ -270,10 +286,36 @@ class Dispatch:
         self._revoke(msg, "", owner)
         return False
 
+    def made_by(self, worker: str, session: str, reply: str) -> None:
+        """`worker` makes `reply`, which no message of the web asked for (a comment on app events):
+        counted as any reply under way, so it ends too, by its final, by the lost-final check, or as
+        a stray (`strays`)."""
+        if reply not in self.replies.under_way:
+            self.replies.start(reply, worker, session, self.clock())
+
+    def strays(self) -> list[tuple[str, str]]:
+        """The (session, reply) of each reply under way on a worker the web has not known for
+        MISSED_BEATS heartbeats: a comment whose words came from a brain already forgotten (read
+        after its disconnect), or one never heard from. No heartbeat of it will settle them, so
+        they end here. (A worker not heard yet, as after a web restart, says hello well before.)"""
+        due = self.clock() - MISSED_BEATS * self.settings.heartbeat_s
+        lost = [(t.session, r) for r, t in self.replies.under_way.items() if t.worker not in self.workers and t.sent < due]
+        for session, reply in lost:
+            log.warning("reply %s: its brain %s is not known here, so its end will never come", reply,
+                        self.replies.under_way[reply].worker)
+            self.replies.end(reply)
+        return lost
+
+    def in_hand(self, reply: str) -> bool:
+        "Whether a ready worker may still be making `reply`, so only it can end it."
+        turn = self.replies.under_way.get(reply)
+        return turn is not None and self.workers.ready(turn.worker)
+
     def lost_finals(self, presence: Presence) -> list[tuple[str, str]]:
-        """The (session, reply) of each reply sent to this worker more than two heartbeats ago that
-        it no longer makes, but whose Done or Failed never arrived: the final message was lost on
-        the way. They end here; their lines must not wait for ever."""
+        """The (session, reply) of each reply sent to this worker (or that it began by itself, a
+        comment) more than two heartbeats ago that it no longer makes, but whose Done or Failed
+        never arrived: the final message was lost on the way. They end here; their lines must not
+        wait for ever."""
         due = self.clock() - 2 * self.settings.heartbeat_s
         in_hand = set(presence.making) | {m.makes for m in self.pending.messages.values()}  # the ack timeout sees to the pending
         lost = [(t.session, r) for r, t in self.replies.under_way.items()

@@ -1,10 +1,30 @@
-"""How fast one session may make the app work: a token bucket per session, so one tab flooding
-frames or clicks is refused (and told once) while every other session goes on as before."""
+"""How fast the app may be made to work, and how much it may keep.
+
+Per session (`Rate`): a token bucket per session, so one tab flooding frames or clicks is refused
+(and told once) while every other session goes on as before.
+
+For everyone together (`Bounds`): fresh session cookies are free, so the per-session bounds alone
+would let a script make sessions by the hundred and change the app through each. New sessions and
+the app's changes (its POST/DELETE routes and the model's tool calls) each take from one bucket
+shared by all sessions, and past DATA_MAX_MB of databases in DATA_DIR every change is refused while
+reading goes on. Each refusal says which setting it met. The defaults are far above what a person
+does (a person does not open 30 new sessions a minute), so they only ever meet a script.
+
+`before` runs in a thread pool and the model's actions on the store's thread, so the buckets lock.
+"""
+import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass, replace
 from enum import Enum
+from pathlib import Path
+
+from shared.config import Settings
+from web.apps import App, Refused
 
 REMEMBERED = 10_000  # sessions whose buckets are kept; a forgotten one starts full, as a new one does
+DATABASES = ("web.db", "web.db-wal", "brain.db", "brain.db-wal")  # what grows in DATA_DIR (SQLite's -shm stays small)
+TOO_MANY_REQUESTS, INSUFFICIENT_STORAGE = 429, 507
 
 
 class Verdict(Enum):
@@ -17,16 +37,99 @@ class Rate:
     def __init__(self, per_s: float, burst: int, clock=time.monotonic):
         self.per_s, self.burst, self.clock = per_s, burst, clock
         self.buckets: OrderedDict[str, tuple[float, float, bool]] = OrderedDict()  # by session: tokens, when, told
+        self.lock = threading.Lock()  # two requests of a session at once must not both find it full
 
     def take(self, session: str) -> Verdict:
-        now = self.clock()
-        tokens, then, told = self.buckets.pop(session, (float(self.burst), now, False))
-        tokens = min(float(self.burst), tokens + (now - then) * self.per_s)
-        if tokens >= 1:
-            verdict, tokens, told = Verdict.TAKEN, tokens - 1, False
-        else:
-            verdict, told = (Verdict.REFUSED_AGAIN if told else Verdict.REFUSED), True
-        self.buckets[session] = (tokens, now, told)
-        while len(self.buckets) > REMEMBERED:
-            self.buckets.popitem(last=False)
-        return verdict
+        with self.lock:
+            now = self.clock()
+            tokens, then, told = self.buckets.pop(session, (float(self.burst), now, False))
+            tokens = min(float(self.burst), tokens + (now - then) * self.per_s)
+            if tokens >= 1:
+                verdict, tokens, told = Verdict.TAKEN, tokens - 1, False
+            else:
+                verdict, told = (Verdict.REFUSED_AGAIN if told else Verdict.REFUSED), True
+            self.buckets[session] = (tokens, now, told)
+            while len(self.buckets) > REMEMBERED:
+                self.buckets.popitem(last=False)
+            return verdict
+
+
+class Bucket:
+    "One token bucket for all sessions together."
+
+    def __init__(self, per_s: float, burst: int, clock=time.monotonic):
+        self.per_s, self.burst, self.clock = per_s, burst, clock
+        self.tokens, self.then = float(burst), clock()
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            now = self.clock()
+            self.tokens = min(float(self.burst), self.tokens + (now - self.then) * self.per_s)
+            self.then = now
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    text: str
+
+
+def data_bytes(data_dir: Path) -> int:
+    "What DATA_DIR's databases take: a stat of each file (microseconds), not a walk of the directory."
+    total = 0
+    for name in DATABASES:
+        try:
+            total += (data_dir / name).stat().st_size
+        except FileNotFoundError:
+            pass  # not made yet, or the brain keeps its conversations in PostgreSQL
+    return total
+
+
+def data_full(settings: Settings) -> Refusal | None:
+    "A refusal once DATA_DIR's databases reach DATA_MAX_MB: nothing more is written, everything stays readable."
+    used = data_bytes(settings.data_dir)
+    if used < settings.data_max_mb * 2**20:
+        return None
+    return Refusal(INSUFFICIENT_STORAGE, f"The app's data has reached {used / 2**20:,.0f} MB, its limit (DATA_MAX_MB): "
+                                         "it takes no more changes or messages until room is made; reading still works.")
+
+
+class Bounds:
+    "What all sessions together may do."
+
+    def __init__(self, settings: Settings, clock=time.monotonic):
+        self.settings = settings
+        self.new_sessions = Bucket(settings.new_sessions_rate / 60, settings.new_sessions_burst, clock)
+        self.changes = Bucket(settings.changes_rate, settings.changes_burst, clock)
+
+    def new_session(self) -> Refusal | None:
+        if self.new_sessions.take():
+            return None
+        return Refusal(TOO_MANY_REQUESTS, "Too many new visitors at once: the app opens at most "
+                                          f"{self.settings.new_sessions_rate:g} new sessions a minute "
+                                          "(NEW_SESSIONS_RATE). Please try again in a minute.")
+
+    def change(self) -> Refusal | None:
+        "A change to the app, from any session: refused when the data is full or everyone together goes too fast."
+        if full := data_full(self.settings):
+            return full
+        if self.changes.take():
+            return None
+        return Refusal(TOO_MANY_REQUESTS, "The app is taking too many changes at once from all its sessions "
+                                          f"(more than {self.settings.changes_rate:g} a second, CHANGES_RATE); "
+                                          "try again in a moment.")
+
+    def guard(self, app: App) -> App:
+        "The app, with each of the model's actions counted as a change: a refused one is told to the model and on its card."
+        def counted(run):
+            def run_counted(session, arguments):
+                if refusal := self.change():
+                    raise Refused(refusal.text)
+                return run(session, arguments)
+            return run_counted
+        return replace(app, actions=[replace(action, run=counted(action.run)) for action in app.actions])

@@ -58,10 +58,11 @@ class Pulls:
             view = self.running[full_name(model)] = PullView(pull, model, session, updated=self.clock())
         self._show(session, view)
 
-    def cancel(self, pull: str) -> None:
+    def cancel(self, session: str, pull: str) -> None:
+        "End a pull the session follows; another session's pull is not its to end (nor, unseen, to know of)."
         view = self._find(pull)
-        if view is None:
-            return  # it ended meanwhile
+        if view is None or session not in view.followers:
+            return  # it ended meanwhile, or it is not the session's
         if self.broker.withdraw(pull):
             self._end(view, PullOutcome.CANCELLED)
         else:

@@ -1,10 +1,12 @@
 """The broker's listener: what the brain says about each reply moves that reply's line on (claimed,
 waiting, streaming, done, failed), kept and shown in every tab of its session. A brain that went
-away has its replies carried on by the next; a reply whose end was lost is failed with what arrived.
+away has its replies carried on by the next; a reply whose end was lost is failed with what arrived,
+a comment the brain began by itself too (the bus counts it from its first words).
 Pulls' messages go to web/pulls.py, tool calls to web/tool_calls.py.
 """
 import logging
 import uuid
+from functools import partial
 
 from shared.messages import (AboutReply, Ack, CallTool, Chunk, Done, Failed, FailCode, Note, Presence, Prompt,
                              PullProgress, Resume, ToWeb, Waiting)
@@ -12,9 +14,9 @@ from web.broker import Broker
 from web.components import stats_note
 from web.pulls import Pulls
 from web.relay import Relay
-from web.sessions import Sessions
+from web.sessions import Session, Sessions
 from web.status import StatusBoard
-from web.tool_calls import ToolCalls
+from web.tool_calls import ToolCalls, answered
 from web.transcript import Line, Role, Status
 
 log = logging.getLogger("web.replies")
@@ -56,10 +58,16 @@ class Replies:
                                                        "the next one…")
                 elif line.status != Status.INTERRUPTED or self.broker.asking(line.request):
                     continue
-                question = session.lines.get((line.asks, Role.USER))
-                self.broker.offer(Resume(session=sid, id=uuid.uuid4().hex, reply=line.request, text=line.text,
-                                         thinking=line.thinking, seq=line.seq, model=session.model,
-                                         question=question.text if question else "", prompt=self.prompt))
+                self.tools.once_applied(sid, line.request, partial(self._resume, sid, session, line))
+
+    def _resume(self, sid: str, session: Session, line: Line) -> None:
+        """Carry the reply on, with the calls the web answered for it (none is half-way now), so none is
+        asked for or applied again."""
+        question = session.lines.get((line.asks, Role.USER))
+        self.broker.offer(Resume(session=sid, id=uuid.uuid4().hex, reply=line.request, text=line.text,
+                                 thinking=line.thinking, seq=line.seq, model=session.model,
+                                 question=question.text if question else "", prompt=self.prompt,
+                                 calls=answered(line.cards)))
 
     def reply_lost(self, session: str, reply_id: str) -> None:
         reply = self.sessions.get(session).reply(reply_id)
@@ -96,6 +104,7 @@ class Replies:
         if reply is None:  # a reply the brain started by itself: a comment on app events
             reply = self.sessions.add(msg.session, Line(request=msg.reply, role=Role.REPLY, status=Status.THINKING))
             self.relay.append(msg.session, reply)
+            self.broker.made_by(msg.worker, msg.session, msg.reply)  # counted, so it ends even if its final is lost
         # An interrupted reply whose worker was only slow, not dead, carries on streaming.
         if not (reply.live or reply.status == Status.INTERRUPTED) or msg.seq < reply.seq:
             return  # late or repeated: the final text will settle it

@@ -30,6 +30,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from shared.config import Settings, setup_logging
 from shared.messages import Prompt
+from shared.private import private_data_dir
 from web import apps
 from web.actions import Actions
 from web.app_events import AppEvents
@@ -39,7 +40,7 @@ from web.commands import Commands
 from web.components import Page, head_assets
 from web.export import to_json, to_markdown
 from web.interactions import InteractionTap
-from web.limits import Rate, Verdict
+from web.limits import Bounds, Rate, Verdict
 from web.pulls import Pulls
 from web.relay import Relay
 from web.replies import Replies
@@ -71,13 +72,20 @@ def vendor_file(req):
 
 
 def before(req, session):
-    session.setdefault("sid", uuid.uuid4().hex)
+    bounds = req.app.state.bounds
+    if "sid" not in session:
+        # A cookie costs nothing to get, so new sessions count against everyone's bound.
+        if refusal := bounds.new_session():
+            return Response(refusal.text, status_code=refusal.status)
+        session["sid"] = uuid.uuid4().hex
     if req.method not in ("GET", "HEAD"):
         if not same_origin(req.headers):
             return Response("Cross-site request refused", status_code=403)
         # Changes count against the session's rate, as its WebSocket frames do (web/tabs.py).
         if req.app.state.chat.rate.take(session["sid"]) is not Verdict.TAKEN:
             return Response("Too many changes at once; slow down (SESSION_RATE).", status_code=429)
+        if refusal := bounds.change():
+            return Response(refusal.text, status_code=refusal.status)
 
 
 @dataclass
@@ -120,11 +128,12 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     if settings is None:
         setup_logging()
         settings = Settings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store, disk, clients = Store(settings.data_dir), StoreThread(), Clients(settings.ws_tab_queue)
+    private_data_dir(settings.data_dir)  # before web.db and .sesskey are written
+    store, disk, clients = Store(settings.data_dir), StoreThread(), Clients(settings.ws_tab_queue, settings.ws_tab_queue_bytes)
     broker = bus(settings, None, DiskOutbox(store, disk))
     host = apps.Host(store.db, settings, disk, lambda sid, changes: chat.events.changed(sid, changes))
-    app_ = apps.load(settings.app, host)
+    bounds = Bounds(settings)
+    app_ = bounds.guard(apps.load(settings.app, host))  # the model's actions count as changes too
     chat = wire_chat(settings, store, disk, clients, broker, app_)
     broker.listener = chat.replies
 
@@ -163,7 +172,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
 
     app = FastHTML(
         title=app_.title, default_hdrs=False, canonical=False, hdrs=head_assets(), lifespan=lifespan,
-        before=Beforeware(before, skip=[r"/static/.*", r"/vendor/.*"]),
+        before=Beforeware(before, skip=[r"/static/.*", r"/vendor/.*", r"/api/status"]),  # status polls need no session
         key_fname=str(settings.data_dir / ".sesskey"),
         middleware=[Middleware(AllowedHosts, names=settings.allowed_hosts), Middleware(SecurityHeaders),
                     Middleware(InteractionTap, tell=lambda sid, line: chat.events.tell(sid, [line]),
@@ -174,7 +183,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
             Mount("/static", StaticFiles(directory=ROOT / "web" / "static")),
         ],
     )
-    app.state.chat, app.state.broker = chat, broker
+    app.state.chat, app.state.broker, app.state.bounds = chat, broker, bounds
     rt = app.route
 
     for route in app_.routes:

@@ -1,11 +1,15 @@
 """The model's actions on the app: each call applied once, shown as a card in its reply and in every
 tab, and answered with the app's state; a card's Undo reverts its action, and the model is told, as
-of any change the user makes. The store's thread does the work, so it runs as a task of its own."""
+of any change the user makes. The store's thread does the work, so it runs as a task of its own.
+
+A card keeps what a `Resume` needs to put its call back where it was, should the reply's brain die
+before it saved the round (`answered`): the call as the brain sent it, and the action's result."""
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 
-from shared.messages import CallTool, ToolResult
+from shared.messages import Answered, CallTool, ToolResult
 from web.actions import Actions
 from web.app_events import AppEvents
 from web.apps import App, Refused
@@ -19,16 +23,40 @@ class ToolCalls:
     def __init__(self, sessions: Sessions, relay: Relay, app: App, actions: Actions, disk: StoreThread, events: AppEvents):
         self.sessions, self.relay, self.app, self.actions, self.disk, self.events = sessions, relay, app, actions, disk, events
         self.tasks: set[asyncio.Task] = set()  # kept until done, so none is collected mid-way
+        self.applying: dict[tuple[str, str], set[asyncio.Task]] = {}  # by (session, reply): its calls being applied
 
     def call(self, msg: CallTool) -> None:
-        self._spawn(self._act(msg))
+        key = (msg.session, msg.reply)
+        task = self._spawn(self._act(msg))
+        self.applying.setdefault(key, set()).add(task)
+        task.add_done_callback(lambda done: self._applied(key, done))
+
+    def once_applied(self, session: str, reply: str, then: Callable[[], None]) -> None:
+        """Run `then` once no call of the reply is being applied (now, when none is): a resume made
+        while its call is half-way would carry it neither as applied nor as not, and it could be made twice."""
+        tasks = self.applying.get((session, reply))
+        if tasks:
+            self._spawn(self._after(set(tasks), then))
+        else:
+            then()
+
+    def _applied(self, key: tuple[str, str], task: asyncio.Task) -> None:
+        tasks = self.applying.get(key, set())
+        tasks.discard(task)
+        if not tasks:
+            self.applying.pop(key, None)
+
+    async def _after(self, tasks: set[asyncio.Task], then: Callable[[], None]) -> None:
+        await asyncio.wait(tasks)
+        then()
 
     def undo(self, sid: str, client: Client, call: str) -> None:
         self._spawn(self._undo(sid, client, call))
 
     async def _act(self, msg: CallTool) -> None:
         row, changes = await self.disk.call(self.actions.act, msg.session, msg.reply, msg.call, msg.name, msg.arguments)
-        self._card(msg.session, msg.reply, msg.call, text=row.text, ok=row.ok, undone=row.undone)
+        self._card(msg.session, msg.reply, msg.call, text=row.text, ok=row.ok, undone=row.undone, name=msg.name,
+                   arguments=msg.arguments, at=msg.at, index=msg.index)
         self.relay.changes(msg.session, self.app.show(changes))
         state, brief = await self.disk.call(lambda: (self.app.state(msg.session), self.app.brief(msg.session)))
         self.events.send_state(msg.session, state, ToolResult(
@@ -61,7 +89,15 @@ class ToolCalls:
         self.sessions.keep(reply)
         self.relay.show(sid, reply)
 
-    def _spawn(self, work) -> None:
+    def _spawn(self, work) -> asyncio.Task:
         task = asyncio.create_task(work)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
+
+
+def answered(cards: str) -> list[Answered]:
+    """A reply's calls the web answered, from its cards, as a `Resume` carries them (a card kept before
+    cards held their call is left out)."""
+    return [Answered(call=c["call"], name=c["name"], arguments=c["arguments"], ok=c["ok"], text=c["text"], at=c["at"],
+                     index=c["index"]) for c in json.loads(cards or "[]") if "name" in c]

@@ -4,6 +4,7 @@ It shows how little an app needs: its data (one fastlite table), three actions t
 (each with its undo), how a change is told and shown, and its htmx routes. The chat, the bus, the
 brain, the cards with Undo and every safeguard come from the layer. Run it with `make run APP=reading`.
 """
+import unicodedata
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -105,21 +106,27 @@ def make(host: Host) -> App:
             raise Refused(f"no book is {ref!r}. {state(session)}")
         return found[0]
 
-    def storable(text: str) -> str:
+    def storable(text) -> str:
+        "Text as kept (spaces folded), or Refused: a file sent as a form field, a control character (NUL, ESC…)."
+        if not isinstance(text, str):
+            raise Refused("a title or an author is text, not a file.")
+        text = " ".join(text.split())
+        if any(unicodedata.category(c) == "Cc" for c in text):
+            raise Refused("a title or an author cannot hold control characters (such as NUL).")
         try:
             text.encode()  # a lone surrogate (a JSON body may hold one) is no text SQLite can keep
         except UnicodeEncodeError:
             raise Refused("that text holds a character that cannot be stored.") from None
         return text
 
-    def clean(text: str) -> str:
-        text = storable(" ".join(str(text).split()))
+    def clean(text) -> str:
+        text = storable(text)
         if not 0 < len(text) <= MAX_CHARS:
             raise Refused(f"a title must be 1 to {MAX_CHARS} characters.")
         return text
 
     def add(session: str, args: AddBook) -> Outcome:
-        title, author = clean(args.title), storable(" ".join(args.author.split())[:MAX_CHARS])
+        title, author = clean(args.title), storable(args.author)[:MAX_CHARS]
         if books.count_where("session = ?", [session]) >= MAX_BOOKS:
             raise Refused(f"the reading list holds {MAX_BOOKS} books, as many as it may; remove some first.")
         book = kept(books.insert(Book(id=next_id(session), session=session, title=title, author=author)))

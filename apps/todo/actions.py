@@ -6,15 +6,18 @@ a title is "a few words", since a title "of 1 to 500 characters" came back as "O
 characters.". Small models get arguments roughly right: a todo may be given by its id ("2" and
 "#2" too) or by its title, and under another key (`todo`, `name`).
 """
+import re
+import unicodedata
 from typing import Annotated
 
 import msgspec
 
-from apps.todo.store import Todo, Todos
+from apps.todo.store import MAX_ID, Todo, Todos
 from web.apps import Action, Outcome, Refused
 
 MAX_TITLE_CHARS = 500
 TODO_MAX_BYTES = MAX_TITLE_CHARS * 6 + 64  # a todo in JSON at worst: every character escaped, with its id and done
+NUMBER = re.compile(r"#?([0-9]+)")  # ASCII digits: str.isdigit() takes "²" too
 TodoRef = Annotated[int | str, msgspec.Meta(description="The todo's number: 2 for #2.")]
 Title = Annotated[str, msgspec.Meta(description="The todo in a few words, e.g. 'buy oat milk'.")]
 Change = tuple[str, Todo]  # (added | toggled | renamed | deleted | restored, the todo after it)
@@ -47,15 +50,35 @@ ALIASES = {"remove_todo": "delete_todo", "mark_done": "set_todo_done", "mark_tod
            "complete_todo": "set_todo_done", "clear_completed": "clear_done", "clean_done": "clear_done"}
 
 
-def clean_title(title: str) -> str | None:
-    """A todo title as the app keeps it (spaces folded), or None when it is empty, too long, or
-    holds a lone surrogate (which no store or message could encode)."""
-    title = " ".join(str(title).split())
+def clean_title(title) -> str:
+    """A todo title as the app keeps it (spaces folded), or Refused with why: it is not text (a file
+    sent as a form field), it is empty or too long, or it holds a control character (NUL, ESC…) or a
+    lone surrogate (which no store or message could encode)."""
+    if not isinstance(title, str):
+        raise Refused("a title is text, not a file.")
+    title = " ".join(title.split())
+    if not 0 < len(title) <= MAX_TITLE_CHARS:
+        raise Refused(f"a title must be 1 to {MAX_TITLE_CHARS} characters.")
+    if any(unicodedata.category(c) == "Cc" for c in title):
+        raise Refused("a title cannot hold control characters (such as NUL).")
     try:
         title.encode()
     except UnicodeEncodeError:
+        raise Refused("a title cannot hold a lone surrogate, which is no character.") from None
+    return title
+
+
+def todo_number(ref) -> int | None:
+    """The id a call gives (2, "2", "#2"), or None when it names the todo by its title. Only ASCII
+    digits make a number ("²" is a title, which int() could not read), and no id has more digits
+    than SQLite's integers: a longer number is 0, which names no todo (and int() of thousands of
+    digits would raise)."""
+    if isinstance(ref, int):
+        return ref
+    digits = NUMBER.fullmatch(str(ref).strip())
+    if digits is None:
         return None
-    return title if 0 < len(title) <= MAX_TITLE_CHARS else None
+    return int(digits[1]) if len(digits[1]) <= len(str(MAX_ID)) else 0
 
 
 def listed(todos: list[Todo]) -> str:
@@ -79,23 +102,17 @@ def _json(todos: list[Todo]) -> list[dict]:
 
 
 def actions(todos: Todos) -> list[Action]:
-    def title(text) -> str:
-        clean = clean_title(text)
-        if clean is None:
-            raise Refused(f"a title must be 1 to {MAX_TITLE_CHARS} characters.")
-        return clean
-
     def find(session: str, ref) -> Todo:
         """The todo a call means: by id (2, "2", "#2"), else by title: exact, then ignoring case,
         then the one title holding it. None found or several: the error names the candidates."""
         every = todos.all(session)
-        text = str(ref).strip()
-        if isinstance(ref, int) or text.lstrip("#").isdigit():
-            tid = int(text.lstrip("#")) if text.lstrip("#").isdigit() else ref
+        tid = todo_number(ref)
+        if tid is not None:
             found = next((t for t in every if t.id == tid), None)
-            if found is None:
-                raise Refused(f"there is no todo #{tid}.")  # the result adds the list
+            if found is None:  # the result adds the list
+                raise Refused(f"there is no todo #{tid}." if 0 < tid <= MAX_ID else "there is no todo with that number.")
             return found
+        text = str(ref).strip()
         for match in (lambda t: t.title == text, lambda t: t.title.lower() == text.lower(),
                       lambda t: text.lower() in t.title.lower()):
             found = [t for t in every if match(t)]
@@ -106,7 +123,7 @@ def actions(todos: Todos) -> list[Action]:
         raise Refused(f"no todo is called {text!r}.")
 
     def add(session: str, args: AddTodo) -> Outcome:
-        todo = todos.add(session, title(args.title))
+        todo = todos.add(session, clean_title(args.title))
         return Outcome(f"Added #{todo.id} '{todo.title}'.", [("added", todo)], {"after": _json([todo])})
 
     def set_done(session: str, args: SetTodoDone) -> Outcome:
@@ -117,7 +134,7 @@ def actions(todos: Todos) -> list[Action]:
 
     def rename(session: str, args: RenameTodo) -> Outcome:
         old = find(session, args.id)
-        new = todos.change(session, old.id, title=title(args.title))
+        new = todos.change(session, old.id, title=clean_title(args.title))
         return Outcome(f"Renamed #{old.id} '{old.title}' to '{new.title}'.", [("renamed", new)],
                        {"before": _json([old]), "after": _json([new]), "renamed": True})
 

@@ -6,7 +6,7 @@ from fasthtml.common import H2, Button, Div, Form, Input, Li, Response, Section,
 
 from apps.todo.actions import MAX_TITLE_CHARS, Change, clean_title
 from apps.todo.store import ListFull, Todo, Todos
-from web.apps import Host, Route
+from web.apps import Host, Refused, Route
 
 
 def TodoItem(t: Todo, oob: bool = False):
@@ -48,9 +48,10 @@ def routes(todos: Todos, host: Host) -> list[Route]:
         return TodoItem(todo) if action != "deleted" else ""
 
     async def add(session, title: str = ""):
-        title = clean_title(title)
-        if title is None:
-            return Response(f"A todo needs a title of 1 to {MAX_TITLE_CHARS} characters.", status_code=400)
+        try:
+            title = clean_title(title)
+        except Refused as e:
+            return Response(f"Not added: {e}", status_code=400)
         try:
             todo = await host.disk.call(todos.add, session["sid"], title)
         except ListFull as e:

@@ -268,7 +268,7 @@ def test_a_refused_todo_keeps_its_text_and_says_why(open_page):
     w.page.evaluate("document.getElementById('title').removeAttribute('maxlength')")
     w.page.fill("#title", "x" * 501)
     w.page.press("#title", "Enter")
-    expect(w.page.locator("#app-notice")).to_have_text("A todo needs a title of 1 to 500 characters.")
+    expect(w.page.locator("#app-notice")).to_have_text("Not added: a title must be 1 to 500 characters.")
     expect(w.page.locator("#title")).to_have_value("x" * 501)
     expect(w.page.locator("#todo-list li")).to_have_count(0)
 

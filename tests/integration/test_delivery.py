@@ -84,7 +84,7 @@ class Bus:
 @pytest.fixture
 def behind_proxies(tmp_path, fake):
     """A tab on the web, whose brain talks to it through a dropping proxy in each direction of the
-    bus: (system, tab, bus)."""
+    bus: (system, tab, bus, visitor)."""
     system = System(tmp_path, fake.url)
     system.start("web")
     to_brain, from_brain = Once(), Once()
@@ -94,7 +94,7 @@ def behind_proxies(tmp_path, fake):
     system.start("brain")
     system.wait_ready()
     visitor = Visitor(system.url)
-    yield system, visitor.open_tab(), Bus(down, to_brain, up, from_brain)
+    yield system, visitor.open_tab(), Bus(down, to_brain, up, from_brain), visitor
     visitor.close()
     system.stop_all()
     down.close()
@@ -103,7 +103,7 @@ def behind_proxies(tmp_path, fake):
 
 
 def test_a_dropped_message_is_sent_again_after_the_ack_timeout_and_a_dropped_grant_is_claimed_again(behind_proxies, fake):
-    system, tab, bus = behind_proxies
+    system, tab, bus, _ = behind_proxies
     bus.to_brain.armed.add("chat")
     tab.send("lost on the way")
     [first] = tab.wait(lambda t: t.finished(1), timeout=15)
@@ -123,7 +123,7 @@ def test_a_dropped_message_is_sent_again_after_the_ack_timeout_and_a_dropped_gra
 
 
 def test_a_reply_whose_final_message_is_lost_fails_with_what_arrived_instead_of_spinning(behind_proxies, fake):
-    system, tab, bus = behind_proxies
+    system, tab, bus, _ = behind_proxies
     bus.from_brain.armed.add("done")
     tab.send("the end of this goes missing")
     [reply] = tab.wait(lambda t: t.finished(1), timeout=10)
@@ -134,3 +134,17 @@ def test_a_reply_whose_final_message_is_lost_fails_with_what_arrived_instead_of_
     tab.wait(lambda t: [b.status for b in t.replies()] == ["retried", "done"], timeout=10, what="the retry answered")
     said = [(m["role"], m["content"][:28]) for m in fake.chat_requests()[-1]["messages"] if m["role"] != "system"]
     assert said == [("user", "the end of this goes missing")], "asked once: the reply it never saw end is replaced"
+
+
+def test_a_comment_whose_final_message_is_lost_fails_with_what_arrived_instead_of_spinning(behind_proxies, fake):
+    "A reply the brain begins by itself (a comment on a change in the app) ends too, though no message asked for it."
+    system, tab, bus, visitor = behind_proxies
+    bus.from_brain.armed.add("done")
+    visitor.add_todo("oat milk")  # the app asks for a comment
+    [comment] = tab.wait(lambda t: t.finished(1), timeout=10, what="the comment ended")
+    assert comment.status == "failed" and "lost on its way" in comment.note
+    assert "Fascinating. Truly." in comment.text, "what arrived is kept"
+    assert [m.kind for m in bus.up.dropped] == ["done"]
+    tab.send("and now?")
+    [_, reply] = tab.wait(lambda t: t.finished(2), timeout=10, what="the next message answered")
+    assert reply.status == "done"

@@ -242,8 +242,10 @@ def test_a_brain_host_cut_off_and_back_with_its_brain_still_running_answers_noth
     web, brains, fakes, net = hosts["web"], hosts["brains"], hosts["fakes"], hosts["net"]
     visitors = [Visitor(web.url) for _ in range(6)]
     tabs = [v.open_tab() for v in visitors]
-    for i, tab in enumerate(tabs):
-        assert ask(tab, f"session {i}, before", 1).status == "done"
+    for i, tab in enumerate(tabs):  # at once, so load-aware routing spreads them (one by one, ties go by hash)
+        tab.send(f"session {i}, before")
+    for tab in tabs:
+        assert tab.wait(lambda t: t.finished(1), timeout=20)[0].status == "done"
     cut_off = list(brains)[0]
     moved = [i for i in range(6) if asked(fakes[cut_off], f"session {i}, before")]
     assert moved

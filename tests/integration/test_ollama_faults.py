@@ -1,6 +1,11 @@
 """When Ollama misbehaves the user is told, in the chat, what happened and what to do; the brain
-stays up and the next message works once Ollama is fine again."""
+stays up and the next message works once Ollama is fine again. A reply whose requests Ollama drops
+fails alone, after a few, and no other tab hears of it; a reply is cut at REPLY_MAX_TOKENS and
+REPLY_MAX_S, and the chat says so."""
 import time
+
+import pytest
+from bs4 import BeautifulSoup
 
 from tests.fake_ollama import FakeOllama, Plan
 from tests.page import Visitor
@@ -104,3 +109,56 @@ def test_an_error_mid_stream_keeps_the_partial_text_out_of_context(system, visit
     assert tab.wait(lambda t: t.finished(2))[-1].status == "done"
     turns = fake.chat_requests()[-1]["messages"][1:]
     assert [m["role"] for m in turns] == ["user", "user"], "a broken reply must not enter the context as complete"
+
+
+def statuses(tab) -> list[str]:
+    "Every status line a tab was sent, in order."
+    return [el.get_text() for f in tab.frames for el in BeautifulSoup(f, "html.parser").find_all(id="brain-status")]
+
+
+def test_a_reply_whose_every_request_ollama_drops_fails_after_a_few_and_nobody_else_notices(start_system, fake):
+    fake.models.append("qwen3:4b")
+    fake.closing.add("qwen3:4b")  # its runner crashes: each request is closed before a byte, health checks pass
+    system = start_system()
+    system.wait_status(lambda s: any("qwen3:4b" in w["models"] for w in s["workers"].values()))
+    doomed, other = Visitor(system.url), Visitor(system.url)
+    try:
+        tab, bystander = doomed.open_tab(), other.open_tab()
+        bystander.wait(lambda t: t.status_text == "brain ready")
+        tab.send_raw('{"model": "qwen3:4b"}')
+        tab.send("hello?")
+        fake.wait(lambda f: any(r["model"] == "qwen3:4b" for r in f.requests))
+        bystander.send("me too")
+        assert bystander.wait(lambda t: t.finished(1))[0].status == "done", "answered while the other reply retries"
+        [failed] = tab.wait(lambda t: t.finished(1), timeout=15)
+        assert failed.status == "failed" and failed.note.startswith(
+            "Ollama answers its health check but not this reply: 3 requests in a row got no answer (Ollama at "
+            f"{fake.url} closed the connection before answering).")
+        time.sleep(3.0)  # past every pause a retry would wait
+        assert [r["model"] for r in fake.requests].count("qwen3:4b") == 3, "a bounded number of requests"
+        bystander.pump(0.5)
+        assert set(statuses(bystander)) <= {"brain ready", "brain thinking…"}, "no tab was told Ollama is down"
+        tab.send_raw('{"model": "llama3.2:latest"}')
+        tab.send("and with the default?")
+        assert tab.wait(lambda t: t.finished(2))[-1].status == "done"
+    finally:
+        doomed.close()
+        other.close()
+
+
+@pytest.mark.env(REPLY_MAX_TOKENS="5", REPLY_MAX_S="2")
+def test_a_reply_is_cut_at_reply_max_tokens_and_at_reply_max_s_and_the_chat_says_so(system, visitor, fake):
+    fake.plan(Plan(chunks=[f" w{i}" for i in range(40)]),
+              Plan(chunks=[" slow", " and", " slower"], delay=1.2))  # the 2nd word comes past 2 s
+    tab = visitor.open_tab()
+    tab.send("talk forever")
+    [long] = tab.wait(lambda t: t.finished(1))
+    assert long.status == "done" and long.text == " w0 w1 w2 w3 w4"
+    tab.send("take forever")
+    [_, slow] = tab.wait(lambda t: t.finished(2))
+    assert slow.status == "done" and slow.text == " slow"
+    fake.wait(lambda f: f.hangups, timeout=5)  # Ollama was told to stop
+    notes = [b.text for b in tab.bubbles.values() if b.role == "note"]
+    assert notes == ["The reply was cut off at 5 tokens (REPLY_MAX_TOKENS).",
+                     "The reply was cut off after 2 s (REPLY_MAX_S)."]
+    assert {r["options"]["num_predict"] for r in fake.chat_requests()} == {5}

@@ -1,5 +1,6 @@
 """The default bus is private: Unix sockets in DATA_DIR/bus (0700), reachable by the account that
-runs the app (the brain, `make tail`) and by no other local account."""
+runs the app (the brain, `make tail`) and by no other local account. So is everything else the
+app writes in DATA_DIR: the session key and both databases."""
 import os
 import shutil
 import stat
@@ -68,6 +69,26 @@ def test_the_default_bus_works_for_this_account_and_refuses_another(start_system
         out, _ = owner.communicate(timeout=10)
     assert "seen by the owner" in out
     visitor.close()
+
+
+def test_no_other_account_can_read_what_the_app_writes(start_system, short_dir):
+    "The web and the brain (its supervisor and worker) started as `make run` starts them, on a fresh DATA_DIR."
+    data = short_dir / "data"
+    system = start_system(DATA_DIR=data, BUS_PUB_ENDPOINT="", BUS_SUB_ENDPOINT="")
+    visitor = Visitor(system.url)
+    tab = visitor.open_tab()
+    tab.send("a conversation nobody else may read")
+    assert tab.wait(lambda t: t.finished(1))[0].status == "done"
+    visitor.close()
+
+    written = [data, *data.rglob("*")]
+    assert {".sesskey", "web.db", "brain.db", "bus", "brains"} <= {p.name for p in written}
+    assert {str(p.relative_to(short_dir)): oct(stat.S_IMODE(p.lstat().st_mode) & 0o077) for p in written} == {
+        str(p.relative_to(short_dir)): "0o0" for p in written}, "group and others have no access to anything"
+    for name in (".sesskey", "web.db", "brain.db"):
+        other = subprocess.run(["runuser", "-u", "nobody", "--", "cat", str(data / name)], capture_output=True,
+                               text=True, timeout=20)
+        assert other.returncode != 0 and "Permission denied" in other.stderr, f"nobody read {name}: {other.stderr}"
 
 
 def test_a_socket_path_too_long_for_unix_is_refused_with_the_fix(tmp_path):

@@ -52,7 +52,7 @@ def test_add_a_book_have_the_model_mark_it_read_and_undo_it(system, visitor, fak
     assert asked["tools"] == answered["tools"] == first["tools"], "the same tools in every request"
     assert answered["messages"][-1] == {"role": "tool", "tool_name": "mark_read", "content":
                                        f"{marked} The reading list now: - [x] #{bid} 'Dune' by Frank Herbert"}
-    [[made]] = fake.calls
+    [made] = answered["messages"][-2]["tool_calls"]  # by the id the brain gave the call, the web's too
 
     # Undo: the book is unread again, everywhere, and the model is told as of any change the user makes.
     tab.undo(made["id"])

@@ -12,6 +12,10 @@ what reached the page, so no Retry is ever needed. For every message it then che
   (the brain never read it: the next brain made the reply), and a request to continue a cut-off
   reply is counted apart, as `resumed`);
 - the session's last request to Ollama holds every earlier message and answer once, in order.
+
+A third soak kills the brain at the very ends of long replies, while each user sends the next
+message the moment a reply's text is whole: the cut-off reply must be carried on before that next
+message is answered, so each session's last request holds each question once, in order.
 """
 import os
 import random
@@ -22,6 +26,7 @@ import time
 import pytest
 import requests
 
+from tests import fake_ollama
 from tests.fake_ollama import Plan
 from tests.page import Visitor
 
@@ -205,3 +210,121 @@ def test_soak_two_brains_one_frozen_for_several_heartbeats_at_a_time(system, fak
     assert fencing["moves"], "sessions did move while a brain was frozen"
     assert figures | dict(resumed=0, unread=0) == dict(messages=SESSIONS * FROZEN_MESSAGES, lost=0, retries=0, doubled=0,
                                              broken=0, garbled=0, resumed=0, unread=0)
+
+
+# Kills at the very end of long replies, the user sending the next message the moment the text is whole.
+END_SESSIONS, END_MESSAGES, END_KILLS = 4, 20, 6
+THE_END = " THE END."
+# After its last word Ollama still generates (the end-of-turn token) before its done line: empty
+# chunks hold the done back, so the text is whole on the page a moment before the reply ends.
+TAIL_CHUNKS, CHUNK_S = 20, 0.004
+END_BOUND_S = 95.0
+
+
+def long_reply(body: dict, n: int) -> str:
+    "The fake's reply to each request: 80 words, numbered by the request, so each is one of its own."
+    return f"Reply {n}: " + " ".join(f"word{i}" for i in range(80)) + THE_END
+
+
+class Killer:
+    """Kills the brain's worker (SIGKILL) when a user sees a reply's text whole while it still streams,
+    each worker once, at most `kills` times; the worker's pid is polled ahead, so the kill lands at once."""
+
+    def __init__(self, system, kills: int, rng: random.Random):
+        self.system, self.left, self.rng = system, kills, rng
+        self.pid, self.killed, self.lock, self.stop = None, [], threading.Lock(), threading.Event()
+        self.poller = threading.Thread(target=self._poll, daemon=True)
+        self.poller.start()
+
+    def _poll(self) -> None:
+        while not self.stop.wait(0.05):
+            try:
+                pids = worker_pids(self.system)
+            except requests.RequestException:
+                continue
+            self.pid = pids[0] if pids else None
+
+    def at_the_end(self) -> None:
+        "A reply's text has just appeared whole: now, or a moment later (around its done), the brain may die."
+        with self.lock:
+            pid = self.pid
+            if not self.left or pid is None or pid in self.killed or self.rng.random() > 0.3:
+                return
+            self.left -= 1
+            self.killed.append(pid)
+            delay = self.rng.choice((0.0, 0.0, self.rng.uniform(0, 0.15)))
+        threading.Timer(delay, os.kill, (pid, signal.SIGKILL)).start()
+
+
+def hurry(visitor: Visitor, name: str, count: int, killer: Killer, log: dict, errors: list) -> None:
+    "One user who sends each message as soon as the previous reply's text has appeared whole."
+    try:
+        tab, replies = visitor.open_tab(), []
+        for i in range(count):
+            text = f"{name} message {i}: and then?"
+            tab.send(text)
+            user = tab.wait(lambda t: next((k for k, b in t.bubbles.items() if b.role == "user" and b.text == text), None),
+                            what=f"{text!r} shown")
+            reply = "reply-" + user.removeprefix("user-")
+            log[text] = (tab, reply)
+            replies.append((text, reply))
+            bubble = tab.wait(lambda t: (b := t.bubbles.get(reply)) and (b.text.endswith(THE_END) or b.status in FINAL) and b,
+                              timeout=60, what=f"the whole text of the answer to {text!r}")
+            if bubble.status not in FINAL:
+                killer.at_the_end()
+        for text, reply in replies:
+            tab.wait(lambda t: t.bubbles[reply].status in FINAL, timeout=60, what=f"the end of the answer to {text!r}")
+    except Exception as e:  # noqa: BLE001 - reported by the test's own thread
+        errors.append(e)
+
+
+@pytest.mark.env(BRAIN_PARALLEL=4, OLLAMA_NUM_CTX=65536)  # every turn fits: the last request holds them all
+def test_soak_kills_at_the_ends_of_long_replies_leave_each_question_once_and_in_order(system, fake, monkeypatch):
+    """The user sends the next message the moment a reply's text is whole; the brain dies right then
+    (or a moment after, around the reply's done). The cut-off reply must be carried on before that
+    next message is answered: every session's last request holds each question once, in order, and
+    each answer whole once after its question."""
+    split = fake_ollama.words
+    monkeypatch.setattr(fake_ollama, "words", lambda text: split(text) + [""] * TAIL_CHUNKS)
+    fake.reply_for, fake.default = long_reply, Plan(delay=CHUNK_S)
+    seed = random.randrange(10**6)
+    print(f"seed {seed}")  # each run kills at other moments; a failing one can be run again with its seed
+    killer = Killer(system, END_KILLS, random.Random(seed))
+    log, errors, visitors = {}, [], [Visitor(system.url) for _ in range(END_SESSIONS)]
+    users = [threading.Thread(target=hurry, args=(v, f"s{n}", END_MESSAGES, killer, log, errors))
+             for n, v in enumerate(visitors)]
+    try:
+        for t in users:
+            t.start()
+        deadline = time.monotonic() + END_BOUND_S
+        for t in users:
+            t.join(max(0.0, deadline - time.monotonic()))
+        assert not [f"s{n}" for n, t in enumerate(users) if t.is_alive()], f"every user ends within {END_BOUND_S} s"
+        assert not errors, errors[0]
+        resumed = sum(1 for body in fake.chat_requests() if body["messages"][-1]["role"] == "assistant")
+        print(f"kills at the ends of replies: {len(killer.killed)}, continuations asked: {resumed}")
+        assert len(killer.killed) >= END_KILLS // 2, "the brain was killed at the ends of replies"
+        broken = [n for n in range(END_SESSIONS) if not whole_context(fake, log, n)]
+        assert not broken, f"sessions {broken}: a question twice or out of order in the model's context"
+        failed = {text: tab.bubbles[reply].note for text, (tab, reply) in log.items() if tab.bubbles[reply].status != "done"}
+        assert not failed, f"every message is answered, done: {failed}"
+    finally:
+        killer.stop.set()
+        for v in visitors:
+            v.close()
+
+
+def whole_context(fake, log: dict, n: int) -> bool:
+    "Whether session n's last request to Ollama holds each of its questions once, in order, each answer after it."
+    texts = [f"s{n} message {i}: and then?" for i in range(END_MESSAGES)]
+    bodies = [b for b in fake.chat_requests() if [m["content"] for m in b["messages"] if m["role"] == "user"][-1:] == texts[-1:]]
+    messages = bodies[-1]["messages"]
+    if messages[-1]["role"] == "assistant":
+        messages = messages[:-1]  # a continuation: the reply to the last question, not yet whole
+    turns = [(m["role"], m["content"]) for m in messages
+             if m["role"] != "system" and not m["content"].startswith("App note:")]
+    expected = [t for text in texts[:-1] for t in (("user", text), ("assistant", log[text][0].bubbles[log[text][1]].text))]
+    if turns != expected + [("user", texts[-1])]:
+        print(f"s{n}: context of the last request\n  " + "\n  ".join(f"{r}: {c[:40]}" for r, c in turns))
+        return False
+    return True

@@ -8,6 +8,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from apps.todo.actions import actions
+from tests import slow_app
 from tests.fake_ollama import Plan
 from tests.page import Visitor
 from web.apps import tool_schema
@@ -15,8 +16,9 @@ from web.apps import tool_schema
 TOOLS = [tool_schema(a) for a in actions(todos=None)]  # the todo app's actions, as the web offers them
 
 
-def call(tool, **arguments):
-    return Plan(tool_calls=[{"name": tool, "arguments": arguments}])
+def call(tool, call_id="", **arguments):
+    "The model calls `tool`, with its own id `call_id` (one the fake makes up when \"\")."
+    return Plan(tool_calls=[{"name": tool, "arguments": arguments, "id": call_id}])
 
 
 def test_add_me_oat_milk_adds_it_live_in_every_tab_of_the_session_and_nowhere_else(system, visitor, fake):
@@ -54,7 +56,9 @@ def test_each_action_and_its_undo(system, visitor, fake):
         for tid, value in shown.items():
             assert tab.todos[tid] == value
     assert ids["call the plumber"] not in tab.todos and ids["buy stamps"] not in tab.todos
-    calls = [c[0]["id"] for c in fake.calls]
+    # Each action by the id the brain gave its call (the model's never reaches the web).
+    calls = [m["tool_calls"][0]["id"] for m in fake.chat_requests()[-1]["messages"] if m.get("tool_calls")]
+    assert len(calls) == 4 and not {c[0]["id"] for c in fake.calls} & set(calls)
     for undo in reversed(calls):  # undo everything, newest first
         tab.undo(undo)
     tab.wait(lambda t: {tid: t.todos.get(tid) for tid in ids.values()} == {
@@ -160,3 +164,56 @@ def test_a_brain_killed_mid_action_leaves_one_applied_action_and_the_next_brain_
     assert list_on_page(visitor) == ["oat milk"] and len(fake.calls) == 1, "the action applied once"
 
 
+
+
+def test_a_call_id_the_model_gives_again_in_a_later_reply_is_a_new_call(system, visitor, fake):
+    "Templates and engines that number calls give call_0 in every reply: the second is not the first."
+    fake.plan(call("add_todo", "call_0", title="milk"), Plan(chunks=["Added."]),
+              call("add_todo", "call_0", title="eggs"), Plan(chunks=["Added too."]))
+    tab = visitor.open_tab()
+    tab.send("add milk")
+    tab.wait(lambda t: t.finished(1))
+    tab.send("add eggs")
+    first, second = tab.wait(lambda t: t.finished(2))
+    assert tab.todos == {1: ("milk", False), 2: ("eggs", False)}
+    assert second.cards == [("Added #2 'eggs'.", "Undo")], "applied, not answered with the first call's result"
+    told = [m["content"] for m in fake.chat_requests()[-1]["messages"] if m["role"] == "tool"]
+    assert [t.split(".")[0] for t in told] == ["Added #1 'milk'", "Added #2 'eggs'"]
+
+
+def tools_told(messages: list[dict]) -> tuple[list[str], list[str]]:
+    "The calls an assistant message holds, and the results told, in a request's messages."
+    calls = [c["function"]["name"] for m in messages for c in m.get("tool_calls") or ()]
+    return calls, [m["content"] for m in messages if m["role"] == "tool"]
+
+
+@pytest.mark.env(APP="tests.slow_app")
+@pytest.mark.parametrize("run", range(3))
+def test_a_brain_killed_while_the_web_applies_its_call_has_it_applied_once_and_never_asked_again(system, visitor, fake,
+                                                                                                 run):
+    """The web applies the call and answers after its brain died unsaved: the resume carries the call and
+    its result, so the next brain neither asks the question as if nothing was done nor makes the call again."""
+    # After the kill the model asks for it again (a model told nothing of it would), then says something.
+    fake.plan(call("add_todo", title="oat milk"), call("add_todo", title="oat milk"), Plan(chunks=["Added it."]))
+    tab = visitor.open_tab()
+    tab.send("add oat milk")
+    [reply] = tab.wait(lambda t: t.reply_ids("thinking") or t.reply_ids("streaming"))
+    deadline = time.monotonic() + 10
+    while slow_app.BEGINS not in system.log("web"):
+        assert time.monotonic() < deadline, "the web never began applying the call"
+        time.sleep(0.01)
+    os.kill(system.worker_pid(), signal.SIGKILL)  # the web is applying: the brain has saved nothing of the round
+    tab.wait(lambda t: t.bubbles[reply].status in ("done", "failed"), timeout=20, what="carried on to its end")
+    assert tab.bubbles[reply].status == "done"
+    assert tab.bubbles[reply].cards == [("Added #1 'oat milk'.", "Undo")] and tab.todos == {1: ("oat milk", False)}
+    resumed = fake.chat_requests()[1]["messages"]
+    assert tools_told(resumed) == (["add_todo"], ["Added #1 'oat milk'."]), "the resume holds the call and its result"
+
+    tab.send("thanks")
+    tab.wait(lambda t: t.finished(2))
+    asked = fake.chat_requests()[-1]["messages"]
+    calls, results = tools_told(asked)
+    assert calls == ["add_todo"] and len(results) == 1 and results[0].startswith("Added #1 'oat milk'."), \
+        "the call once in the model's context"
+    assert not any("cut off" in m["content"] for m in asked), "and not told again as a late result"
+    assert list_on_page(visitor) == ["oat milk"] and len(fake.calls) == 2, "applied once, though asked for twice"
