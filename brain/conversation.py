@@ -224,9 +224,10 @@ class Conversation:
         if asked is None:
             return None
         after = self.turns[asked + 1:]
-        start = next((n for n, t in enumerate(after) if t["role"] != "user"), len(after))  # past notes set before it
-        end = next((n for n, t in enumerate(after) if n >= start and t["role"] == "user"), len(after))
-        answer, went_on = after[start:end], end < len(after)
+        # Its answer is what follows up to the next user turn: a later question or app note (which
+        # begin_turn puts before its question, never between a question and its answer).
+        end = next((n for n, t in enumerate(after) if t["role"] == "user"), len(after))
+        answer, went_on = after[:end], end < len(after)
         said = "".join(t["content"] for t in answer if t["role"] == "assistant")
         if answer and answer[-1]["role"] == "assistant" and not answer[-1].get("tool_calls"):
             return (True, said) if said.startswith(shown) else None

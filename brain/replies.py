@@ -269,6 +269,7 @@ class Replies:
                 continue
             self._bound_in_time(turn, rounds)
             offered = tools.offered(conversation, self.settings.tools)
+            sent_before = turn.sent  # a resume's, or a later round's, words were sent before this request
             try:
                 return await self.streams.reply(turn, messages, offered)
             except Interrupted as e:
@@ -277,8 +278,8 @@ class Replies:
                     self.bus.note(turn, f"{turn.model} cannot act on the app (it does not support tools); it can still "
                                         "talk about it.")
                     continue
-                if not isinstance(e.error, NoAnswer) or turn.sent:
-                    raise
+                if not isinstance(e.error, NoAnswer) or turn.sent > sent_before or e.partial:
+                    raise  # this request said something: asked again, it would say it twice
                 await self._until(turn, self.watch.confirm())
                 if self.watch.reach is Reach.DOWN or turn.cancelled:
                     continue  # waits for Ollama, or ends

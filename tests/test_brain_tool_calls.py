@@ -188,3 +188,6 @@ def test_a_cut_off_replys_answered_calls_come_back_as_their_rounds():
     assert [[c.call for c in r] for r in rounds_of(calls)] == [["a", "b"], ["c"], ["d"]], \
         "a round begins at its first call, even where no text came between two rounds"
     assert rounds_of([]) == []
+    first_too_big = [answered("a", 0, 5), answered("c", 1, 9), answered("d", 2, 9), answered("e", 1, 9)]
+    assert [[c.call for c in r] for r in rounds_of(first_too_big)] == [["a"], ["c", "d"], ["e"]], \
+        "a round whose first call was never sent starts where the text moved on, or the index fell back"

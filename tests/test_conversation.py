@@ -273,3 +273,17 @@ def test_a_round_put_back_after_its_late_result_was_told_takes_the_late_note_bac
     assert conversation.turns[1:] == [{"role": "assistant", "content": "On it. ", "tool_calls": [CALL]},
                                       {"role": "tool", "tool_name": "add_todo", "content": "Added #1 'milk'."}]
     assert conversation.unseen == ["saw your action from a reply that was cut off: Ticked #2 'tea'. The list is now: …"]
+
+
+def test_a_reply_cut_off_before_a_word_and_followed_by_later_turns_is_not_taken_for_their_answer():
+    "Its brain died before it said anything; the next question was answered meanwhile (the review's case)."
+    c = Conversation()
+    c.begin_turn("add milk", reply="r6")
+    c.begin_turn("what is on my list?", reply="r7")
+    c.add_reply("Your list has eggs.")
+    assert c.resume_point("add milk", "", "r6") is None, "not answered: it cannot be carried on in place"
+    assert c.resume_point("what is on my list?", "", "r7") == (True, "Your list has eggs.")
+    c.record(["added #1 'milk'"], "- [ ] #1 milk")
+    c.begin_turn(None)  # a comment on an app event: its note comes as a user turn after r7's answer
+    c.add_reply("Milk, how bold.")
+    assert c.resume_point("what is on my list?", "", "r7") == (True, "Your list has eggs."), "its own answer, not the comment"

@@ -7,7 +7,8 @@ import zlib
 import pytest
 
 from shared.config import Settings
-from shared.messages import (Ack, AppEvent, Chat, Done, Grant, Heartbeat, Hello, Prompt, Resume, Revoke, Stop, ToBrain)
+from shared.messages import (Ack, AppEvent, CallTool, Chat, Chunk, Done, Grant, Heartbeat, Hello, Prompt, Resume, Revoke, Stop,
+                             ToBrain)
 from web.dispatch import Dispatch, Owner, Pending, Refused, Replies
 from web.workers import Workers
 
@@ -175,6 +176,20 @@ def test_a_forgotten_workers_sessions_move_with_every_message_still_pending_in_o
     assert [(m.id, m.worker) for m in world.sent()[2:]] == [("e1", "w2"), ("m-r1", "w2")]
     assert world.dispatch.owners["s"].epoch > before.epoch and world.dispatch.load("w2") == 1
     assert not any(v[0] == "Revoke" for v in world.verdicts()), "a forgotten worker is not told"
+
+
+def test_a_tool_call_read_after_its_brain_was_forgotten_is_not_applied():
+    "The resume of its reply may be made already without it: applied now, the next brain could apply it again."
+    world = World()
+    world.up("w1")
+    world.dispatch.submit(chat("s", "r1"))
+    epoch = world.dispatch.owners["s"].epoch
+    world.workers.forget("w1")
+    world.dispatch.release("w1")
+    late = CallTool(worker="w1", session="s", epoch=epoch, reply="r1", call="call_1", name="add", arguments={})
+    assert not world.dispatch.from_holder(late)
+    assert world.dispatch.from_holder(Chunk(worker="w1", session="s", epoch=epoch, reply="r1", seq=0, text="hi")), \
+        "its words are shown: the resume carries on from what reached the page"
 
 
 def test_a_silent_holder_is_told_at_once_when_its_session_moves_and_its_replies_stop_counting():

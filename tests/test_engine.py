@@ -696,6 +696,21 @@ def test_a_cut_off_reply_is_continued_from_what_reached_the_page_and_kept_whole_
     run(scenario)
 
 
+def test_a_resume_whose_request_ollama_drops_is_asked_again_like_any_first_request(run):
+    "The words the web was shown before the cut were not this request's: asked again, nothing is said twice."
+    async def scenario(engine, ollama, sent, clock, watch):
+        cut_off(engine, ollama)
+        await until(lambda: finals(sent))
+        sent.clear()
+        ollama.scripts += [*dropped(1), [" a", " time"]]
+        engine.handle(resume("r1", "Once upon", "tell me a story"))
+        await until(lambda: clock.timers and clock.timers[-1].due == clock.now + RETRY_DELAYS_S[0])
+        clock.turn(RETRY_DELAYS_S[0])
+        await until(lambda: finals(sent))
+        assert isinstance(finals(sent)[0], Done) and finals(sent)[0].text == "Once upon a time"
+    run(scenario)
+
+
 def test_a_reply_cut_off_after_a_tool_round_goes_on_from_the_result_without_acting_again(run):
     async def scenario(engine, ollama, sent, clock, watch):
         call = '{"name": "add_todo", "arguments": {"title": "oat milk"}}'

@@ -96,14 +96,16 @@ def test_past_data_max_mb_every_change_is_refused_whatever_the_rate(tmp_path):
     assert everyone.change() is None
 
 
-def test_the_models_actions_count_as_changes_and_a_refused_one_says_why(tmp_path):
-    everyone = bounds(tmp_path, Clock(), CHANGES_RATE="1", CHANGES_BURST="1")
+def test_the_models_actions_are_refused_past_the_data_bound_but_take_nothing_from_everyones_rate(tmp_path):
+    everyone = bounds(tmp_path, Clock(), CHANGES_RATE="1", CHANGES_BURST="1", DATA_MAX_MB="1")
     done = []
     action = Action("add", "Add one.", dict, run=lambda session, arguments: done.append(session) or Outcome("added"),
                     undo=lambda session, undo: [])
     app = App("t", "p", [action], [], panel=None, state=str, brief=str, tell=str, show=str)
     guarded = everyone.guard(app)
-    assert guarded.action("add").run("s", {}).text == "added" and done == ["s"]
-    with pytest.raises(Refused, match="CHANGES_RATE"):
+    assert everyone.change() is None and everyone.change() is not None, "the routes spent everyone's rate"
+    assert guarded.action("add").run("s", {}).text == "added" and done == ["s"], "the model still acts"
+    (tmp_path / "web.db").write_bytes(b"\0" * (1 << 20))
+    with pytest.raises(Refused, match="DATA_MAX_MB"):
         guarded.action("add").run("s", {})
     assert done == ["s"] and guarded.actions[0].description == "Add one." and app.actions == [action]

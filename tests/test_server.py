@@ -156,6 +156,18 @@ def test_new_sessions_past_everyones_bound_are_refused_and_existing_ones_go_on(a
         assert first.get("/").status_code == 200 and first.post("/todos", data={"title": "milk"}).status_code == 200
 
 
+@pytest.mark.env(NEW_SESSIONS_RATE="1", NEW_SESSIONS_BURST="1")
+def test_pages_another_site_makes_the_browser_ask_for_spend_nothing_of_the_new_sessions_bound(app):
+    "They can write nothing (the origin check); counted, any page on the web could keep new visitors out."
+    for _ in range(5):
+        with TestClient(app, base_url="http://localhost") as lured:
+            assert lured.get("/", headers={"sec-fetch-site": "cross-site"}).status_code == 200
+            assert lured.post("/todos", data={"title": "x"}, headers={"origin": "http://evil.example"}).status_code == 403
+    with TestClient(app, base_url="http://localhost") as visitor, TestClient(app, base_url="http://localhost") as script:
+        assert visitor.get("/", headers={"sec-fetch-site": "none"}).status_code == 200
+        assert script.get("/").status_code == 429
+
+
 @pytest.mark.env(CHANGES_RATE="0.1", CHANGES_BURST="3")
 def test_changes_past_everyones_rate_are_refused_whichever_session_makes_them(app):
     with TestClient(app, base_url="http://localhost") as one, TestClient(app, base_url="http://localhost") as two:

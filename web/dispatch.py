@@ -32,7 +32,7 @@ import msgspec
 
 from shared.config import Routing, Settings
 from shared.lru import LRU
-from shared.messages import (About, Ack, BadFrame, Done, Failed, Grant, Message, Presence, Resume, Revoke, ToBrain,
+from shared.messages import (About, Ack, BadFrame, CallTool, Done, Failed, Grant, Message, Presence, Resume, Revoke, ToBrain,
                              encode_valid)
 from web.workers import MISSED_BEATS, Workers
 
@@ -277,6 +277,11 @@ class Dispatch:
     def from_holder(self, msg: About) -> bool:
         "Whether `msg` comes from the session's worker at its epoch; if not, it is ignored and the sender told."
         owner = self.owners.get(msg.session)
+        if owner is None and isinstance(msg, CallTool) and msg.worker not in self.workers:
+            # Read after its brain was forgotten: the reply's resume, made without it, may be on its
+            # way already, so applied now it could be applied again by the next brain.
+            log.warning("ignored a tool call from brain %s, which is gone", msg.worker)
+            return False
         if owner is None or owner == Owner(msg.worker, msg.epoch):
             if isinstance(msg, (Done, Failed)):
                 self.replies.end(msg.reply)

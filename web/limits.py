@@ -5,9 +5,11 @@ Per session (`Rate`): a token bucket per session, so one tab flooding frames or 
 
 For everyone together (`Bounds`): fresh session cookies are free, so the per-session bounds alone
 would let a script make sessions by the hundred and change the app through each. New sessions and
-the app's changes (its POST/DELETE routes and the model's tool calls) each take from one bucket
-shared by all sessions, and past DATA_MAX_MB of databases in DATA_DIR every change is refused while
-reading goes on. Each refusal says which setting it met. The defaults are far above what a person
+the app's changes through its POST/DELETE routes each take from one bucket shared by all sessions,
+and past DATA_MAX_MB of databases in DATA_DIR every change (the model's actions too) is refused
+while reading goes on. A request another site makes (`Sec-Fetch-Site: cross-site`) takes no new
+session from the bucket: it can write nothing (the origin check), and counted, a page anywhere on
+the web could spend the bucket and keep new visitors out. Each refusal says which setting it met. The defaults are far above what a person
 does (a person does not open 30 new sessions a minute), so they only ever meet a script.
 
 `before` runs in a thread pool and the model's actions on the store's thread, so the buckets lock.
@@ -125,11 +127,13 @@ class Bounds:
                                           "try again in a moment.")
 
     def guard(self, app: App) -> App:
-        "The app, with each of the model's actions counted as a change: a refused one is told to the model and on its card."
-        def counted(run):
-            def run_counted(session, arguments):
-                if refusal := self.change():
+        """The app, with each of the model's actions refused past DATA_MAX_MB (told to the model and on
+        its card). They do not take from CHANGES_RATE: a session's replies and their rounds of calls
+        bound them already, and a script flooding the routes must not stop everyone's model acting."""
+        def bounded(run):
+            def run_bounded(session, arguments):
+                if refusal := data_full(self.settings):
                     raise Refused(refusal.text)
                 return run(session, arguments)
-            return run_counted
-        return replace(app, actions=[replace(action, run=counted(action.run)) for action in app.actions])
+            return run_bounded
+        return replace(app, actions=[replace(action, run=bounded(action.run)) for action in app.actions])

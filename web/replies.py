@@ -63,6 +63,8 @@ class Replies:
     def _resume(self, sid: str, session: Session, line: Line) -> None:
         """Carry the reply on, with the calls the web answered for it (none is half-way now), so none is
         asked for or applied again."""
+        if line.status != Status.INTERRUPTED or self.broker.asking(line.request):
+            return  # stopped, or offered again, while a call of it was being applied
         question = session.lines.get((line.asks, Role.USER))
         self.broker.offer(Resume(session=sid, id=uuid.uuid4().hex, reply=line.request, text=line.text,
                                  thinking=line.thinking, seq=line.seq, model=session.model,

@@ -73,14 +73,15 @@ def vendor_file(req):
 
 def before(req, session):
     bounds = req.app.state.bounds
+    if req.method not in ("GET", "HEAD") and not same_origin(req.headers):
+        return Response("Cross-site request refused", status_code=403)
     if "sid" not in session:
-        # A cookie costs nothing to get, so new sessions count against everyone's bound.
-        if refusal := bounds.new_session():
+        # A cookie costs nothing to get, so new sessions count against everyone's bound; not those
+        # another site's page makes the browser ask for, which can write nothing.
+        if req.headers.get("sec-fetch-site") != "cross-site" and (refusal := bounds.new_session()):
             return Response(refusal.text, status_code=refusal.status)
         session["sid"] = uuid.uuid4().hex
     if req.method not in ("GET", "HEAD"):
-        if not same_origin(req.headers):
-            return Response("Cross-site request refused", status_code=403)
         # Changes count against the session's rate, as its WebSocket frames do (web/tabs.py).
         if req.app.state.chat.rate.take(session["sid"]) is not Verdict.TAKEN:
             return Response("Too many changes at once; slow down (SESSION_RATE).", status_code=429)
