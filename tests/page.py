@@ -6,6 +6,7 @@ import queue
 import re
 import threading
 import time
+import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
@@ -42,6 +43,7 @@ def _bubble(article) -> tuple[str, Bubble]:
 class Tab:
     "One WebSocket tab. `bubbles` mirrors #msg-list; `appends` logs each streamed text append."
     ws: object
+    id: str = ""  # the tab id the page was given: its WebSocket and its htmx requests carry it
     bubbles: dict[str, Bubble] = field(default_factory=dict)
     appends: list[tuple[str, str]] = field(default_factory=list)
     status: str = ""  # the status line's classes, e.g. "brain ready"
@@ -196,19 +198,22 @@ class Visitor:
         return "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
 
     def open_tab(self, origin: str | None = None) -> Tab:
+        tab_id = uuid.uuid4().hex
         ws = self.sockets.enter_context(connect(
-            self.base.replace("http", "ws", 1) + "/ws", open_timeout=5,
+            self.base.replace("http", "ws", 1) + f"/ws?tab={tab_id}", open_timeout=5,
             additional_headers={"Cookie": self.cookie(), "Origin": origin or self.base}))
-        tab = Tab(ws)
+        tab = Tab(ws, tab_id)
         tab.wait(lambda t: t.status, what="initial state")
         self.tabs.append(tab)
         return tab
 
-    def htmx(self, method: str, path: str, **data) -> requests.Response:
-        return self.http.request(method, self.base + path, data=data, headers={"HX-Request": "true"}, timeout=5)
+    def htmx(self, method: str, path: str, from_tab: Tab | None = None, **data) -> requests.Response:
+        "An htmx request, as the page `from_tab` makes it (none: as a script would, from no tab)."
+        headers = {"HX-Request": "true"} | ({"X-Tab": from_tab.id} if from_tab else {})
+        return self.http.request(method, self.base + path, data=data, headers=headers, timeout=5)
 
-    def add_todo(self, title: str) -> int:
-        r = self.htmx("POST", "/todos", title=title)
+    def add_todo(self, title: str, from_tab: Tab | None = None) -> int:
+        r = self.htmx("POST", "/todos", from_tab, title=title)
         r.raise_for_status()
         return int(BeautifulSoup(r.text, "html.parser").li["id"].removeprefix("todo-"))
 

@@ -70,7 +70,7 @@ class FakeTabs:
     def __init__(self):
         self.by_session, self.frames = {}, {}
 
-    def send(self, session, html): self.frames.setdefault(session, []).append(html)
+    def send(self, session, html, but=""): self.frames.setdefault(session, []).append(html)
 
 
 class NowDB:

@@ -100,3 +100,28 @@ def test_bytes_are_counted_as_sent_not_as_characters():
         client.send("é" * 20_000)  # 40 kB more: 120 kB waiting
         assert client.closing
     asyncio.run(main())
+
+
+def test_a_change_is_sent_to_every_tab_of_the_session_but_the_one_that_made_it():
+    async def main():
+        clients = Clients()
+        mine, other, scripted, elsewhere = ReadingSocket(), ReadingSocket(), ReadingSocket(), ReadingSocket()
+        clients.add("s", mine, "a" * 32)
+        clients.add("s", other, "b" * 32)
+        clients.add("s", scripted)  # a tab that gave no id is never taken for the one that made a change
+        clients.add("t", elsewhere, "a" * 32)
+        clients.send("s", "<li>milk</li>", but="a" * 32)
+        clients.send("s", "<li>eggs</li>")
+        await asyncio.sleep(0.01)
+        received = {name: "".join(ws.frames) for name, ws in
+                    (("mine", mine), ("other", other), ("scripted", scripted), ("elsewhere", elsewhere))}
+        assert received == {"mine": "<li>eggs</li>", "other": "<li>milk</li><li>eggs</li>",
+                            "scripted": "<li>milk</li><li>eggs</li>", "elsewhere": ""}
+    asyncio.run(main())
+
+
+def test_only_a_tab_id_the_page_was_given_is_taken():
+    from web.clients import tab_id
+    assert tab_id("0123456789abcdef" * 2) == "0123456789abcdef" * 2
+    assert [tab_id(raw) for raw in (None, "", "abc", "0123456789ABCDEF" * 2, "0123456789abcdef" * 2 + "\n",
+                                    "<script>" + "a" * 24)] == [""] * 6

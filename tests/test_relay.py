@@ -11,9 +11,10 @@ class Clients:
     def __init__(self, *sessions):
         self.tabs = {s: [Tab(ws=[]), Tab(ws=[])] for s in sessions}
 
-    def send(self, session, html):
+    def send(self, session, html, but=""):
         for tab in self.tabs.get(session, ()):
-            tab._apply(html)
+            if not but or tab.id != but:
+                tab._apply(html)
 
 
 def reply(request="r1", text="", status=Status.STREAMING, **kw):
@@ -68,14 +69,15 @@ def test_app_changes_reach_every_tab_of_the_session_as_the_app_shows_them_and_no
     frames = []
 
     class Recorder:
-        def send(self, session, html):
-            frames.append((session, html))
+        def send(self, session, html, but=""):
+            frames.append((session, html, but))
 
     relay = Relay(Recorder())
     shown = '<li id="book-3" hx-swap-oob="delete"></li>'  # whatever the app's `show` made: passed on as it is
     relay.changes("s", shown)
     relay.changes("s", "")
-    assert frames == [("s", shown)], "an action that changed nothing sends nothing"
+    relay.changes("s", shown, but="a" * 32)
+    assert frames == [("s", shown, ""), ("s", shown, "a" * 32)], "an action that changed nothing sends nothing"
 
 
 def test_a_notice_goes_to_one_tab():

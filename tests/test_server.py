@@ -5,6 +5,7 @@ import os
 import stat
 
 import pytest
+from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
 from shared.config import Settings
@@ -197,3 +198,15 @@ def test_past_data_max_mb_changes_and_messages_are_refused_and_reading_goes_on(a
             notice = ws.receive_text()
             assert "DATA_MAX_MB" in notice and "Nothing was sent" in notice
         assert not [m for m in app.state.broker.sent if m.kind == "chat"]
+
+
+def test_each_page_is_a_tab_of_its_own_which_its_websocket_and_htmx_requests_name(app):
+    "So what a tab changes is sent to the session's other tabs, not back to it (web/clients.py)."
+    with TestClient(app, base_url="http://localhost") as http:
+        tabs = []
+        for _ in range(2):
+            page = BeautifulSoup(http.get("/").text, "html.parser")
+            tab = json.loads(page.main["hx-headers"])["X-Tab"]
+            assert page.select_one("[ws-connect]")["ws-connect"] == f"/ws?tab={tab}"
+            tabs.append(tab)
+        assert tabs[0] != tabs[1] and all(len(t) == 32 for t in tabs)

@@ -29,8 +29,8 @@ class Commands:
 class Clients:
     def __init__(self): self.added, self.removed = [], []
 
-    def add(self, sid, ws):
-        self.added.append((sid, ws))
+    def add(self, sid, ws, tab=""):
+        self.added.append((sid, ws, tab))
         client = Client()
         client.closing = None
         return client
@@ -55,8 +55,8 @@ def tabs(tmp_path):
 
 
 def test_a_tab_connects_with_its_session_read_in_and_starts_from_its_snapshot(tabs):
-    tab = asyncio.run(tabs.connect("s", "the socket"))
-    assert tabs.sessions.opened == ["s"] and tabs.clients.added == [("s", "the socket")]
+    tab = asyncio.run(tabs.connect("s", "the socket", "a" * 32))
+    assert tabs.sessions.opened == ["s"] and tabs.clients.added == [("s", "the socket", "a" * 32)]
     tab.opened()
     assert tab.client.sent == ["snapshot of s"] and not tab.closing
     tab.close()

@@ -9,16 +9,49 @@ A fragment is made once and the same string is queued for every tab of its sessi
 copy is the frame it is being sent, made of what it had queued: the server writes it whole into the
 socket's buffer, where it stays while the peer does not read, so the bound in bytes is what keeps
 a tab that stopped reading from holding a long reply of its own.
+
+Each page is given its own tab id, which its WebSocket and its htmx requests carry (`?tab=` and
+`X-Tab`). A change the user makes through the app's routes is then shown to the session's other
+tabs: the tab that made it has it already, from the response it swapped in.
 """
 import asyncio
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Callable
+from contextvars import ContextVar
 
+from starlette.datastructures import Headers
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 log = logging.getLogger("web.clients")
 TRY_AGAIN_LATER = 1013
+TAB_ID = re.compile(r"[0-9a-f]{32}\Z")  # a uuid4's hex, as the page is given it
+# The tab whose HTTP request is being handled, for what the request changes (`RequestingTab`).
+requesting_tab: ContextVar[str] = ContextVar("requesting_tab", default="")
+
+
+def tab_id(raw: str | None) -> str:
+    "A tab id as a page sent it, or \"\" for anything else (no header: a script, which no tab made)."
+    return raw if raw and TAB_ID.match(raw) else ""
+
+
+class RequestingTab:
+    """ASGI middleware: the tab an HTTP request comes from (its `X-Tab` header), for the request's
+    own task. A contextvar, since the app's routes call `host.changed(session, changes)` and know
+    nothing of tabs."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        token = requesting_tab.set(tab_id(Headers(scope=scope).get("x-tab")))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            requesting_tab.reset(token)
 
 
 def utf8_size(html: str) -> int:
@@ -28,8 +61,8 @@ def utf8_size(html: str) -> int:
 
 class Client:
     def __init__(self, session: str, ws: WebSocket, queue_limit: int, byte_limit: int,
-                 gone: Callable[["Client"], None]):
-        self.session, self.ws, self.gone, self.byte_limit = session, ws, gone, byte_limit
+                 gone: Callable[["Client"], None], tab: str = ""):
+        self.session, self.ws, self.gone, self.byte_limit, self.tab = session, ws, gone, byte_limit, tab
         self.outbox: asyncio.Queue[tuple[str, int]] = asyncio.Queue(queue_limit)
         self.queued = 0  # bytes in the outbox, but for the fragment at its head
         self.task = asyncio.create_task(self._drain())
@@ -87,8 +120,8 @@ class Clients:
         self.queue_limit, self.byte_limit = queue_limit, byte_limit
         self.by_session: dict[str, set[Client]] = defaultdict(set)
 
-    def add(self, session: str, ws: WebSocket) -> Client:
-        client = Client(session, ws, self.queue_limit, self.byte_limit, self.remove)
+    def add(self, session: str, ws: WebSocket, tab: str = "") -> Client:
+        client = Client(session, ws, self.queue_limit, self.byte_limit, self.remove, tab)
         self.by_session[session].add(client)
         return client
 
@@ -100,8 +133,9 @@ class Clients:
             if not group:
                 del self.by_session[client.session]
 
-    def send(self, session: str, html: str) -> None:
-        group = tuple(self.by_session.get(session, ()))  # a tab that falls behind leaves the group
+    def send(self, session: str, html: str, but: str = "") -> None:
+        "To every tab of the session, but the tab `but` (\"\": none)."
+        group = tuple(c for c in self.by_session.get(session, ()) if not but or c.tab != but)  # one falling behind leaves the group
         size = utf8_size(html) if group else 0
         for client in group:
             client.send(html, size)

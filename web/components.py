@@ -166,15 +166,17 @@ def Persona(prompt: str):
     return Details(Summary("The model's instructions"), Pre(prompt, cls="persona"), cls="persona")
 
 
-def Page(title: str, panel, bubbles, status, max_chat_chars: int, persona: str, picker, pulls, placeholder: str):
-    "The app's panel (its own FT) beside the chat, which is the same for every app."
+def Page(title: str, panel, bubbles, status, max_chat_chars: int, persona: str, picker, pulls, placeholder: str,
+         tab: str):
+    """The app's panel (its own FT) beside the chat, which is the same for every app. `tab` names this
+    page: its WebSocket and every htmx request inside it say it, so its own changes are not sent back."""
     return (
         Title(title),
-        Main(cls="container")(
+        Main(cls="container", hx_headers=json.dumps({"X-Tab": tab}))(
             Header(H1(title), status, cls="top"),
             Div(cls="panes")(
                 panel,
-                Section(cls="chat", hx_ext="ws", ws_connect="/ws")(
+                Section(cls="chat", hx_ext="ws", ws_connect=f"/ws?tab={tab}")(
                     Div(H2("Chat"), Div(
                         picker,
                         A("Export .md", href="/export/markdown", download=True),

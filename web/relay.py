@@ -26,10 +26,11 @@ class Relay:
         if text:
             self.clients.send(session, ChunkText(request, text))
 
-    def changes(self, session: str, html: str) -> None:
-        "Changes to the app (the model's actions, undos), as the app shows them: every tab of the session sees them."
+    def changes(self, session: str, html: str, but: str = "") -> None:
+        """Changes to the app as the app shows them: every tab of the session sees them (but the tab
+        `but`, which made them itself and has them from its own request)."""
         if html:
-            self.clients.send(session, html)
+            self.clients.send(session, html, but)
 
     def transcript(self, session: str, lines: list[Line]) -> None:
         self.clients.send(session, to_xml(Transcript([Bubble(line) for line in lines])))

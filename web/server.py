@@ -35,7 +35,7 @@ from web import apps
 from web.actions import Actions
 from web.app_events import AppEvents
 from web.broker import Broker, Owner
-from web.clients import Clients
+from web.clients import Clients, RequestingTab, requesting_tab, tab_id
 from web.commands import Commands
 from web.components import Page, head_assets
 from web.export import to_json, to_markdown
@@ -101,6 +101,7 @@ class ChatLayer:
     tools: ToolCalls
     replies: Replies
     tabs: Tabs
+    relay: Relay
 
 
 def wire_chat(settings: Settings, store: Store, disk: StoreThread, clients: Clients, broker: Broker,
@@ -120,7 +121,7 @@ def wire_chat(settings: Settings, store: Store, disk: StoreThread, clients: Clie
     replies = Replies(sessions, relay, broker, pulls, board, tools, prompt)
     commands = Commands(settings, sessions, broker, relay, clients, views, pulls, replies, tools, events, prompt)
     return ChatLayer(prompt, rate, sessions, pulls, views, events, tools, replies,
-                     Tabs(settings, clients, sessions, views, commands, rate, relay))
+                     Tabs(settings, clients, sessions, views, commands, rate, relay), relay)
 
 
 def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
@@ -132,7 +133,13 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     private_data_dir(settings.data_dir)  # before web.db and .sesskey are written
     store, disk, clients = Store(settings.data_dir), StoreThread(), Clients(settings.ws_tab_queue, settings.ws_tab_queue_bytes)
     broker = bus(settings, None, DiskOutbox(store, disk))
-    host = apps.Host(store.db, settings, disk, lambda sid, changes: chat.events.changed(sid, changes))
+
+    async def changed(sid: str, changes: list[apps.Change]) -> None:
+        "What the user changed through the app's routes: shown in the session's other tabs, told to the model."
+        chat.relay.changes(sid, app_.show(changes), but=requesting_tab.get())
+        await chat.events.changed(sid, changes)
+
+    host = apps.Host(store.db, settings, disk, changed)
     bounds = Bounds(settings)
     app_ = bounds.guard(apps.load(settings.app, host))  # the model's actions count as changes too
     chat = wire_chat(settings, store, disk, clients, broker, app_)
@@ -158,7 +165,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
             await ws.close(POLICY_VIOLATION)  # before accept: the handshake is refused with 403
             return
         await ws.accept()
-        tab = await chat.tabs.connect(sid, ws)
+        tab = await chat.tabs.connect(sid, ws, tab_id(ws.query_params.get("tab")))
         try:
             tab.opened()
             while not tab.closing:
@@ -175,7 +182,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         title=app_.title, default_hdrs=False, canonical=False, hdrs=head_assets(), lifespan=lifespan,
         before=Beforeware(before, skip=[r"/static/.*", r"/vendor/.*", r"/api/status"]),  # status polls need no session
         key_fname=str(settings.data_dir / ".sesskey"),
-        middleware=[Middleware(AllowedHosts, names=settings.allowed_hosts), Middleware(SecurityHeaders),
+        middleware=[Middleware(AllowedHosts, names=settings.allowed_hosts), Middleware(SecurityHeaders), Middleware(RequestingTab),
                     Middleware(InteractionTap, tell=lambda sid, line: chat.events.tell(sid, [line]),
                                routes=[(r.method, r.path) for r in app_.routes])],
         routes=[
@@ -196,7 +203,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         await chat.sessions.open(sid)
         views = chat.views
         return Page(app_.title, await app_.panel(sid), views.bubbles(sid), views.status_line(sid), settings.max_chat_chars,
-                    chat.prompt.system, views.picker(sid), views.pull_panel(sid), app_.placeholder)
+                    chat.prompt.system, views.picker(sid), views.pull_panel(sid), app_.placeholder, uuid.uuid4().hex)
 
     @rt("/export/{fmt}", methods=["get"])
     async def export(session, fmt: str):

@@ -27,9 +27,9 @@ class Tabs:
         self.settings, self.clients, self.sessions, self.views = settings, clients, sessions, views
         self.commands, self.rate, self.relay = commands, rate, relay
 
-    async def connect(self, sid: str, ws: WebSocket) -> "Tab":
+    async def connect(self, sid: str, ws: WebSocket, tab: str = "") -> "Tab":
         await self.sessions.open(sid)
-        return Tab(self, sid, self.clients.add(sid, ws))
+        return Tab(self, sid, self.clients.add(sid, ws, tab))
 
 
 class Tab:

@@ -237,6 +237,24 @@ def test_a_web_restart_reconnects_by_itself_with_the_transcript(open_page, fake,
     assert "before the restart" in w.page.locator("#msg-list").inner_text()
 
 
+def test_a_todo_added_ticked_or_deleted_in_one_tab_shows_once_in_every_tab(open_page, system):
+    w = open_page()
+    other = w.page.context.new_page()  # a second tab of the same session
+    other.goto(system.url)
+    expect(other.locator("#brain-status")).to_have_text("brain ready")  # its WebSocket is open
+    w.page.fill("#title", "feed the cat")
+    w.page.press("#title", "Enter")
+    expect(other.locator("#todo-list li")).to_have_text([re.compile("feed the cat")])
+    other.locator("#todo-list li", has_text="feed the cat").locator("input[type=checkbox]").check()
+    expect(w.page.locator("#todo-list li.done")).to_have_text([re.compile("feed the cat")])
+    w.page.fill("#title", "pay rent")
+    w.page.press("#title", "Enter")
+    expect(other.locator("#todo-list li")).to_have_count(2)
+    other.locator("#todo-list li", has_text="pay rent").locator("button.delete").click()
+    for tab in (w.page, other):  # each change once: the tab that made it swapped in its own response only
+        expect(tab.locator("#todo-list li")).to_have_text([re.compile("feed the cat")])
+
+
 def test_new_chat_clears_the_conversation_for_every_tab(open_page, fake, browser, system):
     w = open_page()
     send(w.page, "remember the number 42")

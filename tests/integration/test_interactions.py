@@ -34,3 +34,21 @@ def test_the_apps_own_route_and_a_chat_message_are_each_told_once_in_their_own_w
     said = [m["content"] for m in fake.chat_requests()[-1]["messages"] if m["role"] == "user"]
     assert said == ["App note: The user added #1 'milk'.\nThe todo list now:\n- [ ] #1 milk", "hello", "and again"], \
         "no 'used #todo-form' nor 'used #chat-form' besides"
+
+
+def test_a_users_own_change_shows_in_the_sessions_other_tabs_and_is_not_sent_back_to_its_own(system, visitor, fake):
+    "The tab that made a change has it from its own response; every other tab of the session is sent it."
+    mine, other = visitor.open_tab(), visitor.open_tab()
+    milk = visitor.add_todo("milk", from_tab=mine)
+    other.wait(lambda t: t.todos.get(milk) == ("milk", False), what="milk added in the other tab")
+    visitor.htmx("POST", f"/todos/{milk}/toggle", from_tab=other)
+    eggs = visitor.add_todo("eggs")  # from no tab (a script): every tab is sent it
+    mine.wait(lambda t: t.todos == {milk: ("milk", True), eggs: ("eggs", False)},
+              what="the other tab's tick and the script's eggs, and milk only as ticked")
+    about_milk = [f for f in mine.frames if f'id="todo-{milk}"' in f]
+    assert len(about_milk) == 1 and "item done" in about_milk[0], "only the other tab's tick: its own add not sent back"
+
+    def told(f):
+        said = "\n".join(m["content"] for r in f.chat_requests() for m in r["messages"] if m["role"] == "user")
+        return all(s in said for s in ("added #1 'milk'", "marked #1 'milk' done", "added #2 'eggs'"))
+    fake.wait(told)  # the model is told of every change, whichever tab made it
