@@ -103,7 +103,7 @@ class Settings:
         prompt = Path(prompt_file).read_text().strip() if prompt_file else env.get("SYSTEM_PROMPT", "").strip()
         app = env.get("APP", "").strip()
         # Another app keeps its data (sessions, conversations, the bus) apart from the default one's.
-        data_dir = Path(env.get("DATA_DIR", "").strip() or (f"data/{app.rpartition('.')[2]}" if app else "data"))
+        data_dir = Path(env.get("DATA_DIR", "").strip() or (f"data/{app.removeprefix('apps.')}" if app else "data"))
         web_host = env.get("WEB_HOST", "127.0.0.1").strip() or "127.0.0.1"
         return cls(
             web_host=web_host,

@@ -155,3 +155,14 @@ def test_an_action_that_crashes_is_answered_with_an_error_and_changes_nothing(wo
     row, changes = actions.act(S, "r1", "call_1", "set_counter", {"name": "cups", "value": 1})
     assert (row.ok, changes) == (False, []) and row.text == "Error: the app could not do set_counter; its log says why."
     assert "action set_counter" in caplog.text and actions.undo(S, "call_1") == (None, [])
+
+
+def test_an_undo_that_crashes_is_refused_with_why_and_the_log_names_the_apps_function(world, caplog):
+    "An app's own bug in its undo: the tab is told (a Refused the web shows), nothing is marked undone."
+    actions, counters = world
+    actions.act(S, "r1", "call_1", "set_counter", {"name": "cups", "value": 3})
+    counters.values = None  # the app's data is broken: its undo raises TypeError
+    with pytest.raises(Refused, match=r"could not be undone: the app hit an error undoing set_counter"):
+        actions.undo(S, "call_1")
+    assert "in the app's tests.test_actions.Counters.undo" in caplog.text
+    assert actions.act(S, "r1", "call_1", "set_counter", {})[0].undone is False, "not undone"

@@ -1,5 +1,8 @@
 """The app layer (web/apps.py): an action's typed parameters made into Ollama's tool definition,
 an app's prompt, the names small models give tools, and loading the app APP names."""
+import enum
+import typing
+from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -82,6 +85,36 @@ def test_a_schema_lists_every_field_as_required_offers_a_union_as_its_first_type
                                                                                "required": []}
 
 
+class Mood(enum.Enum):
+    CALM = "calm"
+    BRIGHT = "bright"
+
+
+class Scene(msgspec.Struct):
+    mood: Mood
+    rooms: Annotated[list[str], msgspec.Meta(description="Which rooms.")]
+    level: typing.Literal[1, 2, 3] = 2
+    colour: typing.Literal["red", "blue"] | None = None
+
+
+def test_a_literal_an_enum_and_a_list_are_offered_as_their_values_and_an_array():
+    assert tool_schema(act("scene", Scene))["function"]["parameters"] == {"type": "object", "properties": {
+        "mood": {"type": "string", "enum": ["calm", "bright"]},
+        "rooms": {"type": "array", "items": {"type": "string"}, "description": "Which rooms."},
+        "level": {"type": "integer", "enum": [1, 2, 3]},
+        "colour": {"type": "string", "enum": ["red", "blue"]}},
+        "required": ["mood", "rooms", "level", "colour"]}
+
+
+class Odd(msgspec.Struct):
+    settings: dict
+
+
+def test_a_parameter_with_no_json_form_stops_the_web_naming_the_action_and_the_field():
+    with pytest.raises(SystemExit, match=r"action odd: its parameter 'settings' is typed 'dict'"):
+        tool_schema(act("odd", Odd))
+
+
 def tiny_app(**kw) -> App:
     return App(title="Lamps", persona="You are a lamp.", actions=[act("switch_lamp", Lamp), act("nothing", Nothing)],
                routes=[], panel=None, state=lambda s: "", brief=lambda s: "", tell=str, show=lambda c: "", **kw)
@@ -109,6 +142,22 @@ def test_load_finds_an_app_by_its_name_under_apps_and_the_todo_app_by_default(tm
     assert apps.load("", host(tmp_path)).title == "Todo with attitude"
     assert apps.load("reading", host(tmp_path)).title == "Reading list"
     assert apps.load("apps.reading", host(tmp_path)).title == "Reading list", "or any module, by its dotted name"
+
+
+def test_any_importable_module_is_an_app_with_or_without_a_dot_and_its_own_missing_imports_are_named(tmp_path,
+                                                                                                       monkeypatch):
+    (tmp_path / "expenses.py").write_text("from apps.reading import make\n")
+    (tmp_path / "broken.py").write_text("import no_such_library\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert apps.load("expenses", host(tmp_path)).title == "Reading list", "a module outside apps/ with no dot"
+    with pytest.raises(SystemExit, match=r"APP='broken': broken could not be imported: No module named 'no_such_library'"):
+        apps.load("broken", host(tmp_path))
+
+
+def test_each_app_has_a_data_folder_of_its_own_even_when_named_by_a_dotted_path():
+    folders = {app: Settings.from_env({"APP": app}).data_dir for app in ("reading", "apps.reading", "mypkg.app", "other.app")}
+    assert folders == {"reading": Path("data/reading"), "apps.reading": Path("data/reading"),
+                       "mypkg.app": Path("data/mypkg.app"), "other.app": Path("data/other.app")}
 
 
 @pytest.mark.parametrize("name", ["nope", "apps.nope", "no.such.module"])

@@ -105,6 +105,7 @@ def test_the_models_actions_are_refused_past_the_data_bound_but_take_nothing_fro
     guarded = everyone.guard(app)
     assert everyone.change() is None and everyone.change() is not None, "the routes spent everyone's rate"
     assert guarded.action("add").run("s", {}).text == "added" and done == ["s"], "the model still acts"
+    assert guarded.action("add").run.__qualname__ == action.run.__qualname__, "a failure is logged under the app's name"
     (tmp_path / "web.db").write_bytes(b"\0" * (1 << 20))
     with pytest.raises(Refused, match="DATA_MAX_MB"):
         guarded.action("add").run("s", {})

@@ -62,7 +62,8 @@ class Actions:
             row.text = f"Error: {e}"
         except Exception:
             # An app's own bug must still answer the call: the model (and the card) are told, the log has the rest.
-            log.exception("action %s of session %s failed", row.name, session[:8])
+            log.exception("action %s of session %s failed in the app's %s.%s", row.name, session[:8],
+                          action.run.__module__, action.run.__qualname__)
             row.ok, row.text, changes = False, f"Error: the app could not do {row.name}; its log says why.", []
         self.rows.insert(row)
         return row, changes
@@ -74,7 +75,16 @@ class Actions:
         action = self.app.action(row.name) if row else None
         if action is None:
             return None, []
-        changes = action.undo(session, msgspec.json.decode(row.undo))
+        try:
+            changes = action.undo(session, msgspec.json.decode(row.undo))
+        except Refused:
+            raise
+        except Exception:
+            # An app's own bug: the tab is told, and the log names the app's function that failed.
+            log.exception("the undo of %s (call %s of session %s) failed in the app's %s.%s", row.name, call, session[:8],
+                          action.undo.__module__, action.undo.__qualname__)
+            raise Refused(f"That could not be undone: the app hit an error undoing {row.name} (its log says "
+                          "where).") from None
         row.undone = True
         self.rows.update(row)
         return row, changes

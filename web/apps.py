@@ -13,6 +13,7 @@ its routes it declares:
 The web does the rest: the chat, the bus, applying each call once with its card and Undo
 (web/actions.py), and telling the brain, which knows no app. Which app runs is APP.
 """
+import enum
 import importlib
 import types
 import typing
@@ -107,7 +108,9 @@ JSON_TYPES = {int: "integer", str: "string", bool: "boolean", float: "number"}
 def tool_schema(action: Action) -> dict:
     """Ollama's tool definition for an action. Every parameter is listed as required (small models
     leave out what is optional, then guess); a default only covers a model that still does. A
-    field typed `A | B` is offered as A, the form the model should use; B is accepted too."""
+    field typed `A | B` is offered as A, the form the model should use; B is accepted too. A
+    `Literal` or an Enum is offered as its values, a `list[X]` as an array of X; a type that has no
+    such form stops the web with the action and field named."""
     hints = typing.get_type_hints(action.arguments, include_extras=True)
     properties = {}
     for name in action.arguments.__struct_fields__:
@@ -115,21 +118,48 @@ def tool_schema(action: Action) -> dict:
         if typing.get_origin(kind) is typing.Annotated:
             kind, *extras = typing.get_args(kind)
             description = next((m.description for m in extras if isinstance(m, msgspec.Meta) and m.description), "")
-        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
-            kind = typing.get_args(kind)[0]
-        properties[name] = {"type": JSON_TYPES[kind], **({"description": description} if description else {})}
+        try:
+            properties[name] = {**_json_type(kind), **({"description": description} if description else {})}
+        except TypeError as e:
+            raise SystemExit(f"action {action.name}: its parameter {name!r} is {e}; a tool's parameters are str, int, "
+                             "float, bool, a Literal, an Enum or a list of those") from None
     return {"type": "function", "function": {
         "name": action.name, "description": action.description,
         "parameters": {"type": "object", "properties": properties, "required": list(properties)}}}
 
 
+def _json_type(kind) -> dict:
+    "The JSON schema of a parameter's type, in the plain forms small models read best."
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        return _json_type(typing.get_args(kind)[0])
+    if typing.get_origin(kind) is typing.Literal:
+        values = list(typing.get_args(kind))
+        return {"type": JSON_TYPES.get(type(values[0]), "string"), "enum": values}
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        values = [member.value for member in kind]
+        return {"type": JSON_TYPES.get(type(values[0]), "string"), "enum": values}
+    if typing.get_origin(kind) is list and typing.get_args(kind):
+        return {"type": "array", "items": _json_type(typing.get_args(kind)[0])}
+    if kind in JSON_TYPES:
+        return {"type": JSON_TYPES[kind]}
+    raise TypeError(f"typed {getattr(kind, '__name__', kind)!r}, which has no JSON form here")
+
+
 def load(name: str, host: Host) -> App:
     "The app called `name`: a package under apps/ (APP=reading) or any importable module with `make(host)`."
     module_name = name or DEFAULT_APP
-    try:
-        module = importlib.import_module(module_name if "." in module_name else f"apps.{module_name}")
-    except ModuleNotFoundError as e:
-        raise SystemExit(f"APP={name!r}: no such app ({e}); the apps are under apps/") from None
+    for candidate in [module_name] if "." in module_name else [f"apps.{module_name}", module_name]:
+        try:
+            module = importlib.import_module(candidate)
+            break
+        except ModuleNotFoundError as e:
+            parts = candidate.split(".")
+            if e.name not in {".".join(parts[:n]) for n in range(1, len(parts) + 1)}:
+                # The app is there, but something it imports is not: say that, not "no such app".
+                raise SystemExit(f"APP={name!r}: {candidate} could not be imported: {e}") from None
+    else:
+        raise SystemExit(f"APP={name!r}: no such app; the apps are under apps/, or name any importable module "
+                         "with make(host)")
     if not callable(getattr(module, "make", None)):
         raise SystemExit(f"APP={name!r}: {module.__name__} has no make(host) -> App (see web/apps.py)")
     return module.make(host)

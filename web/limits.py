@@ -14,6 +14,7 @@ does (a person does not open 30 new sessions a minute), so they only ever meet a
 
 `before` runs in a thread pool and the model's actions on the store's thread, so the buckets lock.
 """
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -131,6 +132,7 @@ class Bounds:
         its card). They do not take from CHANGES_RATE: a session's replies and their rounds of calls
         bound them already, and a script flooding the routes must not stop everyone's model acting."""
         def bounded(run):
+            @functools.wraps(run)  # a failure is logged under the app's own function
             def run_bounded(session, arguments):
                 if refusal := data_full(self.settings):
                     raise Refused(refusal.text)
