@@ -121,7 +121,7 @@ def test_a_change_is_sent_to_every_tab_of_the_session_but_the_one_that_made_it()
 
 
 def test_only_a_tab_id_the_page_was_given_is_taken():
-    from web.clients import tab_id
+    from web.exchange import tab_id
     assert tab_id("0123456789abcdef" * 2) == "0123456789abcdef" * 2
     assert [tab_id(raw) for raw in (None, "", "abc", "0123456789ABCDEF" * 2, "0123456789abcdef" * 2 + "\n",
                                     "<script>" + "a" * 24)] == [""] * 6

@@ -434,6 +434,9 @@ def test_a_job_of_an_epoch_the_session_has_left_is_stopped_at_its_first_save_and
     async def scenario(engine, ollama, sent, clock, watch):
         engine.handle(chat("r1", "one", epoch=1))
         await until(lambda: len(finals(sent)) == 1)
+        # Its end may go out before its save commits (the disk thread's batch): moved before that, the
+        # save would be fenced too, rightly. Here the session moves after it.
+        await until(lambda: [t["content"] for t in memories().load("s").turns] == ["one", "ok"])
         memories().load("s", 5)  # the session moved to another worker meanwhile; its revoke is on the way
         ollama.hold = True
         ollama.scripts = [["stale", "words"]]

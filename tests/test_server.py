@@ -123,7 +123,9 @@ def test_the_todo_apps_routes_tell_the_model_each_change_once(app):
     assert [(e.lines, e.comment) for e in events[:3]] == [
         (["added #1 'oat milk'"], True), (["marked #1 'oat milk' done"], True), (["deleted #1 'oat milk'"], True)]
     assert events[1].state == "The todo list now:\n- [x] #1 oat milk" and events[2].state == "The todo list is now empty."
-    assert len(events) == 3, "a change refused is no change: nothing to tell, and the tap leaves the app's routes alone"
+    assert [(e.lines, e.comment) for e in events[3:]] == [
+        (["used the page (POST /todos/1/toggle → 404)"], False), (["used the page (POST /todos title=' ' → 400)"], False)], \
+        "a change refused is no change, so the app tells none: what the user tried is told as used, like any request"
 
 
 @pytest.mark.env(APP="reading")

@@ -4,9 +4,8 @@ never a secret; a request that is not htmx's, has no session, was refused for th
 or went to one of the app's own routes (which tell their own changes), is not."""
 import asyncio
 
+from web.exchange import Exchanges, exchange
 from web.interactions import MAX_BODY_BYTES, MAX_VALUE_CHARS, MAX_VALUES, InteractionTap, heard, values_of, ws_heard
-
-APP_ROUTES = [("post", "/todos"), ("post", "/todos/{tid}/toggle"), ("delete", "/todos/{tid}")]
 
 
 def test_values_are_strings_bounded_and_secrets_are_left_out():
@@ -38,8 +37,8 @@ def test_a_websocket_frame_is_told_with_its_trigger_and_fields():
 class App:
     "The app behind the tap: reads the whole body, notes it, answers `status`."
 
-    def __init__(self, status=200):
-        self.status, self.bodies = status, []
+    def __init__(self, status=200, tells=False):
+        self.status, self.bodies, self.tells = status, [], tells
 
     async def __call__(self, scope, receive, send):
         body = b""
@@ -50,13 +49,15 @@ class App:
                 break
         self.bodies.append(body)
         scope.setdefault("session", {})["sid"] = "sid-1"  # as the session middleware leaves it
+        if self.tells:
+            exchange().told = True  # as host.changed marks it
         await send({"type": "http.response.start", "status": self.status, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
 
-def request(app, body=b"", hx=True, path="/lamp", method="POST", form=True, chunks=None, headers=(), routes=APP_ROUTES):
+def request(app, body=b"", hx=True, path="/lamp", method="POST", form=True, chunks=None, headers=()):
     told, sent = [], []
-    tap = InteractionTap(app, lambda sid, line: told.append((sid, line)), routes)
+    tap = Exchanges(InteractionTap(app, lambda sid, line: told.append((sid, line))))
     pending = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)] \
         if chunks else [{"type": "http.request", "body": body}]
     hdrs = [(b"hx-request", b"true")] if hx else []
@@ -83,14 +84,12 @@ def test_an_answered_htmx_request_is_told_once_with_its_form_and_status():
     assert told == [("sid-1", "used #lamp-dial (POST /lamp brightness='7' → 201)")]
 
 
-def test_the_apps_own_routes_are_not_told_by_the_tap_they_tell_their_changes_themselves():
-    for method, path in (("POST", "/todos"), ("POST", "/todos/3/toggle"), ("DELETE", "/todos/3")):
-        app = App()
-        told, sent = request(app, b"title=milk", method=method, path=path)
-        assert told == [] and app.bodies == [b"title=milk"] and sent, (method, path)
-    assert request(App(), method="GET", path="/todos")[0] != [], "the same path with another method is told"
-    assert request(App(), path="/todos/3/toggle/more")[0] != [], "a path the template does not match is told"
-    assert request(App(), path="/todos", routes=[])[0] != [], "with no app routes, every htmx request is told"
+def test_a_route_that_told_its_change_is_not_told_again_and_one_that_told_nothing_is_told_as_used():
+    app = App(tells=True)
+    told, sent = request(app, b"title=milk", path="/todos")
+    assert told == [] and app.bodies == [b"title=milk"] and sent, "host.changed told it, in the app's words"
+    assert request(App(), b"title=milk", path="/todos")[0] == [("sid-1", "used the page (POST /todos title='milk' → 200)")], \
+        "a route that forgot to tell is heard all the same"
 
 
 def test_only_htmx_requests_with_a_session_and_within_the_rate_are_told():
@@ -103,7 +102,7 @@ def test_only_htmx_requests_with_a_session_and_within_the_rate_are_told():
         await receive()
         await send({"type": "http.response.start", "status": 200, "headers": []})
     told = []
-    asyncio.run(InteractionTap(no_session, lambda sid, line: told.append(line), [])(
+    asyncio.run(InteractionTap(no_session, lambda sid, line: told.append(line))(
         {"type": "http", "method": "GET", "path": "/", "headers": [(b"hx-request", b"true")]},
         lambda: asyncio.sleep(0, {"type": "http.request", "body": b""}), lambda m: asyncio.sleep(0)))
     assert told == []

@@ -7,8 +7,9 @@ its routes it declares:
   Struct, from which the tool's schema is made), a handler and its undo;
 - how each **change** is told to the model (`tell`) and shown in every tab (`show`), and its state
   as the model is told it (`state`, and `brief` on one line after a tool call);
-- its **routes**: each tells the model what it changed (`host.changed`); every other htmx
-  interaction of the page is told as used (web/interactions.py).
+- its **routes**: each tells the model what it changed (`host.changed`, which also shows the
+  change in the session's other tabs); a route that tells nothing, and every other htmx
+  interaction of the page, is told as used (web/interactions.py).
 
 The web does the rest: the chat, the bus, applying each call once with its card and Undo
 (web/actions.py), and telling the brain, which knows no app. Which app runs is APP.

@@ -10,48 +10,17 @@ copy is the frame it is being sent, made of what it had queued: the server write
 socket's buffer, where it stays while the peer does not read, so the bound in bytes is what keeps
 a tab that stopped reading from holding a long reply of its own.
 
-Each page is given its own tab id, which its WebSocket and its htmx requests carry (`?tab=` and
-`X-Tab`). A change the user makes through the app's routes is then shown to the session's other
-tabs: the tab that made it has it already, from the response it swapped in.
+Each client knows its tab id (web/exchange.py), so a change a tab made itself is not sent back to it.
 """
 import asyncio
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Callable
-from contextvars import ContextVar
 
-from starlette.datastructures import Headers
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 log = logging.getLogger("web.clients")
 TRY_AGAIN_LATER = 1013
-TAB_ID = re.compile(r"[0-9a-f]{32}\Z")  # a uuid4's hex, as the page is given it
-# The tab whose HTTP request is being handled, for what the request changes (`RequestingTab`).
-requesting_tab: ContextVar[str] = ContextVar("requesting_tab", default="")
-
-
-def tab_id(raw: str | None) -> str:
-    "A tab id as a page sent it, or \"\" for anything else (no header: a script, which no tab made)."
-    return raw if raw and TAB_ID.match(raw) else ""
-
-
-class RequestingTab:
-    """ASGI middleware: the tab an HTTP request comes from (its `X-Tab` header), for the request's
-    own task. A contextvar, since the app's routes call `host.changed(session, changes)` and know
-    nothing of tabs."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        token = requesting_tab.set(tab_id(Headers(scope=scope).get("x-tab")))
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            requesting_tab.reset(token)
 
 
 def utf8_size(html: str) -> int:

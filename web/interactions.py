@@ -1,13 +1,14 @@
 """Every htmx interaction of the page reaches the model, once: the one place that sees them all, so a
 route or control added to the page is heard with no extra code.
 
-An app's own routes tell the model what they changed (web/apps.py), and the chat's own controls
-are chat turns or replies: neither is told again here. Every other interaction is told as used, in
+An app's route that tells the model what it changed (`host.changed`, which marks its exchange told:
+web/exchange.py) is not told again here, nor are the chat's own controls, which are chat turns or
+replies. Every other interaction, an app's route that told nothing included, is told as used, in
 one line (`heard`), to be seen with the next turn, without a comment of its own.
 
 HTTP requests carrying `HX-Request` are tapped by an ASGI middleware after they are answered (so
 the status is known and the session cookie has been read); htmx-ext-ws frames that are no chat
-control are handed in by the chat (web/chats.py). Values are bounded, and fields whose names
+control are handed in by the chat (web/commands.py). Values are bounded, and fields whose names
 suggest a secret are never told.
 """
 import json
@@ -15,7 +16,7 @@ import re
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
-from starlette.routing import compile_path
+from web.exchange import exchange
 
 SECRET = re.compile(r"pass|secret|token|key|csrf|auth|cookie", re.IGNORECASE)
 MAX_VALUES = 20
@@ -49,16 +50,14 @@ def ws_heard(data: dict) -> str:
 
 
 class InteractionTap:
-    """ASGI middleware: tell each htmx request once it is answered, unless it is one of `routes`
-    ((method, path template) pairs: the app's, which tell their own changes)."""
+    "ASGI middleware: tell each htmx request once it is answered, unless the app told what it changed."
 
-    def __init__(self, app, tell: Callable[[str, str], None], routes: list[tuple[str, str]]):
+    def __init__(self, app, tell: Callable[[str, str], None]):
         self.app, self.tell = app, tell
-        self.own = [(method.upper(), compile_path(path)[0]) for method, path in routes]
 
     async def __call__(self, scope, receive, send):
         headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
-        if headers.get(b"hx-request") != b"true" or self._own(scope["method"], scope["path"]):
+        if headers.get(b"hx-request") != b"true":
             return await self.app(scope, receive, send)
         body, status = bytearray(), [0]
 
@@ -75,11 +74,9 @@ class InteractionTap:
 
         await self.app(scope, receive_and_keep, send_and_note)
         sid = (scope.get("session") or {}).get("sid")
-        if sid and status[0] != TOO_MANY_REQUESTS:  # refused for the session's rate: it goes no further
+        # Refused for the session's rate, it goes no further; told by the app, it is heard already.
+        if sid and status[0] != TOO_MANY_REQUESTS and not exchange().told:
             form = b"x-www-form-urlencoded" in headers.get(b"content-type", b"")
             fields = dict(parse_qsl(body.decode(errors="replace"))) if form else {}
             self.tell(sid, heard(scope["method"], scope["path"], headers.get(b"hx-trigger", b"").decode(errors="replace"),
                                  headers.get(b"hx-trigger-name", b"").decode(errors="replace"), fields, status[0]))
-
-    def _own(self, method: str, path: str) -> bool:
-        return any(method == m and regex.match(path) for m, regex in self.own)

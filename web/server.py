@@ -35,9 +35,10 @@ from web import apps
 from web.actions import Actions
 from web.app_events import AppEvents
 from web.broker import Broker, Owner
-from web.clients import Clients, RequestingTab, requesting_tab, tab_id
+from web.clients import Clients
 from web.commands import Commands
 from web.components import Page, head_assets
+from web.exchange import Exchanges, exchange, tab_id
 from web.export import to_json, to_markdown
 from web.interactions import InteractionTap
 from web.limits import Bounds, Rate, Verdict
@@ -136,7 +137,9 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
 
     async def changed(sid: str, changes: list[apps.Change]) -> None:
         "What the user changed through the app's routes: shown in the session's other tabs, told to the model."
-        chat.relay.changes(sid, app_.show(changes), but=requesting_tab.get())
+        made = exchange()
+        made.told = True  # the interaction tap need not tell it as used
+        chat.relay.changes(sid, app_.show(changes), but=made.tab)
         await chat.events.changed(sid, changes)
 
     host = apps.Host(store.db, settings, disk, changed)
@@ -182,9 +185,8 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         title=app_.title, default_hdrs=False, canonical=False, hdrs=head_assets(), lifespan=lifespan,
         before=Beforeware(before, skip=[r"/static/.*", r"/vendor/.*", r"/api/status"]),  # status polls need no session
         key_fname=str(settings.data_dir / ".sesskey"),
-        middleware=[Middleware(AllowedHosts, names=settings.allowed_hosts), Middleware(SecurityHeaders), Middleware(RequestingTab),
-                    Middleware(InteractionTap, tell=lambda sid, line: chat.events.tell(sid, [line]),
-                               routes=[(r.method, r.path) for r in app_.routes])],
+        middleware=[Middleware(AllowedHosts, names=settings.allowed_hosts), Middleware(SecurityHeaders), Middleware(Exchanges),
+                    Middleware(InteractionTap, tell=lambda sid, line: chat.events.tell(sid, [line]))],
         routes=[
             WebSocketRoute("/ws", chat_socket),
             Route("/vendor/{name}", vendor_file),
