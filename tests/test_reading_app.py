@@ -69,7 +69,7 @@ def test_a_book_that_is_not_there_or_a_bad_title_is_refused_with_what_to_do(worl
     assert call(actions, "mark_read", id="Dune Messiah")[0].text.startswith("Error: no book is 'Dune Messiah'.")
     assert call(actions, "add_book", title="   ")[0].text == f"Error: a title must be 1 to {MAX_CHARS} characters."
     assert call(actions, "add_book", title="x" * (MAX_CHARS + 1))[0].ok is False
-    assert call(actions, "add_book", title="Dune \ud800")[0].text == "Error: that text holds a character that cannot be stored."
+    assert call(actions, "add_book", title="Dune \ud800")[0].text == "Error: a title or an author holds a character that cannot be stored (a lone surrogate)."
     assert call(actions, "add_book", title="Dune", author="\udfff")[0].ok is False
     assert app.state(S) == "The reading list now:\n- [ ] #1 'Dune'"
 

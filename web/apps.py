@@ -18,6 +18,7 @@ import enum
 import importlib
 import types
 import typing
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,22 @@ Change = Any  # whatever the app's handlers return as a change; only the app rea
 
 class Refused(Exception):
     "An action that cannot be done as asked; the text tells the model (or the user) what to do instead."
+
+
+def plain_text(value, what: str) -> str:
+    """Text from a form or a call as an app keeps it (spaces folded), or Refused naming `what`: it is
+    not text (a file sent as a form field), or it holds a control character (NUL, ESC…) or a lone
+    surrogate (a JSON body may hold one), which no store or message could encode."""
+    if not isinstance(value, str):
+        raise Refused(f"{what} is text, not a file.")
+    text = " ".join(value.split())
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise Refused(f"{what} cannot hold control characters (such as NUL).")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise Refused(f"{what} holds a character that cannot be stored (a lone surrogate).") from None
+    return text
 
 
 @dataclass

@@ -4,14 +4,13 @@ It shows how little an app needs: its data (one fastlite table), three actions t
 (each with its undo), how a change is told and shown, and its htmx routes. The chat, the bus, the
 brain, the cards with Undo and every safeguard come from the layer. Run it with `make run APP=reading`.
 """
-import unicodedata
 from dataclasses import dataclass
 from typing import Annotated
 
 import msgspec
 from fasthtml.common import H2, Button, Div, Form, Input, Li, Response, Section, Small, Span, Ul, to_xml
 
-from web.apps import Action, App, Host, Outcome, Refused, Route
+from web.apps import Action, App, Host, Outcome, Refused, Route, plain_text
 
 PERSONA = (
     "You are the librarian inside a reading-list app: well read, opinionated, brief (one or two sentences).\n\n"
@@ -106,27 +105,14 @@ def make(host: Host) -> App:
             raise Refused(f"no book is {ref!r}. {state(session)}")
         return found[0]
 
-    def storable(text) -> str:
-        "Text as kept (spaces folded), or Refused: a file sent as a form field, a control character (NUL, ESC…)."
-        if not isinstance(text, str):
-            raise Refused("a title or an author is text, not a file.")
-        text = " ".join(text.split())
-        if any(unicodedata.category(c) == "Cc" for c in text):
-            raise Refused("a title or an author cannot hold control characters (such as NUL).")
-        try:
-            text.encode()  # a lone surrogate (a JSON body may hold one) is no text SQLite can keep
-        except UnicodeEncodeError:
-            raise Refused("that text holds a character that cannot be stored.") from None
-        return text
-
     def clean(text) -> str:
-        text = storable(text)
+        text = plain_text(text, "a title or an author")
         if not 0 < len(text) <= MAX_CHARS:
             raise Refused(f"a title must be 1 to {MAX_CHARS} characters.")
         return text
 
     def add(session: str, args: AddBook) -> Outcome:
-        title, author = clean(args.title), storable(args.author)[:MAX_CHARS]
+        title, author = clean(args.title), plain_text(args.author, "a title or an author")[:MAX_CHARS]
         if books.count_where("session = ?", [session]) >= MAX_BOOKS:
             raise Refused(f"the reading list holds {MAX_BOOKS} books, as many as it may; remove some first.")
         book = kept(books.insert(Book(id=next_id(session), session=session, title=title, author=author)))

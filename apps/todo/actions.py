@@ -7,13 +7,12 @@ characters.". Small models get arguments roughly right: a todo may be given by i
 "#2" too) or by its title, and under another key (`todo`, `name`).
 """
 import re
-import unicodedata
 from typing import Annotated
 
 import msgspec
 
 from apps.todo.store import MAX_ID, Todo, Todos
-from web.apps import Action, Outcome, Refused
+from web.apps import Action, Outcome, Refused, plain_text
 
 MAX_TITLE_CHARS = 500
 TODO_MAX_BYTES = MAX_TITLE_CHARS * 6 + 64  # a todo in JSON at worst: every character escaped, with its id and done
@@ -51,20 +50,10 @@ ALIASES = {"remove_todo": "delete_todo", "mark_done": "set_todo_done", "mark_tod
 
 
 def clean_title(title) -> str:
-    """A todo title as the app keeps it (spaces folded), or Refused with why: it is not text (a file
-    sent as a form field), it is empty or too long, or it holds a control character (NUL, ESC…) or a
-    lone surrogate (which no store or message could encode)."""
-    if not isinstance(title, str):
-        raise Refused("a title is text, not a file.")
-    title = " ".join(title.split())
+    "A todo title as the app keeps it (`plain_text`), or Refused with why, also when empty or too long."
+    title = plain_text(title, "a title")
     if not 0 < len(title) <= MAX_TITLE_CHARS:
         raise Refused(f"a title must be 1 to {MAX_TITLE_CHARS} characters.")
-    if any(unicodedata.category(c) == "Cc" for c in title):
-        raise Refused("a title cannot hold control characters (such as NUL).")
-    try:
-        title.encode()
-    except UnicodeEncodeError:
-        raise Refused("a title cannot hold a lone surrogate, which is no character.") from None
     return title
 
 
