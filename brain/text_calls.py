@@ -65,7 +65,7 @@ class Verdict(Enum):
     WORDS = "words"  # a reply wrapped in JSON ({"response": "..."}): its words are shown, not the JSON
 
 
-class Refused(ValueError):
+class NotStrictJson(ValueError):
     "JSON that no request could carry on (NaN, Infinity, a number out of range) or nested past MAX_DEPTH."
 
 
@@ -185,7 +185,7 @@ class CallFilter:
             try:
                 # Small models often stop before the last brace: at the end, a call it closes is taken.
                 value = load_json(_closed(s[i:]) if end is None else s[i:end])
-            except Refused:
+            except NotStrictJson:
                 return Verdict.TEXT, 0, []
             except ValueError:
                 value = None
@@ -252,20 +252,20 @@ class CallFilter:
 
 
 def load_json(raw: str):
-    "JSON as RFC 8259 has it, nested at most MAX_DEPTH deep; raises ValueError (`Refused` for what the RFC has not)."
+    "JSON as RFC 8259 has it, nested at most MAX_DEPTH deep; raises ValueError (`NotStrictJson` for what the RFC has not)."
     if _depth(raw) > MAX_DEPTH:
-        raise Refused(f"nested deeper than {MAX_DEPTH}")
+        raise NotStrictJson(f"nested deeper than {MAX_DEPTH}")
     return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite)
 
 
 def _refuse_constant(name: str):
-    raise Refused(f"{name} is not a JSON number")
+    raise NotStrictJson(f"{name} is not a JSON number")
 
 
 def _finite(digits: str) -> float:
     value = float(digits)
     if not math.isfinite(value):
-        raise Refused(f"{digits} is out of range")
+        raise NotStrictJson(f"{digits} is out of range")
     return value
 
 
