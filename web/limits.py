@@ -28,6 +28,7 @@ from web.apps import App, Refused
 REMEMBERED = 10_000  # sessions whose buckets are kept; a forgotten one starts full, as a new one does
 DATABASES = ("web.db", "web.db-wal", "brain.db", "brain.db-wal")  # what grows in DATA_DIR (SQLite's -shm stays small)
 TOO_MANY_REQUESTS, INSUFFICIENT_STORAGE = 429, 507
+EVERYONE = ""  # the one key of a bound shared by all sessions
 
 
 class Verdict(Enum):
@@ -55,25 +56,6 @@ class Rate:
             while len(self.buckets) > REMEMBERED:
                 self.buckets.popitem(last=False)
             return verdict
-
-
-class Bucket:
-    "One token bucket for all sessions together."
-
-    def __init__(self, per_s: float, burst: int, clock=time.monotonic):
-        self.per_s, self.burst, self.clock = per_s, burst, clock
-        self.tokens, self.then = float(burst), clock()
-        self.lock = threading.Lock()
-
-    def take(self) -> bool:
-        with self.lock:
-            now = self.clock()
-            self.tokens = min(float(self.burst), self.tokens + (now - self.then) * self.per_s)
-            self.then = now
-            if self.tokens < 1:
-                return False
-            self.tokens -= 1
-            return True
 
 
 @dataclass(frozen=True)
@@ -107,11 +89,12 @@ class Bounds:
 
     def __init__(self, settings: Settings, clock=time.monotonic):
         self.settings = settings
-        self.new_sessions = Bucket(settings.new_sessions_rate / 60, settings.new_sessions_burst, clock)
-        self.changes = Bucket(settings.changes_rate, settings.changes_burst, clock)
+        # One bucket each, shared by everyone: a `Rate` with a single key.
+        self.new_sessions = Rate(settings.new_sessions_rate / 60, settings.new_sessions_burst, clock)
+        self.changes = Rate(settings.changes_rate, settings.changes_burst, clock)
 
     def new_session(self) -> Refusal | None:
-        if self.new_sessions.take():
+        if self.new_sessions.take(EVERYONE) is Verdict.TAKEN:
             return None
         return Refusal(TOO_MANY_REQUESTS, "Too many new visitors at once: the app opens at most "
                                           f"{self.settings.new_sessions_rate:g} new sessions a minute "
@@ -121,7 +104,7 @@ class Bounds:
         "A change to the app, from any session: refused when the data is full or everyone together goes too fast."
         if full := data_full(self.settings):
             return full
-        if self.changes.take():
+        if self.changes.take(EVERYONE) is Verdict.TAKEN:
             return None
         return Refusal(TOO_MANY_REQUESTS, "The app is taking too many changes at once from all its sessions "
                                           f"(more than {self.settings.changes_rate:g} a second, CHANGES_RATE); "
