@@ -9,8 +9,9 @@ the app's changes through its POST/DELETE routes each take from one bucket share
 and past DATA_MAX_MB of databases in DATA_DIR every change (the model's actions too) is refused
 while reading goes on. A request another site makes (`Sec-Fetch-Site: cross-site`) takes no new
 session from the bucket: it can write nothing (the origin check), and counted, a page anywhere on
-the web could spend the bucket and keep new visitors out. Each refusal says which setting it met. The defaults are far above what a person
-does (a person does not open 30 new sessions a minute), so they only ever meet a script.
+the web could spend the bucket and keep new visitors out. Each refusal says which setting it met.
+The defaults are far above what a person does (a person does not open 30 new sessions a minute),
+so they only ever meet a script.
 
 `before` runs in a thread pool and the model's actions on the store's thread, so the buckets lock.
 """
