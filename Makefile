@@ -78,8 +78,10 @@ bench-ab: setup-dev
 
 # The same, plus the prompt-cache rows on a real engine (builds llama-cpp-python: minutes on 2 cores).
 # llama.cpp's native build uses every instruction the CPU lists, AMX included, which a VM may not
-# allow (SIGILL at the first token): build for AVX2/AVX-512 instead, once, never from pip's cache.
-LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON
+# allow (SIGILL at the first token): build for AVX2, and AVX-512 only where the CPU has it (a build
+# with it on a CPU without it dies with SIGILL too), once, never from pip's cache.
+AVX512 := $(if $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo yes),ON,OFF)
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=$(AVX512)
 $(VENV)/.installed-llama: $(VENV)/.installed-dev
 	CMAKE_ARGS="$(LLAMA_CMAKE)" $(PY) -m pip install -q --no-cache-dir --force-reinstall --no-deps llama-cpp-python
 	$(PY) -m pip install -q -e '.[dev,llama]'
