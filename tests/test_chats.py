@@ -346,7 +346,7 @@ def test_the_models_action_is_applied_once_shown_in_every_tab_and_answered_with_
     assert chats.events.app.state("s") == "The todo list now:\n- [ ] #1 milk", "one todo, not two"
     cards = json.loads(chats.sessions.get("s").reply(reply).cards)
     assert cards == [{"call": "call_1", "text": "Added #1 'milk'.", "ok": True, "undone": False, "name": "add_todo",
-                      "arguments": {"title": "milk"}, "at": 0, "index": 0}], "with what a resume needs of the call"
+                      "arguments": {"title": "milk"}, "at": 0, "index": 0, "undoable": True}], "with what a resume needs of the call"
     assert not bus.events(), "the model's own change is not told back to it as the user's"
 
 
@@ -442,7 +442,8 @@ def test_an_htmx_request_to_any_route_is_told_to_the_model_without_route_code(tm
         http.post("/todos", data={"title": "milk"}, headers={"HX-Request": "true", "HX-Trigger": "todo-form"})
     [tapped, added] = [m for m in app.state.broker.sent if isinstance(m, AppEvent)]
     assert (tapped.lines, tapped.state, tapped.comment) == (
-        ["used #lamp-dial (POST /lamp brightness='7' → 200)"], "", False), "the secret stays out"
+        ["used #lamp-dial (POST /lamp brightness='7' → 200), showing 'lamp at 7'"], "The todo list is now empty.", True), \
+        "the secret stays out; what it swapped in is told, a change with the state and a comment"
     assert (added.lines, added.comment) == (["added #1 'milk'"], True), "the app's route tells its change, once"
 
 

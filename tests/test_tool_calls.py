@@ -37,6 +37,9 @@ class Actions:
                                           text=f"Added {arguments.get('title')!r}." if ok else "Error: no such tool.")
         return row, [f"+{arguments.get('title')}"] if ok else []
 
+    def undoable(self, name):
+        return name == "add"
+
     def undo(self, session, call):
         if self.refuse:
             raise Refused("The list is full.")
@@ -80,7 +83,7 @@ def test_a_call_is_shown_as_a_card_and_in_every_tab_and_answered_with_the_apps_b
     call(tools, add("c1", at=7))
     assert json.loads(sessions.get("s").reply("r1").cards) == [{"call": "c1", "text": "Added 'milk'.", "ok": True,
                                                                  "undone": False, "name": "add",
-                                                                 "arguments": {"title": "milk"}, "at": 7, "index": 0}]
+                                                                 "arguments": {"title": "milk"}, "at": 7, "index": 0, "undoable": True}]
     assert relay.fragments == [("s", "<li>+milk</li>")] and relay.shown[-1][:2] == ("s", "r1")
     [(sid, state, result)] = events.sent
     assert isinstance(result, ToolResult) and (sid, state, result.reply, result.call, result.ok, result.text,

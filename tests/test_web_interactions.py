@@ -1,7 +1,8 @@
 """The web's interaction tap (web/interactions.py): every htmx request, once answered, and every
-htmx-ext-ws frame that is no chat control is told to the model in one line, with bounded values and
-never a secret; a request that is not htmx's, has no session, was refused for the session's rate,
-or went to one of the app's own routes (which tell their own changes), is not."""
+htmx-ext-ws frame that is no chat control is told to the model in one line, with bounded values,
+never a secret, and the text of what the response swapped in; a change (not GET, answered 2xx) is
+told as one, with the tab that made it; a request that is not htmx's, has no session, was refused
+for the session's rate, fetches a tab's page again, or whose route told its change, is not."""
 import asyncio
 
 from web.exchange import Exchanges, exchange
@@ -37,8 +38,8 @@ def test_a_websocket_frame_is_told_with_its_trigger_and_fields():
 class App:
     "The app behind the tap: reads the whole body, notes it, answers `status`."
 
-    def __init__(self, status=200, tells=False):
-        self.status, self.bodies, self.tells = status, [], tells
+    def __init__(self, status=200, tells=False, html=b"", says=()):
+        self.status, self.bodies, self.tells, self.html, self.says = status, [], tells, html, says
 
     async def __call__(self, scope, receive, send):
         body = b""
@@ -51,13 +52,20 @@ class App:
         scope.setdefault("session", {})["sid"] = "sid-1"  # as the session middleware leaves it
         if self.tells:
             exchange().told = True  # as host.changed marks it
-        await send({"type": "http.response.start", "status": self.status, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
+        exchange().said.extend(self.says)  # as Loop.tell says it
+        headers = [(b"content-type", b"text/html; charset=utf-8")] if self.html else []
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.html or b"ok"})
 
 
 def request(app, body=b"", hx=True, path="/lamp", method="POST", form=True, chunks=None, headers=()):
-    told, sent = [], []
-    tap = Exchanges(InteractionTap(app, lambda sid, line: told.append((sid, line))))
+    sent = []
+    async def tell(sid, lines, change, tab):
+        told.append((sid, *lines) if len(lines) == 1 else (sid, lines))
+        changes.append((change, tab))
+
+    told, changes = [], []
+    tap = Exchanges(InteractionTap(app, tell))
     pending = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)] \
         if chunks else [{"type": "http.request", "body": body}]
     hdrs = [(b"hx-request", b"true")] if hx else []
@@ -72,6 +80,7 @@ def request(app, body=b"", hx=True, path="/lamp", method="POST", form=True, chun
         sent.append(message)
 
     asyncio.run(tap(scope, receive, send))
+    request.changes = changes  # whether each told one was a change, and from which tab
     return told, sent
 
 
@@ -102,7 +111,10 @@ def test_only_htmx_requests_with_a_session_and_within_the_rate_are_told():
         await receive()
         await send({"type": "http.response.start", "status": 200, "headers": []})
     told = []
-    asyncio.run(InteractionTap(no_session, lambda sid, line: told.append(line))(
+
+    async def tell(sid, lines, change, tab):
+        told.append(lines)
+    asyncio.run(InteractionTap(no_session, tell)(
         {"type": "http", "method": "GET", "path": "/", "headers": [(b"hx-request", b"true")]},
         lambda: asyncio.sleep(0, {"type": "http.request", "body": b""}), lambda m: asyncio.sleep(0)))
     assert told == []
@@ -115,3 +127,23 @@ def test_a_body_that_is_not_a_form_gives_no_values_and_a_big_one_is_cut():
     told, _ = request(app, chunks=[b"a=1&p=" + b"x" * MAX_BODY_BYTES + b"&b=past-the-bound", b"&c=later"])
     assert app.bodies[0].endswith(b"&b=past-the-bound&c=later"), "the app gets the whole body"
     assert told[0][1] == f"used the page (POST /lamp a='1', p='{'x' * MAX_VALUE_CHARS}' → 200)"
+
+
+def test_what_the_response_swapped_in_is_told_as_text_bounded_and_a_change_says_so_with_its_tab():
+    fragment = b'<li id="todo-3" class="item"><input type="checkbox"><span>buy &amp; cook</span><button>x</button></li>'
+    told, _ = request(App(html=fragment), b"", headers=[(b"hx-target", b"todo-3"), (b"x-tab", b"a" * 32)])
+    assert told == [("sid-1", "used the page (POST /lamp into #todo-3 → 200), showing 'buy & cook x'")]
+    assert request.changes == [(True, "a" * 32)], "a POST answered 200 changed the app, from that tab"
+    told, _ = request(App(html=b"<p>" + b"word " * 1000 + b"</p>"), method="GET", form=False)
+    assert told[0][1].endswith(f"showing {('word ' * 60).strip()!r}") and request.changes == [(False, "")], \
+        "bounded; a GET changes nothing"
+    assert request(App(html=b" "), method="DELETE", form=False)[0] == [
+        ("sid-1", "used the page (DELETE /lamp → 200), showing nothing")], "an item swapped out for nothing"
+    assert request(App(status=404, html=b"<p>No such todo</p>"), form=False)[0] == [
+        ("sid-1", "used the page (POST /lamp → 404)")] and request.changes == [(False, "")], "a refusal changed nothing"
+
+
+def test_a_route_that_says_what_it_changed_is_told_in_its_words_and_a_tabs_refetch_not_at_all():
+    assert request(App(html=b"<li>milk</li>", says=["added 'milk'"]), b"title=milk")[0] == [("sid-1", "added 'milk'")]
+    assert request(App(html=b"<li>milk</li>"), method="GET", headers=[(b"x-loop-refresh", b"1")])[0] == [], \
+        "another tab fetching its part of the page again is not the user doing something"

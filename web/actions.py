@@ -68,12 +68,16 @@ class Actions:
         self.rows.insert(row)
         return row, changes
 
+    def undoable(self, name: str) -> bool:
+        action = self.app.action(name)
+        return bool(action and action.undo)
+
     def undo(self, session: str, call: str) -> tuple[ActionRow | None, list[Change]]:
         """Revert exactly what an action did; None when there is no such action left to undo.
         Raises Refused, changing nothing, when the app cannot (its list is full, say)."""
         row = self._kept(session, call, " and ok and not undone")
         action = self.app.action(row.name) if row else None
-        if action is None:
+        if action is None or action.undo is None:
             return None, []
         try:
             changes = action.undo(session, msgspec.json.decode(row.undo))

@@ -16,6 +16,7 @@ The web does the rest: the chat, the bus, applying each call once with its card 
 """
 import enum
 import importlib
+import os
 import types
 import typing
 import unicodedata
@@ -73,8 +74,9 @@ class Action:
     description: str
     arguments: type
     run: Callable[[str, Any], Outcome]
-    undo: Callable[[str, Any], list[Change]]
+    undo: Callable[[str, Any], list[Change]] | None  # None: it cannot be undone, and its card has no Undo
     prepare: Callable[[dict], dict] = lambda arguments: arguments
+    required: tuple[str, ...] | None = None  # the parameters a call must give; None: every one
 
 
 @dataclass(frozen=True)
@@ -91,13 +93,14 @@ class App:
     persona: str  # the system message: who the model is in this app, and when to call a tool
     actions: list[Action]
     routes: list[Route]
-    panel: Callable[[str], Awaitable]  # the app's side of the page, for a session
+    panel: Callable[[str], Awaitable] | None  # the app's side of the layer's page, for a session; None: pages of its own
     state: Callable[[str], str]  # on the store's thread: the state as the model is told it
     brief: Callable[[str], str]  # the same on one line, after a tool call (small models echo a list back)
     tell: Callable[[Change], str]  # a change in words: "added #3 'milk'"
     show: Callable[[list[Change]], str]  # changes as htmx out-of-band fragments, for every tab of the session
     aliases: dict[str, str] = field(default_factory=dict)  # tool names small models invent, for the real ones
     placeholder: str = "Talk to the app…"
+    fasthtml: Any = None  # a plain FastHTML app whose routes and pages the web serves (web/loop.py)
 
     def prompt(self, settings: Settings) -> Prompt:
         "The system message (SYSTEM_PROMPT replaces the persona) and the tools: the same bytes every time."
@@ -118,14 +121,16 @@ class Host:
     settings: Settings
     disk: Any
     changed: Callable[[str, list[Change]], Awaitable[None]]
+    loop: Any = None  # the web's event loop once it runs: where an app's async action is awaited
 
 
 JSON_TYPES = {int: "integer", str: "string", bool: "boolean", float: "number"}
 
 
 def tool_schema(action: Action) -> dict:
-    """Ollama's tool definition for an action. Every parameter is listed as required (small models
-    leave out what is optional, then guess); a default only covers a model that still does. A
+    """Ollama's tool definition for an action. Unless the action says which, every parameter is listed
+    as required (small models leave out what is optional, then guess); a default only covers a model
+    that still does. A description is a `msgspec.Meta`'s or a plain string in `Annotated`. A
     field typed `A | B` is offered as A, the form the model should use; B is accepted too. A
     `Literal` or an Enum is offered as its values, a `list[X]` as an array of X; a type that has no
     such form stops the web with the action and field named."""
@@ -135,7 +140,8 @@ def tool_schema(action: Action) -> dict:
         kind, description = hints[name], ""
         if typing.get_origin(kind) is typing.Annotated:
             kind, *extras = typing.get_args(kind)
-            description = next((m.description for m in extras if isinstance(m, msgspec.Meta) and m.description), "")
+            description = next((m if isinstance(m, str) else m.description for m in extras
+                                if isinstance(m, str) or isinstance(m, msgspec.Meta) and m.description), "")
         try:
             properties[name] = {**_json_type(kind), **({"description": description} if description else {})}
         except TypeError as e:
@@ -143,7 +149,8 @@ def tool_schema(action: Action) -> dict:
                              "float, bool, a Literal, an Enum or a list of those") from None
     return {"type": "function", "function": {
         "name": action.name, "description": action.description,
-        "parameters": {"type": "object", "properties": properties, "required": list(properties)}}}
+        "parameters": {"type": "object", "properties": properties,
+                       "required": list(properties) if action.required is None else list(action.required)}}}
 
 
 def _json_type(kind) -> dict:
@@ -164,8 +171,11 @@ def _json_type(kind) -> dict:
 
 
 def load(name: str, host: Host) -> App:
-    "The app called `name`: a package under apps/ (APP=reading) or any importable module with `make(host)`."
+    """The app called `name`: a package under apps/ (APP=reading) or any importable module, which
+    either wraps its FastHTML app in a `web.loop.Loop` or has `make(host) -> App`. It is imported
+    with DATA_DIR set to its own data folder, where a plain app keeps its database."""
     module_name = name or DEFAULT_APP
+    os.environ["DATA_DIR"] = str(host.settings.data_dir)
     for candidate in [module_name] if "." in module_name else [f"apps.{module_name}", module_name]:
         try:
             module = importlib.import_module(candidate)
@@ -177,7 +187,11 @@ def load(name: str, host: Host) -> App:
                 raise SystemExit(f"APP={name!r}: {candidate} could not be imported: {e}") from None
     else:
         raise SystemExit(f"APP={name!r}: no such app; the apps are under apps/, or name any importable module "
-                         "with make(host)")
+                         "with a Loop or make(host)")
+    loops = [v for v in vars(module).values() if callable(getattr(type(v), "as_app", None))]
+    if len(loops) == 1:
+        return loops[0].as_app(host)
     if not callable(getattr(module, "make", None)):
-        raise SystemExit(f"APP={name!r}: {module.__name__} has no make(host) -> App (see web/apps.py)")
+        raise SystemExit(f"APP={name!r}: {module.__name__} has {'more than one Loop' if loops else 'no Loop'} and no "
+                         "make(host) -> App (see web/loop.py)")
     return module.make(host)

@@ -5,9 +5,10 @@ carries the id of what it replaces or appends to. All text is escaped (by FT ren
 html.escape on the per-chunk hot path): model output, the app's data and user text are never markup.
 """
 import json
+import uuid
 from html import escape
 
-from fasthtml.common import (A, Article, Button, Details, Div, Form, H1, H2, Header, Input, Link, Main,
+from fasthtml.common import (A, Article, Aside, Button, Details, Div, Form, H1, H2, Header, Input, Link, Main,
                              Meta, Option, Pre, Progress, Script, Section, Select, Small, Span, Summary, Title)
 
 from shared.messages import PullOutcome, Stats, full_name
@@ -22,7 +23,7 @@ def ActionCards(cards: list[dict]):
         Div(cls=f"card {'ok' if c['ok'] else 'refused'}{' undone' if c.get('undone') else ''}")(
             Span(c["text"]),
             Button("Undo", ws_send=True, hx_vals={"undo": c["call"]}, cls="act outline secondary")
-            if c["ok"] and not c.get("undone") else Small("undone" if c.get("undone") else ""))
+            if c["ok"] and not c.get("undone") and c.get("undoable", True) else Small("undone" if c.get("undone") else ""))
         for c in cards]) if cards else ""
 
 
@@ -166,34 +167,58 @@ def Persona(prompt: str):
     return Details(Summary("The model's instructions"), Pre(prompt, cls="persona"), cls="persona")
 
 
-def Page(title: str, panel, bubbles, status, max_chat_chars: int, persona: str, picker, pulls, placeholder: str,
-         tab: str):
-    """The app's panel (its own FT) beside the chat, which is the same for every app. `tab` names this
-    page: its WebSocket and every htmx request inside it say it, so its own changes are not sent back."""
+def Chat(tab: str, bubbles, status, max_chat_chars: int, persona: str, picker, pulls, placeholder: str):
+    "The chat, the same beside every app's page; `tab` names the page, so its own changes are not sent back to it."
+    return Section(cls="chat", id="chat", hx_ext="ws", ws_connect=f"/ws?tab={tab}", data_tab=tab)(
+        Div(H2("Chat"), Div(
+            status, picker,
+            A("Export .md", href="/export/markdown", download=True),
+            A("Export .json", href="/export/json", download=True),
+            Button("New chat", ws_send=True, hx_vals={"reset": "all"}, id="new-chat",
+                   cls="outline secondary", title="Forget this conversation"), cls="chat-actions"),
+            cls="chat-head"),
+        Div(OtherModel(), pulls, cls="models"),
+        Transcript(bubbles),
+        Div(id="notice"),
+        Div(id="loop-refresh", hidden=True),
+        Form(id="chat-form", ws_send=True)(
+            Input(id="msg", name="msg", placeholder=placeholder, required=True,
+                  maxlength=max_chat_chars, autocomplete="off", autofocus=True),
+            Button("Send")),
+        Persona(persona))
+
+
+def Refresh():
+    """Sent to a tab when the app changed in another one (or by the model): it fetches the app's part
+    of its page again (app.js), whatever the app is."""
+    return Div(id="loop-refresh", hidden=True, hx_swap_oob="true", data_at=uuid.uuid4().hex)
+
+
+def ChatSlot():
+    "Where the chat goes on a plain app's page: fetched once the page is there, for this tab."
+    return Aside(id="chat", hx_get="/chat", hx_trigger="load", hx_swap="outerHTML", cls="chat")
+
+
+def Page(title: str, panel, chat):
+    "The layer's page for an app declared with make(host): its panel, then the chat."
     return (
         Title(title),
-        Main(cls="container", hx_headers=json.dumps({"X-Tab": tab}))(
-            Header(H1(title), status, cls="top"),
-            Div(cls="panes")(
-                panel,
-                Section(cls="chat", hx_ext="ws", ws_connect=f"/ws?tab={tab}")(
-                    Div(H2("Chat"), Div(
-                        picker,
-                        A("Export .md", href="/export/markdown", download=True),
-                        A("Export .json", href="/export/json", download=True),
-                        Button("New chat", ws_send=True, hx_vals={"reset": "all"}, id="new-chat",
-                               cls="outline secondary", title="Forget this conversation"), cls="chat-actions"),
-                        cls="chat-head"),
-                    Div(OtherModel(), pulls, cls="models"),
-                    Transcript(bubbles),
-                    Div(id="notice"),
-                    Form(id="chat-form", ws_send=True)(
-                        Input(id="msg", name="msg", placeholder=placeholder, required=True,
-                              maxlength=max_chat_chars, autocomplete="off", autofocus=True),
-                        Button("Send")),
-                    Persona(persona))),
-        ),
+        Main(cls="container")(
+            Header(H1(title), cls="top"),
+            Div(cls="panes")(panel, chat)),
     )
+
+
+def local_heads(heads) -> list:
+    """The layer's head elements, then those of a plain app that stay on this machine (a style, a
+    meta, a script or stylesheet served by the app itself): FastHTML's defaults from a CDN would
+    not load offline, and would tell a third party who uses the app."""
+    def local(h) -> bool:
+        url = str(h.attrs.get("src") or h.attrs.get("href") or "") if hasattr(h, "attrs") else ""
+        if getattr(h, "tag", "") == "meta" and ("charset" in h.attrs or h.attrs.get("name") == "viewport"):
+            return False  # the layer's own say how the page reads
+        return getattr(h, "tag", "") in ("style", "meta", "script", "link") and not url.startswith(("http:", "https:", "//"))
+    return [*head_assets(), *[h for h in heads or () if local(h)]]
 
 
 def head_assets():

@@ -13,7 +13,7 @@ changes in place, so the middlewares around the route see what it did.
 """
 import re
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.datastructures import Headers
 
@@ -23,7 +23,8 @@ TAB_ID = re.compile(r"[0-9a-f]{32}\Z")  # a uuid4's hex, as the page is given it
 @dataclass
 class Exchange:
     tab: str = ""  # the tab that made the request; "" for none (a script)
-    told: bool = False  # the app told the model what the request changed
+    told: bool = False  # the model has been told what the request changed (host.changed), or need not be
+    said: list[str] = field(default_factory=list)  # what it changed in the app's own words (Loop.tell)
 
 
 _current: ContextVar[Exchange | None] = ContextVar("exchange", default=None)

@@ -3,8 +3,11 @@ route or control added to the page is heard with no extra code.
 
 An app's route that tells the model what it changed (`host.changed`, which marks its exchange told:
 web/exchange.py) is not told again here, nor are the chat's own controls, which are chat turns or
-replies. Every other interaction, an app's route that told nothing included, is told as used, in
-one line (`heard`), to be seen with the next turn, without a comment of its own.
+replies. Every other interaction, an app's route that told nothing included, is told in one line
+(`heard`): the control, the method and path, the form values and the text of what the response
+swapped in, or the words the route said (`Loop.tell`). A change (any method but GET or HEAD,
+answered 2xx) is shown in the session's other tabs and commented on once the clicking pauses;
+anything else is seen with the next turn, without a comment of its own.
 
 HTTP requests carrying `HX-Request` are tapped by an ASGI middleware after they are answered (so
 the status is known and the session cookie has been read); htmx-ext-ws frames that are no chat
@@ -13,7 +16,8 @@ suggest a secret are never told.
 """
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from html.parser import HTMLParser
 from urllib.parse import parse_qsl
 
 from web.exchange import exchange
@@ -22,7 +26,26 @@ SECRET = re.compile(r"pass|secret|token|key|csrf|auth|cookie", re.IGNORECASE)
 MAX_VALUES = 20
 MAX_VALUE_CHARS = 200
 MAX_BODY_BYTES = 16_384
+MAX_SHOWN_CHARS = 300
 TOO_MANY_REQUESTS = 429
+READS = ("GET", "HEAD")
+
+
+class _Text(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data):
+        self.parts.append(data)
+
+
+def text_of(html: str, limit: int | None = MAX_SHOWN_CHARS) -> str:
+    "The text a fragment of HTML shows, spaces folded, at most `limit` characters (None: all)."
+    parser = _Text()
+    parser.feed(html)
+    parser.close()
+    return " ".join(" ".join(parser.parts).split())[:limit].rstrip()
 
 
 def values_of(fields: dict) -> dict[str, str]:
@@ -35,12 +58,16 @@ def values_of(fields: dict) -> dict[str, str]:
     return kept
 
 
-def heard(method: str, path: str, trigger: str, name: str, fields: dict, status: int) -> str:
-    "An interaction in words: which control, where, with what, and how it was answered."
+def heard(method: str, path: str, trigger: str, name: str, fields: dict, status: int, target: str = "",
+          shown: str | None = None) -> str:
+    """An interaction in words: which control, where, with what, how it was answered, and what it
+    swapped in (None: not known, as for a WebSocket frame)."""
     what = f"#{trigger[:MAX_VALUE_CHARS]}" if trigger else name[:MAX_VALUE_CHARS] or "the page"
     values = ", ".join(f"{k}={v!r}" for k, v in values_of(fields).items())
+    into = f" into #{target[:MAX_VALUE_CHARS]}" if target else ""
     answer = f" → {status}" if status else ""
-    return f"used {what} ({method} {path[:MAX_VALUE_CHARS]}{' ' + values if values else ''}{answer})"
+    showing = "" if shown is None else f", showing {shown!r}" if shown else ", showing nothing"
+    return f"used {what} ({method} {path[:MAX_VALUE_CHARS]}{' ' + values if values else ''}{into}{answer}){showing}"
 
 
 def ws_heard(data: dict) -> str:
@@ -50,16 +77,17 @@ def ws_heard(data: dict) -> str:
 
 
 class InteractionTap:
-    "ASGI middleware: tell each htmx request once it is answered, unless the app told what it changed."
+    """ASGI middleware: tell each htmx request once it is answered, unless the app told what it
+    changed. `tell(session, lines, change, tab)`: `change` when it changed the app."""
 
-    def __init__(self, app, tell: Callable[[str, str], None]):
+    def __init__(self, app, tell: Callable[[str, list[str], bool, str], Awaitable[None]]):
         self.app, self.tell = app, tell
 
     async def __call__(self, scope, receive, send):
         headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
-        if headers.get(b"hx-request") != b"true":
+        if headers.get(b"hx-request") != b"true" or headers.get(b"x-loop-refresh") == b"1":
             return await self.app(scope, receive, send)
-        body, status = bytearray(), [0]
+        body, shown, status = bytearray(), bytearray(), [0, False]
 
         async def receive_and_keep():
             message = await receive()
@@ -70,13 +98,26 @@ class InteractionTap:
         async def send_and_note(message):
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                status[1] = b"text/html" in dict(message.get("headers") or []).get(b"content-type", b"")
+            elif message["type"] == "http.response.body" and status[1] and len(shown) < MAX_BODY_BYTES:
+                shown.extend(message.get("body", b"")[:MAX_BODY_BYTES - len(shown)])
             await send(message)
 
         await self.app(scope, receive_and_keep, send_and_note)
-        sid = (scope.get("session") or {}).get("sid")
+        sid, made = (scope.get("session") or {}).get("sid"), exchange()
         # Refused for the session's rate, it goes no further; told by the app, it is heard already.
-        if sid and status[0] != TOO_MANY_REQUESTS and not exchange().told:
-            form = b"x-www-form-urlencoded" in headers.get(b"content-type", b"")
-            fields = dict(parse_qsl(body.decode(errors="replace"))) if form else {}
-            self.tell(sid, heard(scope["method"], scope["path"], headers.get(b"hx-trigger", b"").decode(errors="replace"),
-                                 headers.get(b"hx-trigger-name", b"").decode(errors="replace"), fields, status[0]))
+        if not sid or status[0] == TOO_MANY_REQUESTS or made.told:
+            return
+        change = scope["method"] not in READS and 200 <= status[0] < 300
+        if made.said:
+            return await self.tell(sid, made.said, change, made.tab)
+        form = b"x-www-form-urlencoded" in headers.get(b"content-type", b"")
+        fields = dict(parse_qsl(body.decode(errors="replace"))) if form else {}
+        text = text_of(shown.decode(errors="replace")) if status[1] and 200 <= status[0] < 300 else None
+        line = heard(scope["method"], scope["path"], _header(headers, b"hx-trigger"), _header(headers, b"hx-trigger-name"),
+                     fields, status[0], _header(headers, b"hx-target"), text)
+        await self.tell(sid, [line], change, made.tab)
+
+
+def _header(headers: dict, name: bytes) -> str:
+    return headers.get(name, b"").decode(errors="replace")

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from fasthtml.common import Beforeware, FastHTML, Response, to_xml
+from fasthtml.common import Beforeware, Div, FastHTML, Response, to_xml
 from starlette.middleware import Middleware
 from starlette.responses import FileResponse
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -37,11 +37,12 @@ from web.app_events import AppEvents
 from web.broker import Broker, Owner
 from web.clients import Clients
 from web.commands import Commands
-from web.components import Page, head_assets
+from web.components import Chat, ChatSlot, Page, Refresh, head_assets, local_heads
 from web.exchange import Exchanges, exchange, tab_id
 from web.export import to_json, to_markdown
 from web.interactions import InteractionTap
 from web.limits import Bounds, Rate, Verdict
+from web.loop import adopt
 from web.pulls import Pulls
 from web.relay import Relay
 from web.replies import Replies
@@ -142,6 +143,14 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         chat.relay.changes(sid, app_.show(changes), but=made.tab)
         await chat.events.changed(sid, changes)
 
+    async def heard(sid: str, lines: list[str], change: bool, tab: str) -> None:
+        "An htmx interaction the app did not tell (web/interactions.py): a change is shown in the other tabs."
+        if change:
+            chat.relay.changes(sid, to_xml(Refresh()), but=tab)
+            chat.events.tell(sid, lines, await disk.call(app_.state, sid), comment=True)
+        else:
+            chat.events.tell(sid, lines)
+
     host = apps.Host(store.db, settings, disk, changed)
     bounds = Bounds(settings)
     app_ = bounds.guard(apps.load(settings.app, host))  # the model's actions count as changes too
@@ -152,6 +161,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         missing = [p for p in VENDOR.values() if not (ROOT / "node_modules" / p).exists()]
         if missing:
             raise SystemExit(f"browser assets missing ({', '.join(missing)}): run `npm ci` (`make run` does)")
+        host.loop = asyncio.get_running_loop()  # where an app's async action is awaited
         broker.open()
         broker.resume(await disk.call(store.pending, settings.max_frame_bytes),
                       {row.session: Owner(row.worker, row.epoch) for row in await disk.call(store.assignments)})
@@ -186,7 +196,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         before=Beforeware(before, skip=[r"/static/.*", r"/vendor/.*", r"/api/status"]),  # status polls need no session
         key_fname=str(settings.data_dir / ".sesskey"),
         middleware=[Middleware(AllowedHosts, names=settings.allowed_hosts), Middleware(SecurityHeaders), Middleware(Exchanges),
-                    Middleware(InteractionTap, tell=lambda sid, line: chat.events.tell(sid, [line]))],
+                    Middleware(InteractionTap, tell=heard)],
         routes=[
             WebSocketRoute("/ws", chat_socket),
             Route("/vendor/{name}", vendor_file),
@@ -199,13 +209,17 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     for route in app_.routes:
         rt(route.path, methods=[route.method])(route.handler)
 
-    @rt("/", methods=["get"])
-    async def index(session):
-        sid = session["sid"]
+    async def chat_of(sid: str, tab: str):
         await chat.sessions.open(sid)
         views = chat.views
-        return Page(app_.title, await app_.panel(sid), views.bubbles(sid), views.status_line(sid), settings.max_chat_chars,
-                    chat.prompt.system, views.picker(sid), views.pull_panel(sid), app_.placeholder, uuid.uuid4().hex)
+        return Chat(tab, views.bubbles(sid), views.status_line(sid), settings.max_chat_chars, chat.prompt.system,
+                    views.picker(sid), views.pull_panel(sid), app_.placeholder)
+
+    @rt("/chat", methods=["get"])
+    async def chat_part(req, session):
+        "The chat for a plain app's page, which fetches it for its tab (web/loop.py)."
+        exchange().told = True  # the layer's own part of the page, not something the user did
+        return await chat_of(session["sid"], tab_id(req.headers.get("x-tab")) or uuid.uuid4().hex)
 
     @rt("/export/{fmt}", methods=["get"])
     async def export(session, fmt: str):
@@ -228,4 +242,14 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         return {"status": state.value, "text": text, "workers": workers, "models": broker.models,
                 "clients": len(clients), "pending": len(broker.pending)}
 
+    if app_.fasthtml is not None:
+        adopt(app, app_.fasthtml, app.before[0], ChatSlot, local_heads)
+    else:
+        @rt("/", methods=["get"])
+        async def index(req, session):
+            sid = session["sid"]
+            panel = Div(await app_.panel(sid), id="loop-app")
+            if req.headers.get("x-loop-refresh") == "1":
+                return panel  # another tab changed the app: this one fetches its part again
+            return Page(app_.title, panel, await chat_of(sid, uuid.uuid4().hex))
     return app

@@ -56,7 +56,7 @@ class ToolCalls:
     async def _act(self, msg: CallTool) -> None:
         row, changes = await self.disk.call(self.actions.act, msg.session, msg.reply, msg.call, msg.name, msg.arguments)
         self._card(msg.session, msg.reply, msg.call, text=row.text, ok=row.ok, undone=row.undone, name=msg.name,
-                   arguments=msg.arguments, at=msg.at, index=msg.index)
+                   arguments=msg.arguments, at=msg.at, index=msg.index, undoable=self.actions.undoable(row.name))
         self.relay.changes(msg.session, self.app.show(changes))
         state, brief = await self.disk.call(lambda: (self.app.state(msg.session), self.app.brief(msg.session)))
         self.events.send_state(msg.session, state, ToolResult(

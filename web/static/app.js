@@ -74,6 +74,25 @@
     if (list && stickToBottom) list.scrollTop = list.scrollHeight;
   }
 
+  // Every request of this page says which tab made it (X-Tab), so a change it makes is not sent
+  // back to it: the chat's own id where the layer's page gave one, else this page's (the chat of a
+  // plain app's page is fetched with it, and takes it).
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  const tab = Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
+  document.addEventListener("htmx:configRequest", function (e) {
+    const chat = document.getElementById("chat");
+    e.detail.headers["X-Tab"] = (chat && chat.dataset.tab) || tab;
+  });
+
+  // The app changed in another tab, or by the model: fetch this page's part of the app again.
+  document.addEventListener("htmx:oobAfterSwap", function (e) {
+    if (e.detail.target && e.detail.target.id === "loop-refresh" && document.getElementById("loop-app")) {
+      htmx.ajax("GET", location.pathname + location.search, { target: "#loop-app", select: "#loop-app",
+                                                              swap: "outerHTML", headers: { "X-Loop-Refresh": "1" } });
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () { renderAll(); scrollDown(); });
   document.addEventListener("htmx:wsAfterMessage", scrollDown);
 
