@@ -8,7 +8,7 @@ from fasthtml.common import *
 
 def render(todo):
     tid = f"todo-{todo.id}"
-    toggle = Input(type="checkbox", checked=todo.done, hx_post=f"/toggle/{todo.id}", target_id=tid, hx_swap="outerHTML")
+    toggle = Input(type="checkbox", checked=bool(todo.done), hx_post=f"/toggle/{todo.id}", target_id=tid, hx_swap="outerHTML")
     delete = Button("×", hx_delete=f"/{todo.id}", target_id=tid, hx_swap="outerHTML", cls="outline secondary")
     return Li(toggle, Span(todo.task, cls="title"), delete, id=tid, cls="item done" if todo.done else "item")
 

@@ -20,6 +20,9 @@ from collections.abc import Awaitable, Callable
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl
 
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+
 from web.exchange import exchange
 
 SECRET = re.compile(r"pass|secret|token|key|csrf|auth|cookie", re.IGNORECASE)
@@ -111,12 +114,29 @@ class InteractionTap:
         change = scope["method"] not in READS and 200 <= status[0] < 300
         if made.said:
             return await self.tell(sid, made.said, change, made.tab)
-        form = b"x-www-form-urlencoded" in headers.get(b"content-type", b"")
-        fields = dict(parse_qsl(body.decode(errors="replace"))) if form else {}
+        fields = await form_fields(scope, bytes(body))
         text = text_of(shown.decode(errors="replace")) if status[1] and 200 <= status[0] < 300 else None
         line = heard(scope["method"], scope["path"], _header(headers, b"hx-trigger"), _header(headers, b"hx-trigger-name"),
                      fields, status[0], _header(headers, b"hx-target"), text)
         await self.tell(sid, [line], change, made.tab)
+
+
+async def form_fields(scope, body: bytes) -> dict:
+    """A request's form as sent (urlencoded, or multipart as FastHTML's forms send it); {} for any
+    other body, or one cut at the bound that no longer parses. Files are left out."""
+    kind = dict(scope.get("headers") or []).get(b"content-type", b"")
+    if b"x-www-form-urlencoded" in kind:
+        return dict(parse_qsl(body.decode(errors="replace")))
+    if b"multipart/form-data" not in kind:
+        return {}
+
+    async def replay():
+        return {"type": "http.request", "body": body, "more_body": False}
+    try:
+        async with Request({**scope, "type": "http"}, replay).form(max_files=0) as form:
+            return {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    except (MultiPartException, ValueError):
+        return {}
 
 
 def _header(headers: dict, name: bytes) -> str:

@@ -1,192 +1,152 @@
-"""A reading list, with a librarian who has opinions: the second app on the app layer (web/apps.py).
-
-It shows how little an app needs: its data (one fastlite table), three actions the model may take
-(each with its undo), how a change is told and shown, and its htmx routes. The chat, the bus, the
-brain, the cards with Undo and every safeguard come from the layer. Run it with `make run APP=reading`.
-"""
-from dataclasses import dataclass
+"""A reading list, each session's own, with a librarian who has opinions: a plain FastHTML app (fastlite,
+htmx routes, FT components) with the model in its loop (web/loop.py). `make run APP=reading`."""
+import os
+from dataclasses import asdict, dataclass, replace
 from typing import Annotated
 
-import msgspec
-from fasthtml.common import H2, Button, Div, Form, Input, Li, Response, Section, Small, Span, Ul, to_xml
+from fasthtml.common import *
+from fastlite import database
 
-from web.apps import Action, App, Host, Outcome, Refused, Route, plain_text
+from web.apps import plain_text
+from web.loop import Loop, Refused
 
-PERSONA = (
-    "You are the librarian inside a reading-list app: well read, opinionated, brief (one or two sentences).\n\n"
-    "Call a tool only when the user asks you to change the list (add a book, mark one read or unread, remove "
-    "one); otherwise answer in words.\n\n"
-    "Messages that start with 'App note:' are not typed by the user: the app tells you what the user just did and "
-    "the reading list after it. Comment on those briefly, in character. The newest app note holds the list as it is now."
-)
-MAX_CHARS = 200
-MAX_BOOKS = 500  # per session: the list is in every prompt, and nothing grows without a bound
+PERSONA = "You are the librarian inside a reading-list app: well read, opinionated, brief (one or two sentences)."
+MAX_CHARS, MAX_BOOKS = 200, 500  # books per session: the list is in every prompt, and nothing grows without a bound
 
 
 @dataclass
 class Book:
-    id: int | None = None
-    session: str = ""
-    title: str = ""
+    id: int
+    title: str
     author: str = ""
     read: bool = False
 
 
-BookRef = Annotated[int | str, msgspec.Meta(description="The book's number: 2 for #2, or its title.")]
+db = database(os.path.join(os.environ.get("DATA_DIR", "data"), "reading.db"))
+books = db.t.books.create(dict(session=str, id=int, title=str, author=str, read=bool), pk=("session", "id"),
+                          if_not_exists=True)
+# Each session numbers its books from 1 and never gives a number twice: an Undo finds the book it means.
+db.execute("create table if not exists numbers (session text primary key, last integer not null)")
+NEXT = "insert into numbers values (?, 1) on conflict (session) do update set last = last + 1 returning last"
+app, rt = fast_app()
 
 
-class AddBook(msgspec.Struct):
-    title: Annotated[str, msgspec.Meta(description="The book's title.")]
-    author: Annotated[str, msgspec.Meta(description="Who wrote it; empty if the user did not say.")] = ""
-
-
-class MarkRead(msgspec.Struct):
-    id: BookRef
-    read: Annotated[bool, msgspec.Meta(description="true: read; false: not read yet.")] = True
-
-
-class RemoveBook(msgspec.Struct):
-    id: BookRef
+def listed(sid: str) -> list[Book]:
+    return [Book(r["id"], r["title"], r["author"], bool(r["read"]))
+            for r in books.rows_where("session = ?", [sid], order_by="id")]
 
 
 def describe(b: Book) -> str:
     return f"#{b.id} '{b.title}'" + (f" by {b.author}" if b.author else "")
 
 
-def tell(change: tuple[str, Book]) -> str:
-    what, book = change
-    return f"marked {describe(book)} {'read' if book.read else 'not read'}" if what == "marked" else f"{what} {describe(book)}"
+def reading_list(session) -> str:
+    lines = [f"- [{'x' if b.read else ' '}] {describe(b)}" for b in listed(session["sid"])]
+    return "The reading list now:\n" + "\n".join(lines) if lines else "The reading list is now empty."
 
 
-def BookItem(b: Book, oob: bool = False):
-    bid = f"book-{b.id}"
-    return Li(id=bid, cls="item done" if b.read else "item", hx_swap_oob="true" if oob else None)(
-        Input(type="checkbox", checked=b.read, hx_post=f"/books/{b.id}/read", hx_target=f"#{bid}", hx_swap="outerHTML",
+loop = Loop(app, PERSONA, state=reading_list, title="Reading list", placeholder="Ask the librarian…")
+
+
+def find(session, ref, missing: str = "") -> Book:
+    "A book by its number (2, '#2') or its title (any case), or Refused: `missing`, else the list."
+    text = str(ref).strip().lstrip("#").lower()  # a number given as one is never taken for a title
+    book = next((b for b in listed(session["sid"]) if text == str(b.id) or not isinstance(ref, int) and
+                 text == b.title.lower()), None)
+    if book is None:
+        raise Refused(missing or f"no book is {ref!r}. {reading_list(session)}")
+    return book
+
+
+GONE = "That book is gone already; there is nothing to undo."
+BookRef = Annotated[int | str, "The book's number: 2 for #2, or its title."]
+
+
+@loop.action
+def add_book(title: Annotated[str, "The book's title."],
+             author: Annotated[str, "Who wrote it; empty if the user did not say."] = "", session=None) -> Book:
+    "Add a book to the reading list. Only when the user asks to."
+    title, author = (plain_text(t, "a title or an author") for t in (title, author))
+    if not 0 < len(title) <= MAX_CHARS:
+        raise Refused(f"a title must be 1 to {MAX_CHARS} characters.")
+    if books.count_where("session = ?", [session["sid"]]) >= MAX_BOOKS:
+        raise Refused(f"the reading list holds {MAX_BOOKS} books, as many as it may; remove some first.")
+    [(number,)] = db.execute(NEXT, [session["sid"]])
+    books.insert(dict(session=session["sid"], **asdict(book := Book(number, title, author[:MAX_CHARS]))))
+    return book
+
+
+@add_book.undo
+def _(book: Book, session):
+    books.delete((session["sid"], find(session, book.id, GONE).id))
+
+
+@loop.action
+def mark_read(id: BookRef, read: Annotated[bool, "true: read; false: not read yet."] = True, session=None) -> Book:
+    "Mark a book read (read=true) or not read yet (read=false). Only when the user says so."
+    book = find(session, id)
+    if book.read == read:
+        raise Refused(f"{describe(book)} is marked {'read' if read else 'not read'} already.")
+    books.update(dict(session=session["sid"], id=book.id, read=read))
+    return replace(book, read=read)
+
+
+@mark_read.undo
+def _(book: Book, session):
+    books.update(dict(session=session["sid"], id=find(session, book.id, GONE).id, read=not book.read))
+
+
+@loop.action
+def remove_book(id: BookRef, session=None) -> Book:
+    "Take a book off the list. Only when the user asks to."
+    books.delete((session["sid"], (book := find(session, id)).id))
+    return book
+
+
+@remove_book.undo
+def _(book: Book, session):
+    books.insert(dict(session=session["sid"], **asdict(book)))
+
+
+def BookItem(b: Book):  # its checkbox and its × swap the whole item (hx-target and hx-swap are inherited)
+    return Li(id=f"book-{b.id}", cls="item done" if b.read else "item", hx_target="this", hx_swap="outerHTML")(
+        Input(type="checkbox", checked=b.read, hx_post=f"/books/{b.id}/read",
               aria_label=f"Mark '{b.title}' {'not read' if b.read else 'read'}"),
         Span(b.title, cls="title"), Small(b.author, cls="by"),
-        Button("×", hx_delete=f"/books/{b.id}", hx_target=f"#{bid}", hx_swap="outerHTML",
-               cls="delete outline secondary", aria_label=f"Remove '{b.title}'"))
+        Button("×", hx_delete=f"/books/{b.id}", cls="delete outline secondary", aria_label=f"Remove '{b.title}'"))
 
 
-def shown(change: tuple[str, Book]):
-    what, book = change
-    if what in ("added", "restored"):
-        return Ul(BookItem(book), id="book-list", hx_swap_oob="beforeend")
-    return Li(id=f"book-{book.id}", hx_swap_oob="delete") if what == "removed" else BookItem(book, oob=True)
+@rt("/")
+def get(session):
+    form = Form(id="book-form", cls="app-form", hx_post="/books", hx_target="#book-list", hx_swap="beforeend")(
+        Input(id="book-title", name="title", placeholder="A book to read", required=True, maxlength=MAX_CHARS,
+              autocomplete="off"),
+        Input(id="book-author", name="author", placeholder="by…", maxlength=MAX_CHARS, autocomplete="off"),
+        Button("Add"))
+    return Titled("Reading list", form, Div(id="app-notice", cls="notice", role="alert"),
+                  Ul(*map(BookItem, listed(session["sid"])), id="book-list", cls="items"))
 
 
-def make(host: Host) -> App:
-    books = host.db.create(Book, name="books", pk=("id", "session"), transform=True)
-    host.db.execute("create table if not exists book_numbers (session text primary key, last integer not null)")
+def changed(change, status: int):
+    "A route's change, told in words, and what htmx swaps in; Refused: why, answered with `status`."
+    try:
+        what, book = change()
+    except Refused as e:
+        return Response(str(e) if status == 400 else "No such book", status_code=status)
+    Loop.tell(f"{what} {describe(book)}" + (f" {'read' if book.read else 'not read'}" if what == "marked" else ""))
+    return "" if what == "removed" else BookItem(book)
 
-    def next_id(session: str) -> int:
-        """Each session numbers its own books from 1, past every number it gave: a removed book's
-        number never names another, so an Undo finds the book it means."""
-        [(bid,)] = host.db.execute(
-            "insert into book_numbers (session, last) values (?, (select coalesce(max(id), 0) + 1 from books "
-            "where session = ?)) on conflict (session) do update set last = last + 1 returning last", [session, session])
-        return bid
 
-    def kept(b: Book) -> Book:
-        "A row as the table gives it back (SQLite's 0 and 1 for read)."
-        return Book(b.id, b.session, b.title, b.author, bool(b.read))
+@app.post("/books")
+def add(session, title: str = "", author: str = ""):
+    return changed(lambda: ("added", add_book(title, author, session=session)), 400)
 
-    def listed(session: str) -> list[Book]:
-        return [kept(b) for b in books(where="session = ?", where_args=[session], order_by="id")]
 
-    def state(session: str) -> str:
-        lines = [f"- [{'x' if b.read else ' '}] {describe(b)}" for b in listed(session)]
-        return "The reading list now:\n" + "\n".join(lines) if lines else "The reading list is now empty."
+@app.post("/books/{bid}/read")
+def toggle(session, bid: int):
+    return changed(lambda: ("marked", mark_read(bid, not find(session, bid).read, session=session)), 404)
 
-    def find(session: str, ref) -> Book:
-        text = str(ref).strip().lstrip("#")
-        found = [b for b in listed(session) if str(b.id) == text or b.title.lower() == text.lower()]
-        if not found:
-            raise Refused(f"no book is {ref!r}. {state(session)}")
-        return found[0]
 
-    def clean(text) -> str:
-        text = plain_text(text, "a title or an author")
-        if not 0 < len(text) <= MAX_CHARS:
-            raise Refused(f"a title must be 1 to {MAX_CHARS} characters.")
-        return text
-
-    def add(session: str, args: AddBook) -> Outcome:
-        title, author = clean(args.title), plain_text(args.author, "a title or an author")[:MAX_CHARS]
-        if books.count_where("session = ?", [session]) >= MAX_BOOKS:
-            raise Refused(f"the reading list holds {MAX_BOOKS} books, as many as it may; remove some first.")
-        book = kept(books.insert(Book(id=next_id(session), session=session, title=title, author=author)))
-        return Outcome(f"Added {describe(book)}.", [("added", book)], {"added": book.id})
-
-    def mark(session: str, args: MarkRead) -> Outcome:
-        book = find(session, args.id)
-        now = kept(books.update(Book(book.id, session, book.title, book.author, args.read)))
-        return Outcome(f"Marked {describe(now)} {'read' if args.read else 'not read'}.", [("marked", now)],
-                       {"marked": book.id, "read": book.read})
-
-    def remove(session: str, args: RemoveBook) -> Outcome:
-        book = find(session, args.id)
-        books.delete((book.id, session))
-        return Outcome(f"Removed {describe(book)}.", [("removed", book)], {"removed": msgspec.to_builtins(book)})
-
-    def undo(session: str, done: dict) -> list:
-        if "added" in done:
-            book = listed_one(session, done["added"])
-            books.delete((book.id, session))
-            return [("removed", book)]
-        if "marked" in done:
-            book = listed_one(session, done["marked"])
-            return [("marked", kept(books.update(Book(book.id, session, book.title, book.author, done["read"]))))]
-        return [("restored", kept(books.insert(msgspec.convert(done["removed"], Book))))]
-
-    def listed_one(session: str, bid: int) -> Book:
-        book = next((b for b in listed(session) if b.id == bid), None)
-        if book is None:
-            raise Refused("That book is gone already; there is nothing to undo.")
-        return book
-
-    async def changed(session, change):
-        await host.changed(session["sid"], [change])
-        return BookItem(change[1]) if change[0] != "removed" else ""
-
-    async def add_route(session, title: str = "", author: str = ""):
-        try:
-            outcome = await host.disk.call(add, session["sid"], AddBook(title, author))
-        except Refused as e:
-            return Response(str(e), status_code=400)
-        return await changed(session, outcome.changes[0])
-
-    async def read_route(session, bid: int):
-        try:
-            book = await host.disk.call(find, session["sid"], bid)
-            outcome = await host.disk.call(mark, session["sid"], MarkRead(bid, not book.read))
-        except Refused:
-            return Response("No such book", status_code=404)
-        return await changed(session, outcome.changes[0])
-
-    async def remove_route(session, bid: int):
-        try:
-            outcome = await host.disk.call(remove, session["sid"], RemoveBook(bid))
-        except Refused:
-            return Response("No such book", status_code=404)
-        return await changed(session, outcome.changes[0])
-
-    async def panel(session: str):
-        return Section(H2("Reading list"), cls="app")(
-            Form(id="book-form", cls="app-form", hx_post="/books", hx_target="#book-list", hx_swap="beforeend")(
-                Input(id="book-title", name="title", placeholder="A book to read", required=True, maxlength=MAX_CHARS,
-                      autocomplete="off"),
-                Input(id="book-author", name="author", placeholder="by…", maxlength=MAX_CHARS, autocomplete="off"),
-                Button("Add")),
-            Div(id="app-notice", cls="notice", role="alert"),
-            Ul(*[BookItem(b) for b in await host.disk.call(listed, session)], id="book-list", cls="items"))
-
-    return App(
-        title="Reading list", persona=PERSONA, panel=panel, state=state, brief=lambda s: state(s).replace("\n", " "),
-        tell=tell, show=lambda changes: "".join(to_xml(shown(c)) for c in changes), placeholder="Ask the librarian…",
-        actions=[Action("add_book", "Add a book to the reading list. Only when the user asks to.", AddBook, add, undo),
-                 Action("mark_read", "Mark a book read (read=true) or not read yet (read=false). Only when the user "
-                                     "says so.", MarkRead, mark, undo),
-                 Action("remove_book", "Take a book off the list. Only when the user asks to.", RemoveBook, remove, undo)],
-        routes=[Route("post", "/books", add_route), Route("post", "/books/{bid}/read", read_route),
-                Route("delete", "/books/{bid}", remove_route)])
+@app.delete("/books/{bid}")
+def remove(session, bid: int):
+    return changed(lambda: ("removed", remove_book(bid, session=session)), 404)
