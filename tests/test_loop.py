@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import pytest
+from fastlite import database
 from fasthtml.common import H1, Li, Link, Meta, Script, Style, Title, fast_app, to_xml
 
 from shared.config import Settings
+from web.actions import Actions
 from web.apps import Host, Outcome, Refused, tool_schema
 from web.components import local_heads
 from web.loop import Loop, _framed
@@ -165,3 +167,29 @@ def test_the_tutorials_app_is_the_plain_fasthtml_one_plus_two_lines_to_see_and_t
     seeing = [line for line in added if "Loop" in line and "def" not in line]
     assert seeing == ["from web.loop import Loop", added[2]] and added[2].startswith("loop = Loop(app, ")
     assert len(seeing) <= 3 and len(added) <= 15, added
+
+
+def test_an_action_or_undo_that_fails_is_told_as_failed_and_the_log_names_the_apps_function(tmp_path, caplog):
+    def drop(id: int) -> dict:
+        "Drop."
+        return {"id": id}
+
+    def put_back(row: dict):
+        raise KeyError(row["id"])
+
+    def explode():
+        "Explode."
+        return 1 / 0
+    loop = app_with(drop, explode)
+    loop.tools[0].undo(put_back)
+    app = loop.as_app(HOST)
+    actions = Actions(database(tmp_path / "web.db"), app)
+    row, _ = actions.act("s", "r", "call_1", "explode", {})
+    assert (row.ok, row.text) == (False, "Error: the app could not do explode; its log says why.")
+    assert "tests.test_loop.test_an_action_or_undo_that_fails_is_told_as_failed_and_the_log_names_the_apps_function" \
+           ".<locals>.explode" in caplog.text
+    assert actions.act("s", "r", "call_2", "drop", {"id": "4"})[0].ok and actions.undoable("drop")
+    with pytest.raises(Refused, match="the app hit an error undoing drop"):
+        actions.undo("s", "call_2")
+    assert "<locals>.put_back" in caplog.text
+    assert not actions.undoable("explode") and actions.undo("s", "call_1") == (None, [])

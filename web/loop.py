@@ -24,7 +24,7 @@ import json
 import logging
 import typing
 from collections.abc import Callable
-from functools import update_wrapper
+from functools import update_wrapper, wraps
 from typing import Any
 
 import msgspec
@@ -112,11 +112,13 @@ def _action(host: Host, tool: Tool) -> Action:
     arguments = msgspec.defstruct(f"{name}_arguments", fields)
     returned = hints.get("return")
 
+    @wraps(tool.fn)  # a failure is logged under the app's own function
     def run(sid: str, args) -> Outcome:
         result = _call(host, tool.fn, sid, **{f: getattr(args, f) for f in args.__struct_fields__})
         text = result if isinstance(result, str) else f"{name} done" + (f": {_summary(result)}" if result is not None else ".")
         return Outcome(text, [f"the model's {name} ({text})"], _kept(result) if tool.undone else None)
 
+    @wraps(tool.undone or tool.fn)
     def undo(sid: str, kept) -> list[str]:
         value = msgspec.convert(kept, returned, strict=False) if returned not in (None, Any) and kept is not None else kept
         _call(host, tool.undone, sid, value)
