@@ -21,7 +21,9 @@ import types
 import typing
 import unicodedata
 from collections.abc import Awaitable, Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -170,15 +172,30 @@ def _json_type(kind) -> dict:
     raise TypeError(f"typed {getattr(kind, '__name__', kind)!r}, which has no JSON form here")
 
 
+@contextmanager
+def _data_dir(path: Path):
+    "DATA_DIR as the app's own folder while it is imported (then as it was: tests load many apps in one process)."
+    before = os.environ.get("DATA_DIR")
+    os.environ["DATA_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["DATA_DIR"]
+        else:
+            os.environ["DATA_DIR"] = before
+
+
 def load(name: str, host: Host) -> App:
     """The app called `name`: a package under apps/ (APP=reading) or any importable module, which
     either wraps its FastHTML app in a `web.loop.Loop` or has `make(host) -> App`. It is imported
-    with DATA_DIR set to its own data folder, where a plain app keeps its database."""
+    with DATA_DIR set to its own data folder, where a plain app keeps its database (a module
+    imported before, by a test, keeps what it read then)."""
     module_name = name or DEFAULT_APP
-    os.environ["DATA_DIR"] = str(host.settings.data_dir)
     for candidate in [module_name] if "." in module_name else [f"apps.{module_name}", module_name]:
         try:
-            module = importlib.import_module(candidate)
+            with _data_dir(host.settings.data_dir):
+                module = importlib.import_module(candidate)
             break
         except ModuleNotFoundError as e:
             parts = candidate.split(".")
