@@ -105,12 +105,30 @@
     }
   });
 
-  // An app's form (class app-form) empties as soon as its request leaves (the values are taken by
-  // then), so an entry typed while the first is in flight is not wiped; a failed request gets its
-  // text back, and #app-notice says why.
+  // A form of the app's part of the page (#loop-app) empties as soon as its request leaves (the
+  // values are taken by then), so an entry typed while the first is in flight is not wiped; a
+  // failed request gets its text back, and a notice above the app (#app-notice, made when the app
+  // has none) says why, in the response's words.
+  function appForm(elt) {
+    return elt && elt.tagName === "FORM" && elt.closest("#loop-app") ? elt : null;
+  }
+
+  function appNotice() {
+    let notice = document.getElementById("app-notice");
+    const app = document.getElementById("loop-app");
+    if (!notice && app) {
+      notice = document.createElement("div");
+      notice.id = "app-notice";
+      notice.className = "notice";
+      notice.setAttribute("role", "alert");
+      app.prepend(notice);
+    }
+    return notice;
+  }
+
   document.addEventListener("htmx:beforeRequest", function (e) {
-    const form = e.detail.elt;
-    if (form && form.classList && form.classList.contains("app-form")) {
+    const form = appForm(e.detail.elt);
+    if (form) {
       const field = form.querySelector("input[name]");
       form.dataset.sent = field ? field.value : "";
       form.reset();
@@ -118,10 +136,10 @@
   });
 
   document.addEventListener("htmx:afterRequest", function (e) {
-    const form = e.detail.elt;
-    if (!form || !form.classList || !form.classList.contains("app-form")) return;
+    const form = appForm(e.detail.elt);
+    if (!form) return;
     const field = form.querySelector("input[name]");
-    const notice = document.getElementById("app-notice");
+    const notice = appNotice();
     if (e.detail.successful) {
       if (notice) notice.textContent = "";
     } else {
