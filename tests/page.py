@@ -52,6 +52,7 @@ class Tab:
     model: str = ""  # the model selected in the picker
     notice: str = ""
     items: dict[str, tuple[str, bool]] = field(default_factory=dict)  # app items pushed to this tab: "todo-1" -> (title, done)
+    refreshes: int = 0  # signals to fetch the app's part of the page again (a plain app's, web/loop.py)
     frames: list[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -153,6 +154,8 @@ class Tab:
                 self.model = next((o.get("value") for o in options if o.has_attr("selected")), "")
             elif eid == "notice":
                 self.notice = el.get_text()
+            elif eid == "loop-refresh":
+                self.refreshes += 1
 
     def _item(self, li) -> None:
         self.items[li["id"]] = (li.find(class_="title").get_text(), "done" in li.get("class", []))
@@ -164,11 +167,6 @@ class Tab:
     @property
     def todos(self) -> dict[int, tuple[str, bool]]:
         return self.listed("todo")
-
-    @property
-    def books(self) -> dict[int, tuple[str, bool]]:
-        "The reading app's books: id -> (title, read)."
-        return self.listed("book")
 
     def undo(self, call: str) -> None:
         self.ws.send(json.dumps({"undo": call, "HEADERS": {"HX-Request": "true"}}))

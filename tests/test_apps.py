@@ -146,7 +146,7 @@ def test_load_finds_an_app_by_its_name_under_apps_and_the_todo_app_by_default(tm
 
 def test_any_importable_module_is_an_app_with_or_without_a_dot_and_its_own_missing_imports_are_named(tmp_path,
                                                                                                        monkeypatch):
-    (tmp_path / "expenses.py").write_text("from apps.reading import make\n")
+    (tmp_path / "expenses.py").write_text("from apps.reading import loop\n")
     (tmp_path / "broken.py").write_text("import no_such_library\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert apps.load("expenses", host(tmp_path)).title == "Reading list", "a module outside apps/ with no dot"

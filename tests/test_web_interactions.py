@@ -147,3 +147,18 @@ def test_a_route_that_says_what_it_changed_is_told_in_its_words_and_a_tabs_refet
     assert request(App(html=b"<li>milk</li>", says=["added 'milk'"]), b"title=milk")[0] == [("sid-1", "added 'milk'")]
     assert request(App(html=b"<li>milk</li>"), method="GET", headers=[(b"x-loop-refresh", b"1")])[0] == [], \
         "another tab fetching its part of the page again is not the user doing something"
+
+
+def test_a_multipart_form_is_read_as_fastHTMLs_forms_send_it_and_a_file_or_a_cut_body_gives_no_values():
+    boundary = b"b0undary"
+    kind = [(b"content-type", b"multipart/form-data; boundary=" + boundary)]
+
+    def part(name, value, filename=b""):
+        disposition = b'form-data; name="' + name + b'"' + (b'; filename="' + filename + b'"' if filename else b"")
+        return b"--" + boundary + b"\r\nContent-Disposition: " + disposition + b"\r\n\r\n" + value + b"\r\n"
+    body = part(b"title", b"Dune") + part(b"password", b"x") + b"--" + boundary + b"--\r\n"
+    assert request(App(), body, form=False, headers=kind)[0] == [("sid-1", "used the page (POST /lamp title='Dune' → 200)")]
+    with_file = part(b"title", b"Dune") + part(b"cover", b"GIF89a", b"cover.gif") + b"--" + boundary + b"--\r\n"
+    assert request(App(), with_file, form=False, headers=kind)[0] == [("sid-1", "used the page (POST /lamp → 200)")], \
+        "a file is no value to tell (and its form is not read)"
+    assert request(App(), body[:30], form=False, headers=kind)[0] == [("sid-1", "used the page (POST /lamp → 200)")]

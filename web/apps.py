@@ -1,7 +1,8 @@
-"""The app layer: what an app declares so the model is in its loop, and how the web loads it.
+"""The app layer inside: the `App` the web serves, and how the web loads it.
 
-An app is a package (`apps/todo`, `apps/reading`) with one function, `make(host) -> App`. Next to
-its routes it declares:
+Most apps are plain FastHTML apps wrapped in a `Loop` (web/loop.py), which builds this `App` from
+them (`apps/reading`, `apps/starter`). An app may also declare the `App` itself with one function,
+`make(host) -> App` (`apps/todo`). Next to its routes it then declares:
 
 - its **actions**: what the model may call, each with a description, typed parameters (a msgspec
   Struct, from which the tool's schema is made), a handler and its undo;

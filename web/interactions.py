@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl
 
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
@@ -135,7 +136,7 @@ async def form_fields(scope, body: bytes) -> dict:
     try:
         async with Request({**scope, "type": "http"}, replay).form(max_files=0) as form:
             return {k: v for k, v in form.multi_items() if isinstance(v, str)}
-    except (MultiPartException, ValueError):
+    except (MultiPartException, HTTPException, ValueError):  # Starlette re-raises a bad part as a 400
         return {}
 
 

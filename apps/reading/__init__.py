@@ -32,8 +32,7 @@ app, rt = fast_app()
 
 
 def listed(sid: str) -> list[Book]:
-    return [Book(r["id"], r["title"], r["author"], bool(r["read"]))
-            for r in books.rows_where("session = ?", [sid], order_by="id")]
+    return [Book(r["id"], r["title"], r["author"], bool(r["read"])) for r in books.rows_where("session = ?", [sid], order_by="id")]
 
 
 def describe(b: Book) -> str:
@@ -119,8 +118,7 @@ def BookItem(b: Book):  # its checkbox and its × swap the whole item (hx-target
 @rt("/")
 def get(session):
     form = Form(id="book-form", cls="app-form", hx_post="/books", hx_target="#book-list", hx_swap="beforeend")(
-        Input(id="book-title", name="title", placeholder="A book to read", required=True, maxlength=MAX_CHARS,
-              autocomplete="off"),
+        Input(id="book-title", name="title", placeholder="A book to read", required=True, maxlength=MAX_CHARS, autocomplete="off"),
         Input(id="book-author", name="author", placeholder="by…", maxlength=MAX_CHARS, autocomplete="off"),
         Button("Add"))
     return Titled("Reading list", form, Div(id="app-notice", cls="notice", role="alert"),
