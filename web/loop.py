@@ -52,14 +52,14 @@ class Tool:
 
     def __init__(self, fn: Callable):
         update_wrapper(self, fn)
-        self.fn, self.undone = fn, None
+        self.fn, self.reverter = fn, None
 
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
 
     def undo(self, fn: Callable) -> Callable:
         "Decorate the function that reverts this one; it is given what this one returned."
-        self.undone = fn
+        self.reverter = fn
         return fn
 
 
@@ -116,16 +116,16 @@ def _action(host: Host, tool: Tool) -> Action:
     def run(sid: str, args) -> Outcome:
         result = _call(host, tool.fn, sid, **{f: getattr(args, f) for f in args.__struct_fields__})
         text = result if isinstance(result, str) else f"{name} done" + (f": {_summary(result)}" if result is not None else ".")
-        return Outcome(text, [f"the model's {name} ({text})"], _kept(result) if tool.undone else None)
+        return Outcome(text, [f"the model's {name} ({text})"], _kept(tool, result) if tool.reverter else None)
 
-    @wraps(tool.undone or tool.fn)
+    @wraps(tool.reverter or tool.fn)
     def undo(sid: str, kept) -> list[str]:
         value = msgspec.convert(kept, returned, strict=False) if returned not in (None, Any) and kept is not None else kept
-        _call(host, tool.undone, sid, value)
+        _call(host, tool.reverter, sid, value)
         return [f"undid the model's {name}" + (f" ({_summary(value)})" if value is not None else "")]
 
     description = inspect.getdoc(tool.fn) or name.replace("_", " ")
-    action = Action(name, description, arguments, run, undo if tool.undone else None, required=tuple(required))
+    action = Action(name, description, arguments, run, undo if tool.reverter else None, required=tuple(required))
     try:
         tool_schema(action)
     except SystemExit as e:
@@ -143,12 +143,16 @@ def _call(host: Host, fn: Callable, sid: str, *args, **kwargs):
     return fn(*args, **kwargs)
 
 
-def _kept(result):
-    "What an undo is given back: the result as JSON (a fastlite row, a dataclass, a dict…)."
+def _kept(tool: Tool, result):
+    """What an undo is given back: the result as JSON (a fastlite row, a dataclass, a dict…). One
+    that has no JSON form is the app's bug, found after the action was done: logged, and its undo
+    is given None."""
     try:
         return msgspec.to_builtins(result)
     except TypeError:
-        raise Refused(f"its result ({type(result).__name__}) cannot be kept for an Undo") from None
+        log.error("%s.%s returned a %s, which cannot be kept for its undo (return JSON-able data)",
+                  tool.fn.__module__, tool.fn.__qualname__, type(result).__name__)
+        return None
 
 
 def _summary(value, limit: int | None = MAX_SUMMARY) -> str:
