@@ -12,6 +12,13 @@ evaluates only what follows the longest common prefix; one request runs at a tim
 part of Ollama's API the brain uses: `GET /`, `/api/version`, `/api/tags` and streaming
 `POST /api/chat` (NDJSON, stats on the done line, a call whole in one chunk).
 
+`format` (structured outputs) becomes a llama.cpp grammar, as in Ollama's runner (llm/server.go
+`Completion`): "json" is the JSON grammar whose root is an object (llama-cpp-python's `JSON_GBNF`,
+like Ollama's `grammarJSON`); a schema object goes through llama.cpp's json-schema-to-grammar
+(`LlamaGrammar.from_json_schema`); null and "" mean no format. Anything else, or a schema the
+converter rejects, gets Ollama's 500 `{"error": ...}` before any chunk (Ollama >= 0.12.6). Tool
+calls are still looked for in the constrained text, as Ollama's parser does.
+
     python -m bench.llama_ollama --port 11434 [--model qwen2.5-coder:0.5b]   # make bench-llama / make eval
 """
 import argparse
@@ -45,6 +52,26 @@ def gemma_turns(messages: list[dict]) -> str:
     return "".join(parts) + "<start_of_turn>model\n"
 
 
+class FormatError(ValueError):
+    "A `format` Ollama refuses; str() is Ollama's error text."
+
+
+def grammar_for(fmt):
+    "The LlamaGrammar that constrains a reply to `fmt` (None: unconstrained); FormatError as Ollama words it."
+    if fmt is None or fmt == "":
+        return None
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+    if fmt == "json":
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    if not isinstance(fmt, dict):
+        raw = json.dumps(fmt)  # Go's %q of the request's raw bytes, near enough
+        raise FormatError(f'invalid format: {json.dumps(raw)}; expected "json" or a valid JSON Schema object')
+    try:  # the converter asserts on what it cannot turn into a grammar (unknown type, bad $ref, unanchored pattern)
+        return LlamaGrammar.from_json_schema(json.dumps(fmt), verbose=False)
+    except (AssertionError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as e:
+        raise FormatError("invalid JSON schema in format") from e
+
+
 class Engine:
     def __init__(self, name: str, num_ctx: int, max_tokens: int, threads: int | None, sampling: dict,
                  seed: int | None = None):
@@ -70,8 +97,8 @@ class Engine:
             return gemma_turns(messages)
         return self.template(messages=messages, tools=tools).prompt
 
-    def chat(self, messages: list[dict], tools: list[dict] | None, options: dict):
-        "Yields (text, calls, None) as the model writes, then (None, None, stats)."
+    def chat(self, messages: list[dict], tools: list[dict] | None, options: dict, grammar=None):
+        "Yields (text, calls, None) as the model writes, then (None, None, stats); `grammar` constrains the text."
         with self.lock:
             started = time.monotonic_ns()
             tools = tools if self.tag else None
@@ -83,7 +110,7 @@ class Engine:
             sampling = {k: options.get(k, v) for k, v in self.sampling.items()}
             first, count = None, 0
             for piece in self.llama.create_completion(tokens, max_tokens=limit, stream=True, seed=options.get("seed", self.seed),
-                                                      **sampling):
+                                                      grammar=grammar, **sampling):
                 first = first or time.monotonic_ns()
                 count += 1
                 text = piece["choices"][0]["text"]
@@ -122,6 +149,12 @@ def handler(engine: Engine):
             model = body.get("model", engine.name)
             if model.removesuffix(":latest") != engine.name:
                 return self._send(404, json.dumps({"error": f"model '{model}' not found"}).encode(), "application/json")
+            grammar = None
+            if body.get("messages"):  # a load (no messages) never reads the format, as in Ollama
+                try:
+                    grammar = grammar_for(body.get("format"))
+                except FormatError as e:
+                    return self._send(500, json.dumps({"error": str(e)}).encode(), "application/json; charset=utf-8")
             self.send_response(200)
             self.send_header("Content-Type", "application/x-ndjson")
             self.send_header("Transfer-Encoding", "chunked")
@@ -130,7 +163,8 @@ def handler(engine: Engine):
                 return self._line({"model": model, "created_at": _now(), "message": {"role": "assistant", "content": ""},
                                    "done": True, "done_reason": "load"}, last=True)
             try:
-                for text, calls, stats in engine.chat(body["messages"], body.get("tools"), body.get("options") or {}):
+                for text, calls, stats in engine.chat(body["messages"], body.get("tools"), body.get("options") or {},
+                                                      grammar=grammar):
                     if stats is not None:
                         self._line({"model": model, "created_at": _now(), "message": {"role": "assistant", "content": ""},
                                     "done": True, **stats}, last=True)

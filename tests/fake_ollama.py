@@ -21,6 +21,40 @@ their last prompt and reply; a request evaluates only what follows the longest p
 with a slot, reports that as `prompt_eval_count`, and takes `prompt_s_per_token` for each. A change
 of `num_ctx` reloads the model (its cache is lost), and a model not loaded yet takes `load_delay`.
 
+Structured outputs (`format`), as Ollama's /api/chat takes them (docs/api.md "format: the format
+to return a response in. Format can be `json` or a JSON schema"; ollama.com/blog/structured-outputs):
+- `"json"` constrains the content to a JSON **object** (Ollama's `grammarJSON` has `root ::= object`);
+  a schema object constrains it to that schema. `null` and `""` count as no format. The schema is
+  not put in the prompt. A request without a format is answered exactly as before.
+- The reply's content is JSON text streamed in several chunks (token-sized), then the usual done
+  line. `Plan(json=value)` sets the value; else `Plan(chunks=...)` whose joined text is the JSON;
+  else the fake makes a **minimal valid instance** of the schema (`{}` for "json"; per property its
+  `default`, `const`, first `enum` value or first `anyOf`/`oneOf` branch; only the required
+  properties; `minItems` items; 0 / "" / false / null, raised to `minimum`/`minLength`).
+- Like llama.cpp's grammar, an object schema with `properties` and no `additionalProperties`
+  admits no other property; a planned value is checked against that (with `jsonschema`).
+- A plan that no grammar could produce is a test error, never invalid JSON: a planned value that
+  does not satisfy the format, a schema the fake cannot make a value for (a `pattern` with no
+  `enum`/`default`), or `tool_calls` planned under a format (the grammar leaves no room for a call
+  tag; ollama#8095: with a format, no tool calls). The fake then records the reason in `errors`
+  and answers 500 `{"error": "fake Ollama test error: ..."}`, which no real Ollama sends.
+- `num_predict` still cuts the reply (`done_reason: "length"`), leaving truncated JSON, as Ollama's.
+- Thinking (`Plan.thinking`) streams before the JSON: Ollama (>= 0.12.4, routes.go
+  structuredOutputsState) lets a thinking model think unconstrained, then applies the format.
+- A malformed format is refused as Ollama's runner refuses it (llm/server.go `Completion`), after
+  the model is loaded and before the prompt is evaluated: not "json" and not an object gets
+  `invalid format: "<raw JSON>"; expected "json" or a valid JSON Schema object`; a schema that
+  llama.cpp's json-schema-to-grammar rejects gets `invalid JSON schema in format`. The fake rejects
+  what that converter rejects (an unknown `type`, a `$ref` that is not local or does not resolve, a
+  `pattern` not written `^...$`) and, stricter than Ollama, any schema its JSON-Schema metaschema
+  rejects (llama.cpp ignores, e.g., a `required` that is not a list), so plans can be checked.
+  Since Ollama 0.12.6 an error before the first chunk is an HTTP **500** with `{"error": ...}`
+  (server/routes.go `streamResponse`; before, a 200 with the error line), as clients report
+  (`<Response [500]> {"error":"invalid JSON schema in format"}`). A refused request takes no plan.
+- Not modelled under a format: prefill (the JSON is the whole reply) and `stream: false`.
+- `formats` records the format of each chat request that reached a model (None without one);
+  `errors` the test errors above.
+
 Tests queue `Plan`s to shape the next replies and read `requests`, `prompts`, `replies` and `hangups`;
 `closing` names models whose every request is closed before a byte of an answer.
 """
@@ -36,6 +70,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()  # Plan.json not given (None is JSON null)
 
 
 @dataclass
@@ -56,6 +93,7 @@ class Plan:
     stats: bool = True  # False: the done line omits every stat (they are omitempty)
     thinking: list[str] = field(default_factory=list)  # thinking chunks sent before the content
     tool_calls: list[dict] = field(default_factory=list)  # {"name", "arguments"[, "id"]}: sent whole, in one chunk, instead of text
+    json: Any = UNSET  # the reply as a JSON value, streamed as JSON text in chunks: what `format` constrains (see above)
 
 
 @dataclass
@@ -77,6 +115,171 @@ NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+){0,2}(:[\w][\w.-]{0,127})?$")  
 
 
 TOKEN = re.compile(r"<\|[a-z]+\|>|\w+|[^\w\s]|\s+")
+
+
+class FormatError(Exception):
+    "A format Ollama refuses (500 before any chunk); str(e) is Ollama's error text."
+
+
+class Unplannable(Exception):
+    "A reply the format's grammar could not produce: a test error, not Ollama's."
+
+
+def structured(body: dict) -> bool:
+    "Whether a request sets a format (Ollama takes null and \"\" as not set)."
+    return body.get("format") not in (None, "")
+
+
+def format_schema(fmt) -> dict:
+    """The JSON schema a `format` stands for; FormatError with Ollama's message when Ollama
+    refuses it. "json" and {} both mean any JSON object (llama.cpp: an empty schema is `object`)."""
+    if fmt == "json" or fmt == {}:
+        return {"type": "object"}
+    if not isinstance(fmt, dict):
+        raw = json.dumps(fmt)  # Go's %q of the raw bytes, for the bodies `requests` and json.dumps send
+        raise FormatError(f'invalid format: {json.dumps(raw)}; expected "json" or a valid JSON Schema object')
+    from jsonschema import SchemaError
+    from jsonschema.validators import validator_for
+    try:
+        validator_for(fmt).check_schema(fmt)
+        _llama_cpp_accepts(fmt, fmt)
+    except (SchemaError, ValueError) as e:
+        raise FormatError("invalid JSON schema in format") from e
+    return fmt
+
+
+def _llama_cpp_accepts(node, root) -> None:
+    "What llama.cpp's json-schema-to-grammar rejects beyond the metaschema: foreign or dangling $refs, unanchored patterns."
+    if isinstance(node, list):
+        for item in node:
+            _llama_cpp_accepts(item, root)
+        return
+    if not isinstance(node, dict):
+        return
+    if isinstance(node.get("$ref"), str):
+        _resolve(node["$ref"], root)
+    if isinstance(node.get("pattern"), str) and not (node["pattern"].startswith("^") and node["pattern"].endswith("$")):
+        raise ValueError("Pattern must start with '^' and end with '$'")
+    for key, value in node.items():
+        if key not in ("enum", "const", "default", "examples"):  # values, not schemas
+            _llama_cpp_accepts(value, root)
+
+
+def _resolve(ref: str, root: dict):
+    if not ref.startswith("#"):
+        raise ValueError(f"Unsupported ref: {ref}")
+    target = root
+    for part in filter(None, ref[1:].split("/")):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(target, dict) or part not in target:
+            raise ValueError(f"Error resolving ref {ref}")
+        target = target[part]
+    return target
+
+
+def closed(schema):
+    """The schema as llama.cpp's grammar reads it: an object with `properties` and no
+    `additionalProperties` admits no other property (allOf branches are left as they are)."""
+    if isinstance(schema, list):
+        return [closed(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    for key in ("properties", "$defs", "definitions", "patternProperties"):
+        if isinstance(out.get(key), dict):
+            out[key] = {name: closed(s) for name, s in out[key].items()}
+    for key in ("items", "prefixItems", "additionalProperties", "anyOf", "oneOf", "not", "contains"):
+        if key in out:
+            out[key] = closed(out[key])
+    types = out.get("type")
+    if "properties" in out and "additionalProperties" not in out and types in (None, "object"):
+        out["additionalProperties"] = False
+    return out
+
+
+def minimal(schema, root: dict, depth: int = 0):
+    "The smallest value a grammar for `schema` admits (Unplannable when the fake cannot tell)."
+    if depth > 32:
+        raise Unplannable("the schema nests too deep for a minimal value")
+    if schema is True or schema == {}:
+        return {}
+    if not isinstance(schema, dict):
+        raise Unplannable(f"no value satisfies the schema {schema!r}")
+    if "$ref" in schema:
+        return minimal(_resolve(schema["$ref"], root), root, depth + 1)
+    for key in ("default", "const"):
+        if key in schema:
+            return schema[key]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return minimal(schema[key][0], root, depth + 1)
+    if schema.get("allOf"):
+        merged = {k: v for k, v in schema.items() if k != "allOf"}
+        for part in schema["allOf"]:
+            part = _resolve(part["$ref"], root) if "$ref" in part else part
+            merged["properties"] = merged.get("properties", {}) | part.get("properties", {})
+            merged["required"] = [*merged.get("required", []), *part.get("required", [])]
+            merged |= {k: v for k, v in part.items() if k not in ("properties", "required")}
+        return minimal(merged, root, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind is None:
+        kind = "array" if "items" in schema or "prefixItems" in schema else "object"
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {name: minimal(props.get(name, {}), root, depth + 1) for name in schema.get("required", [])}
+    if kind == "array":
+        if isinstance(schema.get("prefixItems"), list):
+            return [minimal(s, root, depth + 1) for s in schema["prefixItems"]]
+        return [minimal(schema.get("items", {}), root, depth + 1) for _ in range(schema.get("minItems", 0))]
+    if kind == "string":
+        if "pattern" in schema:
+            raise Unplannable(f"cannot make a string for the pattern {schema['pattern']!r}")
+        return STRING_FORMATS.get(schema.get("format"), "x" * schema.get("minLength", 0))
+    if kind in ("integer", "number"):
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if low is None and "exclusiveMinimum" in schema:
+            low = schema["exclusiveMinimum"] + 1
+        if high is None and "exclusiveMaximum" in schema:
+            high = schema["exclusiveMaximum"] - 1
+        value = low if low is not None and low > 0 else 0
+        return high if high is not None and value > high else value
+    return {"boolean": False, "null": None}[kind]
+
+
+STRING_FORMATS = {"date": "2000-01-01", "time": "00:00:00Z", "date-time": "2000-01-01T00:00:00Z",
+                  "uuid": "00000000-0000-0000-0000-000000000000", "email": "a@example.com"}
+
+
+def structured_reply(fmt, plan: "Plan") -> list[str]:
+    """The chunks of JSON text a reply constrained by `fmt` carries: the plan's value (in token-sized
+    chunks), the plan's chunks as they are, or a minimal instance; Unplannable when a grammar for
+    `fmt` could not have produced it."""
+    schema = format_schema(fmt)
+    if plan.tool_calls:
+        raise Unplannable("tool_calls planned for a request with a format: its grammar admits no tool call")
+    if plan.json is not UNSET:
+        value, text = plan.json, json.dumps(plan.json)
+    elif plan.chunks is not None:
+        text = "".join(plan.chunks)
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise Unplannable(f"the planned chunks are not JSON: {text[:80]!r}") from None
+    else:
+        value = minimal(schema, schema)
+        text = json.dumps(value)
+    from jsonschema import ValidationError
+    from jsonschema.validators import validator_for
+    grammar = closed(schema)
+    try:
+        validator_for(grammar)(grammar).validate(value)
+    except ValidationError as e:
+        raise Unplannable(f"the planned reply {text[:80]} does not satisfy the format: {e.message}") from None
+    return list(plan.chunks) if plan.json is UNSET and plan.chunks is not None else tokenize(text)
 
 
 def tokenize(text: str) -> list[str]:
@@ -200,6 +403,8 @@ class FakeOllama:
         self.default = default or Plan()
         self.plans: deque[Plan] = deque()
         self.requests: list[dict] = []  # bodies of every /api/chat request, in arrival order
+        self.formats: list = []  # the `format` of every /api/chat request that reached a model (None: none)
+        self.errors: list[str] = []  # test errors: plans a real Ollama could not have answered (see Plan.json)
         self.replies: list[str] = []  # the content each completed /api/chat stream sent
         self.answered: list[dict] = []  # the bodies of the /api/chat requests answered to the end
         self.answered_to: list[tuple[int, float]] = []  # for each of them: the client's port, and when (monotonic)
@@ -309,12 +514,19 @@ class FakeOllama:
                 if body.get("tools") and model in fake.without_tools:
                     fake._record("requests", body)
                     return self._json(400, {"error": f"registry.ollama.ai/library/{model} does not support tools"})
+                refused = None  # Ollama's runner refuses a malformed format once the model is loaded
+                if structured(body) and body.get("messages"):
+                    try:
+                        format_schema(body["format"])
+                    except FormatError as e:
+                        refused = str(e)
                 with fake.lock:
-                    replying = body.get("messages") and _predicts(body) != 1  # not a load, not a cache warm-up
+                    replying = body.get("messages") and _predicts(body) != 1 and not refused  # not a load, not a cache warm-up
                     plan = fake.plans.popleft() if fake.plans and replying else fake.default
                     prompt, load = fake.cache.claim(model, (body.get("options") or {}).get("num_ctx"),
                                                     render_prompt(body))
                     fake.requests.append(body)
+                    fake.formats.append(body.get("format"))
                     if body.get("messages"):
                         (fake.warms if _predicts(body) == 1 else fake.prompts).append(prompt)
                     fake.changed.notify_all()
@@ -322,6 +534,10 @@ class FakeOllama:
                 try:
                     if plan.close:
                         return self._close()
+                    if refused:
+                        if not self._wait(fake.load_delay if load else 0):
+                            return fake._record("hangups", time.monotonic())
+                        return self._json(500, {"error": refused})
                     # Ollama notices a client that hangs up while it loads or evaluates (499).
                     if not self._wait((fake.load_delay if load else 0) + plan.first_byte_delay
                                       + prompt.evaluated * fake.prompt_s_per_token):
@@ -331,9 +547,18 @@ class FakeOllama:
                         return self._json(plan.status, {"error": plan.error or "internal error"})
                     if not body.get("messages"):
                         return self._stream(body, [], Plan(), prompt, reason="load")
-                    chunks = plan.chunks if plan.chunks is not None else words(fake.reply_for(body, len(fake.requests)))
-                    if plan.chunks is None and (said := prefill(body)) is not None:
-                        chunks = fake.continuation(said, body)
+                    if structured(body):
+                        try:
+                            chunks = structured_reply(body["format"], plan)
+                        except Unplannable as e:
+                            fake._record("errors", str(e))
+                            return self._json(500, {"error": f"fake Ollama test error: {e}"})
+                    elif plan.json is not UNSET:  # a model may write JSON unasked; without a format nothing checks it
+                        chunks = tokenize(json.dumps(plan.json))
+                    else:
+                        chunks = plan.chunks if plan.chunks is not None else words(fake.reply_for(body, len(fake.requests)))
+                        if plan.chunks is None and (said := prefill(body)) is not None:
+                            chunks = fake.continuation(said, body)
                     fake.generated.append("".join(chunks))
                     limit = _predicts(body)
                     if plan.tool_calls:
