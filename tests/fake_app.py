@@ -2,9 +2,7 @@
 in the app's own words (lines), the app's whole state after it as text, and the app's prompt (its
 system message and Ollama tool definitions). This app is a list worded the way the todo app words
 its list, so tests/replay.py can read back, from a request, the list the model can work out."""
-from apps.todo import state, tell
-from apps.todo.actions import listed
-from apps.todo.store import Todo
+from apps.todo.store import Todo, listed, state, tell
 from shared.messages import AppEvent, Prompt, ToolResult, digest
 
 SYSTEM = "You are the assistant inside a list app. Keep replies short."
@@ -27,7 +25,7 @@ PROMPT = Prompt(SYSTEM, TOOLS)
 
 def said(action: str, todo: Todo) -> str:
     "A change in the todo app's own words, as an event's line."
-    return tell((action, todo))
+    return tell(action, todo)
 
 
 stated = state  # the whole list, as the todo app states it to the model

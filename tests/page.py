@@ -52,7 +52,8 @@ class Tab:
     model: str = ""  # the model selected in the picker
     notice: str = ""
     items: dict[str, tuple[str, bool]] = field(default_factory=dict)  # app items pushed to this tab: "todo-1" -> (title, done)
-    refreshes: int = 0  # signals to fetch the app's part of the page again (a plain app's, web/loop.py)
+    refreshes: int = 0  # signals to fetch the app's part of the page again (web/loop.py)
+    refetch: object = None  # tab id -> the app's part of the page, fetched again (Visitor's); its items replace `items`
     frames: list[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -156,6 +157,11 @@ class Tab:
                 self.notice = el.get_text()
             elif eid == "loop-refresh":
                 self.refreshes += 1
+                if self.refetch:  # as app.js does: the app's part of the page, fetched again
+                    part = BeautifulSoup(self.refetch(self.id), "html.parser")
+                    self.items = {}
+                    for li in part.find_all("li", id=ITEM_ID):
+                        self._item(li)
 
     def _item(self, li) -> None:
         self.items[li["id"]] = (li.find(class_="title").get_text(), "done" in li.get("class", []))
@@ -200,7 +206,7 @@ class Visitor:
         ws = self.sockets.enter_context(connect(
             self.base.replace("http", "ws", 1) + f"/ws?tab={tab_id}", open_timeout=5,
             additional_headers={"Cookie": self.cookie(), "Origin": origin or self.base}))
-        tab = Tab(ws, tab_id)
+        tab = Tab(ws, tab_id, refetch=self.app_part)
         tab.wait(lambda t: t.status, what="initial state")
         self.tabs.append(tab)
         return tab
@@ -209,6 +215,11 @@ class Visitor:
         "An htmx request, as the page `from_tab` makes it (none: as a script would, from no tab)."
         headers = {"HX-Request": "true"} | ({"X-Tab": from_tab.id} if from_tab else {})
         return self.http.request(method, self.base + path, data=data, headers=headers, timeout=5)
+
+    def app_part(self, tab: str) -> str:
+        "The app's part of the page (#loop-app), fetched again as a tab's script fetches it when told to."
+        headers = {"HX-Request": "true", "X-Loop-Refresh": "1", "X-Tab": tab}
+        return self.http.get(self.base + "/", headers=headers, timeout=5).text
 
     def add_todo(self, title: str, from_tab: Tab | None = None) -> int:
         r = self.htmx("POST", "/todos", from_tab, title=title)

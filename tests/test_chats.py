@@ -287,7 +287,7 @@ def test_idle_sessions_leave_memory_and_come_back_from_disk(world):
 def test_every_message_carries_the_apps_prompt_the_same_each_time(world):
     chats, store, bus, tabs = world
     from apps.todo import PERSONA
-    assert chats.prompt.system == PERSONA and [t["function"]["name"] for t in chats.prompt.tools] == [
+    assert chats.prompt.system.startswith(PERSONA) and [t["function"]["name"] for t in chats.prompt.tools] == [
         "add_todo", "set_todo_done", "rename_todo", "delete_todo", "clear_done"]
     say(chats, "s", "hi")
     from_tab(chats, "s", Client(), json.dumps({"lamp": "on"}))
@@ -316,8 +316,9 @@ def test_a_control_that_is_not_the_chats_is_told_as_used_and_a_chat_control_is_n
 
 def test_a_change_the_user_makes_is_told_with_the_state_after_it_for_a_comment(world):
     chats, store, bus, tabs = world
-    milk = asyncio.run(chats.events.disk.call(chats.events.app.actions[0].run, "s", chats.events.app.actions[0].arguments("milk")))
-    asyncio.run(chats.events.changed("s", milk.changes))
+    add = chats.events.app.actions[0]
+    asyncio.run(chats.events.disk.call(add.run, "s", add.arguments("milk")))
+    asyncio.run(chats.events.changed("s", ["added #1 'milk'"]))  # as a route tells it (Loop.tell)
     asyncio.run(chats.events.changed("s", []))  # nothing changed: nothing told
     [event] = bus.events()
     assert (event.lines, event.state, event.comment, event.prompt) == (
@@ -342,7 +343,7 @@ def test_the_models_action_is_applied_once_shown_in_every_tab_and_answered_with_
     assert [(r.reply, r.call, r.ok, r.text, r.state) for r in results] == [
         (reply, "call_1", True, "Added #1 'milk'. The todo list is now: #1 milk.", "The todo list now:\n- [ ] #1 milk")] * 2
     assert results[0].id != results[1].id, "each answer is a message of its own"
-    assert sum('id="todo-list"' in f for f in tabs.frames["s"]) == 1, "applied, and shown, once"
+    assert sum('id="loop-refresh"' in f for f in tabs.frames["s"]) == 1, "applied, and every tab fetches the list again, once"
     assert chats.events.app.state("s") == "The todo list now:\n- [ ] #1 milk", "one todo, not two"
     cards = json.loads(chats.sessions.get("s").reply(reply).cards)
     assert cards == [{"call": "call_1", "text": "Added #1 'milk'.", "ok": True, "undone": False, "name": "add_todo",
@@ -377,10 +378,12 @@ def test_undo_reverts_the_action_in_every_tab_and_tells_the_model_once(world):
         from_tab(chats, "s", client, json.dumps({"undo": "call_1"}))
         await asyncio.gather(*chats.tools.tasks)
     asyncio.run(act_then_undo())
-    assert '<li hx-swap-oob="delete" id="todo-1"></li>\n' in tabs.frames["s"], "gone from every tab"
+    assert sum('id="loop-refresh"' in f for f in tabs.frames["s"]) == 2, "every tab fetches the list again, after each"
+    assert chats.events.app.state("s") == "The todo list is now empty."
     assert json.loads(chats.sessions.get("s").reply(reply).cards)[0]["undone"] is True
     [event] = bus.events()
-    assert (event.lines, event.state, event.comment) == (["deleted #1 'milk'"], "The todo list is now empty.", True)
+    assert (event.lines, event.state, event.comment) == (
+        ["undid the model's add_todo (Added #1 'milk'.)"], "The todo list is now empty.", True)
     assert "There is nothing to undo there." in client.sent[-1], "undone once"
 
 

@@ -136,7 +136,7 @@ class Req:
 
 
 def test_a_full_page_gets_the_chat_beside_the_apps_part_and_a_fragment_is_left_alone():
-    slot = lambda: Li("chat")  # noqa: E731
+    slot = lambda: Li("chat")  # noqa: E731 - the chat, as the web makes it for this request
     page = _framed(Req(), (Title("Lamp"), H1("Lamp")), slot)
     assert [getattr(p, "tag", "") for p in page] == ["title", "div", "li"] and page[1].id == "loop-app"
     assert to_xml(page[1]).count("<h1>Lamp</h1>") == 1

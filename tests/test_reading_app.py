@@ -168,7 +168,7 @@ def test_the_page_has_the_form_the_notice_and_the_list_and_the_chat_comes_beside
         assert (form["hx-post"], form["hx-target"], form["hx-swap"]) == ("/books", "#book-list", "beforeend")
         assert [(i["id"], i["name"]) for i in form.find_all("input")] == [("book-title", "title"), ("book-author", "author")]
         assert page.select_one("#app-notice.notice[role=alert]") and page.select_one("ul#book-list.items")
-        assert page.title.get_text() == "Reading list" and page.select_one("aside#chat[hx-get='/chat']")
+        assert page.title.get_text() == "Reading list" and page.select_one("section#chat[ws-connect]")
 
 
 def test_the_routes_tell_each_change_in_words_and_refuse_with_why(web):

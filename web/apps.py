@@ -18,6 +18,7 @@ The web does the rest: the chat, the bus, applying each call once with its card 
 import enum
 import importlib
 import os
+import sys
 import types
 import typing
 import unicodedata
@@ -190,11 +191,12 @@ def _data_dir(path: Path):
 def load(name: str, host: Host) -> App:
     """The app called `name`: a package under apps/ (APP=reading) or any importable module, which
     either wraps its FastHTML app in a `web.loop.Loop` or has `make(host) -> App`. It is imported
-    with DATA_DIR set to its own data folder, where a plain app keeps its database (a module
-    imported before, by a test, keeps what it read then)."""
+    afresh, with DATA_DIR set to its own data folder, where a plain app keeps its database (so each
+    web a test makes in one process has its own)."""
     module_name = name or DEFAULT_APP
     for candidate in [module_name] if "." in module_name else [f"apps.{module_name}", module_name]:
         try:
+            sys.modules.pop(candidate, None)  # imported afresh: a plain app keeps its state (its database) in its module
             with _data_dir(host.settings.data_dir):
                 module = importlib.import_module(candidate)
             break

@@ -194,11 +194,6 @@ def Refresh():
     return Div(id="loop-refresh", hidden=True, hx_swap_oob="true", data_at=uuid.uuid4().hex)
 
 
-def ChatSlot():
-    "Where the chat goes on a plain app's page: fetched once the page is there, for this tab."
-    return Aside(id="chat", hx_get="/chat", hx_trigger="load", hx_swap="outerHTML", cls="chat")
-
-
 def Page(title: str, panel, chat):
     "The layer's page for an app declared with make(host): its panel, then the chat."
     return (

@@ -82,20 +82,25 @@ def ws_heard(data: dict) -> str:
 
 class InteractionTap:
     """ASGI middleware: tell each htmx request once it is answered, unless the app told what it
-    changed. `tell(session, lines, change, tab)`: `change` when it changed the app."""
+    changed. `tell(session, lines, change, tab)`: `change` when it changed the app. It is told
+    before the response's last byte leaves, so the model hears of a change before anything the
+    user does after seeing it (a chat message sent at once)."""
 
     def __init__(self, app, tell: Callable[[str, list[str], bool, str], Awaitable[None]]):
         self.app, self.tell = app, tell
 
     async def __call__(self, scope, receive, send):
-        headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
-        if headers.get(b"hx-request") != b"true" or headers.get(b"x-loop-refresh") == b"1":
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        # Not the page's htmx (a script's request, a plain form's, a tab fetching its page again):
+        # told only what a route said it changed.
+        htmx = headers.get(b"hx-request") == b"true" and headers.get(b"x-loop-refresh") != b"1"
         body, shown, status = bytearray(), bytearray(), [0, False]
 
         async def receive_and_keep():
             message = await receive()
-            if message["type"] == "http.request" and len(body) < MAX_BODY_BYTES:
+            if htmx and message["type"] == "http.request" and len(body) < MAX_BODY_BYTES:
                 body.extend(message.get("body", b"")[:MAX_BODY_BYTES - len(body)])
             return message
 
@@ -103,22 +108,26 @@ class InteractionTap:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 status[1] = b"text/html" in dict(message.get("headers") or []).get(b"content-type", b"")
-            elif message["type"] == "http.response.body" and status[1] and len(shown) < MAX_BODY_BYTES:
-                shown.extend(message.get("body", b"")[:MAX_BODY_BYTES - len(shown)])
+            elif message["type"] == "http.response.body":
+                if status[1] and len(shown) < MAX_BODY_BYTES:
+                    shown.extend(message.get("body", b"")[:MAX_BODY_BYTES - len(shown)])
+                if not message.get("more_body"):
+                    await self._told(scope, headers, htmx, bytes(body), bytes(shown) if status[1] else None, status[0])
             await send(message)
 
         await self.app(scope, receive_and_keep, send_and_note)
+
+    async def _told(self, scope, headers: dict, htmx: bool, body: bytes, shown: bytes | None, status: int) -> None:
         sid, made = (scope.get("session") or {}).get("sid"), exchange()
         # Refused for the session's rate, it goes no further; told by the app, it is heard already.
-        if not sid or status[0] == TOO_MANY_REQUESTS or made.told:
+        if not sid or status == TOO_MANY_REQUESTS or made.told or not (htmx or made.said):
             return
-        change = scope["method"] not in READS and 200 <= status[0] < 300
+        change = scope["method"] not in READS and 200 <= status < 300
         if made.said:
             return await self.tell(sid, made.said, change, made.tab)
-        fields = await form_fields(scope, bytes(body))
-        text = text_of(shown.decode(errors="replace")) if status[1] and 200 <= status[0] < 300 else None
+        text = text_of(shown.decode(errors="replace")) if shown is not None and 200 <= status < 300 else None
         line = heard(scope["method"], scope["path"], _header(headers, b"hx-trigger"), _header(headers, b"hx-trigger-name"),
-                     fields, status[0], _header(headers, b"hx-target"), text)
+                     await form_fields(scope, body), status, _header(headers, b"hx-target"), text)
         await self.tell(sid, [line], change, made.tab)
 
 

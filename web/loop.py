@@ -41,18 +41,19 @@ APP_NOTES = (
     "\n\nMessages that start with 'App note:' are not typed by the user: the app tells you what the user just did "
     "there, and what the page showed after it. Comment on those briefly, in character. Never write an app note "
     "yourself.")
-RESTRAINT = ("\n\nCall a tool only when the user asks you to change something, and only the one they asked for; "
-             "otherwise answer in words.")
+RESTRAINT = ("\n\nCall a tool only when the user asks you to change something, and only the one they asked for. "
+             "For anything else (a greeting, thanks, a question) answer in words and call no tool.")
 MAX_SUMMARY = 300
 STATIC_FILES = "/{fname:path}.{ext:static}"  # fast_app's route to every file of the working folder: not served
 
 
 class Tool:
-    "A function the model may call; to the app it is still the plain function. `.undo` names its undo."
+    """A function the model may call; to the app it is still the plain function. `.undo` names its
+    undo; `also` are other names small models give it."""
 
-    def __init__(self, fn: Callable):
+    def __init__(self, fn: Callable, also: tuple[str, ...] = ()):
         update_wrapper(self, fn)
-        self.fn, self.reverter = fn, None
+        self.fn, self.reverter, self.also = fn, None, also
 
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
@@ -66,18 +67,22 @@ class Tool:
 class Loop:
     """A FastHTML app with the model in its loop. `persona` is who the model is there; `state`, if
     given, returns the app's state as the model should know it (it may take `session`; what is not
-    text is told as JSON); `title` names the app in the chat's exports."""
+    text is told as JSON), and `brief` the same on one line, for after a tool call (default: the
+    state with its lines joined); `title` names the app in the chat's exports."""
 
-    def __init__(self, app: FastHTML, persona: str, state: Callable | None = None, title: str = "",
-                 placeholder: str = "Talk to the app…"):
-        self.app, self.persona, self.state, self.placeholder = app, persona, state, placeholder
+    def __init__(self, app: FastHTML, persona: str, state: Callable | None = None, brief: Callable | None = None,
+                 title: str = "", placeholder: str = "Talk to the app…"):
+        self.app, self.persona, self.state, self.brief, self.placeholder = app, persona, state, brief, placeholder
         self.title = title or app.title
         self.tools: list[Tool] = []
 
-    def action(self, fn: Callable) -> Tool:
-        tool = Tool(fn)
-        self.tools.append(tool)
-        return tool
+    def action(self, fn: Callable | None = None, *, also: tuple[str, ...] = ()):
+        "`@loop.action`, or `@loop.action(also=(\"remove_todo\",))` with names small models invent for it."
+        def mark(fn: Callable) -> Tool:
+            tool = Tool(fn, tuple(also))
+            self.tools.append(tool)
+            return tool
+        return mark(fn) if fn is not None else mark
 
     @staticmethod
     def tell(*words: str) -> None:
@@ -89,11 +94,15 @@ class Loop:
         def state(sid: str) -> str:
             return _summary(_call(host, self.state, sid), limit=None) if self.state else ""
 
+        def brief(sid: str) -> str:
+            return _summary(_call(host, self.brief, sid), limit=None) if self.brief else " ".join(state(sid).split())
+
         return App(
             title=self.title, persona=self.persona + APP_NOTES + (RESTRAINT if self.tools else ""),
             actions=[_action(host, t) for t in self.tools], routes=[], panel=None, state=state,
-            brief=lambda sid: " ".join(state(sid).split()), tell=str,
-            show=lambda changes: to_xml(Refresh()) if changes else "", placeholder=self.placeholder, fasthtml=self.app)
+            brief=brief, tell=str,
+            show=lambda changes: to_xml(Refresh()) if changes else "", placeholder=self.placeholder, fasthtml=self.app,
+            aliases={name: t.__name__ for t in self.tools for name in t.also})
 
 
 def _action(host: Host, tool: Tool) -> Action:
@@ -115,7 +124,7 @@ def _action(host: Host, tool: Tool) -> Action:
     @wraps(tool.fn)  # a failure is logged under the app's own function
     def run(sid: str, args) -> Outcome:
         result = _call(host, tool.fn, sid, **{f: getattr(args, f) for f in args.__struct_fields__})
-        text = result if isinstance(result, str) else f"{name} done" + (f": {_summary(result)}" if result is not None else ".")
+        text = _summary(result) if _reads_as_text(result) else f"{name} done" + (f": {_summary(result)}" if result is not None else ".")
         return Outcome(text, [f"the model's {name} ({text})"], _kept(tool, result) if tool.reverter else None)
 
     @wraps(tool.reverter or tool.fn)
@@ -125,12 +134,23 @@ def _action(host: Host, tool: Tool) -> Action:
         return [f"undid the model's {name}" + (f" ({_summary(value)})" if value is not None else "")]
 
     description = inspect.getdoc(tool.fn) or name.replace("_", " ")
-    action = Action(name, description, arguments, run, undo if tool.reverter else None, required=tuple(required))
+    action = Action(name, description, arguments, run, undo if tool.reverter else None,
+                    prepare=lambda given: _renamed(given, required, arguments.__struct_fields__), required=tuple(required))
     try:
         tool_schema(action)
     except SystemExit as e:
         raise SystemExit(f"{e} (in {tool.fn.__module__}.{tool.fn.__qualname__})") from None
     return action
+
+
+def _renamed(given: dict, required: list[str], fields: tuple[str, ...]) -> dict:
+    """A call as a small model gives it, its one missing parameter under another key ({"todo": 2}
+    for {"id": 2}) taken for it: only when exactly one is missing and one key is unknown."""
+    missing = [f for f in required if f not in given]
+    unknown = [k for k in given if k not in fields]
+    if len(missing) == 1 and len(unknown) == 1:
+        given = {k: v for k, v in given.items() if k != unknown[0]} | {missing[0]: given[unknown[0]]}
+    return given
 
 
 def _call(host: Host, fn: Callable, sid: str, *args, **kwargs):
@@ -141,6 +161,11 @@ def _call(host: Host, fn: Callable, sid: str, *args, **kwargs):
     if inspect.iscoroutinefunction(fn):
         return asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), host.loop).result()
     return fn(*args, **kwargs)
+
+
+def _reads_as_text(value) -> bool:
+    "Text, or an object whose class says how it reads (its own `__str__`, not a component's HTML)."
+    return isinstance(value, str) or type(value).__str__ is not object.__str__ and not _is_ft(value)
 
 
 def _kept(tool: Tool, result):
@@ -156,22 +181,23 @@ def _kept(tool: Tool, result):
 
 
 def _summary(value, limit: int | None = MAX_SUMMARY) -> str:
-    "A value in words for the model: text as it is, data as JSON, a component as the text it shows."
-    if isinstance(value, str):
-        return value[:limit]
+    """A value in words for the model: text as it is (an object whose class says how it reads, its
+    `__str__`, as that), data as JSON, a component as the text it shows."""
+    if _reads_as_text(value):
+        return str(value)[:limit]
     try:
         return json.dumps(msgspec.to_builtins(value), ensure_ascii=False)[:limit]
     except TypeError:
         return text_of(to_xml(value) if hasattr(value, "__ft__") else str(value), limit)
 
 
-def adopt(app, served: FastHTML, guard, chat_slot: Callable, local: Callable) -> None:
-    """Serve a plain FastHTML app's routes from the web's own app: the layer's checks run first
-    (`guard`, its before-ware), its full pages are wrapped with the chat (`chat_slot`), and only
-    the head elements that stay on this machine are kept (`local`)."""
-    served.before.insert(0, guard)
+def adopt(app, served: FastHTML, befores: list, chat: Callable, local: Callable) -> None:
+    """Serve a plain FastHTML app's routes from the web's own app: the layer's before-ware runs
+    first (its checks, and what its page needs), its full pages get the chat beside them (`chat`,
+    given the request), and only the head elements that stay on this machine are kept (`local`)."""
+    served.before[:0] = befores
     served.hdrs = local(served.hdrs)
-    served.after.append(lambda req, resp: _framed(req, resp, chat_slot))
+    served.after.append(lambda req, resp: _framed(req, resp, lambda: chat(req)))
     for route in served.routes:
         if getattr(route, "path", "") == STATIC_FILES:
             log.info("the app's route to every file of the working folder (%s) is not served", STATIC_FILES)
@@ -182,7 +208,7 @@ def adopt(app, served: FastHTML, guard, chat_slot: Callable, local: Callable) ->
 HEAD_TAGS = {"title", "meta", "link", "style", "base"}
 
 
-def _framed(req, resp, chat_slot: Callable):
+def _framed(req, resp, chat: Callable):
     """A page of the app with the chat beside it, its own part in #loop-app (what another tab
     fetches again when something changed). An htmx fragment or a Response is left as it is."""
     refresh = req.headers.get("x-loop-refresh") == "1"
@@ -191,7 +217,7 @@ def _framed(req, resp, chat_slot: Callable):
     items = resp if isinstance(resp, tuple) else (resp,)
     heads = [i for i in items if getattr(i, "tag", "") in HEAD_TAGS]
     body = Div(*[i for i in items if getattr(i, "tag", "") not in HEAD_TAGS], id="loop-app")
-    return body if refresh else (*heads, body, chat_slot())
+    return body if refresh else (*heads, body, chat())
 
 
 def _is_ft(resp) -> bool:

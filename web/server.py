@@ -37,7 +37,7 @@ from web.app_events import AppEvents
 from web.broker import Broker, Owner
 from web.clients import Clients
 from web.commands import Commands
-from web.components import Chat, ChatSlot, Page, Refresh, head_assets, local_heads
+from web.components import Chat, Page, Refresh, head_assets, local_heads
 from web.exchange import Exchanges, exchange, tab_id
 from web.export import to_json, to_markdown
 from web.interactions import InteractionTap
@@ -209,17 +209,16 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     for route in app_.routes:
         rt(route.path, methods=[route.method])(route.handler)
 
-    async def chat_of(sid: str, tab: str):
-        await chat.sessions.open(sid)
+    def chat_of(sid: str) -> Chat:
+        "The chat beside a page of the app, for a new tab (its session opened by `open_chat`)."
         views = chat.views
-        return Chat(tab, views.bubbles(sid), views.status_line(sid), settings.max_chat_chars, chat.prompt.system,
-                    views.picker(sid), views.pull_panel(sid), app_.placeholder)
+        return Chat(uuid.uuid4().hex, views.bubbles(sid), views.status_line(sid), settings.max_chat_chars,
+                    chat.prompt.system, views.picker(sid), views.pull_panel(sid), app_.placeholder)
 
-    @rt("/chat", methods=["get"])
-    async def chat_part(req, session):
-        "The chat for a plain app's page, which fetches it for its tab (web/loop.py)."
-        exchange().told = True  # the layer's own part of the page, not something the user did
-        return await chat_of(session["sid"], tab_id(req.headers.get("x-tab")) or uuid.uuid4().hex)
+    async def open_chat(req, session):
+        "Before a page of the app: its session's transcript, read once, for the chat beside it."
+        if req.method == "GET" and "hx-request" not in req.headers:
+            await chat.sessions.open(session["sid"])
 
     @rt("/export/{fmt}", methods=["get"])
     async def export(session, fmt: str):
@@ -243,7 +242,8 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
                 "clients": len(clients), "pending": len(broker.pending)}
 
     if app_.fasthtml is not None:
-        adopt(app, app_.fasthtml, app.before[0], ChatSlot, local_heads)
+        adopt(app, app_.fasthtml, [app.before[0], open_chat], lambda req: chat_of(req.scope["session"]["sid"]),
+              local_heads)
     else:
         @rt("/", methods=["get"])
         async def index(req, session):
@@ -251,5 +251,6 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
             panel = Div(await app_.panel(sid), id="loop-app")
             if req.headers.get("x-loop-refresh") == "1":
                 return panel  # another tab changed the app: this one fetches its part again
-            return Page(app_.title, panel, await chat_of(sid, uuid.uuid4().hex))
+            await open_chat(req, session)
+            return Page(app_.title, panel, chat_of(sid))
     return app

@@ -4,6 +4,7 @@ import time
 import requests
 
 from apps.todo import PERSONA
+from web.loop import APP_NOTES, RESTRAINT
 from apps.todo.store import Todo
 from tests.fake_ollama import Plan, words
 from tests.page import Visitor
@@ -95,7 +96,7 @@ def test_a_todo_reaches_the_model_which_comments_and_knows_the_list(system, visi
     [comment] = tab.wait(lambda t: t.finished(1), what="the model's comment on the new todo")
     assert comment.status == "done" and comment.text == fake.replies[-1]
     request = fake.chat_requests()[-1]["messages"]
-    assert request[0] == {"role": "system", "content": PERSONA}, "the persona alone: it never changes"
+    assert request[0] == {"role": "system", "content": PERSONA + APP_NOTES + RESTRAINT}, "the persona alone: it never changes"
     note = {"role": "user", "content": f"App note: The user added #{tid} 'buy oat milk'.\n"
                                         f"The todo list now:\n- [ ] #{tid} buy oat milk"}
     assert request[-1] == note, "the first note states the whole list"

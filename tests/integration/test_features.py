@@ -6,6 +6,7 @@ import signal
 import pytest
 
 from apps.todo import PERSONA
+from web.loop import APP_NOTES, RESTRAINT
 from tests.fake_ollama import Plan, render_prompt, words
 from tests.page import Visitor
 from tests.replay import known_list
@@ -83,7 +84,7 @@ def test_a_long_conversation_never_overflows_the_window_and_says_when_it_trims(s
         messages = request["messages"]
         assert request["options"]["num_ctx"] == num_ctx
         assert prompt.tokens <= num_ctx, "more than the window was sent"
-        assert messages[0] == {"role": "system", "content": PERSONA}
+        assert messages[0] == {"role": "system", "content": PERSONA + APP_NOTES + RESTRAINT}
         assert [t.title for t in known_list(messages)] == ["renew passport"], "the model always knows the list"
     typed = [m["content"] for m in asked[-1]["messages"] if m["role"] == "user" and not m["content"].startswith("App note:")]
     assert typed[-1].startswith(f"message {turns - 1}:")

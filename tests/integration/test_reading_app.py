@@ -35,7 +35,7 @@ def test_add_a_book_have_the_model_mark_it_read_and_undo_it(system, visitor, fak
     assert page.title.get_text() == "Reading list"
     assert page.select_one("#book-form input#book-title") and page.select_one("#book-form input#book-author")
     assert page.select("#book-list > li") == [] and not page.select("#todo-form, #todo-list"), "the reading app only"
-    assert "You are the librarian inside a reading-list app" in visitor.htmx("GET", "/chat").text, "its persona on show"
+    assert "You are the librarian inside a reading-list app" in visitor.page.text, "its persona on show"
     tab = visitor.open_tab()
 
     # The user adds a book with the form: the tab is told to refresh, and the model is told in an

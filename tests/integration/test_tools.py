@@ -7,13 +7,13 @@ import time
 import pytest
 from bs4 import BeautifulSoup
 
-from apps.todo.actions import actions
+from apps.todo import loop
 from tests import slow_app
 from tests.fake_ollama import Plan
 from tests.page import Visitor
-from web.apps import tool_schema
+from web.apps import Host, tool_schema
 
-TOOLS = [tool_schema(a) for a in actions(todos=None)]  # the todo app's actions, as the web offers them
+TOOLS = [tool_schema(a) for a in loop.as_app(Host(None, None, None, None)).actions]  # as the web offers them
 
 
 def call(tool, call_id="", **arguments):
@@ -65,9 +65,10 @@ def test_each_action_and_its_undo(system, visitor, fake):
         ids["call the plumber"]: ("call the plumber", False), ids["buy stamps"]: ("buy stamps", False),
         ids["water plants"]: ("water plants", False)}, what="everything undone")
     assert list_on_page(visitor) == sorted(ids), "after a reload too"
-    cards = [c for b in tab.bubbles.values() for c in b.cards]
-    assert [state for _, state in cards] == ["undone"] * 4
-    fake.wait(lambda f: any(m["content"].startswith("App note: The user") and "restored" in m["content"]
+    tab.wait(lambda t: [state for b in t.bubbles.values() for _, state in b.cards] == ["undone"] * 4,
+             what="every card marked undone")
+    fake.wait(lambda f: any(m["content"].startswith("App note: The user undid the model's")
+                            and "undid the model's delete_todo (Deleted" in m["content"]
                             for r in f.chat_requests() for m in r["messages"]), timeout=10)
 
 
@@ -78,7 +79,7 @@ def list_on_page(visitor) -> list[str]:
 
 @pytest.mark.env(MODEL_TOOL_ROUNDS=5)
 def test_a_wrong_call_changes_nothing_and_tells_the_model_what_to_do(system, visitor, fake):
-    fake.plan(call("delete_todo", id=7), call("add_todo", title="   "), call("add_todo", name="x"),
+    fake.plan(call("delete_todo", id=7), call("add_todo", title="   "), call("add_todo"),
               call("launch_rockets"), Plan(chunks=["Sorry."]))
     tab = visitor.open_tab()
     tab.send("delete number seven")
