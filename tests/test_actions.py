@@ -58,7 +58,7 @@ class Counters:
 @pytest.fixture
 def world():
     counters = Counters()
-    app = App(title="Counters", persona="You count.", routes=[], panel=None, state=lambda s: "", brief=lambda s: "",
+    app = App(title="Counters", persona="You count.", fasthtml=None, state=lambda s: "", brief=lambda s: "",
               tell=str, show=lambda c: "", aliases={"increment": "bump"},
               actions=[Action("set_counter", "Set a counter.", SetCounter, counters.set, counters.undo),
                        Action("bump", "Add to a counter.", Bump, counters.bump, counters.undo,

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import msgspec
 import pytest
-from fastlite import database
 
 from shared.config import Settings
 from web import apps
@@ -40,15 +39,8 @@ OLD_TOOLS = [
 ]
 
 
-class NowDisk:
-    async def call(self, fn, *args): return fn(*args)
-
-
-async def _nothing(session, changes): pass
-
-
 def host(tmp_path, **env) -> Host:
-    return Host(database(tmp_path / "web.db"), Settings.from_env({"DATA_DIR": str(tmp_path), **env}), NowDisk(), _nothing)
+    return Host(Settings.from_env({"DATA_DIR": str(tmp_path), **env}))
 
 
 def test_the_todo_apps_tools_are_byte_for_byte_the_ones_the_brain_offered_before_but_an_optional_done(tmp_path):
@@ -119,7 +111,7 @@ def test_a_parameter_with_no_json_form_stops_the_web_naming_the_action_and_the_f
 
 def tiny_app(**kw) -> App:
     return App(title="Lamps", persona="You are a lamp.", actions=[act("switch_lamp", Lamp), act("nothing", Nothing)],
-               routes=[], panel=None, state=lambda s: "", brief=lambda s: "", tell=str, show=lambda c: "", **kw)
+               state=lambda s: "", brief=lambda s: "", tell=str, show=lambda c: "", fasthtml=None, **kw)
 
 
 def test_a_name_small_models_give_a_tool_is_taken_for_the_real_one_and_an_unknown_one_for_none():
@@ -150,10 +142,13 @@ def test_any_importable_module_is_an_app_with_or_without_a_dot_and_its_own_missi
                                                                                                        monkeypatch):
     (tmp_path / "expenses.py").write_text("from apps.reading import loop\n")
     (tmp_path / "broken.py").write_text("import no_such_library\n")
+    (tmp_path / "loopless.py").write_text("from fasthtml.common import fast_app\napp, rt = fast_app()\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert apps.load("expenses", host(tmp_path)).title == "Reading list", "a module outside apps/ with no dot"
     with pytest.raises(SystemExit, match=r"APP='broken': broken could not be imported: No module named 'no_such_library'"):
         apps.load("broken", host(tmp_path))
+    with pytest.raises(SystemExit, match=r"APP='loopless': loopless has no Loop: wrap its FastHTML app in one"):
+        apps.load("loopless", host(tmp_path))
 
 
 def test_each_app_has_a_data_folder_of_its_own_even_when_named_by_a_dotted_path():

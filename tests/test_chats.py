@@ -83,9 +83,7 @@ class NowDB:
 def make_chats(settings, store, bus, tabs, disk=None) -> ChatLayer:
     "The chat layer with the app APP names (the todo app by default), wired by web/server.py."
     disk = disk or NowDB()
-    host = apps.Host(store.db, settings, disk, lambda sid, changes: chats.events.changed(sid, changes))
-    chats = wire_chat(settings, store, disk, tabs, bus, apps.load(settings.app, host))
-    return chats
+    return wire_chat(settings, store, disk, tabs, bus, apps.load(settings.app, apps.Host(settings)))
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from web.components import local_heads
 from web.loop import Loop, _framed
 
 ROOT = Path(__file__).resolve().parent.parent
-HOST = Host(db=None, settings=Settings.from_env({}), disk=None, changed=None)
+HOST = Host(Settings.from_env({}))
 
 
 class Size(enum.Enum):
@@ -99,7 +99,7 @@ def test_an_async_action_is_awaited_on_the_webs_loop():
     runner = threading.Thread(target=loop.run_forever, daemon=True)
     runner.start()
     try:
-        [action] = app_with(glow).as_app(Host(None, HOST.settings, None, None, loop=loop)).actions
+        [action] = app_with(glow).as_app(Host(HOST.settings, loop=loop)).actions
         assert action.run("s", action.arguments(level=4)).text == "glowing at 4" and seen == [loop]
     finally:
         loop.call_soon_threadsafe(loop.stop)

@@ -24,13 +24,6 @@ S = "session-a"
 HX = {"HX-Request": "true", "Origin": "http://localhost"}
 
 
-class NowDisk:
-    async def call(self, fn, *args): return fn(*args)
-
-
-async def _nothing(session, changes): pass
-
-
 @pytest.fixture
 def fresh(tmp_path, monkeypatch):
     "apps/reading is imported anew for each test, so its database is in this test's DATA_DIR."
@@ -42,7 +35,7 @@ def fresh(tmp_path, monkeypatch):
 @pytest.fixture
 def world(tmp_path, fresh):
     db = database(tmp_path / "web.db")
-    app = apps.load("reading", apps.Host(db, Settings.from_env({"DATA_DIR": str(tmp_path)}), NowDisk(), _nothing))
+    app = apps.load("reading", apps.Host(Settings.from_env({"DATA_DIR": str(tmp_path)})))
     assert (tmp_path / "reading.db").exists(), "the app's database is in its data folder"
     return app, Actions(db, app)
 

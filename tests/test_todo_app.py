@@ -17,13 +17,6 @@ from web.apps import Refused
 S = "session-a"
 
 
-class NowDisk:
-    async def call(self, fn, *args): return fn(*args)
-
-
-async def _nothing(session, changes): pass
-
-
 def load(tmp_path, monkeypatch, max_todos=None):
     "The todo app as the web loads it, its actions, and its store read directly."
     if max_todos is None:
@@ -31,7 +24,7 @@ def load(tmp_path, monkeypatch, max_todos=None):
     else:
         monkeypatch.setenv("MAX_TODOS", str(max_todos))
     db = database(tmp_path / "web.db")
-    app = apps.load("todo", apps.Host(db, Settings.from_env({"DATA_DIR": str(tmp_path)}), NowDisk(), _nothing))
+    app = apps.load("todo", apps.Host(Settings.from_env({"DATA_DIR": str(tmp_path)})))
     return app, Actions(db, app), Todos(tmp_path / "todo.db")
 
 

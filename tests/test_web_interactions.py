@@ -38,8 +38,8 @@ def test_a_websocket_frame_is_told_with_its_trigger_and_fields():
 class App:
     "The app behind the tap: reads the whole body, notes it, answers `status`."
 
-    def __init__(self, status=200, tells=False, html=b"", says=()):
-        self.status, self.bodies, self.tells, self.html, self.says = status, [], tells, html, says
+    def __init__(self, status=200, html=b"", says=()):
+        self.status, self.bodies, self.html, self.says = status, [], html, says
 
     async def __call__(self, scope, receive, send):
         body = b""
@@ -50,8 +50,6 @@ class App:
                 break
         self.bodies.append(body)
         scope.setdefault("session", {})["sid"] = "sid-1"  # as the session middleware leaves it
-        if self.tells:
-            exchange().told = True  # as host.changed marks it
         exchange().said.extend(self.says)  # as Loop.tell says it
         headers = [(b"content-type", b"text/html; charset=utf-8")] if self.html else []
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
@@ -93,12 +91,10 @@ def test_an_answered_htmx_request_is_told_once_with_its_form_and_status():
     assert told == [("sid-1", "used #lamp-dial (POST /lamp brightness='7' → 201)")]
 
 
-def test_a_route_that_told_its_change_is_not_told_again_and_one_that_told_nothing_is_told_as_used():
-    app = App(tells=True)
-    told, sent = request(app, b"title=milk", path="/todos")
-    assert told == [] and app.bodies == [b"title=milk"] and sent, "host.changed told it, in the app's words"
-    assert request(App(), b"title=milk", path="/todos")[0] == [("sid-1", "used the page (POST /todos title='milk' → 200)")], \
-        "a route that forgot to tell is heard all the same"
+def test_a_route_that_said_nothing_is_heard_all_the_same_and_a_script_only_in_a_routes_words():
+    assert request(App(), b"title=milk", path="/todos")[0] == [("sid-1", "used the page (POST /todos title='milk' → 200)")]
+    assert request(App(says=["added 'milk'"]), b"title=milk", hx=False)[0] == [("sid-1", "added 'milk'")], \
+        "a script's request (no htmx) is told in the words its route said, and only then"
 
 
 def test_only_htmx_requests_with_a_session_and_within_the_rate_are_told():
@@ -144,6 +140,7 @@ def test_what_the_response_swapped_in_is_told_as_text_bounded_and_a_change_says_
 
 
 def test_a_route_that_says_what_it_changed_is_told_in_its_words_and_a_tabs_refetch_not_at_all():
+    "The words go out before the response's last byte: the model hears of the change before the user can answer it."
     assert request(App(html=b"<li>milk</li>", says=["added 'milk'"]), b"title=milk")[0] == [("sid-1", "added 'milk'")]
     assert request(App(html=b"<li>milk</li>"), method="GET", headers=[(b"x-loop-refresh", b"1")])[0] == [], \
         "another tab fetching its part of the page again is not the user doing something"

@@ -1,19 +1,16 @@
 """The app layer inside: the `App` the web serves, and how the web loads it.
 
-Most apps are plain FastHTML apps wrapped in a `Loop` (web/loop.py), which builds this `App` from
-them (`apps/reading`, `apps/starter`). An app may also declare the `App` itself with one function,
-`make(host) -> App` (`apps/todo`). Next to its routes it then declares:
+An app is a plain FastHTML app wrapped in a `Loop` (web/loop.py), which builds this `App` from it:
 
 - its **actions**: what the model may call, each with a description, typed parameters (a msgspec
   Struct, from which the tool's schema is made), a handler and its undo;
 - how each **change** is told to the model (`tell`) and shown in every tab (`show`), and its state
   as the model is told it (`state`, and `brief` on one line after a tool call);
-- its **routes**: each tells the model what it changed (`host.changed`, which also shows the
-  change in the session's other tabs); a route that tells nothing, and every other htmx
-  interaction of the page, is told as used (web/interactions.py).
+- the FastHTML app whose routes and pages the web serves (`fasthtml`).
 
-The web does the rest: the chat, the bus, applying each call once with its card and Undo
-(web/actions.py), and telling the brain, which knows no app. Which app runs is APP.
+The web does the rest: the chat, the bus, telling the model every htmx interaction (web/interactions.py),
+applying each call once with its card and Undo (web/actions.py), and telling the brain, which knows
+no app. Which app runs is APP.
 """
 import enum
 import importlib
@@ -22,20 +19,19 @@ import sys
 import types
 import typing
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgspec
-from fastlite import Database
 
 from shared.config import Settings
 from shared.messages import Prompt
 
 DEFAULT_APP = "todo"
-Change = Any  # whatever the app's handlers return as a change; only the app reads it
+Change = Any  # what an action or an undo changed, as the app's `tell` and `show` read it
 
 
 class Refused(Exception):
@@ -84,27 +80,17 @@ class Action:
 
 
 @dataclass(frozen=True)
-class Route:
-    "An htmx route of the app: `handler` is a FastHTML handler; it tells the model what it changed."
-    method: str
-    path: str
-    handler: Callable
-
-
-@dataclass(frozen=True)
 class App:
     title: str
     persona: str  # the system message: who the model is in this app, and when to call a tool
     actions: list[Action]
-    routes: list[Route]
-    panel: Callable[[str], Awaitable] | None  # the app's side of the layer's page, for a session; None: pages of its own
     state: Callable[[str], str]  # on the store's thread: the state as the model is told it
     brief: Callable[[str], str]  # the same on one line, after a tool call (small models echo a list back)
     tell: Callable[[Change], str]  # a change in words: "added #3 'milk'"
     show: Callable[[list[Change]], str]  # changes as htmx out-of-band fragments, for every tab of the session
+    fasthtml: Any  # the FastHTML app whose routes and pages the web serves
     aliases: dict[str, str] = field(default_factory=dict)  # tool names small models invent, for the real ones
     placeholder: str = "Talk to the app…"
-    fasthtml: Any = None  # a plain FastHTML app whose routes and pages the web serves (web/loop.py)
 
     def prompt(self, settings: Settings) -> Prompt:
         "The system message (SYSTEM_PROMPT replaces the persona) and the tools: the same bytes every time."
@@ -118,14 +104,9 @@ class App:
 
 @dataclass
 class Host:
-    """What the web gives an app: its database (web.db; the app makes its own tables), the store's
-    thread (`disk.call(fn, ...)` runs fn there, in order) and `changed(session, changes)`, which
-    tells the model what the user changed (a comment follows once the clicking pauses)."""
-    db: Database
+    "What the web gives an app as it loads it: its settings, and its event loop once it runs."
     settings: Settings
-    disk: Any
-    changed: Callable[[str, list[Change]], Awaitable[None]]
-    loop: Any = None  # the web's event loop once it runs: where an app's async action is awaited
+    loop: Any = None  # where an app's async action is awaited
 
 
 JSON_TYPES = {int: "integer", str: "string", bool: "boolean", float: "number"}
@@ -189,10 +170,9 @@ def _data_dir(path: Path):
 
 
 def load(name: str, host: Host) -> App:
-    """The app called `name`: a package under apps/ (APP=reading) or any importable module, which
-    either wraps its FastHTML app in a `web.loop.Loop` or has `make(host) -> App`. It is imported
-    afresh, with DATA_DIR set to its own data folder, where a plain app keeps its database (so each
-    web a test makes in one process has its own)."""
+    """The app called `name`: a package or module under apps/ (APP=reading) or any importable module,
+    which wraps its FastHTML app in one `web.loop.Loop`. It is imported afresh, with DATA_DIR set to
+    its own data folder, where it keeps its database (so each web a test makes in one process has its own)."""
     module_name = name or DEFAULT_APP
     for candidate in [module_name] if "." in module_name else [f"apps.{module_name}", module_name]:
         try:
@@ -207,11 +187,9 @@ def load(name: str, host: Host) -> App:
                 raise SystemExit(f"APP={name!r}: {candidate} could not be imported: {e}") from None
     else:
         raise SystemExit(f"APP={name!r}: no such app; the apps are under apps/, or name any importable module "
-                         "with a Loop or make(host)")
+                         "with a Loop")
     loops = [v for v in vars(module).values() if callable(getattr(type(v), "as_app", None))]
-    if len(loops) == 1:
-        return loops[0].as_app(host)
-    if not callable(getattr(module, "make", None)):
-        raise SystemExit(f"APP={name!r}: {module.__name__} has {'more than one Loop' if loops else 'no Loop'} and no "
-                         "make(host) -> App (see web/loop.py)")
-    return module.make(host)
+    if len(loops) != 1:
+        raise SystemExit(f"APP={name!r}: {module.__name__} has {'more than one Loop' if loops else 'no Loop'}: wrap its "
+                         "FastHTML app in one, loop = Loop(app, persona) (see web/loop.py)")
+    return loops[0].as_app(host)

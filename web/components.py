@@ -8,8 +8,8 @@ import json
 import uuid
 from html import escape
 
-from fasthtml.common import (A, Article, Aside, Button, Details, Div, Form, H1, H2, Header, Input, Link, Main,
-                             Meta, Option, Pre, Progress, Script, Section, Select, Small, Span, Summary, Title)
+from fasthtml.common import (A, Article, Button, Details, Div, Form, H2, Input, Link, Meta, Option, Pre, Progress,
+                             Script, Section, Select, Small, Span, Summary)
 
 from shared.messages import PullOutcome, Stats, full_name
 from web.transcript import LIVE, Line, REGENERABLE, RETRYABLE, Role, Status
@@ -192,16 +192,6 @@ def Refresh():
     """Sent to a tab when the app changed in another one (or by the model): it fetches the app's part
     of its page again (app.js), whatever the app is."""
     return Div(id="loop-refresh", hidden=True, hx_swap_oob="true", data_at=uuid.uuid4().hex)
-
-
-def Page(title: str, panel, chat):
-    "The layer's page for an app declared with make(host): its panel, then the chat."
-    return (
-        Title(title),
-        Main(cls="container")(
-            Header(H1(title), cls="top"),
-            Div(cls="panes")(panel, chat)),
-    )
 
 
 def local_heads(heads) -> list:

@@ -1,15 +1,15 @@
-"""The HTTP request being handled, as the layer needs to know it: the tab it came from and whether
-the app told the model what it changed.
+"""The HTTP request being handled, as the layer needs to know it: the tab it came from and what the
+app's route said it changed.
 
 Each page is given its own tab id, which its WebSocket and its htmx requests carry (`?tab=` and
 `X-Tab`): a change the user makes through the app's routes is shown to the session's other tabs
-(the tab that made it has it already, from the response it swapped in). A route that tells its
-change (`host.changed`) marks its exchange told; one that does not is told as used like any other
-htmx request (web/interactions.py), so forgetting to tell is never silence.
+(the tab that made it has it already, from the response it swapped in). A route may say what it
+changed in its own words (`Loop.tell`); one that does not is told from what its response swapped
+in (web/interactions.py), so forgetting to tell is never silence.
 
 One `Exchange` per request, in a contextvar that the `Exchanges` middleware sets, since the app's
-routes call `host.changed(session, changes)` and know nothing of either. It is an object the route
-changes in place, so the middlewares around the route see what it did.
+routes call `Loop.tell(...)` and know nothing of either. It is an object the route changes in
+place, so the middlewares around the route see what it did.
 """
 import re
 from contextvars import ContextVar
@@ -23,7 +23,6 @@ TAB_ID = re.compile(r"[0-9a-f]{32}\Z")  # a uuid4's hex, as the page is given it
 @dataclass
 class Exchange:
     tab: str = ""  # the tab that made the request; "" for none (a script)
-    told: bool = False  # the model has been told what the request changed (host.changed), or need not be
     said: list[str] = field(default_factory=list)  # what it changed in the app's own words (Loop.tell)
 
 

@@ -1,11 +1,10 @@
 """Every htmx interaction of the page reaches the model, once: the one place that sees them all, so a
 route or control added to the page is heard with no extra code.
 
-An app's route that tells the model what it changed (`host.changed`, which marks its exchange told:
-web/exchange.py) is not told again here, nor are the chat's own controls, which are chat turns or
-replies. Every other interaction, an app's route that told nothing included, is told in one line
-(`heard`): the control, the method and path, the form values and the text of what the response
-swapped in, or the words the route said (`Loop.tell`). A change (any method but GET or HEAD,
+The chat's own controls, which are chat turns or replies, are not told here. Every other
+interaction is told in one line (`heard`): the control, the method and path, the form values and
+the text of what the response swapped in, or the words the app's route said it changed
+(`Loop.tell`, kept on its exchange: web/exchange.py). A change (any method but GET or HEAD,
 answered 2xx) is shown in the session's other tabs and commented on once the clicking pauses;
 anything else is seen with the next turn, without a comment of its own.
 
@@ -81,8 +80,8 @@ def ws_heard(data: dict) -> str:
 
 
 class InteractionTap:
-    """ASGI middleware: tell each htmx request once it is answered, unless the app told what it
-    changed. `tell(session, lines, change, tab)`: `change` when it changed the app. It is told
+    """ASGI middleware: tell each htmx request once it is answered, in the route's words if it said
+    any. `tell(session, lines, change, tab)`: `change` when it changed the app. It is told
     before the response's last byte leaves, so the model hears of a change before anything the
     user does after seeing it (a chat message sent at once)."""
 
@@ -119,8 +118,8 @@ class InteractionTap:
 
     async def _told(self, scope, headers: dict, htmx: bool, body: bytes, shown: bytes | None, status: int) -> None:
         sid, made = (scope.get("session") or {}).get("sid"), exchange()
-        # Refused for the session's rate, it goes no further; told by the app, it is heard already.
-        if not sid or status == TOO_MANY_REQUESTS or made.told or not (htmx or made.said):
+        # Refused for the session's rate, it goes no further.
+        if not sid or status == TOO_MANY_REQUESTS or not (htmx or made.said):
             return
         change = scope["method"] not in READS and 200 <= status < 300
         if made.said:

@@ -99,7 +99,7 @@ class Loop:
 
         return App(
             title=self.title, persona=self.persona + APP_NOTES + (RESTRAINT if self.tools else ""),
-            actions=[_action(host, t) for t in self.tools], routes=[], panel=None, state=state,
+            actions=[_action(host, t) for t in self.tools], state=state,
             brief=brief, tell=str,
             show=lambda changes: to_xml(Refresh()) if changes else "", placeholder=self.placeholder, fasthtml=self.app,
             aliases={name: t.__name__ for t in self.tools for name in t.also})

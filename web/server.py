@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from fasthtml.common import Beforeware, Div, FastHTML, Response, to_xml
+from fasthtml.common import Beforeware, FastHTML, Response, to_xml
 from starlette.middleware import Middleware
 from starlette.responses import FileResponse
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -37,8 +37,8 @@ from web.app_events import AppEvents
 from web.broker import Broker, Owner
 from web.clients import Clients
 from web.commands import Commands
-from web.components import Chat, Page, Refresh, head_assets, local_heads
-from web.exchange import Exchanges, exchange, tab_id
+from web.components import Chat, Refresh, head_assets, local_heads
+from web.exchange import Exchanges, tab_id
 from web.export import to_json, to_markdown
 from web.interactions import InteractionTap
 from web.limits import Bounds, Rate, Verdict
@@ -136,22 +136,15 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     store, disk, clients = Store(settings.data_dir), StoreThread(), Clients(settings.ws_tab_queue, settings.ws_tab_queue_bytes)
     broker = bus(settings, None, DiskOutbox(store, disk))
 
-    async def changed(sid: str, changes: list[apps.Change]) -> None:
-        "What the user changed through the app's routes: shown in the session's other tabs, told to the model."
-        made = exchange()
-        made.told = True  # the interaction tap need not tell it as used
-        chat.relay.changes(sid, app_.show(changes), but=made.tab)
-        await chat.events.changed(sid, changes)
-
     async def heard(sid: str, lines: list[str], change: bool, tab: str) -> None:
-        "An htmx interaction the app did not tell (web/interactions.py): a change is shown in the other tabs."
+        "An htmx interaction of the app (web/interactions.py): a change is shown in the session's other tabs."
         if change:
             chat.relay.changes(sid, to_xml(Refresh()), but=tab)
             chat.events.tell(sid, lines, await disk.call(app_.state, sid), comment=True)
         else:
             chat.events.tell(sid, lines)
 
-    host = apps.Host(store.db, settings, disk, changed)
+    host = apps.Host(settings)
     bounds = Bounds(settings)
     app_ = bounds.guard(apps.load(settings.app, host))  # the model's actions count as changes too
     chat = wire_chat(settings, store, disk, clients, broker, app_)
@@ -206,9 +199,6 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     app.state.chat, app.state.broker, app.state.bounds = chat, broker, bounds
     rt = app.route
 
-    for route in app_.routes:
-        rt(route.path, methods=[route.method])(route.handler)
-
     def chat_of(sid: str) -> Chat:
         "The chat beside a page of the app, for a new tab (its session opened by `open_chat`)."
         views = chat.views
@@ -241,16 +231,5 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         return {"status": state.value, "text": text, "workers": workers, "models": broker.models,
                 "clients": len(clients), "pending": len(broker.pending)}
 
-    if app_.fasthtml is not None:
-        adopt(app, app_.fasthtml, [app.before[0], open_chat], lambda req: chat_of(req.scope["session"]["sid"]),
-              local_heads)
-    else:
-        @rt("/", methods=["get"])
-        async def index(req, session):
-            sid = session["sid"]
-            panel = Div(await app_.panel(sid), id="loop-app")
-            if req.headers.get("x-loop-refresh") == "1":
-                return panel  # another tab changed the app: this one fetches its part again
-            await open_chat(req, session)
-            return Page(app_.title, panel, chat_of(sid))
+    adopt(app, app_.fasthtml, [app.before[0], open_chat], lambda req: chat_of(req.scope["session"]["sid"]), local_heads)
     return app

@@ -13,7 +13,7 @@ from tests.fake_ollama import Plan
 from tests.page import Visitor
 from web.apps import Host, tool_schema
 
-TOOLS = [tool_schema(a) for a in loop.as_app(Host(None, None, None, None)).actions]  # as the web offers them
+TOOLS = [tool_schema(a) for a in loop.as_app(Host(None)).actions]  # as the web offers them
 
 
 def call(tool, call_id="", **arguments):
