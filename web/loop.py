@@ -4,9 +4,9 @@
     loop = Loop(app, "You are the assistant in a todo list. Be brief.")   # seeing
 
     @loop.action                                      # acting: a typed function the model may call
-    def add_todo(title: Annotated[str, "what to do"]) -> Todo:
+    def add_todo(task: Annotated[str, "what to do"]) -> Todo:
         "Add a todo. Only when the user asks to."
-        return todos.insert(title=title, done=False)
+        return todos.insert(Todo(task=task, done=False))
 
     @add_todo.undo                                    # optional: its card's Undo
     def _(todo: Todo): todos.delete(todo.id)
@@ -14,7 +14,7 @@
 Seeing needs nothing more: every htmx request of the app's pages is told to the model with the
 text of what it swapped in (web/interactions.py), a change (any method but GET) with a comment
 once the clicking pauses, and every other tab of the session fetches the app's part of its page
-again. A route may say what it changed in its own words with `loop.tell(...)`. An action's
+again. A route may say what it changed in its own words with `Loop.tell(...)`. An action's
 parameters come from its signature (a default makes one optional), its description from its
 docstring; it may take `session` (the session as routes see it), be async, and raise `Refused`.
 """
