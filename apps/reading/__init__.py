@@ -48,12 +48,12 @@ loop = Loop(app, PERSONA, state=reading_list, title="Reading list", placeholder=
 
 
 def find(session, ref, missing: str = "") -> Book:
-    "A book by its number (2, '#2') or its title (any case), or Refused: `missing`, else the list."
+    "A book by its number (2, '#2') or its title (any case), or Refused: `missing`, else that there is none."
     text = str(ref).strip().lstrip("#").lower()  # a number given as one is never taken for a title
     book = next((b for b in listed(session["sid"]) if text == str(b.id) or not isinstance(ref, int) and
                  text == b.title.lower()), None)
     if book is None:
-        raise Refused(missing or f"no book is {ref!r}. {reading_list(session)}")
+        raise Refused(missing or f"no book is {ref!r}.")  # the layer adds the list (the brief) once
     return book
 
 
