@@ -43,13 +43,16 @@ def test_a_users_change_and_the_models_action_show_in_both_tabs_and_the_model_is
     assert '[{"id": 1, "task": "feed the cat", "done": null}]' in note, "the app's state, from `state=todos`"
     expect(replies(other)).to_have_count(1)  # the comment, in both tabs
 
-    # The model's action, asked in the chat of the first tab: both tabs show it, with its card.
+    # The model's action, asked in the chat of the first tab: both tabs show it, with its card, and
+    # what the user was typing in the other tab's form is still there.
+    other.fill("input[name=task]", "half a thought")
     fake.plan(Plan(tool_calls=[{"name": "add_todo", "arguments": {"task": "pay rent"}}]),
               Plan(chunks=words("Rent, noted.")))
     send(w.page, "add pay rent to my list")
     for tab in (w.page, other):
         expect(items(tab)).to_have_text([re.compile("feed the cat"), re.compile("pay rent")])
         expect(tab.locator("#todo-list input:checked")).to_have_count(0)
+    expect(other.locator("input[name=task]")).to_have_value("half a thought")
     card = replies(other).last.locator(".card")
     expect(card).to_have_text(re.compile(r'add_todo done: \{"id": 2, "task": "pay rent", "done": 0\}'))
     expect(replies(w.page).last.locator(".md")).to_have_text("Rent, noted.")

@@ -85,12 +85,31 @@
     e.detail.headers["X-Tab"] = (chat && chat.dataset.tab) || tab;
   });
 
-  // The app changed in another tab, or by the model: fetch this page's part of the app again.
+  // The app changed in another tab, or by the model: fetch this page's part of the app again,
+  // keeping what the user was typing in it (and where).
+  function typedFields(app) {
+    return Array.from(app.querySelectorAll("input[name]:not([type=checkbox]):not([type=radio]):not([type=hidden]), textarea[name]"));
+  }
+  function fieldKey(app, el) {
+    return Array.from(app.querySelectorAll("form")).indexOf(el.form) + "/" + el.name;
+  }
   document.addEventListener("htmx:oobAfterSwap", function (e) {
-    if (e.detail.target && e.detail.target.id === "loop-refresh" && document.getElementById("loop-app")) {
-      htmx.ajax("GET", location.pathname + location.search, { target: "#loop-app", select: "#loop-app",
-                                                              swap: "outerHTML", headers: { "X-Loop-Refresh": "1" } });
-    }
+    const app = document.getElementById("loop-app");
+    if (!e.detail.target || e.detail.target.id !== "loop-refresh" || !app) return;
+    const typed = new Map(typedFields(app).filter(function (el) { return el.value; })
+                                          .map(function (el) { return [fieldKey(app, el), el.value]; }));
+    const focused = app.contains(document.activeElement) ? fieldKey(app, document.activeElement) : null;
+    htmx.ajax("GET", location.pathname + location.search, { target: "#loop-app", select: "#loop-app",
+                                                            swap: "outerHTML", headers: { "X-Loop-Refresh": "1" } })
+      .then(function () {
+        const fresh = document.getElementById("loop-app");
+        if (!fresh) return;
+        typedFields(fresh).forEach(function (el) {
+          const key = fieldKey(fresh, el);
+          if (typed.has(key)) el.value = typed.get(key);
+          if (key === focused) el.focus();
+        });
+      });
   });
 
   document.addEventListener("DOMContentLoaded", function () { renderAll(); scrollDown(); });
