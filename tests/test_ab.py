@@ -1,5 +1,5 @@
 "Reading the bench's printed rows for the A/B comparison (bench/ab.py): the figure added by the system, at p50."
-from bench.ab import figures
+from bench.ab import figures, turns
 
 PRINTED = """
 ## Time to first token (20 requests one after another)
@@ -18,3 +18,7 @@ def test_only_the_figures_added_by_the_system_are_read():
     assert figures(PRINTED) == {"added by the system at p50 (ms)": 4.62,
                                 "10 sessions: per-chunk latency ms p50/p99/max": 1.57,
                                 "10 sessions: time to first token ms p50/p99/max": 35.41}
+
+
+def test_each_tree_goes_first_every_other_round():
+    assert [turns(n, "a", "b") for n in range(4)] == [("a", "b"), ("b", "a"), ("a", "b"), ("b", "a")]
