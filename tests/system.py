@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import requests
@@ -14,9 +15,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """n ports free now, all different: each socket is held until all are chosen (one after another,
+    the kernel may hand the same port out twice: a web once got its own bus's port)."""
+    with ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(n)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 def procfile() -> dict[str, str]:
@@ -28,15 +37,15 @@ class System:
     """`netns`: run the commands in that network namespace (another host, see test_multihost.py)."""
     def __init__(self, workdir: Path, ollama_url: str, netns: str | None = None, **env):
         self.workdir, self.netns = workdir, netns
-        self.port = free_port()
+        self.port, pub, sub = free_ports(3)
         self.env = os.environ | {
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
             "PYTHONUNBUFFERED": "1",
             "PORT": str(self.port),
             "DATA_DIR": str(workdir / "data"),
             "OLLAMA_HOST": ollama_url,
-            "BUS_PUB_ENDPOINT": f"tcp://127.0.0.1:{free_port()}",
-            "BUS_SUB_ENDPOINT": f"tcp://127.0.0.1:{free_port()}",
+            "BUS_PUB_ENDPOINT": f"tcp://127.0.0.1:{pub}",
+            "BUS_SUB_ENDPOINT": f"tcp://127.0.0.1:{sub}",
             "BUS_HEARTBEAT_S": "0.3",
             "COMMENT_DELAY_S": "0.3",
         } | {k: str(v) for k, v in env.items()}
