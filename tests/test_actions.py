@@ -59,7 +59,7 @@ class Counters:
 def world():
     counters = Counters()
     app = App(title="Counters", persona="You count.", fasthtml=None, state=lambda s: "", brief=lambda s: "",
-              tell=str, show=lambda c: "", aliases={"increment": "bump"},
+              aliases={"increment": "bump"},
               actions=[Action("set_counter", "Set a counter.", SetCounter, counters.set, counters.undo),
                        Action("bump", "Add to a counter.", Bump, counters.bump, counters.undo,
                               prepare=lambda a: {"name": a["counter"], **a} if "counter" in a else a)])

@@ -27,7 +27,7 @@ class Broker(Bus):
 
 
 def app():
-    return SimpleNamespace(tell=lambda change: f"added #{change} 'milk'", state=lambda sid: f"The list of {sid}: milk")
+    return SimpleNamespace(state=lambda sid: f"The list of {sid}: milk")
 
 
 def make(tmp_path, answer=True):
@@ -38,7 +38,7 @@ def make(tmp_path, answer=True):
 
 def test_a_change_is_told_once_in_the_apps_words_with_the_state_after_it_for_a_comment(tmp_path):
     events, sessions, broker = make(tmp_path)
-    asyncio.run(events.changed("s", [3]))
+    asyncio.run(events.changed("s", ["added #3 'milk'"]))
     asyncio.run(events.changed("s", []))
     [event] = broker.offered
     assert isinstance(event, AppEvent) and (event.session, event.lines, event.state, event.comment, event.prompt) == (

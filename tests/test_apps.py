@@ -111,7 +111,7 @@ def test_a_parameter_with_no_json_form_stops_the_web_naming_the_action_and_the_f
 
 def tiny_app(**kw) -> App:
     return App(title="Lamps", persona="You are a lamp.", actions=[act("switch_lamp", Lamp), act("nothing", Nothing)],
-               state=lambda s: "", brief=lambda s: "", tell=str, show=lambda c: "", fasthtml=None, **kw)
+               state=lambda s: "", brief=lambda s: "", fasthtml=None, **kw)
 
 
 def test_a_name_small_models_give_a_tool_is_taken_for_the_real_one_and_an_unknown_one_for_none():

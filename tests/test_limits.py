@@ -101,7 +101,7 @@ def test_the_models_actions_are_refused_past_the_data_bound_but_take_nothing_fro
     done = []
     action = Action("add", "Add one.", dict, run=lambda session, arguments: done.append(session) or Outcome("added"),
                     undo=lambda session, undo: [])
-    app = App("t", "p", [action], state=str, brief=str, tell=str, show=str, fasthtml=None)
+    app = App("t", "p", [action], state=str, brief=str, fasthtml=None)
     guarded = everyone.guard(app)
     assert everyone.change() is None and everyone.change() is not None, "the routes spent everyone's rate"
     assert guarded.action("add").run("s", {}).text == "added" and done == ["s"], "the model still acts"

@@ -65,7 +65,7 @@ def test_the_whole_transcript_replaces_what_a_tab_showed():
     assert [(k, b.text, b.status) for k, b in tab.bubbles.items()] == [("reply-a", "one", "done"), ("reply-b", "two", "failed")]
 
 
-def test_app_changes_reach_every_tab_of_the_session_as_the_app_shows_them_and_none_sends_nothing():
+def test_a_change_to_the_app_has_every_tab_of_the_session_fetch_it_again_but_the_one_that_made_it():
     frames = []
 
     class Recorder:
@@ -73,11 +73,10 @@ def test_app_changes_reach_every_tab_of_the_session_as_the_app_shows_them_and_no
             frames.append((session, html, but))
 
     relay = Relay(Recorder())
-    shown = '<li id="book-3" hx-swap-oob="delete"></li>'  # whatever the app's `show` made: passed on as it is
-    relay.changes("s", shown)
-    relay.changes("s", "")
-    relay.changes("s", shown, but="a" * 32)
-    assert frames == [("s", shown, ""), ("s", shown, "a" * 32)], "an action that changed nothing sends nothing"
+    relay.refresh("s")
+    relay.refresh("s", but="a" * 32)
+    assert [(s, 'id="loop-refresh"' in html and 'hx-swap-oob="true"' in html, but) for s, html, but in frames] == [
+        ("s", True, ""), ("s", True, "a" * 32)]
 
 
 def test_a_notice_goes_to_one_tab():

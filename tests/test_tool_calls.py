@@ -18,9 +18,9 @@ from web.transcript import Line, Status
 
 
 class Relay:
-    def __init__(self): self.shown, self.fragments, self.notices = [], [], []
+    def __init__(self): self.shown, self.refreshed, self.notices = [], [], []
     def show(self, session, line): self.shown.append((session, line.request, line.cards))
-    def changes(self, session, html): self.fragments.append((session, html))
+    def refresh(self, session): self.refreshed.append(session)
     def notice(self, client, text): self.notices.append(text)
 
 
@@ -59,8 +59,7 @@ class Events:
 def make(tmp_path):
     sessions = Sessions(Store(tmp_path), NowDB(), Tabs(), None)
     sessions.add("s", Line(request="r1", role="reply", status=Status.STREAMING))
-    app = SimpleNamespace(show=lambda changes: "".join(f"<li>{c}</li>" for c in changes),
-                          state=lambda sid: "The list: milk", brief=lambda sid: "The list is now: milk.")
+    app = SimpleNamespace(state=lambda sid: "The list: milk", brief=lambda sid: "The list is now: milk.")
     relay, actions, events = Relay(), Actions(), Events()
     return ToolCalls(sessions, relay, app, actions, NowDB(), events), sessions, relay, actions, events
 
@@ -84,7 +83,7 @@ def test_a_call_is_shown_as_a_card_and_in_every_tab_and_answered_with_the_apps_b
     assert json.loads(sessions.get("s").reply("r1").cards) == [{"call": "c1", "text": "Added 'milk'.", "ok": True,
                                                                  "undone": False, "name": "add",
                                                                  "arguments": {"title": "milk"}, "at": 7, "index": 0, "undoable": True}]
-    assert relay.fragments == [("s", "<li>+milk</li>")] and relay.shown[-1][:2] == ("s", "r1")
+    assert relay.refreshed == ["s"] and relay.shown[-1][:2] == ("s", "r1"), "every tab fetches the app again, once"
     [(sid, state, result)] = events.sent
     assert isinstance(result, ToolResult) and (sid, state, result.reply, result.call, result.ok, result.text,
                                                result.state) == (
@@ -103,7 +102,7 @@ def test_a_call_that_comes_again_keeps_one_card_and_a_refused_one_says_so(tmp_pa
 def test_a_call_for_a_reply_no_longer_held_is_still_applied_and_answered(tmp_path):
     tools, sessions, relay, _, events = make(tmp_path)
     call(tools, CallTool(worker="w1", session="s", reply="gone", call="c1", name="add", arguments={"title": "x"}))
-    assert relay.shown == [] and relay.fragments == [("s", "<li>+x</li>")] and len(events.sent) == 1
+    assert relay.shown == [] and relay.refreshed == ["s"] and len(events.sent) == 1
 
 
 def test_undo_marks_the_card_shows_the_change_and_tells_the_model_as_of_a_users_change(tmp_path):
@@ -116,7 +115,7 @@ def test_undo_marks_the_card_shows_the_change_and_tells_the_model_as_of_a_users_
         await asyncio.gather(*tools.tasks)
     asyncio.run(undo())
     assert json.loads(sessions.get("s").reply("r1").cards)[0]["undone"] is True
-    assert relay.fragments[-1] == ("s", "<li>-c1</li>") and events.changed_ == [("s", ["-c1"])]
+    assert relay.refreshed[-1] == "s" and events.changed_ == [("s", ["-c1"])]
     asyncio.run(undo())
     assert relay.notices == ["There is nothing to undo there."] and len(events.changed_) == 1
 

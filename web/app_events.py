@@ -4,7 +4,7 @@ the digest of what the brain last got (`Session.told`) stays true and a lost eve
 import uuid
 
 from shared.messages import AppEvent, Prompt, ToBrain, digest
-from web.apps import App, Change
+from web.apps import App
 from web.broker import Broker
 from web.sessions import Sessions
 from web.store import StoreThread
@@ -18,10 +18,10 @@ class AppEvents:
         self.send_state(sid, state, AppEvent(session=sid, id=uuid.uuid4().hex, lines=lines, state=state,
                                              since=self.sessions.get(sid).told, comment=comment, prompt=self.prompt))
 
-    async def changed(self, sid: str, changes: list[Change]) -> None:
-        "The user changed the app: the model is told what, with the state after it, and comments once the clicking pauses."
-        if changes:
-            self.tell(sid, [self.app.tell(c) for c in changes], await self.disk.call(self.app.state, sid), comment=True)
+    async def changed(self, sid: str, lines: list[str]) -> None:
+        "The user changed the app (`lines` say what): the model is told, with the state after it, and comments once the clicking pauses."
+        if lines:
+            self.tell(sid, lines, await self.disk.call(self.app.state, sid), comment=True)
 
     def send_state(self, sid: str, state: str, msg: ToBrain) -> None:
         """The brain is known to have the state once the bus has taken the message that carries it;

@@ -4,8 +4,8 @@ An app is a plain FastHTML app wrapped in a `Loop` (web/loop.py), which builds t
 
 - its **actions**: what the model may call, each with a description, typed parameters (a msgspec
   Struct, from which the tool's schema is made), a handler and its undo;
-- how each **change** is told to the model (`tell`) and shown in every tab (`show`), and its state
-  as the model is told it (`state`, and `brief` on one line after a tool call);
+- its state as the model is told it (`state`, and `brief` on one line after a tool call); what an
+  action or its undo changed is said in words (`Change`), and every tab fetches the page again;
 - the FastHTML app whose routes and pages the web serves (`fasthtml`).
 
 The web does the rest: the chat, the bus, telling the model every htmx interaction (web/interactions.py),
@@ -31,7 +31,7 @@ from shared.config import Settings
 from shared.messages import Prompt
 
 DEFAULT_APP = "todo"
-Change = Any  # what an action or an undo changed, as the app's `tell` and `show` read it
+Change = str  # what an action or an undo changed, in words: "the model's add_todo (Added #3 'milk'.)"
 
 
 class Refused(Exception):
@@ -56,8 +56,8 @@ def plain_text(value, what: str) -> str:
 
 @dataclass
 class Outcome:
-    """What an action did: `text` for the model and the action's card, the `changes` it made (shown
-    in every tab), and `undo`: what the app's undo needs to revert it exactly (JSON)."""
+    """What an action did: `text` for the model and the action's card, the `changes` it made in words
+    (any: every tab fetches the app again), and `undo`: what the app's undo needs to revert it exactly (JSON)."""
     text: str
     changes: list[Change] = field(default_factory=list)
     undo: Any = None
@@ -86,8 +86,6 @@ class App:
     actions: list[Action]
     state: Callable[[str], str]  # on the store's thread: the state as the model is told it
     brief: Callable[[str], str]  # the same on one line, after a tool call (small models echo a list back)
-    tell: Callable[[Change], str]  # a change in words: "added #3 'milk'"
-    show: Callable[[list[Change]], str]  # changes as htmx out-of-band fragments, for every tab of the session
     fasthtml: Any  # the FastHTML app whose routes and pages the web serves
     aliases: dict[str, str] = field(default_factory=dict)  # tool names small models invent, for the real ones
     placeholder: str = "Talk to the app…"

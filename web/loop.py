@@ -31,7 +31,6 @@ import msgspec
 from fasthtml.common import Div, FastHTML, to_xml
 
 from web.apps import Action, App, Host, Outcome, Refused, tool_schema
-from web.components import Refresh
 from web.exchange import exchange
 from web.interactions import text_of
 
@@ -100,8 +99,7 @@ class Loop:
         return App(
             title=self.title, persona=self.persona + APP_NOTES + (RESTRAINT if self.tools else ""),
             actions=[_action(host, t) for t in self.tools], state=state,
-            brief=brief, tell=str,
-            show=lambda changes: to_xml(Refresh()) if changes else "", placeholder=self.placeholder, fasthtml=self.app,
+            brief=brief, placeholder=self.placeholder, fasthtml=self.app,
             aliases={name: t.__name__ for t in self.tools for name in t.also})
 
 

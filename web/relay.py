@@ -3,7 +3,7 @@ every tab of a session. It holds no state: the commands, replies and tool calls 
 from fasthtml.common import to_xml
 
 from web.clients import Client, Clients
-from web.components import Append, Bubble, ChunkText, Notice, ThinkingText, Transcript
+from web.components import Append, Bubble, ChunkText, Notice, Refresh, ThinkingText, Transcript
 from web.transcript import Line
 
 
@@ -26,11 +26,10 @@ class Relay:
         if text:
             self.clients.send(session, ChunkText(request, text))
 
-    def changes(self, session: str, html: str, but: str = "") -> None:
-        """Changes to the app as the app shows them: every tab of the session sees them (but the tab
-        `but`, which made them itself and has them from its own request)."""
-        if html:
-            self.clients.send(session, html, but)
+    def refresh(self, session: str, but: str = "") -> None:
+        """The app changed: every tab of the session fetches its part of the page again (but the tab
+        `but`, which made the change itself and has it from its own request)."""
+        self.clients.send(session, to_xml(Refresh()), but)
 
     def transcript(self, session: str, lines: list[Line]) -> None:
         self.clients.send(session, to_xml(Transcript([Bubble(line) for line in lines])))

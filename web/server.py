@@ -37,7 +37,7 @@ from web.app_events import AppEvents
 from web.broker import Broker, Owner
 from web.clients import Clients
 from web.commands import Commands
-from web.components import Chat, Refresh, head_assets, local_heads
+from web.components import Chat, head_assets, local_heads
 from web.exchange import Exchanges, tab_id
 from web.export import to_json, to_markdown
 from web.interactions import InteractionTap
@@ -139,8 +139,8 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     async def heard(sid: str, lines: list[str], change: bool, tab: str) -> None:
         "An htmx interaction of the app (web/interactions.py): a change is shown in the session's other tabs."
         if change:
-            chat.relay.changes(sid, to_xml(Refresh()), but=tab)
-            chat.events.tell(sid, lines, await disk.call(app_.state, sid), comment=True)
+            chat.relay.refresh(sid, but=tab)
+            await chat.events.changed(sid, lines)
         else:
             chat.events.tell(sid, lines)
 

@@ -57,7 +57,8 @@ class ToolCalls:
         row, changes = await self.disk.call(self.actions.act, msg.session, msg.reply, msg.call, msg.name, msg.arguments)
         self._card(msg.session, msg.reply, msg.call, text=row.text, ok=row.ok, undone=row.undone, name=msg.name,
                    arguments=msg.arguments, at=msg.at, index=msg.index, undoable=self.actions.undoable(row.name))
-        self.relay.changes(msg.session, self.app.show(changes))
+        if changes:
+            self.relay.refresh(msg.session)
         state, brief = await self.disk.call(lambda: (self.app.state(msg.session), self.app.brief(msg.session)))
         self.events.send_state(msg.session, state, ToolResult(
             session=msg.session, id=uuid.uuid4().hex, reply=msg.reply, call=msg.call, ok=row.ok, text=f"{row.text} {brief}",
@@ -71,7 +72,8 @@ class ToolCalls:
         if row is None:
             return self.relay.notice(client, "There is nothing to undo there.")
         self._card(sid, row.reply, call, undone=True)
-        self.relay.changes(sid, self.app.show(changes))
+        if changes:
+            self.relay.refresh(sid)
         await self.events.changed(sid, changes)
 
     def _card(self, sid: str, reply_id: str, call: str, **fields) -> None:
