@@ -108,7 +108,7 @@ class InteractionTap:
                 status[0] = message["status"]
                 status[1] = b"text/html" in dict(message.get("headers") or []).get(b"content-type", b"")
             elif message["type"] == "http.response.body":
-                if status[1] and len(shown) < MAX_BODY_BYTES:
+                if htmx and status[1] and len(shown) < MAX_BODY_BYTES:  # a whole page is never told
                     shown.extend(message.get("body", b"")[:MAX_BODY_BYTES - len(shown)])
                 if not message.get("more_body"):
                     await self._told(scope, headers, htmx, bytes(body), bytes(shown) if status[1] else None, status[0])
