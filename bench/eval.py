@@ -35,7 +35,7 @@ from tests.page import Visitor
 from tests.system import ROOT, System, free_port
 
 START = [("buy stamps", False), ("call the plumber", False), ("water the plants", True), ("book the dentist", False)]
-RAW_CALL = re.compile(r'"(name|arguments|parameters)"\s*:|<tool_call>|```json|\btool_calls?\b', re.I)
+RAW_CALL = re.compile(r'"(name|arguments|parameters|calls)"\s*:|<tool_call>|```json|\btool_calls?\b', re.I)
 PARROT = re.compile(r"\[app\]|\(app:|app note:|the user (added|marked|renamed|deleted|restored|used)", re.I)
 # A reply that says it made a change: "I added …", "I've marked …", "Added #5 …" or "Marked …" opening a
 # sentence, "… has been removed", "… is now done", "The todo list is now: …". See `claims_change`.
@@ -142,6 +142,7 @@ class Score:
     questions: int = 0
     answered: int = 0
     claimed: int = 0  # the reply claims a change that was not made (`claims_change`)
+    marked: int = 0  # of those, the chat said under the reply that nothing was changed (brain/claims.py)
     seconds: float = 0.0
 
     def add(self, other: "Score") -> None:
@@ -268,10 +269,16 @@ def play(url: str, ask: Ask, log, label: str | None = None) -> Score:
         after = todos(visitor)
         score, verdict = judge(ask, before, after, reply.text, [c for c, _ in reply.cards])
         score.seconds = time.monotonic() - started
-        log(_log_line(label or ask.scenario, ask, verdict, reply, after))
+        score.marked = int(score.claimed and _marked(list(tab.bubbles.values())))
+        log(_log_line(label or ask.scenario, ask, verdict + (" (marked)" if score.marked else ""), reply, after))
         return score
     finally:
         visitor.close()
+
+
+def _marked(bubbles) -> bool:
+    "Whether the chat said, under a reply among these, that it changed nothing it claimed (brain/claims.py)."
+    return any(b.role == "note" and b.text.startswith("Nothing was changed") for b in bubbles)
 
 
 def _answered(tab, n: int):
@@ -297,7 +304,9 @@ def play_session(url: str, name: str, asks: list[Ask], log) -> Score:
             after = todos(visitor)
             score, verdict = judge(ask, before, after, reply.text, [c for c, _ in reply.cards])
             score.seconds = time.monotonic() - started
-            log(_log_line(f"{name} #{n} {ask.scenario}", ask, verdict, reply, after))
+            bubbles = list(tab.bubbles.values())
+            score.marked = int(score.claimed and _marked(bubbles[[i for i, b in enumerate(bubbles) if b.role == "user"][n - 1]:]))
+            log(_log_line(f"{name} #{n} {ask.scenario}", ask, verdict + (" (marked)" if score.marked else ""), reply, after))
             total.add(score)
         return total
     finally:
@@ -306,13 +315,14 @@ def play_session(url: str, name: str, asks: list[Ask], log) -> Score:
 
 def table(scores: dict[str, Score], total_name: str = "all") -> list[str]:
     rows = ["| scenario | asks | asked change happened | wrong change made | raw call text shown | parrots the app | "
-            "question answered with the right items | claimed but not done | s per ask |", "|---|---|---|---|---|---|---|---|---|"]
+            "question answered with the right items | claimed but not done | of which marked | s per ask |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     total = Score()
     for name, s in [*scores.items(), (total_name, total)]:
         if s is not total:
             total.add(s)
         rows.append(f"| {name} | {s.asked} | {f'{s.happened}/{s.changes}' if s.changes else '–'} | {s.wrong} | {s.raw} | "
-                    f"{s.parrot} | {f'{s.answered}/{s.questions}' if s.questions else '–'} | {s.claimed} | "
+                    f"{s.parrot} | {f'{s.answered}/{s.questions}' if s.questions else '–'} | {s.claimed} | {s.marked} | "
                     f"{s.seconds / s.asked if s.asked else 0:.1f} |")
     return rows
 
@@ -341,6 +351,7 @@ def main() -> None:
                         help="scenarios to play: add, tick, …, held-out, held-out:add, session, session1 (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="the engine's sampling seed (Ollama's default sampling otherwise)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md as it is")
+    parser.add_argument("--mode", choices=["native", "decide"], default="native", help="MODEL_TOOL_MODE of the brain")
     args = parser.parse_args()
     asks, held, sessions = select(args.only)
     port = free_port()
@@ -357,7 +368,7 @@ def main() -> None:
     session_scores: dict[str, Score] = {}
     with tempfile.TemporaryDirectory() as tmp:
         system = System(Path(tmp), f"http://127.0.0.1:{port}", LOG_LEVEL="WARNING", OLLAMA_MODEL=QWEN,
-                        OLLAMA_NUM_CTX=4096, COMMENT_DELAY_S=1.5, BUS_HEARTBEAT_S=1).start()
+                        OLLAMA_NUM_CTX=4096, COMMENT_DELAY_S=1.5, BUS_HEARTBEAT_S=1, MODEL_TOOL_MODE=args.mode).start()
         try:
             system.wait_ready(300)
             for ask in asks:

@@ -23,6 +23,7 @@ calls are still looked for in the constrained text, as Ollama's parser does.
 """
 import argparse
 import json
+import os
 import threading
 import time
 from datetime import datetime, timezone
@@ -32,6 +33,7 @@ from bench.tool_parser import SENTINEL, ToolParser, tag_of
 
 GEMMA = "gemma3:270m"
 QWEN = "qwen2.5-coder:0.5b"
+DUMP = os.environ.get("LLAMA_OLLAMA_DUMP", "")
 OLLAMA_SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.1}  # Ollama's defaults
 
 
@@ -108,15 +110,20 @@ class Engine:
             predict = options.get("num_predict")
             limit = self.max_tokens if predict is None or predict < 0 else min(predict, self.max_tokens)
             sampling = {k: options.get(k, v) for k, v in self.sampling.items()}
-            first, count = None, 0
+            first, count, said = None, 0, []
             for piece in self.llama.create_completion(tokens, max_tokens=limit, stream=True, seed=options.get("seed", self.seed),
                                                       grammar=grammar, **sampling):
                 first = first or time.monotonic_ns()
                 count += 1
                 text = piece["choices"][0]["text"]
+                said.append(text)
                 yield (*parser.add(text), None) if parser else (text, [], None)
             if parser and (rest := parser.finish()):
                 yield rest, [], None
+            if DUMP:  # LLAMA_OLLAMA_DUMP=file: every prompt as the model saw it, and what it wrote
+                with open(DUMP, "a") as dump:
+                    dump.write(f"=== prompt{' (held to a grammar)' if grammar else ''}\n{self.llama.detokenize(tokens).decode(errors='replace')}"
+                               f"\n=== wrote {count} tokens\n{''.join(said)}\n")
             done = time.monotonic_ns()
             first = first or done
             yield None, None, {"done_reason": "length" if count >= limit else "stop", "total_duration": done - started,

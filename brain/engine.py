@@ -171,7 +171,7 @@ class Engine:
                                                         "reached. Retry.")
 
     def record(self, session: str, event: AppEvent, conversation: Conversation) -> None:
-        conversation.prompt = event.prompt
+        conversation.prompt = tools.as_told(event.prompt, self.settings)
         conversation.record(event.lines, event.state, event.since)
         if event.comment:
             self.sessions.comment_later(session)
@@ -188,6 +188,6 @@ class Engine:
             return
         try:
             await self.streams.warm(conversation.model or self.settings.model, messages,
-                                    tools.offered(conversation, self.settings.tools), job.hangup)
+                                    tools.offered(conversation, self.settings), job.hangup)
         except OllamaError as e:
             log.debug("warming the prompt cache of session %s: %s", job.session[:8], e)

@@ -256,9 +256,10 @@ class OllamaClient:
             pass
 
     def chat(self, model: str, messages: list[dict], *, options: dict | None = None, tools: list[dict] | None = None,
-             keep_alive: str | None = None, hangup: Hangup | None = None) -> Iterator[Delta | list[ToolCall] | Stats]:
+             keep_alive: str | None = None, hangup: Hangup | None = None,
+             format: dict | str | None = None) -> Iterator[Delta | list[ToolCall] | Stats]:
         """Stream a reply: yields `Delta`s (and a list of `ToolCall`s when the model calls tools),
-        then one `Stats` when Ollama says done.
+        then one `Stats` when Ollama says done. `format` ("json" or a JSON schema) holds the text to it.
 
         Closing the generator closes the HTTP connection, which is how Ollama is told to stop;
         `hangup.fire()` does the same from another thread, even before the first byte.
@@ -266,6 +267,8 @@ class OllamaClient:
         body = {"model": model, "messages": messages, "stream": True}
         if tools:
             body["tools"] = tools
+        if format:
+            body["format"] = format
         if options:
             body["options"] = options
         if keep_alive:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
-from brain import tools
+from brain import claims, decisions, tools
 from brain.conversation import Conversation
 from brain.conversations import Conversations
 from brain.jobs import Turn
@@ -65,9 +65,10 @@ class Rounds:
     deadline: asyncio.TimerHandle | None = None  # REPLY_MAX_S, counted from the reply's first request
     overran: bool = False  # cut off at REPLY_MAX_S
 
-    def messages(self, conversation: Conversation) -> list[dict]:
-        "A final assistant message is continued, not answered (Ollama's prefill)."
-        return [*conversation.messages(), *([{"role": "assistant", "content": self.prefill}] if self.prefill else [])]
+    def messages(self, conversation: Conversation, then: tuple[dict, ...] = ()) -> list[dict]:
+        """The conversation, `then` what this request alone asks; a final assistant message is
+        continued, not answered (Ollama's prefill)."""
+        return [*conversation.messages(), *then, *([{"role": "assistant", "content": self.prefill}] if self.prefill else [])]
 
     def started_over(self, text: str) -> bool:
         return bool(self.prefill) and starts_over(self.prefill, text)
@@ -116,7 +117,7 @@ class Replies:
     async def make(self, turn: Turn, conversation: Conversation) -> None:
         rounds = Rounds(self.settings.tool_rounds)
         if turn.prompt is not None:
-            conversation.prompt = turn.prompt
+            conversation.prompt = tools.as_told(turn.prompt, self.settings)
         try:
             if self._start(turn, conversation, rounds):
                 last = await self._answer(turn, conversation, rounds)
@@ -188,7 +189,7 @@ class Replies:
         conversation.model = turn.model or conversation.model
         turn.model = conversation.model or self.settings.model
         num_ctx = self.settings.num_ctx
-        set_aside = conversation.fit(num_ctx - num_ctx // 4, tools.offered(conversation, self.settings.tools))
+        set_aside = conversation.fit(num_ctx - num_ctx // 4, tools.offered(conversation, self.settings))
         if set_aside:
             self.bus.note(turn, f"To fit the model's context window ({num_ctx} tokens, OLLAMA_NUM_CTX), I set aside the "
                                 f"{set_aside} oldest messages of this conversation. My instructions and what I know of "
@@ -200,6 +201,10 @@ class Replies:
         "Round after round: the last one's answer (its text whole), or None when the reply ended otherwise."
         while True:
             messages = rounds.messages(conversation)
+            if self._decides(turn, conversation, rounds):
+                if not await self._decide(turn, conversation, rounds, messages):
+                    return None
+                messages = rounds.messages(conversation, (decisions.NOW,))
             answer = await self._ask(turn, conversation, rounds, messages)
             await turn.until_granted()  # nothing but its words before the grant: no app change, no end
             if turn.silent:
@@ -215,8 +220,13 @@ class Replies:
                                     "(REPLY_MAX_TOKENS).")
             if self.conversations.held(turn.session) is not conversation:
                 return None  # fenced meanwhile: the session is another worker's, which the web hears from
-            offered = tools.offered(conversation, self.settings.tools)
+            offered = tools.offered(conversation, self.settings)
             conversation.learn(messages, answer.stats.prompt_eval_count, offered)
+            if answer.calls and not offered:
+                # MODEL_TOOL_MODE=decide: the decision alone acts; calls written into the reply are not shown, nor made.
+                log.info("reply %s: calls written into the reply, not made: %s", turn.reply,
+                         ", ".join(c.name for c in answer.calls))
+                answer = answer._replace(calls=[])
             after = rounds.after(answer.calls, turn.asked_by_user, turn.cancelled)
             if after is not After.ACT:
                 self._say_why(turn, after, answer.calls, rounds.allowed)
@@ -227,6 +237,31 @@ class Replies:
             conversation.add_tool_round(answer.text, calls, results, state)
             self.conversations.save(turn.session)
             rounds.applied(made_before)
+
+    def _decides(self, turn: Turn, conversation: Conversation, rounds: Rounds) -> bool:
+        "MODEL_TOOL_MODE=decide: a message of the user's is decided on first, unless a resume carries its reply on."
+        return bool(tools.decided(conversation, self.settings)) and turn.asked_by_user and not rounds.asked \
+            and not rounds.prefill
+
+    async def _decide(self, turn: Turn, conversation: Conversation, rounds: Rounds, messages: list[dict]) -> bool:
+        """Ask for the decision and apply its calls (brain/decisions.py); the reply is then asked for
+        with them in context. False when the reply has ended meanwhile (fenced, or its worker closing)."""
+        usable = tools.decided(conversation, self.settings)
+        answer = await self._ask(turn, conversation, rounds, messages, decisions.schema(usable))
+        await turn.until_granted()
+        if turn.silent or self.conversations.held(turn.session) is not conversation:
+            return False
+        conversation.learn(messages, answer.stats.prompt_eval_count)
+        rounds.asked += 1
+        calls = [] if turn.cancelled else decisions.calls_in(answer.text, usable)
+        log.info("reply %s: decided %s", turn.reply, [c.name for c in calls] or "no action")
+        if calls:
+            made_before = len(rounds.made)
+            sent, results, state = await self.calls.round(turn, calls, rounds.made, usable)
+            conversation.add_tool_round("", sent, results, state)
+            self.conversations.save(turn.session)
+            rounds.applied(made_before)
+        return True
 
     def _say_why(self, turn: Turn, after: After, calls: list[ToolCall], allowed: int) -> None:
         "Why the model's calls were not made, when the user should know."
@@ -242,7 +277,16 @@ class Replies:
             self.bus.note(turn, f"The model's calls kept failing ({names}), so I stopped it there.")
 
     def _end(self, turn: Turn, conversation: Conversation, rounds: Rounds, last: Answer) -> None:
-        if last.text or not turn.cancelled:
+        claim = None if rounds.made or not turn.asked_by_user else \
+            claims.claimed(rounds.said, tools.usable(conversation, self.settings))
+        if claim:
+            # Said, not done: the user is told, and the model is not shown its claim again, since a
+            # small model copies what it said before (brain/claims.py).
+            log.info("reply %s claims a change no call made (%r)", turn.reply, claim)
+            self.bus.note(turn, f"Nothing was changed: this reply says so (\"{claim}\"), but no action ran. "
+                                "Ask again if you want it done.")
+            conversation.add_reply("")
+        elif last.text or not turn.cancelled:
             conversation.add_reply(last.text)  # a stopped reply stays in context as far as it got
         self.conversations.save(turn.session)
         if turn.cancelled and not rounds.overran:
@@ -252,12 +296,14 @@ class Replies:
             self.bus.note(turn, f"The reply was cut off after {self.settings.reply_max_s:g} s (REPLY_MAX_S).")
         self.bus.done(turn, rounds.said, turn.resumed_thinking + last.thinking, last.stats)
 
-    async def _ask(self, turn: Turn, conversation: Conversation, rounds: Rounds, messages: list[dict]) -> Answer:
+    async def _ask(self, turn: Turn, conversation: Conversation, rounds: Rounds, messages: list[dict],
+                   schema: dict | None = None) -> Answer:
         """While Ollama is down the turn waits for it (the web shows why) and is asked as soon as it is
         back; Stop ends the wait. A request that got no answer is one request's failure: the watch's
         check says whether Ollama is down (then the turn waits for it); if it is up, the request is
         asked again, after each of RETRY_DELAYS_S, and then the reply fails. A model that cannot call
-        tools is asked again without them, and the session remembers."""
+        tools is asked again without them, and the session remembers. With a `schema`, the request is a
+        decision (brain/decisions.py)."""
         retries = 0
         while True:
             if turn.cancelled:
@@ -268,10 +314,12 @@ class Replies:
                 await self._until(turn, self.watch.up.wait())
                 continue
             self._bound_in_time(turn, rounds)
-            offered = tools.offered(conversation, self.settings.tools)
+            offered = tools.offered(conversation, self.settings)
             sent_before = turn.sent  # a resume's, or a later round's, words were sent before this request
             try:
-                return await self.streams.reply(turn, messages, offered)
+                if schema is not None:
+                    return await self.streams.decide(turn, messages, schema)
+                return await self.streams.reply(turn, messages, offered, tools.decided(conversation, self.settings))
             except Interrupted as e:
                 if isinstance(e.error, ToolsUnsupported) and offered:
                     conversation.tools_off = True

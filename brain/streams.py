@@ -47,9 +47,15 @@ class Streams:
     def options(self) -> dict:
         return {"num_ctx": self.settings.num_ctx, "num_predict": self.settings.reply_max_tokens}
 
-    async def reply(self, turn: Turn, messages: list[dict], offered: list[dict] | None) -> Answer:
-        "Stream the turn's reply to the bus as it comes; a stopped reply answers with what it had so far."
-        return await self.loop.run_in_executor(self.pool, self._read, turn, messages, offered)
+    async def reply(self, turn: Turn, messages: list[dict], offered: list[dict] | None,
+                    known: list[dict] | None = None) -> Answer:
+        """Stream the turn's reply to the bus as it comes; a stopped reply answers with what it had so far.
+        Calls of the `known` tools (default: the `offered` ones) written as text are taken out of it."""
+        return await self.loop.run_in_executor(self.pool, self._read, turn, messages, offered, known or offered)
+
+    async def decide(self, turn: Turn, messages: list[dict], schema: dict) -> Answer:
+        "A decision (brain/decisions.py): its text held to `schema`, at temperature 0, read whole and never shown."
+        return await self.loop.run_in_executor(self.pool, self._decision, turn, messages, schema)
 
     async def warm(self, model: str, messages: list[dict], offered: list[dict] | None, hangup: Hangup) -> None:
         "Have Ollama evaluate `messages` into its prompt cache."
@@ -76,10 +82,10 @@ class Streams:
         if deltas:
             self.bus.chunk(turn, "".join(d.content for d in deltas), "".join(d.thinking for d in deltas))
 
-    def _read(self, turn: Turn, messages: list[dict], offered: list[dict] | None) -> Answer:
+    def _read(self, turn: Turn, messages: list[dict], offered: list[dict] | None, known: list[dict] | None) -> Answer:
         "On a pool thread. A call the model writes as text is taken out of what is shown."
         parts, thinking, stats, calls = [], [], Stats(), []
-        written = CallFilter({t["function"]["name"] for t in offered} if offered else None, REPLY_MARKERS)
+        written = CallFilter({t["function"]["name"] for t in known} if known else None, REPLY_MARKERS)
         chunks = self.ollama.chat(turn.model, messages, options=self.options, tools=offered,
                                   keep_alive=self.settings.keep_alive, hangup=turn.hangup)
         try:
@@ -102,6 +108,25 @@ class Streams:
         finally:
             chunks.close()
         return Answer("".join(parts), "".join(thinking), stats, calls)
+
+    def _decision(self, turn: Turn, messages: list[dict], schema: dict) -> Answer:
+        parts, stats = [], Stats()
+        chunks = self.ollama.chat(turn.model, messages, options=self.options | {"temperature": 0}, format=schema,
+                                  keep_alive=self.settings.keep_alive, hangup=turn.hangup)
+        try:
+            for item in chunks:
+                if turn.cancelled:
+                    break
+                if isinstance(item, Stats):
+                    stats = item
+                elif isinstance(item, Delta):
+                    parts.append(item.content)
+        except OllamaError as e:
+            if not turn.cancelled:
+                raise Interrupted(e, "") from None  # nothing of a decision was shown: it may be asked again
+        finally:
+            chunks.close()
+        return Answer("".join(parts), "", stats, [])
 
     def _hand_over(self, turn: Turn, delta: Delta, parts: list[str], thinking: list[str]) -> None:
         """On the stream's thread: a lone chunk goes out at once; chunks that arrive while the loop

@@ -54,7 +54,7 @@ TAGS = {"<tool_call>": "</tool_call>", "<tool_calls>": "</tool_calls>", "<functi
 CALL_NAME = re.compile(r"^[^\n\"]{1,200}$")  # a call's shape with a name that is no tool's (e.g. an item's title)
 NAMED = re.compile(r'"(?:name|function)"\s*:\s*"([^"\\]{0,200})"')
 FIRST_KEY = re.compile(r'^\s*"([^"\\]*)("?)')
-CALL_KEYS = {"name", "function", "type", "id", "tool", "arguments", "parameters", "tool_calls"}
+CALL_KEYS = {"name", "function", "type", "id", "tool", "arguments", "parameters", "tool_calls", "calls"}
 WORDS_KEYS = {"response", "reply", "answer", "message", "content", "text"}  # {"response": "..."}: a reply in JSON
 
 
@@ -167,12 +167,12 @@ class CallFilter:
     def _block(self, s: str, start: int, closer: str | None, final: bool) -> tuple[Verdict, int, list[ToolCall]]:
         """JSON values from `start`, up to `closer` (a fence or a closing tag; None: one bare value).
         Every value must be a call."""
-        calls, i = [], start
+        calls, i, took = [], start, False
         while True:
             i = _skip(s, i, ", \t\r\n" if closer else " \t")
             if closer and s.startswith(closer, i):
-                return (Verdict.CALL, i + len(closer), calls) if calls else (Verdict.TEXT, 0, [])
-            if i >= len(s) or (closer is None and calls):
+                return (Verdict.CALL, i + len(closer), calls) if took else (Verdict.TEXT, 0, [])
+            if i >= len(s) or (closer is None and took):
                 break
             if closer and closer.startswith(s[i:].lower()):  # the closer is still arriving
                 i = len(s)
@@ -200,8 +200,8 @@ class CallFilter:
                 return verdict, (len(s) if verdict is Verdict.CALL else 0), calls
             if found is None:
                 return Verdict.TEXT, 0, []
-            calls, i = calls + found, end
-        if not calls:
+            calls, i, took = calls + found, end, True
+        if not took:
             return Verdict.TEXT if final else Verdict.MAYBE, 0, []
         if final or closer is None:
             return Verdict.CALL, i, calls  # an unclosed fence or tag at the end of the reply is forgiven
@@ -232,7 +232,9 @@ class CallFilter:
         return (Verdict.TEXT if len(s) > limit else Verdict.MAYBE), 0, []
 
     def _calls(self, value) -> list[ToolCall] | None:
-        items = value if isinstance(value, list) else value.get("tool_calls", [value]) if isinstance(value, dict) else []
+        if isinstance(value, dict) and len(value) == 1 and value.get("calls", value.get("tool_calls")) == []:
+            return []  # a decision of none (MODEL_TOOL_MODE=decide) written into a reply: taken out, and no call
+        items = value if isinstance(value, list) else value.get("tool_calls", value.get("calls", [value])) if isinstance(value, dict) else []
         calls = [self._call(item) for item in items] if isinstance(items, list) else []
         return calls if calls and all(calls) else None
 

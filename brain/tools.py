@@ -2,7 +2,10 @@
 what the user asked. The tools themselves are the app's (sent by the web in each `Prompt`, the
 same bytes every time, since they are part of the prompt the engine caches); the web applies the
 calls (web/actions.py), and the brain only relays them and their results."""
+from brain import decisions
 from brain.conversation import Conversation
+from shared.config import Settings
+from shared.messages import Prompt
 
 MAX_CALLS = 8  # calls in one round; the rest are answered with an error
 RETRIES = 2  # rounds in one reply whose every call failed, which the model may put right (beyond MODEL_TOOL_ROUNDS)
@@ -17,7 +20,27 @@ def recited(names: list[str], offered: list[dict]) -> bool:
     return len(names) >= 3 and len(set(names)) == len(names) and names == [n for n in order if n in names]
 
 
-def offered(conversation: Conversation, enabled: bool) -> list[dict] | None:
+def usable(conversation: Conversation, settings: Settings) -> list[dict] | None:
+    "The tools the model may use, natively or through decisions: none when MODEL_TOOLS is off or the app has none."
+    return conversation.prompt.tools or None if settings.tools else None
+
+
+def offered(conversation: Conversation, settings: Settings) -> list[dict] | None:
     """The tools a session's requests offer: the same in every one (they are part of the cached
-    prompt), or none (MODEL_TOOLS off, a model that cannot call tools, an app without any)."""
-    return None if conversation.tools_off or not enabled else conversation.prompt.tools or None
+    prompt), or none (MODEL_TOOLS off, a model that cannot call tools, an app without any, or
+    MODEL_TOOL_MODE=decide, where decisions stand for them: brain/decisions.py)."""
+    if conversation.tools_off or settings.tool_mode == decisions.DECIDE:
+        return None
+    return usable(conversation, settings)
+
+
+def decided(conversation: Conversation, settings: Settings) -> list[dict] | None:
+    "The tools a decision chooses among, in MODEL_TOOL_MODE=decide; None in the native mode."
+    return usable(conversation, settings) if settings.tool_mode == decisions.DECIDE else None
+
+
+def as_told(prompt: Prompt, settings: Settings) -> Prompt:
+    "The app's prompt as the model is given it: in MODEL_TOOL_MODE=decide its tools are told in the system message."
+    if settings.tool_mode != decisions.DECIDE or not prompt.tools or not settings.tools:
+        return prompt
+    return Prompt(prompt.system + decisions.menu(prompt.tools), prompt.tools)

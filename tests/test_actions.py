@@ -33,7 +33,7 @@ class Counters:
         self.frozen: set[str] = set()
         self.runs = 0
 
-    def set(self, session, args: SetCounter) -> Outcome:
+    def set(self, session, args: SetCounter, asked=None) -> Outcome:
         self.runs += 1
         if args.value < 0:
             raise Refused("a counter cannot go below 0")
@@ -42,7 +42,7 @@ class Counters:
         return Outcome(f"Set {args.name} to {args.value}.", [("set", args.name, args.value)],
                        {"name": args.name, "before": before})
 
-    def bump(self, session, args: Bump) -> Outcome:
+    def bump(self, session, args: Bump, asked=None) -> Outcome:
         return self.set(session, SetCounter(args.name, self.values.get((session, args.name), 0) + args.by))
 
     def undo(self, session, kept: dict) -> list:

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from brain import tools
+from brain import decisions, tools
 from brain.conversation import Conversation
 from brain.jobs import Turn
 from brain.ollama_client import NoAnswer, OllamaFailed, OllamaUnavailable, ToolCall, ToolsUnsupported
@@ -78,10 +78,14 @@ def test_a_continuation_that_opens_as_the_reply_did_started_over():
 class Streams:
     "Answers each request with the next script item: an Answer, or an exception raised as Interrupted."
     def __init__(self, *script):
-        self.script, self.offered, self.flushed, self.asked = list(script), [], 0, []
+        self.script, self.offered, self.flushed, self.asked, self.schemas = list(script), [], 0, [], []
 
-    async def reply(self, turn, messages, offered):
+    async def reply(self, turn, messages, offered, known=None):
         self.offered.append(offered)
+        return await self.decide(turn, messages, None)
+
+    async def decide(self, turn, messages, schema):
+        self.schemas.append(schema)
         self.asked.append(messages)
         item = self.script.pop(0)
         if isinstance(item, Exception):
@@ -294,3 +298,47 @@ def test_a_resume_whose_question_was_not_saved_asks_it_then_puts_the_round_back(
                                     {"role": "assistant", "content": "Added"}]
     assert bus[0] == ("done", ("On it. Added it is.", "", Stats(prompt_eval_count=10)), {})
     assert [t["role"] for t in conversation.turns] == ["user", "assistant", "tool", "assistant"]
+
+
+# MODEL_TOOL_MODE=decide (brain/decisions.py), and replies that claim a change no call made (brain/claims.py).
+
+def test_in_decide_mode_the_decisions_calls_are_made_and_the_reply_is_asked_for_in_words_after_them(reply):
+    streams = Streams(said('{"calls": [{"name": "add_todo", "arguments": {"title": "milk"}}]}'), said("Milk, then."))
+    bus, conversation, _ = reply(streams, MODEL_TOOL_MODE="decide")
+    assert reply.made == [ADD]
+    assert streams.schemas[0]["properties"]["calls"]["items"]["anyOf"][0]["properties"]["name"] == {"const": "add_todo"}
+    assert streams.schemas[1] is None and streams.offered == [None], "the reply offers no tools: it cannot act"
+    assert streams.asked[1][:len(streams.asked[0])] == streams.asked[0], "the reply's prompt goes on from the decision's"
+    assert streams.asked[1][-1] == decisions.NOW and decisions.NOW not in conversation.messages()
+    assert streams.asked[0][0]["content"].startswith("sys\n\nThe app's actions:\n- add_todo(title): ")
+    assert [t["role"] for t in conversation.turns] == ["user", "assistant", "tool", "assistant"]
+    assert bus == [("done", ("Milk, then.", "", Stats(prompt_eval_count=10)), {})]
+
+
+def test_in_decide_mode_a_decision_of_none_or_not_json_makes_no_call_and_calls_in_the_reply_are_never_made(reply):
+    for decision in ('{"calls": []}', "Sure!", '{"calls": [{"name": "launch_rockets", "arguments": {}}]}'):
+        streams = Streams(said(decision), said("Hello.", [ADD]))
+        bus, conversation, _ = reply(streams, MODEL_TOOL_MODE="decide")
+        assert reply.made == [] and bus[-1][0] == "done"
+        assert [t["role"] for t in conversation.turns] == ["user", "assistant"]
+
+
+def test_a_comment_is_not_decided_on_in_decide_mode(reply):
+    streams, clicked = Streams(said("Nice click.")), Conversation()
+    clicked.record(["added 'milk'"], "the state")
+    reply(streams, turn=Turn("s", "r1", None, Prompt("sys", TOOLS), epoch=1), conversation=clicked, MODEL_TOOL_MODE="decide")
+    assert streams.schemas == [None]
+
+
+def test_a_reply_that_claims_a_change_no_call_made_is_marked_and_the_model_is_not_shown_its_claim(reply):
+    bus, conversation, _ = reply(Streams(said("I added milk to your list!")))
+    assert bus[0][0] == "note" and bus[0][1][0].startswith('Nothing was changed: this reply says so ("I added")')
+    assert bus[1][0] == "done" and bus[1][1][0] == "I added milk to your list!", "what was shown stays as it was"
+    assert [m["role"] for m in conversation.messages()] == ["system", "user"]
+
+
+def test_a_reply_that_made_its_change_or_claims_none_is_not_marked(reply):
+    bus, _, _ = reply(Streams(said("", [ADD]), said("Added milk.")))
+    assert [kind for kind, *_ in bus] == ["done"]
+    bus, _, _ = reply(Streams(said("Milk is a fine thing to add.")))
+    assert [kind for kind, *_ in bus] == ["done"]

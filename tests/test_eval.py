@@ -2,7 +2,7 @@
 raw call text, parroting and a change claimed but not made, from the list before and after and the
 reply as shown; and the sets it plays (tuned, held-out, sessions)."""
 from bench import eval_asks_heldout
-from bench.eval import ASKS, SESSIONS, Ask, Score, claims_change, held_out, judge, select, table
+from bench.eval import ASKS, RAW_CALL, SESSIONS, Ask, Score, claims_change, held_out, judge, select, table
 
 BEFORE = {"todo-1": ("buy stamps", False), "todo-2": ("call the plumber", False), "todo-3": ("water the plants", True)}
 
@@ -143,7 +143,12 @@ def test_only_picks_the_parts():
     assert (tuned, len(held), len(sessions)) == ([], len(held_out()), len(SESSIONS))
 
 
-def test_the_table_has_the_claimed_column_and_a_whole_run_row():
-    rows = table({"add": Score(asked=2, changes=2, happened=1, claimed=1, seconds=4.0)})
-    assert rows[0].split(" | ")[-2] == "claimed but not done"
-    assert rows[-1] == "| all | 2 | 1/2 | 0 | 0 | 0 | – | 1 | 2.0 |"
+def test_the_table_has_the_claimed_columns_and_a_whole_run_row():
+    rows = table({"add": Score(asked=2, changes=2, happened=1, claimed=1, marked=1, seconds=4.0)})
+    assert rows[0].split(" | ")[-3:-1] == ["claimed but not done", "of which marked"]
+    assert rows[-1] == "| all | 2 | 1/2 | 0 | 0 | 0 | – | 1 | 1 | 2.0 |"
+
+
+def test_a_decision_written_into_a_reply_is_raw_call_text():
+    assert RAW_CALL.search('{"calls": []}') and RAW_CALL.search('{"calls": ["add_todo"]}')
+    assert not RAW_CALL.search("No calls today, the phone is quiet.")

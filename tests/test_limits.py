@@ -99,7 +99,7 @@ def test_past_data_max_mb_every_change_is_refused_whatever_the_rate(tmp_path):
 def test_the_models_actions_are_refused_past_the_data_bound_but_take_nothing_from_everyones_rate(tmp_path):
     everyone = bounds(tmp_path, Clock(), CHANGES_RATE="1", CHANGES_BURST="1", DATA_MAX_MB="1")
     done = []
-    action = Action("add", "Add one.", dict, run=lambda session, arguments: done.append(session) or Outcome("added"),
+    action = Action("add", "Add one.", dict, run=lambda session, arguments, asked: done.append(session) or Outcome("added"),
                     undo=lambda session, undo: [])
     app = App("t", "p", [action], state=str, brief=str, fasthtml=None)
     guarded = everyone.guard(app)

@@ -80,6 +80,21 @@ def test_an_action_runs_with_its_arguments_and_the_session_and_its_result_is_tol
     assert add("x", {"sid": "s2"})["by"] == "s2", "to the app it is still the plain function"
 
 
+def test_an_actions_session_holds_the_users_message_its_reply_answers_when_there_is_one():
+    seen = []
+
+    def ring(session) -> str:
+        "Ring."
+        seen.append(session)
+        return "Rang."
+
+    Loop.action(loop := app_with(), ring)
+    [action] = loop.as_app(HOST).actions
+    action.run("s1", action.arguments(), "ring the bell")
+    action.run("s1", action.arguments())
+    assert seen == [{"sid": "s1", "asked": "ring the bell"}, {"sid": "s1"}]
+
+
 def test_text_is_told_as_it_is_and_an_action_without_undo_has_none():
     def ring() -> str:
         "Ring."

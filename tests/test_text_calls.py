@@ -65,6 +65,8 @@ CALLS = {
     "a call cut off mid-name at the end is dropped": ('{"name": "', "", []),
     "tool_calls object": ('{"tool_calls": [{"function": {"name": "add_todo", "arguments": {"title": "Oat Milk"}}}]}',
                           "", [ADD]),
+    "a decision written into a reply": ('{"calls": [{"name": "add_todo", "arguments": {"title": "Oat Milk"}}]}', "", [ADD]),
+    "a decision of none written into a reply": ('{"calls": []}\nOat milk, noted.', "Oat milk, noted.", []),
 }
 
 LOOK_ALIKES = {

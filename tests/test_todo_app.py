@@ -143,6 +143,46 @@ def act(actions, name, n=[0], **arguments):
     return row
 
 
+def asked(actions, text, name, n=[0], **arguments):
+    "A call in a reply to the user's message `text`."
+    n[0] += 1
+    row, _ = actions.act(S, "r1", f"asked_{n[0]}", name, arguments, text)
+    return row
+
+
+@pytest.mark.parametrize("text", ["I called the plumber", "the plumber's done", "tick off #2", "2 is done",
+                                  "CALL THE PLUMBER", "the plumbers came"])
+def test_a_todo_the_users_message_names_is_changed(world, text):
+    actions, todos, ids = world
+    assert ids["call the plumber"] == 2
+    assert asked(actions, text, "set_todo_done", id=2).ok and todos.get(S, 2).done
+
+
+@pytest.mark.parametrize("text, name, arguments", [
+    ("tell me a joke", "delete_todo", {"id": 2}), ("hi! how is your day going?", "set_todo_done", {"id": 1}),
+    ("remove everything I've finished", "delete_todo", {"id": 2}), ("tick off #12", "set_todo_done", {"id": 2}),
+    ("the dentist is booked", "rename_todo", {"id": 2, "title": "call the dentist"})])
+def test_a_change_to_a_todo_the_users_message_does_not_name_is_refused_and_says_which(world, text, name, arguments):
+    actions, todos, ids = world
+    before = todos.all(S)
+    row = asked(actions, text, name, **arguments)
+    assert not row.ok and row.text.startswith(f"Error: the user's message does not name #{arguments['id']} '")
+    assert todos.all(S) == before
+
+
+def test_an_add_must_be_in_the_users_message_and_not_on_the_list_already(world):
+    actions, todos, ids = world
+    assert asked(actions, "remind me to pick up the dry cleaning", "add_todo", title="pick up the dry cleaning").ok
+    assert asked(actions, "good morning!", "add_todo", title="#1 buy stamps").text == \
+        "Error: the user's message does not mention '#1 buy stamps'; add only what the user asks for."
+    assert asked(actions, "the stamps are bought", "add_todo", title="#1 buy stamps").text == \
+        "Error: 'buy stamps' is on the list already, as #1."
+    assert asked(actions, "add water plants", "add_todo", title="water plants").text == \
+        "Error: 'Water plants' is on the list already, as #4."
+    assert act(actions, "add_todo", title="buy stamps").text.startswith("Error: 'buy stamps' is on the list already")
+    assert act(actions, "add_todo", title="feed the cat").ok, "a call no message asked for (not known) is not checked"
+
+
 @pytest.mark.parametrize("ref", [lambda i: i, lambda i: str(i), lambda i: f"#{i}", lambda i: f" #{i} "])
 def test_an_id_as_a_number_or_text(world, ref):
     actions, todos, ids = world

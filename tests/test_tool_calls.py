@@ -27,9 +27,10 @@ class Relay:
 class Actions:
     "Applied as web/actions.py applies them: a call once, an undo once; `refuse` makes the app refuse the undo."
 
-    def __init__(self): self.rows, self.refuse = {}, False
+    def __init__(self): self.rows, self.refuse, self.asked = {}, False, []
 
-    def act(self, session, reply, call, name, arguments):
+    def act(self, session, reply, call, name, arguments, asked=None):
+        self.asked.append(asked)
         if call in self.rows:
             return self.rows[call], []
         ok = name == "add"
@@ -89,6 +90,15 @@ def test_a_call_is_shown_as_a_card_and_in_every_tab_and_answered_with_the_apps_b
                                                result.state) == (
         "s", "The list: milk", "r1", "c1", True, "Added 'milk'. The list is now: milk.", "The list: milk")
     assert tools.tasks == set(), "a task is let go of once done"
+
+
+def test_an_action_is_given_the_users_message_its_reply_answers_and_none_for_a_comment(tmp_path):
+    tools, sessions, _, actions, _ = make(tmp_path)
+    sessions.add("s", Line(request="q2", role="user", text="add milk, please"))
+    sessions.add("s", Line(request="r2", role="reply", status=Status.STREAMING, asks="q2"))
+    call(tools, add("c1"), CallTool(worker="w1", session="s", reply="r2", call="c2", name="add", arguments={"title": "x"}),
+         CallTool(worker="w1", session="s", reply="gone", call="c3", name="add", arguments={"title": "y"}))
+    assert actions.asked == [None, "add milk, please", None], "r1 is a comment (it asks nothing); 'gone' is not held"
 
 
 def test_a_call_that_comes_again_keeps_one_card_and_a_refused_one_says_so(tmp_path):

@@ -45,8 +45,10 @@ class Actions:
         row.ok, row.undone = bool(row.ok), bool(row.undone)  # SQLite gives booleans back as 0 and 1
         return row
 
-    def act(self, session: str, reply: str, call: str, name: str, arguments: dict) -> tuple[ActionRow, list[Change]]:
-        "Apply a call once; a call seen before is answered as it was, with no change."
+    def act(self, session: str, reply: str, call: str, name: str, arguments: dict,
+            asked: str | None = None) -> tuple[ActionRow, list[Change]]:
+        """Apply a call once; a call seen before is answered as it was, with no change. `asked` is the
+        user's message the reply answers (None: not known)."""
         kept = self._kept(session, call)
         if kept:
             return kept, []
@@ -56,7 +58,7 @@ class Actions:
         try:
             if action is None:
                 raise Refused(f"there is no tool named {name!r}; the tools are {', '.join(a.name for a in self.app.actions)}.")
-            outcome = action.run(session, _arguments(action, arguments))
+            outcome = action.run(session, _arguments(action, arguments), asked)
             row.ok, row.text, row.undo, changes = True, outcome.text, _json(outcome.undo), outcome.changes
         except Refused as e:
             row.text = f"Error: {e}"

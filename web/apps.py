@@ -67,13 +67,14 @@ class Outcome:
 class Action:
     """A tool the model may call. `arguments` is a msgspec Struct: its fields, with the descriptions
     in their `Annotated[..., msgspec.Meta(description=...)]`, are the tool's parameters. `run(session,
-    arguments) -> Outcome` and `undo(session, Outcome.undo) -> changes` run on the store's thread and
-    raise Refused when they cannot. `prepare` may reshape the arguments a small model gave (a key
+    arguments, asked) -> Outcome` (`asked`: the user's message the call's reply answers; None when
+    not known) and `undo(session, Outcome.undo) -> changes` run on the store's thread and raise
+    Refused when they cannot. `prepare` may reshape the arguments a small model gave (a key
     it named otherwise) before they are checked."""
     name: str
     description: str
     arguments: type
-    run: Callable[[str, Any], Outcome]
+    run: Callable[[str, Any, str | None], Outcome]
     undo: Callable[[str, Any], list[Change]] | None  # None: it cannot be undone, and its card has no Undo
     prepare: Callable[[dict], dict] = lambda arguments: arguments
     required: tuple[str, ...] | None = None  # the parameters a call must give; None: every one

@@ -117,9 +117,9 @@ class Bounds:
         bound them already, and a script flooding the routes must not stop everyone's model acting."""
         def bounded(run):
             @functools.wraps(run)  # a failure is logged under the app's own function
-            def run_bounded(session, arguments):
+            def run_bounded(session, arguments, asked=None):
                 if refusal := data_full(self.settings):
                     raise Refused(refusal.text)
-                return run(session, arguments)
+                return run(session, arguments, asked)
             return run_bounded
         return replace(app, actions=[replace(action, run=bounded(action.run)) for action in app.actions])

@@ -91,10 +91,10 @@ class Loop:
     def as_app(self, host: Host) -> App:
         "The app as the web serves it (web/apps.py), its routes and pages the FastHTML app's own."
         def state(sid: str) -> str:
-            return _summary(_call(host, self.state, sid), limit=None) if self.state else ""
+            return _summary(_call(host, self.state, {"sid": sid}), limit=None) if self.state else ""
 
         def brief(sid: str) -> str:
-            return _summary(_call(host, self.brief, sid), limit=None) if self.brief else " ".join(state(sid).split())
+            return _summary(_call(host, self.brief, {"sid": sid}), limit=None) if self.brief else " ".join(state(sid).split())
 
         return App(
             title=self.title, persona=self.persona + APP_NOTES + (RESTRAINT if self.tools else ""),
@@ -120,15 +120,16 @@ def _action(host: Host, tool: Tool) -> Action:
     returned = hints.get("return")
 
     @wraps(tool.fn)  # a failure is logged under the app's own function
-    def run(sid: str, args) -> Outcome:
-        result = _call(host, tool.fn, sid, **{f: getattr(args, f) for f in args.__struct_fields__})
+    def run(sid: str, args, asked: str | None = None) -> Outcome:
+        session = {"sid": sid} if asked is None else {"sid": sid, "asked": asked}
+        result = _call(host, tool.fn, session, **{f: getattr(args, f) for f in args.__struct_fields__})
         text = _summary(result) if _reads_as_text(result) else f"{name} done" + (f": {_summary(result)}" if result is not None else ".")
         return Outcome(text, [f"the model's {name} ({text})"], _kept(tool, result) if tool.reverter else None)
 
     @wraps(tool.reverter or tool.fn)
     def undo(sid: str, kept) -> list[str]:
         value = msgspec.convert(kept, returned, strict=False) if returned not in (None, Any) and kept is not None else kept
-        _call(host, tool.reverter, sid, value)
+        _call(host, tool.reverter, {"sid": sid}, value)
         return [f"undid the model's {name}" + (f" ({_summary(value)})" if value is not None else "")]
 
     description = inspect.getdoc(tool.fn) or name.replace("_", " ")
@@ -151,11 +152,11 @@ def _renamed(given: dict, required: list[str], fields: tuple[str, ...]) -> dict:
     return given
 
 
-def _call(host: Host, fn: Callable, sid: str, *args, **kwargs):
+def _call(host: Host, fn: Callable, session: dict, *args, **kwargs):
     """Call an app's function on the store's thread, giving it `session` if it takes one; an async
     one is awaited on the web's loop."""
     if "session" in inspect.signature(fn).parameters:
-        kwargs["session"] = {"sid": sid}
+        kwargs["session"] = session
     if inspect.iscoroutinefunction(fn):
         return asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), host.loop).result()
     return fn(*args, **kwargs)

@@ -17,6 +17,7 @@ from web.clients import Client
 from web.relay import Relay
 from web.sessions import Sessions
 from web.store import StoreThread
+from web.transcript import Role
 
 
 class ToolCalls:
@@ -50,11 +51,19 @@ class ToolCalls:
         await asyncio.wait(tasks)
         then()
 
+    def _asked(self, sid: str, reply_id: str) -> str | None:
+        "The user's message a reply answers; None when it answers none (a comment) or the web no longer holds it."
+        session = self.sessions.get(sid)
+        reply = session.reply(reply_id)
+        asked = session.lines.get((reply.asks, Role.USER)) if reply is not None and reply.asks else None
+        return asked.text if asked is not None else None
+
     def undo(self, sid: str, client: Client, call: str) -> None:
         self._spawn(self._undo(sid, client, call))
 
     async def _act(self, msg: CallTool) -> None:
-        row, changes = await self.disk.call(self.actions.act, msg.session, msg.reply, msg.call, msg.name, msg.arguments)
+        row, changes = await self.disk.call(self.actions.act, msg.session, msg.reply, msg.call, msg.name, msg.arguments,
+                                            self._asked(msg.session, msg.reply))
         self._card(msg.session, msg.reply, msg.call, text=row.text, ok=row.ok, undone=row.undone, name=msg.name,
                    arguments=msg.arguments, at=msg.at, index=msg.index, undoable=self.actions.undoable(row.name))
         if changes:

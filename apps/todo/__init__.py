@@ -8,14 +8,15 @@ when to call it, since small models otherwise call one on a greeting; an id is "
 "#2" too) or by its title, under another key too, and a tool by a name they invent (`also`).
 """
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 from fasthtml.common import *
 
-from apps.todo.store import (MAX_ID, MAX_TITLE_CHARS, ListFull, Todo, Todos, clean_title, listed, state, tell,
-                             todo_limit, todo_number)
+from apps.todo.store import (MAX_ID, MAX_TITLE_CHARS, ListFull, Todo, Todos, clean_title, listed, mentions, names, state,
+                             tell, todo_limit, todo_number)
 from shared.config import Settings
 from web.loop import Loop, Refused
 
@@ -25,6 +26,7 @@ PERSONA = (
     "You can change the user's todo list with your tools: add, tick off, untick, rename, delete, clear the done ones. "
     "The newest app note holds the todo list as it is now; until one arrives, the list is empty."
 )
+COPIED = re.compile(r"^#\d+\s+")  # a title copied from the list with its number: "#1 buy stamps"
 TodoRef = Annotated[int | str, "The todo's number: 2 for #2."]
 Title = Annotated[str, "The todo in a few words, e.g. 'buy oat milk'."]
 
@@ -48,7 +50,16 @@ class Changed:
 
 
 def find(session, ref) -> Todo:
-    """The todo a call means: by id (2, "2", "#2"), else by title: exact, then ignoring case, then
+    """The todo a call means, if the user's message names it (by a word of its title or its number):
+    a small model changes todos nobody named ("tell me a joke" deleted the dentist one)."""
+    todo = lookup(session, ref)
+    if "asked" in session and not names(session["asked"], todo):
+        raise Refused(f"the user's message does not name #{todo.id} '{todo.title}'; change only a todo the user names.")
+    return todo
+
+
+def lookup(session, ref) -> Todo:
+    """The todo a call gives: by id (2, "2", "#2"), else by title: exact, then ignoring case, then
     the one title holding it. None found or several: the refusal names the candidates."""
     every = todos.all(session["sid"])
     tid = todo_number(ref)
@@ -71,7 +82,15 @@ def find(session, ref) -> Todo:
 @loop.action
 def add_todo(title: Title, session) -> Changed:
     "Add a new todo. Only when the user asks to add something, put it on the list, or be reminded of it."
-    todo = todos.add(session["sid"], clean_title(title))
+    title = clean_title(title)
+    if "asked" in session and not mentions(session["asked"], title):
+        # A small model adds what it read on the list or made up: "good morning!" added "#1 buy stamps".
+        raise Refused(f"the user's message does not mention '{title}'; add only what the user asks for.")
+    same = next((t for t in todos.all(session["sid"]) if t.title.lower() in (title.lower(), COPIED.sub("", title).lower())),
+                None)
+    if same is not None:
+        raise Refused(f"'{same.title}' is on the list already, as #{same.id}.")
+    todo = todos.add(session["sid"], title)
     return Changed(f"Added #{todo.id} '{todo.title}'.", after=[todo])
 
 

@@ -69,6 +69,25 @@ def clean_title(title) -> str:
     return title
 
 
+NOT_NAMES = frozenset({"the", "and", "for", "with", "from", "that", "this", "one", "ones", "todo", "todos", "list", "done",
+                       "not", "are", "all", "yet", "now"})
+
+
+def _words(text: str) -> set[str]:
+    "A text's words as they are compared: 3 letters or more, each cut to its first 4 (so 'watered' is 'water')."
+    return {w[:4] for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 3 and w not in NOT_NAMES}
+
+
+def mentions(asked: str, title: str) -> bool:
+    "Whether a message has a word of a title in it."
+    return bool(_words(title) & _words(asked))
+
+
+def names(asked: str, todo: Todo) -> bool:
+    "Whether a message names a todo: by its number (#2) or by a word of its title."
+    return bool(re.search(rf"(?<![\w.]){todo.id}(?![\w.])", asked)) or mentions(asked, todo.title)
+
+
 def todo_number(ref) -> int | None:
     """The id a call gives (2, "2", "#2"), or None when it names the todo by its title. Only ASCII
     digits make a number ("²" is a title, which int() could not read), and no id has more digits

@@ -43,15 +43,16 @@ def test_each_action_and_its_undo(system, visitor, fake):
     ids = {title: visitor.add_todo(title) for title in ("call the plumber", "buy stamps", "water plants")}
     tab = visitor.open_tab()
     tab.wait(lambda t: t.finished(1), what="the comment on the new todos")
-    steps = [
-        (call("set_todo_done", id=ids["buy stamps"], done=True), {ids["buy stamps"]: ("buy stamps", True)}),
-        (call("rename_todo", id=ids["water plants"], title="water the ferns"), {ids["water plants"]: ("water the ferns", False)}),
-        (call("delete_todo", id=ids["call the plumber"]), {}),
-        (call("clear_done"), {}),
+    steps = [  # what the user says names the todo: the app changes no other (apps/todo `find`)
+        ("tick off the stamps", call("set_todo_done", id=ids["buy stamps"], done=True), {ids["buy stamps"]: ("buy stamps", True)}),
+        ("the plants are ferns", call("rename_todo", id=ids["water plants"], title="water the ferns"),
+         {ids["water plants"]: ("water the ferns", False)}),
+        ("the plumber came", call("delete_todo", id=ids["call the plumber"]), {}),
+        ("clear the done ones", call("clear_done"), {}),
     ]
-    for n, (plan, shown) in enumerate(steps, start=2):
+    for n, (said, plan, shown) in enumerate(steps, start=2):
         fake.plan(plan, Plan(chunks=["Done."]))
-        tab.send(f"step {n}")
+        tab.send(said)
         tab.wait(lambda t, n=n: t.finished(n))
         for tid, value in shown.items():
             assert tab.todos[tid] == value
@@ -117,7 +118,7 @@ def test_a_round_whose_calls_all_failed_may_be_put_right_and_does_not_count(syst
 def test_more_rounds_when_configured(system, visitor, fake):
     fake.plan(*[call("add_todo", title=f"item {i}") for i in range(4)], Plan(chunks=["never asked"]))
     tab = visitor.open_tab()
-    tab.send("add things forever")
+    tab.send("add item 0, item 1, item 2, item 3 and more items forever")
     tab.wait(lambda t: t.reply_ids("done") and any("after 3 rounds" in b.text for b in t.bubbles.values()))
     assert len(tab.todos) == 3 and len(fake.chat_requests()) == 4
 
@@ -218,3 +219,37 @@ def test_a_brain_killed_while_the_web_applies_its_call_has_it_applied_once_and_n
         "the call once in the model's context"
     assert not any("cut off" in m["content"] for m in asked), "and not told again as a late result"
     assert list_on_page(visitor) == ["oat milk"] and len(fake.calls) == 2, "applied once, though asked for twice"
+
+
+@pytest.mark.env(MODEL_TOOL_MODE="decide")
+def test_in_decide_mode_a_decision_held_to_the_tools_acts_and_the_reply_in_words_follows(system, visitor, fake):
+    fake.plan(Plan(json={"calls": [{"name": "add_todo", "arguments": {"title": "oat milk"}}]}),
+              Plan(chunks=["Oat milk,", " noted."]))
+    tab = visitor.open_tab()
+    tab.send("add oat milk to my list")
+    [reply] = tab.wait(lambda t: t.reply_ids("done"))
+    assert tab.bubbles[reply].text == "Oat milk, noted." and tab.bubbles[reply].cards == [("Added #1 'oat milk'.", "Undo")]
+    assert list_on_page(visitor) == ["oat milk"]
+    decision, words = fake.chat_requests()[-2:]
+    assert "tools" not in decision and "tools" not in words, "tools are told in the system message, never sent"
+    assert decision["format"]["properties"]["calls"]["items"]["anyOf"][0]["properties"]["name"] == {"const": "add_todo"}
+    assert "format" not in words and decision["options"]["temperature"] == 0
+    assert words["messages"][:len(decision["messages"])] == decision["messages"], "the reply's prompt goes on from it"
+    assert words["messages"][-2:] == [{"role": "tool", "tool_name": "add_todo",
+                                       "content": "Added #1 'oat milk'. The todo list is now: #1 oat milk."},
+                                      {"role": "system", "content": "Now reply to the user in words, not JSON."}]
+    assert not fake.errors, "the fake found the decision's schema valid, as llama.cpp's converter would"
+
+
+def test_a_reply_that_says_it_changed_the_list_when_nothing_changed_is_marked_in_the_chat(system, visitor, fake):
+    fake.plan(Plan(chunks=["I renamed it.", " The todo list is now: #1 oat milk."]), Plan(chunks=["Hello."]))
+    tab = visitor.open_tab()
+    tab.send("rename the milk one")
+    [reply] = tab.wait(lambda t: t.reply_ids("done"))
+    assert tab.bubbles[reply].text == "I renamed it. The todo list is now: #1 oat milk."
+    tab.wait(lambda t: any(b.role == "note" and b.text.startswith('Nothing was changed: this reply says so ("I renamed")')
+                           for b in t.bubbles.values()), what="the note under the reply")
+    tab.send("hi")
+    tab.wait(lambda t: t.finished(2))
+    shown = fake.chat_requests()[-1]["messages"]
+    assert not any("I renamed" in m["content"] for m in shown), "the model is not shown its claim again"

@@ -1,0 +1,61 @@
+"""MODEL_TOOL_MODE=decide (brain/decisions.py, brain/tools.py): the schema a decision is held to, what
+is taken from a decision, and what each mode offers the model."""
+import jsonschema
+import pytest
+
+from apps.todo import loop
+from brain import decisions, tools
+from brain.conversation import Conversation
+from brain.ollama_client import ToolCall
+from shared.config import Settings
+from shared.messages import Prompt
+from tests.fake_app import PROMPT, TOOLS
+from tests.fake_ollama import format_schema
+from web.apps import Host, tool_schema
+
+TODO_TOOLS = [tool_schema(a) for a in loop.as_app(Host(None)).actions]
+
+
+@pytest.mark.parametrize("offered", [TOOLS, TODO_TOOLS], ids=["fake app", "todo app"])
+def test_the_schema_is_one_ollama_and_llama_cpp_take_and_holds_calls_to_the_offered_tools(offered):
+    schema = format_schema(decisions.schema(offered))  # raises as Ollama refuses a schema it cannot use
+    valid = jsonschema.Draft202012Validator(schema)
+    assert valid.is_valid({"calls": []})
+    assert valid.is_valid({"calls": [{"name": "add_todo", "arguments": {"title": "milk"}},
+                                     {"name": "delete_todo", "arguments": {"id": 2}}]})
+    for wrong in ({"calls": [{"name": "launch", "arguments": {}}]},
+                  {"calls": [{"name": "delete_todo", "arguments": {"id": "the milk"}}]},
+                  {"calls": [{"name": "delete_todo", "arguments": {"id": 2, "why": "because"}}]},
+                  {"calls": [{"name": "rename_todo", "arguments": {"id": 2}}]},
+                  {"calls": [{"name": "add_todo", "arguments": {"title": "x"}}] * (decisions.MAX_CALLS + 1)},
+                  {"calls": [], "reply": "hi"}, {}):
+        assert not valid.is_valid(wrong), wrong
+
+
+def test_a_decisions_calls_are_taken_when_they_name_offered_tools_and_nothing_else_is():
+    assert decisions.calls_in('{"calls": [{"name": "add_todo", "arguments": {"title": "milk"}}]}', TOOLS) == \
+        [ToolCall("add_todo", {"title": "milk"})]
+    for nothing in ('{"calls": []}', "", "Sure, adding it!", '{"calls": "add_todo"}', "[1, 2]",
+                    '{"calls": [{"name": "launch", "arguments": {}}]}', '{"calls": [7]}'):
+        assert decisions.calls_in(nothing, TOOLS) == [], nothing
+    many = '{"calls": [' + ", ".join(['{"name": "add_todo", "arguments": {"title": "x"}}'] * 9) + "]}"
+    assert len(decisions.calls_in(many, TOOLS)) == decisions.MAX_CALLS
+
+
+def test_each_mode_offers_the_tools_its_own_way():
+    conversation = Conversation(prompt=PROMPT)
+    native, decide = Settings.from_env({}), Settings.from_env({"MODEL_TOOL_MODE": "decide"})
+    assert native.tool_mode == "native" and tools.offered(conversation, native) == TOOLS
+    assert tools.decided(conversation, native) is None and tools.as_told(PROMPT, native) == PROMPT
+    assert tools.offered(conversation, decide) is None and tools.decided(conversation, decide) == TOOLS
+    told = tools.as_told(PROMPT, decide)
+    assert told.tools == TOOLS and told.system.startswith(PROMPT.system + "\n\nThe app's actions:\n")
+    assert "- rename_todo(id, title): Rename an item." in told.system
+    assert tools.as_told(Prompt("sys"), decide) == Prompt("sys"), "an app without tools is told nothing of them"
+    off = Settings.from_env({"MODEL_TOOL_MODE": "decide", "MODEL_TOOLS": "0"})
+    assert tools.decided(conversation, off) is None and tools.as_told(PROMPT, off) == PROMPT
+
+
+def test_an_unknown_mode_stops_the_process_with_the_choices_named():
+    with pytest.raises(SystemExit, match="MODEL_TOOL_MODE='guess' is not one of native, decide"):
+        Settings.from_env({"MODEL_TOOL_MODE": "guess"})
