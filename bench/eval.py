@@ -144,6 +144,7 @@ class Score:
     claimed: int = 0  # the reply claims a change that was not made (`claims_change`)
     marked: int = 0  # of those, the chat said under the reply that nothing was changed (brain/claims.py)
     seconds: float = 0.0
+    first: float = 0.0  # seconds from the ask to the first thing the reply showed (words or a card)
 
     def add(self, other: "Score") -> None:
         for name in self.__dataclass_fields__:
@@ -255,6 +256,7 @@ def play(url: str, ask: Ask, log, label: str | None = None) -> Score:
         started = time.monotonic()
         if ask.text is not None:
             tab.send(ask.text)
+            first = _until_shown(tab, 1, started)
         else:
             tab.wait(lambda t: t.finished(1), timeout=300, what="the comment on the starting list")
             method, word = ask.click
@@ -269,6 +271,7 @@ def play(url: str, ask: Ask, log, label: str | None = None) -> Score:
         after = todos(visitor)
         score, verdict = judge(ask, before, after, reply.text, [c for c, _ in reply.cards])
         score.seconds = time.monotonic() - started
+        score.first = first if ask.text is not None else score.seconds
         score.marked = int(score.claimed and _marked(list(tab.bubbles.values())))
         log(_log_line(label or ask.scenario, ask, verdict + (" (marked)" if score.marked else ""), reply, after))
         return score
@@ -279,6 +282,17 @@ def play(url: str, ask: Ask, log, label: str | None = None) -> Score:
 def _marked(bubbles) -> bool:
     "Whether the chat said, under a reply among these, that it changed nothing it claimed (brain/claims.py)."
     return any(b.role == "note" and b.text.startswith("Nothing was changed") for b in bubbles)
+
+
+def _until_shown(tab, n: int, started: float) -> float:
+    "Seconds from `started` until the reply to the tab's n-th message shows something: words, a card, or its end."
+    def shown(t):
+        bubbles = list(t.bubbles.values())
+        users = [i for i, b in enumerate(bubbles) if b.role == "user"]
+        return len(users) >= n and any(b.role == "reply" and (b.text.strip() or b.cards or b.status in ("done", "failed"))
+                                       for b in bubbles[users[n - 1] + 1:])
+    tab.wait(shown, timeout=300, what=f"the reply to message {n} showing something")
+    return time.monotonic() - started
 
 
 def _answered(tab, n: int):
@@ -300,10 +314,11 @@ def play_session(url: str, name: str, asks: list[Ask], log) -> Score:
             before = todos(visitor)
             started = time.monotonic()
             tab.send(ask.text)
+            first = _until_shown(tab, n, started)
             reply = tab.wait(lambda t: _answered(t, n), timeout=300, what=f"the reply to ask {n}")
             after = todos(visitor)
             score, verdict = judge(ask, before, after, reply.text, [c for c, _ in reply.cards])
-            score.seconds = time.monotonic() - started
+            score.seconds, score.first = time.monotonic() - started, first
             bubbles = list(tab.bubbles.values())
             score.marked = int(score.claimed and _marked(bubbles[[i for i, b in enumerate(bubbles) if b.role == "user"][n - 1]:]))
             log(_log_line(f"{name} #{n} {ask.scenario}", ask, verdict + (" (marked)" if score.marked else ""), reply, after))
@@ -315,14 +330,15 @@ def play_session(url: str, name: str, asks: list[Ask], log) -> Score:
 
 def table(scores: dict[str, Score], total_name: str = "all") -> list[str]:
     rows = ["| scenario | asks | asked change happened | wrong change made | raw call text shown | parrots the app | "
-            "question answered with the right items | claimed but not done | of which marked | s per ask |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "question answered with the right items | claimed but not done | of which marked | s to the first words or card | "
+            "s per ask |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     total = Score()
     for name, s in [*scores.items(), (total_name, total)]:
         if s is not total:
             total.add(s)
         rows.append(f"| {name} | {s.asked} | {f'{s.happened}/{s.changes}' if s.changes else '–'} | {s.wrong} | {s.raw} | "
                     f"{s.parrot} | {f'{s.answered}/{s.questions}' if s.questions else '–'} | {s.claimed} | {s.marked} | "
+                    f"{s.first / s.asked if s.asked else 0:.1f} | "
                     f"{s.seconds / s.asked if s.asked else 0:.1f} |")
     return rows
 

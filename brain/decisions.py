@@ -5,35 +5,49 @@ For each message of the user, Ollama is first asked for a decision: JSON held by
 structured outputs, `format`; llama.cpp turns it into a grammar) to a list of calls of the app's own
 tools, each with arguments of the tool's own parameters, or an empty list. Its calls are applied as
 native ones are (checked by the app, once, each with its card), and then the reply is asked for with
-no tools offered: whatever it says, it cannot change the app, and whatever it claims was done can be
+no tools offered: whatever it says, it cannot change the app, and what it claims was done can be
 checked against what the decision did (brain/claims.py).
 
-The decision is asked at temperature 0 (a choice, not prose; Ollama's sampling options do not reload
-the model). Tools are never sent in this mode: the app's tools are described once in the system
-message instead, so the decision's request and the reply's share every byte up to the user's
-message, and the prompt cache serves both (a template such as Qwen's renders `tools` into the
-system message, so sending them with one request and not the other would cost the whole prompt).
+What a small model was shown decides what it writes (Qwen2.5-Coder 0.5B, bench/EVAL_NOTES.md):
+- The app's actions, and that a decision comes first, are told once in the system message
+  (`menu`): the same bytes in every request, so the decision's request and the reply's share
+  everything up to the user's message and the prompt cache serves both. (Asked after the
+  conversation instead, in the decision's request only, the model chose worse.) Tools are never
+  sent in this mode: a template such as Qwen's renders them into the system message.
+- The reply's request ends with `NOW`, never kept: without it the model wrote another decision.
+- Rounds of calls are shown to the model as app notes of what the app did at the user's request
+  (`as_notes`), without the list after it: shown its own calls and their results, it answered
+  with more calls; shown the list, it recited it.
+
+The decision is asked at temperature 0 (a choice, not prose; sampling options do not reload the model).
 """
 import json
 
+from brain.conversation import APP_PREFIX
 from brain.ollama_client import ToolCall, call_arguments
+from shared.config import Settings
 
 DECIDE = "decide"
 NATIVE = "native"
-MAX_CALLS = 4  # calls one decision may hold: a message that asks for more is answered in words
+MAX_CALLS = 4  # calls one decision may hold
+DONE_FOR_USER = "As the user asked, the app did this: "
+NOW = {"role": "system", "content": "Now reply to the user in words, not JSON."}
 
 
 def menu(tools: list[dict]) -> str:
-    "The app's tools as the system message describes them in this mode."
-    lines = []
-    for tool in tools:
-        f = tool["function"]
-        lines.append(f"- {f['name']}({', '.join(f.get('parameters', {}).get('properties', {}))}): {f.get('description', '')}")
+    "The app's tools as the system message describes them in this mode, after the app's own words."
+    lines = [f"- {t['function']['name']}({', '.join((t['function'].get('parameters') or {}).get('properties') or {})}): "
+             f"{t['function'].get('description', '')}" for t in tools]
     return ("\n\nThe app's actions:\n" + "\n".join(lines) + "\n\nBefore each reply, the app asks you which of these "
             'actions the user\'s newest message asks for, and you answer it as JSON: {"calls": [{"name": …, "arguments": '
             '{…}}]}, or {"calls": []} when it asks for no change (a greeting, thanks, a question, chit-chat). The app '
             "does them and tells you what happened. Your reply to the user is words only, never JSON.")
 
+
+def words(settings: Settings) -> tuple[dict, ...]:
+    """What a reply's request asks after the conversation in this mode, and only there: its prompt is
+    otherwise the decision's, and a model told to decide first goes on deciding."""
+    return (NOW,) if settings.tool_mode == DECIDE else ()
 
 
 def schema(tools: list[dict]) -> dict:
@@ -42,8 +56,7 @@ def schema(tools: list[dict]) -> dict:
     calls = []
     for tool in tools:
         f = tool["function"]
-        parameters = f.get("parameters") or {}
-        properties = parameters.get("properties") or {}
+        properties = (f.get("parameters") or {}).get("properties") or {}
         calls.append({"type": "object", "additionalProperties": False, "required": ["name", "arguments"],
                       "properties": {"name": {"const": f["name"]},
                                      "arguments": {"type": "object", "properties": properties,
@@ -68,7 +81,25 @@ def calls_in(text: str, tools: list[dict]) -> list[ToolCall]:
             for c in listed[:MAX_CALLS] if isinstance(c, dict) and c.get("name") in names]
 
 
-# After the conversation in the reply's request only (never kept in it): the prompt is otherwise the
-# decision's, and a small model told to decide first goes on deciding (Qwen2.5-Coder 0.5B wrote
-# `{"calls": []}` as the reply to 21 of 29 asks).
-NOW = {"role": "system", "content": "Now reply to the user in words, not JSON."}
+def shown(settings: Settings, messages: list[dict]) -> list[dict]:
+    "The messages of a request as the model is shown them in the brain's MODEL_TOOL_MODE."
+    return as_notes(messages) if settings.tool_mode == DECIDE else messages
+
+
+def as_notes(messages: list[dict]) -> list[dict]:
+    """The messages as the model is shown them in this mode: a round of calls becomes one app note of
+    what the app did (the results, in the app's words), and the words said before it stay."""
+    shown: list[dict] = []
+    for message in messages:
+        if message["role"] == "assistant" and message.get("tool_calls"):
+            if message["content"]:
+                shown.append({"role": "assistant", "content": message["content"]})
+            shown.append({"role": "user", "content": APP_PREFIX + DONE_FOR_USER})
+        elif message["role"] == "tool":
+            if not (shown and shown[-1]["content"].startswith(APP_PREFIX + DONE_FOR_USER)):
+                shown.append({"role": "user", "content": APP_PREFIX + DONE_FOR_USER})  # a round whose calls were set aside
+            shown[-1] = {"role": "user", "content": shown[-1]["content"] + message["content"].strip() + " "}
+        else:
+            shown.append(message)
+    return [{**m, "content": m["content"].rstrip()} if m["content"].startswith(APP_PREFIX + DONE_FOR_USER) else m
+            for m in shown]

@@ -16,7 +16,7 @@ brain/ollama_worker.py), so it can be tested with scripted fakes and a hand-turn
 """
 import logging
 
-from brain import tools
+from brain import decisions, tools
 from brain.conversation import Conversation
 from brain.conversations import Conversations
 from brain.jobs import DropLastReply, Event, Job, LateResult, StartAfresh, Turn, Warm
@@ -186,6 +186,7 @@ class Engine:
         messages = conversation.upcoming()
         if messages is None or self.watch.reach is not Reach.UP:
             return
+        messages = decisions.shown(self.settings, messages)
         try:
             await self.streams.warm(conversation.model or self.settings.model, messages,
                                     tools.offered(conversation, self.settings), job.hangup)

@@ -65,10 +65,11 @@ class Rounds:
     deadline: asyncio.TimerHandle | None = None  # REPLY_MAX_S, counted from the reply's first request
     overran: bool = False  # cut off at REPLY_MAX_S
 
-    def messages(self, conversation: Conversation, then: tuple[dict, ...] = ()) -> list[dict]:
-        """The conversation, `then` what this request alone asks; a final assistant message is
-        continued, not answered (Ollama's prefill)."""
-        return [*conversation.messages(), *then, *([{"role": "assistant", "content": self.prefill}] if self.prefill else [])]
+    def messages(self, conversation: Conversation, settings: Settings, then: tuple[dict, ...] = ()) -> list[dict]:
+        """The conversation as the model is shown it (brain/decisions.py), then what this request alone
+        asks; a final assistant message is continued, not answered (Ollama's prefill)."""
+        return [*decisions.shown(settings, conversation.messages()), *then,
+                *([{"role": "assistant", "content": self.prefill}] if self.prefill else [])]
 
     def started_over(self, text: str) -> bool:
         return bool(self.prefill) and starts_over(self.prefill, text)
@@ -200,11 +201,10 @@ class Replies:
     async def _answer(self, turn: Turn, conversation: Conversation, rounds: Rounds) -> Answer | None:
         "Round after round: the last one's answer (its text whole), or None when the reply ended otherwise."
         while True:
-            messages = rounds.messages(conversation)
             if self._decides(turn, conversation, rounds):
-                if not await self._decide(turn, conversation, rounds, messages):
+                if not await self._decide(turn, conversation, rounds, rounds.messages(conversation, self.settings)):
                     return None
-                messages = rounds.messages(conversation, (decisions.NOW,))
+            messages = rounds.messages(conversation, self.settings, decisions.words(self.settings))
             answer = await self._ask(turn, conversation, rounds, messages)
             await turn.until_granted()  # nothing but its words before the grant: no app change, no end
             if turn.silent:
@@ -257,7 +257,7 @@ class Replies:
         log.info("reply %s: decided %s", turn.reply, [c.name for c in calls] or "no action")
         if calls:
             made_before = len(rounds.made)
-            sent, results, state = await self.calls.round(turn, calls, rounds.made, usable)
+            sent, results, state = await self.calls.round(turn, calls, rounds.made, usable, briefs=False)
             conversation.add_tool_round("", sent, results, state)
             self.conversations.save(turn.session)
             rounds.applied(made_before)

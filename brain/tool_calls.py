@@ -74,11 +74,12 @@ class ToolCalls:
         return (session, reply) == (result.session, result.reply)
 
     async def round(self, turn: Turn, calls: list[ToolCall], made: dict[str, str], offered: list[dict] | None,
-                    at: int = 0) -> tuple[list[dict], list[tuple[str, str]], str]:
+                    at: int = 0, briefs: bool = True) -> tuple[list[dict], list[tuple[str, str]], str]:
         """Have the web apply a round's calls, which came after the reply's first `at` characters.
-        Returns the calls as the assistant message holds them, each one's result (tool name, text),
-        and the app's state after them ("" unchanged). `made` holds the calls this reply applied, by
-        what they asked: those are not made again, and each call applied now joins them."""
+        Returns the calls as the assistant message holds them, each one's result (tool name, text,
+        with the app's state on one line after it when `briefs`), and the app's state after them (""
+        unchanged). `made` holds the calls this reply applied, by what they asked: those are not made
+        again, and each call applied now joins them."""
         results, state, asked_for = [], "", []
         recital = tools.recited([c.name for c in calls], offered or [])
         for i, call in enumerate(calls):
@@ -95,7 +96,7 @@ class ToolCalls:
             if result.ok:
                 made[asked(call)] = result.text
             state = result.state or state
-            results.append((call.name, result.text))
+            results.append((call.name, f"{result.text} {result.brief}" if briefs and result.brief else result.text))
         return asked_for, results, state
 
     def resolve(self, result: ToolResult) -> bool:

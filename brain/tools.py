@@ -39,6 +39,7 @@ def decided(conversation: Conversation, settings: Settings) -> list[dict] | None
     return usable(conversation, settings) if settings.tool_mode == decisions.DECIDE else None
 
 
+
 def as_told(prompt: Prompt, settings: Settings) -> Prompt:
     "The app's prompt as the model is given it: in MODEL_TOOL_MODE=decide its tools are told in the system message."
     if settings.tool_mode != decisions.DECIDE or not prompt.tools or not settings.tools:

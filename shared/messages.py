@@ -239,12 +239,14 @@ def digest(state: str) -> str:
 
 class ToolResult(ToBrain, frozen=True, kw_only=True, tag="tool_result"):
     """What came of the model's tool call `call` in reply `reply`: `ok`, what the model is told (what
-    was done, or why not, and the state on one line), and the app's whole state after it."""
+    was done, or why not), the app's state on one line (`brief`, told after it), and the app's whole
+    state after it."""
     reply: Id
     call: Id
     ok: bool
     text: str
     state: str = ""
+    brief: str = ""
 
 
 class Pull(ToBrain, frozen=True, kw_only=True, tag="pull"):

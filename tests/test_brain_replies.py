@@ -58,11 +58,11 @@ def test_a_resumed_round_continues_what_was_shown_and_the_reply_says_it_once():
     conversation = Conversation()
     conversation.begin_turn("tell me a story")
     rounds = Rounds(allowed=1, said="Once upon", prefill="Once upon")
-    assert rounds.messages(conversation)[-1] == {"role": "assistant", "content": "Once upon"}
+    assert rounds.messages(conversation, Settings.from_env({}))[-1] == {"role": "assistant", "content": "Once upon"}
     assert not rounds.started_over(" a time")
     assert rounds.heard(" a time") == "Once upon a time", "the round's whole text, for the conversation"
     assert rounds.said == "Once upon a time" and rounds.prefill == ""
-    assert rounds.messages(conversation)[-1] == {"role": "user", "content": "tell me a story"}
+    assert rounds.messages(conversation, Settings.from_env({}))[-1] == {"role": "user", "content": "tell me a story"}
 
 
 def test_a_continuation_that_opens_as_the_reply_did_started_over():
@@ -103,8 +103,9 @@ class Calls:
     def __init__(self):
         self.made = []
 
-    async def round(self, turn, calls, made, offered, at=0):
+    async def round(self, turn, calls, made, offered, at=0, briefs=True):
         self.made += calls
+        self.briefs = briefs
         results = []
         for call in calls:
             ok = call.arguments.get("title") != ""
@@ -308,10 +309,13 @@ def test_in_decide_mode_the_decisions_calls_are_made_and_the_reply_is_asked_for_
     assert reply.made == [ADD]
     assert streams.schemas[0]["properties"]["calls"]["items"]["anyOf"][0]["properties"]["name"] == {"const": "add_todo"}
     assert streams.schemas[1] is None and streams.offered == [None], "the reply offers no tools: it cannot act"
-    assert streams.asked[1][:len(streams.asked[0])] == streams.asked[0], "the reply's prompt goes on from the decision's"
-    assert streams.asked[1][-1] == decisions.NOW and decisions.NOW not in conversation.messages()
-    assert streams.asked[0][0]["content"].startswith("sys\n\nThe app's actions:\n- add_todo(title): ")
-    assert [t["role"] for t in conversation.turns] == ["user", "assistant", "tool", "assistant"]
+    decision, words = streams.asked
+    assert decision[0]["content"].startswith("sys\n\nThe app's actions:\n- add_todo(title): ")
+    assert words[:len(decision)] == decision, "the reply's prompt goes on from the decision's"
+    assert words[len(decision):] == [{"role": "user", "content": "App note: As the user asked, the app did this: did add_todo"},
+                                     decisions.NOW]
+    assert [t["role"] for t in conversation.turns] == ["user", "assistant", "tool", "assistant"], "kept as calls"
+    assert decisions.NOW not in conversation.messages()
     assert bus == [("done", ("Milk, then.", "", Stats(prompt_eval_count=10)), {})]
 
 

@@ -338,8 +338,8 @@ def test_the_models_action_is_applied_once_shown_in_every_tab_and_answered_with_
         await asyncio.gather(*chats.tools.tasks)
     asyncio.run(act_twice())
     results = [m for m in bus.sent if isinstance(m, ToolResult)]
-    assert [(r.reply, r.call, r.ok, r.text, r.state) for r in results] == [
-        (reply, "call_1", True, "Added #1 'milk'. The todo list is now: #1 milk.", "The todo list now:\n- [ ] #1 milk")] * 2
+    assert [(r.reply, r.call, r.ok, r.text, r.brief, r.state) for r in results] == [
+        (reply, "call_1", True, "Added #1 'milk'.", "The todo list is now: #1 milk.", "The todo list now:\n- [ ] #1 milk")] * 2
     assert results[0].id != results[1].id, "each answer is a message of its own"
     assert sum('id="loop-refresh"' in f for f in tabs.frames["s"]) == 1, "applied, and every tab fetches the list again, once"
     assert chats.events.app.state("s") == "The todo list now:\n- [ ] #1 milk", "one todo, not two"
@@ -359,7 +359,7 @@ def test_a_refused_action_is_answered_with_why_and_changes_nothing(world):
     asyncio.run(act())
     [result] = [m for m in bus.sent if isinstance(m, ToolResult)]
     assert not result.ok and result.text.startswith("Error: there is no todo #7.")
-    assert result.text.endswith(" The todo list is now empty.") and result.state == "The todo list is now empty."
+    assert result.brief == "The todo list is now empty." and result.state == "The todo list is now empty."
     assert json.loads(chats.sessions.get("s").reply(reply).cards)[0]["ok"] is False
 
 

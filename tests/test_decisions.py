@@ -46,14 +46,35 @@ def test_each_mode_offers_the_tools_its_own_way():
     conversation = Conversation(prompt=PROMPT)
     native, decide = Settings.from_env({}), Settings.from_env({"MODEL_TOOL_MODE": "decide"})
     assert native.tool_mode == "native" and tools.offered(conversation, native) == TOOLS
-    assert tools.decided(conversation, native) is None and tools.as_told(PROMPT, native) == PROMPT
+    assert tools.decided(conversation, native) is None
     assert tools.offered(conversation, decide) is None and tools.decided(conversation, decide) == TOOLS
+    off = Settings.from_env({"MODEL_TOOL_MODE": "decide", "MODEL_TOOLS": "0"})
+    assert tools.decided(conversation, off) is None and tools.offered(conversation, off) is None
+
+
+def test_in_decide_mode_the_tools_are_told_in_the_system_message_and_a_reply_is_asked_for_in_words():
+    decide, native = Settings.from_env({"MODEL_TOOL_MODE": "decide"}), Settings.from_env({})
     told = tools.as_told(PROMPT, decide)
     assert told.tools == TOOLS and told.system.startswith(PROMPT.system + "\n\nThe app's actions:\n")
     assert "- rename_todo(id, title): Rename an item." in told.system
-    assert tools.as_told(Prompt("sys"), decide) == Prompt("sys"), "an app without tools is told nothing of them"
-    off = Settings.from_env({"MODEL_TOOL_MODE": "decide", "MODEL_TOOLS": "0"})
-    assert tools.decided(conversation, off) is None and tools.as_told(PROMPT, off) == PROMPT
+    assert tools.as_told(PROMPT, native) == PROMPT and tools.as_told(Prompt("sys"), decide) == Prompt("sys")
+    assert tools.as_told(PROMPT, Settings.from_env({"MODEL_TOOL_MODE": "decide", "MODEL_TOOLS": "0"})) == PROMPT
+    assert decisions.words(decide) == (decisions.NOW,) and decisions.words(native) == ()
+
+
+def test_in_decide_mode_rounds_of_calls_are_shown_as_notes_of_what_the_app_did():
+    conversation = Conversation(prompt=PROMPT)
+    conversation.begin_turn("add milk and eggs")
+    calls = [{"id": f"call_{n}", "function": {"index": n, "name": "add_todo", "arguments": {"title": t}}}
+             for n, t in enumerate(["milk", "eggs"])]
+    conversation.add_tool_round("On it.", calls, [("add_todo", "Added #1 'milk'."), ("add_todo", "Added #2 'eggs'.")], "")
+    conversation.add_reply("Both on.")
+    shown = decisions.shown(Settings.from_env({"MODEL_TOOL_MODE": "decide"}), conversation.messages())
+    assert shown[1:] == [{"role": "user", "content": "add milk and eggs"}, {"role": "assistant", "content": "On it."},
+                         {"role": "user", "content": "App note: As the user asked, the app did this: Added #1 'milk'. "
+                                                     "Added #2 'eggs'."},
+                         {"role": "assistant", "content": "Both on."}]
+    assert decisions.shown(Settings.from_env({}), conversation.messages()) == conversation.messages()
 
 
 def test_an_unknown_mode_stops_the_process_with_the_choices_named():

@@ -144,9 +144,9 @@ def test_only_picks_the_parts():
 
 
 def test_the_table_has_the_claimed_columns_and_a_whole_run_row():
-    rows = table({"add": Score(asked=2, changes=2, happened=1, claimed=1, marked=1, seconds=4.0)})
-    assert rows[0].split(" | ")[-3:-1] == ["claimed but not done", "of which marked"]
-    assert rows[-1] == "| all | 2 | 1/2 | 0 | 0 | 0 | – | 1 | 1 | 2.0 |"
+    rows = table({"add": Score(asked=2, changes=2, happened=1, claimed=1, marked=1, seconds=4.0, first=3.0)})
+    assert rows[0].split(" | ")[-4:-2] == ["claimed but not done", "of which marked"]
+    assert rows[-1] == "| all | 2 | 1/2 | 0 | 0 | 0 | – | 1 | 1 | 1.5 | 2.0 |"
 
 
 def test_a_decision_written_into_a_reply_is_raw_call_text():

@@ -87,8 +87,8 @@ def test_a_call_is_shown_as_a_card_and_in_every_tab_and_answered_with_the_apps_b
     assert relay.refreshed == ["s"] and relay.shown[-1][:2] == ("s", "r1"), "every tab fetches the app again, once"
     [(sid, state, result)] = events.sent
     assert isinstance(result, ToolResult) and (sid, state, result.reply, result.call, result.ok, result.text,
-                                               result.state) == (
-        "s", "The list: milk", "r1", "c1", True, "Added 'milk'. The list is now: milk.", "The list: milk")
+                                               result.brief, result.state) == (
+        "s", "The list: milk", "r1", "c1", True, "Added 'milk'.", "The list is now: milk.", "The list: milk")
     assert tools.tasks == set(), "a task is let go of once done"
 
 

@@ -70,7 +70,7 @@ class ToolCalls:
             self.relay.refresh(msg.session)
         state, brief = await self.disk.call(lambda: (self.app.state(msg.session), self.app.brief(msg.session)))
         self.events.send_state(msg.session, state, ToolResult(
-            session=msg.session, id=uuid.uuid4().hex, reply=msg.reply, call=msg.call, ok=row.ok, text=f"{row.text} {brief}",
+            session=msg.session, id=uuid.uuid4().hex, reply=msg.reply, call=msg.call, ok=row.ok, text=row.text, brief=brief,
             state=state))
 
     async def _undo(self, sid: str, client: Client, call: str) -> None:

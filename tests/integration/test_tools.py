@@ -232,12 +232,13 @@ def test_in_decide_mode_a_decision_held_to_the_tools_acts_and_the_reply_in_words
     assert list_on_page(visitor) == ["oat milk"]
     decision, words = fake.chat_requests()[-2:]
     assert "tools" not in decision and "tools" not in words, "tools are told in the system message, never sent"
+    assert decision["messages"][0]["content"].endswith("Your reply to the user is words only, never JSON.")
     assert decision["format"]["properties"]["calls"]["items"]["anyOf"][0]["properties"]["name"] == {"const": "add_todo"}
     assert "format" not in words and decision["options"]["temperature"] == 0
     assert words["messages"][:len(decision["messages"])] == decision["messages"], "the reply's prompt goes on from it"
-    assert words["messages"][-2:] == [{"role": "tool", "tool_name": "add_todo",
-                                       "content": "Added #1 'oat milk'. The todo list is now: #1 oat milk."},
-                                      {"role": "system", "content": "Now reply to the user in words, not JSON."}]
+    assert words["messages"][len(decision["messages"]):] == [
+        {"role": "user", "content": "App note: As the user asked, the app did this: Added #1 'oat milk'."},
+        {"role": "system", "content": "Now reply to the user in words, not JSON."}]
     assert not fake.errors, "the fake found the decision's schema valid, as llama.cpp's converter would"
 
 
