@@ -361,51 +361,58 @@ def select(only: list[str] | None) -> tuple[list[Ask], list[Ask], dict[str, list
     return tuned, held, sessions
 
 
+MODES = {"native": "native tool calling (MODEL_TOOL_MODE=native, the default)",
+         "decide": "a decision held to the tools, then words (MODEL_TOOL_MODE=decide)"}
+
+
+def run_mode(port: int, mode: str, asks: list[Ask], held: list[Ask], sessions: dict[str, list[Ask]], log) -> list[tuple]:
+    "Every ask against a fresh web and brain in `mode`: the three tables' (title, rows)."
+    scores: dict[str, Score] = {}
+    held_scores: dict[str, Score] = {}
+    session_scores: dict[str, Score] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        system = System(Path(tmp), f"http://127.0.0.1:{port}", LOG_LEVEL="WARNING", OLLAMA_MODEL=QWEN,
+                        OLLAMA_NUM_CTX=4096, COMMENT_DELAY_S=1.5, BUS_HEARTBEAT_S=1, MODEL_TOOL_MODE=mode).start()
+        try:
+            system.wait_ready(300)
+            for ask in asks:
+                scores.setdefault(ask.scenario, Score()).add(play(system.url, ask, log, f"{mode}: {ask.scenario}"))
+            for ask in held:
+                held_scores.setdefault(ask.scenario, Score()).add(play(system.url, ask, log, f"{mode}: held-out: {ask.scenario}"))
+            for name, session in sessions.items():
+                session_scores[name] = play_session(system.url, name, session, lambda line: log(f"{mode}: {line}"))
+        finally:
+            system.stop_all()
+    return [("Tuned single asks (the set earlier changes were tuned against)", table(scores) if scores else []),
+            ("Held-out single asks (bench/eval_asks_heldout.py: new phrasings, never tuned against)",
+             table({f"held-out: {k}": v for k, v in held_scores.items()}, "held-out: all") if held_scores else []),
+            ("Multi-turn sessions (each in one tab, every ask judged from the list just before and after it)",
+             table(session_scores, "all sessions") if session_scores else [])]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="*",
                         help="scenarios to play: add, tick, …, held-out, held-out:add, session, session1 (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="the engine's sampling seed (Ollama's default sampling otherwise)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md as it is")
-    parser.add_argument("--mode", choices=["native", "decide"], default="native", help="MODEL_TOOL_MODE of the brain")
+    parser.add_argument("--mode", nargs="*", choices=list(MODES), default=list(MODES),
+                        help="the brain's MODEL_TOOL_MODE, one run each (default: both)")
     args = parser.parse_args()
     asks, held, sessions = select(args.only)
     port = free_port()
     engine = subprocess.Popen([sys.executable, "-m", "bench.llama_ollama", "--port", str(port), "--model", QWEN,
                                "--num-ctx", "4096", "--max-tokens", "160", "--seed", str(args.seed)], cwd=ROOT)
-    lines: list[str] = []
-
-    def log(line: str) -> None:
-        print(line, flush=True)
-        lines.append(line)
-
-    scores: dict[str, Score] = {}
-    held_scores: dict[str, Score] = {}
-    session_scores: dict[str, Score] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        system = System(Path(tmp), f"http://127.0.0.1:{port}", LOG_LEVEL="WARNING", OLLAMA_MODEL=QWEN,
-                        OLLAMA_NUM_CTX=4096, COMMENT_DELAY_S=1.5, BUS_HEARTBEAT_S=1, MODEL_TOOL_MODE=args.mode).start()
-        try:
-            system.wait_ready(300)
-            for ask in asks:
-                scores.setdefault(ask.scenario, Score()).add(play(system.url, ask, log))
-            for ask in held:
-                held_scores.setdefault(ask.scenario, Score()).add(play(system.url, ask, log, f"held-out: {ask.scenario}"))
-            for name, session in sessions.items():
-                session_scores[name] = play_session(system.url, name, session, log)
-        finally:
-            system.stop_all()
-            engine.terminate()
-            engine.wait()
-    parts = [("Tuned single asks (the set earlier changes were tuned against)", table(scores) if scores else []),
-             ("Held-out single asks (bench/eval_asks_heldout.py: new phrasings, never tuned against)",
-              table({f"held-out: {k}": v for k, v in held_scores.items()}, "held-out: all") if held_scores else []),
-             ("Multi-turn sessions (each in one tab, every ask judged from the list just before and after it)",
-              table(session_scores, "all sessions") if session_scores else [])]
-    for title, rows in parts:
-        if rows:
-            print(f"\n{title}\n" + "\n".join(rows))
-    if not args.no_write and not args.only:
+    try:
+        runs = {mode: run_mode(port, mode, asks, held, sessions, lambda line: print(line, flush=True)) for mode in args.mode}
+    finally:
+        engine.terminate()
+        engine.wait()
+    for mode, parts in runs.items():
+        for title, rows in parts:
+            if rows:
+                print(f"\n{MODES[mode]}: {title}\n" + "\n".join(rows))
+    if not args.no_write and not args.only and set(args.mode) == set(MODES):
         start = ", ".join(f"'{t}'{' (done)' if d else ''}" for t, d in START)
         splice("eval", "\n".join([
             f"### Real-model evaluation (`make eval`: {QWEN} under llama.cpp, seed {args.seed}, "
@@ -414,13 +421,15 @@ def main() -> None:
             "*Claimed but not done*: the reply says it made a change (\"I added …\", \"Marked … as done\", "
             "\"The todo list is now: …\" "
             "reciting another list; words repeating the reply's own action card claim nothing more) while the asked change "
-            "did not happen, or nothing changed at all (bench/eval.py `claims_change`).",
-            "", "#### " + parts[0][0], "", *parts[0][1], "",
-            "#### " + parts[1][0], "", f"The same starting list; {len(held)} asks written once on 2026-12-06.", "", *parts[1][1], "",
-            "#### " + parts[2][0], "",
-            "Each session starts from the same list and plays its asks in a row in one tab: "
+            "did not happen, or nothing changed at all (bench/eval.py `claims_change`); *of which marked*: the chat said "
+            "under the reply that nothing was changed (brain/claims.py). *s to the first words or card*: from sending the "
+            "ask to the first thing its reply showed, the decision included (this machine, 2 cores). "
+            f"The held-out set: {len(held)} asks written once on 2026-12-06. Each session starts from the same list and "
+            "plays its asks in a row in one tab: "
             + "; ".join(f"{name}: " + " / ".join(f"\"{a.text}\"" for a in session) for name, session in sessions.items())
-            + ". An ask about a todo an earlier ask failed to make counts as missed.", "", *parts[2][1], "",
+            + ". An ask about a todo an earlier ask failed to make counts as missed.", "",
+            *[line for mode, parts in runs.items() for title, rows in parts
+              for line in (f"#### {MODES[mode]}: {title}", "", *rows, "")],
             (ROOT / "bench" / "EVAL_NOTES.md").read_text()]))
 
 
