@@ -170,6 +170,18 @@ def test_a_change_to_a_todo_the_users_message_does_not_name_is_refused_and_says_
     assert todos.all(S) == before
 
 
+@pytest.mark.parametrize("text, ok", [("clear the done ones", True), ("remove everything I've finished", True),
+                                      ("clean up the completed todos", True), ("drop the water plants one and the rest", True),
+                                      ("remind me to pick up the dry cleaning", False), ("tell me a joke", False)])
+def test_the_done_todos_are_cleared_only_when_the_users_message_speaks_of_them(world, text, ok):
+    actions, todos, ids = world
+    act(actions, "set_todo_done", id=ids["Water plants"], done=True)
+    row = asked(actions, text, "clear_done")
+    assert row.ok is ok and (ids["Water plants"] in [t.id for t in todos.all(S)]) is not ok
+    if not ok:
+        assert row.text == "Error: the user's message does not ask to clear the done todos; clear them only when it does."
+
+
 def test_an_add_must_be_in_the_users_message_and_not_on_the_list_already(world):
     actions, todos, ids = world
     assert asked(actions, "remind me to pick up the dry cleaning", "add_todo", title="pick up the dry cleaning").ok

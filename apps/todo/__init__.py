@@ -15,8 +15,8 @@ from typing import Annotated
 
 from fasthtml.common import *
 
-from apps.todo.store import (MAX_ID, MAX_TITLE_CHARS, ListFull, Todo, Todos, clean_title, listed, mentions, names, state,
-                             tell, todo_limit, todo_number)
+from apps.todo.store import (MAX_ID, MAX_TITLE_CHARS, ListFull, Todo, Todos, clean_title, listed, mentions, names, says_done,
+                             state, tell, todo_limit, todo_number)
 from shared.config import Settings
 from web.loop import Loop, Refused
 
@@ -122,6 +122,9 @@ def delete_todo(id: TodoRef, session) -> Changed:
 def clear_done(session) -> Changed:
     "Remove every todo that is ticked off. Only when the user asks to clear the done ones."
     done = [t for t in todos.all(session["sid"]) if t.done]
+    if "asked" in session and not (says_done(session["asked"]) or any(names(session["asked"], t) for t in done)):
+        # After a refusal a small model reaches for the tool that needs no todo ("remind me to …" cleared the done ones).
+        raise Refused("the user's message does not ask to clear the done todos; clear them only when it does.")
     for t in done:
         todos.delete(session["sid"], t.id)
     return Changed(f"Deleted the {len(done)} done todos: " + ", ".join(f"#{t.id} '{t.title}'" for t in done) + "."

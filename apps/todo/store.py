@@ -83,6 +83,14 @@ def mentions(asked: str, title: str) -> bool:
     return bool(_words(title) & _words(asked))
 
 
+DONE_WORDS = re.compile(r"\b(?:done|finish|complet|tick|check|clear|cross)", re.I)
+
+
+def says_done(asked: str) -> bool:
+    "Whether a message speaks of todos being done (done, finished, completed, ticked, checked, cleared, crossed off)."
+    return bool(DONE_WORDS.search(asked))
+
+
 def names(asked: str, todo: Todo) -> bool:
     "Whether a message names a todo: by its number (#2) or by a word of its title."
     return bool(re.search(rf"(?<![\w.]){todo.id}(?![\w.])", asked)) or mentions(asked, todo.title)
