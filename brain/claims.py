@@ -6,12 +6,13 @@ The brain knows no app, so what counts as a claim comes from the app's tools: th
 first word of each tool's name and of its description ("add_todo" and "Add a new todo" give "added";
 "Tick a todo off" gives "ticked"), and a few words any change is told in ("changed", "updated",
 "marked"), said by the model of itself ("I added", "I've just ticked", "has been removed") or opening
-a sentence ("Renamed it."). It reads words, not meaning: a claim in other words ("Done!", "All set")
+a sentence ("Renamed it."), or a change it says it is making ("Okay, let's remove the dentist one!",
+"I'll add it": a reply is the whole turn, so nothing follows it). It reads words, not meaning: a claim in other words ("Done!", "All set")
 is not caught, and "I added it yesterday?" would be.
 """
 import re
 
-GENERIC = ("changed", "updated", "marked", "removed")
+GENERIC = ("change", "update", "mark", "remove")
 IRREGULAR = {"set": "set", "put": "put", "give": "gave", "make": "made", "take": "took", "get": "got"}
 
 
@@ -26,23 +27,30 @@ def past(verb: str) -> str:
     return verb + "ed"
 
 
-def verbs(tools: list[dict]) -> set[str]:
-    "The words a claimed change of these tools is told with."
+def bases(tools: list[dict]) -> set[str]:
+    "The verbs a change of these tools is told with: the first word of each one's name and description."
     found = set(GENERIC)
     for tool in tools:
         f = tool["function"]
         for text in (f["name"].replace("_", " "), f.get("description", "")):
             first = re.match(r"[A-Za-z]+", text.strip())
             if first and len(first.group()) > 2:
-                found.add(past(first.group()))
+                found.add(first.group().lower())
     return found
 
 
+def verbs(tools: list[dict]) -> set[str]:
+    "The words a claimed change of these tools is told with, in the past tense."
+    return {past(verb) for verb in bases(tools)}
+
+
 def pattern(tools: list[dict]) -> re.Pattern:
-    words = "|".join(sorted(map(re.escape, verbs(tools)), key=len, reverse=True))
-    return re.compile(rf"\bI(?:['’]ve| have)?(?: just| now| also| already)?\s+(?:{words})\b"
-                      rf"|(?:^|[.!?]\s+)(?:{words})\b"
-                      rf"|\b(?:has|have) (?:now )?been (?:{words})\b", re.I | re.M)
+    done = "|".join(sorted(map(re.escape, verbs(tools)), key=len, reverse=True))
+    doing = "|".join(sorted(map(re.escape, bases(tools)), key=len, reverse=True))
+    return re.compile(rf"\bI(?:['’]ve| have)?(?: just| now| also| already)?\s+(?:{done})\b"
+                      rf"|(?:^|[.!?]\s+)(?:{done})\b"
+                      rf"|\b(?:has|have) (?:now )?been (?:{done})\b"
+                      rf"|\b(?:let['’]s|I['’]ll|I will|I['’]m going to)\s+(?:{doing})\b", re.I | re.M)
 
 
 def claimed(text: str, tools: list[dict] | None) -> str | None:

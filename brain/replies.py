@@ -283,7 +283,7 @@ class Replies:
             # Said, not done: the user is told, and the model is not shown its claim again, since a
             # small model copies what it said before (brain/claims.py).
             log.info("reply %s claims a change no call made (%r)", turn.reply, claim)
-            self.bus.note(turn, f"Nothing was changed: this reply says so (\"{claim}\"), but no action ran. "
+            self.bus.note(turn, f"Nothing was changed, though this reply says so (\"{claim}\"): no action ran. "
                                 "Ask again if you want it done.")
             conversation.add_reply("")
         elif last.text or not turn.cancelled:

@@ -23,13 +23,15 @@ def test_the_words_of_a_claim_come_from_the_tools_names_and_descriptions():
 @pytest.mark.parametrize("text", [
     "I added oat milk to your list!", "I've just ticked off the stamps.", "Sure. Renamed it to 'call the electrician'.",
     "The dentist one has been deleted.", "I have removed it. The todo list is now: #1 milk.",
-    "Okay! I marked it as done.", "I cleared the done ones."])
+    "Okay! I marked it as done.", "I cleared the done ones.", "Okay, let's remove the dentist one!",
+    "Sure, I'll add oat milk.", "I'm going to tick it off."])
 def test_a_reply_that_says_it_changed_the_list_is_a_claim(text):
     assert claimed(text, TODO)
 
 
 @pytest.mark.parametrize("text", [
     "Milk is a fine thing to add.", "You added milk, how bold.", "Want me to delete it?", "Hello! How can I help?",
+    "Let's see what is left.", "I'll be here if you need me.",
     "Your list: buy stamps, call the plumber.", "Adding things is my favourite."])
 def test_words_that_claim_no_change_of_the_models_own_are_not(text):
     assert not claimed(text, TODO)

@@ -16,7 +16,8 @@ text of what it swapped in (web/interactions.py), a change (any method but GET) 
 once the clicking pauses, and every other tab of the session fetches the app's part of its page
 again. A route may say what it changed in its own words with `Loop.tell(...)`. An action's
 parameters come from its signature (a default makes one optional), its description from its
-docstring; it may take `session` (the session as routes see it), be async, and raise `Refused`.
+docstring; it may take `session` (the session as routes see it, with `session["asked"]`: the
+user's message the model is answering, when known), be async, and raise `Refused`.
 """
 import asyncio
 import inspect

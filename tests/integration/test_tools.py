@@ -248,9 +248,22 @@ def test_a_reply_that_says_it_changed_the_list_when_nothing_changed_is_marked_in
     tab.send("rename the milk one")
     [reply] = tab.wait(lambda t: t.reply_ids("done"))
     assert tab.bubbles[reply].text == "I renamed it. The todo list is now: #1 oat milk."
-    tab.wait(lambda t: any(b.role == "note" and b.text.startswith('Nothing was changed: this reply says so ("I renamed")')
+    tab.wait(lambda t: any(b.role == "note" and b.text.startswith('Nothing was changed, though this reply says so ("I renamed")')
                            for b in t.bubbles.values()), what="the note under the reply")
     tab.send("hi")
     tab.wait(lambda t: t.finished(2))
     shown = fake.chat_requests()[-1]["messages"]
     assert not any("I renamed" in m["content"] for m in shown), "the model is not shown its claim again"
+
+
+@pytest.mark.env(MODEL_TOOL_MODE="decide")
+def test_in_decide_mode_an_ollama_that_refuses_the_decisions_format_fails_the_reply_and_the_next_one_is_answered(
+        system, visitor, fake):
+    fake.plan(Plan(status=500, error="invalid JSON schema in format"), Plan(json={"calls": []}), Plan(chunks=["Hello."]))
+    tab = visitor.open_tab()
+    tab.send("add oat milk")
+    [failed] = tab.wait(lambda t: t.finished(1), timeout=15)
+    assert failed.status == "failed" and "Ollama answered 500: invalid JSON schema in format" in failed.note
+    tab.send("hi")
+    assert tab.wait(lambda t: t.finished(2), timeout=15)[-1].text == "Hello."
+    assert list_on_page(visitor) == []
