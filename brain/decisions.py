@@ -28,7 +28,6 @@ from brain.ollama_client import ToolCall, call_arguments
 from shared.config import Settings
 
 DECIDE = "decide"
-NATIVE = "native"
 MAX_CALLS = 4  # calls one decision may hold
 DONE_FOR_USER = "As the user asked, the app did this: "
 NOW = {"role": "system", "content": "Now reply to the user in words, not JSON."}
