@@ -14,9 +14,12 @@ import re
 import time
 
 SHAPE = re.compile(r"chunks=(\d+) rate=(\d+(?:\.\d+)?)")
-# What the brain checks before it calls Ollama ready: its version and its pulled models.
+# What the brain checks before it calls Ollama ready (its version and its pulled models), and what it
+# asks of the model once (its size, for MODEL_TOOL_MODE=auto): llama3.2's, so it calls tools natively.
 ANSWERS = {"/api/version": b'{"version": "0.12.0"}',
-           "/api/tags": b'{"models": [{"name": "llama3.2:latest", "model": "llama3.2:latest"}]}'}
+           "/api/tags": b'{"models": [{"name": "llama3.2:latest", "model": "llama3.2:latest"}]}',
+           "/api/show": b'{"details": {"family": "llama", "parameter_size": "3.2B"}, '
+                        b'"model_info": {"general.parameter_count": 3212749888}}'}
 
 
 def token(seq: int) -> str:

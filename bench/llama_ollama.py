@@ -9,8 +9,9 @@
 
 Like Ollama's runner with OLLAMA_NUM_PARALLEL=1, it keeps the tokens of its previous prompt and
 evaluates only what follows the longest common prefix; one request runs at a time. It speaks the
-part of Ollama's API the brain uses: `GET /`, `/api/version`, `/api/tags` and streaming
-`POST /api/chat` (NDJSON, stats on the done line, a call whole in one chunk).
+part of Ollama's API the brain uses: `GET /`, `/api/version`, `/api/tags`, `POST /api/show` (the
+model's parameter count, from llama.cpp) and streaming `POST /api/chat` (NDJSON, stats on the done
+line, a call whole in one chunk).
 
 `format` (structured outputs) becomes a llama.cpp grammar, as in Ollama's runner (llm/server.go
 `Completion`): "json" is the JSON grammar whose root is an object (llama-cpp-python's `JSON_GBNF`,
@@ -151,6 +152,15 @@ def handler(engine: Engine):
 
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            if self.path == "/api/show":
+                if body.get("model", "").removesuffix(":latest") != engine.name:
+                    return self._send(404, json.dumps({"error": f"model '{body.get('model')}' not found"}).encode(),
+                                      "application/json")
+                count = engine.llama._model.n_params()
+                size = f"{count / 1e9:.1f}B" if count >= 1e9 else f"{count / 1e6:.2f}M"
+                return self._send(200, json.dumps({"details": {"format": "gguf", "parameter_size": size},
+                                                   "model_info": {"general.parameter_count": count}}).encode(),
+                                  "application/json")
             if self.path != "/api/chat":
                 return self._send(404, b"404 page not found", "text/plain")
             model = body.get("model", engine.name)

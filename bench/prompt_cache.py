@@ -96,7 +96,10 @@ def run_with_llama(workdir, lengths: list[int], repeats: int, typing_s: float) -
     engine = subprocess.Popen([sys.executable, "-m", "bench.llama_ollama", "--port", str(port)], cwd=ROOT,
                               stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    system = System(workdir, url, LOG_LEVEL="WARNING", COMMENT_DELAY_S=1.5, OLLAMA_MODEL=MODEL).start()
+    # Native calling, as these rows have always measured: a plain chat turn (MODEL_TOOL_MODE=auto would decide
+    # first for this 270M model, and `make eval` measures that mode with a model that can follow it).
+    system = System(workdir, url, LOG_LEVEL="WARNING", COMMENT_DELAY_S=1.5, OLLAMA_MODEL=MODEL,
+                    MODEL_TOOL_MODE="native").start()
     try:
         system.wait_ready(120)
         return conversation_rows(system.url, lengths, repeats, typing_s, None)

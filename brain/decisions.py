@@ -20,14 +20,26 @@ What a small model was shown decides what it writes (Qwen2.5-Coder 0.5B, bench/E
   with more calls; shown the list, it recited it.
 
 The decision is asked at temperature 0 (a choice, not prose; sampling options do not reload the model).
+
+MODEL_TOOL_MODE=auto (the default) decides for a model under SMALL parameters, as Ollama's
+`/api/show` gives them, and calls tools natively otherwise: with Qwen2.5-Coder 0.5B, deciding made
+more of the asked changes and none nobody asked for (BENCHMARKS.md); a larger model trained for
+tool calling could not be measured here. A model Ollama cannot describe is called natively.
 """
 import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
 
 from brain.conversation import APP_PREFIX
-from brain.ollama_client import ToolCall, call_arguments
+from brain.ollama_client import OllamaError, ToolCall, call_arguments
 from shared.config import Settings
 
 DECIDE = "decide"
+AUTO = "auto"
+SMALL = 2e9  # parameters
+SIZE = re.compile(r"\s*([\d.]+)\s*([KMBT]?)\s*", re.I)
+log = logging.getLogger("brain")
 MAX_CALLS = 4  # calls one decision may hold
 DONE_FOR_USER = "As the user asked, the app did this: "
 NOW = {"role": "system", "content": "Now reply to the user in words, not JSON."}
@@ -43,10 +55,47 @@ def menu(tools: list[dict]) -> str:
             "does them and tells you what happened. Your reply to the user is words only, never JSON.")
 
 
-def words(settings: Settings) -> tuple[dict, ...]:
+def words(decides: bool) -> tuple[dict, ...]:
     """What a reply's request asks after the conversation in this mode, and only there: its prompt is
     otherwise the decision's, and a model told to decide first goes on deciding."""
-    return (NOW,) if settings.tool_mode == DECIDE else ()
+    return (NOW,) if decides else ()
+
+
+def parameters(shown: dict) -> float | None:
+    "A model's parameters, from what `/api/show` says of it (its exact count, else its size as '494.03M'); None when it does not say."
+    count = (shown.get("model_info") or {}).get("general.parameter_count")
+    if isinstance(count, (int, float)) and not isinstance(count, bool) and count > 0:
+        return float(count)
+    size = SIZE.fullmatch(str((shown.get("details") or {}).get("parameter_size", "")))
+    if not size:
+        return None
+    try:
+        return float(size.group(1)) * {"": 1, "K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}[size.group(2).upper()]
+    except ValueError:
+        return None
+
+
+class Modes:
+    """Whether the brain decides for a model (MODEL_TOOL_MODE): the setting, or with `auto` what Ollama
+    says of the model's size, asked once per model (`show`, on the pool); a model it cannot describe
+    is called natively, and asked about again next time."""
+
+    def __init__(self, settings: Settings, show: Callable[[str], Awaitable[dict]]):
+        self.settings, self.show, self.known = settings, show, {}
+
+    async def decides(self, model: str) -> bool:
+        if self.settings.tool_mode != AUTO:
+            return self.settings.tool_mode == DECIDE
+        if model not in self.known:
+            try:
+                size = parameters(await self.show(model))
+            except OllamaError as e:
+                log.warning("MODEL_TOOL_MODE=auto: %s; %s calls tools natively for now", e, model)
+                return False
+            self.known[model] = size is not None and size < SMALL
+            log.info("MODEL_TOOL_MODE=auto: %s (%s parameters) %s", model, f"{size:,.0f}" if size else "unknown",
+                     "decides first" if self.known[model] else "calls tools natively")
+        return self.known[model]
 
 
 def schema(tools: list[dict]) -> dict:
@@ -80,9 +129,9 @@ def calls_in(text: str, tools: list[dict]) -> list[ToolCall]:
             for c in listed[:MAX_CALLS] if isinstance(c, dict) and c.get("name") in names]
 
 
-def shown(settings: Settings, messages: list[dict]) -> list[dict]:
-    "The messages of a request as the model is shown them in the brain's MODEL_TOOL_MODE."
-    return as_notes(messages) if settings.tool_mode == DECIDE else messages
+def shown(decides: bool, messages: list[dict]) -> list[dict]:
+    "The messages of a request as the model is shown them: rounds as notes when it decides."
+    return as_notes(messages) if decides else messages
 
 
 def as_notes(messages: list[dict]) -> list[dict]:

@@ -171,7 +171,7 @@ class Engine:
                                                         "reached. Retry.")
 
     def record(self, session: str, event: AppEvent, conversation: Conversation) -> None:
-        conversation.prompt = tools.as_told(event.prompt, self.settings)
+        conversation.prompt = tools.as_told(event.prompt, self.settings, conversation.decides)
         conversation.record(event.lines, event.state, event.since)
         if event.comment:
             self.sessions.comment_later(session)
@@ -186,7 +186,7 @@ class Engine:
         messages = conversation.upcoming()
         if messages is None or self.watch.reach is not Reach.UP:
             return
-        messages = decisions.shown(self.settings, messages)
+        messages = decisions.shown(conversation.decides, messages)
         try:
             await self.streams.warm(conversation.model or self.settings.model, messages,
                                     tools.offered(conversation, self.settings), job.hangup)

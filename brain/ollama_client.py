@@ -249,6 +249,18 @@ class OllamaClient:
         except (requests.exceptions.RequestException, ValueError, KeyError, TypeError):
             raise OllamaUnavailable(f"Can't list the models of Ollama at {self.base_url}.") from None
 
+    def show(self, model: str) -> dict:
+        "What Ollama says of a model (`/api/show`: its details, size, capabilities); OllamaError when it cannot say."
+        response = self._post("/api/show", _encoded({"model": model}), None)
+        try:
+            if response.status_code != 200:
+                raise _status_error(response, model)
+            return response.json()
+        except (requests.exceptions.RequestException, ValueError):
+            raise OllamaFailed(f"Ollama did not say what '{model}' is (/api/show).") from None
+        finally:
+            response.close()
+
     def load(self, model: str, *, options: dict | None = None, keep_alive: str | None = None) -> None:
         """Load the model into memory now (an empty chat), so the first reply does not wait for it.
         Pass the options the chats will use: another `num_ctx` would make Ollama load it again."""

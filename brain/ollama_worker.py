@@ -16,6 +16,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import partial
 
 from brain.conversations import MAX_SESSIONS, Conversations
+from brain.decisions import Modes
 from brain.disk import Disk
 from brain.engine import Engine
 from brain.flow import Window
@@ -48,7 +49,7 @@ def wire_engine(settings: Settings, ollama: OllamaClient, memory: Memory, watch:
     bus = ReplyBus(send, worker, conversations, settings.max_frame_bytes)
     streams = Streams(ollama, settings, pool, loop, bus, window)
     calls = ToolCalls(bus, loop)
-    replies = Replies(settings, watch, streams, calls, conversations, bus, call_later)
+    replies = Replies(settings, watch, streams, calls, conversations, bus, call_later, Modes(settings, streams.show))
     engine = Engine(settings, watch, sessions, conversations, replies, calls, streams, bus)
     # The queues run their jobs through the engine, and a save the store refuses fences the session
     # there: both reach the engine, which is made after them.

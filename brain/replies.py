@@ -65,10 +65,10 @@ class Rounds:
     deadline: asyncio.TimerHandle | None = None  # REPLY_MAX_S, counted from the reply's first request
     overran: bool = False  # cut off at REPLY_MAX_S
 
-    def messages(self, conversation: Conversation, settings: Settings, then: tuple[dict, ...] = ()) -> list[dict]:
+    def messages(self, conversation: Conversation, then: tuple[dict, ...] = ()) -> list[dict]:
         """The conversation as the model is shown it (brain/decisions.py), then what this request alone
         asks; a final assistant message is continued, not answered (Ollama's prefill)."""
-        return [*decisions.shown(settings, conversation.messages()), *then,
+        return [*decisions.shown(conversation.decides, conversation.messages()), *then,
                 *([{"role": "assistant", "content": self.prefill}] if self.prefill else [])]
 
     def started_over(self, text: str) -> bool:
@@ -111,14 +111,16 @@ class Rounds:
 
 class Replies:
     def __init__(self, settings: Settings, watch: OllamaWatch, streams: Streams, calls: ToolCalls,
-                 conversations: Conversations, bus: ReplyBus, call_later: Callable[..., asyncio.TimerHandle]):
+                 conversations: Conversations, bus: ReplyBus, call_later: Callable[..., asyncio.TimerHandle],
+                 modes: decisions.Modes):
         self.settings, self.watch, self.streams, self.calls = settings, watch, streams, calls
-        self.conversations, self.bus, self.call_later = conversations, bus, call_later
+        self.conversations, self.bus, self.call_later, self.modes = conversations, bus, call_later, modes
 
     async def make(self, turn: Turn, conversation: Conversation) -> None:
         rounds = Rounds(self.settings.tool_rounds)
+        conversation.decides = await self.modes.decides(turn.model or conversation.model or self.settings.model)
         if turn.prompt is not None:
-            conversation.prompt = tools.as_told(turn.prompt, self.settings)
+            conversation.prompt = tools.as_told(turn.prompt, self.settings, conversation.decides)
         try:
             if self._start(turn, conversation, rounds):
                 last = await self._answer(turn, conversation, rounds)
@@ -202,9 +204,9 @@ class Replies:
         "Round after round: the last one's answer (its text whole), or None when the reply ended otherwise."
         while True:
             if self._decides(turn, conversation, rounds):
-                if not await self._decide(turn, conversation, rounds, rounds.messages(conversation, self.settings)):
+                if not await self._decide(turn, conversation, rounds, rounds.messages(conversation)):
                     return None
-            messages = rounds.messages(conversation, self.settings, decisions.words(self.settings))
+            messages = rounds.messages(conversation, decisions.words(conversation.decides))
             answer = await self._ask(turn, conversation, rounds, messages)
             await turn.until_granted()  # nothing but its words before the grant: no app change, no end
             if turn.silent:

@@ -57,6 +57,10 @@ class Streams:
         "A decision (brain/decisions.py): its text held to `schema`, at temperature 0, read whole and never shown."
         return await self.loop.run_in_executor(self.pool, self._decision, turn, messages, schema)
 
+    async def show(self, model: str) -> dict:
+        "What Ollama says of the model (`/api/show`), read on the pool."
+        return await self.loop.run_in_executor(self.pool, self.ollama.show, model)
+
     async def warm(self, model: str, messages: list[dict], offered: list[dict] | None, hangup: Hangup) -> None:
         "Have Ollama evaluate `messages` into its prompt cache."
         # One token is generated and thrown away; num_predict is not a load option (no reload).

@@ -29,19 +29,19 @@ def offered(conversation: Conversation, settings: Settings) -> list[dict] | None
     """The tools a session's requests offer: the same in every one (they are part of the cached
     prompt), or none (MODEL_TOOLS off, a model that cannot call tools, an app without any, or
     MODEL_TOOL_MODE=decide, where decisions stand for them: brain/decisions.py)."""
-    if conversation.tools_off or settings.tool_mode == decisions.DECIDE:
+    if conversation.tools_off or conversation.decides:
         return None
     return usable(conversation, settings)
 
 
 def decided(conversation: Conversation, settings: Settings) -> list[dict] | None:
-    "The tools a decision chooses among, in MODEL_TOOL_MODE=decide; None in the native mode."
-    return usable(conversation, settings) if settings.tool_mode == decisions.DECIDE else None
+    "The tools a decision chooses among, when the brain decides for the conversation's model; None when it calls natively."
+    return usable(conversation, settings) if conversation.decides else None
 
 
 
-def as_told(prompt: Prompt, settings: Settings) -> Prompt:
-    "The app's prompt as the model is given it: in MODEL_TOOL_MODE=decide its tools are told in the system message."
-    if settings.tool_mode != decisions.DECIDE or not prompt.tools or not settings.tools:
+def as_told(prompt: Prompt, settings: Settings, decides: bool) -> Prompt:
+    "The app's prompt as the model is given it: when the brain decides, its tools are told in the system message."
+    if not decides or not prompt.tools or not settings.tools:
         return prompt
     return Prompt(prompt.system + decisions.menu(prompt.tools), prompt.tools)

@@ -85,7 +85,7 @@ class Settings:
     max_chat_chars: int
     tools: bool
     tool_rounds: int  # rounds of tool calls in one reply (MODEL_TOOL_ROUNDS)
-    tool_mode: str  # MODEL_TOOL_MODE: "native" tool calls, or "decide" (brain/decisions.py)
+    tool_mode: str  # MODEL_TOOL_MODE: "auto" (by the model's size), "native" tool calls, or "decide" (brain/decisions.py)
     # Bounds on what one session may ask of the app (see README, "Limits").
     session_max_pending: int  # messages waiting for a brain (memory and outbox), and jobs queued in a brain
     session_max_replies: int  # replies queued or under way
@@ -147,7 +147,7 @@ class Settings:
             max_chat_chars=_int(env, "MAX_CHAT_CHARS", 8000),
             tools=env.get("MODEL_TOOLS", "1").strip().lower() not in ("0", "off", "false", "no"),
             tool_rounds=max(1, _int(env, "MODEL_TOOL_ROUNDS", 1)),
-            tool_mode=_choice(env, "MODEL_TOOL_MODE", ("native", "decide")),
+            tool_mode=_choice(env, "MODEL_TOOL_MODE", ("auto", "native", "decide")),
             session_max_pending=max(1, _int(env, "SESSION_MAX_PENDING", 100)),
             session_max_replies=max(1, _int(env, "SESSION_MAX_REPLIES", 3)),
             session_rate=max(0.1, _float(env, "SESSION_RATE", 10.0)),

@@ -9,6 +9,10 @@
 - `options.num_predict` bounds the reply: past that many tokens it ends with `done_reason: "length"`.
 - `messages: []` only loads the model: a single done line with `done_reason: "load"`.
 - `GET /` says "Ollama is running"; `/api/tags` and `/api/version` answer as Ollama does.
+- `POST /api/show {"model"}` describes a pulled model as Ollama does (`details` with `family` and
+  `parameter_size` such as "3.2B", `model_info` with `general.parameter_count`, `capabilities`);
+  `sizes` sets a model's parameter count (default 3,212,749,888, llama3.2's). A model that is not
+  pulled gets 404 `{"error": "model 'x' not found"}`.
 - `POST /api/pull` streams progress as Ollama documents it: "pulling manifest", then per layer
   "pulling <12 hex>" lines with `digest`, `total` and `completed` (omitted while 0, as Go's
   omitempty does), "verifying sha256 digest", "writing manifest", "success"; the model then shows
@@ -399,6 +403,8 @@ class FakeOllama:
         self.pulls: list[dict] = []  # bodies of every /api/pull request
         self.pull_hangups: list[str] = []  # the models whose pull the client left before it ended
         self.without_tools: set[str] = set()  # models that answer 400 to a request with tools, as Ollama does
+        self.sizes: dict[str, int] = {}  # parameters of a model, as /api/show gives them (default: llama3.2's)
+        self.shown: list[str] = []  # the model of every /api/show request
         self.closing: set[str] = set()  # models whose every chat request is closed before any byte (see Plan.close)
         self.default = default or Plan()
         self.plans: deque[Plan] = deque()
@@ -498,10 +504,25 @@ class FakeOllama:
                 else:
                     self._send(404, b"404 page not found", "text/plain")
 
+            def _show(self, model):
+                fake.shown.append(model)
+                name = model if ":" in model else model + ":latest"
+                if name not in fake.models:
+                    return self._json(404, {"error": f"model '{model}' not found"})
+                count = fake.sizes.get(model, fake.sizes.get(name, 3_212_749_888))
+                size = f"{count / 1e9:.1f}B" if count >= 1e9 else f"{count / 1e6:.2f}M"
+                self._json(200, {"modelfile": "", "parameters": "", "template": "{{ .Prompt }}",
+                                 "details": {"parent_model": "", "format": "gguf", "family": "llama", "families": ["llama"],
+                                             "parameter_size": size, "quantization_level": "Q4_K_M"},
+                                 "model_info": {"general.architecture": "llama", "general.parameter_count": count},
+                                 "capabilities": ["completion", "tools"], "modified_at": _now()})
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 if self.path == "/api/pull":
                     return self._pull(body)
+                if self.path == "/api/show":
+                    return self._show(body.get("model", ""))
                 if self.path != "/api/chat":
                     return self._send(404, b"404 page not found", "text/plain")
                 model = body.get("model", "")

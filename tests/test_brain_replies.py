@@ -9,6 +9,7 @@ import pytest
 
 from brain import decisions, tools
 from brain.conversation import Conversation
+from brain.decisions import Modes
 from brain.jobs import Turn
 from brain.ollama_client import NoAnswer, OllamaFailed, OllamaUnavailable, ToolCall, ToolsUnsupported
 from brain.replies import After, Replies, Rounds, starts_over
@@ -58,11 +59,11 @@ def test_a_resumed_round_continues_what_was_shown_and_the_reply_says_it_once():
     conversation = Conversation()
     conversation.begin_turn("tell me a story")
     rounds = Rounds(allowed=1, said="Once upon", prefill="Once upon")
-    assert rounds.messages(conversation, Settings.from_env({}))[-1] == {"role": "assistant", "content": "Once upon"}
+    assert rounds.messages(conversation)[-1] == {"role": "assistant", "content": "Once upon"}
     assert not rounds.started_over(" a time")
     assert rounds.heard(" a time") == "Once upon a time", "the round's whole text, for the conversation"
     assert rounds.said == "Once upon a time" and rounds.prefill == ""
-    assert rounds.messages(conversation, Settings.from_env({}))[-1] == {"role": "user", "content": "tell me a story"}
+    assert rounds.messages(conversation)[-1] == {"role": "user", "content": "tell me a story"}
 
 
 def test_a_continuation_that_opens_as_the_reply_did_started_over():
@@ -134,6 +135,11 @@ class Bus:
         return lambda turn, *args, **kw: self.said.append((kind, args, kw))
 
 
+async def described(model):
+    "Ollama's /api/show, as it describes models here: qwen2.5-coder:0.5b has 494M parameters, any other 3.2B."
+    return {"details": {"parameter_size": "494.03M" if model == "qwen2.5-coder:0.5b" else "3.2B"}}
+
+
 def said(text, calls=(), thinking=""):
     return Answer(text, thinking, Stats(prompt_eval_count=10), list(calls))
 
@@ -147,8 +153,9 @@ def reply():
         conversation = conversation or Conversation()
         copies, bus = copies or Copies("s", conversation), Bus()
         calls = Calls()
-        replies = Replies(Settings.from_env(env), watch or Watch(), streams, calls, copies, bus,
-                          (clock or Clock()).call_later)
+        settings = Settings.from_env(env)
+        replies = Replies(settings, watch or Watch(), streams, calls, copies, bus, (clock or Clock()).call_later,
+                          Modes(settings, described))
 
         async def main():
             beside = asyncio.ensure_future(meanwhile() if meanwhile else asyncio.sleep(0))
@@ -346,3 +353,12 @@ def test_a_reply_that_made_its_change_or_claims_none_is_not_marked(reply):
     assert [kind for kind, *_ in bus] == ["done"]
     bus, _, _ = reply(Streams(said("Milk is a fine thing to add.")))
     assert [kind for kind, *_ in bus] == ["done"]
+
+
+def test_auto_decides_for_a_small_model_and_calls_natively_for_a_larger_one(reply):
+    streams = Streams(said('{"calls": []}'), said("Hi."))
+    reply(streams, turn=Turn("s", "r1", "hi", Prompt("sys", TOOLS), epoch=1, model="qwen2.5-coder:0.5b"))
+    assert streams.schemas[0] is not None and streams.offered == [None], "494M parameters: decided first"
+    streams = Streams(said("Hi."))
+    reply(streams, turn=Turn("s", "r1", "hi", Prompt("sys", TOOLS), epoch=1, model="llama3.2"))
+    assert streams.schemas == [None] and streams.offered == [TOOLS], "3.2B: native tool calls"

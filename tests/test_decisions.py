@@ -1,12 +1,14 @@
 """MODEL_TOOL_MODE=decide (brain/decisions.py, brain/tools.py): the schema a decision is held to, what
 is taken from a decision, and what each mode offers the model."""
+import asyncio
+
 import jsonschema
 import pytest
 
 from apps.todo import loop
 from brain import decisions, tools
 from brain.conversation import Conversation
-from brain.ollama_client import ToolCall
+from brain.ollama_client import OllamaFailed, ToolCall
 from shared.config import Settings
 from shared.messages import Prompt
 from tests.fake_app import PROMPT, TOOLS
@@ -43,23 +45,50 @@ def test_a_decisions_calls_are_taken_when_they_name_offered_tools_and_nothing_el
 
 
 def test_each_mode_offers_the_tools_its_own_way():
-    conversation = Conversation(prompt=PROMPT)
-    native, decide = Settings.from_env({}), Settings.from_env({"MODEL_TOOL_MODE": "decide"})
-    assert native.tool_mode == "native" and tools.offered(conversation, native) == TOOLS
-    assert tools.decided(conversation, native) is None
-    assert tools.offered(conversation, decide) is None and tools.decided(conversation, decide) == TOOLS
-    off = Settings.from_env({"MODEL_TOOL_MODE": "decide", "MODEL_TOOLS": "0"})
-    assert tools.decided(conversation, off) is None and tools.offered(conversation, off) is None
+    native, deciding = Conversation(prompt=PROMPT), Conversation(prompt=PROMPT, decides=True)
+    settings, off = Settings.from_env({}), Settings.from_env({"MODEL_TOOLS": "0"})
+    assert settings.tool_mode == "auto"
+    assert tools.offered(native, settings) == TOOLS and tools.decided(native, settings) is None
+    assert tools.offered(deciding, settings) is None and tools.decided(deciding, settings) == TOOLS
+    assert tools.decided(deciding, off) is None and tools.offered(deciding, off) is None
+
+
+@pytest.mark.parametrize("shown, size", [
+    ({"details": {"parameter_size": "494.03M"}}, 494.03e6), ({"details": {"parameter_size": "3.2B"}}, 3.2e9),
+    ({"model_info": {"general.parameter_count": 8030261248}, "details": {"parameter_size": "8.0B"}}, 8030261248),
+    ({"details": {"parameter_size": "270m"}}, 270e6), ({"details": {}}, None), ({}, None),
+    ({"details": {"parameter_size": "big"}}, None), ({"model_info": {"general.parameter_count": True}}, None)])
+def test_a_models_size_as_ollama_describes_it(shown, size):
+    assert decisions.parameters(shown) == size
+
+
+def test_auto_decides_for_models_under_two_billion_parameters_asks_once_and_calls_natively_when_it_cannot_tell():
+    asked = []
+
+    async def show(model):
+        asked.append(model)
+        if model == "gone":
+            raise OllamaFailed("Ollama answered 404: model 'gone' not found")
+        return {"details": {"parameter_size": {"qwen": "494.03M", "llama": "3.2B"}.get(model, "?")}}
+
+    async def main(settings):
+        modes = decisions.Modes(settings, show)
+        return [await modes.decides(m) for m in ("qwen", "llama", "qwen", "odd", "gone", "gone")]
+    assert asyncio.run(main(Settings.from_env({}))) == [True, False, True, False, False, False]
+    assert asked == ["qwen", "llama", "odd", "gone", "gone"], "known sizes are asked once; a failure is asked again"
+    asked.clear()
+    assert asyncio.run(main(Settings.from_env({"MODEL_TOOL_MODE": "native"}))) == [False] * 6
+    assert asyncio.run(main(Settings.from_env({"MODEL_TOOL_MODE": "decide"}))) == [True] * 6 and asked == []
 
 
 def test_in_decide_mode_the_tools_are_told_in_the_system_message_and_a_reply_is_asked_for_in_words():
     decide, native = Settings.from_env({"MODEL_TOOL_MODE": "decide"}), Settings.from_env({})
-    told = tools.as_told(PROMPT, decide)
+    told = tools.as_told(PROMPT, decide, True)
     assert told.tools == TOOLS and told.system.startswith(PROMPT.system + "\n\nThe app's actions:\n")
     assert "- rename_todo(id, title): Rename an item." in told.system
-    assert tools.as_told(PROMPT, native) == PROMPT and tools.as_told(Prompt("sys"), decide) == Prompt("sys")
-    assert tools.as_told(PROMPT, Settings.from_env({"MODEL_TOOL_MODE": "decide", "MODEL_TOOLS": "0"})) == PROMPT
-    assert decisions.words(decide) == (decisions.NOW,) and decisions.words(native) == ()
+    assert tools.as_told(PROMPT, native, False) == PROMPT and tools.as_told(Prompt("sys"), decide, True) == Prompt("sys")
+    assert tools.as_told(PROMPT, Settings.from_env({"MODEL_TOOL_MODE": "decide", "MODEL_TOOLS": "0"}), True) == PROMPT
+    assert decisions.words(True) == (decisions.NOW,) and decisions.words(False) == ()
 
 
 def test_in_decide_mode_rounds_of_calls_are_shown_as_notes_of_what_the_app_did():
@@ -69,14 +98,14 @@ def test_in_decide_mode_rounds_of_calls_are_shown_as_notes_of_what_the_app_did()
              for n, t in enumerate(["milk", "eggs"])]
     conversation.add_tool_round("On it.", calls, [("add_todo", "Added #1 'milk'."), ("add_todo", "Added #2 'eggs'.")], "")
     conversation.add_reply("Both on.")
-    shown = decisions.shown(Settings.from_env({"MODEL_TOOL_MODE": "decide"}), conversation.messages())
+    shown = decisions.shown(True, conversation.messages())
     assert shown[1:] == [{"role": "user", "content": "add milk and eggs"}, {"role": "assistant", "content": "On it."},
                          {"role": "user", "content": "App note: As the user asked, the app did this: Added #1 'milk'. "
                                                      "Added #2 'eggs'."},
                          {"role": "assistant", "content": "Both on."}]
-    assert decisions.shown(Settings.from_env({}), conversation.messages()) == conversation.messages()
+    assert decisions.shown(False, conversation.messages()) == conversation.messages()
 
 
 def test_an_unknown_mode_stops_the_process_with_the_choices_named():
-    with pytest.raises(SystemExit, match="MODEL_TOOL_MODE='guess' is not one of native, decide"):
+    with pytest.raises(SystemExit, match="MODEL_TOOL_MODE='guess' is not one of auto, native, decide"):
         Settings.from_env({"MODEL_TOOL_MODE": "guess"})

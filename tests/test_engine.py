@@ -53,6 +53,10 @@ class ScriptedOllama:
     def replies(self):
         return [a for a in self.asked if (a["options"] or {}).get("num_predict") != 1]
 
+    def show(self, model):
+        "As Ollama describes llama3.2: too large for MODEL_TOOL_MODE=auto to decide for it."
+        return {"details": {"family": "llama", "parameter_size": "3.2B"}}
+
 
 class Watch:
     "Ollama's reach as the watch knows it; `finds` is what its next checks find."

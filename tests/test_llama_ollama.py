@@ -3,6 +3,7 @@ one as Ollama does. No model file is needed: the HTTP tests serve a stub engine.
 import json
 import threading
 from http.server import ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -11,6 +12,7 @@ pytest.importorskip("llama_cpp")  # the `llama` extra (make bench-llama); absent
 from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar  # noqa: E402
 
 from bench.llama_ollama import FormatError, grammar_for, handler  # noqa: E402
+from brain.decisions import parameters  # noqa: E402
 from tests.fake_ollama import format_schema  # noqa: E402
 from tests.fake_ollama import FormatError as FakeFormatError  # noqa: E402
 
@@ -56,8 +58,9 @@ def test_a_malformed_format_is_refused_with_ollamas_words_and_as_the_fake_does(f
 
 
 class StubEngine:
-    "What handler() uses of an Engine: its name, and chat() (records the grammar it is given)."
+    "What handler() uses of an Engine: its name, its model's size, and chat() (records the grammar it is given)."
     name = "gemma3:270m"
+    llama = SimpleNamespace(_model=SimpleNamespace(n_params=lambda: 268_098_176))
 
     def __init__(self):
         self.grammars = []
@@ -106,3 +109,11 @@ def test_a_malformed_format_gets_500_before_any_chunk(stand_in):
     assert engine.grammars == []  # nothing was generated
     r = requests.post(url, json={"model": "gemma3:270m", "messages": [], "format": "yaml"}, timeout=10)
     assert [json.loads(line)["done_reason"] for line in r.iter_lines() if line] == ["load"]  # a load ignores it
+
+
+def test_the_model_is_described_as_ollama_describes_it_so_auto_can_tell_its_size(stand_in):
+    _, url = stand_in
+    shown = requests.post(url.replace("/api/chat", "/api/show"), json={"model": "gemma3:270m"}, timeout=10).json()
+    assert shown["details"]["parameter_size"] == "268.10M" and parameters(shown) == 268_098_176
+    missing = requests.post(url.replace("/api/chat", "/api/show"), json={"model": "llama3.2"}, timeout=10)
+    assert (missing.status_code, missing.json()) == (404, {"error": "model 'llama3.2' not found"})

@@ -267,3 +267,21 @@ def test_in_decide_mode_an_ollama_that_refuses_the_decisions_format_fails_the_re
     tab.send("hi")
     assert tab.wait(lambda t: t.finished(2), timeout=15)[-1].text == "Hello."
     assert list_on_page(visitor) == []
+
+
+def test_auto_decides_for_a_small_model_as_ollama_describes_it_and_asks_about_it_once(start_system, fake):
+    fake.models.append("qwen2.5-coder:0.5b")
+    fake.sizes["qwen2.5-coder:0.5b"] = 494_032_768
+    system = start_system(OLLAMA_MODEL="qwen2.5-coder:0.5b")
+    fake.plan(Plan(json={"calls": [{"name": "add_todo", "arguments": {"title": "oat milk"}}]}), Plan(chunks=["Noted."]),
+              Plan(json={"calls": []}), Plan(chunks=["Hi."]))
+    visitor = Visitor(system.url)
+    tab = visitor.open_tab()
+    tab.send("add oat milk")
+    tab.wait(lambda t: t.finished(1), timeout=15)
+    tab.send("hi")
+    assert tab.wait(lambda t: t.finished(2), timeout=15)[-1].text == "Hi."
+    asked = fake.chat_requests()[-4:]
+    assert [bool(r.get("format")) for r in asked] == [True, False, True, False] and list_on_page(visitor) == ["oat milk"]
+    assert fake.shown == ["qwen2.5-coder:0.5b"], "asked once, for the model in use"
+    visitor.close()
