@@ -148,12 +148,7 @@ class Conversation:
         return APP_PREFIX + "\n".join(said)
 
     def messages(self) -> list[dict]:
-        """What the model is shown. A reply that said nothing (it only acted, or its last round only
-        echoed its calls) is kept, since it marks the reply as whole, but not shown: a small model
-        shown an empty turn of its own answers every later message with nothing (Qwen2.5-Coder 0.5B
-        ended each of the next seven replies at its first token)."""
-        return [{"role": "system", "content": self.prompt.system},
-                *(t for t in self.turns[self.first:] if t["content"] or t["role"] != "assistant" or t.get("tool_calls"))]
+        return [{"role": "system", "content": self.prompt.system}, *self.turns[self.first:]]
 
     def upcoming(self) -> list[dict] | None:
         """The start of the next request, with the app events not yet seen, without committing them:

@@ -281,14 +281,11 @@ class Replies:
     def _end(self, turn: Turn, conversation: Conversation, rounds: Rounds, last: Answer) -> None:
         claim = None if rounds.made or not turn.asked_by_user else \
             claims.claimed(rounds.said, tools.usable(conversation, self.settings))
-        if claim:
-            # Said, not done: the user is told, and the model is not shown its claim again, since a
-            # small model copies what it said before (brain/claims.py).
+        if claim:  # said, not done: the user is told (brain/claims.py)
             log.info("reply %s claims a change no call made (%r)", turn.reply, claim)
             self.bus.note(turn, f"Nothing was changed, though this reply says so (\"{claim}\"): no action ran. "
                                 "Ask again if you want it done.")
-            conversation.add_reply("")
-        elif last.text or not turn.cancelled:
+        if last.text or not turn.cancelled:
             conversation.add_reply(last.text)  # a stopped reply stays in context as far as it got
         self.conversations.save(turn.session)
         if turn.cancelled and not rounds.overran:

@@ -341,11 +341,11 @@ def test_a_comment_is_not_decided_on_in_decide_mode(reply):
     assert streams.schemas == [None]
 
 
-def test_a_reply_that_claims_a_change_no_call_made_is_marked_and_the_model_is_not_shown_its_claim(reply):
+def test_a_reply_that_claims_a_change_no_call_made_is_marked(reply):
     bus, conversation, _ = reply(Streams(said("I added milk to your list!")))
     assert bus[0][0] == "note" and bus[0][1][0].startswith('Nothing was changed, though this reply says so ("I added")')
     assert bus[1][0] == "done" and bus[1][1][0] == "I added milk to your list!", "what was shown stays as it was"
-    assert [m["role"] for m in conversation.messages()] == ["system", "user"]
+    assert conversation.turns[-1] == {"role": "assistant", "content": "I added milk to your list!"}
 
 
 def test_a_reply_that_made_its_change_or_claims_none_is_not_marked(reply):

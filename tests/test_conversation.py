@@ -288,15 +288,3 @@ def test_a_reply_cut_off_before_a_word_and_followed_by_later_turns_is_not_taken_
     c.add_reply("Milk, how bold.")
     assert c.resume_point("what is on my list?", "", "r7") == (True, "Your list has eggs."), "its own answer, not the comment"
 
-
-def test_a_reply_that_said_nothing_is_kept_as_whole_but_the_model_is_never_shown_an_empty_turn():
-    c = Conversation()
-    c.begin_turn("add eggs", reply="r1")
-    calls = [{"id": "call_1", "function": {"index": 0, "name": "add_todo", "arguments": {"title": "eggs"}}}]
-    c.add_tool_round("", calls, [("add_todo", "Added #1 'eggs'.")], "")
-    c.add_reply("")  # its next round only echoed the call: the reply ended with no words
-    c.begin_turn("tell me a joke")
-    shown = c.messages()
-    assert [m["role"] for m in shown] == ["system", "user", "assistant", "tool", "user"]
-    assert shown[2]["tool_calls"] == calls, "an empty turn that called tools is shown: it holds the calls"
-    assert c.resume_point("add eggs", "", "r1") == (True, ""), "the reply is still known to have ended"

@@ -243,17 +243,13 @@ def test_in_decide_mode_a_decision_held_to_the_tools_acts_and_the_reply_in_words
 
 
 def test_a_reply_that_says_it_changed_the_list_when_nothing_changed_is_marked_in_the_chat(system, visitor, fake):
-    fake.plan(Plan(chunks=["I renamed it.", " The todo list is now: #1 oat milk."]), Plan(chunks=["Hello."]))
+    fake.plan(Plan(chunks=["I renamed it.", " The todo list is now: #1 oat milk."]))
     tab = visitor.open_tab()
     tab.send("rename the milk one")
     [reply] = tab.wait(lambda t: t.reply_ids("done"))
     assert tab.bubbles[reply].text == "I renamed it. The todo list is now: #1 oat milk."
     tab.wait(lambda t: any(b.role == "note" and b.text.startswith('Nothing was changed, though this reply says so ("I renamed")')
                            for b in t.bubbles.values()), what="the note under the reply")
-    tab.send("hi")
-    tab.wait(lambda t: t.finished(2))
-    shown = fake.chat_requests()[-1]["messages"]
-    assert not any("I renamed" in m["content"] for m in shown), "the model is not shown its claim again"
 
 
 @pytest.mark.env(MODEL_TOOL_MODE="decide")
