@@ -361,8 +361,8 @@ def select(only: list[str] | None) -> tuple[list[Ask], list[Ask], dict[str, list
     return tuned, held, sessions
 
 
-MODES = {"native": "native tool calling (MODEL_TOOL_MODE=native, the default)",
-         "decide": "a decision held to the tools, then words (MODEL_TOOL_MODE=decide)"}
+MODES = {"native": "native tool calling (MODEL_TOOL_MODE=native)",
+         "decide": "a decision held to the tools, then words (MODEL_TOOL_MODE=decide, what the default `auto` picks for this model)"}
 
 
 def run_mode(port: int, mode: str, asks: list[Ask], held: list[Ask], sessions: dict[str, list[Ask]], log) -> list[tuple]:
