@@ -7,8 +7,8 @@ first word of each tool's name and of its description ("add_todo" and "Add a new
 "Tick a todo off" gives "ticked"), and a few words any change is told in ("changed", "updated",
 "marked"), said by the model of itself ("I added", "I've just ticked", "has been removed") or opening
 a sentence ("Renamed it."), or a change it says it is making ("Okay, let's remove the dentist one!",
-"I'll add it": a reply is the whole turn, so nothing follows it). It reads words, not meaning: a claim in other words ("Done!", "All set")
-is not caught, and "I added it yesterday?" would be.
+"I'll add it": a reply is the whole turn, so nothing follows it). It reads words, not meaning: a
+claim in other words ("Done!", "All set") is not caught, and "I added it yesterday?" would be.
 """
 import re
 

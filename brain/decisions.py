@@ -146,8 +146,8 @@ def as_notes(messages: list[dict]) -> list[dict]:
         elif message["role"] == "tool":
             if not (shown and shown[-1]["content"].startswith(APP_PREFIX + DONE_FOR_USER)):
                 shown.append({"role": "user", "content": APP_PREFIX + DONE_FOR_USER})  # a round whose calls were set aside
-            shown[-1] = {"role": "user", "content": shown[-1]["content"] + message["content"].strip() + " "}
+            note = shown[-1]["content"]
+            shown[-1] = {"role": "user", "content": note + ("" if note.endswith(": ") else " ") + message["content"].strip()}
         else:
             shown.append(message)
-    return [{**m, "content": m["content"].rstrip()} if m["content"].startswith(APP_PREFIX + DONE_FOR_USER) else m
-            for m in shown]
+    return shown

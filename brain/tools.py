@@ -22,7 +22,7 @@ def recited(names: list[str], offered: list[dict]) -> bool:
 
 def usable(conversation: Conversation, settings: Settings) -> list[dict] | None:
     "The tools the model may use, natively or through decisions: none when MODEL_TOOLS is off or the app has none."
-    return conversation.prompt.tools or None if settings.tools else None
+    return (conversation.prompt.tools or None) if settings.tools else None
 
 
 def offered(conversation: Conversation, settings: Settings) -> list[dict] | None:
@@ -37,7 +37,6 @@ def offered(conversation: Conversation, settings: Settings) -> list[dict] | None
 def decided(conversation: Conversation, settings: Settings) -> list[dict] | None:
     "The tools a decision chooses among, when the brain decides for the conversation's model; None when it calls natively."
     return usable(conversation, settings) if conversation.decides else None
-
 
 
 def as_told(prompt: Prompt, settings: Settings, decides: bool) -> Prompt:
