@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run brain test fuzz tail restart-brain bench bench-ab bench-llama eval setup setup-dev
+.PHONY: run brain test fuzz tail restart-brain bench bench-ab bench-llama eval trace setup setup-dev
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -100,3 +100,8 @@ $(VENV)/.installed-eval: $(VENV)/.installed-llama
 
 eval: setup-dev $(VENV)/.installed-eval
 	python -m bench.eval $(ARGS)
+
+# One chat message's way through the code: files, functions and cross-file calls that run in the
+# web and the brain, and what the code's shape says (who imports the broker, wiring, import depth).
+trace: setup-dev
+	python -m bench.trace $(ARGS)

@@ -1,0 +1,43 @@
+"""bench/trace.py's figures, on made-up traces and code (the process run itself is `make trace`)."""
+import ast
+
+from bench.trace import collaborators, import_depth, late_bindings, trace_figures
+
+
+def test_cross_file_edges_are_counted_once_per_pair_of_functions_and_of_files():
+    runs = [{"functions": ["web/a.py:f", "web/a.py:g", "web/b.py:h"],
+             "calls": [["web/a.py:f", "web/a.py:g"], ["web/a.py:f", "web/b.py:h"], ["web/a.py:g", "web/b.py:h"]]},
+            {"functions": ["web/b.py:h", "shared/c.py:k"], "calls": [["web/b.py:h", "shared/c.py:k"]]}]
+    figures = trace_figures(runs)
+    assert figures["files"] == 3 and figures["functions"] == 4
+    assert figures["cross-file call edges (function to function)"] == 3
+    assert figures["cross-file call edges (file to file)"] == 2
+
+
+def test_late_binding_is_an_attribute_set_after_building_or_a_closure_over_a_later_local():
+    root = ast.parse(
+        "def wire():\n"
+        "    a = A(lambda: b.go())\n"
+        "    b = B(a)\n"
+        "    a.listener = b\n"
+        "    app.state.x = 1\n"
+        "    return b\n")
+    empty = ast.parse("")
+    found = late_bindings({"web/server.py": root, "brain/ollama_worker.py": empty})
+    assert found == ["web/server.py:2 closure over b, made later", "web/server.py:4 a.listener = …"]
+    assert late_bindings({"web/server.py": ast.parse("def wire():\n    b = B()\n    a = A(b)\n"),
+                          "brain/ollama_worker.py": empty}) == []
+
+
+def test_import_depth_follows_top_level_project_imports():
+    trees = {"web/server.py": ast.parse("import os\nfrom web.tabs import Tabs\nfrom shared.config import S"),
+             "web/tabs.py": ast.parse("from shared.config import S\nimport web.frames"),
+             "web/frames.py": ast.parse(""), "shared/config.py": ast.parse("")}
+    assert import_depth(trees, "web.server") in (["web.server", "web.tabs", "shared.config"],
+                                                 ["web.server", "web.tabs", "web.frames"])
+
+
+def test_collaborators_counts_what_constructors_and_wiring_are_given():
+    tree = ast.parse("class A:\n    def __init__(self, x, y, *, z=1): ...\n"
+                     "def wire_all(a, b): ...\ndef other(a, b, c): ...\n")
+    assert collaborators({"web/a.py": tree}) == [("web/a.py:A", 3), ("web/a.py:wire_all", 2)]
