@@ -51,6 +51,7 @@ def test_json_keeps_each_message_with_its_role_for_a_program():
     assert (second["time"], second["note"], second["thinking"]) == (
         "2023-11-14 22:13:22 UTC", "12 tokens · 40 tok/s", "count them\nthen answer")
     assert data["messages"][0]["thinking"] == ""
+    assert [m["id"] for m in data["messages"][:2]] == ["user-r1", "reply-r1"], "each message its own id"
 
 
 def test_text_outside_ascii_is_kept_as_written():

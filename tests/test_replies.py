@@ -1,6 +1,7 @@
 """The broker's listener (web/replies.py), with fakes for the relay, the bus, the pulls and the
 tool calls: each message about a reply moves its line on and shows it; what is late, repeated or
 about a reset conversation changes nothing; a lost brain's replies are carried on by the next."""
+import asyncio
 import json
 
 from shared.messages import (Ack, Answered, CallTool, Chunk, Done, Failed, FailCode, Heartbeat, Note, Prompt,
@@ -134,6 +135,19 @@ def test_waiting_and_notes_are_shown(tmp_path):
     line = sessions.get("s").reply("r1")
     assert (line.status, line.note, line.worker) == (Status.WAITING, "Ollama is restarting", "w2")
     assert relay.sent == [("show", "r1", Status.WAITING, ""), ("append", "r1", Status.DONE, "Context trimmed.")]
+
+
+def test_two_notes_about_one_reply_are_two_lines_on_the_page_and_after_a_reload(tmp_path):
+    replies, sessions, relay, _ = make(tmp_path)
+    asked(sessions, "r1")
+    for text in ("Old turns were set aside.", "This model cannot use the app's tools.", "Old turns were set aside."):
+        replies.brain_message(Note(worker="w1", session="s", reply="r1", text=text))
+    notes = lambda s: [(l.key, l.text) for l in s.lines.values() if l.role == "note"]  # noqa: E731
+    shown = notes(sessions.get("s"))
+    assert [text for _, text in shown] == ["Old turns were set aside.", "This model cannot use the app's tools."]
+    assert len({key for key, _ in shown}) == 2, "two articles with one id on the page"
+    reloaded = Sessions(sessions.store, NowDB(), Tabs(), Heard())
+    assert notes(asyncio.run(reloaded.open("s"))) == shown
 
 
 def test_the_words_of_a_conversation_reset_since_are_ignored(tmp_path):

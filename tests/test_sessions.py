@@ -58,7 +58,7 @@ def test_a_session_keeps_its_newest_lines_in_memory_and_every_line_on_disk(tmp_p
     sessions, store = make(tmp_path)
     for i in range(3):
         say(sessions, "s", f"r{i}")
-    assert [key for key in sessions.get("s").lines] == [("r1", "user"), ("r1", "reply"), ("r2", "user"), ("r2", "reply")]
+    assert [key for key in sessions.get("s").lines] == ["user-r1", "reply-r1", "user-r2", "reply-r2"]
     assert len(store.transcript("s")) == 6
 
 
@@ -80,7 +80,7 @@ def test_opening_reads_the_disk_once_and_what_arrived_meanwhile_wins(tmp_path):
     store.keep_line(Line(session="s", request="r1", role="reply", text="from disk"))
     store.keep_line(Line(session="s", request="r0", role="user", text="older"))
     store.choose_model("s", "qwen3:4b")
-    sessions.get("s").lines[("r1", "reply")] = Line(session="s", request="r1", role="reply", text="streaming now")
+    sessions.get("s").lines["reply-r1"] = Line(session="s", request="r1", role="reply", text="streaming now")
     session = asyncio.run(sessions.open("s"))
     assert [l.text for l in session.lines.values()] == ["older", "streaming now"] and session.model == "qwen3:4b"
     store.keep_line(Line(session="s", request="r9", role="user", text="not read again"))
@@ -118,7 +118,7 @@ def test_a_model_choice_is_kept(tmp_path):
 def test_the_newest_reply_and_whether_one_is_under_way():
     session = Session()
     assert session.newest_reply() is None and not session.busy
-    for request, status in (("r1", Status.DONE), ("r2", Status.QUEUED)):
-        session.lines[(request, "reply")] = Line(request=request, role="reply", status=status)
-    session.lines[("r2", "note")] = Line(request="r2", role="note")
+    for line in (Line(request="r1", role="reply"), Line(request="r2", role="reply", status=Status.QUEUED),
+                 Line(request="r2", role="note")):
+        session.lines[line.key] = line
     assert session.newest_reply().request == "r2" and session.busy

@@ -44,6 +44,24 @@ def test_no_todo_tables_are_the_web_s_own(tmp_path):
     assert not [n for n in store.db.table_names() if "todo" in n]
 
 
+def test_lines_kept_before_each_had_its_own_key_are_keyed_as_they_were(tmp_path):
+    "A web.db from before: lines keyed by (session, request, role), one of them kept twice."
+    import sqlite3
+    old = sqlite3.connect(tmp_path / "web.db")
+    old.execute("create table lines (id integer primary key, session text, request text, role text, text text, "
+                "status text, note text, created float, thinking text, asks text, worker text, seq integer, cards text)")
+    rows = [("s", "r1", "user", "hi"), ("s", "r1", "reply", "old state"), ("s", "r1", "note", "set aside"),
+            ("s", "r1", "reply", "hello")]
+    old.executemany("insert into lines (session, request, role, text) values (?, ?, ?, ?)", rows)
+    old.commit()
+    old.close()
+    store = Store(tmp_path)
+    assert [(l.key, l.text) for l in store.transcript("s")] == [
+        ("user-r1", "hi"), ("note-r1", "set aside"), ("reply-r1", "hello")]
+    store.keep_line(Line(session="s", request="r1", role="note", text="another note"))
+    assert len(store.transcript("s")) == 4
+
+
 def test_a_line_kept_again_keeps_its_place(tmp_path):
     store = Store(tmp_path)
     store.keep_line(Line(session="s", request="r1", role="reply", text="thinking"))

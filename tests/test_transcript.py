@@ -4,9 +4,17 @@ from web.transcript import LIVE, REGENERABLE, RETRYABLE, Line, Role, Status
 
 def test_a_line_is_keyed_by_its_reply_and_role_and_keeps_it_whatever_its_status():
     line = Line(request="r1", role=Role.REPLY, status=Status.QUEUED)
-    assert line.key == ("r1", "reply") and line.live
-    line.status = Status.DONE
-    assert line.key == ("r1", Role.REPLY) and not line.live
+    assert line.key == "reply-r1" and line.live
+    line.status, line.text = Status.DONE, "said"
+    assert line.key == "reply-r1" and not line.live
+    assert Line(request="r1", role=Role.USER).key == "user-r1"
+
+
+def test_each_note_about_a_reply_is_a_line_of_its_own_and_the_same_note_twice_is_one():
+    trimmed = Line(request="r1", role=Role.NOTE, text="Old turns were set aside.")
+    limit = Line(request="r1", role=Role.NOTE, text="Tool round limit reached.")
+    assert trimmed.key.startswith("note-r1-") and trimmed.key != limit.key
+    assert Line(request="r1", role=Role.NOTE, text="Old turns were set aside.").key == trimmed.key
 
 
 def test_every_status_is_either_under_way_or_ended_and_only_ended_ones_offer_retry_or_regenerate():

@@ -90,7 +90,7 @@ class Commands:
         failed = session.reply(request)
         if failed is None or failed.status not in RETRYABLE:
             return self.relay.notice(client, "There is nothing to retry there.")
-        question = session.lines.get((failed.asks, Role.USER)) if failed.asks else None
+        question = session.question(failed.asks)
         if question is None and failed is not session.newest_reply():
             return self.relay.notice(client, "Only the newest comment can be asked again.")
         new = uuid.uuid4().hex

@@ -29,7 +29,7 @@ def ActionCards(cards: list[dict]):
 
 def Bubble(line: Line, oob: bool = False):
     "A transcript line; `oob` replaces the one already on the page."
-    bid = f"{line.role}-{line.request}"
+    bid = line.key
     rendered = Div(cls="md", hx_disable=True) if line.role == Role.REPLY else ""  # filled by app.js: Markdown
     return Article(id=bid, cls=f"msg {line.role} {line.status}", hx_swap_oob="true" if oob else None)(
         Thinking(bid, line.thinking) if line.thinking else "",

@@ -65,7 +65,7 @@ class Replies:
         asked for or applied again."""
         if line.status != Status.INTERRUPTED or self.broker.asking(line.request):
             return  # stopped, or offered again, while a call of it was being applied
-        question = session.lines.get((line.asks, Role.USER))
+        question = session.question(line.asks)
         self.broker.offer(Resume(session=sid, id=uuid.uuid4().hex, reply=line.request, text=line.text,
                                  thinking=line.thinking, seq=line.seq, model=session.model,
                                  question=question.text if question else "", prompt=self.prompt,

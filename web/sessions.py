@@ -11,7 +11,7 @@ from shared.lru import LRU
 from web.broker import Broker
 from web.clients import Clients
 from web.store import Store, StoreThread
-from web.transcript import Line, Role, Status
+from web.transcript import Line, Role, Status, key_of
 
 MAX_SESSIONS = 1000
 KEPT_PER_SESSION = 200
@@ -20,13 +20,17 @@ RESET_REMEMBERED = 10_000
 
 @dataclass
 class Session:
-    lines: OrderedDict[tuple[str, str], Line] = field(default_factory=OrderedDict)
+    lines: OrderedDict[str, Line] = field(default_factory=OrderedDict)  # by key
     model: str = ""  # the chosen model; "" for the brain's default
     loaded: bool = False  # the transcript and choice on disk have been read in
     told: str = ""  # the digest of the app's state as last sent to the brain ("" not known: it states it whole)
 
     def reply(self, request: str) -> Line | None:
-        return self.lines.get((request, Role.REPLY))
+        return self.lines.get(key_of(Role.REPLY, request))
+
+    def question(self, request: str) -> Line | None:
+        "The user's message of that request (what a reply `asks`)."
+        return self.lines.get(key_of(Role.USER, request)) if request else None
 
     def newest_reply(self) -> Line | None:
         return next((line for line in reversed(self.lines.values()) if line.role == Role.REPLY), None)
@@ -91,8 +95,8 @@ class Sessions:
     def reset(self, sid: str) -> None:
         "New chat: an empty transcript."
         session = self.get(sid)
-        for request, _role in session.lines:
-            self.reset_replies.put(request, True)
+        for line in session.lines.values():
+            self.reset_replies.put(line.request, True)
         session.lines = OrderedDict()
         self.disk.post(self.store.clear_transcript, sid)
 

@@ -56,23 +56,28 @@ class Store:
         self.choices = self.db.create(Choice, name="choices", pk="session", transform=True)
         self.owners = self.db.create(OwnerRow, name="owners", pk="session", transform=True)
         self.db.execute("create index if not exists lines_session on lines(session)")
-        self._dedupe_lines()
-        self.db.execute("create unique index if not exists lines_key on lines(session, request, role)")
+        self._key_lines()
+        self.db.execute("create unique index if not exists lines_line on lines(session, key)")
 
     def keep_line(self, line: Line) -> None:
         """Store a line, or its new state: a line keeps its first place in the transcript (its id),
         so a reply that ends after later turns began stays right after its question."""
         self.db.execute(
-            "insert into lines (session, request, role, text, status, note, created, thinking, asks, worker, seq, cards) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (session, request, role) do update set "
+            "insert into lines (session, key, request, role, text, status, note, created, thinking, asks, worker, seq, cards) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (session, key) do update set "
             "text = excluded.text, status = excluded.status, note = excluded.note, thinking = excluded.thinking, "
             "worker = excluded.worker, seq = excluded.seq, cards = excluded.cards",
-            [line.session, line.request, line.role, line.text, line.status, line.note, line.created or time.time(),
+            [line.session, line.key, line.request, line.role, line.text, line.status, line.note, line.created or time.time(),
              line.thinking, line.asks, line.worker, line.seq, line.cards])
 
-    def _dedupe_lines(self) -> None:
-        "Transcripts written before lines kept their place may hold a line twice: keep the newest state."
-        self.db.execute("delete from lines where id not in (select max(id) from lines group by session, request, role)")
+    def _key_lines(self) -> None:
+        """Lines written before each had its own key were keyed by (request, role): they get that
+        key (a note among them keeps its place, the one note per reply they could hold), and a
+        transcript older still, from before lines kept their place, keeps each line's newest state."""
+        self.db.execute("drop index if exists lines_key")
+        if self.db.execute("select 1 from lines where key is null or key = '' limit 1").fetchone():
+            self.db.execute("delete from lines where id not in (select max(id) from lines group by session, request, role)")
+            self.db.execute("update lines set key = role || '-' || request where key is null or key = ''")
 
     def clear_transcript(self, session: str) -> None:
         self.lines.delete_where("session = ?", [session])

@@ -17,7 +17,6 @@ from web.clients import Client
 from web.relay import Relay
 from web.sessions import Sessions
 from web.store import StoreThread
-from web.transcript import Role
 
 
 class ToolCalls:
@@ -55,7 +54,7 @@ class ToolCalls:
         "The user's message a reply answers; None when it answers none (a comment) or the web no longer holds it."
         session = self.sessions.get(sid)
         reply = session.reply(reply_id)
-        asked = session.lines.get((reply.asks, Role.USER)) if reply is not None and reply.asks else None
+        asked = session.question(reply.asks) if reply is not None else None
         return asked.text if asked is not None else None
 
     def undo(self, sid: str, client: Client, call: str) -> None:

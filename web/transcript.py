@@ -1,5 +1,6 @@
 """One line of a session's transcript: the record kept in memory, on disk and in the export, and
 the states a reply goes through."""
+import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -33,10 +34,12 @@ REGENERABLE = frozenset({Status.DONE, Status.STOPPED})
 class Line:
     """One line of a session's transcript.
 
-    `role` is a `Role`; a line is keyed by (request, role) and keeps its place when its
-    status changes. `asks` is the request of the user line a reply answers ("" for a comment the
-    brain made by itself); `note` holds an error or the reply's stats; `seq` is the next chunk
-    expected while a reply streams; `cards` are the actions the model took while making it."""
+    `key` is the line's own id in its session, on disk and on the page (`key_of`): a line keeps
+    its place when its status changes. `request` is the chat message it belongs to: the user's
+    message and the reply to it share one; a note carries the reply it is about. `asks` is the
+    request of the user line a reply answers ("" for a comment the brain made by itself); `note`
+    holds an error or the reply's stats; `seq` is the next chunk expected while a reply streams;
+    `cards` are the actions the model took while making it."""
     id: int | None = None
     session: str = ""
     request: str = ""
@@ -50,11 +53,20 @@ class Line:
     worker: str = ""
     seq: int = 0
     cards: str = "[]"  # the model's actions in this reply (JSON: call, text, ok, undone), shown with an Undo
+    key: str = ""
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.request, self.role
+    def __post_init__(self):
+        self.key = self.key or key_of(self.role, self.request, self.text)
 
     @property
     def live(self) -> bool:
         return self.status in LIVE
+
+
+def key_of(role: str, request: str, text: str = "") -> str:
+    """A line's id: `user-R` and `reply-R` for a message and its reply; a note about reply R is
+    `note-R-` and a digest of its words, so two notes about one reply are two lines, and the same
+    note told twice (a brain resending it) is one."""
+    if role == Role.NOTE:
+        return f"note-{request}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    return f"{role}-{request}"
