@@ -2,7 +2,7 @@
 back from SQLite after, bounded, with what a stopped web left under way put right."""
 import asyncio
 
-from tests.test_chats import NowDB
+from tests.web.test_chats import NowDB
 from web import sessions as sessions_module
 from web.sessions import Session, Sessions
 from web.store import Store

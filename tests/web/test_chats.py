@@ -14,7 +14,7 @@ from shared.messages import (Ack, AppEvent, CallTool, Chat, Chunk, Done, Failed,
                              encode,
                              ToolResult, encode_valid)
 from tests.strategies import frames
-from tests.test_broker import Recorder, beat, hello
+from tests.web.test_broker import Recorder, beat, hello
 from web import apps
 from web.broker import Broker, Refused
 from web.server import ChatLayer, create_app, wire_chat

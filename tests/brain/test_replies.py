@@ -18,7 +18,7 @@ from brain.tool_calls import asked
 from shared.config import Settings
 from shared.messages import Answered, FailCode, Prompt, Reach, Stats
 from tests.fake_app import TOOLS
-from tests.test_engine import Clock, Watch
+from tests.brain.test_engine import Clock, Watch
 
 ADD = ToolCall("add_todo", {"title": "milk"})
 TICK = ToolCall("set_todo_done", {"id": 1, "done": True})

@@ -8,7 +8,7 @@ from bs4 import BeautifulSoup
 
 from shared.config import Settings
 from shared.messages import Ack, CancelPull, Heartbeat, Pull, PullOutcome, PullProgress
-from tests.test_chats import Client, FakeBus, FakeTabs, from_tab, make_chats
+from tests.web.test_chats import Client, FakeBus, FakeTabs, from_tab, make_chats
 from web.store import Store
 
 

@@ -164,5 +164,5 @@ def test_an_undo_that_crashes_is_refused_with_why_and_the_log_names_the_apps_fun
     counters.values = None  # the app's data is broken: its undo raises TypeError
     with pytest.raises(Refused, match=r"could not be undone: the app hit an error undoing set_counter"):
         actions.undo(S, "call_1")
-    assert "in the app's tests.test_actions.Counters.undo" in caplog.text
+    assert "in the app's tests.web.test_actions.Counters.undo" in caplog.text
     assert actions.act(S, "r1", "call_1", "set_counter", {})[0].undone is False, "not undone"

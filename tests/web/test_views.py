@@ -5,8 +5,8 @@ from bs4 import BeautifulSoup
 from fasthtml.common import to_xml
 
 from shared.config import Settings
-from tests.test_chats import NowDB
-from tests.test_sessions import Bus, Tabs
+from tests.web.test_chats import NowDB
+from tests.web.test_sessions import Bus, Tabs
 from web.sessions import Sessions
 from web.status import ChainStatus
 from web.store import Store

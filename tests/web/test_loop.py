@@ -17,7 +17,7 @@ from web.apps import Host, Outcome, Refused, tool_schema
 from web.components import local_heads
 from web.loop import Loop, _framed
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOST = Host(Settings.from_env({}))
 
 
@@ -57,7 +57,7 @@ def test_a_parameter_that_cannot_be_a_tools_stops_the_web_naming_the_function():
 
     def shine(where: threading.Lock):
         "Somewhere."
-    with pytest.raises(SystemExit, match=r"action shine: its parameter 'where' is typed .*\(in tests.test_loop\..*shine\)"):
+    with pytest.raises(SystemExit, match=r"action shine: its parameter 'where' is typed .*\(in tests.web.test_loop\..*shine\)"):
         app_with(shine).as_app(HOST)
 
 
@@ -200,7 +200,7 @@ def test_an_action_or_undo_that_fails_is_told_as_failed_and_the_log_names_the_ap
     actions = Actions(database(tmp_path / "web.db"), app)
     row, _ = actions.act("s", "r", "call_1", "explode", {})
     assert (row.ok, row.text) == (False, "Error: the app could not do explode; its log says why.")
-    assert "tests.test_loop.test_an_action_or_undo_that_fails_is_told_as_failed_and_the_log_names_the_apps_function" \
+    assert "tests.web.test_loop.test_an_action_or_undo_that_fails_is_told_as_failed_and_the_log_names_the_apps_function" \
            ".<locals>.explode" in caplog.text
     assert actions.act("s", "r", "call_2", "drop", {"id": "4"})[0].ok and actions.undoable("drop")
     with pytest.raises(Refused, match="the app hit an error undoing drop"):

@@ -5,8 +5,8 @@ import pytest
 
 from shared.config import Settings
 from shared.messages import Chat, Prompt, Regenerate, Reset, Stop
-from tests.test_chats import NowDB
-from tests.test_sessions import Tabs
+from tests.web.test_chats import NowDB
+from tests.web.test_sessions import Tabs
 from web.broker import Refused
 from web.commands import Commands
 from web.frames import Command, Control, Used

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from shared.config import Settings
-from tests.test_chats import Client
+from tests.web.test_chats import Client
 from web.frames import Command, Control, Used
 from web.limits import Rate
 from web.tabs import Tab, Tabs

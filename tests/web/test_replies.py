@@ -6,8 +6,8 @@ import json
 
 from shared.messages import (Ack, Answered, CallTool, Chunk, Done, Failed, FailCode, Heartbeat, Note, Prompt,
                              PullProgress, Resume, Stats, Waiting)
-from tests.test_chats import NowDB
-from tests.test_sessions import Tabs
+from tests.web.test_chats import NowDB
+from tests.web.test_sessions import Tabs
 from web.replies import Replies
 from web.sessions import Sessions
 from web.store import Store

@@ -1,6 +1,6 @@
 """The web's SQLite data (web/store.py): an outbox that never hands back what the bus cannot carry,
 the sessions' assignments, and lines that keep their place. (The todo app's own tables are
-apps/todo/store.py's: tests/test_todo_app.py.)"""
+apps/todo/store.py's: tests/apps/test_todo.py.)"""
 from shared.messages import Chat, Prompt, Reset, encode
 from web.store import Store
 from web.transcript import Line

@@ -10,7 +10,7 @@ import pytest
 from brain.jobs import DropLastReply, Event, LateResult, StartAfresh, Turn, Warm
 from brain.sessions import SessionQueue, Sessions
 from shared.messages import AppEvent, Prompt
-from tests.test_engine import Clock, until
+from tests.brain.test_engine import Clock, until
 
 
 def turn(reply, text="hi", session="s", **kw):

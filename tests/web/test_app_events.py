@@ -5,8 +5,8 @@ import asyncio
 from types import SimpleNamespace
 
 from shared.messages import AppEvent, Prompt, ToolResult, digest
-from tests.test_chats import NowDB
-from tests.test_sessions import Bus, Tabs
+from tests.web.test_chats import NowDB
+from tests.web.test_sessions import Bus, Tabs
 from web.app_events import AppEvents
 from web.sessions import Sessions
 from web.store import Store

@@ -7,8 +7,8 @@ import json
 from types import SimpleNamespace
 
 from shared.messages import CallTool, ToolResult
-from tests.test_chats import Client, NowDB
-from tests.test_sessions import Tabs
+from tests.web.test_chats import Client, NowDB
+from tests.web.test_sessions import Tabs
 from web.actions import ActionRow
 from web.apps import Refused
 from web.sessions import Sessions

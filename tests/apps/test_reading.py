@@ -14,7 +14,7 @@ from fastlite import database
 from starlette.testclient import TestClient
 
 from shared.config import Settings
-from tests.test_chats import FakeBus
+from tests.web.test_chats import FakeBus
 from web import apps
 from web.actions import Actions
 from web.apps import Refused, tool_schema

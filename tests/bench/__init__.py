@@ -1,0 +1,1 @@
+"""The benchmark's and the eval's own code (bench/)."""

@@ -1,0 +1,1 @@
+"""What both processes share (shared/)."""
