@@ -5,14 +5,14 @@ import uuid
 
 from shared.messages import AppEvent, Prompt, ToBrain, digest
 from web.apps import App
-from web.broker import Broker
+from web.ports import Bus
 from web.sessions import Sessions
 from web.store import StoreThread
 
 
 class AppEvents:
-    def __init__(self, sessions: Sessions, broker: Broker, app: App, disk: StoreThread, prompt: Prompt):
-        self.sessions, self.broker, self.app, self.disk, self.prompt = sessions, broker, app, disk, prompt
+    def __init__(self, sessions: Sessions, bus: Bus, app: App, disk: StoreThread, prompt: Prompt):
+        self.sessions, self.bus, self.app, self.disk, self.prompt = sessions, bus, app, disk, prompt
 
     def tell(self, sid: str, lines: list[str], state: str = "", comment: bool = False) -> None:
         self.send_state(sid, state, AppEvent(session=sid, id=uuid.uuid4().hex, lines=lines, state=state,
@@ -27,7 +27,7 @@ class AppEvents:
         """The brain is known to have the state once the bus has taken the message that carries it;
         one the bus refused leaves the brain behind, so the next event has it state the whole state."""
         session = self.sessions.get(sid)
-        if self.broker.offer(msg) is None:
+        if self.bus.offer(msg) is None:
             session.told = ""
         elif state:
             session.told = digest(state)

@@ -23,7 +23,8 @@ from shared import bus
 from shared.config import Settings
 from shared.messages import About, Ack, BadFrame, Bye, Message, Presence, ToBrain, ToWeb, decode, encode
 from web.credits import Credits
-from web.dispatch import Dispatch, Outbox, Owner, Refused
+from web.dispatch import Dispatch, Outbox, Owner
+from web.ports import NotSent
 from web.status import ChainStatus, chain_status
 from web.workers import MISSED_BEATS, Workers
 
@@ -82,7 +83,7 @@ class Broker:
 
     def submit(self, msg: ToBrain) -> bool:
         """Send `msg` to the worker that serves its session; False when it must wait for a worker.
-        Raises Refused, keeping nothing of it, for a message a brain would not take (checked here,
+        Raises NotSent, keeping nothing of it, for a message a brain would not take (checked here,
         where it enters the bus) or when its session has SESSION_MAX_PENDING messages waiting."""
         return self.dispatch.submit(msg)
 
@@ -91,7 +92,7 @@ class Broker:
         raised, and returns None; otherwise as `submit`."""
         try:
             return self.submit(msg)
-        except Refused as e:
+        except NotSent as e:
             log.warning("did not send a %s of session %s: %s", msg.kind, msg.session[:8], e)
             return None
 

@@ -115,5 +115,9 @@ class Clients:
             for client in tuple(group):
                 client.send(html, size)
 
+    def watching(self, session: str) -> bool:
+        "Whether a tab has the session open."
+        return bool(self.by_session.get(session))
+
     def __len__(self) -> int:
         return sum(len(g) for g in self.by_session.values())

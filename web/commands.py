@@ -1,17 +1,20 @@
 """What a tab's frame does: each chat control becomes at most one bus message and the lines it
 changes (one user action, one bus message); any other control of the page is told to the model as
-used. A message the broker refuses changes nothing and the tab is told why."""
+used. A message the bus refuses changes nothing and the tab is told why.
+
+`Commands` hands each frame to what handles it: `ChatControls` (a message, Stop, Retry,
+Regenerate, New chat), `ModelControls` (the model picker and pulls), the tool calls (Undo)."""
 import re
 import uuid
 
 from shared.config import Settings
 from shared.messages import MODEL_NAME, Chat, Prompt, Regenerate, Reset, Stop, ToBrain, full_name
 from web.app_events import AppEvents
-from web.broker import Broker, Refused
-from web.clients import Client, Clients
+from web.clients import Client
 from web.frames import Command, Control, Frame, Used
 from web.interactions import ws_heard
 from web.limits import data_full
+from web.ports import Brains, Bus, NotSent
 from web.pulls import Pulls
 from web.relay import Relay
 from web.replies import Replies
@@ -23,28 +26,15 @@ from web.views import Views
 VALID_MODEL = re.compile(MODEL_NAME)
 
 
-class Commands:
-    def __init__(self, settings: Settings, sessions: Sessions, broker: Broker, relay: Relay, clients: Clients, views: Views,
-                 pulls: Pulls, replies: Replies, tools: ToolCalls, events: AppEvents, prompt: Prompt):
-        self.settings, self.sessions, self.broker, self.relay, self.clients = settings, sessions, broker, relay, clients
-        self.views, self.pulls, self.replies, self.events, self.prompt = views, pulls, replies, events, prompt
-        self.handlers = {
-            Control.MSG: self.chat, Control.STOP: self.stop, Control.RETRY: self.retry,
-            Control.REGENERATE: self.regenerate, Control.RESET: self.reset, Control.MODEL: self.choose_model,
-            Control.UNDO: tools.undo, Control.PULL: self.pull, Control.CANCEL_PULL: self.cancel_pull}
+class ChatControls:
+    "The chat's own controls: a message, Stop, Retry, Regenerate, New chat."
 
-    def do(self, sid: str, client: Client, frame: Frame) -> None:
-        match frame:
-            case Command(control, value):
-                try:
-                    self.handlers[control](sid, client, value)
-                except Refused as e:
-                    self.relay.notice(client, f"Not sent: {e}.")
-            case Used(fields):
-                self.events.tell(sid, [ws_heard(fields)])
+    def __init__(self, settings: Settings, sessions: Sessions, bus: Bus, relay: Relay, replies: Replies, prompt: Prompt):
+        self.settings, self.sessions, self.bus, self.relay, self.replies, self.prompt = (
+            settings, sessions, bus, relay, replies, prompt)
 
     def _submit(self, msg: ToBrain) -> Status:
-        return Status.THINKING if self.broker.submit(msg) else Status.QUEUED
+        return Status.THINKING if self.bus.submit(msg) else Status.QUEUED
 
     def chat(self, sid: str, client: Client, text: str) -> None:
         text = text.strip()
@@ -72,16 +62,16 @@ class Commands:
         reply = self.sessions.get(sid).reply(reply_id)
         if reply is None or not reply.live:
             return  # it ended meanwhile: nothing to stop
-        asking = self.broker.asking(reply_id)
-        if asking and self.broker.withdraw(asking):
+        asking = self.bus.asking(reply_id)
+        if asking and self.bus.withdraw(asking):
             self.replies.end(reply, Status.STOPPED, "Stopped before it was sent.")
-        elif not asking and not self.broker.in_hand(reply_id):
+        elif not asking and not self.bus.in_hand(reply_id):
             # No brain that could still end it (its brain is gone, or its end was lost on the way):
             # a Stop would reach no one, so it ends here, with what arrived.
             self.replies.end(reply, Status.STOPPED, "Stopped. Its brain had already finished or gone away; what "
                                                     "arrived is shown.")
         else:
-            self.broker.submit(Stop(session=sid, id=uuid.uuid4().hex, reply=reply_id))
+            self.bus.submit(Stop(session=sid, id=uuid.uuid4().hex, reply=reply_id))
 
     def retry(self, sid: str, client: Client, request: str) -> None:
         """Ask a failed reply again, in a new line after the last. A reply to a message repeats the
@@ -117,16 +107,23 @@ class Commands:
 
     def reset(self, sid: str, client: Client, _: str) -> None:
         "New chat: an empty transcript for every tab; late words of the old replies are ignored."
-        self.broker.submit(Reset(session=sid, id=uuid.uuid4().hex))
+        self.bus.submit(Reset(session=sid, id=uuid.uuid4().hex))
         self.sessions.reset(sid)
         self.relay.transcript(sid, [])
+
+
+class ModelControls:
+    "The model picker, and pulls of a model into Ollama."
+
+    def __init__(self, sessions: Sessions, brains: Brains, views: Views, relay: Relay, pulls: Pulls):
+        self.sessions, self.brains, self.views, self.relay, self.pulls = sessions, brains, views, relay, pulls
 
     def choose_model(self, sid: str, client: Client, model: str) -> None:
         if not VALID_MODEL.match(model):
             return self.relay.notice(client, "That is not a model name.")
-        models = self.broker.models  # None until a brain has listed them: the choice is taken on trust
+        models = self.brains.models  # None until a brain has listed them: the choice is taken on trust
         self.sessions.choose(sid, model)
-        self.clients.send(sid, self.views.model_chosen(sid))
+        self.relay.fragments(sid, self.views.model_chosen(sid))
         missing = models is not None and full_name(model) not in models
         self.relay.notice(client, f"The model '{model}' is not pulled. Run `ollama pull {model}`, or press Pull."
                           if missing else "")
@@ -135,7 +132,7 @@ class Commands:
         "Pull a model into Ollama from the page; every tab of the session (and of any that joins) sees it go."
         if not VALID_MODEL.match(model):
             return self.relay.notice(client, "That is not a model name.")
-        models = self.broker.models
+        models = self.brains.models
         if models is not None and full_name(model) in models:
             return self.relay.notice(client, f"The model '{model}' is pulled already.")
         self.pulls.start(sid, model)
@@ -143,3 +140,22 @@ class Commands:
 
     def cancel_pull(self, sid: str, client: Client, pull: str) -> None:
         self.pulls.cancel(sid, pull)
+
+
+class Commands:
+    def __init__(self, chat: ChatControls, models: ModelControls, tools: ToolCalls, events: AppEvents, relay: Relay):
+        self.events, self.relay = events, relay
+        self.handlers = {
+            Control.MSG: chat.chat, Control.STOP: chat.stop, Control.RETRY: chat.retry,
+            Control.REGENERATE: chat.regenerate, Control.RESET: chat.reset, Control.MODEL: models.choose_model,
+            Control.UNDO: tools.undo, Control.PULL: models.pull, Control.CANCEL_PULL: models.cancel_pull}
+
+    def do(self, sid: str, client: Client, frame: Frame) -> None:
+        match frame:
+            case Command(control, value):
+                try:
+                    self.handlers[control](sid, client, value)
+                except NotSent as e:
+                    self.relay.notice(client, f"Not sent: {e}.")
+            case Used(fields):
+                self.events.tell(sid, [ws_heard(fields)])

@@ -34,15 +34,12 @@ from shared.config import Routing, Settings
 from shared.lru import LRU
 from shared.messages import (About, Ack, BadFrame, CallTool, Done, Failed, Grant, Message, Presence, Resume, Revoke, ToBrain,
                              encode_valid)
+from web.ports import NotSent
 from web.workers import MISSED_BEATS, Workers
 
 log = logging.getLogger("web.dispatch")
 ACK_TIMEOUT_BEATS = 3  # a live worker acks at once; no ack in this many heartbeats: sent again
 GRANTS_REMEMBERED = 10_000  # so a claim whose grant was lost is granted again
-
-
-class Refused(ValueError):
-    "A message the broker will not take (it could not be delivered, or its session has too many waiting); the text says why."
 
 
 @dataclass(frozen=True)
@@ -71,14 +68,14 @@ class Pending:
         self.sent_at: dict[str, float] = {}  # when each last went to a worker
 
     def hold(self, msg: ToBrain) -> None:
-        "Keep `msg`, once it is known to be deliverable and its session has room; else Refused, keeping nothing."
+        "Keep `msg`, once it is known to be deliverable and its session has room; else NotSent, keeping nothing."
         try:
             encode_valid(msg, self.settings.max_frame_bytes)
         except BadFrame as e:
-            raise Refused(str(e)) from None
+            raise NotSent(str(e)) from None
         limit = self.settings.session_max_pending
         if msg.id not in self.messages and self.waiting[msg.session] >= limit:
-            raise Refused(f"{limit} messages of this session are waiting for a brain already (SESSION_MAX_PENDING)")
+            raise NotSent(f"{limit} messages of this session are waiting for a brain already (SESSION_MAX_PENDING)")
         if msg.id in self.messages:
             self.messages[msg.id] = msg
             return
@@ -167,7 +164,7 @@ class Dispatch:
         for msg in pending:
             try:
                 self.pending.hold(msg)
-            except Refused as e:
+            except NotSent as e:
                 log.warning("outbox: dropped %s %s: %s", msg.kind, msg.id, e)
                 self.outbox.drop(msg.id)
         self.owners.update(owners)

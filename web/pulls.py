@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.messages import Ack, CancelPull, Presence, Pull, PullOutcome, PullProgress, full_name
-from web.broker import Broker
+from web.ports import Bus
 
 SHOWN_PER_SESSION = 3
 SESSIONS_REMEMBERED = 1000
@@ -38,8 +38,8 @@ class PullView:
 
 
 class Pulls:
-    def __init__(self, broker: Broker, heartbeat_s: float, changed: Callable[[str], None], clock=time.monotonic):
-        self.broker, self.heartbeat_s, self.changed, self.clock = broker, heartbeat_s, changed, clock
+    def __init__(self, bus: Bus, heartbeat_s: float, changed: Callable[[str], None], clock=time.monotonic):
+        self.bus, self.heartbeat_s, self.changed, self.clock = bus, heartbeat_s, changed, clock
         self.running: dict[str, PullView] = {}  # by the model's full name
         self.shown: OrderedDict[str, OrderedDict[str, PullView]] = OrderedDict()  # by session, then model
 
@@ -54,7 +54,7 @@ class Pulls:
         view = self.running.get(full_name(model))
         if view is None:
             pull = uuid.uuid4().hex
-            self.broker.submit(Pull(session=session, id=pull, model=model))  # refused: nothing starts
+            self.bus.submit(Pull(session=session, id=pull, model=model))  # refused: nothing starts
             view = self.running[full_name(model)] = PullView(pull, model, session, updated=self.clock())
         self._show(session, view)
 
@@ -63,10 +63,10 @@ class Pulls:
         view = self._find(pull)
         if view is None or session not in view.followers:
             return  # it ended meanwhile, or it is not the session's
-        if self.broker.withdraw(pull):
+        if self.bus.withdraw(pull):
             self._end(view, PullOutcome.CANCELLED)
         else:
-            self.broker.submit(CancelPull(session=view.session, id=uuid.uuid4().hex, pull=pull))
+            self.bus.submit(CancelPull(session=view.session, id=uuid.uuid4().hex, pull=pull))
 
     def acked(self, msg: Ack) -> None:
         view = self._find(msg.message)

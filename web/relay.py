@@ -31,6 +31,10 @@ class Relay:
         `but`, which made the change itself and has it from its own request)."""
         self.clients.send(session, to_xml(Refresh()), but)
 
+    def fragments(self, session: str, html: str) -> None:
+        "What the views rendered (the picker, the status line…), for every tab of the session."
+        self.clients.send(session, html)
+
     def transcript(self, session: str, lines: list[Line]) -> None:
         self.clients.send(session, to_xml(Transcript([Bubble(line) for line in lines])))
 

@@ -10,8 +10,8 @@ from functools import partial
 
 from shared.messages import (AboutReply, Ack, CallTool, Chunk, Done, Failed, FailCode, Note, Presence, Prompt,
                              PullProgress, Resume, ToWeb, Waiting)
-from web.broker import Broker
 from web.components import stats_note
+from web.ports import Bus
 from web.pulls import Pulls
 from web.relay import Relay
 from web.sessions import Session, Sessions
@@ -23,9 +23,9 @@ log = logging.getLogger("web.replies")
 
 
 class Replies:
-    def __init__(self, sessions: Sessions, relay: Relay, broker: Broker, pulls: Pulls, board: StatusBoard,
+    def __init__(self, sessions: Sessions, relay: Relay, bus: Bus, pulls: Pulls, board: StatusBoard,
                  tools: ToolCalls, prompt: Prompt):
-        self.sessions, self.relay, self.broker, self.pulls, self.board = sessions, relay, broker, pulls, board
+        self.sessions, self.relay, self.bus, self.pulls, self.board = sessions, relay, bus, pulls, board
         self.tools, self.prompt = tools, prompt
         self.handlers = {Chunk: self._chunk, Done: self._finish, Failed: self._finish, Ack: self._ack,
                          Waiting: self._waiting, Note: self._note, CallTool: tools.call, PullProgress: pulls.progress}
@@ -56,17 +56,17 @@ class Replies:
                 if line.status in (Status.THINKING, Status.WAITING, Status.STREAMING):
                     self.end(line, Status.INTERRUPTED, "Interrupted: the brain stopped mid-reply; carrying on with "
                                                        "the next one…")
-                elif line.status != Status.INTERRUPTED or self.broker.asking(line.request):
+                elif line.status != Status.INTERRUPTED or self.bus.asking(line.request):
                     continue
                 self.tools.once_applied(sid, line.request, partial(self._resume, sid, session, line))
 
     def _resume(self, sid: str, session: Session, line: Line) -> None:
         """Carry the reply on, with the calls the web answered for it (none is half-way now), so none is
         asked for or applied again."""
-        if line.status != Status.INTERRUPTED or self.broker.asking(line.request):
+        if line.status != Status.INTERRUPTED or self.bus.asking(line.request):
             return  # stopped, or offered again, while a call of it was being applied
         question = session.question(line.asks)
-        self.broker.offer(Resume(session=sid, id=uuid.uuid4().hex, reply=line.request, text=line.text,
+        self.bus.offer(Resume(session=sid, id=uuid.uuid4().hex, reply=line.request, text=line.text,
                                  thinking=line.thinking, seq=line.seq, model=session.model,
                                  question=question.text if question else "", prompt=self.prompt,
                                  calls=answered(line.cards)))
@@ -106,7 +106,7 @@ class Replies:
         if reply is None:  # a reply the brain started by itself: a comment on app events
             reply = self.sessions.add(msg.session, Line(request=msg.reply, role=Role.REPLY, status=Status.THINKING))
             self.relay.append(msg.session, reply)
-            self.broker.made_by(msg.worker, msg.session, msg.reply)  # counted, so it ends even if its final is lost
+            self.bus.made_by(msg.worker, msg.session, msg.reply)  # counted, so it ends even if its final is lost
         # An interrupted reply whose worker was only slow, not dead, carries on streaming.
         if not (reply.live or reply.status == Status.INTERRUPTED) or msg.seq < reply.seq:
             return  # late or repeated: the final text will settle it

@@ -36,7 +36,7 @@ from web.actions import Actions
 from web.app_events import AppEvents
 from web.broker import Broker, Owner
 from web.clients import Clients
-from web.commands import Commands
+from web.commands import ChatControls, Commands, ModelControls
 from web.components import Chat, head_assets, local_heads
 from web.exchange import Exchanges, tab_id
 from web.export import to_json, to_markdown
@@ -112,7 +112,7 @@ def wire_chat(settings: Settings, store: Store, disk: StoreThread, clients: Clie
     prompt = app_.prompt(settings)  # made once: the same bytes in every message
     relay = Relay(clients)
     rate = Rate(settings.session_rate, settings.session_burst)  # frames in web/tabs.py, changes in `before`
-    sessions = Sessions(store, disk, clients, broker)
+    sessions = Sessions(store, disk, clients.watching, broker)
     pulls = Pulls(broker, settings.heartbeat_s, lambda sid: clients.send(sid, to_xml(views.pull_panel(sid))))
     views = Views(settings, sessions, broker, pulls)
     # The pull offer depends on what the status line does (the session's model, Ollama's list).
@@ -121,7 +121,8 @@ def wire_chat(settings: Settings, store: Store, disk: StoreThread, clients: Clie
     events = AppEvents(sessions, broker, app_, disk, prompt)
     tools = ToolCalls(sessions, relay, app_, Actions(store.db, app_), disk, events)
     replies = Replies(sessions, relay, broker, pulls, board, tools, prompt)
-    commands = Commands(settings, sessions, broker, relay, clients, views, pulls, replies, tools, events, prompt)
+    commands = Commands(ChatControls(settings, sessions, broker, relay, replies, prompt),
+                        ModelControls(sessions, broker, views, relay, pulls), tools, events, relay)
     return ChatLayer(prompt, rate, sessions, pulls, views, events, tools, replies,
                      Tabs(settings, clients, sessions, views, commands, rate, relay), relay)
 

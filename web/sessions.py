@@ -5,11 +5,11 @@ Memory stays bounded: past MAX_SESSIONS, the least recently used session that no
 that has no reply under way is dropped, and read back from SQLite when it returns.
 """
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from shared.lru import LRU
-from web.broker import Broker
-from web.clients import Clients
+from web.ports import Bus
 from web.store import Store, StoreThread
 from web.transcript import Line, Role, Status, key_of
 
@@ -41,9 +41,12 @@ class Session:
 
 
 class Sessions:
-    def __init__(self, store: Store, disk: StoreThread, clients: Clients, broker: Broker, limit: int = MAX_SESSIONS):
-        self.store, self.disk, self.clients, self.broker = store, disk, clients, broker
-        self.held: LRU[str, Session] = LRU(limit, evictable=lambda sid, s: not clients.by_session.get(sid) and not s.busy)
+    """`watched(sid)`: whether a tab has the session open (it stays in memory then); `bus` tells
+    which replies' messages still wait for a brain."""
+
+    def __init__(self, store: Store, disk: StoreThread, watched: Callable[[str], bool], bus: Bus, limit: int = MAX_SESSIONS):
+        self.store, self.disk, self.bus = store, disk, bus
+        self.held: LRU[str, Session] = LRU(limit, evictable=lambda sid, s: not watched(sid) and not s.busy)
         self.reset_replies: LRU[str, bool] = LRU(RESET_REMEMBERED)  # so their late words are ignored
 
     def get(self, sid: str) -> Session:
@@ -70,7 +73,7 @@ class Sessions:
         """A line left under way by a web that stopped: queued while its message waits in the
         outbox, otherwise interrupted (it carries on if its brain is still answering it)."""
         if line.live:
-            if self.broker.asking(line.request):
+            if self.bus.asking(line.request):
                 line.status = Status.QUEUED
             else:
                 line.status, line.note = Status.INTERRUPTED, "Interrupted: the web restarted mid-reply."

@@ -4,25 +4,25 @@ from fasthtml.common import to_xml
 
 from shared.config import Settings
 from shared.messages import full_name
-from web.broker import Broker
 from web.components import BrainStatus, Bubble, ModelPicker, PullPanel, Transcript
+from web.ports import Brains
 from web.pulls import Pulls
 from web.sessions import Sessions
 
 
 class Views:
-    def __init__(self, settings: Settings, sessions: Sessions, broker: Broker, pulls: Pulls):
-        self.settings, self.sessions, self.broker, self.pulls = settings, sessions, broker, pulls
+    def __init__(self, settings: Settings, sessions: Sessions, brains: Brains, pulls: Pulls):
+        self.settings, self.sessions, self.brains, self.pulls = settings, sessions, brains, pulls
 
     def status_line(self, sid: str):
-        return BrainStatus(*self.broker.status_of(sid, self.sessions.get(sid).model))
+        return BrainStatus(*self.brains.status_of(sid, self.sessions.get(sid).model))
 
     def picker(self, sid: str):
-        return ModelPicker(self.broker.models, self.sessions.get(sid).model or self.settings.model)
+        return ModelPicker(self.brains.models, self.sessions.get(sid).model or self.settings.model)
 
     def pull_panel(self, sid: str):
         "The offer to pull the session's model while Ollama lists it as not pulled, and the session's pulls."
-        model, models = self.sessions.get(sid).model or self.settings.model, self.broker.models
+        model, models = self.sessions.get(sid).model or self.settings.model, self.brains.models
         missing = models is not None and full_name(model) not in models and not self.pulls.pulling(model)
         return PullPanel(model if missing else None, self.pulls.of(sid))
 

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 from shared.messages import AppEvent, Prompt, ToolResult, digest
 from tests.web.test_chats import NowDB
-from tests.web.test_sessions import Bus, Tabs
+from tests.fake_bus import FakeBus
+from tests.web.test_sessions import Tabs
 from web.app_events import AppEvents
 from web.sessions import Sessions
 from web.store import Store
@@ -14,7 +15,7 @@ from web.store import Store
 PROMPT = Prompt(system="You keep a list.", tools=[])
 
 
-class Broker(Bus):
+class Broker(FakeBus):
     "offer's answers: True sent, False waiting for a brain, None refused."
 
     def __init__(self, answer=True):

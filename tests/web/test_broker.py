@@ -12,7 +12,8 @@ from shared.config import Settings
 from shared.messages import (Ack, AppEvent, Bye, Chat, Chunk, Done, Grant, Heartbeat, Hello, Prompt, Revoke, Stop, ToBrain,
                              decode, encode)
 from tests.strategies import any_text
-from web.broker import Broker, Owner, Refused
+from web.broker import Broker, Owner
+from web.ports import NotSent
 
 
 class Recorder:
@@ -391,7 +392,7 @@ def test_a_reply_whose_worker_no_longer_makes_it_and_whose_final_never_came_is_s
 def test_a_message_that_cannot_be_encoded_is_refused_at_submit_and_nothing_of_it_is_kept():
     now = [0.0]
     broker, rec = workers_with_slots(now, names=("w1",))
-    with pytest.raises(Refused, match="cannot be encoded"):
+    with pytest.raises(NotSent, match="cannot be encoded"):
         broker.submit(chat("s", "r1", "hi \ud800"))
     assert rec.kept == [] and rec.sent == [] and broker.pending == {}
     assert broker.submit(chat("s2", "r2", "fine")), "the bus goes on for everyone"
@@ -410,7 +411,7 @@ def test_a_poison_message_read_back_from_the_outbox_is_dropped_and_the_others_ar
 def test_a_message_bigger_than_a_frame_is_refused_at_submit_never_kept_and_never_sent():
     now = [0.0]
     broker, rec = workers_with_slots(now, names=("w1",), BUS_MAX_FRAME_BYTES="4096")
-    with pytest.raises(Refused, match="exceeds 4096"):
+    with pytest.raises(NotSent, match="exceeds 4096"):
         broker.submit(event("s", "e1", state="The todo list now:\n" + "- [ ] #1 " + "x" * 5000, comment=True))
     assert rec.kept == [] and rec.sent == [] and broker.pending == {}
 
@@ -420,7 +421,7 @@ def test_the_messages_a_session_has_waiting_are_bounded_and_the_next_one_is_refu
     broker, rec = make(now, SESSION_MAX_PENDING="5")
     for i in range(5):
         assert not broker.submit(event("s", f"i{i}"))
-    with pytest.raises(Refused, match="5 messages .* waiting"):
+    with pytest.raises(NotSent, match="5 messages .* waiting"):
         broker.submit(event("s", "i5"))
     assert not broker.submit(chat("other", "r1", "hi")), "other sessions are not held back"
     assert len(rec.kept) == 6
@@ -451,7 +452,7 @@ class BrokerMachine(RuleBasedStateMachine):
                                           comment=True)}[kind]()
         try:
             self.broker.submit(msg)
-        except Refused as e:
+        except NotSent as e:
             assert str(e) and msg.id not in self.broker.pending
 
     @rule(worker=st.sampled_from(["w1", "w2"]), up=st.booleans())

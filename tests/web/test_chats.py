@@ -13,55 +13,17 @@ from shared.config import Settings
 from shared.messages import (Ack, AppEvent, CallTool, Chat, Chunk, Done, Failed, FailCode, Regenerate, Resume, Stats, Stop,
                              encode,
                              ToolResult, encode_valid)
+from tests.fake_bus import FakeBus
 from tests.strategies import frames
 from tests.web.test_broker import Recorder, beat, hello
 from web import apps
-from web.broker import Broker, Refused
+from web.broker import Broker
+from web.ports import NotSent
 from web.server import ChatLayer, create_app, wire_chat
 from web.status import ChainStatus
 from web.store import Store
 from web.tabs import Tab
 from web.transcript import Status
-
-
-class FakeBus:
-    """The broker's side the web uses: what was submitted, and a ready brain. With `hold`, what is
-    submitted stays pending (no brain has claimed it), so it can be withdrawn."""
-
-    def __init__(self, settings=None, listener=None, outbox=None):
-        self.listener, self.sent, self.pending, self.workers, self.models = listener, [], {}, {}, ["llama3.2:latest"]
-        self.hold = False
-
-    def open(self): pass
-    def resume(self, pending, owners): pass
-    async def run(self): await asyncio.Event().wait()
-
-    def submit(self, msg):
-        self.sent.append(msg)
-        if self.hold:
-            self.pending[msg.id] = msg
-        return True
-
-    def offer(self, msg):
-        try:
-            return self.submit(msg)
-        except Refused:
-            return False
-
-    def asked(self):
-        "What was sent, but what the app tells of the user (app events)."
-        return [m for m in self.sent if not isinstance(m, AppEvent)]
-
-    def events(self):
-        return [m for m in self.sent if isinstance(m, AppEvent)]
-
-    def asking(self, reply):
-        return next((m.id for m in self.pending.values() if m.makes == reply), None)
-
-    def withdraw(self, message): return self.pending.pop(message, None) is not None
-    def status_of(self, session, model=""): return ChainStatus.READY, "brain ready"
-    def made_by(self, worker, session, reply): return True
-    def in_hand(self, reply): return True  # the ready brain has every reply it was sent
 
 
 class FakeTabs:
@@ -71,6 +33,7 @@ class FakeTabs:
         self.by_session, self.frames = {}, {}
 
     def send(self, session, html, but=""): self.frames.setdefault(session, []).append(html)
+    def watching(self, session): return bool(self.by_session.get(session))
 
 
 class NowDB:
@@ -488,7 +451,7 @@ def test_a_message_the_broker_refuses_is_told_to_the_tab_and_nothing_changes(wor
 
     def refuse(msg):
         if not isinstance(msg, AppEvent):
-            raise Refused("100 messages of this session are waiting for a brain already")
+            raise NotSent("100 messages of this session are waiting for a brain already")
         return True
     bus.submit = refuse
     from_tab(chats, "s", client, json.dumps({"msg": "hello"}))
@@ -533,7 +496,7 @@ def test_a_refused_resume_leaves_the_reply_to_retry_and_the_other_replies_are_st
 
     def refuse_a(msg):
         if isinstance(msg, Resume) and msg.session == "a":
-            raise Refused("100 messages of this session are waiting for a brain already")
+            raise NotSent("100 messages of this session are waiting for a brain already")
         return submit(msg)
     bus.submit = refuse_a
     chats.replies.brain_lost("w1")

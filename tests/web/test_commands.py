@@ -7,34 +7,14 @@ from shared.config import Settings
 from shared.messages import Chat, Prompt, Regenerate, Reset, Stop
 from tests.web.test_chats import NowDB
 from tests.web.test_sessions import Tabs
-from web.broker import Refused
-from web.commands import Commands
+from tests.fake_bus import FakeBus
+from web.commands import ChatControls, Commands, ModelControls
 from web.frames import Command, Control, Used
 from web.sessions import Sessions
 from web.store import Store
 from web.transcript import Line, Status
 
 PROMPT = Prompt(system="You keep a list.")
-
-
-class Bus:
-    "`held`: what is submitted waits for a brain (and can be withdrawn); `refuse`: the bus takes nothing."
-
-    def __init__(self):
-        self.sent, self.pending, self.models, self.held, self.refuse = [], {}, ["llama3.2:latest"], False, False
-        self.gone = set()  # replies no ready brain has in hand
-
-    def submit(self, msg):
-        if self.refuse:
-            raise Refused("100 messages of this session are waiting for a brain already")
-        self.sent.append(msg)
-        if self.held:
-            self.pending[msg.id] = msg
-        return not self.held
-
-    def asking(self, reply): return next((m.id for m in self.pending.values() if m.makes == reply), None)
-    def withdraw(self, message): return self.pending.pop(message, None) is not None
-    def in_hand(self, reply): return reply not in self.gone  # a ready brain may still be making it
 
 
 class Heard:
@@ -58,9 +38,10 @@ class Replies:
 def world(tmp_path, request):
     marker = request.node.get_closest_marker("env")
     settings = Settings.from_env({"DATA_DIR": str(tmp_path), **(marker.kwargs if marker else {})})
-    bus, heard, replies = Bus(), Heard(), Replies()
+    bus, heard, replies = FakeBus(), Heard(), Replies()
     sessions = Sessions(Store(tmp_path), NowDB(), Tabs(), bus)
-    commands = Commands(settings, sessions, bus, heard, heard, heard, heard, replies, heard, heard, PROMPT)
+    commands = Commands(ChatControls(settings, sessions, bus, heard, replies, PROMPT),
+                        ModelControls(sessions, bus, heard, heard, heard), heard, heard, heard)
     return commands, sessions, bus, heard, replies
 
 
@@ -93,7 +74,7 @@ def test_a_message_is_one_chat_with_the_sessions_model_and_its_two_lines(world):
     assert lines(sessions) == [(chat.reply, "user", Status.DONE), (chat.reply, "reply", Status.THINKING)]
     assert sessions.get("s").reply(chat.reply).asks == chat.reply and chat.id != chat.reply
     assert [h[0] for h in heard.heard] == ["append", "notice"] and notices(heard) == [""]
-    bus.held = True
+    bus.no_brain = True
     do(commands, Control.MSG, "anyone?")
     assert lines(sessions)[-1][2] == Status.QUEUED, "no brain has it yet"
 
@@ -114,7 +95,7 @@ def test_an_empty_a_long_or_one_message_too_many_is_not_sent(world):
 
 def test_a_message_the_bus_refuses_changes_nothing_and_the_tab_is_told(world):
     commands, sessions, bus, heard, _ = world
-    bus.refuse = True
+    bus.refuse = "100 messages of this session are waiting for a brain already"
     for control, value in ((Control.MSG, "hello"), (Control.RESET, "")):
         do(commands, control, value)
     assert lines(sessions) == [] and bus.sent == [] and not heard.of("transcript")
@@ -129,12 +110,12 @@ def test_another_control_is_told_to_the_model_as_used_once(world):
 
 def test_stop_withdraws_what_no_brain_has_taken_else_asks_the_brain_and_an_ended_reply_is_left(world):
     commands, sessions, bus, _, replies = world
-    bus.held = True
+    bus.no_brain = True
     do(commands, Control.MSG, "one")
     waiting = bus.sent[-1].reply
     do(commands, Control.STOP, waiting)
     assert replies.ended == [(waiting, Status.STOPPED, "Stopped before it was sent.")] and bus.pending == {}
-    bus.held = False
+    bus.no_brain = False
     do(commands, Control.MSG, "two")
     going = bus.sent[-1].reply
     do(commands, Control.STOP, going)
@@ -197,7 +178,7 @@ def test_a_model_is_chosen_for_the_session_and_every_tab_of_it_sees_what_follows
     do(commands, Control.MODEL, "llama3.2")
     do(commands, Control.MODEL, "qwen3:4b")
     assert sessions.get("s").model == "qwen3:4b" and heard.of("model_chosen") == [("s",), ("s",)]
-    assert heard.of("send") == [("s", "<model_chosen>")] * 2
+    assert heard.of("fragments") == [("s", "<model_chosen>")] * 2
     assert notices(heard) == ["That is not a model name.", "", "The model 'qwen3:4b' is not pulled. Run "
                               "`ollama pull qwen3:4b`, or press Pull."]
     assert bus.sent == [], "a choice is the web's: the next message carries it"

@@ -9,7 +9,8 @@ import pytest
 from shared.config import Settings
 from shared.messages import (Ack, AppEvent, CallTool, Chat, Chunk, Done, Grant, Heartbeat, Hello, Prompt, Resume, Revoke, Stop,
                              ToBrain)
-from web.dispatch import Dispatch, Owner, Pending, Refused, Replies
+from web.dispatch import Dispatch, Owner, Pending, Replies
+from web.ports import NotSent
 from web.workers import Workers
 
 PROMPT = Prompt("Be brief.", [])
@@ -69,14 +70,14 @@ class World:
 
 def test_pending_refuses_what_a_brain_would_not_take_or_past_the_sessions_bound_and_keeps_nothing_of_it():
     pending = Pending(settings(SESSION_MAX_PENDING="2", BUS_MAX_FRAME_BYTES="4096"))
-    with pytest.raises(Refused, match="cannot be encoded"):
+    with pytest.raises(NotSent, match="cannot be encoded"):
         pending.hold(chat("s", "r0", "\ud800"))
-    with pytest.raises(Refused, match="exceeds 4096"):
+    with pytest.raises(NotSent, match="exceeds 4096"):
         pending.hold(chat("s", "r0", "x" * 5000))
     pending.hold(chat("s", "r1"))
     pending.hold(chat("s", "r1"))  # the same message again (resent from the outbox): counted once
     pending.hold(chat("s", "r2"))
-    with pytest.raises(Refused, match="2 messages"):
+    with pytest.raises(NotSent, match="2 messages"):
         pending.hold(chat("s", "r3"))
     pending.hold(chat("t", "r4"))
     assert list(pending.messages) == ["m-r1", "m-r2", "m-r4"] and pending.waiting == {"s": 2, "t": 1}

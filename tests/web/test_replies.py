@@ -6,6 +6,7 @@ import json
 
 from shared.messages import (Ack, Answered, CallTool, Chunk, Done, Failed, FailCode, Heartbeat, Note, Prompt,
                              PullProgress, Resume, Stats, Waiting)
+from tests.fake_bus import FakeBus
 from tests.web.test_chats import NowDB
 from tests.web.test_sessions import Tabs
 from web.replies import Replies
@@ -26,22 +27,18 @@ class Relay:
 
 
 class Heard:
-    "The pulls, the status board, the tool calls and the bus: what each was handed."
+    "The pulls, the status board and the tool calls: what each was handed."
 
     def __init__(self): self.heard = []
     def __getattr__(self, name): return lambda *args: self.heard.append((name, *args))
-    def asking(self, reply): return None
     def once_applied(self, session, reply, then): then()  # no call of it is being applied
-
-    def made_by(self, *args):
-        self.heard.append(("made_by", *args))
-        return True  # the worker is known: the bus counts the comment
 
 
 def make(tmp_path):
-    sessions = Sessions(Store(tmp_path), NowDB(), Tabs(), Heard())
+    bus = FakeBus()
+    sessions = Sessions(Store(tmp_path), NowDB(), Tabs(), bus)
     relay, others = Relay(), Heard()
-    return Replies(sessions, relay, others, others, others, others, PROMPT), sessions, relay, others
+    return Replies(sessions, relay, bus, others, others, others, PROMPT), sessions, relay, others
 
 
 def asked(sessions, request, status=Status.THINKING, worker="w1", sid="s"):
@@ -104,7 +101,7 @@ def test_a_reply_the_brain_starts_by_itself_is_a_new_line_and_one_that_ends_at_o
     assert relay.sent[0] == ("append", "c1", Status.THINKING, "") and relay.sent[-1] == ("append", "c2", Status.FAILED, "")
     assert [(l.request, l.status) for l in sessions.get("s").lines.values()] == [("c1", Status.STREAMING),
                                                                                  ("c2", Status.FAILED)]
-    assert [h for h in others.heard if h[0] == "made_by"] == [("made_by", "w1", "s", "c1")], "counted till it ends"
+    assert replies.bus.made == [("w1", "s", "c1")], "counted till it ends"
 
 
 def test_a_reply_ends_done_with_its_stats_stopped_or_failed_and_a_repeated_end_changes_nothing(tmp_path):
@@ -146,7 +143,7 @@ def test_two_notes_about_one_reply_are_two_lines_on_the_page_and_after_a_reload(
     shown = notes(sessions.get("s"))
     assert [text for _, text in shown] == ["Old turns were set aside.", "This model cannot use the app's tools."]
     assert len({key for key, _ in shown}) == 2, "two articles with one id on the page"
-    reloaded = Sessions(sessions.store, NowDB(), Tabs(), Heard())
+    reloaded = Sessions(sessions.store, NowDB(), Tabs(), FakeBus())
     assert notes(asyncio.run(reloaded.open("s"))) == shown
 
 
@@ -167,7 +164,7 @@ def test_a_lost_brains_replies_are_interrupted_and_carried_on_by_the_next(tmp_pa
     asked(sessions, "other", worker="w2")
     asked(sessions, "ended", Status.DONE)
     replies.brain_lost("w1")
-    [resume] = [h[1] for h in others.heard if h[0] == "offer"]
+    [resume] = replies.bus.sent
     assert isinstance(resume, Resume) and (resume.session, resume.reply, resume.text, resume.seq, resume.question,
                                            resume.prompt) == ("s", "r1", "Once", 1, "question r1", PROMPT)
     assert ("lost", "w1") in others.heard
@@ -186,7 +183,7 @@ def test_a_lost_brains_reply_is_resumed_with_the_calls_the_web_answered_for_it(t
     streaming.cards = json.dumps([{"call": "call_a", "text": "Added #1 'milk'.", "ok": True, "undone": False,
                                    "name": "add_todo", "arguments": {"title": "milk"}, "at": 6, "index": 0}])
     replies.brain_lost("w1")
-    [resume] = [h[1] for h in others.heard if h[0] == "offer"]
+    [resume] = replies.bus.sent
     assert resume.calls == [Answered(call="call_a", name="add_todo", arguments={"title": "milk"}, ok=True,
                                      text="Added #1 'milk'.", at=6, index=0)]
 

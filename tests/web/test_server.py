@@ -9,7 +9,7 @@ from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
 from shared.config import Settings
-from tests.web.test_chats import FakeBus
+from tests.fake_bus import FakeBus
 from web.server import create_app
 
 

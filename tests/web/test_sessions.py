@@ -2,6 +2,8 @@
 back from SQLite after, bounded, with what a stopped web left under way put right."""
 import asyncio
 
+from shared.messages import Chat, Prompt
+from tests.fake_bus import FakeBus
 from tests.web.test_chats import NowDB
 from web import sessions as sessions_module
 from web.sessions import Session, Sessions
@@ -10,19 +12,24 @@ from web.transcript import Line, Status
 
 
 class Tabs:
-    def __init__(self, *open_sessions): self.by_session = {sid: {object()} for sid in open_sessions}
+    "Which sessions a tab has open (what `Clients.watching` tells)."
+
+    def __init__(self, *open_sessions): self.open = set(open_sessions)
+    def __call__(self, sid): return sid in self.open
 
 
-class Bus:
-    "Which replies' messages still wait in the outbox."
-
-    def __init__(self, *waiting): self.waiting = set(waiting)
-    def asking(self, reply): return f"m-{reply}" if reply in self.waiting else None
+def waiting(*replies) -> FakeBus:
+    "A bus whose messages asking for these replies wait in the outbox for a brain."
+    bus = FakeBus()
+    bus.no_brain = True
+    for reply in replies:
+        bus.submit(Chat(session="s", id=f"m-{reply}", reply=reply, text="", prompt=Prompt(system="")))
+    return bus
 
 
 def make(tmp_path, limit=1000, tabs=None, bus=None, disk=None):
     store = Store(tmp_path)
-    return Sessions(store, disk or NowDB(), tabs or Tabs(), bus or Bus(), limit), store
+    return Sessions(store, disk or NowDB(), tabs or Tabs(), bus or FakeBus(), limit), store
 
 
 def say(sessions, sid, request, status=Status.DONE):
@@ -91,7 +98,7 @@ def test_opening_reads_the_disk_once_and_what_arrived_meanwhile_wins(tmp_path):
 
 
 def test_a_line_left_under_way_by_a_web_that_stopped_is_queued_while_its_message_waits_else_interrupted(tmp_path):
-    sessions, store = make(tmp_path, bus=Bus("waits"))
+    sessions, store = make(tmp_path, bus=waiting("waits"))
     for request in ("waits", "cut", "ended"):
         store.keep_line(Line(session="s", request=request, role="reply",
                              status=Status.DONE if request == "ended" else Status.STREAMING))

@@ -6,7 +6,8 @@ from fasthtml.common import to_xml
 
 from shared.config import Settings
 from tests.web.test_chats import NowDB
-from tests.web.test_sessions import Bus, Tabs
+from tests.fake_bus import FakeBus
+from tests.web.test_sessions import Tabs
 from web.sessions import Sessions
 from web.status import ChainStatus
 from web.store import Store
@@ -14,7 +15,7 @@ from web.transcript import Line, Status
 from web.views import Views
 
 
-class Broker(Bus):
+class Broker(FakeBus):
     def __init__(self, models):
         super().__init__()
         self.models, self.asked_status = models, []
