@@ -15,6 +15,7 @@ hears what is left for it.
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import zmq
@@ -40,46 +41,30 @@ class Listener(Protocol):
         "The worker no longer makes this reply, but its final message never came (lost on the bus)."
 
 
-class Broker:
-    def __init__(self, settings: Settings, listener: Listener, outbox: Outbox, clock=time.monotonic):
-        self.settings, self.listener = settings, listener
+class Outlet:
+    "Where the web's messages leave: the XPUB socket, once the broker has bound it."
+
+    def __init__(self):
+        self.socket: zmq.Socket | None = None
+
+    def send(self, msg: Message) -> None:
+        self.socket.send_multipart(encode(msg), copy=False)
+
+
+class Switchboard:
+    """The bus without its sockets, and the chat layer's `Bus` and `Brains` (web/ports.py): which
+    brains are alive and ready (`Workers`), each session's messages, owner and epoch (`Dispatch`),
+    and how much of what each brain sent the web has taken (`Credits`). The broker feeds it what
+    the brains say; what it sends goes out through `send`."""
+
+    def __init__(self, settings: Settings, outbox: Outbox, send: Callable[[Message], None], clock=time.monotonic):
         self.workers = Workers(settings, clock)
         self.credits = Credits(settings.bus_window)
-        self.watched = 0  # topics subscribed to by tails rather than workers: brain traffic is passed on only then
-        self.dispatch = Dispatch(settings, outbox, self.workers, self._send, clock)
+        self.dispatch = Dispatch(settings, outbox, self.workers, send, clock)
 
     def resume(self, pending: list[ToBrain], owners: dict[str, Owner] | None = None) -> None:
         "Take back what the outbox held when the web last stopped (sent once a worker is ready) and the assignments."
         self.dispatch.resume(pending, owners or {})
-
-    def open(self) -> None:
-        "Bind the bus; raises (and so stops the web from starting) if it cannot."
-        curve = bus.curve_for(self.settings.bus_endpoints, self.settings.bus_curve_dir)
-        bus.make_private(self.settings.bus_endpoints)
-        self.ctx = bus.context()
-        self.auth = bus.start_authenticator(self.ctx, curve)
-        try:
-            self.xsub = bus.socket(self.ctx, zmq.XSUB, self.settings.max_frame_bytes, bind=self.settings.bus_pub, curve=curve)
-            self.xpub = bus.socket(self.ctx, zmq.XPUB, self.settings.max_frame_bytes, bind=self.settings.bus_sub, curve=curve)
-            # The same socket without asyncio's wrapping, for draining without a future per message.
-            self.xsub_now = zmq.Socket.shadow(self.xsub.underlying)
-        except zmq.ZMQError as e:
-            self.ctx.destroy()
-            raise bus.BusConfigError(f"cannot bind the bus ({self.settings.bus_pub}, {self.settings.bus_sub}): {e}") from None
-        log.info("bus%s: publishers connect to %s, subscribers to %s", " (CURVE)" if curve else "",
-                 self.settings.bus_pub, self.settings.bus_sub)
-
-    async def run(self) -> None:
-        await self.xsub.send(b"\x01")  # subscribe to everything every publisher sends
-        try:
-            await asyncio.gather(self._from_publishers(), self._subscriptions(), self._expire())
-        except Exception:
-            log.exception("the bus loop crashed")
-            raise
-        finally:
-            if self.auth:
-                self.auth.stop()
-            self.ctx.destroy()
 
     def submit(self, msg: ToBrain) -> bool:
         """Send `msg` to the worker that serves its session; False when it must wait for a worker.
@@ -137,8 +122,43 @@ class Broker:
     def status(self) -> ChainStatus:
         return self.status_of("")[0]
 
-    def _send(self, msg: Message) -> None:
-        self.xpub.send_multipart(encode(msg), copy=False)
+
+class Broker:
+    "The bus's sockets and loops: what the brains publish is decoded, judged by the switchboard, and heard by `listener`."
+
+    def __init__(self, settings: Settings, listener: Listener, board: Switchboard, outlet: Outlet):
+        self.settings, self.listener, self.board, self.outlet = settings, listener, board, outlet
+        self.watched = 0  # topics subscribed to by tails rather than workers: brain traffic is passed on only then
+
+    def open(self) -> None:
+        "Bind the bus; raises (and so stops the web from starting) if it cannot."
+        curve = bus.curve_for(self.settings.bus_endpoints, self.settings.bus_curve_dir)
+        bus.make_private(self.settings.bus_endpoints)
+        self.ctx = bus.context()
+        self.auth = bus.start_authenticator(self.ctx, curve)
+        try:
+            self.xsub = bus.socket(self.ctx, zmq.XSUB, self.settings.max_frame_bytes, bind=self.settings.bus_pub, curve=curve)
+            self.outlet.socket = bus.socket(self.ctx, zmq.XPUB, self.settings.max_frame_bytes, bind=self.settings.bus_sub,
+                                            curve=curve)
+            # The same socket without asyncio's wrapping, for draining without a future per message.
+            self.xsub_now = zmq.Socket.shadow(self.xsub.underlying)
+        except zmq.ZMQError as e:
+            self.ctx.destroy()
+            raise bus.BusConfigError(f"cannot bind the bus ({self.settings.bus_pub}, {self.settings.bus_sub}): {e}") from None
+        log.info("bus%s: publishers connect to %s, subscribers to %s", " (CURVE)" if curve else "",
+                 self.settings.bus_pub, self.settings.bus_sub)
+
+    async def run(self) -> None:
+        await self.xsub.send(b"\x01")  # subscribe to everything every publisher sends
+        try:
+            await asyncio.gather(self._from_publishers(), self._subscriptions(), self._expire())
+        except Exception:
+            log.exception("the bus loop crashed")
+            raise
+        finally:
+            if self.auth:
+                self.auth.stop()
+            self.ctx.destroy()
 
     async def _from_publishers(self) -> None:
         while True:
@@ -150,12 +170,12 @@ class Broker:
                 except zmq.Again:
                     break
                 _isolated(self.from_publisher, frames)
-            for credit in self.credits.due():
-                self._send(credit)
+            for credit in self.board.credits.due():
+                self.outlet.send(credit)
 
     def from_publisher(self, frames: list[bytes]) -> None:
         if self.watched and frames[0].startswith(b"web."):
-            self.xpub.send_multipart(frames, copy=False)  # so tails see brain traffic too
+            self.outlet.socket.send_multipart(frames, copy=False)  # so tails see brain traffic too
         try:
             msg = decode(frames, self.settings.max_frame_bytes)
         except BadFrame as e:
@@ -164,7 +184,7 @@ class Broker:
         if not isinstance(msg, ToWeb):
             log.warning("ignored a %s message sent by a publisher", msg.kind)
             return
-        self.credits.took(msg)
+        self.board.credits.took(msg)
         try:
             if self._observe(msg):
                 self.listener.brain_message(msg)
@@ -175,28 +195,28 @@ class Broker:
     def _observe(self, msg: ToWeb) -> bool:
         """What a brain's message says about the brain (alive, its claims, its presence, its
         goodbye); False when the listener must not hear of it."""
-        if self.workers.heard(msg.worker):
+        if self.board.workers.heard(msg.worker):
             log.warning("brain %s is back", msg.worker)
             self._changed()
         if isinstance(msg, Ack):
-            return self.dispatch.claimed(msg)
+            return self.board.dispatch.claimed(msg)
         if isinstance(msg, About):
-            return self.dispatch.from_holder(msg)
+            return self.board.dispatch.from_holder(msg)
         if isinstance(msg, Presence):
-            self.workers.present(msg)
-            for session, reply in self.dispatch.lost_finals(msg):
+            self.board.workers.present(msg)
+            for session, reply in self.board.dispatch.lost_finals(msg):
                 self.listener.reply_lost(session, reply)
             self._changed()
         elif isinstance(msg, Bye):
             # Even from a worker already gone: its disconnect may have overtaken its goodbye.
-            self.workers.said_goodbye()
+            self.board.workers.said_goodbye()
             self._forget(msg.worker, "said goodbye")
             self._update_status()
         return True
 
     async def _subscriptions(self) -> None:
         while True:
-            _isolated(self.subscription, await self.xpub.recv())
+            _isolated(self.subscription, await self.outlet.socket.recv())
 
     def subscription(self, event: bytes) -> None:
         "XPUB reports each (un)subscription: a worker's own topic tells it is there, or gone."
@@ -208,7 +228,7 @@ class Broker:
             self.watched = max(0, self.watched + (1 if subscribed else -1))  # XPUB tells a topic's first and last
             return
         if subscribed:
-            self.workers.subscribed(worker)
+            self.board.workers.subscribed(worker)
             self._changed()
         else:
             self._forget(worker, "disconnected")
@@ -219,20 +239,20 @@ class Broker:
             _isolated(self.check_liveness)
 
     def check_liveness(self) -> None:
-        self.dispatch.resend_unacked()
-        for session, reply in self.dispatch.strays():
+        self.board.dispatch.resend_unacked()
+        for session, reply in self.board.dispatch.strays():
             self.listener.reply_lost(session, reply)
-        for worker in self.workers.overdue():
+        for worker in self.board.workers.overdue():
             # Silent but still connected: it may only be stalled, so keep its subscription
             # and take it back as soon as it says anything.
-            self.workers.silence(worker)
+            self.board.workers.silence(worker)
             self._lost(worker, f"missed {MISSED_BEATS} heartbeats")
         self._update_status()
 
     def _forget(self, worker: str, why: str) -> None:
-        self.credits.forget(worker)
-        if self.workers.forget(worker):
-            self.dispatch.release(worker)
+        self.board.credits.forget(worker)
+        if self.board.workers.forget(worker):
+            self.board.dispatch.release(worker)
             self._lost(worker, why)
 
     def _lost(self, worker: str, why: str) -> None:
@@ -242,13 +262,13 @@ class Broker:
 
     def _changed(self) -> None:
         "Re-send what waits on a worker, and update the status."
-        self.dispatch.reroute()
+        self.board.dispatch.reroute()
         self._update_status()
 
     def _update_status(self) -> None:
         "Tell the listener when anything a status line depends on has changed."
-        if self.workers.status_changed():
-            self.listener.brain_status(self.status)
+        if self.board.workers.status_changed():
+            self.listener.brain_status(self.board.status)
 
 
 def _isolated(handle, *args) -> None:

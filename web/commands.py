@@ -7,6 +7,8 @@ Regenerate, New chat), `ModelControls` (the model picker and pulls), the tool ca
 import re
 import uuid
 
+from fasthtml.common import to_xml
+
 from shared.config import Settings
 from shared.messages import MODEL_NAME, Chat, Prompt, Regenerate, Reset, Stop, ToBrain, full_name
 from web.app_events import AppEvents
@@ -135,11 +137,16 @@ class ModelControls:
         models = self.brains.models
         if models is not None and full_name(model) in models:
             return self.relay.notice(client, f"The model '{model}' is pulled already.")
-        self.pulls.start(sid, model)
+        self._show(self.pulls.start(sid, model))
         self.relay.notice(client, "")
 
     def cancel_pull(self, sid: str, client: Client, pull: str) -> None:
-        self.pulls.cancel(sid, pull)
+        self._show(self.pulls.cancel(sid, pull))
+
+    def _show(self, sessions: set[str]) -> None:
+        "The pull panel of each session whose pulls changed."
+        for session in sessions:
+            self.relay.fragments(session, to_xml(self.views.pull_panel(session)))
 
 
 class Commands:

@@ -5,11 +5,12 @@ or another session) joins that pull instead of starting another. Each session is
 asked for, running or ended (its last few), so a status change or a reconnect does not lose an
 error line. A pull whose brain went away, or whose end never arrived (the brain's heartbeat no
 longer lists it), is ended here too: never a progress bar that waits for ever.
+
+Each method that changes what a session is shown returns those sessions: who called it shows them.
 """
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.messages import Ack, CancelPull, Presence, Pull, PullOutcome, PullProgress, full_name
@@ -38,8 +39,8 @@ class PullView:
 
 
 class Pulls:
-    def __init__(self, bus: Bus, heartbeat_s: float, changed: Callable[[str], None], clock=time.monotonic):
-        self.bus, self.heartbeat_s, self.changed, self.clock = bus, heartbeat_s, changed, clock
+    def __init__(self, bus: Bus, heartbeat_s: float, clock=time.monotonic):
+        self.bus, self.heartbeat_s, self.clock = bus, heartbeat_s, clock
         self.running: dict[str, PullView] = {}  # by the model's full name
         self.shown: OrderedDict[str, OrderedDict[str, PullView]] = OrderedDict()  # by session, then model
 
@@ -49,7 +50,7 @@ class Pulls:
     def pulling(self, model: str) -> bool:
         return full_name(model) in self.running
 
-    def start(self, session: str, model: str) -> None:
+    def start(self, session: str, model: str) -> set[str]:
         "Pull `model` for `session`, or join the pull of it that runs."
         view = self.running.get(full_name(model))
         if view is None:
@@ -57,48 +58,50 @@ class Pulls:
             self.bus.submit(Pull(session=session, id=pull, model=model))  # refused: nothing starts
             view = self.running[full_name(model)] = PullView(pull, model, session, updated=self.clock())
         self._show(session, view)
+        return {session}
 
-    def cancel(self, session: str, pull: str) -> None:
+    def cancel(self, session: str, pull: str) -> set[str]:
         "End a pull the session follows; another session's pull is not its to end (nor, unseen, to know of)."
         view = self._find(pull)
         if view is None or session not in view.followers:
-            return  # it ended meanwhile, or it is not the session's
+            return set()  # it ended meanwhile, or it is not the session's
         if self.bus.withdraw(pull):
-            self._end(view, PullOutcome.CANCELLED)
-        else:
-            self.bus.submit(CancelPull(session=view.session, id=uuid.uuid4().hex, pull=pull))
+            return self._end(view, PullOutcome.CANCELLED)
+        self.bus.submit(CancelPull(session=view.session, id=uuid.uuid4().hex, pull=pull))
+        return set()
 
     def acked(self, msg: Ack) -> None:
         view = self._find(msg.message)
         if view is not None:
             view.worker, view.updated = msg.worker, self.clock()
 
-    def progress(self, msg: PullProgress) -> None:
+    def progress(self, msg: PullProgress) -> set[str]:
         view = self._find(msg.pull)
         if view is None:
-            return  # ended here already, or sent before a web restart
+            return set()  # ended here already, or sent before a web restart
         view.status, view.digest, view.completed, view.total = msg.status, msg.digest, msg.completed, msg.total
         view.worker, view.updated = msg.worker, self.clock()
-        if msg.outcome:
-            self._end(view, msg.outcome, msg.error)
-        else:
-            self._tell(view)
+        return self._end(view, msg.outcome, msg.error) if msg.outcome else set(view.followers)
 
-    def lost(self, worker: str) -> None:
+    def lost(self, worker: str) -> set[str]:
         "The worker is gone: its pulls end (Ollama keeps what it downloaded, so pulling again resumes)."
-        for view in [v for v in self.running.values() if v.worker == worker]:
-            self._end(view, PullOutcome.FAILED, f"The brain stopped during the pull of {view.model}; press Pull to resume it.")
+        return set().union(*(self._end(view, PullOutcome.FAILED, f"The brain stopped during the pull of {view.model}; "
+                                                                 "press Pull to resume it.")
+                             for view in [v for v in self.running.values() if v.worker == worker]))
 
-    def presence(self, msg: Presence) -> None:
+    def presence(self, msg: Presence) -> set[str]:
         """A pull its worker no longer lists whose end never came (lost on the bus): it ended, pulled
         if the model is listed now."""
         due = self.clock() - LOST_AFTER_BEATS * self.heartbeat_s
+        changed = set()
         for view in [v for v in self.running.values() if v.worker == msg.worker]:
             if view.pull not in msg.pulling and view.updated < due:
                 if full_name(view.model) in (msg.models or []):
-                    self._end(view, PullOutcome.PULLED)
+                    changed |= self._end(view, PullOutcome.PULLED)
                 else:
-                    self._end(view, PullOutcome.FAILED, f"The end of the pull of {view.model} was lost; press Pull to go on.")
+                    changed |= self._end(view, PullOutcome.FAILED,
+                                         f"The end of the pull of {view.model} was lost; press Pull to go on.")
+        return changed
 
     def _find(self, pull: str) -> PullView | None:
         return next((v for v in self.running.values() if v.pull == pull), None)
@@ -116,13 +119,8 @@ class Pulls:
             gone, views = self.shown.popitem(last=False)
             for v in views.values():
                 v.followers.discard(gone)
-        self.changed(session)
 
-    def _end(self, view: PullView, outcome: PullOutcome, error: str = "") -> None:
+    def _end(self, view: PullView, outcome: PullOutcome, error: str = "") -> set[str]:
         view.outcome, view.error = outcome, error
         self.running.pop(full_name(view.model), None)
-        self._tell(view)
-
-    def _tell(self, view: PullView) -> None:
-        for session in list(view.followers):
-            self.changed(session)
+        return set(view.followers)

@@ -28,13 +28,14 @@ class Replies:
         self.sessions, self.relay, self.bus, self.pulls, self.board = sessions, relay, bus, pulls, board
         self.tools, self.prompt = tools, prompt
         self.handlers = {Chunk: self._chunk, Done: self._finish, Failed: self._finish, Ack: self._ack,
-                         Waiting: self._waiting, Note: self._note, CallTool: tools.call, PullProgress: pulls.progress}
+                         Waiting: self._waiting, Note: self._note, CallTool: tools.call,
+                         PullProgress: lambda msg: board.show(pulls.progress(msg))}
 
     def brain_message(self, msg: ToWeb) -> None:
         if isinstance(msg, AboutReply) and self.sessions.was_reset(msg.reply):
             return
         if isinstance(msg, Presence):
-            return self.pulls.presence(msg)
+            return self.board.show(self.pulls.presence(msg))
         handler = self.handlers.get(type(msg))
         if handler:
             handler(msg)
@@ -48,7 +49,7 @@ class Replies:
         speaks the reply shows as interrupted, so Retry stays at hand should it never come. An
         interrupted reply this brain had taken on to carry on, and went away before it said a word
         of, is offered again (unless the message asking for it still waits for a worker)."""
-        self.pulls.lost(worker)
+        self.board.show(self.pulls.lost(worker))
         for sid, session in self.sessions.items():
             for line in list(session.lines.values()):
                 if line.worker != worker:

@@ -34,7 +34,7 @@ from shared.private import private_data_dir
 from web import apps
 from web.actions import Actions
 from web.app_events import AppEvents
-from web.broker import Broker, Owner
+from web.broker import Broker, Outlet, Owner, Switchboard
 from web.clients import Clients
 from web.commands import ChatControls, Commands, ModelControls
 from web.components import Chat, head_assets, local_heads
@@ -43,6 +43,7 @@ from web.export import to_json, to_markdown
 from web.interactions import InteractionTap
 from web.limits import Bounds, Rate, Verdict
 from web.loop import adopt
+from web.ports import Brains, Bus
 from web.pulls import Pulls
 from web.relay import Relay
 from web.replies import Replies
@@ -105,51 +106,52 @@ class ChatLayer:
     tabs: Tabs
     relay: Relay
 
+    async def heard(self, sid: str, lines: list[str], change: bool, tab: str) -> None:
+        "An htmx interaction of the app (web/interactions.py): a change is shown in the session's other tabs."
+        if change:
+            self.relay.refresh(sid, but=tab)
+            await self.events.changed(sid, lines)
+        else:
+            self.events.tell(sid, lines)
 
-def wire_chat(settings: Settings, store: Store, disk: StoreThread, clients: Clients, broker: Broker,
+
+def wire_chat(settings: Settings, store: Store, disk: StoreThread, clients: Clients, bus: Bus | Brains,
               app_: apps.App) -> ChatLayer:
     "Each piece of the chat layer, given the collaborators it works through."
     prompt = app_.prompt(settings)  # made once: the same bytes in every message
     relay = Relay(clients)
     rate = Rate(settings.session_rate, settings.session_burst)  # frames in web/tabs.py, changes in `before`
-    sessions = Sessions(store, disk, clients.watching, broker)
-    pulls = Pulls(broker, settings.heartbeat_s, lambda sid: clients.send(sid, to_xml(views.pull_panel(sid))))
-    views = Views(settings, sessions, broker, pulls)
+    sessions = Sessions(store, disk, clients.watching, bus)
+    pulls = Pulls(bus, settings.heartbeat_s)
+    views = Views(settings, sessions, bus, pulls)
     # The pull offer depends on what the status line does (the session's model, Ollama's list).
     board = StatusBoard(clients, lambda sid: to_xml(views.status_line(sid)) + to_xml(views.pull_panel(sid)),
-                        lambda sid: to_xml(views.picker(sid)), lambda: broker.models)
-    events = AppEvents(sessions, broker, app_, disk, prompt)
+                        lambda sid: to_xml(views.picker(sid)), lambda: bus.models)
+    events = AppEvents(sessions, bus, app_, disk, prompt)
     tools = ToolCalls(sessions, relay, app_, Actions(store.db, app_), disk, events)
-    replies = Replies(sessions, relay, broker, pulls, board, tools, prompt)
-    commands = Commands(ChatControls(settings, sessions, broker, relay, replies, prompt),
-                        ModelControls(sessions, broker, views, relay, pulls), tools, events, relay)
+    replies = Replies(sessions, relay, bus, pulls, board, tools, prompt)
+    commands = Commands(ChatControls(settings, sessions, bus, relay, replies, prompt),
+                        ModelControls(sessions, bus, views, relay, pulls), tools, events, relay)
     return ChatLayer(prompt, rate, sessions, pulls, views, events, tools, replies,
                      Tabs(settings, clients, sessions, views, commands, rate, relay), relay)
 
 
-def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
-    """The app and its object graph. `bus` makes the broker from (settings, listener, outbox): the
-    real one binds the bus's sockets when the app starts; a test may pass a fake."""
+def create_app(settings: Settings | None = None, fake_bus=None) -> FastHTML:
+    """The app and its object graph. The broker binds the bus's sockets when the app starts; a test
+    may pass `fake_bus`, a class that stands in for the switchboard and the broker both."""
     if settings is None:
         setup_logging()
         settings = Settings.from_env()
     private_data_dir(settings.data_dir)  # before web.db and .sesskey are written
     store, disk, clients = Store(settings.data_dir), StoreThread(), Clients(settings.ws_tab_queue, settings.ws_tab_queue_bytes)
-    broker = bus(settings, None, DiskOutbox(store, disk))
-
-    async def heard(sid: str, lines: list[str], change: bool, tab: str) -> None:
-        "An htmx interaction of the app (web/interactions.py): a change is shown in the session's other tabs."
-        if change:
-            chat.relay.refresh(sid, but=tab)
-            await chat.events.changed(sid, lines)
-        else:
-            chat.events.tell(sid, lines)
+    outbox, outlet = DiskOutbox(store, disk), Outlet()
+    board = fake_bus(settings, None, outbox) if fake_bus else Switchboard(settings, outbox, outlet.send)
 
     host = apps.Host(settings)
     bounds = Bounds(settings)
     app_ = bounds.guard(apps.load(settings.app, host))  # the model's actions count as changes too
-    chat = wire_chat(settings, store, disk, clients, broker, app_)
-    broker.listener = chat.replies
+    chat = wire_chat(settings, store, disk, clients, board, app_)
+    broker = board if fake_bus else Broker(settings, chat.replies, board, outlet)
 
     async def lifespan(app):
         missing = [p for p in VENDOR.values() if not (ROOT / "node_modules" / p).exists()]
@@ -157,8 +159,8 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
             raise SystemExit(f"browser assets missing ({', '.join(missing)}): run `npm ci` (`make run` does)")
         host.loop = asyncio.get_running_loop()  # where an app's async action is awaited
         broker.open()
-        broker.resume(await disk.call(store.pending, settings.max_frame_bytes),
-                      {row.session: Owner(row.worker, row.epoch) for row in await disk.call(store.assignments)})
+        board.resume(await disk.call(store.pending, settings.max_frame_bytes),
+                     {row.session: Owner(row.worker, row.epoch) for row in await disk.call(store.assignments)})
         task = asyncio.create_task(broker.run())
         yield
         task.cancel()
@@ -190,7 +192,7 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
         before=Beforeware(before, skip=[r"/static/.*", r"/vendor/.*", r"/api/status"]),  # status polls need no session
         key_fname=str(settings.data_dir / ".sesskey"),
         middleware=[Middleware(AllowedHosts, names=settings.allowed_hosts), Middleware(SecurityHeaders), Middleware(Exchanges),
-                    Middleware(InteractionTap, tell=heard)],
+                    Middleware(InteractionTap, tell=chat.heard)],
         routes=[
             WebSocketRoute("/ws", chat_socket),
             Route("/vendor/{name}", vendor_file),
@@ -224,13 +226,13 @@ def create_app(settings: Settings | None = None, bus=Broker) -> FastHTML:
     @rt("/api/status", methods=["get"])
     async def status():
         "For scripts and tests: the brain's status and the workers the web knows (read on the loop that changes them)."
-        workers = {w: {"pid": s.presence.pid, "ready": broker.ready(w), "busy": s.presence.busy, "model": s.presence.model,
+        workers = {w: {"pid": s.presence.pid, "ready": board.ready(w), "busy": s.presence.busy, "model": s.presence.model,
                        "ollama": s.presence.ollama, "version": s.presence.version, "loading": s.presence.loading,
                        "models": s.presence.models}
-                   for w, s in broker.workers.items() if s.presence}
-        state, text = broker.status_of("")
-        return {"status": state.value, "text": text, "workers": workers, "models": broker.models,
-                "clients": len(clients), "pending": len(broker.pending)}
+                   for w, s in board.workers.items() if s.presence}
+        state, text = board.status_of("")
+        return {"status": state.value, "text": text, "workers": workers, "models": board.models,
+                "clients": len(clients), "pending": len(board.pending)}
 
     adopt(app, app_.fasthtml, [app.before[0], open_chat], lambda req: chat_of(req.scope["session"]["sid"]), local_heads)
     return app

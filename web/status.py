@@ -49,6 +49,11 @@ class StatusBoard:
         self.clients, self.line, self.picker, self.models = clients, line, picker, models
         self.listed: list[str] | None = None
 
+    def show(self, sessions: set[str]) -> None:
+        "The status line (and with it the pull panel) of these sessions, say after their pulls changed."
+        for session in sessions:
+            self.clients.send(session, self.line(session))
+
     def changed(self) -> None:
         models = self.models()
         fresh, self.listed = models != self.listed, models

@@ -14,7 +14,7 @@ from fastlite import database
 from starlette.testclient import TestClient
 
 from shared.config import Settings
-from tests.web.test_chats import FakeBus
+from tests.fake_bus import FakeBus
 from web import apps
 from web.actions import Actions
 from web.apps import Refused, tool_schema
@@ -152,7 +152,7 @@ def test_a_full_list_refuses_one_more_book_and_says_why(world, fresh, monkeypatc
 
 @pytest.fixture
 def web(tmp_path, fresh):
-    return create_app(Settings.from_env({"DATA_DIR": str(tmp_path), "APP": "reading"}), bus=FakeBus)
+    return create_app(Settings.from_env({"DATA_DIR": str(tmp_path), "APP": "reading"}), fake_bus=FakeBus)
 
 
 def test_the_page_has_the_form_the_notice_and_the_list_and_the_chat_comes_beside_it(web):

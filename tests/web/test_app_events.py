@@ -15,7 +15,7 @@ from web.store import Store
 PROMPT = Prompt(system="You keep a list.", tools=[])
 
 
-class Broker(FakeBus):
+class Offers(FakeBus):
     "offer's answers: True sent, False waiting for a brain, None refused."
 
     def __init__(self, answer=True):
@@ -32,7 +32,7 @@ def app():
 
 
 def make(tmp_path, answer=True):
-    broker = Broker(answer)
+    broker = Offers(answer)
     sessions = Sessions(Store(tmp_path), NowDB(), Tabs(), broker)
     return AppEvents(sessions, broker, app(), NowDB(), PROMPT), sessions, broker
 

@@ -17,7 +17,7 @@ from tests.fake_bus import FakeBus
 from tests.strategies import frames
 from tests.web.test_broker import Recorder, beat, hello
 from web import apps
-from web.broker import Broker
+from web.broker import Broker, Outlet, Switchboard
 from web.ports import NotSent
 from web.server import ChatLayer, create_app, wire_chat
 from web.status import ChainStatus
@@ -373,7 +373,7 @@ def test_an_undo_the_app_refuses_is_told_to_the_tab_and_changes_nothing(tmp_path
 
 def test_the_app_runs_in_process_with_a_fake_bus(tmp_path):
     settings = Settings.from_env({"DATA_DIR": str(tmp_path)})
-    app = create_app(settings, bus=FakeBus)
+    app = create_app(settings, fake_bus=FakeBus)
     with TestClient(app, base_url="http://localhost") as http:
         page = http.get("/")
         assert page.status_code == 200 and "Todo with attitude" in page.text
@@ -392,7 +392,7 @@ def test_the_app_runs_in_process_with_a_fake_bus(tmp_path):
 
 def test_an_htmx_request_to_any_route_is_told_to_the_model_without_route_code(tmp_path):
     settings = Settings.from_env({"DATA_DIR": str(tmp_path)})
-    app = create_app(settings, bus=FakeBus)
+    app = create_app(settings, fake_bus=FakeBus)
     def lamp(brightness: str):  # a control added to the page later
         return f"lamp at {brightness}"
 
@@ -509,11 +509,11 @@ def with_broker(tmp_path, **env):
     brain, w1; its socket, the outbox and the clock are fakes. Returns (chats, broker, recorder, now)."""
     now = [0.0]
     settings = Settings.from_env({"DATA_DIR": str(tmp_path), "BUS_HEARTBEAT_S": "1", **env})
-    recorder = Recorder()
-    broker = Broker(settings, None, recorder, clock=lambda: now[0])
-    broker.xpub = recorder
-    chats = make_chats(settings, Store(tmp_path), broker, FakeTabs())
-    broker.listener = chats.replies
+    recorder, outlet = Recorder(), Outlet()
+    board = Switchboard(settings, recorder, outlet.send, clock=lambda: now[0])
+    chats = make_chats(settings, Store(tmp_path), board, FakeTabs())
+    broker = Broker(settings, chats.replies, board, outlet)
+    outlet.socket = recorder
     broker.subscription(b"\x01brain.w1.")
     broker.from_publisher(hello("w1", parallel=4))
     return chats, broker, recorder, now

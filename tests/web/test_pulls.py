@@ -8,7 +8,8 @@ from bs4 import BeautifulSoup
 
 from shared.config import Settings
 from shared.messages import Ack, CancelPull, Heartbeat, Pull, PullOutcome, PullProgress
-from tests.web.test_chats import Client, FakeBus, FakeTabs, from_tab, make_chats
+from tests.fake_bus import FakeBus
+from tests.web.test_chats import Client, FakeTabs, from_tab, make_chats
 from web.store import Store
 
 

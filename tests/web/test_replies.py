@@ -58,7 +58,9 @@ def test_each_message_goes_to_what_handles_it(tmp_path):
     for msg in (beat, progress, tool):
         replies.brain_message(msg)
     replies.brain_status("ready")
-    assert others.heard == [("presence", beat), ("progress", progress), ("call", tool), ("changed",)]
+    # The pulls say which sessions' panels changed (here the recorder's None), and the board shows them.
+    assert others.heard == [("presence", beat), ("show", None), ("progress", progress), ("show", None), ("call", tool),
+                            ("changed",)]
 
 
 def test_a_claim_shows_a_queued_reply_taken_once(tmp_path):

@@ -19,14 +19,14 @@ def app(tmp_path, request, monkeypatch):
     env = request.node.get_closest_marker("env").kwargs if request.node.get_closest_marker("env") else {}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return create_app(Settings.from_env({"DATA_DIR": str(tmp_path), **env}), bus=FakeBus)
+    return create_app(Settings.from_env({"DATA_DIR": str(tmp_path), **env}), fake_bus=FakeBus)
 
 
 def test_what_the_web_writes_in_data_dir_is_private_to_the_account(tmp_path):
     "The session key and web.db (with its -wal and -shm) are no other account's to read, whatever umask it started with."
     data, umask = tmp_path / "data", os.umask(0o022)
     try:
-        app = create_app(Settings.from_env({"DATA_DIR": str(data)}), bus=FakeBus)
+        app = create_app(Settings.from_env({"DATA_DIR": str(data)}), fake_bus=FakeBus)
         with TestClient(app, base_url="http://localhost") as http:
             http.get("/")
             http.post("/todos", data={"title": "written to web.db"})
