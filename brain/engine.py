@@ -25,7 +25,7 @@ from brain.ollama_client import OllamaError
 from brain.ollama_watch import OllamaWatch
 from brain.replies import Replies
 from brain.reply_bus import ReplyBus
-from brain.sessions import Sessions
+from brain.sessions import Runner, Sessions
 from brain.streams import Streams
 from brain.tool_calls import ToolCalls
 from shared.config import Settings
@@ -40,6 +40,7 @@ class Engine:
                  replies: Replies, calls: ToolCalls, streams: Streams, bus: ReplyBus):
         self.settings, self.watch, self.sessions, self.conversations = settings, watch, sessions, conversations
         self.replies, self.calls, self.streams, self.bus = replies, calls, streams, bus
+        self.runner = Runner(sessions, self.run)  # the queues' jobs run here
 
     @property
     def making(self) -> list[str]:
@@ -58,16 +59,16 @@ class Engine:
         cause = dict(cause=msg.id, epoch=msg.epoch)
         match msg:
             case AppEvent():
-                self.sessions.enqueue(msg.session, Event(msg, **cause))
+                self.runner.enqueue(msg.session, Event(msg, **cause))
             case Stop():
                 waiting = self.sessions.stop(msg.session, msg.reply)
                 if waiting:
                     self.bus.failed(waiting, FailCode.STOPPED, "Stopped before it began.")
             case Reset():
-                self.sessions.reset(msg.session, StartAfresh(**cause))
+                self.runner.reset(msg.session, StartAfresh(**cause))
             case Regenerate():
-                self.sessions.enqueue(msg.session, DropLastReply(cause=f"{msg.id}.drop", epoch=msg.epoch))
-                self.sessions.enqueue(msg.session, Turn(msg.session, msg.reply, None, msg.prompt, regenerate=True,
+                self.runner.enqueue(msg.session, DropLastReply(cause=f"{msg.id}.drop", epoch=msg.epoch))
+                self.runner.enqueue(msg.session, Turn(msg.session, msg.reply, None, msg.prompt, regenerate=True,
                                                         model=msg.model, **cause))
             case Chat():
                 self._turn(Turn(msg.session, msg.reply, msg.text, msg.prompt, msg.retry, model=msg.model, **cause),
@@ -79,12 +80,12 @@ class Engine:
             case ToolResult():
                 # Not queued when a reply waits on it: the reply is the running job.
                 if not self.calls.resolve(msg):
-                    self.sessions.enqueue(msg.session, LateResult(msg, **cause))
+                    self.runner.enqueue(msg.session, LateResult(msg, **cause))
 
     def _turn(self, turn: Turn, on_trust: bool) -> None:
         if on_trust:
             turn.granted.clear()
-        self.sessions.enqueue(turn.session, turn)
+        self.runner.enqueue(turn.session, turn)
 
     def grant(self, session: str, message: str) -> None:
         "The web granted `message`, taken on trust: what its turn saved is written, and the turn may end."
@@ -174,9 +175,9 @@ class Engine:
         conversation.prompt = tools.as_told(event.prompt, self.settings, conversation.decides)
         conversation.record(event.lines, event.state, event.since)
         if event.comment:
-            self.sessions.comment_later(session)
+            self.runner.comment_later(session)
             if self.watch.reach is Reach.UP:
-                self.sessions.warm(session)
+                self.runner.warm(session)
         self.conversations.save(session)
 
     async def warm(self, job: Warm, conversation: Conversation) -> None:

@@ -12,8 +12,9 @@ web revokes (the message went to another worker while this one was stalled, or w
 dropped, and the engine is told, which cuts off a reply made on trust without a word. A claim with
 no answer is made again after ACK_TIMEOUT_BEATS heartbeats, since a frame can be lost on the way.
 
-The node is given the engine, the pulls and the OllamaWatch (brain/ollama_worker.py makes them);
-they speak on the bus through its `send`, and the watch tells it when the heartbeat has news."""
+The node is given the engine, the pulls, the OllamaWatch and the `Outlet` (brain/ollama_worker.py
+makes them): all speak on the bus through the outlet, made first, whose socket the node connects;
+when the watch has news (`OllamaWatch.news`), the node tells it at once in a heartbeat."""
 import asyncio
 import logging
 import os
@@ -40,6 +41,26 @@ REMEMBERED_MESSAGES = 10_000
 ON_TRUST = (Chat, Resume)  # they add to the conversation only what their reply saves
 
 
+class Outlet:
+    """The worker's one way out onto the bus: the PUB socket, once the node has connected it. A
+    message bigger than a frame, which the web would drop (and, past its margin, the connection with
+    it), is refused here, in the log, and not counted as sent. What a reply says is made to fit
+    before it comes here (brain/reply_bus.py). `window` counts what was sent, for flow control."""
+
+    def __init__(self, settings: Settings, window: Window):
+        self.max_bytes, self.window = settings.max_frame_bytes, window
+        self.socket: zmq.Socket | None = None
+
+    def send(self, msg: Message) -> None:
+        frames = encode(msg)
+        if len(frames[1]) > self.max_bytes:
+            log.error("did not send a %s message of %d bytes: a bus frame holds at most %d (BUS_MAX_FRAME_BYTES)",
+                      msg.kind, len(frames[1]), self.max_bytes)
+            return
+        self.socket.send_multipart(frames, copy=False)
+        self.window.counted()
+
+
 @dataclass
 class Claim:
     msg: ToBrain
@@ -50,9 +71,10 @@ class Claim:
 
 class Node:
     def __init__(self, settings: Settings, worker: str, engine: Engine, watch: OllamaWatch, pulls: Pulls,
-                 window: Window):
+                 outlet: Outlet):
         self.settings, self.id, self.engine, self.watch, self.pulls = settings, worker, engine, watch, pulls
-        self.window = window  # what the web has taken of what we sent (brain/flow.py)
+        self.outlet, self.send = outlet, outlet.send
+        self.window = outlet.window  # what the web has taken of what we sent (brain/flow.py)
         self.started = time.time()
         self.claims: OrderedDict[str, Claim] = OrderedDict()  # by message id, in arrival order: not yet granted
         self.taken: OrderedDict[str, None] = OrderedDict()  # handed on; a later copy is only acked
@@ -60,13 +82,14 @@ class Node:
     async def run(self, stop: asyncio.Event) -> None:
         curve = bus.curve_for(self.settings.bus_endpoints, self.settings.bus_curve_dir)
         ctx = bus.context()
-        self.pub = bus.socket(ctx, zmq.PUB, self.settings.max_frame_bytes, connect=self.settings.bus_pub, curve=curve)
+        self.outlet.socket = bus.socket(ctx, zmq.PUB, self.settings.max_frame_bytes, connect=self.settings.bus_pub,
+                                        curve=curve)
         sub = bus.socket(ctx, zmq.SUB, self.settings.max_frame_bytes, connect=self.settings.bus_sub, curve=curve)
         sub.subscribe(brain_topic(self.id))
         log.info("worker %s: model %s at %s, bus %s / %s", self.id, self.settings.model, self.settings.ollama_url,
                  self.settings.bus_pub, self.settings.bus_sub)
         tasks = [asyncio.create_task(self.heartbeat()), asyncio.create_task(self.receive(sub)),
-                 asyncio.create_task(self.watch.run())]
+                 asyncio.create_task(self.watch.run()), asyncio.create_task(self.announcing())]
         try:
             await stop.wait()
         finally:
@@ -78,18 +101,6 @@ class Node:
             self.send(Bye(worker=self.id))
             await asyncio.sleep(0.05)
             ctx.destroy()
-
-    def send(self, msg: Message) -> None:
-        """The one way out: a message bigger than a frame, which the web would drop (and, past its
-        margin, the connection with it), is refused here, in the log, and not counted as sent. What
-        a reply says is made to fit before it comes here (brain/reply_bus.py)."""
-        frames = encode(msg)
-        if len(frames[1]) > self.settings.max_frame_bytes:
-            log.error("did not send a %s message of %d bytes: a bus frame holds at most %d (BUS_MAX_FRAME_BYTES)",
-                      msg.kind, len(frames[1]), self.settings.max_frame_bytes)
-            return
-        self.pub.send_multipart(frames, copy=False)
-        self.window.counted()
 
     def presence(self) -> dict:
         w = self.watch
@@ -103,6 +114,13 @@ class Node:
     def announce(self) -> None:
         "What the web shows changed: tell it now rather than at the next heartbeat."
         self.send(Heartbeat(**self.presence()))
+
+    async def announcing(self) -> None:
+        "Each time the watch has news, a heartbeat at once."
+        while True:
+            await self.watch.news.wait()
+            self.watch.news.clear()
+            self.announce()
 
     async def heartbeat(self) -> None:
         self.send(Hello(**self.presence()))

@@ -5,7 +5,7 @@ It checks at start, then every OLLAMA_CHECK_S while something is wrong (Ollama u
 default model not pulled) and every MODELS_REFRESH_S otherwise, so the page turns ready within
 seconds of `ollama serve` starting or `ollama pull` finishing. Whenever Ollama becomes reachable
 it loads the default model (with the options the chats use), so the first reply does not pay for
-the load. Every change is announced through `changed`, which sends a heartbeat at once.
+the load. Every change is news (`news`, set), which the node sends in a heartbeat at once.
 
 Only a check changes what the brain knows: a request that got no answer says nothing certain of
 Ollama (it may drop one request and answer the next), so a reply whose request got none asks here
@@ -28,9 +28,11 @@ MODELS_REFRESH_S = 30.0
 
 class OllamaWatch:
     def __init__(self, client: OllamaClient, model: str, load_options: dict, keep_alive: str,
-                 check_s: float, blocking: Callable[..., Awaitable], changed: Callable[[], None]):
+                 check_s: float, blocking: Callable[..., Awaitable], changed: Callable[[], None] | None = None):
+        "`changed`: told of each change instead of `news` (a test's recorder)."
         self.client, self.model, self.load_options, self.keep_alive = client, model, load_options, keep_alive
-        self.check_s, self.blocking, self.changed = check_s, blocking, changed
+        self.news = asyncio.Event()  # set when what the brain knows of Ollama changed; the node tells the web
+        self.check_s, self.blocking, self.changed = check_s, blocking, changed or self.news.set
         self.reach = Reach.CHECKING
         self.version = ""
         self.models: list[str] | None = None  # None until Ollama has listed them
@@ -76,6 +78,9 @@ class OllamaWatch:
         if models != self.models:
             self.models = models
             self.changed()
+            # The node's heartbeat with the new list, woken by the news, goes before whatever the
+            # caller sends next: the pull's end, which must not reach the page before the list does.
+            await asyncio.sleep(0)
         self._wake.set()
 
     async def confirm(self) -> Reach:

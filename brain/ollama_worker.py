@@ -21,7 +21,7 @@ from brain.disk import Disk
 from brain.engine import Engine
 from brain.flow import Window
 from brain.memory import Memory
-from brain.node import Node
+from brain.node import Node, Outlet
 from brain.ollama_client import OllamaClient
 from brain.ollama_watch import OllamaWatch
 from brain.pulls import Pulls
@@ -51,9 +51,8 @@ def wire_engine(settings: Settings, ollama: OllamaClient, memory: Memory, watch:
     calls = ToolCalls(bus, loop)
     replies = Replies(settings, watch, streams, calls, conversations, bus, call_later, Modes(settings, streams.show))
     engine = Engine(settings, watch, sessions, conversations, replies, calls, streams, bus)
-    # The queues run their jobs through the engine, and a save the store refuses fences the session
-    # there: both reach the engine, which is made after them.
-    sessions.run, conversations.fenced = engine.run, engine.fence
+    # A save the store refuses fences the session in the engine, which is made after the store's copies.
+    conversations.fenced = engine.fence
     return engine
 
 
@@ -63,22 +62,16 @@ async def serve(settings: Settings, client: OllamaClient, memory: Memory, worker
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    # The pieces speak through the node, which is given them: by the time they speak, it is made.
-    def send(msg: Message) -> None:
-        node.send(msg)
-
-    def announce() -> None:
-        node.announce()
-
+    # Every piece speaks through the outlet, made first; the node connects its socket.
+    outlet = Outlet(settings, Window(settings.bus_window))
     checks = ThreadPoolExecutor(1, thread_name_prefix="ollama-check")  # never queued behind replies
     watch = OllamaWatch(client, settings.model, {"num_ctx": settings.num_ctx}, settings.keep_alive,
-                        settings.ollama_check_s, changed=announce,
+                        settings.ollama_check_s,
                         blocking=lambda fn, *a, **kw: loop.run_in_executor(checks, partial(fn, *a, **kw)))
-    window = Window(settings.bus_window)
-    engine = wire_engine(settings, client, memory, watch, send, worker, window, loop=loop,
+    engine = wire_engine(settings, client, memory, watch, outlet.send, worker, outlet.window, loop=loop,
                          pool=ThreadPoolExecutor(settings.parallel, thread_name_prefix="ollama"),
                          disk=Disk(memory.batch), call_later=loop.call_later)
-    node = Node(settings, worker, engine, watch, Pulls(client, watch, send, worker), window)
+    node = Node(settings, worker, engine, watch, Pulls(client, watch, outlet.send, worker), outlet)
     await node.run(stop)
 
 

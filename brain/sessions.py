@@ -1,6 +1,7 @@
 """Each session's queue of jobs (brain/jobs.py), run one at a time in arrival order, so app events,
 resets and turns never overtake each other, even while the conversation is still being read from
-disk; sessions run side by side. What runs a job is the engine's (`run`); this holds the queues.
+disk; sessions run side by side. `Sessions` holds the queues and decides; `Runner`, which the
+engine makes with its own `run`, starts each session's next job when there is one.
 
 A session queues at most SESSION_MAX_PENDING replies and as many other jobs, however fast its
 messages come. A burst of app events asking for a comment makes one comment, once the clicking
@@ -98,9 +99,7 @@ class Sessions:
     def __init__(self, call_later: Callable[..., asyncio.TimerHandle], comment_delay_s: float, max_pending: int):
         self.call_later, self.comment_delay_s, self.max_pending = call_later, comment_delay_s, max_pending
         self.queues: dict[str, SessionQueue] = {}
-        self.tasks: set[asyncio.Task] = set()
         self.closing = False  # shutting down: nothing more starts
-        self.run: Callable[[str, Job], Awaitable[None]] | None = None  # the engine's, given once it exists
 
     @property
     def making(self) -> list[str]:
@@ -126,9 +125,15 @@ class Sessions:
         return False
 
     def enqueue(self, session: str, job: Job) -> None:
-        q = self.queues.setdefault(session, SessionQueue())
-        q.add(job)
-        self._pump(session, q)
+        self.queues.setdefault(session, SessionQueue()).add(job)
+
+    def start_next(self, session: str) -> Job | None:
+        "The session's next job, now running, if it has one and nothing of it runs."
+        q = self.queues.get(session)
+        return None if q is None or self.closing else q.start_next()
+
+    def finished(self, session: str) -> None:
+        self.queues[session].finished()
 
     def stop(self, session: str, reply: str) -> Turn | None:
         "Stop reply `reply`; one that had not begun is returned, to be failed."
@@ -136,7 +141,7 @@ class Sessions:
         if q is None:
             return None
         waiting = q.stop(reply)
-        self._drop_if_idle(session)
+        self.drop_if_idle(session)
         return waiting
 
     def reset(self, session: str, afresh: StartAfresh) -> None:
@@ -146,7 +151,7 @@ class Sessions:
     def revoke(self, session: str, message: str) -> None:
         if session in self.queues:
             self.queues[session].drop_cause(message)
-            self._drop_if_idle(session)
+            self.drop_if_idle(session)
 
     def granted(self, session: str, message: str) -> None:
         "The web granted `message`, whose turn runs (or waits) on trust."
@@ -157,17 +162,18 @@ class Sessions:
     def fence(self, session: str, epoch: int) -> None:
         if session in self.queues:
             self.queues[session].keep_epoch(epoch)
-            self._drop_if_idle(session)
+            self.drop_if_idle(session)
 
-    def comment_later(self, session: str) -> None:
-        "Coalesce a burst of app events into one comment, made once the clicking pauses."
+    def comment_later(self, session: str, then: Callable[[str], None]) -> None:
+        "Coalesce a burst of app events into one comment, queued once the clicking pauses; `then(session)` follows."
         q = self.queues.setdefault(session, SessionQueue())
         q.cancel_comment()
-        q.comment = self.call_later(self.comment_delay_s, self._comment, session)
+        q.comment = self.call_later(self.comment_delay_s, self._comment, session, then)
 
-    def _comment(self, session: str) -> None:
+    def _comment(self, session: str, then: Callable[[str], None]) -> None:
         self.queues[session].comment = None
         self.enqueue(session, Turn(session, "c" + uuid.uuid4().hex, None))
+        then(session)
 
     def warm(self, session: str) -> None:
         "One warm-up at a time per session: a queued one picks up every event made meanwhile."
@@ -182,21 +188,45 @@ class Sessions:
             if q.running:
                 q.running.cut_off()
 
-    def _pump(self, session: str, q: SessionQueue) -> None:
-        job = None if self.closing else q.start_next()
+    def drop_if_idle(self, session: str) -> None:
+        if self.queues[session].idle:
+            del self.queues[session]
+
+
+class Runner:
+    """Runs each session's jobs, one at a time and in order, through `run` (the engine's, which
+    makes the runner). What queues a job goes through here, so the job starts if it can."""
+
+    def __init__(self, sessions: Sessions, run: Callable[[str, Job], Awaitable[None]]):
+        self.sessions, self.run = sessions, run
+        self.tasks: set[asyncio.Task] = set()
+
+    def enqueue(self, session: str, job: Job) -> None:
+        self.sessions.enqueue(session, job)
+        self.pump(session)
+
+    def reset(self, session: str, afresh: StartAfresh) -> None:
+        self.sessions.reset(session, afresh)
+        self.pump(session)
+
+    def warm(self, session: str) -> None:
+        self.sessions.warm(session)
+        self.pump(session)
+
+    def comment_later(self, session: str) -> None:
+        self.sessions.comment_later(session, self.pump)
+
+    def pump(self, session: str) -> None:
+        job = self.sessions.start_next(session)
         if job is not None:
-            task = asyncio.create_task(self._run(session, q, job))
+            task = asyncio.create_task(self._run(session, job))
             self.tasks.add(task)  # kept until done, so it is not collected mid-job
             task.add_done_callback(self.tasks.discard)
 
-    async def _run(self, session: str, q: SessionQueue, job: Job) -> None:
+    async def _run(self, session: str, job: Job) -> None:
         try:
             await self.run(session, job)
         finally:
-            q.finished()
-            self._pump(session, q)
-            self._drop_if_idle(session)
-
-    def _drop_if_idle(self, session: str) -> None:
-        if self.queues[session].idle:
-            del self.queues[session]
+            self.sessions.finished(session)
+            self.pump(session)
+            self.sessions.drop_if_idle(session)

@@ -948,7 +948,7 @@ def test_any_messages_leave_the_engine_answering_with_valid_messages_and_bounded
                 assert all(within_bounds(q.jobs, 5) for q in engine.sessions.queues.values())
                 clock.turn(1)
                 await asyncio.sleep(0)
-            await until(lambda: not engine.sessions.tasks and not any(q.jobs for q in engine.sessions.queues.values()))
+            await until(lambda: not engine.runner.tasks and not any(q.jobs for q in engine.sessions.queues.values()))
         finally:
             engine.shutdown()
             engine.streams.pool.shutdown()  # 10,000 examples under `make fuzz`: no thread or file may be left open

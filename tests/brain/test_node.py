@@ -1,8 +1,10 @@
 """The brain's bus node (brain/node.py): it claims every message by its id, hands on what the web
 grants (and a chat or resume at once, on trust), in arrival order per session, drops what it
 revokes, and claims again when no answer came."""
+import asyncio
+
 from brain.flow import Window
-from brain.node import Node
+from brain.node import Node, Outlet
 from shared.config import Settings
 from shared.messages import Ack, CancelPull, Chat, Grant, Note, Prompt, Pull, Reach, Reset, Revoke, Stop
 
@@ -26,11 +28,15 @@ class FakeWatch:
     reach, version, loading, models = Reach.UP, "0.12.0", "", []
 
 
+class Sent(list):
+    "The outlet: what the node sent, in order."
+    window = Window(100)
+    send = list.append
+
+
 def make():
-    node, sent = Node(Settings.from_env({"BUS_HEARTBEAT_S": "1"}), "w1", FakeEngine(), FakeWatch(), FakeEngine(),
-                      Window(100)), []
-    node.send = sent.append
-    return node, sent
+    sent = Sent()
+    return Node(Settings.from_env({"BUS_HEARTBEAT_S": "1"}), "w1", FakeEngine(), FakeWatch(), FakeEngine(), sent), sent
 
 
 def chat(id, session="s", epoch=7, reply=None):
@@ -153,11 +159,23 @@ class FakePub:
 
 def test_a_message_bigger_than_a_frame_is_refused_here_with_a_log_line_and_not_counted(caplog):
     "The web would drop it, or the brain's connection with it: it never leaves, and the log says why."
-    node = Node(Settings.from_env({"BUS_MAX_FRAME_BYTES": "4096"}), "w1", FakeEngine(), FakeWatch(), FakeEngine(),
-                Window(100))
-    node.pub = FakePub()
-    node.send(Note(worker="w1", session="s", reply="r", epoch=1, text="x" * 5000))
-    assert node.pub.frames == [] and node.window.sent == 0
+    outlet = Outlet(Settings.from_env({"BUS_MAX_FRAME_BYTES": "4096"}), Window(100))
+    outlet.socket = FakePub()
+    outlet.send(Note(worker="w1", session="s", reply="r", epoch=1, text="x" * 5000))
+    assert outlet.socket.frames == [] and outlet.window.sent == 0
     assert "did not send a note message of 50" in caplog.text and "BUS_MAX_FRAME_BYTES" in caplog.text
-    node.send(Note(worker="w1", session="s", reply="r", epoch=1, text="fits"))
-    assert len(node.pub.frames) == 1 and node.window.sent == 1
+    outlet.send(Note(worker="w1", session="s", reply="r", epoch=1, text="fits"))
+    assert len(outlet.socket.frames) == 1 and outlet.window.sent == 1
+
+
+def test_the_watchs_news_goes_out_at_once_in_a_heartbeat():
+    async def main():
+        node, sent = make()
+        node.watch.news = asyncio.Event()
+        announcing = asyncio.create_task(node.announcing())
+        node.watch.news.set()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert [m.kind for m in sent] == ["heartbeat"] and not node.watch.news.is_set()
+        announcing.cancel()
+    asyncio.run(main())

@@ -163,6 +163,31 @@ def test_refresh_lists_the_models_now_and_a_failure_keeps_the_list():
     asyncio.run(main())
 
 
+def test_news_wakes_whoever_waits_for_it_and_a_refreshed_list_is_told_before_the_caller_goes_on():
+    "A pull's end must not reach the page before the list that has the pulled model (brain/pulls.py)."
+    async def main():
+        client = FakeOllama()
+        watch = OllamaWatch(client, "llama3.2", {}, "30m", 2.0, lambda fn, *a, **kw: asyncio.sleep(0, fn(*a, **kw)))
+        client.watch = watch
+        await watch.check()
+        told = []
+
+        async def announcing():  # as the node's does
+            while True:
+                await watch.news.wait()
+                watch.news.clear()
+                told.append(list(watch.models))
+        node = asyncio.create_task(announcing())
+        await asyncio.sleep(0)
+        told.clear()
+        client.tags.append("qwen3:4b")
+        await watch.refresh()
+        told.append("the pull's end")
+        assert told == [["llama3.2:latest", "qwen3:4b"], "the pull's end"]
+        node.cancel()
+    asyncio.run(main())
+
+
 @pytest.fixture
 def slow_refresh(monkeypatch):
     monkeypatch.setattr(ollama_watch, "MODELS_REFRESH_S", 60.0)

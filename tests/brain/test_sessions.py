@@ -1,14 +1,14 @@
 """The brain's session queues (brain/sessions.py): one job at a time per session in arrival order,
 sessions side by side, stop/reset/revoke/fence of jobs, SESSION_MAX_PENDING, one comment per burst of
 app events and one warm-up at a time, nothing new once closing, and no queue kept for an idle
-session. Jobs are run by a fake engine that holds each until the test lets it go; the clock is
-turned by hand."""
+session. The `Runner` runs jobs through a fake engine that holds each until the test lets it go;
+the clock is turned by hand."""
 import asyncio
 
 import pytest
 
 from brain.jobs import DropLastReply, Event, LateResult, StartAfresh, Turn, Warm
-from brain.sessions import SessionQueue, Sessions
+from brain.sessions import Runner, SessionQueue, Sessions
 from shared.messages import AppEvent, Prompt
 from tests.brain.test_engine import Clock, until
 
@@ -43,15 +43,15 @@ class Engine:
 
 @pytest.fixture
 def world():
-    "run(scenario): scenario(sessions, engine, clock) on a loop, with a 1.5 s comment delay and 2 pending at most."
+    "run(scenario): scenario(sessions, runner, engine, clock) on a loop, with a 1.5 s comment delay and 2 pending at most."
     def go(scenario):
         async def main():
             clock, engine = Clock(), Engine()
             sessions = Sessions(clock.call_later, 1.5, 2)
-            sessions.run = engine.run
-            await scenario(sessions, engine, clock)
+            runner = Runner(sessions, engine.run)
+            await scenario(sessions, runner, engine, clock)
             engine.release_all()
-            await until(lambda: not sessions.tasks)
+            await until(lambda: not runner.tasks)
         asyncio.run(main())
     return go
 
@@ -145,10 +145,10 @@ def test_replies_and_other_jobs_are_counted_apart():
 # The queues, running jobs through the engine.
 
 def test_a_sessions_jobs_run_one_at_a_time_in_order_and_sessions_run_side_by_side(world):
-    async def scenario(sessions, engine, clock):
+    async def scenario(sessions, runner, engine, clock):
         a1, a2, b1 = turn("a1", session="a"), turn("a2", session="a"), turn("b1", session="b")
         for job in (a1, a2, b1):
-            sessions.enqueue(job.session, job)
+            runner.enqueue(job.session, job)
         await until(lambda: len(engine.ran) == 2)
         assert [job.reply for _, job in engine.ran] == ["a1", "b1"]
         assert sessions.making == ["a1", "a2", "b1"] and sessions.busy == 2
@@ -159,9 +159,9 @@ def test_a_sessions_jobs_run_one_at_a_time_in_order_and_sessions_run_side_by_sid
 
 
 def test_an_idle_session_holds_no_queue(world):
-    async def scenario(sessions, engine, clock):
+    async def scenario(sessions, runner, engine, clock):
         job = event()
-        sessions.enqueue("s", job)
+        runner.enqueue("s", job)
         await until(lambda: engine.ran)
         assert sessions.active("s")
         engine.release(job)
@@ -171,10 +171,10 @@ def test_an_idle_session_holds_no_queue(world):
 
 
 def test_past_the_limit_a_session_admits_no_more_of_a_kind(world):
-    async def scenario(sessions, engine, clock):
+    async def scenario(sessions, runner, engine, clock):
         assert sessions.admits("s", True, "chat"), "a session with nothing queued"
         for job in (turn("r0"), turn("r1"), turn("r2"), event("e1")):
-            sessions.enqueue("s", job)
+            runner.enqueue("s", job)
         assert not sessions.admits("s", True, "chat"), "two replies wait"
         assert sessions.admits("s", False, "app_event"), "one other job waits"
         assert sessions.admits("t", True, "chat"), "another session"
@@ -182,9 +182,9 @@ def test_past_the_limit_a_session_admits_no_more_of_a_kind(world):
 
 
 def test_a_burst_of_app_events_makes_one_comment_once_the_clicking_pauses(world):
-    async def scenario(sessions, engine, clock):
+    async def scenario(sessions, runner, engine, clock):
         for _ in range(3):
-            sessions.comment_later("s")
+            runner.comment_later("s")
             clock.turn(1.0)
         assert engine.ran == []
         clock.turn(0.5)
@@ -196,9 +196,9 @@ def test_a_burst_of_app_events_makes_one_comment_once_the_clicking_pauses(world)
 
 
 def test_a_chat_turn_cancels_the_comment_due(world):
-    async def scenario(sessions, engine, clock):
-        sessions.comment_later("s")
-        sessions.enqueue("s", turn("r1"))
+    async def scenario(sessions, runner, engine, clock):
+        runner.comment_later("s")
+        runner.enqueue("s", turn("r1"))
         clock.turn(10)
         await asyncio.sleep(0.01)
         assert [job.reply for _, job in engine.ran] == ["r1"]
@@ -206,33 +206,33 @@ def test_a_chat_turn_cancels_the_comment_due(world):
 
 
 def test_one_warm_up_waits_at_a_time(world):
-    async def scenario(sessions, engine, clock):
+    async def scenario(sessions, runner, engine, clock):
         first = event()
-        sessions.enqueue("s", first)
+        runner.enqueue("s", first)
         await until(lambda: engine.ran)
-        sessions.warm("s")
-        sessions.warm("s")
+        runner.warm("s")
+        runner.warm("s")
         assert [type(j) for j in sessions.queues["s"].jobs] == [Warm]
     world(scenario)
 
 
 def test_reset_drops_the_waiting_replies_and_queues_the_new_chat(world):
-    async def scenario(sessions, engine, clock):
+    async def scenario(sessions, runner, engine, clock):
         running = turn("r1")
-        sessions.enqueue("s", running)
-        sessions.enqueue("s", turn("r2"))
+        runner.enqueue("s", running)
+        runner.enqueue("s", turn("r2"))
         await until(lambda: engine.ran)
-        sessions.reset("s", StartAfresh(cause="x"))
+        runner.reset("s", StartAfresh(cause="x"))
         assert running.cancelled and [type(j) for j in sessions.queues["s"].jobs] == [StartAfresh]
     world(scenario)
 
 
 def test_revoke_and_fence_leave_no_idle_queue_behind(world):
-    async def scenario(sessions, engine, clock):
-        sessions.comment_later("s")
+    async def scenario(sessions, runner, engine, clock):
+        runner.comment_later("s")
         sessions.fence("s", 2)
         assert not sessions.active("s")
-        sessions.comment_later("t")
+        runner.comment_later("t")
         sessions.revoke("t", "m-x")
         assert sessions.active("t"), "a comment is still due"
         sessions.revoke("nobody", "m-x")
@@ -240,15 +240,15 @@ def test_revoke_and_fence_leave_no_idle_queue_behind(world):
 
 
 def test_once_closing_the_running_reply_is_cut_off_silently_and_nothing_new_starts(world):
-    async def scenario(sessions, engine, clock):
+    async def scenario(sessions, runner, engine, clock):
         running, waiting = turn("r1"), turn("r2")
-        sessions.enqueue("s", running)
-        sessions.enqueue("s", waiting)
+        runner.enqueue("s", running)
+        runner.enqueue("s", waiting)
         await until(lambda: engine.ran)
         sessions.close()
         assert running.cancelled and running.silent
         engine.release(running)
-        sessions.enqueue("t", turn("t1", session="t"))
+        runner.enqueue("t", turn("t1", session="t"))
         await asyncio.sleep(0.02)
         assert [job.reply for _, job in engine.ran] == ["r1"]
     world(scenario)
