@@ -10,6 +10,11 @@ never disagree with the payload:
 Payloads are JSON objects with `v` (schema version) and `kind`. Decoding validates every field;
 ids are restricted to a safe alphabet because the web puts them into HTML ids. Nothing on the bus
 is ever unpickled.
+
+docs/protocol.md is the protocol's specification: it has one table per kind (its heading names the
+tag) and per structure used in a field, listing every field with its type and default. A field
+added, removed or changed here needs its row there: tests/shared/test_protocol_spec.py compares
+the two and names what differs.
 """
 import hashlib
 from enum import StrEnum
@@ -66,6 +71,10 @@ class BadFrame(ValueError):
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    """Every message: its kind is the class's tag (the JSON `kind`), `v` the schema version, and
+    `worker` the addressee of a message for a brain or the sender of one for the web. Only the
+    classes given a `tag=` are kinds; the others (ToBrain, ToWeb, Verdict, Presence, About, ...)
+    are families that share fields (docs/protocol.md §4)."""
     worker: Id
     v: int = SCHEMA_VERSION
 
@@ -93,7 +102,9 @@ class ToBrain(Message, frozen=True, kw_only=True):
     brain's duplicate filter go by it). The web's broker fills in `worker` and `epoch` when it
     routes the message: `epoch` numbers the session's assignment to that worker and changes
     whenever the session moves to another. The worker claims each message with `Ack` and acts on
-    it only once the web answers `Grant`; `Revoke` means it is not (or no longer) the worker's."""
+    it only once the web answers `Grant` (a Chat or a Resume may start on trust before it, saving
+    nothing and ending no round until the grant); `Revoke` means it is not (or no longer) the
+    worker's."""
     worker: Id = UNROUTED
     session: Id
     id: Id
@@ -135,8 +146,9 @@ class Grant(Verdict, frozen=True, kw_only=True, tag="grant"):
 
 class Credit(Message, frozen=True, kw_only=True, tag="credit"):
     """Flow control: the web has taken `seen` of the messages the worker has sent since it started
-    (counted as the worker counts them in `Presence.sent`). A worker sends no more than
-    BUS_WINDOW chunk messages ahead of it (brain/flow.py)."""
+    (counted as the worker counts them in `Presence.sent`). While BUS_WINDOW or more of its
+    messages are ahead of it, a worker sends no chunk: each reply holds its words until credit
+    comes (brain/flow.py); every other kind goes at once."""
     seen: Count
 
     @property
@@ -342,7 +354,8 @@ class CallTool(AboutReply, frozen=True, kw_only=True, tag="tool_call"):
 
 
 class Stats(msgspec.Struct, frozen=True, omit_defaults=True):
-    "Ollama's final-line stats; every field may be missing. Durations are nanoseconds."
+    """Ollama's final-line stats; every field may be missing, and one that is None is left out of
+    the payload. Durations are nanoseconds."""
     done_reason: str | None = None
     total_duration: int | None = None
     load_duration: int | None = None

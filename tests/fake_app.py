@@ -36,7 +36,7 @@ inline = listed  # the list on one line, as the web appends it to a tool's resul
 
 class Web:
     """Plays the web's side for one session: each app event carries the `digest` of the state it last
-    sent the brain (`since`, "" before it has sent one), as web/chats.py does, so the brain can tell
+    sent the brain (`since`, "" before it has sent one), as web/app_events.py does, so the brain can tell
     when an event was lost on the way."""
 
     def __init__(self, session: str = "s"):
