@@ -22,7 +22,7 @@ from web.relay import Relay
 from web.replies import Replies
 from web.sessions import Sessions
 from web.tool_calls import ToolCalls
-from web.transcript import Line, REGENERABLE, RETRYABLE, Role, Status
+from web.transcript import Line, Move, REGENERABLE, RETRYABLE, Role, Status
 from web.views import Views
 
 VALID_MODEL = re.compile(MODEL_NAME)
@@ -66,11 +66,11 @@ class ChatControls:
             return  # it ended meanwhile: nothing to stop
         asking = self.bus.asking(reply_id)
         if asking and self.bus.withdraw(asking):
-            self.replies.end(reply, Status.STOPPED, "Stopped before it was sent.")
+            self.replies.end(reply, Move.STOPPED, "Stopped before it was sent.")
         elif not asking and not self.bus.in_hand(reply_id):
             # No brain that could still end it (its brain is gone, or its end was lost on the way):
             # a Stop would reach no one, so it ends here, with what arrived.
-            self.replies.end(reply, Status.STOPPED, "Stopped. Its brain had already finished or gone away; what "
+            self.replies.end(reply, Move.STOPPED, "Stopped. Its brain had already finished or gone away; what "
                                                     "arrived is shown.")
         else:
             self.bus.submit(Stop(session=sid, id=uuid.uuid4().hex, reply=reply_id))
@@ -92,7 +92,7 @@ class ChatControls:
         else:
             status = self._submit(Regenerate(session=sid, id=uuid.uuid4().hex, reply=new, model=session.model,
                                              prompt=self.prompt))
-        self.replies.end(failed, Status.RETRIED, failed.note)
+        self.replies.end(failed, Move.RETRIED, failed.note)
         self.relay.append(sid, self.sessions.add(sid, Line(request=new, role=Role.REPLY, status=status, asks=failed.asks)))
 
     def regenerate(self, sid: str, client: Client, request: str) -> None:
@@ -101,9 +101,12 @@ class ChatControls:
         reply = session.reply(request)
         if reply is None or reply is not session.newest_reply() or reply.status not in REGENERABLE:
             return self.relay.notice(client, "Only the newest finished reply can be regenerated.")
-        reply.status = self._submit(Regenerate(session=sid, id=uuid.uuid4().hex, reply=request, model=session.model,
-                                               prompt=self.prompt))
-        reply.text, reply.thinking, reply.note, reply.seq = "", "", "", 0
+        status = self._submit(Regenerate(session=sid, id=uuid.uuid4().hex, reply=request, model=session.model,
+                                         prompt=self.prompt))
+        reply.move(Move.REGENERATED, "")
+        if status == Status.THINKING:
+            reply.move(Move.CLAIMED)  # a brain has it at once
+        reply.text, reply.thinking, reply.seq = "", "", 0
         self.sessions.keep(reply)
         self.relay.show(sid, reply)
 

@@ -17,7 +17,7 @@ from web.relay import Relay
 from web.sessions import Session, Sessions
 from web.status import StatusBoard
 from web.tool_calls import ToolCalls, answered
-from web.transcript import Line, Role, Status
+from web.transcript import Line, Move, Role, Status
 
 log = logging.getLogger("web.replies")
 
@@ -55,7 +55,7 @@ class Replies:
                 if line.worker != worker:
                     continue
                 if line.status in (Status.THINKING, Status.WAITING, Status.STREAMING):
-                    self.end(line, Status.INTERRUPTED, "Interrupted: the brain stopped mid-reply; carrying on with "
+                    self.end(line, Move.INTERRUPTED, "Interrupted: the brain stopped mid-reply; carrying on with "
                                                        "the next one…")
                 elif line.status != Status.INTERRUPTED or self.bus.asking(line.request):
                     continue
@@ -75,13 +75,14 @@ class Replies:
     def reply_lost(self, session: str, reply_id: str) -> None:
         reply = self.sessions.get(session).reply(reply_id)
         if reply is not None and reply.live:
-            self.end(reply, Status.FAILED, "The end of this reply was lost on its way from the brain (the web fell "
+            self.end(reply, Move.FAILED, "The end of this reply was lost on its way from the brain (the web fell "
                                            "behind); what arrived is shown. Retry asks again.")
 
-    def end(self, line: Line, status: Status, note: str) -> None:
-        line.status, line.note = status, note
-        self.sessions.keep(line)
-        self.relay.show(line.session, line)
+    def end(self, line: Line, move: Move, note: str) -> None:
+        "End a reply line (for the user, or for a brain that cannot): kept once, shown once."
+        if line.move(move, note):
+            self.sessions.keep(line)
+            self.relay.show(line.session, line)
 
     def _ack(self, msg: Ack) -> None:
         self.pulls.acked(msg)
@@ -89,14 +90,13 @@ class Replies:
         if reply is None:
             return
         reply.worker = msg.worker
-        if reply.status == Status.QUEUED:
-            reply.status = Status.THINKING
+        if reply.move(Move.CLAIMED):
             self.relay.show(msg.session, reply)
 
     def _waiting(self, msg: Waiting) -> None:
         reply = self.sessions.get(msg.session).reply(msg.reply)
-        if reply is not None and reply.live:
-            reply.status, reply.note, reply.worker = Status.WAITING, msg.reason, msg.worker
+        if reply is not None and reply.move(Move.WAITING, msg.reason):
+            reply.worker = msg.worker
             self.relay.show(msg.session, reply)
 
     def _note(self, msg: Note) -> None:
@@ -108,8 +108,7 @@ class Replies:
             reply = self.sessions.add(msg.session, Line(request=msg.reply, role=Role.REPLY, status=Status.THINKING))
             self.relay.append(msg.session, reply)
             self.bus.made_by(msg.worker, msg.session, msg.reply)  # counted, so it ends even if its final is lost
-        # An interrupted reply whose worker was only slow, not dead, carries on streaming.
-        if not (reply.live or reply.status == Status.INTERRUPTED) or msg.seq < reply.seq:
+        if not reply.can(Move.CHUNK) or msg.seq < reply.seq:
             return  # late or repeated: the final text will settle it
         if msg.seq > reply.seq:
             log.warning("reply %s: chunks %d..%d lost; the final text will repair it", msg.reply, reply.seq, msg.seq - 1)
@@ -118,7 +117,7 @@ class Replies:
         reply.text += msg.text
         reply.thinking += msg.thinking
         if reply.status != Status.STREAMING or first_thought:
-            reply.status, reply.note = Status.STREAMING, ""
+            reply.move(Move.CHUNK, "")
             self.relay.show(msg.session, reply)
         else:
             self.relay.words(msg.session, msg.reply, msg.text, msg.thinking)
@@ -127,16 +126,16 @@ class Replies:
         reply = self.sessions.get(msg.session).reply(msg.reply)
         new = reply is None  # a comment that ended before its first words (a failure, say)
         if new:
-            reply = Line(session=msg.session, request=msg.reply, role=Role.REPLY)
-        elif not (reply.live or reply.status == Status.INTERRUPTED):
+            reply = Line(session=msg.session, request=msg.reply, role=Role.REPLY, status=Status.THINKING)
+        if isinstance(msg, Done):
+            move, note = Move.DONE, stats_note(msg.stats)
+        else:
+            move, note = (Move.STOPPED if msg.code is FailCode.STOPPED else Move.FAILED), msg.error
+        if not reply.move(move, note):
             return  # already final; a duplicate
         reply.text, reply.worker = msg.text, msg.worker
         if isinstance(msg, Done):
             reply.thinking = msg.thinking or reply.thinking
-            reply.status, reply.note = Status.DONE, stats_note(msg.stats)
-        else:
-            reply.status = Status.STOPPED if msg.code is FailCode.STOPPED else Status.FAILED
-            reply.note = msg.error
         if new:
             self.relay.append(msg.session, self.sessions.add(msg.session, reply))
         else:

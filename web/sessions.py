@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from shared.lru import LRU
 from web.ports import Bus
 from web.store import Store, StoreThread
-from web.transcript import Line, Role, Status, key_of
+from web.transcript import Line, Move, Role, key_of
 
 MAX_SESSIONS = 1000
 KEPT_PER_SESSION = 200
@@ -74,9 +74,9 @@ class Sessions:
         outbox, otherwise interrupted (it carries on if its brain is still answering it)."""
         if line.live:
             if self.bus.asking(line.request):
-                line.status = Status.QUEUED
+                line.move(Move.REQUEUED)
             else:
-                line.status, line.note = Status.INTERRUPTED, "Interrupted: the web restarted mid-reply."
+                line.move(Move.INTERRUPTED, "Interrupted: the web restarted mid-reply.")
         return line
 
     def add(self, sid: str, line: Line) -> Line:

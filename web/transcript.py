@@ -30,6 +30,36 @@ RETRYABLE = frozenset({Status.FAILED, Status.INTERRUPTED})
 REGENERABLE = frozenset({Status.DONE, Status.STOPPED})
 
 
+class Move(StrEnum):
+    "What happens to a reply line: the brain's word on it, or the user's."
+    CLAIMED = "claimed"  # a brain took its message
+    WAITING = "waiting"  # its brain waits for Ollama
+    CHUNK = "chunk"  # words came (an interrupted reply's brain was only slow: it carries on)
+    DONE = "done"
+    FAILED = "failed"  # by its brain, or because its end was lost
+    STOPPED = "stopped"  # the user pressed Stop
+    INTERRUPTED = "interrupted"  # its brain went away, or the web restarted, mid-reply
+    RETRIED = "retried"  # asked again in a new line
+    REGENERATED = "regenerated"  # asked again in the same line
+    REQUEUED = "requeued"  # read back by a web that restarted while its message waits in the outbox
+
+
+# A reply line's life in one table: each move, the statuses it may start from, and where it leads.
+# What a brain says late, twice or out of order finds its line past it and changes nothing.
+MOVES: dict[Move, tuple[frozenset[Status], Status]] = {
+    Move.CLAIMED: (frozenset({Status.QUEUED}), Status.THINKING),
+    Move.WAITING: (LIVE, Status.WAITING),
+    Move.CHUNK: (LIVE | {Status.INTERRUPTED}, Status.STREAMING),
+    Move.DONE: (LIVE | {Status.INTERRUPTED}, Status.DONE),
+    Move.FAILED: (LIVE | {Status.INTERRUPTED}, Status.FAILED),
+    Move.STOPPED: (LIVE | {Status.INTERRUPTED}, Status.STOPPED),
+    Move.INTERRUPTED: (LIVE, Status.INTERRUPTED),
+    Move.RETRIED: (RETRYABLE, Status.RETRIED),
+    Move.REGENERATED: (REGENERABLE, Status.QUEUED),
+    Move.REQUEUED: (LIVE, Status.QUEUED),
+}
+
+
 @dataclass
 class Line:
     """One line of a session's transcript.
@@ -61,6 +91,19 @@ class Line:
     @property
     def live(self) -> bool:
         return self.status in LIVE
+
+    def can(self, move: Move) -> bool:
+        return self.status in MOVES[move][0]
+
+    def move(self, move: Move, note: str | None = None) -> bool:
+        """Make `move` (with `note`, when given) if the line's life allows it from where it stands;
+        False leaves the line as it was."""
+        if not self.can(move):
+            return False
+        self.status = MOVES[move][1]
+        if note is not None:
+            self.note = note
+        return True
 
 
 def key_of(role: str, request: str, text: str = "") -> str:

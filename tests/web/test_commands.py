@@ -29,9 +29,9 @@ class Heard:
 class Replies:
     def __init__(self): self.ended = []
 
-    def end(self, line, status, note):
-        line.status, line.note = status, note
-        self.ended.append((line.request, status, note))
+    def end(self, line, move, note):
+        line.move(move, note)
+        self.ended.append((line.request, line.status, note))
 
 
 @pytest.fixture
