@@ -105,23 +105,34 @@ def import_depth(trees: dict[str, ast.Module], start: str) -> list[str]:
     return chain(start, frozenset())
 
 
+VALUES = {"str", "int", "float", "bool", "bytes", "dict", "list", "tuple", "None"}
+
+
 def collaborators(trees: dict[str, ast.Module]) -> list[tuple[str, int]]:
-    "Constructors (`__init__`) and wiring functions (`wire_*`) by how many things they are given."
+    """Constructors (`__init__`) and wiring functions (`wire_*`) by how many collaborators they are
+    given: parameters other than `self` and plain values (annotated str, int, float, bool, a dict…)."""
     found = []
     for path, tree in trees.items():
         for node in ast.walk(tree):
             if isinstance(node, ast.ClassDef):
                 for item in node.body:
                     if isinstance(item, ast.FunctionDef) and item.name == "__init__":
-                        found.append((f"{path}:{node.name}", _arity(item) - 1))
+                        found.append((f"{path}:{node.name}", _given(item)))
             elif isinstance(node, ast.FunctionDef) and node.name.startswith("wire_"):
-                found.append((f"{path}:{node.name}", _arity(node)))
+                found.append((f"{path}:{node.name}", _given(node)))
     return sorted(found, key=lambda f: -f[1])
 
 
-def _arity(fn: ast.FunctionDef) -> int:
+def _given(fn: ast.FunctionDef) -> int:
     args = fn.args
-    return len(args.posonlyargs) + len(args.args) + len(args.kwonlyargs)
+    params = [a for a in [*args.posonlyargs, *args.args, *args.kwonlyargs] if a.arg != "self"]
+    return sum(1 for a in params if not _value(a.annotation))
+
+
+def _value(annotation: ast.expr | None) -> bool:
+    names = {n.id for n in ast.walk(annotation) if isinstance(n, ast.Name)} if annotation is not None else set()
+    constants = [n for n in ast.walk(annotation) if isinstance(n, ast.Constant)] if annotation is not None else []
+    return bool(names or constants) and names <= VALUES and all(c.value is None for c in constants)
 
 
 def late_bindings(trees: dict[str, ast.Module]) -> list[str]:

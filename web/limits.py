@@ -44,6 +44,12 @@ class Rate:
         self.buckets: OrderedDict[str, tuple[float, float, bool]] = OrderedDict()  # by session: tokens, when, told
         self.lock = threading.Lock()  # two requests of a session at once must not both find it full
 
+    @property
+    def refusal(self) -> str:
+        "What a tab is told when a frame of it is refused."
+        return (f"Too many messages at once; slow down. More than {self.burst} at a time, or {self.per_s:g} a second, "
+                "are ignored (SESSION_RATE).")
+
     def take(self, session: str) -> Verdict:
         with self.lock:
             now = self.clock()

@@ -1,21 +1,18 @@
-"""The broker's listener: what the brain says about each reply moves that reply's line on (claimed,
-waiting, streaming, done, failed), kept and shown in every tab of its session. A brain that went
-away has its replies carried on by the next; a reply whose end was lost is failed with what arrived,
-a comment the brain began by itself too (the bus counts it from its first words).
-Pulls' messages go to web/pulls.py, tool calls to web/tool_calls.py.
+"""What the brain says about each reply moves that reply's line on (claimed, waiting, streaming,
+done, failed), kept and shown in every tab of its session; its tool calls go to web/tool_calls.py.
+A brain that went away has its replies carried on by the next; a reply whose end was lost is failed
+with what arrived, a comment the brain began by itself too (the bus counts it from its first words).
+The broker's listener is the chat layer (web/server.py: `ChatLayer`), which hands replies' messages here.
 """
 import logging
 import uuid
 from functools import partial
 
-from shared.messages import (AboutReply, Ack, CallTool, Chunk, Done, Failed, FailCode, Note, Presence, Prompt,
-                             PullProgress, Resume, ToWeb, Waiting)
+from shared.messages import AboutReply, Ack, CallTool, Chunk, Done, Failed, FailCode, Note, Prompt, Resume, Waiting
 from web.components import stats_note
 from web.ports import Bus
-from web.pulls import Pulls
 from web.relay import Relay
 from web.sessions import Session, Sessions
-from web.status import StatusBoard
 from web.tool_calls import ToolCalls, answered
 from web.transcript import Line, Move, Role, Status
 
@@ -23,25 +20,15 @@ log = logging.getLogger("web.replies")
 
 
 class Replies:
-    def __init__(self, sessions: Sessions, relay: Relay, bus: Bus, pulls: Pulls, board: StatusBoard,
-                 tools: ToolCalls, prompt: Prompt):
-        self.sessions, self.relay, self.bus, self.pulls, self.board = sessions, relay, bus, pulls, board
-        self.tools, self.prompt = tools, prompt
+    def __init__(self, sessions: Sessions, relay: Relay, bus: Bus, tools: ToolCalls, prompt: Prompt):
+        self.sessions, self.relay, self.bus, self.tools, self.prompt = sessions, relay, bus, tools, prompt
         self.handlers = {Chunk: self._chunk, Done: self._finish, Failed: self._finish, Ack: self._ack,
-                         Waiting: self._waiting, Note: self._note, CallTool: tools.call,
-                         PullProgress: lambda msg: board.show(pulls.progress(msg))}
+                         Waiting: self._waiting, Note: self._note, CallTool: tools.call}
 
-    def brain_message(self, msg: ToWeb) -> None:
+    def brain_message(self, msg: Ack | AboutReply) -> None:
         if isinstance(msg, AboutReply) and self.sessions.was_reset(msg.reply):
             return
-        if isinstance(msg, Presence):
-            return self.board.show(self.pulls.presence(msg))
-        handler = self.handlers.get(type(msg))
-        if handler:
-            handler(msg)
-
-    def brain_status(self, status) -> None:
-        self.board.changed()
+        self.handlers[type(msg)](msg)
 
     def brain_lost(self, worker: str) -> None:
         """A brain went away: each reply it was making is carried on by the session's next brain
@@ -49,7 +36,6 @@ class Replies:
         speaks the reply shows as interrupted, so Retry stays at hand should it never come. An
         interrupted reply this brain had taken on to carry on, and went away before it said a word
         of, is offered again (unless the message asking for it still waits for a worker)."""
-        self.board.show(self.pulls.lost(worker))
         for sid, session in self.sessions.items():
             for line in list(session.lines.values()):
                 if line.worker != worker:
@@ -85,7 +71,6 @@ class Replies:
             self.relay.show(line.session, line)
 
     def _ack(self, msg: Ack) -> None:
-        self.pulls.acked(msg)
         reply = self.sessions.get(msg.session).reply(msg.reply) if msg.reply else None
         if reply is None:
             return

@@ -29,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from shared.config import Settings, setup_logging
-from shared.messages import Prompt
+from shared.messages import AboutReply, Ack, Presence, Prompt, PullProgress, ToWeb
 from shared.private import private_data_dir
 from web import apps
 from web.actions import Actions
@@ -49,7 +49,7 @@ from web.relay import Relay
 from web.replies import Replies
 from web.security import AllowedHosts, SecurityHeaders, same_origin
 from web.sessions import Sessions
-from web.status import StatusBoard
+from web.status import ChainStatus, StatusBoard
 from web.store import DiskOutbox, Store, StoreThread
 from web.tabs import Tabs
 from web.tool_calls import ToolCalls
@@ -94,7 +94,8 @@ def before(req, session):
 
 @dataclass
 class ChatLayer:
-    "The chat layer, wired: what the routes, the /ws handler and the broker reach (tests: the pulls' clock, the tasks too)."
+    """The chat layer, wired: what the routes and the /ws handler reach (tests: the pulls' clock, the
+    tasks too), and the broker's listener, which hands each thing a brain says to its piece."""
     prompt: Prompt
     rate: Rate
     sessions: Sessions
@@ -105,6 +106,28 @@ class ChatLayer:
     replies: Replies
     tabs: Tabs
     relay: Relay
+    board: StatusBoard
+
+    def brain_message(self, msg: ToWeb) -> None:
+        match msg:
+            case Presence():
+                self.board.show(self.pulls.presence(msg))
+            case PullProgress():
+                self.board.show(self.pulls.progress(msg))
+            case Ack() | AboutReply():
+                if isinstance(msg, Ack):
+                    self.pulls.acked(msg)
+                self.replies.brain_message(msg)
+
+    def brain_status(self, status: ChainStatus) -> None:
+        self.board.changed()
+
+    def brain_lost(self, worker: str) -> None:
+        self.board.show(self.pulls.lost(worker))
+        self.replies.brain_lost(worker)
+
+    def reply_lost(self, session: str, reply: str) -> None:
+        self.replies.reply_lost(session, reply)
 
     async def heard(self, sid: str, lines: list[str], change: bool, tab: str) -> None:
         "An htmx interaction of the app (web/interactions.py): a change is shown in the session's other tabs."
@@ -129,11 +152,11 @@ def wire_chat(settings: Settings, store: Store, disk: StoreThread, clients: Clie
                         lambda sid: to_xml(views.picker(sid)), lambda: bus.models)
     events = AppEvents(sessions, bus, app_, disk, prompt)
     tools = ToolCalls(sessions, relay, app_, Actions(store.db, app_), disk, events)
-    replies = Replies(sessions, relay, bus, pulls, board, tools, prompt)
+    replies = Replies(sessions, relay, bus, tools, prompt)
     commands = Commands(ChatControls(settings, sessions, bus, relay, replies, prompt),
                         ModelControls(sessions, bus, views, relay, pulls), tools, events, relay)
     return ChatLayer(prompt, rate, sessions, pulls, views, events, tools, replies,
-                     Tabs(settings, clients, sessions, views, commands, rate, relay), relay)
+                     Tabs(clients, sessions, views, commands, rate, relay, settings.ws_max_frame_chars), relay, board)
 
 
 def create_app(settings: Settings | None = None, fake_bus=None) -> FastHTML:
@@ -151,7 +174,7 @@ def create_app(settings: Settings | None = None, fake_bus=None) -> FastHTML:
     bounds = Bounds(settings)
     app_ = bounds.guard(apps.load(settings.app, host))  # the model's actions count as changes too
     chat = wire_chat(settings, store, disk, clients, board, app_)
-    broker = board if fake_bus else Broker(settings, chat.replies, board, outlet)
+    broker = board if fake_bus else Broker(settings, chat, board, outlet)
 
     async def lifespan(app):
         missing = [p for p in VENDOR.values() if not (ROOT / "node_modules" / p).exists()]

@@ -7,7 +7,6 @@ import logging
 
 from starlette.websockets import WebSocket
 
-from shared.config import Settings
 from web.clients import Client, Clients
 from web.commands import Commands
 from web.frames import Frame, Unreadable, read_frame
@@ -22,10 +21,12 @@ log = logging.getLogger("web.tabs")
 class Tabs:
     "What every tab's connection shares."
 
-    def __init__(self, settings: Settings, clients: Clients, sessions: Sessions, views: Views, commands: Commands,
-                 rate: Rate, relay: Relay):
-        self.settings, self.clients, self.sessions, self.views = settings, clients, sessions, views
-        self.commands, self.rate, self.relay = commands, rate, relay
+    "`max_chars`: the longest frame read (WS_MAX_FRAME_CHARS)."
+
+    def __init__(self, clients: Clients, sessions: Sessions, views: Views, commands: Commands, rate: Rate, relay: Relay,
+                 max_chars: int):
+        self.clients, self.sessions, self.views, self.commands = clients, sessions, views, commands
+        self.rate, self.relay, self.max_chars = rate, relay, max_chars
 
     async def connect(self, sid: str, ws: WebSocket, tab: str = "") -> "Tab":
         await self.sessions.open(sid)
@@ -59,13 +60,10 @@ class Tab:
         verdict = self.tabs.rate.take(self.sid)
         if verdict is not Verdict.TAKEN:
             if verdict is Verdict.REFUSED:
-                settings = self.tabs.settings
-                self.tabs.relay.notice(self.client, f"Too many messages at once; slow down. More than "
-                                                    f"{settings.session_burst} at a time, or {settings.session_rate:g} "
-                                                    "a second, are ignored (SESSION_RATE).")
+                self.tabs.relay.notice(self.client, self.tabs.rate.refusal)
             return None
         try:
-            return read_frame(text, self.tabs.settings.ws_max_frame_chars)
+            return read_frame(text, self.tabs.max_chars)
         except Unreadable as e:
             self.tabs.relay.notice(self.client, str(e))
             return None

@@ -37,7 +37,7 @@ def test_import_depth_follows_top_level_project_imports():
                                                  ["web.server", "web.tabs", "web.frames"])
 
 
-def test_collaborators_counts_what_constructors_and_wiring_are_given():
-    tree = ast.parse("class A:\n    def __init__(self, x, y, *, z=1): ...\n"
-                     "def wire_all(a, b): ...\ndef other(a, b, c): ...\n")
-    assert collaborators({"web/a.py": tree}) == [("web/a.py:A", 3), ("web/a.py:wire_all", 2)]
+def test_collaborators_counts_the_objects_constructors_and_wiring_are_given_not_plain_values():
+    tree = ast.parse("class A:\n    def __init__(self, x: Bus, y, *, z: int = 1, w: str | None = None, v: dict = {}): ...\n"
+                     "def wire_all(a: Settings, b: Callable[[str], None] | None): ...\ndef other(a, b, c): ...\n")
+    assert collaborators({"web/a.py": tree}) == [("web/a.py:A", 2), ("web/a.py:wire_all", 2)]

@@ -91,13 +91,13 @@ def done(reply, text, seq=0, session="s", worker="w1"):
 def test_a_reply_marked_interrupted_carries_on_when_its_worker_was_only_slow_and_keeps_its_place(world):
     chats, store, bus, tabs = world
     first = say(chats, "s", "hello")
-    chats.replies.brain_message(ack(bus, "s", first))
-    chats.replies.brain_message(chunk(0, "Hel", first))
-    chats.replies.brain_lost("w1")
+    chats.brain_message(ack(bus, "s", first))
+    chats.brain_message(chunk(0, "Hel", first))
+    chats.brain_lost("w1")
     assert 'class="msg reply interrupted"' in tabs.frames["s"][-1]
     second = say(chats, "s", "anyone?")
-    chats.replies.brain_message(chunk(1, "lo", first))
-    chats.replies.brain_message(done(first, "Hello", seq=2))
+    chats.brain_message(chunk(1, "lo", first))
+    chats.brain_message(done(first, "Hello", seq=2))
     assert 'class="msg reply done"' in tabs.frames["s"][-1]
     assert [(l.request, l.role, l.status) for l in store.transcript("s")] == [
         (first, "user", "done"), (first, "reply", "done"), (second, "user", "done"), (second, "reply", "thinking")]
@@ -106,16 +106,16 @@ def test_a_reply_marked_interrupted_carries_on_when_its_worker_was_only_slow_and
 def test_a_reply_whose_brain_went_away_is_carried_on_by_the_next_from_what_reached_the_page(world):
     chats, store, bus, tabs = world
     first = say(chats, "s", "tell me a story")
-    chats.replies.brain_message(ack(bus, "s", first))
-    chats.replies.brain_message(chunk(0, "Once", first))
-    chats.replies.brain_message(chunk(1, " upon", first))
-    chats.replies.brain_lost("w1")
+    chats.brain_message(ack(bus, "s", first))
+    chats.brain_message(chunk(0, "Once", first))
+    chats.brain_message(chunk(1, " upon", first))
+    chats.brain_lost("w1")
     [resume] = [m for m in bus.asked() if isinstance(m, Resume)]
     assert (resume.reply, resume.text, resume.seq, resume.question) == (first, "Once upon", 2, "tell me a story")
     assert resume.prompt == chats.prompt and resume.id != bus.asked()[0].id, "a message of its own, for the same reply"
     assert "carrying on" in tabs.frames["s"][-1]
-    chats.replies.brain_message(Chunk(worker="w2", session="s", reply=first, seq=2, text=" a time"))
-    chats.replies.brain_message(done(first, "Once upon a time", seq=3, worker="w2"))
+    chats.brain_message(Chunk(worker="w2", session="s", reply=first, seq=2, text=" a time"))
+    chats.brain_message(done(first, "Once upon a time", seq=3, worker="w2"))
     [reply] = [l for l in store.transcript("s") if l.role == "reply"]
     assert (reply.status, reply.text) == (Status.DONE, "Once upon a time")
 
@@ -123,8 +123,8 @@ def test_a_reply_whose_brain_went_away_is_carried_on_by_the_next_from_what_reach
 def test_a_reply_whose_final_was_lost_on_the_bus_fails_with_what_arrived_and_a_retry(world):
     chats, store, bus, tabs = world
     reply = say(chats, "s", "hello")
-    chats.replies.brain_message(chunk(0, "Hel", reply))
-    chats.replies.reply_lost("s", reply)
+    chats.brain_message(chunk(0, "Hel", reply))
+    chats.reply_lost("s", reply)
     [line] = [l for l in store.transcript("s") if l.role == "reply"]
     assert (line.status, line.text) == (Status.FAILED, "Hel") and "lost on its way" in line.note
     from_tab(chats, "s", Client(), json.dumps({"retry": reply}))
@@ -136,21 +136,21 @@ def test_a_reply_whose_final_was_lost_on_the_bus_fails_with_what_arrived_and_a_r
 def test_chunks_go_only_to_their_session_and_the_final_text_repairs_a_gap(world):
     chats, store, bus, tabs = world
     reply = say(chats, "a", "hi")
-    chats.replies.brain_message(chunk(0, "one", reply, session="a"))
-    chats.replies.brain_message(chunk(2, " three", reply, session="a"))
-    chats.replies.brain_message(done(reply, "one two three", seq=3, session="a"))
+    chats.brain_message(chunk(0, "one", reply, session="a"))
+    chats.brain_message(chunk(2, " three", reply, session="a"))
+    chats.brain_message(done(reply, "one two three", seq=3, session="a"))
     assert set(tabs.frames) == {"a"} and "one two three" in tabs.frames["a"][-1]
 
 
 def test_after_new_chat_late_words_of_old_replies_are_ignored(world):
     chats, store, bus, tabs = world
     reply = say(chats, "s", "hi")
-    chats.replies.brain_message(chunk(0, "old", reply))
+    chats.brain_message(chunk(0, "old", reply))
     from_tab(chats, "s", Client(), json.dumps({"reset": "all"}))
     assert bus.asked()[-1].kind == "reset" and bus.asked()[-1].session == "s"
     before = len(tabs.frames["s"])
-    chats.replies.brain_message(chunk(1, " words", reply))
-    chats.replies.brain_message(done(reply, "old words", seq=2))
+    chats.brain_message(chunk(1, " words", reply))
+    chats.brain_message(done(reply, "old words", seq=2))
     assert len(tabs.frames["s"]) == before and store.transcript("s") == []
 
 
@@ -159,7 +159,7 @@ def test_retry_asks_the_first_question_again_however_many_times_it_failed(world)
     reply = say(chats, "s", "the question")
     for _ in range(3):
         failed = bus.asked()[-1].reply
-        chats.replies.brain_message(Failed(worker="w1", session="s", reply=failed, seq=0, code=FailCode.INTERNAL, error="boom"))
+        chats.brain_message(Failed(worker="w1", session="s", reply=failed, seq=0, code=FailCode.INTERNAL, error="boom"))
         from_tab(chats, "s", Client(), json.dumps({"retry": failed}))
         again = bus.asked()[-1]
         assert again == Chat(session="s", id=again.id, reply=again.reply, text="the question", retry=True,
@@ -171,16 +171,16 @@ def test_retry_asks_the_first_question_again_however_many_times_it_failed(world)
 def test_a_reply_the_user_stopped_ends_stopped_and_any_other_failure_failed(world):
     chats, store, bus, tabs = world
     stopped, failed = say(chats, "s", "one"), say(chats, "s", "two")
-    chats.replies.brain_message(Failed(worker="w1", session="s", reply=stopped, seq=0, code=FailCode.STOPPED, error="Stopped.",
+    chats.brain_message(Failed(worker="w1", session="s", reply=stopped, seq=0, code=FailCode.STOPPED, error="Stopped.",
                                text="On"))
-    chats.replies.brain_message(Failed(worker="w1", session="s", reply=failed, seq=0, code=FailCode.OLLAMA_DOWN, error="down"))
+    chats.brain_message(Failed(worker="w1", session="s", reply=failed, seq=0, code=FailCode.OLLAMA_DOWN, error="down"))
     assert [(l.status, l.text) for l in store.transcript("s") if l.role == "reply"] == [
         (Status.STOPPED, "On"), (Status.FAILED, "")]
 
 
 def test_a_failed_comment_is_shown_and_its_retry_makes_it_again(world):
     chats, store, bus, tabs = world
-    chats.replies.brain_message(Failed(worker="w1", session="s", reply="c1", seq=0, code=FailCode.OLLAMA_FAILED, error="boom"))
+    chats.brain_message(Failed(worker="w1", session="s", reply="c1", seq=0, code=FailCode.OLLAMA_FAILED, error="boom"))
     assert tabs.frames["s"][-1].startswith('<div hx-swap-oob="beforeend" id="msg-list">') and "boom" in tabs.frames["s"][-1]
     from_tab(chats, "s", Client(), json.dumps({"retry": "c1"}))
     assert isinstance(bus.asked()[-1], Regenerate) and bus.asked()[-1].prompt == chats.prompt
@@ -198,7 +198,7 @@ def test_stop_withdraws_a_message_no_brain_has_claimed_or_asks_the_brain_to_stop
     assert (line.status, line.note) == (Status.STOPPED, "Stopped before it was sent.")
     bus.hold = False
     going = say(chats, "s", "two")
-    chats.replies.brain_message(ack(bus, "s", going))
+    chats.brain_message(ack(bus, "s", going))
     from_tab(chats, "s", Client(), json.dumps({"stop": going}))
     assert [(m.session, m.reply) for m in bus.sent if isinstance(m, Stop)] == [("s", going)]
     assert chats.sessions.get("s").reply(going).status == Status.THINKING, "until the brain says it stopped"
@@ -213,9 +213,9 @@ def test_a_claim_shows_its_reply_taken_and_a_claim_that_names_no_reply_changes_n
     reply = say(chats, "s", "hello")
     assert chats.sessions.get("s").reply(reply).status == Status.QUEUED
     shown = len(tabs.frames["s"])
-    chats.replies.brain_message(Ack(worker="w1", session="s", message="m-other"))  # a claim on an app event, say
+    chats.brain_message(Ack(worker="w1", session="s", message="m-other"))  # a claim on an app event, say
     assert len(tabs.frames["s"]) == shown
-    chats.replies.brain_message(ack(bus, "s", reply))
+    chats.brain_message(ack(bus, "s", reply))
     line = chats.sessions.get("s").reply(reply)
     assert (line.status, line.worker) == (Status.THINKING, "w1") and 'class="msg reply thinking"' in tabs.frames["s"][-1]
 
@@ -226,7 +226,7 @@ def test_a_reply_left_under_way_by_a_web_that_stopped_is_queued_if_its_message_w
     bus.hold = True
     chats = make_chats(settings, Store(tmp_path), bus, FakeTabs())
     waiting, cut = say(chats, "s", "one"), say(chats, "s", "two")
-    chats.replies.brain_message(ack(bus, "s", cut))
+    chats.brain_message(ack(bus, "s", cut))
     bus.pending.pop(bus.asking(cut))  # its claim was granted: no longer pending
     # The web restarts: the transcript comes back from disk, the outbox into the broker.
     again = make_chats(settings, Store(tmp_path), bus, FakeTabs())
@@ -239,7 +239,7 @@ def test_idle_sessions_leave_memory_and_come_back_from_disk(world):
     chats.sessions.held.limit = 3
     for i in range(10):
         reply = say(chats, f"s{i}", f"hello {i}")
-        chats.replies.brain_message(done(reply, f"hi {i}", session=f"s{i}"))
+        chats.brain_message(done(reply, f"hi {i}", session=f"s{i}"))
     assert len(chats.sessions.held) == 3
     session = asyncio.run(chats.sessions.open("s0"))
     assert [l.text for l in session.lines.values()] == ["hello 0", "hi 0"]
@@ -295,9 +295,9 @@ def test_the_models_action_is_applied_once_shown_in_every_tab_and_answered_with_
     reply = say(chats, "s", "add milk")
 
     async def act_twice():
-        chats.replies.brain_message(tool_call(reply, "call_1", "add_todo", title="milk"))
+        chats.brain_message(tool_call(reply, "call_1", "add_todo", title="milk"))
         await asyncio.gather(*chats.tools.tasks)
-        chats.replies.brain_message(tool_call(reply, "call_1", "add_todo", title="milk"))  # sent again after a restart
+        chats.brain_message(tool_call(reply, "call_1", "add_todo", title="milk"))  # sent again after a restart
         await asyncio.gather(*chats.tools.tasks)
     asyncio.run(act_twice())
     results = [m for m in bus.sent if isinstance(m, ToolResult)]
@@ -317,7 +317,7 @@ def test_a_refused_action_is_answered_with_why_and_changes_nothing(world):
     reply = say(chats, "s", "tick off milk")
 
     async def act():
-        chats.replies.brain_message(tool_call(reply, "call_1", "set_todo_done", id=7))
+        chats.brain_message(tool_call(reply, "call_1", "set_todo_done", id=7))
         await asyncio.gather(*chats.tools.tasks)
     asyncio.run(act())
     [result] = [m for m in bus.sent if isinstance(m, ToolResult)]
@@ -332,7 +332,7 @@ def test_undo_reverts_the_action_in_every_tab_and_tells_the_model_once(world):
     client = Client()
 
     async def act_then_undo():
-        chats.replies.brain_message(tool_call(reply, "call_1", "add_todo", title="milk"))
+        chats.brain_message(tool_call(reply, "call_1", "add_todo", title="milk"))
         await asyncio.gather(*chats.tools.tasks)
         from_tab(chats, "s", client, json.dumps({"undo": "call_1"}))
         await asyncio.gather(*chats.tools.tasks)
@@ -359,7 +359,7 @@ def test_an_undo_the_app_refuses_is_told_to_the_tab_and_changes_nothing(tmp_path
     add.run("s", add.arguments("milk"))
 
     async def go():
-        chats.replies.brain_message(tool_call(reply, "call_1", "delete_todo", id=1))
+        chats.brain_message(tool_call(reply, "call_1", "delete_todo", id=1))
         await asyncio.gather(*chats.tools.tasks)
         add.run("s", add.arguments("eggs"))  # the list is full again
         from_tab(chats, "s", client, json.dumps({"undo": "call_1"}))
@@ -441,7 +441,7 @@ def test_a_session_may_have_only_so_many_replies_queued_or_under_way(world):
     first, _ = say(chats, "s", "one"), say(chats, "s", "two")
     from_tab(chats, "s", client, json.dumps({"msg": "three"}))
     assert [m.text for m in bus.asked()] == ["one", "two"] and "SESSION_MAX_REPLIES" in client.sent[-1]
-    chats.replies.brain_message(done(first, "1"))
+    chats.brain_message(done(first, "1"))
     assert say(chats, "s", "three") and bus.asked()[-1].text == "three"
 
 
@@ -491,7 +491,7 @@ def test_a_refused_resume_leaves_the_reply_to_retry_and_the_other_replies_are_st
     chats, store, bus, tabs = world
     first, second = say(chats, "a", "one"), say(chats, "b", "two")
     for session, reply in (("a", first), ("b", second)):
-        chats.replies.brain_message(ack(bus, session, reply))
+        chats.brain_message(ack(bus, session, reply))
     submit = bus.submit
 
     def refuse_a(msg):
@@ -499,7 +499,7 @@ def test_a_refused_resume_leaves_the_reply_to_retry_and_the_other_replies_are_st
             raise NotSent("100 messages of this session are waiting for a brain already")
         return submit(msg)
     bus.submit = refuse_a
-    chats.replies.brain_lost("w1")
+    chats.brain_lost("w1")
     assert [m.reply for m in bus.asked() if isinstance(m, Resume)] == [second]
     assert chats.sessions.get("a").reply(first).status == Status.INTERRUPTED
 
@@ -512,7 +512,7 @@ def with_broker(tmp_path, **env):
     recorder, outlet = Recorder(), Outlet()
     board = Switchboard(settings, recorder, outlet.send, clock=lambda: now[0])
     chats = make_chats(settings, Store(tmp_path), board, FakeTabs())
-    broker = Broker(settings, chats.replies, board, outlet)
+    broker = Broker(settings, chats, board, outlet)
     outlet.socket = recorder
     broker.subscription(b"\x01brain.w1.")
     broker.from_publisher(hello("w1", parallel=4))
@@ -558,8 +558,19 @@ def test_words_of_a_comment_whose_brain_is_gone_already_end_it_failed_once_it_st
 def test_stop_ends_a_reply_no_ready_brain_has_in_hand_here(world):
     "No brain could end it (its brain is gone, or its end was lost): a Stop would reach no one."
     chats, store, bus, tabs = world
-    chats.replies.brain_message(chunk(0, "About your list", "c1"))
+    chats.brain_message(chunk(0, "About your list", "c1"))
     bus.in_hand = lambda reply: False
     from_tab(chats, "s", Client(), json.dumps({"stop": "c1"}))
     line = chats.sessions.get("s").reply("c1")
     assert (line.status, line.text) == (Status.STOPPED, "About your list") and not [m for m in bus.sent if isinstance(m, Stop)]
+
+
+def test_the_chat_layer_is_the_brokers_listener_a_brain_gone_reaches_every_open_tab(tmp_path):
+    chats, broker, recorder, now = with_broker(tmp_path)
+    tabs = chats.relay.clients
+    tabs.by_session["s"] = {Client()}
+    reply = say(chats, "s", "hello")
+    chats.brain_message(ack(recorder, "s", reply))
+    broker.subscription(b"\x00brain.w1.")  # its only brain disconnects
+    assert "brain offline" in tabs.frames["s"][-1], "the status line, told by the board"
+    assert chats.sessions.get("s").reply(reply).status == Status.INTERRUPTED, "the reply, told by the replies"

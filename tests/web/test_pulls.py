@@ -49,7 +49,7 @@ def test_tabs_and_sessions_pressing_pull_share_one_pull_and_all_see_it_go(web):
     press(chats, "t", pull="qwen2.5:0.5b")  # another session
     [pull] = pulls_sent(bus)
     assert (pull.session, pull.model) == ("s", "qwen2.5:0.5b")
-    chats.replies.brain_message(progress(pull, status="pulling 8d32a80bb199", digest="sha256:8d32", completed=420_000_000,
+    chats.brain_message(progress(pull, status="pulling 8d32a80bb199", digest="sha256:8d32", completed=420_000_000,
                                  total=1_000_000_000))
     for sid in ("s", "t"):
         bar = panel(tabs, sid).find(class_="pull")
@@ -57,7 +57,7 @@ def test_tabs_and_sessions_pressing_pull_share_one_pull_and_all_see_it_go(web):
         assert bar.find(class_="detail").get_text() == "pulling 8d32a80bb199 · 42% · 420.0 MB of 1.0 GB"
         assert bar.button.get_text() == "Cancel"
     bus.models = ["llama3.2:latest", "qwen2.5:0.5b"]
-    chats.replies.brain_message(progress(pull, status="writing manifest", outcome=PullOutcome.PULLED))
+    chats.brain_message(progress(pull, status="writing manifest", outcome=PullOutcome.PULLED))
     assert panel(tabs, "t").get_text(" ", strip=True) == "qwen2.5:0.5b is pulled."
     press(chats, "t", pull="qwen2.5:0.5b")
     assert len(pulls_sent(bus)) == 1, "a model that is pulled is not pulled again"
@@ -75,11 +75,11 @@ def test_cancel_withdraws_a_pull_no_brain_has_yet_or_asks_its_brain_to_stop(web)
     press(chats, "s", pull="mistral")
     again = pulls_sent(bus)[-1]
     bus.withdraw = lambda message: False
-    chats.replies.brain_message(Ack(worker="w1", session="s", message=again.id))
+    chats.brain_message(Ack(worker="w1", session="s", message=again.id))
     press(chats, "s", cancel_pull=again.id)
     cancel = pulls_sent(bus)[-1]
     assert isinstance(cancel, CancelPull) and (cancel.session, cancel.pull) == ("s", again.id) and cancel.id != again.id
-    chats.replies.brain_message(progress(again, status="pulling manifest", outcome=PullOutcome.CANCELLED))
+    chats.brain_message(progress(again, status="pulling manifest", outcome=PullOutcome.CANCELLED))
     assert "cancelled" in panel(tabs, "s").get_text()
 
 
@@ -108,10 +108,10 @@ def test_what_ollama_says_is_shown_as_text_in_one_line(web):
     press(chats, "s", pull="gemma3")
     [pull] = pulls_sent(bus)
     evil = "<img src=x onerror=alert(1)> pulling"
-    chats.replies.brain_message(progress(pull, status=evil, completed=1, total=2))
+    chats.brain_message(progress(pull, status=evil, completed=1, total=2))
     html = next(f for f in reversed(tabs.frames["s"]) if 'id="pulls"' in f)
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-    chats.replies.brain_message(progress(pull, outcome=PullOutcome.FAILED, error=f"Ollama could not pull 'gemma3': {evil}"))
+    chats.brain_message(progress(pull, outcome=PullOutcome.FAILED, error=f"Ollama could not pull 'gemma3': {evil}"))
     [line] = panel(tabs, "s").find_all(class_="error")
     assert line.get_text() == f"Ollama could not pull 'gemma3': {evil}" and not line.find("img")
 
@@ -126,20 +126,20 @@ def test_a_pull_ends_when_its_brain_goes_or_when_its_end_was_lost(web):
     chats, bus, tabs, now = web
     press(chats, "s", pull="mistral")
     [pull] = pulls_sent(bus)
-    chats.replies.brain_message(Ack(worker="w1", session="s", message=pull.id))
-    chats.replies.brain_lost("w1")
+    chats.brain_message(Ack(worker="w1", session="s", message=pull.id))
+    chats.brain_lost("w1")
     assert "The brain stopped during the pull of mistral; press Pull to resume it." in panel(tabs, "s").get_text()
 
     press(chats, "s", pull="mistral")
     again = pulls_sent(bus)[-1]
-    chats.replies.brain_message(progress(again, status="writing manifest"))
+    chats.brain_message(progress(again, status="writing manifest"))
     beat = dict(worker="w1", started=0.0, pid=1, model="llama3.2", parallel=4)
-    chats.replies.brain_message(Heartbeat(**beat, pulling=[], models=["llama3.2:latest", "mistral:latest"]))
+    chats.brain_message(Heartbeat(**beat, pulling=[], models=["llama3.2:latest", "mistral:latest"]))
     assert panel(tabs, "s").find(class_="pull running"), "not before two heartbeats have passed"
     now[0] = 2.5
-    chats.replies.brain_message(Heartbeat(**beat, pulling=[again.id], models=["llama3.2:latest"]))
+    chats.brain_message(Heartbeat(**beat, pulling=[again.id], models=["llama3.2:latest"]))
     assert panel(tabs, "s").find(class_="pull running"), "still in hand"
-    chats.replies.brain_message(Heartbeat(**beat, pulling=[], models=["llama3.2:latest", "mistral:latest"]))
+    chats.brain_message(Heartbeat(**beat, pulling=[], models=["llama3.2:latest", "mistral:latest"]))
     assert panel(tabs, "s").get_text(" ", strip=True) == "mistral is pulled."
 
 

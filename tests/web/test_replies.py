@@ -4,8 +4,8 @@ about a reset conversation changes nothing; a lost brain's replies are carried o
 import asyncio
 import json
 
-from shared.messages import (Ack, Answered, CallTool, Chunk, Done, Failed, FailCode, Heartbeat, Note, Prompt,
-                             PullProgress, Resume, Stats, Waiting)
+from shared.messages import (Ack, Answered, CallTool, Chunk, Done, Failed, FailCode, Note, Prompt,
+                             Resume, Stats, Waiting)
 from tests.fake_bus import FakeBus
 from tests.web.test_chats import NowDB
 from tests.web.test_sessions import Tabs
@@ -26,19 +26,19 @@ class Relay:
     def words(self, session, request, text, thinking): self.sent.append(("words", request, thinking, text))
 
 
-class Heard:
-    "The pulls, the status board and the tool calls: what each was handed."
+class Tools:
+    "The tool calls: the calls they were handed."
 
-    def __init__(self): self.heard = []
-    def __getattr__(self, name): return lambda *args: self.heard.append((name, *args))
+    def __init__(self): self.called = []
+    def call(self, msg): self.called.append(msg)
     def once_applied(self, session, reply, then): then()  # no call of it is being applied
 
 
 def make(tmp_path):
     bus = FakeBus()
     sessions = Sessions(Store(tmp_path), NowDB(), Tabs(), bus)
-    relay, others = Relay(), Heard()
-    return Replies(sessions, relay, bus, others, others, others, PROMPT), sessions, relay, others
+    relay, others = Relay(), Tools()
+    return Replies(sessions, relay, bus, others, PROMPT), sessions, relay, others
 
 
 def asked(sessions, request, status=Status.THINKING, worker="w1", sid="s"):
@@ -50,17 +50,14 @@ def chunk(seq, text="", reply="r1", thinking=""):
     return Chunk(worker="w1", session="s", reply=reply, seq=seq, text=text, thinking=thinking)
 
 
-def test_each_message_goes_to_what_handles_it(tmp_path):
-    replies, _, _, others = make(tmp_path)
-    beat = Heartbeat(worker="w1", started=0.0, pid=1, model="m", parallel=1)
-    progress = PullProgress(worker="w1", session="s", pull="p1", model="m")
+def test_a_tool_call_goes_to_the_tool_calls_unless_its_conversation_was_reset(tmp_path):
+    replies, sessions, _, others = make(tmp_path)
+    asked(sessions, "r1")
     tool = CallTool(worker="w1", session="s", reply="r1", call="c1", name="add", arguments={})
-    for msg in (beat, progress, tool):
-        replies.brain_message(msg)
-    replies.brain_status("ready")
-    # The pulls say which sessions' panels changed (here the recorder's None), and the board shows them.
-    assert others.heard == [("presence", beat), ("show", None), ("progress", progress), ("show", None), ("call", tool),
-                            ("changed",)]
+    replies.brain_message(tool)
+    sessions.reset("s")
+    replies.brain_message(CallTool(worker="w1", session="s", reply="r1", call="c2", name="add", arguments={}))
+    assert others.called == [tool]
 
 
 def test_a_claim_shows_a_queued_reply_taken_once(tmp_path):
@@ -69,7 +66,6 @@ def test_a_claim_shows_a_queued_reply_taken_once(tmp_path):
     for _ in range(2):
         replies.brain_message(Ack(worker="w2", session="s", message="m1", reply="r1"))
     assert relay.sent == [("show", "r1", Status.THINKING, "")] and sessions.get("s").reply("r1").worker == "w2"
-    assert [h[0] for h in others.heard] == ["acked", "acked"], "a claim on a pull is the pulls' to hear"
 
 
 def test_streamed_words_show_the_reply_streaming_once_then_go_as_words(tmp_path):
@@ -169,7 +165,6 @@ def test_a_lost_brains_replies_are_interrupted_and_carried_on_by_the_next(tmp_pa
     [resume] = replies.bus.sent
     assert isinstance(resume, Resume) and (resume.session, resume.reply, resume.text, resume.seq, resume.question,
                                            resume.prompt) == ("s", "r1", "Once", 1, "question r1", PROMPT)
-    assert ("lost", "w1") in others.heard
     assert streaming.status == Status.INTERRUPTED and "carrying on" in streaming.note
     assert [sessions.get("s").reply(r).status for r in ("queued", "other", "ended")] == [
         Status.QUEUED, Status.THINKING, Status.DONE]

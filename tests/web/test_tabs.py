@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from shared.config import Settings
 from tests.web.test_chats import Client
 from web.frames import Command, Control, Used
 from web.limits import Rate
@@ -48,10 +47,8 @@ class Views:
 
 
 @pytest.fixture
-def tabs(tmp_path):
-    settings = Settings.from_env({"DATA_DIR": str(tmp_path), "SESSION_RATE": "1", "SESSION_BURST": "3",
-                                  "WS_MAX_FRAME_CHARS": "1024"})
-    return Tabs(settings, Clients(), Sessions(), Views(), Commands(), Rate(1, 3, clock=lambda: 0.0), Relay())
+def tabs():
+    return Tabs(Clients(), Sessions(), Views(), Commands(), Rate(1, 3, clock=lambda: 0.0), Relay(), max_chars=1024)
 
 
 def test_a_tab_connects_with_its_session_read_in_and_starts_from_its_snapshot(tabs):
