@@ -7,6 +7,7 @@ driven with a fake app's events, prompt and tool results (tests/fake_app.py)."""
 import asyncio
 import logging
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -30,11 +31,12 @@ from tests.strategies import any_text
 
 class ScriptedOllama:
     """Answers each chat with the next script: a list of words, or an exception to raise before
-    the first byte. `hold` keeps a stream open after its first word until the request is hung up.
-    As Ollama, it stops at `num_predict` words, saying "length"."""
+    the first byte. `hold` keeps a stream open after its first word until the request is hung up
+    (`holding`: the hangups of the streams held so). As Ollama, it stops at `num_predict` words,
+    saying "length"."""
 
     def __init__(self):
-        self.scripts, self.asked, self.hold = [], [], False
+        self.scripts, self.asked, self.hold, self.holding = [], [], False, []
 
     def chat(self, model, messages, *, options=None, tools=None, keep_alive=None, hangup=None):
         self.asked.append({"model": model, "messages": messages, "options": options, "tools": tools})
@@ -44,10 +46,15 @@ class ScriptedOllama:
         limit = (options or {}).get("num_predict") or len(script)
         for i, word in enumerate(script[:limit]):
             yield Delta(word)
-            while self.hold and i == 0:
-                if hangup.fired:
-                    raise HungUp("hung up")
-                threading.Event().wait(0.01)
+            if self.hold and i == 0:
+                self.holding.append(hangup)
+                try:
+                    while self.hold:
+                        if hangup.fired:
+                            raise HungUp("hung up")
+                        threading.Event().wait(0.01)
+                finally:
+                    self.holding.remove(hangup)
         yield Stats(done_reason="length" if len(script) > limit else "stop", eval_count=min(len(script), limit))
 
     def replies(self):
@@ -102,11 +109,46 @@ class Timer:
         self.cancelled = True
 
 
+class Threads:
+    """What an engine hands its threads, for `quiet`: each future the loop awaits from one (a stream
+    or a look at a model on the Ollama pool, a read on the disk thread), and a count of everything
+    handed over (the disk's writes too)."""
+
+    def __init__(self, loop, disk):
+        self.awaited, self.handed, self.disk, self.submit = [], 0, disk, disk.submit
+        run_in_executor = loop.run_in_executor
+
+        def handing(executor, fn, *args):
+            self.handed += 1
+            future = run_in_executor(executor, fn, *args)
+            self.awaited.append(future)
+            return future
+
+        def writing(fn, /, *args, **kwargs):
+            self.handed += 1
+            return self.submit(fn, *args, **kwargs)
+        loop.run_in_executor, disk.submit = handing, writing
+
+    def running(self) -> int:
+        return sum(not f.done() for f in self.awaited)
+
+    async def written(self) -> None:
+        "Until what the disk thread was given is done and its results are back on the loop: it runs in order."
+        if not self.disk.closed:
+            await asyncio.wait([asyncio.wrap_future(self.submit(lambda: None))])
+
+
+THREADS = weakref.WeakKeyDictionary()  # by engine
+
+
 def make_engine(settings, ollama, memory, watch, sent, worker, clock, held=MAX_SESSIONS):
     "An engine on the running loop, with threads of its own, as a worker makes it."
-    return wire_engine(settings, ollama, memory, watch, sent.append, worker, Window(10**9), loop=asyncio.get_running_loop(),
-                       pool=ThreadPoolExecutor(settings.parallel), disk=Disk(memory.batch),
-                       call_later=clock.call_later, held=held)
+    loop, disk = asyncio.get_running_loop(), Disk(memory.batch)
+    threads = Threads(loop, disk)
+    engine = wire_engine(settings, ollama, memory, watch, sent.append, worker, Window(10**9), loop=loop,
+                         pool=ThreadPoolExecutor(settings.parallel), disk=disk, call_later=clock.call_later, held=held)
+    THREADS[engine] = threads
+    return engine
 
 
 @pytest.fixture
@@ -133,6 +175,35 @@ async def until(predicate, timeout=5.0):
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition not met")
+
+
+async def drained(limit=100_000):
+    """Until nothing on the loop is ready to run (nor a timer due): what the test set off on the loop
+    alone has all happened, however many turns of the loop it takes. Not what a thread does meanwhile."""
+    loop = asyncio.get_running_loop()
+    for _ in range(limit):
+        await asyncio.sleep(0)
+        if not loop._ready and not any(h.when() <= loop.time() and not h.cancelled() for h in loop._scheduled):
+            return
+    raise AssertionError("the loop never drained")
+
+
+async def quiet(engine, ollama):
+    """Until nothing more happens unless the test acts: the loop drained, every request to Ollama
+    ended but those `hold` keeps open (and not hung up), what the disk thread was given done, and
+    nothing new handed to a thread meanwhile. A negative assertion after it means never, not not yet."""
+    threads = THREADS[engine]
+
+    def held():
+        return sum(not h.fired for h in list(ollama.holding)) if ollama.hold else 0
+    while True:
+        handed = threads.handed
+        await drained()
+        await threads.written()
+        await until(lambda: threads.running() <= held())
+        await drained()
+        if threads.handed == handed:
+            return
 
 
 def settled(engine, session="s"):
@@ -237,7 +308,7 @@ def test_a_turn_waits_for_ollama_and_is_asked_once_when_it_is_back(run):
         await until(lambda: any(isinstance(m, Waiting) for m in sent))
         assert watch.reach is Reach.DOWN and watch.checks == 1 and not finals(sent)
         clock.turn(10 * sum(RETRY_DELAYS_S))
-        await asyncio.sleep(0.05)
+        await quiet(engine, ollama)
         assert len(ollama.replies()) == 1, "waiting for Ollama, not asking it"
         watch.back()
         await until(lambda: finals(sent))
@@ -260,7 +331,7 @@ def test_a_request_ollama_drops_while_it_is_up_is_asked_again_after_pauses_then_
         engine.handle(chat("r1", "hello?"))
         for asked, pause in enumerate(RETRY_DELAYS_S, start=1):
             await until(lambda n=asked: watch.checks == n)
-            await asyncio.sleep(0.05)
+            await quiet(engine, ollama)
             assert len(asking(ollama, "hello?")) == asked, "no request before the pause is over"
             engine.handle(chat(f"o{asked}", "meanwhile", session=f"other{asked}"))
             await until(lambda n=asked: any(m.reply == f"o{n}" for m in finals(sent)))
@@ -272,7 +343,7 @@ def test_a_request_ollama_drops_while_it_is_up_is_asked_again_after_pauses_then_
                                 "(Ollama at http://127.0.0.1:11434 closed the connection before answering). Its log may "
                                 "say why; Retry asks again.")
         clock.turn(600)
-        await asyncio.sleep(0.05)
+        await quiet(engine, ollama)
         assert len(asking(ollama, "hello?")) == 3
         assert watch.reach is Reach.UP and watch.checks == 3 and not any(isinstance(m, Waiting) for m in sent)
         assert all(isinstance(m, Done) for m in finals(sent) if m.reply != "r1"), "the other sessions were answered"
@@ -315,7 +386,7 @@ def test_a_request_that_cannot_be_written_fails_its_reply_at_once_and_asks_nothi
         [failed] = finals(sent)
         assert isinstance(failed, Failed) and failed.code is FailCode.UNSENDABLE and "written as JSON" in failed.error
         clock.turn(600)
-        await asyncio.sleep(0.05)
+        await quiet(engine, ollama)
         assert len(ollama.replies()) == 1 and watch.checks == 0 and watch.reach is Reach.UP
         assert [r.message for r in caplog.records].count(f"reply r1 failed: {failed.error}") == 1, "logged once"
     run(scenario)
@@ -340,7 +411,7 @@ def test_a_reply_past_reply_max_s_is_hung_up_and_ends_with_what_it_said_and_why(
         engine.handle(chat("r1", "loop"))
         await until(lambda: any(isinstance(m, Chunk) for m in sent))
         clock.turn(59)
-        await asyncio.sleep(0.05)
+        await quiet(engine, ollama)  # the stream, held open, ends only if hung up
         assert not finals(sent)
         clock.turn(1)
         await until(lambda: finals(sent))
@@ -361,7 +432,7 @@ def test_waiting_for_ollama_to_start_does_not_count_towards_reply_max_s(run):
         engine.handle(chat("r1", "anyone?"))
         await until(lambda: any(isinstance(m, Waiting) for m in sent))
         clock.turn(120)
-        await asyncio.sleep(0.05)
+        await quiet(engine, ollama)
         assert not finals(sent)
         watch.back()
         await until(lambda: finals(sent))
@@ -388,7 +459,7 @@ def test_app_events_without_a_comment_go_with_the_next_turn_and_ask_for_nothing_
         engine.handle(web.used("i2", "used #export-md (GET /export/md → 200)"))
         await until(lambda: settled(engine))
         clock.turn(60)
-        await asyncio.sleep(0.05)
+        await quiet(engine, ollama)
         assert ollama.asked == [] and not comment_due(engine), "no comment, no warm-up"
         engine.handle(chat("r1", "hi"))
         await until(lambda: finals(sent))
@@ -446,7 +517,7 @@ def test_a_job_of_an_epoch_the_session_has_left_is_stopped_at_its_first_save_and
         ollama.scripts = [["stale", "words"]]
         engine.handle(chat("r2", "stale copy", epoch=1))
         await until(lambda: settled(engine))
-        await asyncio.sleep(0.1)
+        await quiet(engine, ollama)
         assert len(finals(sent)) == 1, "not answered: the web ignores its words anyway"
         assert engine.conversations.held("s") is None
         assert [t["content"] for t in memories().load("s").turns] == ["one", "ok"]
@@ -461,7 +532,7 @@ def test_revoked_at_another_epoch_the_running_reply_stops_without_a_word_or_a_sa
         await until(lambda: any(isinstance(m, Chunk) for m in sent))
         engine.revoke(Revoke(worker="w1", session="s", message="m-r1", epoch=2))
         await until(lambda: settled(engine))
-        await asyncio.sleep(0.1)
+        await quiet(engine, ollama)
         assert finals(sent) == [], "the web ignores it anyway; it is not said"
         assert engine.conversations.held("s") is None
         assert [t["role"] for t in memories().load("s").turns] == ["user"], "the partial reply is not saved"
@@ -477,7 +548,7 @@ def test_a_chat_on_trust_streams_at_once_but_saves_and_ends_only_once_granted(ru
         ollama.scripts = [["Hello", " there."]]
         engine.handle(chat("r1", "hi", epoch=1), on_trust=True)
         await until(lambda: "".join(m.text for m in sent if isinstance(m, Chunk)) == "Hello there.")
-        await asyncio.sleep(0.1)
+        await quiet(engine, ollama)  # the stream has ended, and what was written is on disk
         assert finals(sent) == [] and saved_turns(memories) == [], "its end and its saves wait for the grant"
         engine.grant("s", "m-r1")
         await until(lambda: finals(sent))
@@ -515,7 +586,7 @@ def test_a_chat_on_trust_revoked_under_a_new_epoch_fences_the_session_and_drops_
         engine.revoke(Revoke(worker="w1", session="s", message="m-r1", epoch=2))  # it moved meanwhile
         await until(lambda: settled(engine))
         ollama.hold = False
-        await asyncio.sleep(0.1)
+        await quiet(engine, ollama)
         assert len(ollama.replies()) == 1 and finals(sent) == [], "r2 is the next holder's to answer"
         assert engine.conversations.held("s") is None
     run(scenario)
@@ -526,7 +597,8 @@ def test_a_chat_on_trust_asks_for_no_app_change_before_its_grant(run):
         ollama.scripts = [['{"name": "add_todo", "arguments": {"title": "oat milk"}}'], ["Added."]]
         answering = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
         engine.handle(chat("r1", "add oat milk", epoch=1), on_trust=True)
-        await asyncio.sleep(0.2)
+        await until(lambda: ollama.replies())
+        await quiet(engine, ollama)  # the model has answered with its call, and the reply waits for the grant
         assert not any(isinstance(m, CallTool) for m in sent)
         engine.grant("s", "m-r1")
         await until(lambda: finals(sent))
@@ -581,10 +653,10 @@ def test_a_turn_whose_conversation_cannot_be_read_fails_with_a_reason_instead_of
 def test_a_turn_waiting_for_its_conversation_is_still_listed_as_in_hand(run):
     async def scenario(engine, ollama, sent, clock, watch):
         memory = engine.conversations.memory
-        gate, load = threading.Event(), memory.load
-        memory.load = lambda *args: (gate.wait(5), load(*args))[1]
+        reading, gate, load = threading.Event(), threading.Event(), memory.load
+        memory.load = lambda *args: (reading.set(), gate.wait(5), load(*args))[2]
         engine.handle(chat("r1", "hello", epoch=1))
-        await asyncio.sleep(0.1)  # its task runs, and waits for the disk
+        await until(reading.is_set)  # its task runs, and waits for the disk
         assert engine.making == ["r1"], "the web would otherwise take its final for lost"
         gate.set()
         await until(lambda: finals(sent))
@@ -985,7 +1057,7 @@ def test_a_reply_cut_off_by_a_shutdown_says_nothing_more_and_nothing_new_starts(
         engine.handle(chat("r2", "and another"))
         await until(lambda: any(isinstance(m, Chunk) for m in sent))
         engine.shutdown()  # a restart: the web has the next brain carry r1 on
-        await asyncio.sleep(0.2)
+        await quiet(engine, ollama)  # r1's stream, hung up, has ended
         assert finals(sent) == [] and len(ollama.replies()) == 1
     run(scenario)
 

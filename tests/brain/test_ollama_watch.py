@@ -4,12 +4,54 @@ once, checks that come quickly while something is wrong, and a failed request th
 but what a check finds, however many ask at once."""
 import asyncio
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from brain import ollama_watch
 from brain.ollama_client import OllamaFailed, OllamaUnavailable
 from brain.ollama_watch import OllamaWatch, Reach
+from tests.brain.test_engine import drained
+
+
+class TurnedLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock moves on when the test turns it (`turn`), and otherwise, as a real
+    clock does between two readings, by a nanosecond a reading: code that waits for less than the
+    loop's clock resolution (a timer re-armed for what is left of a wait) is not stuck for ever."""
+
+    def __init__(self):
+        super().__init__()
+        self.now = 0.0
+
+    def time(self):
+        self.now += 1e-9
+        return self.now
+
+
+async def turn(seconds):
+    """Move the running TurnedLoop's clock on by `seconds`: each timer falls due in its turn, and
+    what it sets off on the loop runs before the clock moves on."""
+    loop = asyncio.get_running_loop()
+    end = loop.now + seconds
+    while True:
+        await drained()
+        due = min((h.when() for h in loop._scheduled if not h.cancelled()), default=end + 1)
+        if due > end:
+            break
+        loop.now = max(loop.now, due)
+    loop.now = max(loop.now, end)
+    await drained()
+
+
+@pytest.fixture
+def turned(monkeypatch):
+    "turned(main): run main() on a TurnedLoop, whose clock is the watch's too (its time.monotonic)."
+    def run(main):
+        loop = TurnedLoop()
+        monkeypatch.setattr(ollama_watch, "time", SimpleNamespace(monotonic=loop.time))
+        with asyncio.Runner(loop_factory=lambda: loop) as runner:
+            runner.run(main())
+    return run
 
 
 class FakeOllama:
@@ -114,23 +156,23 @@ def test_a_failed_load_is_tried_again_at_the_next_check():
     asyncio.run(main())
 
 
-def test_a_failed_request_changes_nothing_unless_the_check_it_asks_for_finds_ollama_down():
+def test_a_failed_request_changes_nothing_unless_the_check_it_asks_for_finds_ollama_down(turned):
     async def main():
         client = FakeOllama()
         watch, said = make(client, check_s=0.2)
         await watch.check()
-        await asyncio.sleep(0.2)
+        await turn(0.2)
         announced = len(said)
         assert await watch.confirm() is Reach.UP and client.calls == 2, "checked, and found up"
         assert len(said) == announced and watch.up.is_set(), "nothing changed, nothing announced"
-        await asyncio.sleep(0.2)
+        await turn(0.2)
         client.down = True
         assert await watch.confirm() is Reach.DOWN and not watch.up.is_set()
         assert [s[0] for s in said].count(Reach.DOWN) == 1
-    asyncio.run(main())
+    turned(main)
 
 
-def test_requests_failing_together_share_one_check_and_a_recent_check_stands():
+def test_requests_failing_together_share_one_check_and_a_recent_check_stands(turned):
     async def main():
         client = FakeOllama()
         watch, _ = make(client, check_s=0.3)
@@ -140,10 +182,10 @@ def test_requests_failing_together_share_one_check_and_a_recent_check_stands():
         for _ in range(50):
             assert await watch.confirm() is Reach.UP
         assert client.calls == 1, "a check less than OLLAMA_CHECK_S old stands"
-        await asyncio.sleep(0.3)
+        await turn(0.3)
         await watch.confirm()
         assert client.calls == 2
-    asyncio.run(main())
+    turned(main)
 
 
 def test_refresh_lists_the_models_now_and_a_failure_keeps_the_list():
@@ -193,26 +235,26 @@ def slow_refresh(monkeypatch):
     monkeypatch.setattr(ollama_watch, "MODELS_REFRESH_S", 60.0)
 
 
-def test_checks_come_every_check_s_while_wrong_and_down_found_by_a_request_makes_them_quick(slow_refresh):
+def test_checks_come_every_check_s_while_wrong_and_down_found_by_a_request_makes_them_quick(slow_refresh, turned):
     async def main():
         client = FakeOllama()
         client.down = True
         watch, _ = make(client, check_s=0.05)
         task = asyncio.create_task(watch.run())
-        await asyncio.sleep(0.5)
+        await turn(0.5)
         assert 5 <= client.calls <= 11, "Ollama down: checked again every OLLAMA_CHECK_S"
         client.down = False
-        await asyncio.sleep(0.1)
+        await turn(0.1)
         settled = client.calls
-        await asyncio.sleep(0.3)
+        await turn(ollama_watch.MODELS_REFRESH_S - 1)
         assert watch.reach is Reach.UP and client.calls == settled, "all well: the next check is MODELS_REFRESH_S away"
         client.down = True
         assert await watch.confirm() is Reach.DOWN and client.calls == settled + 1
-        await asyncio.sleep(0.02)
-        assert client.calls == settled + 1, "no second check at once"
+        await turn(0.04)
+        assert client.calls == settled + 1, "no second check at once: the next is OLLAMA_CHECK_S away"
         client.down = False
-        await asyncio.sleep(0.15)
+        await turn(0.15)
         assert watch.reach is Reach.UP and watch.up.is_set(), "checked again within OLLAMA_CHECK_S, and found up"
         assert client.calls <= settled + 4
         task.cancel()
-    asyncio.run(main())
+    turned(main)

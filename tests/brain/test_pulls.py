@@ -9,6 +9,7 @@ from brain import pulls as pulls_module
 from brain.ollama_client import HungUp, NoSuchModel, PullStatus
 from brain.pulls import Pulls
 from shared.messages import CancelPull, Pull, PullOutcome, PullProgress
+from tests.brain.test_engine import drained, until
 
 LAYERS = [PullStatus("pulling manifest"),
           PullStatus("pulling aaaaaaaaaaaa", "sha256:aaaa", 0, 1000), PullStatus("pulling aaaaaaaaaaaa", "sha256:aaaa", 600, 1000),
@@ -55,8 +56,7 @@ def run(client, script):
     async def main():
         pulls = Pulls(client, watch, sent.append, "w1")
         await script(pulls)
-        while pulls.running:
-            await asyncio.sleep(0.01)
+        await until(lambda: not pulls.running)
         pulls.shutdown()
 
     asyncio.run(main())
@@ -98,14 +98,15 @@ def test_a_failed_pull_ends_with_the_clients_line_and_the_list_is_not_refreshed(
 
 def test_a_cancel_hangs_up_and_ends_the_pull_as_cancelled():
     gate = threading.Event()
+    client = FakeClient(gate=gate)
 
     async def script(pulls):
         await handle(pulls, pull())
         assert pulls.pulling == ["p1"]
-        await asyncio.sleep(0.05)
+        await until(lambda: client.pulled)  # Ollama is pulling
         await handle(pulls, CancelPull(worker="w", session="s", id="c1", epoch=3, pull="p1"))
 
-    sent, watch = run(FakeClient(gate=gate), script)
+    sent, watch = run(client, script)
     assert sent[-1].outcome is PullOutcome.CANCELLED and sent[-1].error == "" and watch.refreshed == []
 
 
@@ -115,7 +116,7 @@ def test_a_second_pull_of_the_same_model_joins_the_first_and_both_are_told():
 
     async def script(pulls):
         await handle(pulls, pull("p1", "llama3.2"), pull("p2", "llama3.2:latest", session="t"))
-        await asyncio.sleep(0.05)
+        await drained()
         assert sorted(pulls.pulling) == ["p1", "p2"]
         gate.set()
 

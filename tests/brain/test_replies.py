@@ -18,7 +18,7 @@ from brain.tool_calls import asked
 from shared.config import Settings
 from shared.messages import Answered, FailCode, Prompt, Reach, Stats
 from tests.fake_app import TOOLS
-from tests.brain.test_engine import Clock, Watch
+from tests.brain.test_engine import Clock, Watch, drained
 
 ADD = ToolCall("add_todo", {"title": "milk"})
 TICK = ToolCall("set_todo_done", {"id": 1, "done": True})
@@ -203,7 +203,7 @@ def test_ollama_refusing_before_a_byte_and_found_down_is_waited_for_and_asked_ag
     watch.finds = Reach.DOWN
 
     async def back_soon():
-        await asyncio.sleep(0.05)
+        await drained()  # the reply waits for Ollama: it goes on only once the watch finds it up
         assert watch.reach is Reach.DOWN and watch.checks == 1, "the refusal had the watch check"
         watch.back()
 
@@ -214,13 +214,15 @@ def test_ollama_refusing_before_a_byte_and_found_down_is_waited_for_and_asked_ag
 
 def test_a_request_dropped_while_ollama_is_up_is_asked_again_after_a_pause_without_a_word_to_the_page(reply):
     watch, clock = Watch(), Clock()
+    streams = Streams(NoAnswer("closed"), said("Here."))
 
     async def pause_over():
-        await asyncio.sleep(0.05)
+        await drained()  # the reply pauses on the clock, which only the test turns
         assert watch.reach is Reach.UP and watch.checks == 1
+        assert len(streams.asked) == 1, "not asked again before the pause is over"
         clock.turn(1.0)
 
-    bus, _, _ = reply(Streams(NoAnswer("closed"), said("Here.")), watch=watch, clock=clock, meanwhile=pause_over)
+    bus, _, _ = reply(streams, watch=watch, clock=clock, meanwhile=pause_over)
     assert bus == [("done", ("Here.", "", Stats(prompt_eval_count=10)), {})]
 
 

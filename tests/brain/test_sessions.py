@@ -10,7 +10,7 @@ import pytest
 from brain.jobs import DropLastReply, Event, LateResult, StartAfresh, Turn, Warm
 from brain.sessions import Runner, SessionQueue, Sessions
 from shared.messages import AppEvent, Prompt
-from tests.brain.test_engine import Clock, until
+from tests.brain.test_engine import Clock, drained, until
 
 
 def turn(reply, text="hi", session="s", **kw):
@@ -200,7 +200,8 @@ def test_a_chat_turn_cancels_the_comment_due(world):
         runner.comment_later("s")
         runner.enqueue("s", turn("r1"))
         clock.turn(10)
-        await asyncio.sleep(0.01)
+        engine.release_all()  # a comment queued behind r1 would run now
+        await drained()
         assert [job.reply for _, job in engine.ran] == ["r1"]
     world(scenario)
 
@@ -249,6 +250,6 @@ def test_once_closing_the_running_reply_is_cut_off_silently_and_nothing_new_star
         assert running.cancelled and running.silent
         engine.release(running)
         runner.enqueue("t", turn("t1", session="t"))
-        await asyncio.sleep(0.02)
+        await drained()
         assert [job.reply for _, job in engine.ran] == ["r1"]
     world(scenario)

@@ -18,6 +18,7 @@ from brain.reply_bus import ReplyBus
 from brain.streams import Interrupted, Streams
 from shared.config import Settings
 from shared.messages import Chunk, Done, Failed, FailCode, Stats
+from tests.brain.test_engine import drained, until
 from tests.fake_app import TOOLS
 
 
@@ -116,7 +117,7 @@ def test_a_stopped_reply_ends_with_what_it_had_and_no_fault(streams):
     async def scenario(streams, sent):
         turn = a_turn()
         reading = asyncio.ensure_future(streams.reply(turn, [], None))
-        await asyncio.sleep(0.05)
+        await until(lambda: any(isinstance(m, Chunk) for m in sent))  # "Once" was read; the stream waits
         turn.cancel()
         answer = await reading
         assert answer.text == "Once"
@@ -153,11 +154,12 @@ def test_while_the_web_is_a_window_behind_a_replys_words_wait_and_go_together(st
         window.counted()  # two messages the web has not taken: the window is shut
         turn = a_turn()
         reading = asyncio.ensure_future(streams.reply(turn, [], None))
-        await asyncio.sleep(0.1)
+        await until(lambda: window.waiting)  # the first word was read and handed to the loop, which holds it
+        await drained()
         assert sent == [], "the first word waits"
         gate.set()
-        await reading
-        await asyncio.sleep(0.05)
+        await reading  # the stream has ended: every word is on the loop
+        await drained()
         assert sent == [], "and so do the others, with it"
         window.credit(2)
         assert [m.text for m in sent] == ["Hello there, you"], "one message once the web caught up"
@@ -173,7 +175,7 @@ def test_a_replys_end_takes_its_waiting_words_first(streams):
         window.counted()
         turn = a_turn()
         await streams.reply(turn, [], None)
-        await asyncio.sleep(0.05)
+        await drained()  # the loop has held back what the stream read
         streams.flush(turn, force=True)  # before its Done, whatever the window
         assert [m.text for m in sent] == ["Hello there"]
         window.credit(1)

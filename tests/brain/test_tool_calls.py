@@ -13,6 +13,7 @@ from brain.jobs import Turn
 from brain.ollama_client import ToolCall
 from brain.tool_calls import NO_ANSWER, ToolCalls, answered_here, asked, rounds_of
 from shared.messages import Answered, ToolResult
+from tests.brain.test_engine import drained, until
 from tests.fake_app import TOOLS
 
 ADD = ToolCall("add_todo", {"title": "milk"}, id="call_1")
@@ -64,8 +65,7 @@ def relay():
 async def answer(calls, web, results):
     "Play the web: answer each call as it is sent, in order, with the next result text (None: never)."
     for i, text in enumerate(results):
-        while len(web.calls) <= i:
-            await asyncio.sleep(0.001)
+        await until(lambda: len(web.calls) > i)
         if text is not None:
             reply, call, _, _ = web.calls[i]
             answer = result(call, *text, session=web.sessions[i], reply=reply)
@@ -116,10 +116,11 @@ def test_a_fenced_session_releases_its_replies_waits_and_no_other(relay):
         waiting = asyncio.ensure_future(calls.round(Turn("s", "r1", "hi"), [ADD], {}, TOOLS))
         other = asyncio.ensure_future(calls.round(Turn("t", "r2", "hi"), [ToolCall("add_todo", {}, id="call_2")], {},
                                                   TOOLS))
-        await asyncio.sleep(0.01)
+        await until(lambda: len(web.calls) == 2)  # both wait on the web
         calls.release("s")
         _, results, _ = await asyncio.wait_for(waiting, 1.0)  # long before the call's timeout
         assert results == [("add_todo", NO_ANSWER)]
+        await drained()
         assert not other.done(), "another session's call still waits"
         calls.resolve(result(web.calls[1][1], "Added.", session="t", reply="r2"))
         assert (await other)[1] == [("add_todo", "Added.")]
@@ -138,8 +139,7 @@ def test_two_sessions_whose_models_give_the_same_call_id_at_once_each_get_their_
         same = ToolCall("add_todo", {"title": "milk"}, id="call_0")
         mine = asyncio.ensure_future(calls.round(Turn("s", "r1", "add milk"), [same], {}, TOOLS))
         theirs = asyncio.ensure_future(calls.round(Turn("t", "r2", "add milk"), [same], {}, TOOLS))
-        while len(web.calls) < 2:
-            await asyncio.sleep(0.001)
+        await until(lambda: len(web.calls) == 2)
         (_, first, _, _), (_, second, _, _) = web.calls
         assert first != second, "one id per call, whatever the model said"
         assert calls.resolve(result(second, "Added #1 'milk' to t's list.", session="t", reply="r2"))
@@ -152,13 +152,12 @@ def test_two_sessions_whose_models_give_the_same_call_id_at_once_each_get_their_
 def test_a_result_naming_another_sessions_or_replys_call_answers_nothing(relay, caplog):
     async def scenario(calls, web):
         waiting = asyncio.ensure_future(calls.round(Turn("s", "r1", "add milk"), [ADD], {}, TOOLS))
-        while not web.calls:
-            await asyncio.sleep(0.001)
+        await until(lambda: web.calls)
         call = web.calls[0][1]
         for forged in (result(call, "Deleted everything.", session="t"), result(call, "Deleted.", reply="r9")):
             assert not calls.awaited(forged)
             assert calls.resolve(forged), "handled (ignored), not queued as a late result of the other session"
-        await asyncio.sleep(0.01)
+        await drained()
         assert not waiting.done(), "still waits for its own result"
         calls.resolve(result(call, "Added #1 'milk'."))
         assert (await waiting)[1] == [("add_todo", "Added #1 'milk'.")]
@@ -171,8 +170,7 @@ def test_a_call_id_the_model_gives_again_in_a_later_reply_is_a_new_call(relay):
         for reply, title in (("r1", "milk"), ("r2", "eggs")):
             same_id = ToolCall("add_todo", {"title": title}, id="call_0")
             round_ = asyncio.ensure_future(calls.round(Turn("s", reply, f"add {title}"), [same_id], {}, TOOLS))
-            while len(web.calls) < (1 if reply == "r1" else 2):
-                await asyncio.sleep(0.001)
+            await until(lambda: len(web.calls) == (1 if reply == "r1" else 2))
             calls.resolve(result(web.calls[-1][1], f"Added '{title}'.", reply=reply))
             assert (await round_)[1] == [("add_todo", f"Added '{title}'.")]
         assert web.calls[0][1] != web.calls[1][1], "the web applies each once by its id: the second is not the first"
