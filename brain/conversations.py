@@ -37,12 +37,12 @@ def _log_failure(future: Future) -> None:
 
 class Conversations:
     def __init__(self, memory: Memory, disk: Executor, loop: asyncio.AbstractEventLoop,
-                 keep: Callable[[str], bool], limit: int = MAX_SESSIONS):
-        "`disk` runs one thread, so reads and writes keep their order; `keep(session)`: its copy may not leave memory."
-        self.memory, self.disk, self.loop = memory, disk, loop
+                 keep: Callable[[str], bool], fenced: Callable[[str, int], None], limit: int = MAX_SESSIONS):
+        """`disk` runs one thread, so reads and writes keep their order; `keep(session)`: its copy may
+        not leave memory; `fenced(session, epoch)`: what else must stop when a session is fenced."""
+        self.memory, self.disk, self.loop, self.fenced = memory, disk, loop, fenced
         self.copies: LRU[str, Conversation] = LRU(limit, evictable=lambda session, _: not keep(session),
                                                   evicted=lambda session, _: self._let_go(session))
-        self.fenced: Callable[[str, int], None] | None = None  # the engine's, given once it exists
         self.on_trust: dict[str, set[str]] = {}  # by session: the causes of jobs run before their grant
         self.held_back: dict[str, bool] = {}  # by session: a save waits for those grants (whether afresh)
 
@@ -89,11 +89,18 @@ class Conversations:
 
         def saved(future: Future) -> None:
             if isinstance(future.exception(), Fenced):
-                self.loop.call_soon_threadsafe(self.fenced, session, future.exception().stored)
+                self.loop.call_soon_threadsafe(self.fence, session, future.exception().stored)
             else:
                 _log_failure(future)
 
         self.disk.submit(self.memory.save, session, snapshot, afresh).add_done_callback(saved)
+
+    def fence(self, session: str, epoch: int) -> None:
+        """The session is held at `epoch` now, elsewhere or here anew: our copy is forgotten (it is
+        read again if the session returns), and what runs for it under an older epoch stops."""
+        log.warning("session %s is held at epoch %d elsewhere now; dropping this worker's copy", session[:8], epoch)
+        self.forget(session)
+        self.fenced(session, epoch)
 
     def forget(self, session: str) -> None:
         "Drop our copy, and any save it held back: it is read again if the session comes back."

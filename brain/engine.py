@@ -35,6 +35,13 @@ from shared.messages import (AppEvent, Chat, FailCode, Reach, Regenerate, Reset,
 log = logging.getLogger("brain")
 
 
+def fence(sessions: Sessions, calls: ToolCalls, session: str, epoch: int) -> None:
+    """A session fenced (held at `epoch` elsewhere now, or here anew): what runs or waits for it
+    under an older epoch stops, and its replies waiting on the web for a tool's result go on without."""
+    sessions.fence(session, epoch)
+    calls.release(session)
+
+
 class Engine:
     def __init__(self, settings: Settings, watch: OllamaWatch, sessions: Sessions, conversations: Conversations,
                  replies: Replies, calls: ToolCalls, streams: Streams, bus: ReplyBus):
@@ -63,7 +70,7 @@ class Engine:
             case Stop():
                 waiting = self.sessions.stop(msg.session, msg.reply)
                 if waiting:
-                    self.bus.failed(waiting, FailCode.STOPPED, "Stopped before it began.")
+                    self._failed(waiting, FailCode.STOPPED, "Stopped before it began.")
             case Reset():
                 self.runner.reset(msg.session, StartAfresh(**cause))
             case Regenerate():
@@ -102,7 +109,7 @@ class Engine:
         if self.sessions.admits(msg.session, bool(msg.makes), msg.kind):
             return True
         if msg.makes:
-            self.bus.failed(Turn(msg.session, msg.makes, None, epoch=msg.epoch), FailCode.BUSY,
+            self._failed(Turn(msg.session, msg.makes, None, epoch=msg.epoch), FailCode.BUSY,
                             "The brain has too much queued for this conversation (SESSION_MAX_PENDING); Retry in a moment.")
         return False
 
@@ -118,12 +125,14 @@ class Engine:
             self.conversations.distrust(msg.session, msg.message)
 
     def fence(self, session: str, epoch: int) -> None:
-        """The session is held at `epoch` now, elsewhere or here anew: stop what runs for it under
-        an older one, drop such jobs, and forget our copy (it is read again if the session returns)."""
-        log.warning("session %s is held at epoch %d elsewhere now; dropping this worker's copy", session[:8], epoch)
-        self.sessions.fence(session, epoch)
-        self.calls.release(session)
-        self.conversations.forget(session)
+        self.conversations.fence(session, epoch)  # which stops the rest (`fence` below, given it when made)
+
+    def _failed(self, turn: Turn, code: FailCode, error: str) -> None:
+        "A turn not run yet (the brain's own has no epoch until then) speaks for the epoch our copy holds."
+        if turn.epoch is None:
+            held = self.conversations.held(turn.session)
+            turn.epoch = held.epoch if held else 0
+        self.bus.failed(turn, code, error)
 
     def shutdown(self) -> None:
         """Hang up on Ollama and finish writing: what the conversations learned is on disk before we
@@ -141,7 +150,7 @@ class Engine:
             if job.cause and not conversation.take(job.cause):
                 log.info("session %s: %s was acted on already; not again", session[:8], job.cause)
                 if isinstance(job, Turn):  # its bubble must not wait for ever
-                    self.bus.failed(job, FailCode.DUPLICATE, "The brain had already taken this message before a "
+                    self._failed(job, FailCode.DUPLICATE, "The brain had already taken this message before a "
                                                              "restart; if its answer is missing, Retry.")
                 return
             match job:
@@ -167,7 +176,7 @@ class Engine:
         except Exception as e:
             log.exception("a job of session %s failed", session[:8])
             if isinstance(job, Turn):  # its bubble must not wait for ever
-                self.bus.failed(job, FailCode.INTERNAL, f"The brain could not make this reply ({type(e).__name__}; its "
+                self._failed(job, FailCode.INTERNAL, f"The brain could not make this reply ({type(e).__name__}; its "
                                                         "log says more), e.g. its conversation store could not be "
                                                         "reached. Retry.")
 

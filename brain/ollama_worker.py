@@ -18,7 +18,7 @@ from functools import partial
 from brain.conversations import MAX_SESSIONS, Conversations
 from brain.decisions import Modes
 from brain.disk import Disk
-from brain.engine import Engine
+from brain.engine import Engine, fence
 from brain.flow import Window
 from brain.memory import Memory
 from brain.node import Node, Outlet
@@ -45,15 +45,13 @@ def wire_engine(settings: Settings, ollama: OllamaClient, memory: Memory, watch:
     and writes conversations (one thread, so in order); `window` holds chunks back while the web is
     behind; `held` conversations stay in memory."""
     sessions = Sessions(call_later, settings.comment_delay_s, settings.session_max_pending)
-    conversations = Conversations(memory, disk, loop, keep=sessions.active, limit=held)
-    bus = ReplyBus(send, worker, conversations, settings.max_frame_bytes)
-    streams = Streams(ollama, settings, pool, loop, bus, window)
+    bus = ReplyBus(send, worker, settings.max_frame_bytes)
     calls = ToolCalls(bus, loop)
+    conversations = Conversations(memory, disk, loop, keep=sessions.active, fenced=partial(fence, sessions, calls),
+                                  limit=held)
+    streams = Streams(ollama, settings, pool, loop, bus, window)
     replies = Replies(settings, watch, streams, calls, conversations, bus, call_later, Modes(settings, streams.show))
-    engine = Engine(settings, watch, sessions, conversations, replies, calls, streams, bus)
-    # A save the store refuses fences the session in the engine, which is made after the store's copies.
-    conversations.fenced = engine.fence
-    return engine
+    return Engine(settings, watch, sessions, conversations, replies, calls, streams, bus)
 
 
 async def serve(settings: Settings, client: OllamaClient, memory: Memory, worker: str) -> None:

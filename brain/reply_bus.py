@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 import msgspec
 
-from brain.conversations import Conversations
 from brain.jobs import Turn
 from shared.messages import CallTool, Chunk, Done, Failed, FailCode, Message, Note, Stats, Waiting, encode
 
@@ -23,9 +22,8 @@ SHORTENED = ("This reply is longer than one bus message may be (BUS_MAX_FRAME_BY
 
 
 class ReplyBus:
-    def __init__(self, send: Callable[[Message], None], worker: str, conversations: Conversations,
-                 max_bytes: int = 1 << 20):
-        self.send, self.worker, self.conversations, self.max_bytes = send, worker, conversations, max_bytes
+    def __init__(self, send: Callable[[Message], None], worker: str, max_bytes: int = 1 << 20):
+        self.send, self.worker, self.max_bytes = send, worker, max_bytes
 
     def _about(self, turn: Turn) -> dict:
         return dict(worker=self.worker, session=turn.session, reply=turn.reply, epoch=turn.epoch)
@@ -73,9 +71,8 @@ class ReplyBus:
         self.send(msg)
 
     def failed(self, turn: Turn, code: FailCode, error: str, text: str = "") -> None:
-        "A turn not run yet (the brain's own has no epoch until then) speaks for the epoch our copy holds."
-        held = self.conversations.held(turn.session)
-        about = self._about(turn) | {"epoch": turn.epoch if turn.epoch is not None else held.epoch if held else 0}
+        "The turn's epoch must be known (the engine gives a turn not run yet the one its copy holds)."
+        about = self._about(turn)
 
         def end(shown: str, why: str = error) -> Failed:
             return Failed(**about, seq=turn.sent, code=code, error=why, text=shown)

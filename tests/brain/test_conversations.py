@@ -53,8 +53,8 @@ def cache():
         async def main():
             store, fenced, busy = Store(), [], set()
             disk = Disk(store.batch)
-            conversations = Conversations(store, disk, asyncio.get_running_loop(), keep=busy.__contains__, limit=limit)
-            conversations.fenced = lambda session, epoch: fenced.append((session, epoch))
+            conversations = Conversations(store, disk, asyncio.get_running_loop(), keep=busy.__contains__,
+                                          fenced=lambda session, epoch: fenced.append((session, epoch)), limit=limit)
             try:
                 await scenario(conversations, store, fenced, busy)
             finally:

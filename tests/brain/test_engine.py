@@ -254,6 +254,21 @@ def test_stop_hangs_up_and_keeps_what_was_said(run):
     run(scenario)
 
 
+def test_a_comment_stopped_before_it_ran_fails_under_the_epoch_of_the_copy_held(run):
+    "The brain's own turn has no epoch until it runs: its end speaks for the copy's."
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.scripts, ollama.hold = [["Once", " upon"]], True
+        engine.handle(chat("r1", "story", epoch=3))
+        await until(lambda: any(isinstance(m, Chunk) for m in sent))
+        engine.runner.comment_later("s")
+        clock.turn(engine.sessions.comment_delay_s)
+        [comment] = engine.sessions.queues["s"].jobs
+        engine.handle(Stop(session="s", id="x1", reply=comment.reply, epoch=3))
+        assert [(m.reply, m.epoch, m.code) for m in finals(sent)] == [(comment.reply, 3, FailCode.STOPPED)]
+        ollama.hold = False
+    run(scenario)
+
+
 def test_a_burst_of_app_changes_makes_one_comment_once_the_clicking_pauses(run):
     async def scenario(engine, ollama, sent, clock, watch):
         todos, web = [], Web()

@@ -9,19 +9,9 @@ from brain.tool_calls import ToolCalls
 from shared.messages import CallTool, Chunk, Done, Failed, FailCode, Note, decode, encode
 
 
-class Copies:
-    "The conversation cache's one answer the bus needs: the epoch of the copy held."
-
-    def __init__(self, epoch=None):
-        self.epoch = epoch
-
-    def held(self, session):
-        return None if self.epoch is None else type("Copy", (), {"epoch": self.epoch})()
-
-
 def test_chunks_are_numbered_on_and_the_end_says_how_many_came_before_it():
     sent = []
-    bus = ReplyBus(sent.append, "w1", Copies())
+    bus = ReplyBus(sent.append, "w1")
     turn = Turn("s1", "r1", "hi", epoch=4, sent=2)  # a resumed reply: the web had chunks 0 and 1
     bus.chunk(turn, "Hel", "")
     bus.chunk(turn, "lo", "hm")
@@ -29,14 +19,6 @@ def test_chunks_are_numbered_on_and_the_end_says_how_many_came_before_it():
     assert [(type(m), m.seq) for m in sent] == [(Chunk, 2), (Chunk, 3), (Done, 4)]
     assert all((m.worker, m.session, m.reply, m.epoch) == ("w1", "s1", "r1", 4) for m in sent)
     assert [decode(encode(m)) for m in sent] == sent, "each is a valid bus message"
-
-
-def test_a_failure_before_the_turn_ran_speaks_for_the_epoch_of_the_copy_held():
-    sent = []
-    ReplyBus(sent.append, "w1", Copies(epoch=9)).failed(Turn("s1", "c1", None), FailCode.BUSY, "Too much queued.")
-    ReplyBus(sent.append, "w1", Copies()).failed(Turn("s1", "c2", None), FailCode.STOPPED, "Stopped.")
-    assert [(m.reply, m.epoch, m.code) for m in sent] == [("c1", 9, FailCode.BUSY), ("c2", 0, FailCode.STOPPED)]
-    assert all(isinstance(m, Failed) for m in sent)
 
 
 # Nothing it says is bigger than a bus frame (BUS_MAX_FRAME_BYTES): the web would drop it, or the connection.
@@ -50,7 +32,7 @@ def sizes(sent) -> list[int]:
 
 def test_a_reply_longer_than_a_frame_ends_with_the_start_that_fits_and_says_so():
     sent = []
-    bus = ReplyBus(sent.append, "w1", Copies(), FRAME)
+    bus = ReplyBus(sent.append, "w1", FRAME)
     text = "Ünïcode \x01 and words. " * 1000  # some characters take 6 bytes in JSON
     bus.done(Turn("s1", "r1", "hi", epoch=4, sent=3), text, thinking="hm " * 100)
     [note, done] = sent
@@ -64,14 +46,14 @@ def test_a_reply_longer_than_a_frame_ends_with_the_start_that_fits_and_says_so()
 def test_a_reply_whose_thinking_is_too_long_ends_whole_without_it():
     "The web keeps the thinking its chunks brought when the end brings none; the text must arrive whole."
     sent = []
-    ReplyBus(sent.append, "w1", Copies(), FRAME).done(Turn("s1", "r1", "hi", epoch=4), "Short.", thinking="hm " * 2000)
+    ReplyBus(sent.append, "w1", FRAME).done(Turn("s1", "r1", "hi", epoch=4), "Short.", thinking="hm " * 2000)
     assert [(type(m), m.text, m.thinking) for m in sent] == [(Done, "Short.", "")]
 
 
 def test_a_failure_with_more_text_than_a_frame_keeps_its_reason_and_says_it_was_cut():
     sent = []
     text = "x" * 10_000
-    ReplyBus(sent.append, "w1", Copies(), FRAME).failed(Turn("s1", "r1", "hi", epoch=4), FailCode.OLLAMA_FAILED,
+    ReplyBus(sent.append, "w1", FRAME).failed(Turn("s1", "r1", "hi", epoch=4), FailCode.OLLAMA_FAILED,
                                                         "Ollama broke off.", text=text)
     [failed] = sent
     assert failed.code is FailCode.OLLAMA_FAILED and failed.error.startswith("Ollama broke off. This reply is longer")
@@ -81,7 +63,7 @@ def test_a_failure_with_more_text_than_a_frame_keeps_its_reason_and_says_it_was_
 
 def test_words_held_back_past_a_frame_go_as_several_chunks_numbered_on():
     sent = []
-    bus = ReplyBus(sent.append, "w1", Copies(), FRAME)
+    bus = ReplyBus(sent.append, "w1", FRAME)
     turn = Turn("s1", "r1", "hi", epoch=4, sent=5)
     text, thinking = "".join(f"word{i} " for i in range(2000)), "\x02" * 3000
     bus.chunk(turn, text, thinking)
@@ -92,7 +74,7 @@ def test_words_held_back_past_a_frame_go_as_several_chunks_numbered_on():
 
 def test_a_tool_call_too_big_for_a_frame_is_not_sent_and_the_model_is_told_why():
     sent = []
-    bus = ReplyBus(sent.append, "w1", Copies(), FRAME)
+    bus = ReplyBus(sent.append, "w1", FRAME)
     turn = Turn("s1", "r1", "hi", epoch=4)
     refused = bus.call_tool(turn, "call_1", "add_todo", {"title": "milk " * 2000})
     assert refused.startswith("Error: the call's arguments are too large to send to the app (")
@@ -105,7 +87,7 @@ def test_a_reply_gets_the_answer_to_a_call_too_big_at_once_instead_of_waiting_fo
     sent = []
 
     async def round_():
-        calls = ToolCalls(ReplyBus(sent.append, "w1", Copies(), FRAME), asyncio.get_running_loop(), timeout_s=30)
+        calls = ToolCalls(ReplyBus(sent.append, "w1", FRAME), asyncio.get_running_loop(), timeout_s=30)
         turn, call = Turn("s1", "r1", "hi", epoch=4), ToolCall("add_todo", {"title": "milk " * 2000})
         return await asyncio.wait_for(calls.round(turn, [call], {}, None), 1)
 

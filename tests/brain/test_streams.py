@@ -39,24 +39,15 @@ class Ollama:
                     raise HungUp("hung up")
 
 
-class Held:
-    "The conversation cache, as far as the bus asks it: the copy held for a session."
-    def __init__(self, **copies):
-        self.copies = copies
-
-    def held(self, session):
-        return self.copies.get(session)
-
-
 @pytest.fixture
 def streams():
     "run(scenario, ollama): scenario(streams, sent) on a loop, a turn's model being 'm'; `window` counts what is sent."
-    def go(scenario, ollama, held=None, window=None):
+    def go(scenario, ollama, window=None):
         async def main():
             sent = []
             settings = Settings.from_env({"OLLAMA_NUM_CTX": "4096", "OLLAMA_KEEP_ALIVE": "5m"})
             flow = window or Window(100)
-            bus = ReplyBus(lambda msg: (sent.append(msg), flow.counted()), "w1", held or Held())
+            bus = ReplyBus(lambda msg: (sent.append(msg), flow.counted()), "w1")
             pool = ThreadPoolExecutor(2)
             try:
                 await scenario(Streams(ollama, settings, pool, asyncio.get_running_loop(), bus, flow), sent)
@@ -133,17 +124,15 @@ def test_a_broken_stream_is_an_interruption_with_what_was_said(streams):
     streams(scenario, Ollama(Delta("Once"), OllamaFailed("gone")))
 
 
-def test_a_turn_not_run_yet_fails_under_the_epoch_of_the_copy_held_or_0(streams):
+def test_an_end_speaks_for_the_turns_epoch_and_says_how_many_chunks_came_before_it(streams):
     async def scenario(streams, sent):
         bus = streams.bus
-        bus.failed(Turn("s", "c1", None), FailCode.BUSY, "full")
-        bus.failed(Turn("t", "c2", None), FailCode.BUSY, "full")
         bus.failed(Turn("s", "r3", "hi", epoch=2, sent=5), FailCode.STOPPED, "Stopped.", text="so far")
         bus.done(Turn("s", "r4", "hi", epoch=2, sent=1), "all", "thought")
-        assert [(m.reply, m.epoch) for m in sent] == [("c1", 7), ("c2", 0), ("r3", 2), ("r4", 2)]
-        assert isinstance(sent[2], Failed) and (sent[2].seq, sent[2].text) == (5, "so far")
-        assert isinstance(sent[3], Done) and (sent[3].seq, sent[3].thinking, sent[3].stats) == (1, "thought", Stats())
-    streams(scenario, Ollama(), held=Held(s=Conversation(epoch=7)))
+        assert [(m.reply, m.epoch) for m in sent] == [("r3", 2), ("r4", 2)]
+        assert isinstance(sent[0], Failed) and (sent[0].seq, sent[0].text) == (5, "so far")
+        assert isinstance(sent[1], Done) and (sent[1].seq, sent[1].thinking, sent[1].stats) == (1, "thought", Stats())
+    streams(scenario, Ollama())
 
 
 def test_while_the_web_is_a_window_behind_a_replys_words_wait_and_go_together(streams):
