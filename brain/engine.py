@@ -16,20 +16,17 @@ brain/ollama_worker.py), so it can be tested with scripted fakes and a hand-turn
 """
 import logging
 
-from brain import decisions, tools
+from brain import tools
 from brain.conversation import Conversation
 from brain.conversations import Conversations
 from brain.jobs import DropLastReply, Event, Job, LateResult, StartAfresh, Turn, Warm
 from brain.memory import Fenced
-from brain.ollama_client import OllamaError
-from brain.ollama_watch import OllamaWatch
 from brain.replies import Replies
 from brain.reply_bus import ReplyBus
 from brain.sessions import Runner, Sessions
-from brain.streams import Streams
 from brain.tool_calls import ToolCalls
 from shared.config import Settings
-from shared.messages import (AppEvent, Chat, FailCode, Reach, Regenerate, Reset, Resume, Revoke, Stop, ToBrain,
+from shared.messages import (AppEvent, Chat, FailCode, Regenerate, Reset, Resume, Revoke, Stop, ToBrain,
                              ToolResult)
 
 log = logging.getLogger("brain")
@@ -43,10 +40,10 @@ def fence(sessions: Sessions, calls: ToolCalls, session: str, epoch: int) -> Non
 
 
 class Engine:
-    def __init__(self, settings: Settings, watch: OllamaWatch, sessions: Sessions, conversations: Conversations,
-                 replies: Replies, calls: ToolCalls, streams: Streams, bus: ReplyBus):
-        self.settings, self.watch, self.sessions, self.conversations = settings, watch, sessions, conversations
-        self.replies, self.calls, self.streams, self.bus = replies, calls, streams, bus
+    def __init__(self, settings: Settings, sessions: Sessions, conversations: Conversations, replies: Replies,
+                 bus: ReplyBus):
+        self.settings, self.sessions, self.conversations, self.replies, self.bus = (
+            settings, sessions, conversations, replies, bus)
         self.runner = Runner(sessions, self.run)  # the queues' jobs run here
 
     @property
@@ -86,7 +83,7 @@ class Engine:
                                 carried=list(msg.calls), **cause), on_trust)
             case ToolResult():
                 # Not queued when a reply waits on it: the reply is the running job.
-                if not self.calls.resolve(msg):
+                if not self.replies.resolve(msg):
                     self.runner.enqueue(msg.session, LateResult(msg, **cause))
 
     def _turn(self, turn: Turn, on_trust: bool) -> None:
@@ -104,7 +101,7 @@ class Engine:
         else is left out (the next app event finds the state it came from missing and states it
         whole), so a flood of clicks never holds up a question. Stop and New chat always get
         through, and so does a result a reply waits on."""
-        if isinstance(msg, (Stop, Reset)) or (isinstance(msg, ToolResult) and self.calls.awaited(msg)):
+        if isinstance(msg, (Stop, Reset)) or (isinstance(msg, ToolResult) and self.replies.awaits(msg)):
             return True
         if self.sessions.admits(msg.session, bool(msg.makes), msg.kind):
             return True
@@ -157,7 +154,7 @@ class Engine:
                 case Turn():
                     await self.replies.make(job, conversation)
                 case Warm():
-                    await self.warm(job, conversation)
+                    await self.replies.warm(job, conversation)
                 case Event(event=event):
                     self.record(session, event, conversation)
                 case LateResult(result=result):
@@ -185,20 +182,6 @@ class Engine:
         conversation.record(event.lines, event.state, event.since)
         if event.comment:
             self.runner.comment_later(session)
-            if self.watch.reach is Reach.UP:
+            if self.replies.ollama_up:
                 self.runner.warm(session)
         self.conversations.save(session)
-
-    async def warm(self, job: Warm, conversation: Conversation) -> None:
-        """Have Ollama evaluate the new app events right away. A click changes only the end of
-        the prompt, but those tokens would still be evaluated when the user's next message or the
-        comment comes; evaluating them now, while the user types, takes that time off the reply."""
-        messages = conversation.upcoming()
-        if messages is None or self.watch.reach is not Reach.UP:
-            return
-        messages = decisions.shown(conversation.decides, messages)
-        try:
-            await self.streams.warm(conversation.model or self.settings.model, messages,
-                                    tools.offered(conversation, self.settings), job.hangup)
-        except OllamaError as e:
-            log.debug("warming the prompt cache of session %s: %s", job.session[:8], e)

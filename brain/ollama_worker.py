@@ -13,10 +13,10 @@ import signal
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 
 from brain.conversations import MAX_SESSIONS, Conversations
-from brain.decisions import Modes
 from brain.disk import Disk
 from brain.engine import Engine, fence
 from brain.flow import Window
@@ -31,27 +31,36 @@ from brain.sessions import Sessions
 from brain.streams import Streams
 from brain.tool_calls import ToolCalls
 from shared.config import Settings, setup_logging
-from shared.messages import Message
 from shared.private import private_data_dir
 
 log = logging.getLogger("brain")
 
 
-def wire_engine(settings: Settings, ollama: OllamaClient, memory: Memory, watch: OllamaWatch,
-                send: Callable[[Message], None], worker: str, window: Window, *, loop: asyncio.AbstractEventLoop,
-                pool: Executor, disk: Executor, call_later: Callable[..., asyncio.TimerHandle],
-                held: int = MAX_SESSIONS) -> Engine:
-    """The engine and its pieces. `pool` streams from Ollama (BRAIN_PARALLEL threads); `disk` reads
-    and writes conversations (one thread, so in order); `window` holds chunks back while the web is
-    behind; `held` conversations stay in memory."""
+@dataclass(frozen=True)
+class Runtime:
+    """Where the engine's work runs: the loop and its timers (`call_later`, a hand-turned clock's in
+    tests), Ollama's streams (`pool`: BRAIN_PARALLEL threads), and conversations read and written
+    (`disk`: one thread, so in order)."""
+    loop: asyncio.AbstractEventLoop
+    pool: Executor
+    disk: Executor
+    call_later: Callable[..., asyncio.TimerHandle]
+
+
+def wire_engine(settings: Settings, ollama: OllamaClient, memory: Memory, watch: OllamaWatch, outlet: Outlet,
+                worker: str, runtime: Runtime, held: int = MAX_SESSIONS) -> Engine:
+    """The engine and its pieces, each given what it works through when made. What they say goes
+    out through `outlet` (whose window holds chunks back while the web is behind) as `worker`;
+    `held` conversations stay in memory."""
+    loop, call_later = runtime.loop, runtime.call_later
     sessions = Sessions(call_later, settings.comment_delay_s, settings.session_max_pending)
-    bus = ReplyBus(send, worker, settings.max_frame_bytes)
+    bus = ReplyBus(outlet.send, worker, settings.max_frame_bytes)
     calls = ToolCalls(bus, loop)
-    conversations = Conversations(memory, disk, loop, keep=sessions.active, fenced=partial(fence, sessions, calls),
-                                  limit=held)
-    streams = Streams(ollama, settings, pool, loop, bus, window)
-    replies = Replies(settings, watch, streams, calls, conversations, bus, call_later, Modes(settings, streams.show))
-    return Engine(settings, watch, sessions, conversations, replies, calls, streams, bus)
+    conversations = Conversations(memory, runtime.disk, loop, keep=sessions.active,
+                                  fenced=partial(fence, sessions, calls), limit=held)
+    streams = Streams(ollama, settings, runtime.pool, loop, bus, outlet.window)
+    replies = Replies(settings, watch, streams, calls, conversations, bus, call_later)
+    return Engine(settings, sessions, conversations, replies, bus)
 
 
 async def serve(settings: Settings, client: OllamaClient, memory: Memory, worker: str) -> None:
@@ -66,9 +75,9 @@ async def serve(settings: Settings, client: OllamaClient, memory: Memory, worker
     watch = OllamaWatch(client, settings.model, {"num_ctx": settings.num_ctx}, settings.keep_alive,
                         settings.ollama_check_s,
                         blocking=lambda fn, *a, **kw: loop.run_in_executor(checks, partial(fn, *a, **kw)))
-    engine = wire_engine(settings, client, memory, watch, outlet.send, worker, outlet.window, loop=loop,
-                         pool=ThreadPoolExecutor(settings.parallel, thread_name_prefix="ollama"),
-                         disk=Disk(memory.batch), call_later=loop.call_later)
+    engine = wire_engine(settings, client, memory, watch, outlet, worker,
+                         Runtime(loop, ThreadPoolExecutor(settings.parallel, thread_name_prefix="ollama"),
+                                 Disk(memory.batch), loop.call_later))
     node = Node(settings, worker, engine, watch, Pulls(client, watch, outlet.send, worker), outlet)
     await node.run(stop)
 

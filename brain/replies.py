@@ -20,14 +20,14 @@ from enum import Enum, auto
 from brain import claims, decisions, tools
 from brain.conversation import Conversation
 from brain.conversations import Conversations
-from brain.jobs import Turn
-from brain.ollama_client import NoAnswer, OllamaFailed, ToolCall, ToolsUnsupported
+from brain.jobs import Turn, Warm
+from brain.ollama_client import NoAnswer, OllamaError, OllamaFailed, ToolCall, ToolsUnsupported
 from brain.ollama_watch import OllamaWatch
 from brain.reply_bus import ReplyBus
 from brain.streams import Answer, Interrupted, Streams
 from brain.tool_calls import ToolCalls, as_sent, asked, rounds_of
 from shared.config import Settings
-from shared.messages import Answered, FailCode, Reach, Stats
+from shared.messages import Answered, FailCode, Reach, Stats, ToolResult
 
 log = logging.getLogger("brain")
 # A request Ollama dropped before answering, while its check finds it up, is asked again after these
@@ -111,10 +111,36 @@ class Rounds:
 
 class Replies:
     def __init__(self, settings: Settings, watch: OllamaWatch, streams: Streams, calls: ToolCalls,
-                 conversations: Conversations, bus: ReplyBus, call_later: Callable[..., asyncio.TimerHandle],
-                 modes: decisions.Modes):
+                 conversations: Conversations, bus: ReplyBus, call_later: Callable[..., asyncio.TimerHandle]):
         self.settings, self.watch, self.streams, self.calls = settings, watch, streams, calls
-        self.conversations, self.bus, self.call_later, self.modes = conversations, bus, call_later, modes
+        self.conversations, self.bus, self.call_later = conversations, bus, call_later
+        self.modes = decisions.Modes(settings, streams.show)  # how each model is asked: deciding first or not
+
+    @property
+    def ollama_up(self) -> bool:
+        return self.watch.reach is Reach.UP
+
+    def resolve(self, result: ToolResult) -> bool:
+        "The reply waiting on the result's call goes on; False when none waits (the result is late)."
+        return self.calls.resolve(result)
+
+    def awaits(self, result: ToolResult) -> bool:
+        "Whether a reply waits on this result (it passes however full the session's queue)."
+        return self.calls.awaited(result)
+
+    async def warm(self, job: Warm, conversation: Conversation) -> None:
+        """Have Ollama evaluate the new app events right away. A click changes only the end of
+        the prompt, but those tokens would still be evaluated when the user's next message or the
+        comment comes; evaluating them now, while the user types, takes that time off the reply."""
+        messages = conversation.upcoming()
+        if messages is None or not self.ollama_up:
+            return
+        messages = decisions.shown(conversation.decides, messages)
+        try:
+            await self.streams.warm(conversation.model or self.settings.model, messages,
+                                    tools.offered(conversation, self.settings), job.hangup)
+        except OllamaError as e:
+            log.debug("warming the prompt cache of session %s: %s", job.session[:8], e)
 
     async def make(self, turn: Turn, conversation: Conversation) -> None:
         rounds = Rounds(self.settings.tool_rounds)

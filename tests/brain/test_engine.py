@@ -9,6 +9,7 @@ import logging
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, strategies as st
@@ -17,7 +18,7 @@ from apps.todo.store import Todo
 from brain.conversations import MAX_SESSIONS
 from brain.flow import Window
 from brain.jobs import Event, LateResult, Turn, Warm
-from brain.ollama_worker import wire_engine
+from brain.ollama_worker import Runtime, wire_engine
 from brain.disk import Disk
 from brain.ollama_client import Delta, HungUp, NoAnswer, OllamaFailed, OllamaUnavailable, Unsendable
 from brain.replies import RETRY_DELAYS_S
@@ -145,8 +146,9 @@ def make_engine(settings, ollama, memory, watch, sent, worker, clock, held=MAX_S
     "An engine on the running loop, with threads of its own, as a worker makes it."
     loop, disk = asyncio.get_running_loop(), Disk(memory.batch)
     threads = Threads(loop, disk)
-    engine = wire_engine(settings, ollama, memory, watch, sent.append, worker, Window(10**9), loop=loop,
-                         pool=ThreadPoolExecutor(settings.parallel), disk=disk, call_later=clock.call_later, held=held)
+    outlet = SimpleNamespace(send=sent.append, window=Window(10**9))
+    engine = wire_engine(settings, ollama, memory, watch, outlet, worker,
+                         Runtime(loop, ThreadPoolExecutor(settings.parallel), disk, clock.call_later), held)
     THREADS[engine] = threads
     return engine
 
@@ -1038,7 +1040,7 @@ def test_any_messages_leave_the_engine_answering_with_valid_messages_and_bounded
             await until(lambda: not engine.runner.tasks and not any(q.jobs for q in engine.sessions.queues.values()))
         finally:
             engine.shutdown()
-            engine.streams.pool.shutdown()  # 10,000 examples under `make fuzz`: no thread or file may be left open
+            engine.replies.streams.pool.shutdown()  # 10,000 examples under `make fuzz`: no thread or file may be left open
             memory.db.conn.close()
         for msg in sent:
             encode_valid(msg, settings.max_frame_bytes)

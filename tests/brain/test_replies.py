@@ -9,7 +9,6 @@ import pytest
 
 from brain import decisions, tools
 from brain.conversation import Conversation
-from brain.decisions import Modes
 from brain.jobs import Turn
 from brain.ollama_client import NoAnswer, OllamaFailed, OllamaUnavailable, ToolCall, ToolsUnsupported
 from brain.replies import After, Replies, Rounds, starts_over
@@ -98,6 +97,9 @@ class Streams:
     def flush(self, turn, force=False):
         self.flushed += 1
 
+    async def show(self, model):
+        return await described(model)
+
 
 class Calls:
     "The web, applying every call: ok unless its title is empty."
@@ -128,11 +130,14 @@ class Copies:
 
 
 class Bus:
+    "What a reply says on the bus, as (kind, args, keywords), for the four kinds a reply says."
     def __init__(self):
         self.said = []
 
-    def __getattr__(self, kind):
-        return lambda turn, *args, **kw: self.said.append((kind, args, kw))
+    def done(self, turn, *args, **kw): self.said.append(("done", args, kw))
+    def failed(self, turn, *args, **kw): self.said.append(("failed", args, kw))
+    def note(self, turn, *args, **kw): self.said.append(("note", args, kw))
+    def waiting(self, turn, *args, **kw): self.said.append(("waiting", args, kw))
 
 
 async def described(model):
@@ -154,8 +159,7 @@ def reply():
         copies, bus = copies or Copies("s", conversation), Bus()
         calls = Calls()
         settings = Settings.from_env(env)
-        replies = Replies(settings, watch or Watch(), streams, calls, copies, bus, (clock or Clock()).call_later,
-                          Modes(settings, described))
+        replies = Replies(settings, watch or Watch(), streams, calls, copies, bus, (clock or Clock()).call_later)
 
         async def main():
             beside = asyncio.ensure_future(meanwhile() if meanwhile else asyncio.sleep(0))

@@ -18,12 +18,30 @@ PROMPT = Prompt(system="You keep a list.")
 
 
 class Heard:
-    "The relay, the tabs, the views, the pulls, the tool calls and the app events: what each was handed."
+    "The relay, the views, the pulls, the tool calls and the app events: what each was handed, in order."
 
     def __init__(self): self.heard = []
-    def __getattr__(self, name): return lambda *args: self.heard.append((name, *args)) or f"<{name}>"
-
     def of(self, name): return [h[1:] for h in self.heard if h[0] == name]
+
+    def _hear(self, name, *args, answer=None):
+        self.heard.append((name, *args))
+        return answer
+
+    # the relay
+    def append(self, session, *lines): self._hear("append", session, *lines)
+    def show(self, session, line): self._hear("show", session, line)
+    def notice(self, client, text): self._hear("notice", client, text)
+    def transcript(self, session, lines): self._hear("transcript", session, lines)
+    def fragments(self, session, html): self._hear("fragments", session, html)
+    # the views
+    def model_chosen(self, sid): return self._hear("model_chosen", sid, answer="<model_chosen>")
+    def pull_panel(self, sid): return self._hear("pull_panel", sid, answer="<pull_panel>")
+    # the pulls: the sessions whose panel changed
+    def start(self, sid, model): return self._hear("start", sid, model, answer={sid})
+    def cancel(self, sid, pull): return self._hear("cancel", sid, pull, answer=set())
+    # the tool calls and the app events
+    def undo(self, sid, client, call): self._hear("undo", sid, client, call)
+    def tell(self, sid, lines): self._hear("tell", sid, lines)
 
 
 class Replies:
@@ -192,6 +210,7 @@ def test_pull_starts_or_joins_a_pull_of_a_model_not_pulled_and_cancel_cancels_it
     do(commands, Control.PULL, "mistral")
     do(commands, Control.CANCEL_PULL, "p1")
     assert heard.of("start") == [("s", "mistral")] and heard.of("cancel") == [("s", "p1")]
+    assert heard.of("pull_panel") == [("s",)], "the panel of each session whose pulls changed, shown once"
     assert notices(heard) == ["That is not a model name."] * 2 + ["The model 'llama3.2' is pulled already.", ""]
 
 
