@@ -9,12 +9,12 @@ used as it is, with no read on the way to the first token: if another worker has
 session since, its Revoke is on the way, and the store refuses our next save.
 
 Saves are write-behind, from a snapshot, after every change. A save the store refuses (the session
-is held at a newer epoch elsewhere: `Fenced`) has the session fenced on the loop (`fenced`), and a
-fenced copy is forgotten, never written again. A job the worker runs on trust, before the web has
-granted its message (brain/node.py), holds the session's saves back until the grant (`confirm`);
-if the web revokes it instead (`distrust`), the copy, changed only by that job since, is forgotten
-unsaved. Copies of idle sessions leave memory once more than MAX_SESSIONS are held, least recently
-used first: their conversations are on disk.
+is held at a newer epoch elsewhere: `Fenced`) has the session fenced on the loop (`fence`), and a
+fenced copy is forgotten, never written again. A job the worker runs on trust (brain/jobs.py
+`Trust`) holds the session's saves back until its grant (`confirm`); if the web revokes it instead
+(`distrust`), the copy, changed only by that job since, is forgotten unsaved. Copies of idle
+sessions leave memory once more than MAX_SESSIONS are held, least recently used first: their
+conversations are on disk.
 """
 import asyncio
 import logging
@@ -23,6 +23,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import replace
 
 from brain.conversation import Conversation
+from brain.jobs import Trust
 from brain.memory import Fenced, Memory
 from shared.lru import LRU
 
@@ -60,9 +61,11 @@ class Conversations:
     def replace(self, session: str, conversation: Conversation) -> None:
         self.copies.put(session, conversation)
 
-    def trust(self, session: str, cause: str) -> None:
-        "A job of `cause` runs before its grant: the session's saves wait for it."
-        self.on_trust.setdefault(session, set()).add(cause)
+    def trust(self, session: str, trust: Trust) -> None:
+        """A job runs on trust: the session's saves wait for its grant; a revoke drops what it
+        changed with the copy (see `Trust`)."""
+        self.on_trust.setdefault(session, set()).add(trust.cause)
+        trust.then(lambda granted: (self.confirm if granted else self.distrust)(session, trust.cause))
 
     def confirm(self, session: str, cause: str) -> None:
         "The web granted `cause`: once nothing else runs on trust, what waited is saved."

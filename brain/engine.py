@@ -19,7 +19,7 @@ import logging
 from brain import tools
 from brain.conversation import Conversation
 from brain.conversations import Conversations
-from brain.jobs import DropLastReply, Event, Job, LateResult, StartAfresh, Turn, Warm
+from brain.jobs import DropLastReply, Event, Job, LateResult, StartAfresh, Trust, Turn, Warm
 from brain.memory import Fenced
 from brain.replies import Replies
 from brain.reply_bus import ReplyBus
@@ -56,8 +56,8 @@ class Engine:
         "For the heartbeat: the replies being made now."
         return self.sessions.busy
 
-    def handle(self, msg: ToBrain, on_trust: bool = False) -> None:
-        "A message the web has granted this worker, or a chat or resume taken `on_trust` before the grant."
+    def handle(self, msg: ToBrain, trust: Trust | None = None) -> None:
+        "A message the web has granted this worker, or a chat or resume taken on `trust` before the grant."
         if not self._admitted(msg):
             return
         cause = dict(cause=msg.id, epoch=msg.epoch)
@@ -76,25 +76,22 @@ class Engine:
                                                         model=msg.model, **cause))
             case Chat():
                 self._turn(Turn(msg.session, msg.reply, msg.text, msg.prompt, msg.retry, model=msg.model, **cause),
-                           on_trust)
+                           trust)
             case Resume():
                 self._turn(Turn(msg.session, msg.reply, None, msg.prompt, model=msg.model, resume=msg.text,
                                 resumed_thinking=msg.thinking, question=msg.question, sent=msg.seq,
-                                carried=list(msg.calls), **cause), on_trust)
+                                carried=list(msg.calls), **cause), trust)
             case ToolResult():
                 # Not queued when a reply waits on it: the reply is the running job.
                 if not self.replies.resolve(msg):
                     self.runner.enqueue(msg.session, LateResult(msg, **cause))
 
-    def _turn(self, turn: Turn, on_trust: bool) -> None:
-        if on_trust:
-            turn.granted.clear()
+    def _turn(self, turn: Turn, trust: Trust | None) -> None:
+        if trust is not None:
+            turn.trust = trust
+            # Revoked: the turn leaves its queue, or is cut off without a word, if it runs.
+            trust.then(lambda granted: granted or self.sessions.revoke(turn.session, trust.cause))
         self.runner.enqueue(turn.session, turn)
-
-    def grant(self, session: str, message: str) -> None:
-        "The web granted `message`, taken on trust: what its turn saved is written, and the turn may end."
-        self.sessions.granted(session, message)
-        self.conversations.confirm(session, message)
 
     def _admitted(self, msg: ToBrain) -> bool:
         """Past a full queue, a reply asked for fails at once (its bubble says why) and anything
@@ -111,15 +108,14 @@ class Engine:
         return False
 
     def revoke(self, msg: Revoke) -> None:
-        """The web says `msg.message` is not ours; and if the session is held at another epoch
-        than our copy's, the session is not ours either."""
+        """The web says `msg.message` is not ours (what it caused leaves the queue or stops; one taken
+        on trust the node revokes too, see `Trust`); and if the session is held at another epoch than
+        our copy's, the session is not ours either."""
         if msg.message:
             self.sessions.revoke(msg.session, msg.message)
         held = self.conversations.held(msg.session)
         if held is not None and held.epoch != msg.epoch:
             self.fence(msg.session, msg.epoch)  # forgets the copy, and with it what ran on trust
-        elif msg.message:
-            self.conversations.distrust(msg.session, msg.message)
 
     def fence(self, session: str, epoch: int) -> None:
         self.conversations.fence(session, epoch)  # which stops the rest (`fence` below, given it when made)
@@ -142,8 +138,8 @@ class Engine:
         try:
             conversation = await self.conversations.get(session, job.epoch)
             job.epoch = conversation.epoch
-            if isinstance(job, Turn) and not job.granted.is_set():
-                self.conversations.trust(session, job.cause)  # what it saves waits for the grant
+            if isinstance(job, Turn) and job.trust is not None and job.trust.waiting:
+                self.conversations.trust(session, job.trust)  # what it saves waits for the grant
             if job.cause and not conversation.take(job.cause):
                 log.info("session %s: %s was acted on already; not again", session[:8], job.cause)
                 if isinstance(job, Turn):  # its bubble must not wait for ever

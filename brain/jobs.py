@@ -11,17 +11,62 @@
 """
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from brain.ollama_client import Hangup
 from shared.messages import Answered, AppEvent, Prompt, ToolResult
 
 
-def _granted_already() -> asyncio.Event:
-    "A job made from a granted message: the usual case."
-    event = asyncio.Event()
-    event.set()
-    return event
+class Trust:
+    """A chat or resume taken on trust: handed on before the web granted the worker's claim on it,
+    so the grant's round trip is not on the way to the first token. Its whole life is here:
+
+    - the node (brain/node.py) makes it when it hands the message on, and decides it once, when the
+      web answers the claim: `grant` or `revoke`; the message's turn carries it;
+    - while it waits, the turn's words stream, but its tool calls and its end wait for the grant
+      (`Turn.until_granted`), and what it saves is held back (brain/conversations.py `trust`);
+    - granted: what was held back is saved, and the turn goes on and ends;
+    - revoked: the turn leaves its queue, or is cut off without a word, and what it changed is
+      dropped with the conversation's copy, unsaved;
+    - fenced (the session held at a newer epoch), whatever the verdict: the engine cuts the turn off
+      and forgets the copy (brain/engine.py `fence`).
+
+    Whoever must act on the verdict asks to be told it (`then`)."""
+
+    def __init__(self, cause: str):
+        self.cause = cause  # the id of the message taken on trust
+        self.granted = asyncio.Event()
+        self.revoked = False
+        self._told: list[Callable[[bool], None]] = []
+
+    @property
+    def waiting(self) -> bool:
+        return not (self.granted.is_set() or self.revoked)
+
+    def then(self, told: Callable[[bool], None]) -> None:
+        "`told(granted)` once the verdict comes; at once if it has come."
+        if self.waiting:
+            self._told.append(told)
+        else:
+            told(self.granted.is_set())
+
+    def grant(self) -> None:
+        self._decide(True)
+
+    def revoke(self) -> None:
+        self._decide(False)
+
+    def _decide(self, granted: bool) -> None:
+        if not self.waiting:
+            return  # decided once
+        if granted:
+            self.granted.set()
+        else:
+            self.revoked = True
+        told, self._told = self._told, []
+        for each in told:
+            each(granted)
 
 
 @dataclass(kw_only=True)
@@ -48,7 +93,7 @@ class Turn(FromBus):
     carried: list[Answered] = field(default_factory=list)  # a resumed reply's calls the web answered (Resume.calls)
     hangup: Hangup = field(default_factory=Hangup)  # ends the Ollama request at once, from any thread
     woken: asyncio.Event = field(default_factory=asyncio.Event)  # wakes a turn waiting for Ollama, or for its grant
-    granted: asyncio.Event = field(default_factory=_granted_already)  # cleared while it runs on trust (brain/node.py)
+    trust: Trust | None = None  # its message was taken on trust (None: granted before it was handed on)
     silent: bool = False  # cut off by the worker closing: it says nothing more (the next brain carries it on)
     unsent: deque = field(default_factory=deque)  # read from Ollama, not yet on the bus
     flush_scheduled: bool = False
@@ -70,8 +115,8 @@ class Turn(FromBus):
 
     async def until_granted(self) -> None:
         "Until the web grants the message this turn runs on, or the turn is cancelled."
-        if not self.granted.is_set() and not self.woken.is_set():
-            waits = [asyncio.ensure_future(self.granted.wait()), asyncio.ensure_future(self.woken.wait())]
+        if self.trust is not None and not self.trust.granted.is_set() and not self.woken.is_set():
+            waits = [asyncio.ensure_future(self.trust.granted.wait()), asyncio.ensure_future(self.woken.wait())]
             try:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:

@@ -26,6 +26,7 @@ import zmq
 
 from brain.engine import Engine
 from brain.flow import Window
+from brain.jobs import Trust
 from brain.ollama_watch import OllamaWatch
 from brain.pulls import Pulls
 from shared import bus
@@ -66,7 +67,11 @@ class Claim:
     msg: ToBrain
     claimed_at: float
     granted: bool = False
-    trusted: bool = False  # handed on before its grant: kept only to be claimed again until the answer comes
+    trust: Trust | None = None  # handed on before its grant: kept to be claimed again, and decided, when the answer comes
+
+    @property
+    def trusted(self) -> bool:
+        return self.trust is not None
 
 
 class Node:
@@ -174,7 +179,7 @@ class Node:
                     c.granted = True
                     if c.trusted:
                         del self.claims[msg.message]
-                        self.engine.grant(msg.session, msg.message)
+                        c.trust.grant()
                     self.hand_on(msg.session)
             case Credit():
                 self.window.credit(msg.seen)
@@ -184,7 +189,9 @@ class Node:
                     log.info("the web revoked the claim on %s of session %s", msg.message, msg.session[:8])
                     if c.trusted:
                         self.taken.pop(msg.message, None)  # not ours after all: a later copy is claimed anew
-                self.engine.revoke(msg)
+                self.engine.revoke(msg)  # first: a copy of another epoch is fenced while it is still held
+                if c is not None and c.trusted:
+                    c.trust.revoke()
                 self.hand_on(msg.session)
             case _:
                 log.warning("ignored a %s message on a brain topic", msg.kind)
@@ -197,13 +204,14 @@ class Node:
                 continue
             if not c.granted and not isinstance(c.msg, ON_TRUST):
                 return
-            c.trusted = not c.granted
             if c.granted:
                 del self.claims[message]
+            else:
+                c.trust = Trust(message)
             self.taken[message] = None
             if len(self.taken) > REMEMBERED_MESSAGES:
                 self.taken.popitem(last=False)
             if isinstance(c.msg, (Pull, CancelPull)):
                 self.pulls.handle(c.msg)
             else:
-                self.engine.handle(c.msg, on_trust=c.trusted)
+                self.engine.handle(c.msg, c.trust)

@@ -79,9 +79,6 @@ class SessionQueue:
         if self.running and self.running.cause == message:
             self.running.cut_off()
 
-    def caused_by(self, message: str) -> Turn | None:
-        return next((j for j in [self.running, *self.jobs] if isinstance(j, Turn) and j.cause == message), None)
-
     def keep_epoch(self, epoch: int) -> None:
         "The session is held at `epoch` now: what runs or waits under another one ends, and so does a comment due."
         if self.running and self.running.epoch != epoch:
@@ -152,12 +149,6 @@ class Sessions:
         if session in self.queues:
             self.queues[session].drop_cause(message)
             self.drop_if_idle(session)
-
-    def granted(self, session: str, message: str) -> None:
-        "The web granted `message`, whose turn runs (or waits) on trust."
-        turn = self.queues[session].caused_by(message) if session in self.queues else None
-        if turn is not None:
-            turn.granted.set()
 
     def fence(self, session: str, epoch: int) -> None:
         if session in self.queues:

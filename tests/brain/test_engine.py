@@ -17,7 +17,7 @@ from hypothesis import given, strategies as st
 from apps.todo.store import Todo
 from brain.conversations import MAX_SESSIONS
 from brain.flow import Window
-from brain.jobs import Event, LateResult, Turn, Warm
+from brain.jobs import Event, LateResult, Trust, Turn, Warm
 from brain.ollama_worker import Runtime, wire_engine
 from brain.disk import Disk
 from brain.ollama_client import Delta, HungUp, NoAnswer, OllamaFailed, OllamaUnavailable, Unsendable
@@ -563,11 +563,12 @@ def saved_turns(memories):
 def test_a_chat_on_trust_streams_at_once_but_saves_and_ends_only_once_granted(run, memories):
     async def scenario(engine, ollama, sent, clock, watch):
         ollama.scripts = [["Hello", " there."]]
-        engine.handle(chat("r1", "hi", epoch=1), on_trust=True)
+        trust = Trust("m-r1")
+        engine.handle(chat("r1", "hi", epoch=1), trust)
         await until(lambda: "".join(m.text for m in sent if isinstance(m, Chunk)) == "Hello there.")
         await quiet(engine, ollama)  # the stream has ended, and what was written is on disk
         assert finals(sent) == [] and saved_turns(memories) == [], "its end and its saves wait for the grant"
-        engine.grant("s", "m-r1")
+        trust.grant()
         await until(lambda: finals(sent))
         assert isinstance(finals(sent)[0], Done) and finals(sent)[0].text == "Hello there."
         await until(lambda: saved_turns(memories) == ["hi", "Hello there."])
@@ -580,9 +581,11 @@ def test_a_chat_on_trust_that_the_web_revokes_stops_without_a_word_or_a_trace(ru
         await until(lambda: finals(sent))
         ollama.hold = True
         ollama.scripts = [["withdrawn", " words"], ["Fine."]]
-        engine.handle(chat("r2", "stopped before the grant", epoch=1), on_trust=True)
+        trust = Trust("m-r2")
+        engine.handle(chat("r2", "stopped before the grant", epoch=1), trust)
         await until(lambda: any(isinstance(m, Chunk) and m.reply == "r2" for m in sent))
-        engine.revoke(Revoke(worker="w1", session="s", message="m-r2", epoch=1))
+        engine.revoke(Revoke(worker="w1", session="s", message="m-r2", epoch=1))  # as the node does
+        trust.revoke()
         await until(lambda: settled(engine))
         ollama.hold = False
         assert len(finals(sent)) == 1, "the web has ended its line already"
@@ -597,10 +600,12 @@ def test_a_chat_on_trust_revoked_under_a_new_epoch_fences_the_session_and_drops_
     async def scenario(engine, ollama, sent, clock, watch):
         ollama.hold = True
         ollama.scripts = [["withdrawn", " words"]]
-        engine.handle(chat("r1", "on trust", epoch=1), on_trust=True)
+        trust = Trust("m-r1")
+        engine.handle(chat("r1", "on trust", epoch=1), trust)
         engine.handle(chat("r2", "queued behind it", epoch=1))
         await until(lambda: any(isinstance(m, Chunk) for m in sent))
         engine.revoke(Revoke(worker="w1", session="s", message="m-r1", epoch=2))  # it moved meanwhile
+        trust.revoke()
         await until(lambda: settled(engine))
         ollama.hold = False
         await quiet(engine, ollama)
@@ -613,11 +618,12 @@ def test_a_chat_on_trust_asks_for_no_app_change_before_its_grant(run):
     async def scenario(engine, ollama, sent, clock, watch):
         ollama.scripts = [['{"name": "add_todo", "arguments": {"title": "oat milk"}}'], ["Added."]]
         answering = answer_calls(engine, sent, [Todo(1, "oat milk", False)])
-        engine.handle(chat("r1", "add oat milk", epoch=1), on_trust=True)
+        trust = Trust("m-r1")
+        engine.handle(chat("r1", "add oat milk", epoch=1), trust)
         await until(lambda: ollama.replies())
         await quiet(engine, ollama)  # the model has answered with its call, and the reply waits for the grant
         assert not any(isinstance(m, CallTool) for m in sent)
-        engine.grant("s", "m-r1")
+        trust.grant()
         await until(lambda: finals(sent))
         answering.cancel()
         assert [m.name for m in sent if isinstance(m, CallTool)] == ["add_todo"] and isinstance(finals(sent)[0], Done)

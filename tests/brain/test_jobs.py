@@ -1,7 +1,7 @@
-"The jobs on a session's queue (brain/jobs.py): who asked for a turn, and how one is stopped or cut off."
+"The jobs on a session's queue (brain/jobs.py): who asked for a turn, how one is stopped or cut off, and a trust's life."
 import asyncio
 
-from brain.jobs import Turn, Warm
+from brain.jobs import Trust, Turn, Warm
 
 
 def test_only_what_the_user_said_may_change_the_app():
@@ -23,3 +23,35 @@ def test_a_stop_hangs_up_and_wakes_a_turn_waiting_for_ollama_and_a_cut_off_also_
         warm.cut_off()
         assert warm.hangup.fired
     asyncio.run(scenario())
+
+
+def test_a_trust_is_decided_once_and_each_who_asked_is_told_the_verdict_once():
+    trust, told = Trust("m1"), []
+    trust.then(lambda granted: told.append(("early", granted)))
+    assert trust.waiting
+    trust.grant()
+    trust.revoke()  # too late: decided
+    trust.then(lambda granted: told.append(("late", granted)))
+    assert told == [("early", True), ("late", True)] and trust.granted.is_set() and not trust.revoked
+    revoked = Trust("m2")
+    revoked.then(lambda granted: told.append(("m2", granted)))
+    revoked.revoke()
+    revoked.grant()
+    assert told[-1] == ("m2", False) and revoked.revoked and not revoked.granted.is_set()
+
+
+def test_a_turn_on_trust_waits_for_its_grant_and_a_granted_one_does_not():
+    async def main():
+        granted_before = Turn("s", "r0", "hi")
+        await asyncio.wait_for(granted_before.until_granted(), 1)
+        turn = Turn("s", "r1", "hi", trust=Trust("m1"))
+        waiting = asyncio.ensure_future(turn.until_granted())
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        turn.trust.grant()
+        await asyncio.wait_for(waiting, 1)
+        cut = Turn("s", "r2", "hi", trust=Trust("m2"))
+        cutting = asyncio.ensure_future(cut.until_granted())
+        cut.cut_off()
+        await asyncio.wait_for(cutting, 1)
+    asyncio.run(main())

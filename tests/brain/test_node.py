@@ -10,18 +10,23 @@ from shared.messages import Ack, CancelPull, Chat, Grant, Note, Prompt, Pull, Re
 
 
 class FakeEngine:
-    "The engine (and the pulls): what it was handed (and which on trust), granted and told revoked."
+    "The engine (and the pulls): what it was handed (and the trust of those on trust), and told revoked."
     def __init__(self):
-        self.handled, self.trusted, self.granted, self.revoked = [], [], [], []
+        self.handled, self.trusts, self.revoked = [], [], []
         self.busy, self.making, self.pulling = 0, [], []
 
-    def handle(self, msg, on_trust=False):
+    def handle(self, msg, trust=None):
         self.handled.append(msg.id)
-        if on_trust:
-            self.trusted.append(msg.id)
+        if trust is not None:
+            self.trusts.append(trust)
 
-    def grant(self, session, message): self.granted.append(message)
     def revoke(self, msg): self.revoked.append(msg.message)
+
+    @property
+    def trusted(self): return [t.cause for t in self.trusts]
+
+    @property
+    def granted(self): return [t.cause for t in self.trusts if t.granted.is_set()]
 
 
 class FakeWatch:
@@ -86,7 +91,7 @@ def test_a_revoked_chat_taken_on_trust_is_told_to_the_engine_and_a_later_copy_is
     node, sent = make()
     node.handle(chat("c1"))
     node.handle(verdict(Revoke, "c1"))
-    assert node.engine.revoked == ["c1"] and not node.claims
+    assert node.engine.revoked == ["c1"] and not node.claims and node.engine.trusts[0].revoked
     node.handle(verdict(Grant, "c1"))
     assert node.engine.granted == [], "a grant after the revoke finds no claim"
     node.handle(chat("c1", epoch=9))  # sent again, to this worker, under a new epoch
@@ -99,7 +104,8 @@ def test_a_copy_under_another_epoch_of_a_chat_still_on_trust_revokes_the_old_run
     node.handle(chat("c1", epoch=9))
     assert node.engine.revoked == ["c1"] and node.engine.trusted == ["c1", "c1"]
     node.handle(verdict(Grant, "c1", epoch=9))
-    assert node.engine.granted == ["c1"] and not node.claims
+    old, new = node.engine.trusts
+    assert old.revoked and new.granted.is_set() and not node.claims, "the old run revoked, the new one granted"
 
 
 def test_a_claim_names_the_message_and_the_reply_it_makes_and_the_heartbeat_lists_what_is_claimed():
