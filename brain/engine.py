@@ -19,7 +19,7 @@ import logging
 from brain import tools
 from brain.conversation import Conversation
 from brain.conversations import Conversations
-from brain.jobs import DropLastReply, Event, Job, LateResult, StartAfresh, Trust, Turn, Warm
+from brain.jobs import DropLastReply, Event, Job, LateResult, Outgoing, StartAfresh, Trust, Turn, Warm
 from brain.memory import Fenced
 from brain.replies import Replies
 from brain.reply_bus import ReplyBus
@@ -79,7 +79,7 @@ class Engine:
                            trust)
             case Resume():
                 self._turn(Turn(msg.session, msg.reply, None, msg.prompt, model=msg.model, resume=msg.text,
-                                resumed_thinking=msg.thinking, question=msg.question, sent=msg.seq,
+                                resumed_thinking=msg.thinking, question=msg.question, out=Outgoing(msg.seq),
                                 carried=list(msg.calls), **cause), trust)
             case ToolResult():
                 # Not queued when a reply waits on it: the reply is the running job.

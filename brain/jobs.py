@@ -78,6 +78,16 @@ class FromBus:
 
 
 @dataclass
+class Outgoing:
+    """A turn's words on their way to the bus: read from Ollama on a pool thread, not sent yet
+    (`unsent`, handed to the loop once per wakeup: `flush_scheduled`), and the chunk messages
+    sent so far (`sent`, the next one's seq; a resumed reply starts from what the web had)."""
+    sent: int = 0
+    unsent: deque = field(default_factory=deque)
+    flush_scheduled: bool = False
+
+
+@dataclass
 class Turn(FromBus):
     "One reply to produce; `text` is None for a comment on app events."
     session: str
@@ -95,9 +105,7 @@ class Turn(FromBus):
     woken: asyncio.Event = field(default_factory=asyncio.Event)  # wakes a turn waiting for Ollama, or for its grant
     trust: Trust | None = None  # its message was taken on trust (None: granted before it was handed on)
     silent: bool = False  # cut off by the worker closing: it says nothing more (the next brain carries it on)
-    unsent: deque = field(default_factory=deque)  # read from Ollama, not yet on the bus
-    flush_scheduled: bool = False
-    sent: int = 0  # chunk messages sent: the next one's seq
+    out: Outgoing = field(default_factory=Outgoing)  # its words on their way to the bus
 
     @property
     def cancelled(self) -> bool:

@@ -340,7 +340,7 @@ class Replies:
                 continue
             self._bound_in_time(turn, rounds)
             offered = tools.offered(conversation, self.settings)
-            sent_before = turn.sent  # a resume's, or a later round's, words were sent before this request
+            sent_before = turn.out.sent  # a resume's, or a later round's, words were sent before this request
             try:
                 if schema is not None:
                     return await self.streams.decide(turn, messages, schema)
@@ -351,7 +351,7 @@ class Replies:
                     self.bus.note(turn, f"{turn.model} cannot act on the app (it does not support tools); it can still "
                                         "talk about it.")
                     continue
-                if not isinstance(e.error, NoAnswer) or turn.sent > sent_before or e.partial:
+                if not isinstance(e.error, NoAnswer) or turn.out.sent > sent_before or e.partial:
                     raise  # this request said something: asked again, it would say it twice
                 await self._until(turn, self.watch.confirm())
                 if self.watch.reach is Reach.DOWN or turn.cancelled:

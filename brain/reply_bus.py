@@ -1,4 +1,4 @@
-"""What the brain says on the bus about a reply: its chunks, numbered on from `Turn.sent`, notes,
+"""What the brain says on the bus about a reply: its chunks, numbered on from `Turn.out.sent`, notes,
 waits, tool calls, and its one end (`Done` or `Failed`). Each message names the worker, the session,
 the reply and the epoch the reply is made under, which the web checks against the session's holder.
 
@@ -29,14 +29,14 @@ class ReplyBus:
         return dict(worker=self.worker, session=turn.session, reply=turn.reply, epoch=turn.epoch)
 
     def chunk(self, turn: Turn, text: str, thinking: str) -> None:
-        last = turn.sent + len(text) + len(thinking)  # the highest seq a piece could have: measured with its digits
+        last = turn.out.sent + len(text) + len(thinking)  # the highest seq a piece could have: measured with its digits
         pieces = self._pieces(lambda t, k: Chunk(**self._about(turn), seq=last, text=t, thinking=k), text, thinking)
         if len(pieces) > 1:
             log.info("reply %s: %d characters held back are more than a bus frame holds (BUS_MAX_FRAME_BYTES=%d); "
                      "sent as %d chunks", turn.reply, len(text) + len(thinking), self.max_bytes, len(pieces))
         for text_part, thinking_part in pieces:
-            self.send(Chunk(**self._about(turn), seq=turn.sent, text=text_part, thinking=thinking_part))
-            turn.sent += 1
+            self.send(Chunk(**self._about(turn), seq=turn.out.sent, text=text_part, thinking=thinking_part))
+            turn.out.sent += 1
 
     def note(self, turn: Turn, text: str) -> None:
         self.send(Note(**self._about(turn), text=text))
@@ -60,7 +60,7 @@ class ReplyBus:
 
     def done(self, turn: Turn, text: str, thinking: str = "", stats: Stats = Stats()) -> None:
         def end(shown: str, thought: str = "") -> Done:
-            return Done(**self._about(turn), seq=turn.sent, text=shown, thinking=thought, stats=stats)
+            return Done(**self._about(turn), seq=turn.out.sent, text=shown, thinking=thought, stats=stats)
 
         if self._fits(end(text, thinking)):
             return self.send(end(text, thinking))
@@ -75,7 +75,7 @@ class ReplyBus:
         about = self._about(turn)
 
         def end(shown: str, why: str = error) -> Failed:
-            return Failed(**about, seq=turn.sent, code=code, error=why, text=shown)
+            return Failed(**about, seq=turn.out.sent, code=code, error=why, text=shown)
 
         if self._fits(end(text)):
             return self.send(end(text))

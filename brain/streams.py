@@ -79,10 +79,10 @@ class Streams:
         if not force and not self.window.open:
             self.window.when_open(id(turn), lambda: self.flush(turn))
             return  # flush_scheduled stays set: the stream thread adds to what waits
-        turn.flush_scheduled = False
+        turn.out.flush_scheduled = False
         deltas = []
-        while turn.unsent:
-            deltas.append(turn.unsent.popleft())
+        while turn.out.unsent:
+            deltas.append(turn.out.unsent.popleft())
         if deltas:
             self.bus.chunk(turn, "".join(d.content for d in deltas), "".join(d.thinking for d in deltas))
 
@@ -139,9 +139,9 @@ class Streams:
             return
         parts.append(delta.content)
         thinking.append(delta.thinking)
-        turn.unsent.append(delta)
-        if not turn.flush_scheduled:
-            turn.flush_scheduled = True
+        turn.out.unsent.append(delta)
+        if not turn.out.flush_scheduled:
+            turn.out.flush_scheduled = True
             with self.lock:
                 self.ready.append(turn)
                 if self.waking:

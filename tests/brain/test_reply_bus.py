@@ -2,7 +2,7 @@
 epoch, chunks are numbered, and none is bigger than a bus frame."""
 import asyncio
 
-from brain.jobs import Turn
+from brain.jobs import Outgoing, Turn
 from brain.ollama_client import ToolCall
 from brain.reply_bus import ReplyBus
 from brain.tool_calls import ToolCalls
@@ -12,7 +12,7 @@ from shared.messages import CallTool, Chunk, Done, Failed, FailCode, Note, decod
 def test_chunks_are_numbered_on_and_the_end_says_how_many_came_before_it():
     sent = []
     bus = ReplyBus(sent.append, "w1")
-    turn = Turn("s1", "r1", "hi", epoch=4, sent=2)  # a resumed reply: the web had chunks 0 and 1
+    turn = Turn("s1", "r1", "hi", epoch=4, out=Outgoing(2))  # a resumed reply: the web had chunks 0 and 1
     bus.chunk(turn, "Hel", "")
     bus.chunk(turn, "lo", "hm")
     bus.done(turn, "Hello")
@@ -34,7 +34,7 @@ def test_a_reply_longer_than_a_frame_ends_with_the_start_that_fits_and_says_so()
     sent = []
     bus = ReplyBus(sent.append, "w1", FRAME)
     text = "Ünïcode \x01 and words. " * 1000  # some characters take 6 bytes in JSON
-    bus.done(Turn("s1", "r1", "hi", epoch=4, sent=3), text, thinking="hm " * 100)
+    bus.done(Turn("s1", "r1", "hi", epoch=4, out=Outgoing(3)), text, thinking="hm " * 100)
     [note, done] = sent
     assert isinstance(note, Note) and "BUS_MAX_FRAME_BYTES = 4,096 bytes" in note.text
     assert f"of {len(text):,} characters" in note.text and "conversation holds all of it" in note.text
@@ -64,12 +64,12 @@ def test_a_failure_with_more_text_than_a_frame_keeps_its_reason_and_says_it_was_
 def test_words_held_back_past_a_frame_go_as_several_chunks_numbered_on():
     sent = []
     bus = ReplyBus(sent.append, "w1", FRAME)
-    turn = Turn("s1", "r1", "hi", epoch=4, sent=5)
+    turn = Turn("s1", "r1", "hi", epoch=4, out=Outgoing(5))
     text, thinking = "".join(f"word{i} " for i in range(2000)), "\x02" * 3000
     bus.chunk(turn, text, thinking)
     assert len(sent) > 2 and all(isinstance(m, Chunk) for m in sent) and max(sizes(sent)) <= FRAME
     assert "".join(m.text for m in sent) == text and "".join(m.thinking for m in sent) == thinking
-    assert [m.seq for m in sent] == list(range(5, 5 + len(sent))) and turn.sent == 5 + len(sent)
+    assert [m.seq for m in sent] == list(range(5, 5 + len(sent))) and turn.out.sent == 5 + len(sent)
 
 
 def test_a_tool_call_too_big_for_a_frame_is_not_sent_and_the_model_is_told_why():

@@ -12,7 +12,7 @@ import pytest
 
 from brain.conversation import Conversation
 from brain.flow import Window
-from brain.jobs import Turn
+from brain.jobs import Outgoing, Turn
 from brain.ollama_client import Delta, Hangup, HungUp, OllamaFailed, ToolCall
 from brain.reply_bus import ReplyBus
 from brain.streams import Interrupted, Streams
@@ -58,7 +58,7 @@ def streams():
 
 
 def a_turn(sent=0, epoch=4):
-    return Turn("s", "r1", "hi", model="m", sent=sent, epoch=epoch)
+    return Turn("s", "r1", "hi", model="m", out=Outgoing(sent), epoch=epoch)
 
 
 def test_a_reply_reaches_the_bus_in_numbered_chunks_and_comes_back_whole(streams):
@@ -69,7 +69,7 @@ def test_a_reply_reaches_the_bus_in_numbered_chunks_and_comes_back_whole(streams
         assert (answer.text, answer.thinking, answer.stats.eval_count) == ("Hello there", "hmm", 2)
         chunks = [m for m in sent if isinstance(m, Chunk)]
         assert "".join(c.text for c in chunks) == "Hello there" and "".join(c.thinking for c in chunks) == "hmm"
-        assert [c.seq for c in chunks] == list(range(3, 3 + len(chunks))) and turn.sent == 3 + len(chunks)
+        assert [c.seq for c in chunks] == list(range(3, 3 + len(chunks))) and turn.out.sent == 3 + len(chunks)
         assert {(c.worker, c.session, c.reply, c.epoch) for c in chunks} == {("w1", "s", "r1", 4)}
     streams(scenario, Ollama(Delta("", "hmm"), Delta("Hello"), Delta(" there"), Stats(eval_count=2)))
 
@@ -127,8 +127,8 @@ def test_a_broken_stream_is_an_interruption_with_what_was_said(streams):
 def test_an_end_speaks_for_the_turns_epoch_and_says_how_many_chunks_came_before_it(streams):
     async def scenario(streams, sent):
         bus = streams.bus
-        bus.failed(Turn("s", "r3", "hi", epoch=2, sent=5), FailCode.STOPPED, "Stopped.", text="so far")
-        bus.done(Turn("s", "r4", "hi", epoch=2, sent=1), "all", "thought")
+        bus.failed(Turn("s", "r3", "hi", epoch=2, out=Outgoing(5)), FailCode.STOPPED, "Stopped.", text="so far")
+        bus.done(Turn("s", "r4", "hi", epoch=2, out=Outgoing(1)), "all", "thought")
         assert [(m.reply, m.epoch) for m in sent] == [("r3", 2), ("r4", 2)]
         assert isinstance(sent[0], Failed) and (sent[0].seq, sent[0].text) == (5, "so far")
         assert isinstance(sent[1], Done) and (sent[1].seq, sent[1].thinking, sent[1].stats) == (1, "thought", Stats())
