@@ -120,7 +120,7 @@ class InFlight:
     sent: float
 
 
-class Replies:
+class UnderWay:
     """The replies sent to workers and not ended yet. Counted here, as they are sent and end, not
     taken from heartbeats, which are up to an interval old: a burst is spread at once, and a
     session whose reply just ended finds its worker free again."""
@@ -152,7 +152,7 @@ class Dispatch:
                  clock: Callable[[], float]):
         self.settings, self.outbox, self.workers, self.send, self.clock = settings, outbox, workers, send, clock
         self.pending = Pending(settings)
-        self.replies = Replies()
+        self.replies = UnderWay()
         self.owners: dict[str, Owner] = {}  # by session
         self.granted: LRU[str, Owner] = LRU(GRANTS_REMEMBERED)  # by message: whose claim was granted
         self.last_epoch = 0

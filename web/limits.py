@@ -32,7 +32,7 @@ TOO_MANY_REQUESTS, INSUFFICIENT_STORAGE = 429, 507
 EVERYONE = ""  # the one key of a bound shared by all sessions
 
 
-class Verdict(Enum):
+class Admission(Enum):
     TAKEN = "taken"
     REFUSED = "refused"  # the first refusal since the last taken: tell the user
     REFUSED_AGAIN = "refused again"  # told already: refuse without a word
@@ -50,15 +50,15 @@ class Rate:
         return (f"Too many messages at once; slow down. More than {self.burst} at a time, or {self.per_s:g} a second, "
                 "are ignored (SESSION_RATE).")
 
-    def take(self, session: str) -> Verdict:
+    def take(self, session: str) -> Admission:
         with self.lock:
             now = self.clock()
             tokens, then, told = self.buckets.pop(session, (float(self.burst), now, False))
             tokens = min(float(self.burst), tokens + (now - then) * self.per_s)
             if tokens >= 1:
-                verdict, tokens, told = Verdict.TAKEN, tokens - 1, False
+                verdict, tokens, told = Admission.TAKEN, tokens - 1, False
             else:
-                verdict, told = (Verdict.REFUSED_AGAIN if told else Verdict.REFUSED), True
+                verdict, told = (Admission.REFUSED_AGAIN if told else Admission.REFUSED), True
             self.buckets[session] = (tokens, now, told)
             while len(self.buckets) > REMEMBERED:
                 self.buckets.popitem(last=False)
@@ -101,7 +101,7 @@ class Bounds:
         self.changes = Rate(settings.changes_rate, settings.changes_burst, clock)
 
     def new_session(self) -> Refusal | None:
-        if self.new_sessions.take(EVERYONE) is Verdict.TAKEN:
+        if self.new_sessions.take(EVERYONE) is Admission.TAKEN:
             return None
         return Refusal(TOO_MANY_REQUESTS, "Too many new visitors at once: the app opens at most "
                                           f"{self.settings.new_sessions_rate:g} new sessions a minute "
@@ -111,7 +111,7 @@ class Bounds:
         "A change to the app, from any session: refused when the data is full or everyone together goes too fast."
         if full := data_full(self.settings):
             return full
-        if self.changes.take(EVERYONE) is Verdict.TAKEN:
+        if self.changes.take(EVERYONE) is Admission.TAKEN:
             return None
         return Refusal(TOO_MANY_REQUESTS, "The app is taking too many changes at once from all its sessions "
                                           f"(more than {self.settings.changes_rate:g} a second, CHANGES_RATE); "

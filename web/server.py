@@ -41,7 +41,7 @@ from web.components import Chat, head_assets, local_heads
 from web.exchange import Exchanges, tab_id
 from web.export import to_json, to_markdown
 from web.interactions import InteractionTap
-from web.limits import Bounds, Rate, Verdict
+from web.limits import Admission, Bounds, Rate
 from web.loop import adopt
 from web.ports import Brains, Bus
 from web.pulls import Pulls
@@ -86,7 +86,7 @@ def before(req, session):
         session["sid"] = uuid.uuid4().hex
     if req.method not in ("GET", "HEAD"):
         # Changes count against the session's rate, as its WebSocket frames do (web/tabs.py).
-        if req.app.state.chat.rate.take(session["sid"]) is not Verdict.TAKEN:
+        if req.app.state.chat.rate.take(session["sid"]) is not Admission.TAKEN:
             return Response("Too many changes at once; slow down (SESSION_RATE).", status_code=429)
         if refusal := bounds.change():
             return Response(refusal.text, status_code=refusal.status)

@@ -10,7 +10,7 @@ from starlette.websockets import WebSocket
 from web.clients import Client, Clients
 from web.commands import Commands
 from web.frames import Frame, Unreadable, read_frame
-from web.limits import Rate, Verdict
+from web.limits import Admission, Rate
 from web.relay import Relay
 from web.sessions import Sessions
 from web.views import Views
@@ -58,8 +58,8 @@ class Tab:
     def decode(self, text: str | None) -> Frame | None:
         "The frame, or None when it goes no further (past the session's rate, or unreadable: the tab is told)."
         verdict = self.tabs.rate.take(self.sid)
-        if verdict is not Verdict.TAKEN:
-            if verdict is Verdict.REFUSED:
+        if verdict is not Admission.TAKEN:
+            if verdict is Admission.REFUSED:
                 self.tabs.relay.notice(self.client, self.tabs.rate.refusal)
             return None
         try:

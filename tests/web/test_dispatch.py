@@ -9,7 +9,7 @@ import pytest
 from shared.config import Settings
 from shared.messages import (Ack, AppEvent, CallTool, Chat, Chunk, Done, Grant, Heartbeat, Hello, Prompt, Resume, Revoke, Stop,
                              ToBrain)
-from web.dispatch import Dispatch, Owner, Pending, Replies
+from web.dispatch import Dispatch, Owner, Pending, UnderWay
 from web.ports import NotSent
 from web.workers import Workers
 
@@ -93,10 +93,10 @@ def test_pending_asks_for_a_reply_only_with_a_message_that_makes_it():
     assert pending.asking("r1") == "m-r1"
 
 
-# Replies: the load each worker carries.
+# UnderWay: the load each worker carries.
 
 def test_a_reply_sent_again_elsewhere_counts_once_and_only_where_it_is_now():
-    replies = Replies()
+    replies = UnderWay()
     replies.start("r1", "w1", "s", 0.0)
     replies.start("r2", "w1", "t", 0.0)
     replies.start("r1", "w2", "s", 1.0)

@@ -7,7 +7,7 @@ import pytest
 from shared.config import Settings
 from web import limits
 from web.apps import Action, App, Outcome, Refused
-from web.limits import Bounds, Rate, Verdict, data_full
+from web.limits import Admission, Bounds, Rate, data_full
 
 
 class Clock:
@@ -21,7 +21,7 @@ class Clock:
 def test_a_burst_goes_through_then_a_flood_is_refused_and_told_once():
     clock = Clock()
     rate = Rate(per_s=2, burst=3, clock=clock)
-    assert [rate.take("a") for _ in range(5)] == [Verdict.TAKEN] * 3 + [Verdict.REFUSED, Verdict.REFUSED_AGAIN]
+    assert [rate.take("a") for _ in range(5)] == [Admission.TAKEN] * 3 + [Admission.REFUSED, Admission.REFUSED_AGAIN]
 
 
 def test_the_bucket_refills_at_the_rate_and_no_further_than_the_burst():
@@ -30,24 +30,24 @@ def test_the_bucket_refills_at_the_rate_and_no_further_than_the_burst():
     for _ in range(3):
         rate.take("a")
     clock.now += 0.5  # one token back
-    assert rate.take("a") is Verdict.TAKEN and rate.take("a") is Verdict.REFUSED
+    assert rate.take("a") is Admission.TAKEN and rate.take("a") is Admission.REFUSED
     clock.now += 60  # a long pause fills the bucket to the burst, not beyond
-    assert [rate.take("a") for _ in range(4)] == [Verdict.TAKEN] * 3 + [Verdict.REFUSED]
+    assert [rate.take("a") for _ in range(4)] == [Admission.TAKEN] * 3 + [Admission.REFUSED]
 
 
 def test_being_told_again_starts_after_the_next_message_taken():
     clock = Clock()
     rate = Rate(per_s=1, burst=1, clock=clock)
-    assert [rate.take("a"), rate.take("a"), rate.take("a")] == [Verdict.TAKEN, Verdict.REFUSED, Verdict.REFUSED_AGAIN]
+    assert [rate.take("a"), rate.take("a"), rate.take("a")] == [Admission.TAKEN, Admission.REFUSED, Admission.REFUSED_AGAIN]
     clock.now += 1
-    assert [rate.take("a"), rate.take("a")] == [Verdict.TAKEN, Verdict.REFUSED]
+    assert [rate.take("a"), rate.take("a")] == [Admission.TAKEN, Admission.REFUSED]
 
 
 def test_one_sessions_flood_leaves_the_others_alone():
     rate = Rate(per_s=1, burst=2, clock=Clock())
     for _ in range(50):
         rate.take("flood")
-    assert rate.take("other") is Verdict.TAKEN
+    assert rate.take("other") is Admission.TAKEN
 
 
 def test_the_buckets_kept_are_bounded_and_a_forgotten_session_starts_full(monkeypatch):
@@ -57,7 +57,7 @@ def test_the_buckets_kept_are_bounded_and_a_forgotten_session_starts_full(monkey
     for s in ("b", "c", "d"):
         rate.take(s)
     assert len(rate.buckets) == 3 and "a" not in rate.buckets
-    assert rate.take("a") is Verdict.TAKEN
+    assert rate.take("a") is Admission.TAKEN
 
 
 def bounds(tmp_path, clock, **env) -> Bounds:
