@@ -50,7 +50,7 @@ from web.replies import Replies
 from web.security import AllowedHosts, SecurityHeaders, same_origin
 from web.sessions import Sessions
 from web.status import ChainStatus, StatusBoard
-from web.store import DiskOutbox, Store, StoreThread
+from web.store import DiskOutbox, Store, StoreThread, Transcripts
 from web.tabs import Tabs
 from web.tool_calls import ToolCalls
 from web.views import Views
@@ -144,7 +144,7 @@ def wire_chat(settings: Settings, store: Store, disk: StoreThread, clients: Clie
     prompt = app_.prompt(settings)  # made once: the same bytes in every message
     relay = Relay(clients)
     rate = Rate(settings.session_rate, settings.session_burst)  # frames in web/tabs.py, changes in `before`
-    sessions = Sessions(store, disk, clients.watching, bus)
+    sessions = Sessions(Transcripts(store, disk), clients.watching, bus)
     pulls = Pulls(bus, settings.heartbeat_s)
     views = Views(settings, sessions, bus, pulls)
     # The pull offer depends on what the status line does (the session's model, Ollama's list).

@@ -6,11 +6,11 @@ that has no reply under way is dropped, and read back from SQLite when it return
 """
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from shared.lru import LRU
 from web.ports import Bus
-from web.store import Store, StoreThread
+from web.store import Transcripts
 from web.transcript import Line, Move, Role, key_of
 
 MAX_SESSIONS = 1000
@@ -41,11 +41,12 @@ class Session:
 
 
 class Sessions:
-    """`watched(sid)`: whether a tab has the session open (it stays in memory then); `bus` tells
-    which replies' messages still wait for a brain."""
+    """`kept`: where transcripts and choices are written behind and read back; `watched(sid)`:
+    whether a tab has the session open (it stays in memory then); `bus` tells which replies'
+    messages still wait for a brain."""
 
-    def __init__(self, store: Store, disk: StoreThread, watched: Callable[[str], bool], bus: Bus, limit: int = MAX_SESSIONS):
-        self.store, self.disk, self.bus = store, disk, bus
+    def __init__(self, kept: Transcripts, watched: Callable[[str], bool], bus: Bus, limit: int = MAX_SESSIONS):
+        self.kept, self.bus = kept, bus
         self.held: LRU[str, Session] = LRU(limit, evictable=lambda sid, s: not watched(sid) and not s.busy)
         self.reset_replies: LRU[str, bool] = LRU(RESET_REMEMBERED)  # so their late words are ignored
 
@@ -59,8 +60,7 @@ class Sessions:
         "The session with its transcript and model choice read in (once)."
         session = self.get(sid)
         if not session.loaded:
-            lines = await self.disk.call(self.store.transcript, sid, KEPT_PER_SESSION)
-            model = await self.disk.call(self.store.model_choice, sid)
+            lines, model = await self.kept.read(sid, KEPT_PER_SESSION)
             session = self.get(sid)  # it may have been dropped and made anew meanwhile
             if not session.loaded:
                 # What arrived while reading (a reply streaming) wins over what the disk held.
@@ -89,11 +89,11 @@ class Sessions:
         return line
 
     def keep(self, line: Line) -> None:
-        self.disk.post(self.store.keep_line, replace(line))  # a copy: the line changes on, the write is later
+        self.kept.keep(line)
 
     def choose(self, sid: str, model: str) -> None:
         self.get(sid).model = model
-        self.disk.post(self.store.choose_model, sid, model)
+        self.kept.choose(sid, model)
 
     def reset(self, sid: str) -> None:
         "New chat: an empty transcript."
@@ -101,7 +101,7 @@ class Sessions:
         for line in session.lines.values():
             self.reset_replies.put(line.request, True)
         session.lines = OrderedDict()
-        self.disk.post(self.store.clear_transcript, sid)
+        self.kept.clear(sid)
 
     def was_reset(self, reply: str) -> bool:
         return reply in self.reset_replies

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fastlite import database
@@ -141,6 +141,28 @@ class StoreThread:
 def _log_failure(future: Future) -> None:
     if future.exception() is not None:
         log.error("store write failed", exc_info=future.exception())
+
+
+class Transcripts:
+    """The sessions' transcripts and model choices as web/sessions.py keeps them: written behind, in
+    order, on the store's thread (each line as it was when kept), read back through it."""
+
+    def __init__(self, store: Store, disk: StoreThread):
+        self.store, self.disk = store, disk
+
+    def keep(self, line: Line) -> None:
+        self.disk.post(self.store.keep_line, replace(line))  # a copy: the line changes on, the write is later
+
+    def choose(self, session: str, model: str) -> None:
+        self.disk.post(self.store.choose_model, session, model)
+
+    def clear(self, session: str) -> None:
+        self.disk.post(self.store.clear_transcript, session)
+
+    async def read(self, session: str, limit: int) -> tuple[list[Line], str]:
+        "The session's newest `limit` lines and its model choice."
+        return (await self.disk.call(self.store.transcript, session, limit),
+                await self.disk.call(self.store.model_choice, session))
 
 
 class DiskOutbox:

@@ -10,7 +10,7 @@ from tests.fake_bus import FakeBus
 from tests.web.test_sessions import Tabs
 from web.app_events import AppEvents
 from web.sessions import Sessions
-from web.store import Store
+from web.store import Store, Transcripts
 
 PROMPT = Prompt(system="You keep a list.", tools=[])
 
@@ -33,7 +33,7 @@ def app():
 
 def make(tmp_path, answer=True):
     broker = Offers(answer)
-    sessions = Sessions(Store(tmp_path), NowDB(), Tabs(), broker)
+    sessions = Sessions(Transcripts(Store(tmp_path), NowDB()), Tabs(), broker)
     return AppEvents(sessions, broker, app(), NowDB(), PROMPT), sessions, broker
 
 

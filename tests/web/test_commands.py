@@ -11,7 +11,7 @@ from tests.fake_bus import FakeBus
 from web.commands import ChatControls, Commands, ModelControls
 from web.frames import Command, Control, Used
 from web.sessions import Sessions
-from web.store import Store
+from web.store import Store, Transcripts
 from web.transcript import Line, Status
 
 PROMPT = Prompt(system="You keep a list.")
@@ -57,7 +57,7 @@ def world(tmp_path, request):
     marker = request.node.get_closest_marker("env")
     settings = Settings.from_env({"DATA_DIR": str(tmp_path), **(marker.kwargs if marker else {})})
     bus, heard, replies = FakeBus(), Heard(), Replies()
-    sessions = Sessions(Store(tmp_path), NowDB(), Tabs(), bus)
+    sessions = Sessions(Transcripts(Store(tmp_path), NowDB()), Tabs(), bus)
     commands = Commands(ChatControls(settings, sessions, bus, heard, replies, PROMPT),
                         ModelControls(sessions, bus, heard, heard, heard), heard, heard, heard)
     return commands, sessions, bus, heard, replies

@@ -11,7 +11,7 @@ from tests.web.test_chats import NowDB
 from tests.web.test_sessions import Tabs
 from web.replies import Replies
 from web.sessions import Sessions
-from web.store import Store
+from web.store import Store, Transcripts
 from web.transcript import Line, Status
 
 PROMPT = Prompt(system="You keep a list.")
@@ -36,7 +36,7 @@ class Tools:
 
 def make(tmp_path):
     bus = FakeBus()
-    sessions = Sessions(Store(tmp_path), NowDB(), Tabs(), bus)
+    sessions = Sessions(Transcripts(Store(tmp_path), NowDB()), Tabs(), bus)
     relay, others = Relay(), Tools()
     return Replies(sessions, relay, bus, others, PROMPT), sessions, relay, others
 
@@ -141,7 +141,7 @@ def test_two_notes_about_one_reply_are_two_lines_on_the_page_and_after_a_reload(
     shown = notes(sessions.get("s"))
     assert [text for _, text in shown] == ["Old turns were set aside.", "This model cannot use the app's tools."]
     assert len({key for key, _ in shown}) == 2, "two articles with one id on the page"
-    reloaded = Sessions(sessions.store, NowDB(), Tabs(), FakeBus())
+    reloaded = Sessions(sessions.kept, Tabs(), FakeBus())
     assert notes(asyncio.run(reloaded.open("s"))) == shown
 
 

@@ -7,7 +7,7 @@ from tests.fake_bus import FakeBus
 from tests.web.test_chats import NowDB
 from web import sessions as sessions_module
 from web.sessions import Session, Sessions
-from web.store import Store
+from web.store import Store, Transcripts
 from web.transcript import Line, Status
 
 
@@ -29,7 +29,7 @@ def waiting(*replies) -> FakeBus:
 
 def make(tmp_path, limit=1000, tabs=None, bus=None, disk=None):
     store = Store(tmp_path)
-    return Sessions(store, disk or NowDB(), tabs or Tabs(), bus or FakeBus(), limit), store
+    return Sessions(Transcripts(store, disk or NowDB()), tabs or Tabs(), bus or FakeBus(), limit), store
 
 
 def say(sessions, sid, request, status=Status.DONE):

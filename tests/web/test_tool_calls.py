@@ -12,7 +12,7 @@ from tests.web.test_sessions import Tabs
 from web.actions import ActionRow
 from web.apps import Refused
 from web.sessions import Sessions
-from web.store import Store
+from web.store import Store, Transcripts
 from web.tool_calls import ToolCalls, answered
 from web.transcript import Line, Status
 
@@ -58,7 +58,7 @@ class Events:
 
 
 def make(tmp_path):
-    sessions = Sessions(Store(tmp_path), NowDB(), Tabs(), None)
+    sessions = Sessions(Transcripts(Store(tmp_path), NowDB()), Tabs(), None)
     sessions.add("s", Line(request="r1", role="reply", status=Status.STREAMING))
     app = SimpleNamespace(state=lambda sid: "The list: milk", brief=lambda sid: "The list is now: milk.")
     relay, actions, events = Relay(), Actions(), Events()

@@ -10,7 +10,7 @@ from tests.fake_bus import FakeBus
 from tests.web.test_sessions import Tabs
 from web.sessions import Sessions
 from web.status import ChainStatus
-from web.store import Store
+from web.store import Store, Transcripts
 from web.transcript import Line, Status
 from web.views import Views
 
@@ -34,7 +34,7 @@ class Pulls:
 def make(tmp_path, models=("llama3.2:latest",), pulling=()):
     settings = Settings.from_env({"DATA_DIR": str(tmp_path), "MODEL": "llama3.2"})
     broker = Broker(None if models is None else list(models))
-    sessions = Sessions(Store(tmp_path), NowDB(), Tabs(), broker)
+    sessions = Sessions(Transcripts(Store(tmp_path), NowDB()), Tabs(), broker)
     return Views(settings, sessions, broker, Pulls(*pulling)), sessions, broker
 
 
