@@ -114,9 +114,9 @@ class ChatLayer:
                 self.board.show(self.pulls.presence(msg))
             case PullProgress():
                 self.board.show(self.pulls.progress(msg))
+            case Ack(reply=""):  # a claim on a message that makes no reply: a pull's, say
+                self.pulls.acked(msg)
             case Ack() | AboutReply():
-                if isinstance(msg, Ack):
-                    self.pulls.acked(msg)
                 self.replies.brain_message(msg)
 
     def brain_status(self, status: ChainStatus) -> None:
