@@ -87,10 +87,7 @@ class Engine:
                     self.runner.enqueue(msg.session, LateResult(msg, **cause))
 
     def _turn(self, turn: Turn, trust: Trust | None) -> None:
-        if trust is not None:
-            turn.trust = trust
-            # Revoked: the turn leaves its queue, or is cut off without a word, if it runs.
-            trust.then(lambda granted: granted or self.sessions.revoke(turn.session, trust.cause))
+        turn.trust = trust
         self.runner.enqueue(turn.session, turn)
 
     def _admitted(self, msg: ToBrain) -> bool:
@@ -108,9 +105,9 @@ class Engine:
         return False
 
     def revoke(self, msg: Revoke) -> None:
-        """The web says `msg.message` is not ours (what it caused leaves the queue or stops; one taken
-        on trust the node revokes too, see `Trust`); and if the session is held at another epoch than
-        our copy's, the session is not ours either."""
+        """The web says `msg.message` is not ours: what it caused leaves the queue, or is cut off
+        without a word if it runs (the node then revokes its `Trust` too, if it was taken on trust);
+        and if the session is held at another epoch than our copy's, the session is not ours either."""
         if msg.message:
             self.sessions.revoke(msg.session, msg.message)
         held = self.conversations.held(msg.session)

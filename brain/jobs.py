@@ -27,8 +27,9 @@ class Trust:
     - while it waits, the turn's words stream, but its tool calls and its end wait for the grant
       (`Turn.until_granted`), and what it saves is held back (brain/conversations.py `trust`);
     - granted: what was held back is saved, and the turn goes on and ends;
-    - revoked: the turn leaves its queue, or is cut off without a word, and what it changed is
-      dropped with the conversation's copy, unsaved;
+    - revoked: the node has had the engine take the turn off its queue, or cut it off without a
+      word (`Engine.revoke`, by the message's id, first); what the turn changed is dropped with the
+      conversation's copy, unsaved;
     - fenced (the session held at a newer epoch), whatever the verdict: the engine cuts the turn off
       and forgets the copy (brain/engine.py `fence`).
 
