@@ -58,6 +58,7 @@ class Rounds:
     "Where a reply stands, round by round."
     allowed: int  # rounds that may change the app (MODEL_TOOL_ROUNDS); tools.RETRIES more may put failed calls right
     said: str = ""  # what every round of this reply has said
+    thought: str = ""  # and what every round thought (a thinking model's reasoning)
     prefill: str = ""  # what the next round continues: a resumed reply's current round, as far as it was shown
     made: dict[str, str] = field(default_factory=dict)  # the calls applied: their result, by what they asked
     asked: int = 0
@@ -74,9 +75,10 @@ class Rounds:
     def started_over(self, text: str) -> bool:
         return bool(self.prefill) and starts_over(self.prefill, text)
 
-    def heard(self, text: str) -> str:
+    def heard(self, text: str, thinking: str = "") -> str:
         "The round's whole text, with what it continued."
         self.said += text
+        self.thought += thinking
         whole, self.prefill = self.prefill + text, ""
         return whole
 
@@ -242,7 +244,7 @@ class Replies:
                 self.bus.failed(turn, FailCode.NOT_RESUMED, NOT_RESUMED + " (the model began it again instead of going "
                                                                           "on)", text=rounds.said)
                 return None
-            answer = answer._replace(text=rounds.heard(answer.text))
+            answer = answer._replace(text=rounds.heard(answer.text, answer.thinking))
             if answer.stats.done_reason == "length":
                 self.bus.note(turn, f"The reply was cut off at {self.settings.reply_max_tokens} tokens "
                                     "(REPLY_MAX_TOKENS).")
@@ -319,7 +321,8 @@ class Replies:
             return
         if rounds.overran:
             self.bus.note(turn, f"The reply was cut off after {self.settings.reply_max_s:g} s (REPLY_MAX_S).")
-        self.bus.done(turn, rounds.said, turn.resumed_thinking + last.thinking, last.stats)
+        # The whole reply's thinking, every round's: the web shows the end's in place of what the chunks brought.
+        self.bus.done(turn, rounds.said, turn.resumed_thinking + rounds.thought, last.stats)
 
     async def _ask(self, turn: Turn, conversation: Conversation, rounds: Rounds, messages: list[dict],
                    schema: dict | None = None) -> Answer:

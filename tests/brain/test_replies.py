@@ -173,10 +173,10 @@ def reply():
     return make
 
 
-def test_a_reply_applies_its_calls_and_ends_once_with_what_every_round_said(reply):
-    streams = Streams(said("On it. ", [ADD]), said("Added.", thinking="done"))
+def test_a_reply_applies_its_calls_and_ends_once_with_what_every_round_said_and_thought(reply):
+    streams = Streams(said("On it. ", [ADD], thinking="they ask for milk; "), said("Added.", thinking="done"))
     bus, conversation, copies = reply(streams)
-    assert bus == [("done", ("On it. Added.", "done", Stats(prompt_eval_count=10)), {})]
+    assert bus == [("done", ("On it. Added.", "they ask for milk; done", Stats(prompt_eval_count=10)), {})]
     assert [t["role"] for t in conversation.turns] == ["user", "assistant", "tool", "assistant"]
     assert streams.offered == [TOOLS, TOOLS] and copies.saves == 3, "begun, the round, the end"
 
