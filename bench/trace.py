@@ -65,14 +65,20 @@ def record(workdir: Path) -> list[dict]:
 
 
 def trace_figures(runs: list[dict]) -> dict:
+    """Cross-file edges: made by calls alone, and also counting a coroutine's resumption by the one
+    awaiting it (the await chains made before the message, which the profiler reports as calls)."""
     functions = set().union(*(run["functions"] for run in runs))
     calls = {tuple(call) for run in runs for call in run["calls"]}
+    resumed = {tuple(call) for run in runs for call in run.get("resumed", ())}
     file_of = lambda name: name.split(":", 1)[0]  # noqa: E731
     across = {(a, b) for a, b in calls if file_of(a) != file_of(b)}
+    with_resumed = across | {(a, b) for a, b in resumed if file_of(a) != file_of(b)}
+    files = lambda edges: {(file_of(a), file_of(b)) for a, b in edges}  # noqa: E731
     return {"files": len({file_of(f) for f in functions}), "functions": len(functions),
             "cross-file call edges (function to function)": len(across),
-            "cross-file call edges (file to file)": len({(file_of(a), file_of(b)) for a, b in across}),
-            "edges": sorted(across)}
+            "cross-file call edges (file to file)": len(files(across)),
+            "cross-file edges with resumptions (file to file)": len(files(with_resumed)),
+            "edges": sorted(with_resumed), "calls only": sorted(across)}
 
 
 def modules() -> dict[str, ast.Module]:
@@ -188,11 +194,14 @@ def main() -> None:
     if args.json:
         json.dump(trace | shape, sys.stdout, indent=1)
         return
-    per_file = Counter(a.split(":")[0] + " -> " + b.split(":")[0] for a, b in trace["edges"])
+    calls_only = set(trace["calls only"])
+    per_file = Counter(a.split(":")[0] + " -> " + b.split(":")[0] + ("" if (a, b) in calls_only else " +")
+                       for a, b in trace["edges"])
     print("One chat message through the web and the brain (plain reply, fake Ollama):")
-    for key in ("files", "functions", "cross-file call edges (function to function)", "cross-file call edges (file to file)"):
+    for key in ("files", "functions", "cross-file call edges (function to function)", "cross-file call edges (file to file)",
+                "cross-file edges with resumptions (file to file)"):
         print(f"  {key}: {trace[key]}")
-    print("  cross-file calls, by pair of files:")
+    print("  cross-file edges, by pair of files (calls; + also resumed):")
     for pair, n in sorted(per_file.items()):
         print(f"    {pair}: {n}")
     for key, value in shape.items():
