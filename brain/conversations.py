@@ -23,7 +23,6 @@ from concurrent.futures import Executor, Future
 from dataclasses import replace
 
 from brain.conversation import Conversation
-from brain.jobs import Trust
 from brain.memory import Fenced, Memory
 from shared.lru import LRU
 
@@ -61,11 +60,9 @@ class Conversations:
     def replace(self, session: str, conversation: Conversation) -> None:
         self.copies.put(session, conversation)
 
-    def trust(self, session: str, trust: Trust) -> None:
-        """A job runs on trust: the session's saves wait for its grant; a revoke drops what it
-        changed with the copy (see `Trust`)."""
-        self.on_trust.setdefault(session, set()).add(trust.cause)
-        trust.then(lambda granted: (self.confirm if granted else self.distrust)(session, trust.cause))
+    def trust(self, session: str, cause: str) -> None:
+        "A job of `cause` runs on trust (brain/jobs.py `Trust`): the session's saves wait for its grant."
+        self.on_trust.setdefault(session, set()).add(cause)
 
     def confirm(self, session: str, cause: str) -> None:
         "The web granted `cause`: once nothing else runs on trust, what waited is saved."

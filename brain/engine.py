@@ -104,15 +104,22 @@ class Engine:
                             "The brain has too much queued for this conversation (SESSION_MAX_PENDING); Retry in a moment.")
         return False
 
-    def revoke(self, msg: Revoke) -> None:
+    def grant(self, session: str, trust: Trust) -> None:
+        "The web granted a message taken on trust: its turn goes on and ends, and what waited is saved."
+        if trust.decide(True):
+            self.conversations.confirm(session, trust.cause)
+
+    def revoke(self, msg: Revoke, trust: Trust | None = None) -> None:
         """The web says `msg.message` is not ours: what it caused leaves the queue, or is cut off
-        without a word if it runs (the node then revokes its `Trust` too, if it was taken on trust);
-        and if the session is held at another epoch than our copy's, the session is not ours either."""
+        without a word if it runs, and what it changed on `trust` is dropped with the copy; and if
+        the session is held at another epoch than our copy's, the session is not ours either."""
         if msg.message:
             self.sessions.revoke(msg.session, msg.message)
         held = self.conversations.held(msg.session)
         if held is not None and held.epoch != msg.epoch:
             self.fence(msg.session, msg.epoch)  # forgets the copy, and with it what ran on trust
+        if trust is not None and trust.decide(False):
+            self.conversations.distrust(msg.session, trust.cause)
 
     def fence(self, session: str, epoch: int) -> None:
         self.conversations.fence(session, epoch)  # which stops the rest (`fence` below, given it when made)
@@ -136,7 +143,7 @@ class Engine:
             conversation = await self.conversations.get(session, job.epoch)
             job.epoch = conversation.epoch
             if isinstance(job, Turn) and job.trust is not None and job.trust.waiting:
-                self.conversations.trust(session, job.trust)  # what it saves waits for the grant
+                self.conversations.trust(session, job.trust.cause)  # what it saves waits for the grant
             if job.cause and not conversation.take(job.cause):
                 log.info("session %s: %s was acted on already; not again", session[:8], job.cause)
                 if isinstance(job, Turn):  # its bubble must not wait for ever

@@ -11,7 +11,6 @@
 """
 import asyncio
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from brain.ollama_client import Hangup
@@ -20,54 +19,37 @@ from shared.messages import Answered, AppEvent, Prompt, ToolResult
 
 class Trust:
     """A chat or resume taken on trust: handed on before the web granted the worker's claim on it,
-    so the grant's round trip is not on the way to the first token. Its whole life is here:
+    so the grant's round trip is not on the way to the first token. Its whole life:
 
-    - the node (brain/node.py) makes it when it hands the message on, and decides it once, when the
-      web answers the claim: `grant` or `revoke`; the message's turn carries it;
+    - the node (brain/node.py) makes it when it hands the message on, with the claim; the message's
+      turn carries it; when the web answers the claim, the node has the engine decide it, once
+      (`Engine.grant`, `Engine.revoke`);
     - while it waits, the turn's words stream, but its tool calls and its end wait for the grant
       (`Turn.until_granted`), and what it saves is held back (brain/conversations.py `trust`);
     - granted: what was held back is saved, and the turn goes on and ends;
-    - revoked: the node has had the engine take the turn off its queue, or cut it off without a
-      word (`Engine.revoke`, by the message's id, first); what the turn changed is dropped with the
-      conversation's copy, unsaved;
+    - revoked: the turn leaves its queue, or is cut off without a word, and what it changed is
+      dropped with the conversation's copy, unsaved;
     - fenced (the session held at a newer epoch), whatever the verdict: the engine cuts the turn off
-      and forgets the copy (brain/engine.py `fence`).
-
-    Whoever must act on the verdict asks to be told it (`then`)."""
+      and forgets the copy (brain/engine.py `fence`)."""
 
     def __init__(self, cause: str):
         self.cause = cause  # the id of the message taken on trust
         self.granted = asyncio.Event()
         self.revoked = False
-        self._told: list[Callable[[bool], None]] = []
 
     @property
     def waiting(self) -> bool:
         return not (self.granted.is_set() or self.revoked)
 
-    def then(self, told: Callable[[bool], None]) -> None:
-        "`told(granted)` once the verdict comes; at once if it has come."
-        if self.waiting:
-            self._told.append(told)
-        else:
-            told(self.granted.is_set())
-
-    def grant(self) -> None:
-        self._decide(True)
-
-    def revoke(self) -> None:
-        self._decide(False)
-
-    def _decide(self, granted: bool) -> None:
+    def decide(self, granted: bool) -> bool:
+        "The verdict, once; False when it had come already."
         if not self.waiting:
-            return  # decided once
+            return False
         if granted:
             self.granted.set()
         else:
             self.revoked = True
-        told, self._told = self._told, []
-        for each in told:
-            each(granted)
+        return True
 
 
 @dataclass(kw_only=True)

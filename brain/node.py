@@ -179,7 +179,7 @@ class Node:
                     c.granted = True
                     if c.trusted:
                         del self.claims[msg.message]
-                        c.trust.grant()
+                        self.engine.grant(msg.session, c.trust)
                     self.hand_on(msg.session)
             case Credit():
                 self.window.credit(msg.seen)
@@ -189,9 +189,7 @@ class Node:
                     log.info("the web revoked the claim on %s of session %s", msg.message, msg.session[:8])
                     if c.trusted:
                         self.taken.pop(msg.message, None)  # not ours after all: a later copy is claimed anew
-                self.engine.revoke(msg)  # first: a copy of another epoch is fenced while it is still held
-                if c is not None and c.trusted:
-                    c.trust.revoke()
+                self.engine.revoke(msg, c.trust if c is not None else None)
                 self.hand_on(msg.session)
             case _:
                 log.warning("ignored a %s message on a brain topic", msg.kind)

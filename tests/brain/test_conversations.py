@@ -12,7 +12,6 @@ import pytest
 
 from brain.conversation import Conversation
 from brain.conversations import Conversations
-from brain.jobs import Trust
 from brain.disk import Disk
 from brain.memory import Fenced
 
@@ -85,20 +84,19 @@ def test_a_copy_is_read_for_its_epoch_then_used_as_it_is_and_read_again_for_anot
 def test_saves_wait_for_the_grant_of_a_job_run_on_trust_then_one_save_writes_them(cache):
     async def scenario(conversations, store, fenced, busy):
         c = await conversations.get("s", 1)
-        m1, m2 = Trust("m1"), Trust("m2")
-        conversations.trust("s", m1)
-        conversations.trust("s", m2)
+        conversations.trust("s", "m1")
+        conversations.trust("s", "m2")
         c.turns.append({"role": "user", "content": "one"})
         conversations.save("s", afresh=True)
         conversations.save("s")
-        m1.grant()
+        conversations.confirm("s", "m1")
         await drained(conversations)
         assert "s" not in store.saved, "m2 still runs on trust"
-        m2.grant()
+        conversations.confirm("s", "m2")
         await drained(conversations)
         assert store.saved["s"].turns == [{"role": "user", "content": "one"}]
         assert [call for call in store.calls if call[0] == "save"] == [("save", "s", True)], "once, afresh kept"
-        conversations.trust("s", m1)  # a grant that came before: told at once, and nothing held back saves nothing
+        conversations.confirm("s", "m3")  # a grant with nothing held back saves nothing
         await drained(conversations)
         assert len([call for call in store.calls if call[0] == "save"]) == 1
     cache(scenario)
@@ -111,11 +109,10 @@ def test_a_revoke_of_a_job_run_on_trust_drops_the_copy_unsaved(cache):
         conversations.save("s")
         conversations.distrust("s", "m0")  # not on trust: nothing happens
         assert conversations.held("s") is c
-        m1 = Trust("m1")
-        conversations.trust("s", m1)
+        conversations.trust("s", "m1")
         c.turns.append({"role": "user", "content": "on trust"})
         conversations.save("s")
-        m1.revoke()
+        conversations.distrust("s", "m1")
         await drained(conversations)
         assert conversations.held("s") is None and "s" not in conversations.on_trust
         assert [t["content"] for t in store.saved["s"].turns] == ["saved before"]

@@ -568,7 +568,7 @@ def test_a_chat_on_trust_streams_at_once_but_saves_and_ends_only_once_granted(ru
         await until(lambda: "".join(m.text for m in sent if isinstance(m, Chunk)) == "Hello there.")
         await quiet(engine, ollama)  # the stream has ended, and what was written is on disk
         assert finals(sent) == [] and saved_turns(memories) == [], "its end and its saves wait for the grant"
-        trust.grant()
+        engine.grant("s", trust)
         await until(lambda: finals(sent))
         assert isinstance(finals(sent)[0], Done) and finals(sent)[0].text == "Hello there."
         await until(lambda: saved_turns(memories) == ["hi", "Hello there."])
@@ -584,8 +584,7 @@ def test_a_chat_on_trust_that_the_web_revokes_stops_without_a_word_or_a_trace(ru
         trust = Trust("m-r2")
         engine.handle(chat("r2", "stopped before the grant", epoch=1), trust)
         await until(lambda: any(isinstance(m, Chunk) and m.reply == "r2" for m in sent))
-        engine.revoke(Revoke(worker="w1", session="s", message="m-r2", epoch=1))  # as the node does
-        trust.revoke()
+        engine.revoke(Revoke(worker="w1", session="s", message="m-r2", epoch=1), trust)
         await until(lambda: settled(engine))
         ollama.hold = False
         assert len(finals(sent)) == 1, "the web has ended its line already"
@@ -604,8 +603,7 @@ def test_a_chat_on_trust_revoked_under_a_new_epoch_fences_the_session_and_drops_
         engine.handle(chat("r1", "on trust", epoch=1), trust)
         engine.handle(chat("r2", "queued behind it", epoch=1))
         await until(lambda: any(isinstance(m, Chunk) for m in sent))
-        engine.revoke(Revoke(worker="w1", session="s", message="m-r1", epoch=2))  # it moved meanwhile
-        trust.revoke()
+        engine.revoke(Revoke(worker="w1", session="s", message="m-r1", epoch=2), trust)  # it moved meanwhile
         await until(lambda: settled(engine))
         ollama.hold = False
         await quiet(engine, ollama)
@@ -623,7 +621,7 @@ def test_a_chat_on_trust_asks_for_no_app_change_before_its_grant(run):
         await until(lambda: ollama.replies())
         await quiet(engine, ollama)  # the model has answered with its call, and the reply waits for the grant
         assert not any(isinstance(m, CallTool) for m in sent)
-        trust.grant()
+        engine.grant("s", trust)
         await until(lambda: finals(sent))
         answering.cancel()
         assert [m.name for m in sent if isinstance(m, CallTool)] == ["add_todo"] and isinstance(finals(sent)[0], Done)

@@ -25,19 +25,11 @@ def test_a_stop_hangs_up_and_wakes_a_turn_waiting_for_ollama_and_a_cut_off_also_
     asyncio.run(scenario())
 
 
-def test_a_trust_is_decided_once_and_each_who_asked_is_told_the_verdict_once():
-    trust, told = Trust("m1"), []
-    trust.then(lambda granted: told.append(("early", granted)))
-    assert trust.waiting
-    trust.grant()
-    trust.revoke()  # too late: decided
-    trust.then(lambda granted: told.append(("late", granted)))
-    assert told == [("early", True), ("late", True)] and trust.granted.is_set() and not trust.revoked
-    revoked = Trust("m2")
-    revoked.then(lambda granted: told.append(("m2", granted)))
-    revoked.revoke()
-    revoked.grant()
-    assert told[-1] == ("m2", False) and revoked.revoked and not revoked.granted.is_set()
+def test_a_trust_is_decided_once():
+    granted, revoked = Trust("m1"), Trust("m2")
+    assert granted.waiting and granted.decide(True) and not granted.decide(False), "decided once"
+    assert granted.granted.is_set() and not granted.revoked and not granted.waiting
+    assert revoked.decide(False) and not revoked.decide(True) and revoked.revoked and not revoked.granted.is_set()
 
 
 def test_a_turn_on_trust_waits_for_its_grant_and_a_granted_one_does_not():
@@ -48,7 +40,7 @@ def test_a_turn_on_trust_waits_for_its_grant_and_a_granted_one_does_not():
         waiting = asyncio.ensure_future(turn.until_granted())
         await asyncio.sleep(0)
         assert not waiting.done()
-        turn.trust.grant()
+        turn.trust.decide(True)
         await asyncio.wait_for(waiting, 1)
         cut = Turn("s", "r2", "hi", trust=Trust("m2"))
         cutting = asyncio.ensure_future(cut.until_granted())

@@ -20,7 +20,12 @@ class FakeEngine:
         if trust is not None:
             self.trusts.append(trust)
 
-    def revoke(self, msg): self.revoked.append(msg.message)
+    def grant(self, session, trust): trust.decide(True)
+
+    def revoke(self, msg, trust=None):
+        self.revoked.append(msg.message)
+        if trust is not None:
+            trust.decide(False)
 
     @property
     def trusted(self): return [t.cause for t in self.trusts]
