@@ -509,6 +509,7 @@ def test_a_session_that_comes_back_at_a_new_epoch_is_read_again_with_what_anothe
     async def scenario(engine, ollama, sent, clock, watch):
         engine.handle(chat("r1", "one", epoch=1))
         await until(lambda: len(finals(sent)) == 1)
+        await quiet(engine, ollama)  # its save is on disk (written behind: else it might land after the other's)
         other = memories()  # another worker on the same brain.db takes the session at epoch 2
         moved = other.load("s", 2)
         moved.begin_turn("two")
