@@ -61,6 +61,29 @@ class FromBus:
 
 
 @dataclass
+class Control:
+    """How a running job is stopped: `hangup` ends its Ollama request at once, from any thread
+    (even one still waiting for its first byte); `woken` wakes a turn waiting for Ollama, or for its
+    grant; `silent`: cut off (the worker closing, a revoke), it says nothing more."""
+    hangup: Hangup = field(default_factory=Hangup)
+    woken: asyncio.Event = field(default_factory=asyncio.Event)
+    silent: bool = False
+
+    @property
+    def cancelled(self) -> bool:
+        return self.hangup.fired
+
+    def cancel(self) -> None:
+        "Stop or reset: end the Ollama request now."
+        self.hangup.fire()
+        self.woken.set()
+
+    def cut_off(self) -> None:
+        self.silent = True
+        self.cancel()
+
+
+@dataclass
 class Outgoing:
     """A turn's words on their way to the bus: read from Ollama on a pool thread, not sent yet
     (`unsent`, handed to the loop once per wakeup: `flush_scheduled`), and the chunk messages
@@ -84,52 +107,33 @@ class Turn(FromBus):
     resumed_thinking: str = ""
     question: str = ""  # the user text a resumed reply answers ("" for a comment)
     carried: list[Answered] = field(default_factory=list)  # a resumed reply's calls the web answered (Resume.calls)
-    hangup: Hangup = field(default_factory=Hangup)  # ends the Ollama request at once, from any thread
-    woken: asyncio.Event = field(default_factory=asyncio.Event)  # wakes a turn waiting for Ollama, or for its grant
     trust: Trust | None = None  # its message was taken on trust (None: granted before it was handed on)
-    silent: bool = False  # cut off by the worker closing: it says nothing more (the next brain carries it on)
+    control: Control = field(default_factory=Control)  # how it is stopped while it runs
     out: Outgoing = field(default_factory=Outgoing)  # its words on their way to the bus
-
-    @property
-    def cancelled(self) -> bool:
-        return self.hangup.fired
 
     @property
     def asked_by_user(self) -> bool:
         "Only something the user said may change the app: a comment on app events may not."
         return self.text is not None or bool(self.question) or self.regenerate
 
-    def cancel(self) -> None:
-        "Stop or reset: end the Ollama request now, even one still waiting for its first byte."
-        self.hangup.fire()
-        self.woken.set()
-
     async def until_granted(self) -> None:
         "Until the web grants the message this turn runs on, or the turn is cancelled."
-        if self.trust is not None and not self.trust.granted.is_set() and not self.woken.is_set():
-            waits = [asyncio.ensure_future(self.trust.granted.wait()), asyncio.ensure_future(self.woken.wait())]
+        woken = self.control.woken
+        if self.trust is not None and not self.trust.granted.is_set() and not woken.is_set():
+            waits = [asyncio.ensure_future(self.trust.granted.wait()), asyncio.ensure_future(woken.wait())]
             try:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for w in waits:
                     w.cancel()
 
-    def cut_off(self) -> None:
-        self.silent = True
-        self.cancel()
-
 
 @dataclass
 class Warm(FromBus):
     """Evaluate a session's new app events now, ahead of its next turn, so that turn finds them in
-    Ollama's prompt cache and costs no more than any other (see `Engine.warm`)."""
+    Ollama's prompt cache and costs no more than any other (see `Replies.warm`)."""
     session: str
-    hangup: Hangup = field(default_factory=Hangup)
-
-    def cancel(self) -> None:
-        self.hangup.fire()
-
-    cut_off = cancel  # a warm-up says nothing either way
+    control: Control = field(default_factory=Control)  # a warm-up says nothing either way: cut off is cancelled
 
 
 @dataclass

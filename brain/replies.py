@@ -140,7 +140,7 @@ class Replies:
         messages = decisions.shown(conversation.decides, messages)
         try:
             await self.streams.warm(conversation.model or self.settings.model, messages,
-                                    tools.offered(conversation, self.settings), job.hangup)
+                                    tools.offered(conversation, self.settings), job.control.hangup)
         except OllamaError as e:
             log.debug("warming the prompt cache of session %s: %s", job.session[:8], e)
 
@@ -155,7 +155,7 @@ class Replies:
                 if last is not None:
                     self._end(turn, conversation, rounds, last)
         except Interrupted as e:
-            if turn.silent:
+            if turn.control.silent:
                 return
             self.streams.flush(turn, force=True)
             log.warning("reply %s failed: %s", turn.reply, e)
@@ -237,7 +237,7 @@ class Replies:
             messages = rounds.messages(conversation, decisions.words(conversation.decides))
             answer = await self._ask(turn, conversation, rounds, messages)
             await turn.until_granted()  # nothing but its words before the grant: no app change, no end
-            if turn.silent:
+            if turn.control.silent:
                 return None
             self.streams.flush(turn, force=True)
             if rounds.started_over(answer.text):
@@ -257,7 +257,7 @@ class Replies:
                 log.info("reply %s: calls written into the reply, not made: %s", turn.reply,
                          ", ".join(c.name for c in answer.calls))
                 answer = answer._replace(calls=[])
-            after = rounds.after(answer.calls, turn.asked_by_user, turn.cancelled)
+            after = rounds.after(answer.calls, turn.asked_by_user, turn.control.cancelled)
             if after is not After.ACT:
                 self._say_why(turn, after, answer.calls, rounds.allowed)
                 return answer
@@ -279,11 +279,11 @@ class Replies:
         usable = tools.decided(conversation, self.settings)
         answer = await self._ask(turn, conversation, rounds, messages, decisions.schema(usable))
         await turn.until_granted()
-        if turn.silent or self.conversations.held(turn.session) is not conversation:
+        if turn.control.silent or self.conversations.held(turn.session) is not conversation:
             return False
         conversation.learn(messages, answer.stats.prompt_eval_count)
         rounds.asked += 1
-        calls = [] if turn.cancelled else decisions.calls_in(answer.text, usable)
+        calls = [] if turn.control.cancelled else decisions.calls_in(answer.text, usable)
         log.info("reply %s: decided %s", turn.reply, [c.name for c in calls] or "no action")
         if calls:
             made_before = len(rounds.made)
@@ -313,10 +313,10 @@ class Replies:
             log.info("reply %s claims a change no call made (%r)", turn.reply, claim)
             self.bus.note(turn, f"Nothing was changed, though this reply says so (\"{claim}\"): no action ran. "
                                 "Ask again if you want it done.")
-        if last.text or not turn.cancelled:
+        if last.text or not turn.control.cancelled:
             conversation.add_reply(last.text)  # a stopped reply stays in context as far as it got
         self.conversations.save(turn.session)
-        if turn.cancelled and not rounds.overran:
+        if turn.control.cancelled and not rounds.overran:
             self.bus.failed(turn, FailCode.STOPPED, "Stopped.", text=rounds.said)
             return
         if rounds.overran:
@@ -334,7 +334,7 @@ class Replies:
         decision (brain/decisions.py)."""
         retries = 0
         while True:
-            if turn.cancelled:
+            if turn.control.cancelled:
                 return Answer("", "", Stats(), [])
             if self.watch.reach is Reach.DOWN:
                 self.bus.waiting(turn, f"Waiting for Ollama: it is not running at {self.settings.ollama_url}. Start it "
@@ -357,7 +357,7 @@ class Replies:
                 if not isinstance(e.error, NoAnswer) or turn.out.sent > sent_before or e.partial:
                     raise  # this request said something: asked again, it would say it twice
                 await self._until(turn, self.watch.confirm())
-                if self.watch.reach is Reach.DOWN or turn.cancelled:
+                if self.watch.reach is Reach.DOWN or turn.control.cancelled:
                     continue  # waits for Ollama, or ends
                 if retries == len(RETRY_DELAYS_S):
                     raise Interrupted(OllamaFailed(
@@ -375,9 +375,9 @@ class Replies:
     @staticmethod
     def _overran(turn: Turn, rounds: Rounds) -> None:
         "Hung up as by Stop, but the reply ends done, with a note saying why."
-        if not turn.cancelled:
+        if not turn.control.cancelled:
             rounds.overran = True
-            turn.cancel()
+            turn.control.cancel()
 
     async def _pause(self, turn: Turn, seconds: float) -> None:
         elapsed = asyncio.Event()
@@ -390,7 +390,7 @@ class Replies:
     @staticmethod
     async def _until(turn: Turn, waited: Awaitable) -> None:
         "Until `waited` is done, or the turn is stopped (or cut off at its bound) meanwhile."
-        waits = [asyncio.ensure_future(waited), asyncio.ensure_future(turn.woken.wait())]
+        waits = [asyncio.ensure_future(waited), asyncio.ensure_future(turn.control.woken.wait())]
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -59,7 +59,7 @@ class SessionQueue:
     def stop(self, reply: str) -> Turn | None:
         "Hang up on reply `reply` if it runs; if it waits, it leaves the queue and is returned, to be failed."
         if isinstance(self.running, Turn) and self.running.reply == reply:
-            self.running.cancel()
+            self.running.control.cancel()
             return None
         waiting = next((j for j in self.jobs if isinstance(j, Turn) and j.reply == reply), None)
         if waiting:
@@ -69,7 +69,7 @@ class SessionQueue:
     def clear(self) -> None:
         "A new conversation: what is running or waiting to answer is dropped; other jobs stay."
         if self.running:
-            self.running.cancel()
+            self.running.control.cancel()
         self.jobs = deque(job for job in self.jobs if not isinstance(job, (Turn, Warm)))
         self.cancel_comment()
 
@@ -77,12 +77,12 @@ class SessionQueue:
         "The web revoked `message`: what it caused does not run, or stops without a word (the web ignores it)."
         self.jobs = deque(j for j in self.jobs if j.cause != message)
         if self.running and self.running.cause == message:
-            self.running.cut_off()
+            self.running.control.cut_off()
 
     def keep_epoch(self, epoch: int) -> None:
         "The session is held at `epoch` now: what runs or waits under another one ends, and so does a comment due."
         if self.running and self.running.epoch != epoch:
-            self.running.cancel()
+            self.running.control.cancel()
         self.jobs = deque(j for j in self.jobs if j.epoch == epoch)
         self.cancel_comment()
 
@@ -177,7 +177,7 @@ class Sessions:
         self.closing = True
         for q in self.queues.values():
             if q.running:
-                q.running.cut_off()
+                q.running.control.cut_off()
 
     def drop_if_idle(self, session: str) -> None:
         if self.queues[session].idle:

@@ -91,10 +91,10 @@ class Streams:
         parts, thinking, stats, calls = [], [], Stats(), []
         written = CallFilter({t["function"]["name"] for t in known} if known else None, REPLY_MARKERS)
         chunks = self.ollama.chat(turn.model, messages, options=self.options, tools=offered,
-                                  keep_alive=self.settings.keep_alive, hangup=turn.hangup)
+                                  keep_alive=self.settings.keep_alive, hangup=turn.control.hangup)
         try:
             for item in chunks:
-                if turn.cancelled:
+                if turn.control.cancelled:
                     break  # what was read after a Stop is not shown
                 if isinstance(item, Stats):
                     stats = item
@@ -107,7 +107,7 @@ class Streams:
             self._hand_over(turn, Delta(rest), parts, thinking)
             calls.extend(found)
         except OllamaError as e:
-            if not turn.cancelled:  # a hangup of ours breaks the stream too; that is a stop, not a fault
+            if not turn.control.cancelled:  # a hangup of ours breaks the stream too; that is a stop, not a fault
                 raise Interrupted(e, "".join(parts)) from None
         finally:
             chunks.close()
@@ -116,17 +116,17 @@ class Streams:
     def _decision(self, turn: Turn, messages: list[dict], schema: dict) -> Answer:
         parts, stats = [], Stats()
         chunks = self.ollama.chat(turn.model, messages, options=self.options | {"temperature": 0}, format=schema,
-                                  keep_alive=self.settings.keep_alive, hangup=turn.hangup)
+                                  keep_alive=self.settings.keep_alive, hangup=turn.control.hangup)
         try:
             for item in chunks:
-                if turn.cancelled:
+                if turn.control.cancelled:
                     break
                 if isinstance(item, Stats):
                     stats = item
                 elif isinstance(item, Delta):
                     parts.append(item.content)
         except OllamaError as e:
-            if not turn.cancelled:
+            if not turn.control.cancelled:
                 raise Interrupted(e, "") from None  # nothing of a decision was shown: it may be asked again
         finally:
             chunks.close()

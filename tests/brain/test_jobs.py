@@ -14,14 +14,14 @@ def test_only_what_the_user_said_may_change_the_app():
 
 def test_a_stop_hangs_up_and_wakes_a_turn_waiting_for_ollama_and_a_cut_off_also_silences_it():
     async def scenario():
-        stopped, cut = Turn("s", "r1", "hi"), Turn("s", "r2", "hi")
+        stopped, cut = Turn("s", "r1", "hi").control, Turn("s", "r2", "hi").control
         stopped.cancel()
         cut.cut_off()
         assert stopped.cancelled and stopped.woken.is_set() and not stopped.silent
         assert cut.cancelled and cut.woken.is_set() and cut.silent
         warm = Warm(session="s")
-        warm.cut_off()
-        assert warm.hangup.fired
+        warm.control.cut_off()
+        assert warm.control.hangup.fired
     asyncio.run(scenario())
 
 
@@ -44,6 +44,6 @@ def test_a_turn_on_trust_waits_for_its_grant_and_a_granted_one_does_not():
         await asyncio.wait_for(waiting, 1)
         cut = Turn("s", "r2", "hi", trust=Trust("m2"))
         cutting = asyncio.ensure_future(cut.until_granted())
-        cut.cut_off()
+        cut.control.cut_off()
         await asyncio.wait_for(cutting, 1)
     asyncio.run(main())

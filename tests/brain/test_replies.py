@@ -256,7 +256,7 @@ def test_a_reply_whose_session_was_fenced_meanwhile_says_nothing_more(reply):
 
 def test_a_reply_cut_off_by_the_worker_closing_says_nothing_more(reply):
     def closing(turn):
-        turn.cut_off()
+        turn.control.cut_off()
         return said("partial")
 
     bus, _, copies = reply(Streams(closing))

@@ -92,8 +92,8 @@ def test_stop_hangs_up_on_the_running_reply_and_hands_back_a_waiting_one():
     q.add(running)
     q.add(waiting)
     q.start_next()
-    assert q.stop("r1") is None and running.cancelled
-    assert q.stop("r2") is waiting and not q.jobs and not waiting.cancelled
+    assert q.stop("r1") is None and running.control.cancelled
+    assert q.stop("r2") is waiting and not q.jobs and not waiting.control.cancelled
     assert q.stop("r3") is None
 
 
@@ -106,7 +106,7 @@ def test_a_new_chat_drops_what_would_answer_and_keeps_the_rest():
     for job in (event(), Warm("s"), turn("r2"), DropLastReply(cause="x"), LateResult(None, cause="y")):
         q.add(job)
     q.clear()
-    assert running.cancelled and q.comment is None
+    assert running.control.cancelled and q.comment is None
     assert [type(j) for j in q.jobs] == [Event, DropLastReply, LateResult]
 
 
@@ -118,9 +118,9 @@ def test_a_revoked_message_neither_runs_nor_goes_on():
     q.add(turn("r2"))
     q.add(event("e1"))
     q.drop_cause("e1")
-    assert [j.cause for j in q.jobs] == ["m-r2"] and not running.cancelled
+    assert [j.cause for j in q.jobs] == ["m-r2"] and not running.control.cancelled
     q.drop_cause("m-r1")
-    assert running.cancelled
+    assert running.control.cancelled
 
 
 def test_fencing_keeps_only_the_jobs_of_the_epoch_the_session_is_held_at():
@@ -132,7 +132,7 @@ def test_fencing_keeps_only_the_jobs_of_the_epoch_the_session_is_held_at():
     q.add(turn("r2", epoch=1))
     q.add(turn("r3", epoch=2))
     q.keep_epoch(2)
-    assert running.cancelled and q.comment is None and [j.reply for j in q.jobs] == ["r3"]
+    assert running.control.cancelled and q.comment is None and [j.reply for j in q.jobs] == ["r3"]
 
 
 def test_replies_and_other_jobs_are_counted_apart():
@@ -224,7 +224,7 @@ def test_reset_drops_the_waiting_replies_and_queues_the_new_chat(world):
         runner.enqueue("s", turn("r2"))
         await until(lambda: engine.ran)
         runner.reset("s", StartAfresh(cause="x"))
-        assert running.cancelled and [type(j) for j in sessions.queues["s"].jobs] == [StartAfresh]
+        assert running.control.cancelled and [type(j) for j in sessions.queues["s"].jobs] == [StartAfresh]
     world(scenario)
 
 
@@ -247,7 +247,7 @@ def test_once_closing_the_running_reply_is_cut_off_silently_and_nothing_new_star
         runner.enqueue("s", waiting)
         await until(lambda: engine.ran)
         sessions.close()
-        assert running.cancelled and running.silent
+        assert running.control.cancelled and running.control.silent
         engine.release(running)
         runner.enqueue("t", turn("t1", session="t"))
         await drained()

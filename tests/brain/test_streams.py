@@ -109,7 +109,7 @@ def test_a_stopped_reply_ends_with_what_it_had_and_no_fault(streams):
         turn = a_turn()
         reading = asyncio.ensure_future(streams.reply(turn, [], None))
         await until(lambda: any(isinstance(m, Chunk) for m in sent))  # "Once" was read; the stream waits
-        turn.cancel()
+        turn.control.cancel()
         answer = await reading
         assert answer.text == "Once"
     streams(scenario, Ollama(Delta("Once"), Delta(" upon"), gate=gate))
