@@ -6,7 +6,7 @@ from brain.jobs import Outgoing, Turn
 from brain.ollama_client import ToolCall
 from brain.reply_bus import ReplyBus
 from brain.tool_calls import ToolCalls
-from shared.messages import CallTool, Chunk, Done, Failed, FailCode, Note, decode, encode
+from shared.messages import CallTool, Chunk, Done, FailCode, Note, decode, encode
 
 
 def test_chunks_are_numbered_on_and_the_end_says_how_many_came_before_it():

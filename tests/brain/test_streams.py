@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from brain.conversation import Conversation
 from brain.flow import Window
 from brain.jobs import Outgoing, Turn
 from brain.ollama_client import Delta, Hangup, HungUp, OllamaFailed, ToolCall

@@ -8,7 +8,6 @@ import signal
 from bs4 import BeautifulSoup
 
 from tests.fake_ollama import PullPlan
-from tests.page import Visitor
 
 
 def pull_line(tab) -> str:

@@ -20,7 +20,6 @@ from web import apps
 from web.broker import Broker, Outlet, Switchboard
 from web.ports import NotSent
 from web.server import ChatLayer, create_app, wire_chat
-from web.status import ChainStatus
 from web.store import Store
 from web.tabs import Tab
 from web.transcript import Status
