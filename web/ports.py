@@ -42,3 +42,7 @@ class Brains(Protocol):
 
     def status_of(self, session: str, model: str = "") -> tuple[ChainStatus, str]:
         "The status line of a session whose chosen model is `model` (\"\" for the default)."
+
+
+class BusAndBrains(Bus, Brains, Protocol):
+    "Both ports, from one object: the switchboard (web/broker.py), or the tests' fake bus."

@@ -43,7 +43,7 @@ from web.export import to_json, to_markdown
 from web.interactions import InteractionTap
 from web.limits import Admission, Bounds, Rate
 from web.loop import adopt
-from web.ports import Brains, Bus
+from web.ports import BusAndBrains
 from web.pulls import Pulls
 from web.relay import Relay
 from web.replies import Replies
@@ -138,7 +138,7 @@ class ChatLayer:
             self.events.tell(sid, lines)
 
 
-def wire_chat(settings: Settings, store: Store, disk: StoreThread, clients: Clients, bus: Bus | Brains,
+def wire_chat(settings: Settings, store: Store, disk: StoreThread, clients: Clients, bus: BusAndBrains,
               app_: apps.App) -> ChatLayer:
     "Each piece of the chat layer, given the collaborators it works through."
     prompt = app_.prompt(settings)  # made once: the same bytes in every message
