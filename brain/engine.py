@@ -75,20 +75,17 @@ class Engine:
                 self.runner.enqueue(msg.session, Turn(msg.session, msg.reply, None, msg.prompt, regenerate=True,
                                                         model=msg.model, **cause))
             case Chat():
-                self._turn(Turn(msg.session, msg.reply, msg.text, msg.prompt, msg.retry, model=msg.model, **cause),
-                           trust)
+                self.runner.enqueue(msg.session, Turn(msg.session, msg.reply, msg.text, msg.prompt, msg.retry,
+                                                      model=msg.model, trust=trust, **cause))
             case Resume():
-                self._turn(Turn(msg.session, msg.reply, None, msg.prompt, model=msg.model, resume=msg.text,
-                                resumed_thinking=msg.thinking, question=msg.question, out=Outgoing(msg.seq),
-                                carried=list(msg.calls), **cause), trust)
+                self.runner.enqueue(msg.session, Turn(
+                    msg.session, msg.reply, None, msg.prompt, model=msg.model, resume=msg.text,
+                    resumed_thinking=msg.thinking, question=msg.question, carried=list(msg.calls), trust=trust,
+                    out=Outgoing(msg.seq), **cause))
             case ToolResult():
                 # Not queued when a reply waits on it: the reply is the running job.
                 if not self.replies.resolve(msg):
                     self.runner.enqueue(msg.session, LateResult(msg, **cause))
-
-    def _turn(self, turn: Turn, trust: Trust | None) -> None:
-        turn.trust = trust
-        self.runner.enqueue(turn.session, turn)
 
     def _admitted(self, msg: ToBrain) -> bool:
         """Past a full queue, a reply asked for fails at once (its bubble says why) and anything
