@@ -55,8 +55,8 @@ class ChatControls:
         reply_id = uuid.uuid4().hex
         status = self._submit(Chat(session=sid, id=uuid.uuid4().hex, reply=reply_id, text=text, model=session.model,
                                    prompt=self.prompt))
-        user = self.sessions.add(sid, Line(request=reply_id, role=Role.USER, text=text))
-        reply = self.sessions.add(sid, Line(request=reply_id, role=Role.REPLY, status=status, asks=reply_id))
+        user = self.sessions.add(sid, Line(reply=reply_id, role=Role.USER, text=text))
+        reply = self.sessions.add(sid, Line(reply=reply_id, role=Role.REPLY, status=status, asks=reply_id))
         self.relay.append(sid, user, reply)
         self.relay.notice(client, "")
 
@@ -75,11 +75,11 @@ class ChatControls:
         else:
             self.bus.submit(Stop(session=sid, id=uuid.uuid4().hex, reply=reply_id))
 
-    def retry(self, sid: str, client: Client, request: str) -> None:
+    def retry(self, sid: str, client: Client, reply_id: str) -> None:
         """Ask a failed reply again, in a new line after the last. A reply to a message repeats the
         message; a comment the brain made by itself is made again, if it is the newest reply."""
         session = self.sessions.get(sid)
-        failed = session.reply(request)
+        failed = session.reply(reply_id)
         if failed is None or failed.status not in RETRYABLE:
             return self.relay.notice(client, "There is nothing to retry there.")
         question = session.question(failed.asks)
@@ -93,15 +93,15 @@ class ChatControls:
             status = self._submit(Regenerate(session=sid, id=uuid.uuid4().hex, reply=new, model=session.model,
                                              prompt=self.prompt))
         self.replies.end(failed, Move.RETRIED, failed.note)
-        self.relay.append(sid, self.sessions.add(sid, Line(request=new, role=Role.REPLY, status=status, asks=failed.asks)))
+        self.relay.append(sid, self.sessions.add(sid, Line(reply=new, role=Role.REPLY, status=status, asks=failed.asks)))
 
-    def regenerate(self, sid: str, client: Client, request: str) -> None:
+    def regenerate(self, sid: str, client: Client, reply_id: str) -> None:
         "Answer the newest reply's question again, streamed into the same line."
         session = self.sessions.get(sid)
-        reply = session.reply(request)
+        reply = session.reply(reply_id)
         if reply is None or reply is not session.newest_reply() or reply.status not in REGENERABLE:
             return self.relay.notice(client, "Only the newest finished reply can be regenerated.")
-        status = self._submit(Regenerate(session=sid, id=uuid.uuid4().hex, reply=request, model=session.model,
+        status = self._submit(Regenerate(session=sid, id=uuid.uuid4().hex, reply=reply_id, model=session.model,
                                          prompt=self.prompt))
         reply.move(Move.REGENERATED, "")
         if status == Status.THINKING:

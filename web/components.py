@@ -37,7 +37,7 @@ def Bubble(line: Line, oob: bool = False):
         Div(line.text, cls="body", id=f"{bid}-body"),
         rendered,
         Small(line.note or REPLY_NOTES.get(line.status, ""), cls="note"),
-        *ReplyActions(line.request, line.role, line.status))
+        *ReplyActions(line.reply, line.role, line.status))
 
 
 def Thinking(bid: str, thinking: str):
@@ -45,17 +45,17 @@ def Thinking(bid: str, thinking: str):
     return Details(Summary("thinking"), Div(thinking, cls="thinking-body", id=f"{bid}-thinking"), cls="thinking")
 
 
-def ReplyActions(request: str, role: str, status: str):
+def ReplyActions(reply: str, role: str, status: str):
     """Stop while a reply is on its way; Retry once it failed; Regenerate a finished one (the CSS
     shows that only on the newest reply). All go over the WebSocket."""
     if role != Role.REPLY:
         return ()
     if status in LIVE:
-        return (Button("Stop", ws_send=True, hx_vals={"stop": request}, cls="act outline secondary"),)
+        return (Button("Stop", ws_send=True, hx_vals={"stop": reply}, cls="act outline secondary"),)
     if status in RETRYABLE:
-        return (Button("Retry", ws_send=True, hx_vals={"retry": request}, cls="act outline"),)
+        return (Button("Retry", ws_send=True, hx_vals={"retry": reply}, cls="act outline"),)
     if status in REGENERABLE:
-        return (Button("Regenerate", ws_send=True, hx_vals={"regenerate": request}, cls="act regen outline secondary"),)
+        return (Button("Regenerate", ws_send=True, hx_vals={"regenerate": reply}, cls="act regen outline secondary"),)
     return ()
 
 
@@ -64,17 +64,17 @@ def Append(*bubbles):
     return Div(*bubbles, id="msg-list", hx_swap_oob="beforeend")
 
 
-def ChunkText(request: str, text: str) -> str:
+def ChunkText(reply: str, text: str) -> str:
     """Append a streamed piece of text to a reply bubble (the typewriter effect).
 
     The relay's hot path (once per chunk per tab), so it is a string template with the same
     escaping as FT, not an FT tree: to_xml would cost about 60 µs a chunk."""
-    return f'<span id="reply-{request}-body" hx-swap-oob="beforeend">{escape(text, quote=False)}</span>'
+    return f'<span id="reply-{reply}-body" hx-swap-oob="beforeend">{escape(text, quote=False)}</span>'
 
 
-def ThinkingText(request: str, text: str) -> str:
+def ThinkingText(reply: str, text: str) -> str:
     "Append streamed reasoning to a reply's thinking section (hot path, like ChunkText)."
-    return f'<span id="reply-{request}-thinking" hx-swap-oob="beforeend">{escape(text, quote=False)}</span>'
+    return f'<span id="reply-{reply}-thinking" hx-swap-oob="beforeend">{escape(text, quote=False)}</span>'
 
 
 

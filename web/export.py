@@ -29,6 +29,6 @@ def to_markdown(lines: list[Line], title: str) -> str:
 def to_json(lines: list[Line], title: str) -> str:
     return json.dumps({"app": title, "exported": _when(datetime.now(timezone.utc).timestamp()), "messages": [
         {"role": ROLES.get(l.role, l.role), "text": l.text, "status": l.status,
-         "note": l.note, "time": _when(l.created), "id": l.key, "request": l.request, "thinking": l.thinking or ""}
+         "note": l.note, "time": _when(l.created), "id": l.key, "reply": l.reply, "thinking": l.thinking or ""}
         for l in lines]},
         ensure_ascii=False, indent=2)

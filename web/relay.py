@@ -19,12 +19,12 @@ class Relay:
         "A line changed: it is replaced where it stands."
         self.clients.send(session, to_xml(Bubble(line, oob=True)))
 
-    def words(self, session: str, request: str, text: str, thinking: str) -> None:
+    def words(self, session: str, reply: str, text: str, thinking: str) -> None:
         "Streamed words appended to a reply (the hot path: string templates, not FT trees)."
         if thinking:
-            self.clients.send(session, ThinkingText(request, thinking))
+            self.clients.send(session, ThinkingText(reply, thinking))
         if text:
-            self.clients.send(session, ChunkText(request, text))
+            self.clients.send(session, ChunkText(reply, text))
 
     def refresh(self, session: str, but: str = "") -> None:
         """The app changed: every tab of the session fetches its part of the page again (but the tab

@@ -43,17 +43,17 @@ class Replies:
                 if line.status in (Status.THINKING, Status.WAITING, Status.STREAMING):
                     self.end(line, Move.INTERRUPTED, "Interrupted: the brain stopped mid-reply; carrying on with "
                                                        "the next one…")
-                elif line.status != Status.INTERRUPTED or self.bus.asking(line.request):
+                elif line.status != Status.INTERRUPTED or self.bus.asking(line.reply):
                     continue
-                self.tools.once_applied(sid, line.request, partial(self._resume, sid, session, line))
+                self.tools.once_applied(sid, line.reply, partial(self._resume, sid, session, line))
 
     def _resume(self, sid: str, session: Session, line: Line) -> None:
         """Carry the reply on, with the calls the web answered for it (none is half-way now), so none is
         asked for or applied again."""
-        if line.status != Status.INTERRUPTED or self.bus.asking(line.request):
+        if line.status != Status.INTERRUPTED or self.bus.asking(line.reply):
             return  # stopped, or offered again, while a call of it was being applied
         question = session.question(line.asks)
-        self.bus.offer(Resume(session=sid, id=uuid.uuid4().hex, reply=line.request, text=line.text,
+        self.bus.offer(Resume(session=sid, id=uuid.uuid4().hex, reply=line.reply, text=line.text,
                                  thinking=line.thinking, seq=line.seq, model=session.model,
                                  question=question.text if question else "", prompt=self.prompt,
                                  calls=answered(line.cards)))
@@ -85,12 +85,12 @@ class Replies:
             self.relay.show(msg.session, reply)
 
     def _note(self, msg: Note) -> None:
-        self.relay.append(msg.session, self.sessions.add(msg.session, Line(request=msg.reply, role=Role.NOTE, text=msg.text)))
+        self.relay.append(msg.session, self.sessions.add(msg.session, Line(reply=msg.reply, role=Role.NOTE, text=msg.text)))
 
     def _chunk(self, msg: Chunk) -> None:
         reply = self.sessions.get(msg.session).reply(msg.reply)
         if reply is None:  # a reply the brain started by itself: a comment on app events
-            reply = self.sessions.add(msg.session, Line(request=msg.reply, role=Role.REPLY, status=Status.THINKING))
+            reply = self.sessions.add(msg.session, Line(reply=msg.reply, role=Role.REPLY, status=Status.THINKING))
             self.relay.append(msg.session, reply)
             self.bus.made_by(msg.worker, msg.session, msg.reply)  # counted, so it ends even if its final is lost
         if not reply.can(Move.CHUNK) or msg.seq < reply.seq:
@@ -111,7 +111,7 @@ class Replies:
         reply = self.sessions.get(msg.session).reply(msg.reply)
         new = reply is None  # a comment that ended before its first words (a failure, say)
         if new:
-            reply = Line(session=msg.session, request=msg.reply, role=Role.REPLY, status=Status.THINKING)
+            reply = Line(session=msg.session, reply=msg.reply, role=Role.REPLY, status=Status.THINKING)
         if isinstance(msg, Done):
             move, note = Move.DONE, stats_note(msg.stats)
         else:

@@ -25,12 +25,12 @@ class Session:
     loaded: bool = False  # the transcript and choice on disk have been read in
     told: str = ""  # the digest of the app's state as last sent to the brain ("" not known: it states it whole)
 
-    def reply(self, request: str) -> Line | None:
-        return self.lines.get(key_of(Role.REPLY, request))
+    def reply(self, reply_id: str) -> Line | None:
+        return self.lines.get(key_of(Role.REPLY, reply_id))
 
-    def question(self, request: str) -> Line | None:
-        "The user's message of that request (what a reply `asks`)."
-        return self.lines.get(key_of(Role.USER, request)) if request else None
+    def question(self, reply_id: str) -> Line | None:
+        "The user's message that asked for that reply (what a reply `asks`)."
+        return self.lines.get(key_of(Role.USER, reply_id)) if reply_id else None
 
     def newest_reply(self) -> Line | None:
         return next((line for line in reversed(self.lines.values()) if line.role == Role.REPLY), None)
@@ -73,7 +73,7 @@ class Sessions:
         """A line left under way by a web that stopped: queued while its message waits in the
         outbox, otherwise interrupted (it carries on if its brain is still answering it)."""
         if line.live:
-            if self.bus.asking(line.request):
+            if self.bus.asking(line.reply):
                 line.move(Move.REQUEUED)
             else:
                 line.move(Move.INTERRUPTED, "Interrupted: the web restarted mid-reply.")
@@ -99,7 +99,7 @@ class Sessions:
         "New chat: an empty transcript."
         session = self.get(sid)
         for line in session.lines.values():
-            self.reset_replies.put(line.request, True)
+            self.reset_replies.put(line.reply, True)
         session.lines = OrderedDict()
         self.kept.clear(sid)
 

@@ -51,6 +51,7 @@ class Store:
         self.db = database(Path(data_dir) / "web.db")
         # WAL + NORMAL: no fsync per commit; a power cut may lose the last lines, never corrupt.
         self.db.execute("pragma synchronous = normal")
+        self._reply_column()
         self.lines = self.db.create(Line, name="lines", pk="id", transform=True)
         self.outbox = self.db.create(OutboxRow, name="bus_outbox", pk="id", transform=True)
         self.choices = self.db.create(Choice, name="choices", pk="session", transform=True)
@@ -63,21 +64,27 @@ class Store:
         """Store a line, or its new state: a line keeps its first place in the transcript (its id),
         so a reply that ends after later turns began stays right after its question."""
         self.db.execute(
-            "insert into lines (session, key, request, role, text, status, note, created, thinking, asks, worker, seq, cards) "
+            "insert into lines (session, key, reply, role, text, status, note, created, thinking, asks, worker, seq, cards) "
             "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (session, key) do update set "
             "text = excluded.text, status = excluded.status, note = excluded.note, thinking = excluded.thinking, "
             "worker = excluded.worker, seq = excluded.seq, cards = excluded.cards",
-            [line.session, line.key, line.request, line.role, line.text, line.status, line.note, line.created or time.time(),
+            [line.session, line.key, line.reply, line.role, line.text, line.status, line.note, line.created or time.time(),
              line.thinking, line.asks, line.worker, line.seq, line.cards])
 
+    def _reply_column(self) -> None:
+        "A web.db from before named a line's reply id `request`; the bus and the export say `reply`."
+        columns = {row[1] for row in self.db.execute("pragma table_info(lines)").fetchall()}
+        if "request" in columns and "reply" not in columns:
+            self.db.execute("alter table lines rename column request to reply")
+
     def _key_lines(self) -> None:
-        """Lines written before each had its own key were keyed by (request, role): they get that
+        """Lines written before each had its own key were keyed by (reply, role): they get that
         key (a note among them keeps its place, the one note per reply they could hold), and a
         transcript older still, from before lines kept their place, keeps each line's newest state."""
         self.db.execute("drop index if exists lines_key")
         if self.db.execute("select 1 from lines where key is null or key = '' limit 1").fetchone():
-            self.db.execute("delete from lines where id not in (select max(id) from lines group by session, request, role)")
-            self.db.execute("update lines set key = role || '-' || request where key is null or key = ''")
+            self.db.execute("delete from lines where id not in (select max(id) from lines group by session, reply, role)")
+            self.db.execute("update lines set key = role || '-' || reply where key is null or key = ''")
 
     def clear_transcript(self, session: str) -> None:
         self.lines.delete_where("session = ?", [session])

@@ -65,14 +65,15 @@ class Line:
     """One line of a session's transcript.
 
     `key` is the line's own id in its session, on disk and on the page (`key_of`): a line keeps
-    its place when its status changes. `request` is the chat message it belongs to: the user's
-    message and the reply to it share one; a note carries the reply it is about. `asks` is the
-    request of the user line a reply answers ("" for a comment the brain made by itself); `note`
+    its place when its status changes. `reply` is the id of the reply it belongs to, as the bus
+    names it: the user's message and the reply to it share one; a note carries the reply it is
+    about. `asks` is the `reply` of the user line a reply answers ("" for a comment the brain made
+    by itself); `note`
     holds an error or the reply's stats; `seq` is the next chunk expected while a reply streams;
     `cards` are the actions the model took while making it."""
     id: int | None = None
     session: str = ""
-    request: str = ""
+    reply: str = ""
     role: str = ""  # a Role (the store gives it back as text)
     text: str = ""
     status: str = Status.DONE
@@ -86,7 +87,7 @@ class Line:
     key: str = ""
 
     def __post_init__(self):
-        self.key = self.key or key_of(self.role, self.request, self.text)
+        self.key = self.key or key_of(self.role, self.reply, self.text)
 
     @property
     def live(self) -> bool:
@@ -106,10 +107,10 @@ class Line:
         return True
 
 
-def key_of(role: str, request: str, text: str = "") -> str:
+def key_of(role: str, reply: str, text: str = "") -> str:
     """A line's id: `user-R` and `reply-R` for a message and its reply; a note about reply R is
     `note-R-` and a digest of its words, so two notes about one reply are two lines, and the same
     note told twice (a brain resending it) is one."""
     if role == Role.NOTE:
-        return f"note-{request}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
-    return f"{role}-{request}"
+        return f"note-{reply}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    return f"{role}-{reply}"

@@ -70,7 +70,7 @@ def from_tab(chats, sid, client, text):
 def say(chats, sid, text):
     "Send a chat message; the reply it asks for."
     from_tab(chats, sid, Client(), json.dumps({"msg": text}))
-    return chats.sessions.get(sid).newest_reply().request
+    return chats.sessions.get(sid).newest_reply().reply
 
 
 def ack(bus, session, reply, worker="w1"):
@@ -98,7 +98,7 @@ def test_a_reply_marked_interrupted_carries_on_when_its_worker_was_only_slow_and
     chats.brain_message(chunk(1, "lo", first))
     chats.brain_message(done(first, "Hello", seq=2))
     assert 'class="msg reply done"' in tabs.frames["s"][-1]
-    assert [(l.request, l.role, l.status) for l in store.transcript("s")] == [
+    assert [(l.reply, l.role, l.status) for l in store.transcript("s")] == [
         (first, "user", "done"), (first, "reply", "done"), (second, "user", "done"), (second, "reply", "thinking")]
 
 
@@ -184,7 +184,7 @@ def test_a_failed_comment_is_shown_and_its_retry_makes_it_again(world):
     from_tab(chats, "s", Client(), json.dumps({"retry": "c1"}))
     assert isinstance(bus.asked()[-1], Regenerate) and bus.asked()[-1].prompt == chats.prompt
     [old, new] = store.transcript("s")
-    assert (old.status, new.status, new.request) == (Status.RETRIED, Status.THINKING, bus.asked()[-1].reply)
+    assert (old.status, new.status, new.reply) == (Status.RETRIED, Status.THINKING, bus.asked()[-1].reply)
 
 
 def test_stop_withdraws_a_message_no_brain_has_claimed_or_asks_the_brain_to_stop(world):

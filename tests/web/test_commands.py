@@ -49,7 +49,7 @@ class Replies:
 
     def end(self, line, move, note):
         line.move(move, note)
-        self.ended.append((line.request, line.status, note))
+        self.ended.append((line.reply, line.status, note))
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def notices(heard):
 
 
 def lines(sessions, sid="s"):
-    return [(l.request, l.role, l.status) for l in sessions.get(sid).lines.values()]
+    return [(l.reply, l.role, l.status) for l in sessions.get(sid).lines.values()]
 
 
 def test_every_chat_control_has_its_command(world):
@@ -150,7 +150,7 @@ def test_stop_withdraws_what_no_brain_has_taken_else_asks_the_brain_and_an_ended
 
 def test_retry_asks_the_question_again_in_a_new_line_or_makes_the_newest_comment_again(world):
     commands, sessions, bus, heard, replies = world
-    sessions.add("s", Line(request="c1", role="reply", status=Status.FAILED, note="boom"))
+    sessions.add("s", Line(reply="c1", role="reply", status=Status.FAILED, note="boom"))
     do(commands, Control.MSG, "question")
     asked = bus.sent[-1].reply
     sessions.get("s").reply(asked).status = Status.INTERRUPTED
@@ -164,7 +164,7 @@ def test_retry_asks_the_question_again_in_a_new_line_or_makes_the_newest_comment
     assert lines(sessions)[-1] == (again.reply, "reply", Status.THINKING)
     assert sessions.get("s").reply(again.reply).asks == asked, "it answers the same question"
     sessions.get("s").reply(again.reply).status = Status.FAILED
-    sessions.add("s", Line(request="c2", role="reply", status=Status.FAILED))
+    sessions.add("s", Line(reply="c2", role="reply", status=Status.FAILED))
     do(commands, Control.RETRY, "c2")
     assert isinstance(bus.sent[-1], Regenerate) and bus.sent[-1].reply not in ("c2", again.reply)
 

@@ -10,12 +10,12 @@ from web.transcript import Line, Status
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 
 LINES = [
-    Line(request="r1", role="user", text="what's left?", created=T0),
-    Line(request="r1", role="reply", text="Two **things**.", created=T0 + 2, note="12 tokens · 40 tok/s",
+    Line(reply="r1", role="user", text="what's left?", created=T0),
+    Line(reply="r1", role="reply", text="Two **things**.", created=T0 + 2, note="12 tokens · 40 tok/s",
          thinking="count them\nthen answer"),
-    Line(request="r2", role="user", text="and now?", created=T0 + 60),
-    Line(request="r2", role="reply", text="Hal", status=Status.FAILED, created=T0 + 61, note="Ollama stopped"),
-    Line(request="n1", role="note", text="Older turns were set aside.", created=T0 + 62),
+    Line(reply="r2", role="user", text="and now?", created=T0 + 60),
+    Line(reply="r2", role="reply", text="Hal", status=Status.FAILED, created=T0 + 61, note="Ollama stopped"),
+    Line(reply="n1", role="note", text="Older turns were set aside.", created=T0 + 62),
 ]
 
 
@@ -43,7 +43,7 @@ def test_json_keeps_each_message_with_its_role_for_a_program():
     data = json.loads(to_json(LINES, "Todo with attitude"))
     assert data["app"] == "Todo with attitude"
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", data["exported"])
-    assert [(m["role"], m["text"], m["status"], m["request"]) for m in data["messages"]] == [
+    assert [(m["role"], m["text"], m["status"], m["reply"]) for m in data["messages"]] == [
         ("user", "what's left?", "done", "r1"), ("assistant", "Two **things**.", "done", "r1"),
         ("user", "and now?", "done", "r2"), ("assistant", "Hal", "failed", "r2"),
         ("note", "Older turns were set aside.", "done", "n1")]
@@ -55,7 +55,7 @@ def test_json_keeps_each_message_with_its_role_for_a_program():
 
 
 def test_text_outside_ascii_is_kept_as_written():
-    line = Line(request="r", role="user", text="café ☕ 日本", created=T0)
+    line = Line(reply="r", role="user", text="café ☕ 日本", created=T0)
     assert "café ☕ 日本" in to_json([line], "Books") and "café ☕ 日本" in to_markdown([line], "Books")
 
 

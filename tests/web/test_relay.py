@@ -17,14 +17,14 @@ class Clients:
                 tab._apply(html)
 
 
-def reply(request="r1", text="", status=Status.STREAMING, **kw):
-    return Line(session="s", request=request, role="reply", text=text, status=status, **kw)
+def reply(reply_id="r1", text="", status=Status.STREAMING, **kw):
+    return Line(session="s", reply=reply_id, role="reply", text=text, status=status, **kw)
 
 
 def test_new_lines_appear_at_the_end_in_every_tab_of_the_session_only():
     clients = Clients("s", "other")
     relay = Relay(clients)
-    relay.append("s", Line(session="s", request="r1", role="user", text="hi <b>there</b>"), reply())
+    relay.append("s", Line(session="s", reply="r1", role="user", text="hi <b>there</b>"), reply())
     for tab in clients.tabs["s"]:
         assert list(tab.bubbles) == ["user-r1", "reply-r1"]
         assert tab.bubbles["user-r1"].text == "hi <b>there</b>", "shown as text, never as markup"

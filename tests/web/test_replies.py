@@ -21,8 +21,8 @@ class Relay:
     "What each tab was sent, in order: (what, request, status, text)."
 
     def __init__(self): self.sent = []
-    def append(self, session, *lines): self.sent += [("append", l.request, l.status, l.text) for l in lines]
-    def show(self, session, line): self.sent.append(("show", line.request, line.status, line.text))
+    def append(self, session, *lines): self.sent += [("append", l.reply, l.status, l.text) for l in lines]
+    def show(self, session, line): self.sent.append(("show", line.reply, line.status, line.text))
     def words(self, session, request, text, thinking): self.sent.append(("words", request, thinking, text))
 
 
@@ -42,8 +42,8 @@ def make(tmp_path):
 
 
 def asked(sessions, request, status=Status.THINKING, worker="w1", sid="s"):
-    sessions.add(sid, Line(request=request, role="user", text=f"question {request}"))
-    return sessions.add(sid, Line(request=request, role="reply", status=status, asks=request, worker=worker))
+    sessions.add(sid, Line(reply=request, role="user", text=f"question {request}"))
+    return sessions.add(sid, Line(reply=request, role="reply", status=status, asks=request, worker=worker))
 
 
 def chunk(seq, text="", reply="r1", thinking=""):
@@ -97,7 +97,7 @@ def test_a_reply_the_brain_starts_by_itself_is_a_new_line_and_one_that_ends_at_o
     replies.brain_message(chunk(0, "Nice list", reply="c1"))
     replies.brain_message(Failed(worker="w1", session="s", reply="c2", seq=0, code=FailCode.OLLAMA_DOWN, error="down"))
     assert relay.sent[0] == ("append", "c1", Status.THINKING, "") and relay.sent[-1] == ("append", "c2", Status.FAILED, "")
-    assert [(l.request, l.status) for l in sessions.get("s").lines.values()] == [("c1", Status.STREAMING),
+    assert [(l.reply, l.status) for l in sessions.get("s").lines.values()] == [("c1", Status.STREAMING),
                                                                                  ("c2", Status.FAILED)]
     assert replies.bus.made == [("w1", "s", "c1")], "counted till it ends"
 

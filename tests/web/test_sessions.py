@@ -33,8 +33,8 @@ def make(tmp_path, limit=1000, tabs=None, bus=None, disk=None):
 
 
 def say(sessions, sid, request, status=Status.DONE):
-    sessions.add(sid, Line(request=request, role="user", text=f"question {request}"))
-    return sessions.add(sid, Line(request=request, role="reply", text=f"answer {request}", status=status))
+    sessions.add(sid, Line(reply=request, role="user", text=f"question {request}"))
+    return sessions.add(sid, Line(reply=request, role="reply", text=f"answer {request}", status=status))
 
 
 def test_past_the_limit_the_least_recently_used_idle_session_leaves_and_comes_back_from_disk(tmp_path):
@@ -45,7 +45,7 @@ def test_past_the_limit_the_least_recently_used_idle_session_leaves_and_comes_ba
     say(sessions, "c", "r-c")
     assert list(sessions.held) == ["a", "c"]
     back = asyncio.run(sessions.open("b"))
-    assert [(l.request, l.role, l.text) for l in back.lines.values()] == [
+    assert [(l.reply, l.role, l.text) for l in back.lines.values()] == [
         ("r-b", "user", "question r-b"), ("r-b", "reply", "answer r-b")]
 
 
@@ -75,7 +75,7 @@ def test_a_line_is_kept_as_it_was_when_kept_not_as_it_changes_after(tmp_path):
     class Later(NowDB):
         def post(self, fn, *args): posted.append((fn, args))
     sessions, store = make(tmp_path, disk=Later())
-    line = sessions.add("s", Line(request="r1", role="reply", status=Status.STREAMING, text="Hel"))
+    line = sessions.add("s", Line(reply="r1", role="reply", status=Status.STREAMING, text="Hel"))
     line.text = "Hello"
     for fn, args in posted:
         fn(*args)
@@ -84,13 +84,13 @@ def test_a_line_is_kept_as_it_was_when_kept_not_as_it_changes_after(tmp_path):
 
 def test_opening_reads_the_disk_once_and_what_arrived_meanwhile_wins(tmp_path):
     sessions, store = make(tmp_path)
-    store.keep_line(Line(session="s", request="r1", role="reply", text="from disk"))
-    store.keep_line(Line(session="s", request="r0", role="user", text="older"))
+    store.keep_line(Line(session="s", reply="r1", role="reply", text="from disk"))
+    store.keep_line(Line(session="s", reply="r0", role="user", text="older"))
     store.choose_model("s", "qwen3:4b")
-    sessions.get("s").lines["reply-r1"] = Line(session="s", request="r1", role="reply", text="streaming now")
+    sessions.get("s").lines["reply-r1"] = Line(session="s", reply="r1", role="reply", text="streaming now")
     session = asyncio.run(sessions.open("s"))
     assert [l.text for l in session.lines.values()] == ["older", "streaming now"] and session.model == "qwen3:4b"
-    store.keep_line(Line(session="s", request="r9", role="user", text="not read again"))
+    store.keep_line(Line(session="s", reply="r9", role="user", text="not read again"))
     assert len(asyncio.run(sessions.open("s")).lines) == 2
     sessions.get("t").model = "chosen meanwhile"
     store.choose_model("t", "qwen3:4b")
@@ -100,10 +100,10 @@ def test_opening_reads_the_disk_once_and_what_arrived_meanwhile_wins(tmp_path):
 def test_a_line_left_under_way_by_a_web_that_stopped_is_queued_while_its_message_waits_else_interrupted(tmp_path):
     sessions, store = make(tmp_path, bus=waiting("waits"))
     for request in ("waits", "cut", "ended"):
-        store.keep_line(Line(session="s", request=request, role="reply",
+        store.keep_line(Line(session="s", reply=request, role="reply",
                              status=Status.DONE if request == "ended" else Status.STREAMING))
     session = asyncio.run(sessions.open("s"))
-    assert [(l.request, l.status) for l in session.lines.values()] == [
+    assert [(l.reply, l.status) for l in session.lines.values()] == [
         ("waits", Status.QUEUED), ("cut", Status.INTERRUPTED), ("ended", Status.DONE)]
     assert session.reply("cut").note == "Interrupted: the web restarted mid-reply."
 
@@ -125,7 +125,7 @@ def test_a_model_choice_is_kept(tmp_path):
 def test_the_newest_reply_and_whether_one_is_under_way():
     session = Session()
     assert session.newest_reply() is None and not session.busy
-    for line in (Line(request="r1", role="reply"), Line(request="r2", role="reply", status=Status.QUEUED),
-                 Line(request="r2", role="note")):
+    for line in (Line(reply="r1", role="reply"), Line(reply="r2", role="reply", status=Status.QUEUED),
+                 Line(reply="r2", role="note")):
         session.lines[line.key] = line
-    assert session.newest_reply().request == "r2" and session.busy
+    assert session.newest_reply().reply == "r2" and session.busy

@@ -58,16 +58,16 @@ def test_lines_kept_before_each_had_its_own_key_are_keyed_as_they_were(tmp_path)
     store = Store(tmp_path)
     assert [(l.key, l.text) for l in store.transcript("s")] == [
         ("user-r1", "hi"), ("note-r1", "set aside"), ("reply-r1", "hello")]
-    store.keep_line(Line(session="s", request="r1", role="note", text="another note"))
+    store.keep_line(Line(session="s", reply="r1", role="note", text="another note"))
     assert len(store.transcript("s")) == 4
 
 
 def test_a_line_kept_again_keeps_its_place(tmp_path):
     store = Store(tmp_path)
-    store.keep_line(Line(session="s", request="r1", role="reply", text="thinking"))
-    store.keep_line(Line(session="s", request="r2", role="user", text="next"))
-    store.keep_line(Line(session="s", request="r1", role="reply", text="done at last"))
-    assert [(l.request, l.text) for l in store.transcript("s")] == [("r1", "done at last"), ("r2", "next")]
-    assert [l.request for l in store.transcript("s", limit=1)] == ["r2"]
+    store.keep_line(Line(session="s", reply="r1", role="reply", text="thinking"))
+    store.keep_line(Line(session="s", reply="r2", role="user", text="next"))
+    store.keep_line(Line(session="s", reply="r1", role="reply", text="done at last"))
+    assert [(l.reply, l.text) for l in store.transcript("s")] == [("r1", "done at last"), ("r2", "next")]
+    assert [l.reply for l in store.transcript("s", limit=1)] == ["r2"]
     store.clear_transcript("s")
     assert store.transcript("s") == []

@@ -19,7 +19,7 @@ from web.transcript import Line, Status
 
 class Relay:
     def __init__(self): self.shown, self.refreshed, self.notices = [], [], []
-    def show(self, session, line): self.shown.append((session, line.request, line.cards))
+    def show(self, session, line): self.shown.append((session, line.reply, line.cards))
     def refresh(self, session): self.refreshed.append(session)
     def notice(self, client, text): self.notices.append(text)
 
@@ -59,7 +59,7 @@ class Events:
 
 def make(tmp_path):
     sessions = Sessions(Transcripts(Store(tmp_path), NowDB()), Tabs(), None)
-    sessions.add("s", Line(request="r1", role="reply", status=Status.STREAMING))
+    sessions.add("s", Line(reply="r1", role="reply", status=Status.STREAMING))
     app = SimpleNamespace(state=lambda sid: "The list: milk", brief=lambda sid: "The list is now: milk.")
     relay, actions, events = Relay(), Actions(), Events()
     return ToolCalls(sessions, relay, app, actions, NowDB(), events), sessions, relay, actions, events
@@ -94,8 +94,8 @@ def test_a_call_is_shown_as_a_card_and_in_every_tab_and_answered_with_the_apps_b
 
 def test_an_action_is_given_the_users_message_its_reply_answers_and_none_for_a_comment(tmp_path):
     tools, sessions, _, actions, _ = make(tmp_path)
-    sessions.add("s", Line(request="q2", role="user", text="add milk, please"))
-    sessions.add("s", Line(request="r2", role="reply", status=Status.STREAMING, asks="q2"))
+    sessions.add("s", Line(reply="q2", role="user", text="add milk, please"))
+    sessions.add("s", Line(reply="r2", role="reply", status=Status.STREAMING, asks="q2"))
     call(tools, add("c1"), CallTool(worker="w1", session="s", reply="r2", call="c2", name="add", arguments={"title": "x"}),
          CallTool(worker="w1", session="s", reply="gone", call="c3", name="add", arguments={"title": "y"}))
     assert actions.asked == [None, "add milk, please", None], "r1 is a comment (it asks nothing); 'gone' is not held"

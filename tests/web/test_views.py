@@ -77,8 +77,8 @@ def test_the_pull_offer_stands_only_while_the_model_is_listed_as_not_pulled_and_
 
 def test_a_tab_that_connects_gets_the_transcript_status_picker_and_pulls(tmp_path):
     views, sessions, _ = make(tmp_path)
-    sessions.add("s", Line(request="r1", role="user", text="hi <b>"))
-    sessions.add("s", Line(request="r1", role="reply", text="hello", status=Status.STREAMING))
+    sessions.add("s", Line(reply="r1", role="user", text="hi <b>"))
+    sessions.add("s", Line(reply="r1", role="reply", text="hello", status=Status.STREAMING))
     page = BeautifulSoup(views.snapshot("s"), "html.parser")
     assert [a["id"] for a in page.find(id="msg-list").find_all("article")] == ["user-r1", "reply-r1"]
     assert page.find(id="user-r1-body").get_text() == "hi <b>"
