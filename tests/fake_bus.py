@@ -26,7 +26,7 @@ class FakeBus:
 
     # The broker's lifecycle, as create_app drives it.
     def open(self): pass
-    def resume(self, pending, owners): pass
+    def resume(self, pending, owners, granted=None): pass
     async def run(self): await asyncio.Event().wait()
 
     # Bus

@@ -62,9 +62,11 @@ class Switchboard:
         self.credits = Credits(settings.bus_window)
         self.dispatch = Dispatch(settings, outbox, self.workers, send, clock)
 
-    def resume(self, pending: list[ToBrain], owners: dict[str, Owner] | None = None) -> None:
-        "Take back what the outbox held when the web last stopped (sent once a worker is ready) and the assignments."
-        self.dispatch.resume(pending, owners or {})
+    def resume(self, pending: list[ToBrain], owners: dict[str, Owner] | None = None,
+               granted: dict[str, Owner] | None = None) -> None:
+        """Take back what the outbox held when the web last stopped (sent once a worker is ready),
+        the assignments and the grants."""
+        self.dispatch.resume(pending, owners or {}, granted)
 
     def submit(self, msg: ToBrain) -> bool:
         """Send `msg` to the worker that serves its session; False when it must wait for a worker.

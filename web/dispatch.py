@@ -50,9 +50,11 @@ class Owner:
 
 
 class Outbox(Protocol):
-    "Where pending messages and the sessions' assignments are kept across web restarts."
+    "Where pending messages, the grants and the sessions' assignments are kept across web restarts."
     def keep(self, msg: ToBrain) -> None: ...
     def drop(self, message: str) -> None: ...
+    def granted(self, message: str, owner: Owner) -> None:
+        "Remembered (the newest GRANTS_REMEMBERED), so a claim whose grant was lost is granted again after a restart."
     def assign(self, session: str, owner: Owner) -> None: ...
     def release(self, worker: str) -> None:
         "The worker is gone: its sessions are assigned anew when they next need a worker."
@@ -157,10 +159,12 @@ class Dispatch:
         self.granted: LRU[str, Owner] = LRU(GRANTS_REMEMBERED)  # by message: whose claim was granted
         self.last_epoch = 0
 
-    def resume(self, pending: list[ToBrain], owners: dict[str, Owner]) -> None:
-        """Take back what the outbox held when the web last stopped, and the sessions' assignments.
-        Epochs only grow, across restarts too: the next one is past every kept one and past the
-        wall clock (in µs), so a lost web.db cannot make them repeat."""
+    def resume(self, pending: list[ToBrain], owners: dict[str, Owner], granted: dict[str, Owner] | None = None) -> None:
+        """Take back what the outbox held when the web last stopped, the sessions' assignments and
+        the grants (oldest first). Epochs only grow, across restarts too: the next one is past every
+        kept one and past the wall clock (in µs), so a lost web.db cannot make them repeat."""
+        for message, owner in (granted or {}).items():
+            self.granted.put(message, owner)
         for msg in pending:
             try:
                 self.pending.hold(msg)
@@ -260,6 +264,7 @@ class Dispatch:
         if new:
             self.pending.unhold(ack.message)
             self.outbox.drop(ack.message)
+            self.outbox.granted(ack.message, claim)
             self.granted.put(ack.message, claim)
         if new or self.granted.peek(ack.message) == claim == owner:
             self.send(Grant(worker=ack.worker, session=ack.session, message=ack.message, epoch=ack.epoch))

@@ -35,6 +35,7 @@ from web import apps
 from web.actions import Actions
 from web.app_events import AppEvents
 from web.broker import Broker, Outlet, Owner, Switchboard
+from web.dispatch import GRANTS_REMEMBERED
 from web.clients import Clients
 from web.commands import ChatControls, Commands, ModelControls
 from web.components import Chat, head_assets, local_heads
@@ -167,7 +168,7 @@ def create_app(settings: Settings | None = None, fake_bus=None) -> FastHTML:
         settings = Settings.from_env()
     private_data_dir(settings.data_dir)  # before web.db and .sesskey are written
     store, disk, clients = Store(settings.data_dir), StoreThread(), Clients(settings.ws_tab_queue, settings.ws_tab_queue_bytes)
-    outbox, outlet = DiskOutbox(store, disk), Outlet()
+    outbox, outlet = DiskOutbox(store, disk, GRANTS_REMEMBERED), Outlet()
     board = fake_bus(settings, None, outbox) if fake_bus else Switchboard(settings, outbox, outlet.send)
 
     host = apps.Host(settings)
@@ -183,7 +184,8 @@ def create_app(settings: Settings | None = None, fake_bus=None) -> FastHTML:
         host.loop = asyncio.get_running_loop()  # where an app's async action is awaited
         broker.open()
         board.resume(await disk.call(store.pending, settings.max_frame_bytes),
-                     {row.session: Owner(row.worker, row.epoch) for row in await disk.call(store.assignments)})
+                     {row.session: Owner(row.worker, row.epoch) for row in await disk.call(store.assignments)},
+                     {row.id: Owner(row.worker, row.epoch) for row in await disk.call(store.granted)})
         task = asyncio.create_task(broker.run())
         yield
         task.cancel()

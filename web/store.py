@@ -40,6 +40,14 @@ class OwnerRow:
 
 
 @dataclass
+class GrantRow:
+    "A claim the web granted: its message, and the worker and epoch it was granted to."
+    id: str = ""
+    worker: str = ""
+    epoch: int = 0
+
+
+@dataclass
 class Choice:
     "A session's chosen model."
     session: str = ""
@@ -56,6 +64,7 @@ class Store:
         self.outbox = self.db.create(OutboxRow, name="bus_outbox", pk="id", transform=True)
         self.choices = self.db.create(Choice, name="choices", pk="session", transform=True)
         self.owners = self.db.create(OwnerRow, name="owners", pk="session", transform=True)
+        self.grants = self.db.create(GrantRow, name="grants", pk="id", transform=True)
         self.db.execute("create index if not exists lines_session on lines(session)")
         self._key_lines()
         self.db.execute("create unique index if not exists lines_line on lines(session, key)")
@@ -120,6 +129,15 @@ class Store:
                 self.drop_pending(row.id)
         return kept
 
+    def keep_grant(self, message: str, worker: str, epoch: int, remembered: int) -> None:
+        "Remember a grant; only the newest `remembered` are kept."
+        self.db.execute("insert or replace into grants (id, worker, epoch) values (?, ?, ?)", [message, worker, epoch])
+        self.db.execute("delete from grants where rowid <= (select max(rowid) from grants) - ?", [remembered])
+
+    def granted(self) -> list[GrantRow]:
+        "The grants remembered, oldest first."
+        return list(self.grants(order_by="rowid"))
+
     def assign(self, session: str, worker: str, epoch: int) -> None:
         self.db.execute("insert or replace into owners (session, worker, epoch) values (?, ?, ?)",
                         [session, worker, epoch])
@@ -173,16 +191,19 @@ class Transcripts:
 
 
 class DiskOutbox:
-    "The broker's outbox, kept in SQLite through the store's thread."
+    "The broker's outbox, kept in SQLite through the store's thread, with the newest `grants` grants."
 
-    def __init__(self, store: Store, disk: StoreThread):
-        self.store, self.disk = store, disk
+    def __init__(self, store: Store, disk: StoreThread, grants: int):
+        self.store, self.disk, self.grants = store, disk, grants
 
     def keep(self, msg: ToBrain) -> None:
         self.disk.post(self.store.keep_pending, msg.id, *encode(msg))
 
     def drop(self, message: str) -> None:
         self.disk.post(self.store.drop_pending, message)
+
+    def granted(self, message: str, owner) -> None:
+        self.disk.post(self.store.keep_grant, message, owner.worker, owner.epoch, self.grants)
 
     def assign(self, session: str, owner) -> None:
         self.disk.post(self.store.assign, session, owner.worker, owner.epoch)

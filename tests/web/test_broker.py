@@ -21,6 +21,7 @@ class Recorder:
 
     def __init__(self):
         self.sent, self.verdicts, self.heard, self.statuses, self.lost, self.kept, self.dropped = [], [], [], [], [], [], []
+        self.grants = {}
         self.assigned, self.released, self.passed_on = {}, [], []
 
     def brain_message(self, msg): self.heard.append(msg)
@@ -29,6 +30,7 @@ class Recorder:
     def reply_lost(self, session, reply): self.lost.append((session, reply))
     def keep(self, msg): self.kept.append(msg.id)
     def drop(self, message): self.dropped.append(message)
+    def granted(self, message, owner): self.grants[message] = owner
     def assign(self, session, owner): self.assigned[session] = owner
     def release(self, worker): self.released.append(worker)
     def send_multipart(self, frames, copy=True):
@@ -283,6 +285,22 @@ def test_assignments_survive_a_restart_and_epochs_only_grow():
     again.subscription(b"\x00brain.w1.")
     assert rec2.released == ["w1"] and rec2.sent[-1].worker == "w2" and rec2.sent[-1].epoch > kept["s"].epoch
     assert again.board.dispatch.owners["s"] == Owner("w2", rec2.sent[-1].epoch)
+
+
+def test_a_claim_whose_grant_was_lost_is_granted_again_after_the_web_restarts():
+    "Not revoked as unknown: the grant is remembered on disk (the newest GRANTS_REMEMBERED)."
+    now = [0.0]
+    broker, rec = workers_with_slots(now, slots=1, names=("w1",))
+    broker.board.submit(chat("s", "r1", "hi"))
+    sent = rec.sent[-1]
+    broker.from_publisher(ack(sent))  # granted, and the grant is lost on its way; the web restarts
+    assert rec.grants == {"m-r1": Owner("w1", sent.epoch)}
+    again, rec2 = make(now)
+    again.board.resume([], dict(rec.assigned), dict(rec.grants))
+    again.subscription(b"\x01brain.w1.")
+    again.from_publisher(hello("w1"))
+    again.from_publisher(ack(sent))  # the worker claims it again
+    assert [(type(v), v.message, v.epoch) for v in rec2.verdicts] == [(Grant, "m-r1", sent.epoch)]
 
 
 def finish(broker, msg):

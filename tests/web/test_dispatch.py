@@ -19,10 +19,11 @@ UP = dict(ollama="up", ollama_url="http://127.0.0.1:11434", models=["m:latest"])
 
 class Outbox:
     def __init__(self):
-        self.kept, self.dropped, self.assigned, self.released = [], [], {}, []
+        self.kept, self.dropped, self.assigned, self.released, self.grants = [], [], {}, [], {}
 
     def keep(self, msg): self.kept.append(msg.id)
     def drop(self, message): self.dropped.append(message)
+    def granted(self, message, owner): self.grants[message] = owner
     def assign(self, session, owner): self.assigned[session] = owner
     def release(self, worker): self.released.append(worker)
 

@@ -38,6 +38,15 @@ def test_assignments_are_kept_and_released_by_worker(tmp_path):
     assert store.assignments() == []
 
 
+def test_grants_are_kept_newest_last_and_only_as_many_as_remembered(tmp_path):
+    store = Store(tmp_path)
+    store.keep_pending("m1", b"brain.w1.chat", b"{}")
+    for i in range(1, 5):
+        store.keep_grant(f"m{i}", "w1", i, 3)
+    assert [(g.id, g.worker, g.epoch) for g in store.granted()] == [("m2", "w1", 2), ("m3", "w1", 3), ("m4", "w1", 4)]
+    assert Store(tmp_path).granted()[-1].id == "m4", "kept across a restart"
+
+
 def test_no_todo_tables_are_the_web_s_own(tmp_path):
     "The app makes its own tables: the web's store knows no app."
     store = Store(tmp_path)
