@@ -54,7 +54,8 @@ class Outbox(Protocol):
     def keep(self, msg: ToBrain) -> None: ...
     def drop(self, message: str) -> None: ...
     def granted(self, message: str, owner: Owner) -> None:
-        "Remembered (the newest GRANTS_REMEMBERED), so a claim whose grant was lost is granted again after a restart."
+        """Out of the outbox, and remembered (the newest GRANTS_REMEMBERED), so a claim whose grant
+        was lost is granted again after a restart."""
     def assign(self, session: str, owner: Owner) -> None: ...
     def release(self, worker: str) -> None:
         "The worker is gone: its sessions are assigned anew when they next need a worker."
@@ -263,7 +264,6 @@ class Dispatch:
         new = msg is not None and Owner(msg.worker, msg.epoch) == claim == owner
         if new:
             self.pending.unhold(ack.message)
-            self.outbox.drop(ack.message)
             self.outbox.granted(ack.message, claim)
             self.granted.put(ack.message, claim)
         if new or self.granted.peek(ack.message) == claim == owner:

@@ -130,7 +130,8 @@ class Store:
         return kept
 
     def keep_grant(self, message: str, worker: str, epoch: int, remembered: int) -> None:
-        "Remember a grant; only the newest `remembered` are kept."
+        "A message granted: out of the outbox, and remembered; only the newest `remembered` grants are kept."
+        self.drop_pending(message)
         self.db.execute("insert or replace into grants (id, worker, epoch) values (?, ?, ?)", [message, worker, epoch])
         self.db.execute("delete from grants where rowid <= (select max(rowid) from grants) - ?", [remembered])
 
@@ -185,9 +186,8 @@ class Transcripts:
         self.disk.post(self.store.clear_transcript, session)
 
     async def read(self, session: str, limit: int) -> tuple[list[Line], str]:
-        "The session's newest `limit` lines and its model choice."
-        return (await self.disk.call(self.store.transcript, session, limit),
-                await self.disk.call(self.store.model_choice, session))
+        "The session's newest `limit` lines and its model choice, in one trip to the store's thread."
+        return await self.disk.call(lambda: (self.store.transcript(session, limit), self.store.model_choice(session)))
 
 
 class DiskOutbox:

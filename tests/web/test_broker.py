@@ -30,7 +30,9 @@ class Recorder:
     def reply_lost(self, session, reply): self.lost.append((session, reply))
     def keep(self, msg): self.kept.append(msg.id)
     def drop(self, message): self.dropped.append(message)
-    def granted(self, message, owner): self.grants[message] = owner
+    def granted(self, message, owner):  # out of the outbox, and remembered
+        self.dropped.append(message)
+        self.grants[message] = owner
     def assign(self, session, owner): self.assigned[session] = owner
     def release(self, worker): self.released.append(worker)
     def send_multipart(self, frames, copy=True):

@@ -23,7 +23,9 @@ class Outbox:
 
     def keep(self, msg): self.kept.append(msg.id)
     def drop(self, message): self.dropped.append(message)
-    def granted(self, message, owner): self.grants[message] = owner
+    def granted(self, message, owner):  # out of the outbox, and remembered
+        self.dropped.append(message)
+        self.grants[message] = owner
     def assign(self, session, owner): self.assigned[session] = owner
     def release(self, worker): self.released.append(worker)
 

@@ -40,10 +40,12 @@ def test_assignments_are_kept_and_released_by_worker(tmp_path):
 
 def test_grants_are_kept_newest_last_and_only_as_many_as_remembered(tmp_path):
     store = Store(tmp_path)
-    store.keep_pending("m1", b"brain.w1.chat", b"{}")
+    store.keep_pending("m1", *encode(Reset(worker="w1", session="s", id="m1")))
+    assert [m.id for m in store.pending(1 << 20)] == ["m1"]
     for i in range(1, 5):
         store.keep_grant(f"m{i}", "w1", i, 3)
     assert [(g.id, g.worker, g.epoch) for g in store.granted()] == [("m2", "w1", 2), ("m3", "w1", 3), ("m4", "w1", 4)]
+    assert store.pending(1 << 20) == [], "a granted message leaves the outbox"
     assert Store(tmp_path).granted()[-1].id == "m4", "kept across a restart"
 
 
