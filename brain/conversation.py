@@ -64,7 +64,7 @@ class Conversation:
     tokens_per_char: float = FIRST_GUESS
     model: str = ""  # the session's chosen model; "" for the brain's default
     tools_off: bool = False  # the model said it cannot call tools: it is asked without them
-    decides: bool = False  # its model's actions are decided first (brain/decisions.py), as its last turn found
+    decides: bool = False  # its model's actions are decided first (brain/tools.py), as its last turn found
     prompt: Prompt = Prompt("")  # the app's system message and tools, as its newest message gave them
     # Bookkeeping, never shown to the model: the assignment this copy belongs to (see
     # brain/memory.py) and the bus messages already acted on, so a message is acted on once.

@@ -1,6 +1,6 @@
 """The copies of conversations this worker holds, by session, and the one thread that reads and
-writes them through brain/memory.py, in order, off the loop (brain/disk.py: what is queued at once
-is one transaction).
+writes them through brain/memory.py, in order, off the loop (its `Disk`: what is queued at once is
+one transaction).
 
 A copy belongs to the epoch it was read for. A job runs on it only while the job is of that epoch;
 otherwise the conversation is read again from disk, claiming the new epoch (a session that moved to
@@ -43,7 +43,7 @@ class Conversations:
         self.memory, self.disk, self.loop, self.fenced = memory, disk, loop, fenced
         self.copies: LRU[str, Conversation] = LRU(limit, evictable=lambda session, _: not keep(session),
                                                   evicted=lambda session, _: self._let_go(session))
-        self.on_trust: dict[str, set[str]] = {}  # by session: the causes of jobs run before their grant
+        self.on_trust: dict[str, set[str]] = {}  # by session: the messages whose jobs run before their grant
         self.held_back: dict[str, bool] = {}  # by session: a save waits for those grants (whether afresh)
 
     def held(self, session: str) -> Conversation | None:
@@ -60,22 +60,22 @@ class Conversations:
     def replace(self, session: str, conversation: Conversation) -> None:
         self.copies.put(session, conversation)
 
-    def trust(self, session: str, cause: str) -> None:
-        "A job of `cause` runs on trust (brain/jobs.py `Trust`): the session's saves wait for its grant."
-        self.on_trust.setdefault(session, set()).add(cause)
+    def trust(self, session: str, message: str) -> None:
+        "A job of `message` runs on trust (brain/jobs.py `Trust`): the session's saves wait for its grant."
+        self.on_trust.setdefault(session, set()).add(message)
 
-    def confirm(self, session: str, cause: str) -> None:
-        "The web granted `cause`: once nothing else runs on trust, what waited is saved."
-        causes = self.on_trust.get(session, set())
-        causes.discard(cause)
-        if not causes:
+    def confirm(self, session: str, message: str) -> None:
+        "The web granted `message`: once nothing else runs on trust, what waited is saved."
+        waiting = self.on_trust.get(session, set())
+        waiting.discard(message)
+        if not waiting:
             self.on_trust.pop(session, None)
             if session in self.held_back:
                 self.save(session, self.held_back.pop(session))
 
-    def distrust(self, session: str, cause: str) -> None:
-        "The web revoked `cause`, which ran on trust: what it changed is dropped with the copy."
-        if cause in self.on_trust.get(session, ()):
+    def distrust(self, session: str, message: str) -> None:
+        "The web revoked `message`, which ran on trust: what it changed is dropped with the copy."
+        if message in self.on_trust.get(session, ()):
             self.forget(session)
 
     def save(self, session: str, afresh: bool = False) -> None:

@@ -4,9 +4,9 @@ The engine turns each message the web has granted this worker into jobs (brain/j
 session's queue (brain/sessions.py), and runs each job, in turn, on the session's conversation
 (brain/conversations.py); a reply is made by brain/replies.py.
 
-Each job from the bus carries its cause (the message's id) and the session's assignment
-(`epoch`). A job runs on the cached conversation only while that copy belongs to the job's epoch;
-otherwise the conversation is read again from disk, claiming the new epoch. A job whose cause is
+Each job from the bus carries the id of the message it comes of (`message`) and the session's
+assignment (`epoch`). A job runs on the cached conversation only while that copy belongs to the job's epoch;
+otherwise the conversation is read again from disk, claiming the new epoch. A job whose message is
 already in the conversation's `handled` list is not done again, across restarts too, and a job of
 an epoch the session has left is dropped (`Fenced`). When the web says the session is held
 elsewhere (`Revoke`), what runs for it stops without a word or a save, and its copy is forgotten.
@@ -14,7 +14,9 @@ elsewhere (`Revoke`), what runs for it stops without a word or a save, and its c
 The engine knows nothing of the bus: its pieces are given `send` and an Ollama client (see
 brain/ollama_worker.py), so it can be tested with scripted fakes and a hand-turned clock.
 """
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from brain import tools
 from brain.conversation import Conversation
@@ -22,8 +24,8 @@ from brain.conversations import Conversations
 from brain.jobs import DropLastReply, Event, Job, LateResult, Outgoing, StartAfresh, Trust, Turn, Warm
 from brain.memory import Fenced
 from brain.replies import Replies
-from brain.reply_bus import ReplyBus
-from brain.sessions import Runner, Sessions
+from brain.outlet import ReplyBus
+from brain.sessions import Sessions
 from brain.tool_calls import ToolCalls
 from shared.config import Settings
 from shared.messages import (AppEvent, Chat, FailCode, Regenerate, Reset, Resume, Revoke, Stop, ToBrain,
@@ -37,6 +39,46 @@ def fence(sessions: Sessions, calls: ToolCalls, session: str, epoch: int) -> Non
     under an older epoch stops, and its replies waiting on the web for a tool's result go on without."""
     sessions.fence(session, epoch)
     calls.release(session)
+
+
+class Runner:
+    """Runs each session's jobs, one at a time and in order, through `run` (the engine's, which
+    makes the runner). What queues a job goes through here, so the job starts if it can. It lives
+    here, beside the engine, so a job's way runs one way: the engine queues, the runner runs it."""
+
+    def __init__(self, sessions: Sessions, run: Callable[[str, Job], Awaitable[None]]):
+        self.sessions, self.run = sessions, run
+        self.tasks: set[asyncio.Task] = set()
+
+    def enqueue(self, session: str, job: Job) -> None:
+        self.sessions.enqueue(session, job)
+        self.pump(session)
+
+    def reset(self, session: str, afresh: StartAfresh) -> None:
+        self.sessions.reset(session, afresh)
+        self.pump(session)
+
+    def warm(self, session: str) -> None:
+        self.sessions.warm(session)
+        self.pump(session)
+
+    def comment_later(self, session: str) -> None:
+        self.sessions.comment_later(session, self.pump)
+
+    def pump(self, session: str) -> None:
+        job = self.sessions.start_next(session)
+        if job is not None:
+            task = asyncio.create_task(self._run(session, job))
+            self.tasks.add(task)  # kept until done, so it is not collected mid-job
+            task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, session: str, job: Job) -> None:
+        try:
+            await self.run(session, job)
+        finally:
+            self.sessions.finished(session)
+            self.pump(session)
+            self.sessions.drop_if_idle(session)
 
 
 class Engine:
@@ -60,32 +102,32 @@ class Engine:
         "A message the web has granted this worker, or a chat or resume taken on `trust` before the grant."
         if not self._admitted(msg):
             return
-        cause = dict(cause=msg.id, epoch=msg.epoch)
+        of = dict(message=msg.id, epoch=msg.epoch)  # the message each job comes of
         match msg:
             case AppEvent():
-                self.runner.enqueue(msg.session, Event(msg, **cause))
+                self.runner.enqueue(msg.session, Event(msg, **of))
             case Stop():
                 waiting = self.sessions.stop(msg.session, msg.reply)
                 if waiting:
                     self._failed(waiting, FailCode.STOPPED, "Stopped before it began.")
             case Reset():
-                self.runner.reset(msg.session, StartAfresh(**cause))
+                self.runner.reset(msg.session, StartAfresh(**of))
             case Regenerate():
-                self.runner.enqueue(msg.session, DropLastReply(cause=f"{msg.id}.drop", epoch=msg.epoch))
+                self.runner.enqueue(msg.session, DropLastReply(message=f"{msg.id}.drop", epoch=msg.epoch))
                 self.runner.enqueue(msg.session, Turn(msg.session, msg.reply, None, msg.prompt, regenerate=True,
-                                                        model=msg.model, **cause))
+                                                        model=msg.model, **of))
             case Chat():
                 self.runner.enqueue(msg.session, Turn(msg.session, msg.reply, msg.text, msg.prompt, msg.retry,
-                                                      model=msg.model, trust=trust, **cause))
+                                                      model=msg.model, trust=trust, **of))
             case Resume():
                 self.runner.enqueue(msg.session, Turn(
                     msg.session, msg.reply, None, msg.prompt, model=msg.model, resume=msg.text,
                     resumed_thinking=msg.thinking, question=msg.question, carried=list(msg.calls), trust=trust,
-                    out=Outgoing(msg.seq), **cause))
+                    out=Outgoing(msg.seq), **of))
             case ToolResult():
                 # Not queued when a reply waits on it: the reply is the running job.
                 if not self.replies.resolve(msg):
-                    self.runner.enqueue(msg.session, LateResult(msg, **cause))
+                    self.runner.enqueue(msg.session, LateResult(msg, **of))
 
     def _admitted(self, msg: ToBrain) -> bool:
         """Past a full queue, a reply asked for fails at once (its bubble says why) and anything
@@ -104,7 +146,7 @@ class Engine:
     def grant(self, session: str, trust: Trust) -> None:
         "The web granted a message taken on trust: its turn goes on and ends, and what waited is saved."
         if trust.decide(True):
-            self.conversations.confirm(session, trust.cause)
+            self.conversations.confirm(session, trust.message)
 
     def revoke(self, msg: Revoke, trust: Trust | None = None) -> None:
         """The web says `msg.message` is not ours: what it caused leaves the queue, or is cut off
@@ -116,7 +158,7 @@ class Engine:
         if held is not None and held.epoch != msg.epoch:
             self.fence(msg.session, msg.epoch)  # forgets the copy, and with it what ran on trust
         if trust is not None and trust.decide(False):
-            self.conversations.distrust(msg.session, trust.cause)
+            self.conversations.distrust(msg.session, trust.message)
 
     def fence(self, session: str, epoch: int) -> None:
         self.conversations.fence(session, epoch)  # which stops the rest (`fence` below, given it when made)
@@ -140,9 +182,9 @@ class Engine:
             conversation = await self.conversations.get(session, job.epoch)
             job.epoch = conversation.epoch
             if isinstance(job, Turn) and job.trust is not None and job.trust.waiting:
-                self.conversations.trust(session, job.trust.cause)  # what it saves waits for the grant
-            if job.cause and not conversation.take(job.cause):
-                log.info("session %s: %s was acted on already; not again", session[:8], job.cause)
+                self.conversations.trust(session, job.trust.message)  # what it saves waits for the grant
+            if job.message and not conversation.take(job.message):
+                log.info("session %s: %s was acted on already; not again", session[:8], job.message)
                 if isinstance(job, Turn):  # its bubble must not wait for ever
                     self._failed(job, FailCode.DUPLICATE, "The brain had already taken this message before a "
                                                              "restart; if its answer is missing, Retry.")

@@ -32,8 +32,8 @@ class Trust:
     - fenced (the session held at a newer epoch), whatever the verdict: the engine cuts the turn off
       and forgets the copy (brain/engine.py `fence`)."""
 
-    def __init__(self, cause: str):
-        self.cause = cause  # the id of the message taken on trust
+    def __init__(self, message: str):
+        self.message = message  # the id of the message taken on trust
         self.granted = asyncio.Event()
         self.revoked = False
 
@@ -56,7 +56,7 @@ class Trust:
 class FromBus:
     """What every job knows of the message that caused it: its id ("" for the brain's own
     jobs) and the session's epoch (None until it runs: the brain's own jobs take the held one)."""
-    cause: str = ""
+    message: str = ""
     epoch: int | None = None
 
 

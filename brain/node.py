@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import zmq
 
 from brain.engine import Engine
-from brain.flow import Window
 from brain.jobs import Trust
+from brain.outlet import Outlet
 from brain.ollama_watch import OllamaWatch
 from brain.pulls import Pulls
 from shared import bus
@@ -40,26 +40,6 @@ REMEMBERED_MESSAGES = 10_000
 
 
 ON_TRUST = (Chat, Resume)  # they add to the conversation only what their reply saves
-
-
-class Outlet:
-    """The worker's one way out onto the bus: the PUB socket, once the node has connected it. A
-    message bigger than a frame, which the web would drop (and, past its margin, the connection with
-    it), is refused here, in the log, and not counted as sent. What a reply says is made to fit
-    before it comes here (brain/reply_bus.py). `window` counts what was sent, for flow control."""
-
-    def __init__(self, settings: Settings, window: Window):
-        self.max_bytes, self.window = settings.max_frame_bytes, window
-        self.socket: zmq.Socket | None = None
-
-    def send(self, msg: Message) -> None:
-        frames = encode(msg)
-        if len(frames[1]) > self.max_bytes:
-            log.error("did not send a %s message of %d bytes: a bus frame holds at most %d (BUS_MAX_FRAME_BYTES)",
-                      msg.kind, len(frames[1]), self.max_bytes)
-            return
-        self.socket.send_multipart(frames, copy=False)
-        self.window.counted()
 
 
 @dataclass
@@ -79,7 +59,7 @@ class Node:
                  outlet: Outlet):
         self.settings, self.id, self.engine, self.watch, self.pulls = settings, worker, engine, watch, pulls
         self.outlet, self.send = outlet, outlet.send
-        self.window = outlet.window  # what the web has taken of what we sent (brain/flow.py)
+        self.window = outlet.window  # what the web has taken of what we sent
         self.started = time.time()
         self.claims: OrderedDict[str, Claim] = OrderedDict()  # by message id, in arrival order: not yet granted
         self.taken: OrderedDict[str, None] = OrderedDict()  # handed on; a later copy is only acked

@@ -17,16 +17,14 @@ from dataclasses import dataclass
 from functools import partial
 
 from brain.conversations import MAX_SESSIONS, Conversations
-from brain.disk import Disk
 from brain.engine import Engine, fence
-from brain.flow import Window
-from brain.memory import Memory
-from brain.node import Node, Outlet
+from brain.memory import Disk, Memory
+from brain.node import Node
 from brain.ollama_client import OllamaClient
 from brain.ollama_watch import OllamaWatch
+from brain.outlet import Outlet, ReplyBus, Window
 from brain.pulls import Pulls
 from brain.replies import Replies
-from brain.reply_bus import ReplyBus
 from brain.sessions import Sessions
 from brain.streams import Streams
 from brain.tool_calls import ToolCalls
@@ -54,11 +52,11 @@ def wire_engine(settings: Settings, ollama: OllamaClient, memory: Memory, watch:
     `held` conversations stay in memory."""
     loop, call_later = runtime.loop, runtime.call_later
     sessions = Sessions(call_later, settings.comment_delay_s, settings.session_max_pending)
-    bus = ReplyBus(outlet.send, worker, settings.max_frame_bytes)
+    bus = ReplyBus(outlet, worker)
     calls = ToolCalls(bus, loop)
     conversations = Conversations(memory, runtime.disk, loop, keep=sessions.active,
                                   fenced=partial(fence, sessions, calls), limit=held)
-    streams = Streams(ollama, settings, runtime.pool, loop, bus, outlet.window)
+    streams = Streams(ollama, settings, runtime.pool, loop, bus)
     replies = Replies(settings, watch, streams, calls, conversations, bus, call_later)
     return Engine(settings, sessions, conversations, replies, bus)
 

@@ -17,13 +17,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
-from brain import claims, decisions, tools
+from brain import claims, tools
 from brain.conversation import Conversation
 from brain.conversations import Conversations
 from brain.jobs import Turn, Warm
 from brain.ollama_client import NoAnswer, OllamaError, OllamaFailed, ToolCall, ToolsUnsupported
 from brain.ollama_watch import OllamaWatch
-from brain.reply_bus import ReplyBus
+from brain.outlet import ReplyBus
 from brain.streams import Answer, Interrupted, Streams
 from brain.tool_calls import ToolCalls, as_sent, asked, rounds_of
 from shared.config import Settings
@@ -67,9 +67,9 @@ class Rounds:
     overran: bool = False  # cut off at REPLY_MAX_S
 
     def messages(self, conversation: Conversation, then: tuple[dict, ...] = ()) -> list[dict]:
-        """The conversation as the model is shown it (brain/decisions.py), then what this request alone
+        """The conversation as the model is shown it (brain/tools.py), then what this request alone
         asks; a final assistant message is continued, not answered (Ollama's prefill)."""
-        return [*decisions.shown(conversation.decides, conversation.messages()), *then,
+        return [*tools.shown(conversation.decides, conversation.messages()), *then,
                 *([{"role": "assistant", "content": self.prefill}] if self.prefill else [])]
 
     def started_over(self, text: str) -> bool:
@@ -116,7 +116,7 @@ class Replies:
                  conversations: Conversations, bus: ReplyBus, call_later: Callable[..., asyncio.TimerHandle]):
         self.settings, self.watch, self.streams, self.calls = settings, watch, streams, calls
         self.conversations, self.bus, self.call_later = conversations, bus, call_later
-        self.modes = decisions.Modes(settings, streams.show)  # how each model is asked: deciding first or not
+        self.modes = tools.Modes(settings, streams.show)  # how each model is asked: deciding first or not
 
     @property
     def ollama_up(self) -> bool:
@@ -137,7 +137,7 @@ class Replies:
         messages = conversation.upcoming()
         if messages is None or not self.ollama_up:
             return
-        messages = decisions.shown(conversation.decides, messages)
+        messages = tools.shown(conversation.decides, messages)
         try:
             await self.streams.warm(conversation.model or self.settings.model, messages,
                                     tools.offered(conversation, self.settings), job.control.hangup)
@@ -234,7 +234,7 @@ class Replies:
             if self._decides(turn, conversation, rounds):
                 if not await self._decide(turn, conversation, rounds, rounds.messages(conversation)):
                     return None
-            messages = rounds.messages(conversation, decisions.words(conversation.decides))
+            messages = rounds.messages(conversation, tools.words(conversation.decides))
             answer = await self._ask(turn, conversation, rounds, messages)
             await turn.until_granted()  # nothing but its words before the grant: no app change, no end
             if turn.control.silent:
@@ -274,16 +274,16 @@ class Replies:
             and not rounds.prefill
 
     async def _decide(self, turn: Turn, conversation: Conversation, rounds: Rounds, messages: list[dict]) -> bool:
-        """Ask for the decision and apply its calls (brain/decisions.py); the reply is then asked for
+        """Ask for the decision and apply its calls (brain/tools.py); the reply is then asked for
         with them in context. False when the reply has ended meanwhile (fenced, or its worker closing)."""
         usable = tools.decided(conversation, self.settings)
-        answer = await self._ask(turn, conversation, rounds, messages, decisions.schema(usable))
+        answer = await self._ask(turn, conversation, rounds, messages, tools.schema(usable))
         await turn.until_granted()
         if turn.control.silent or self.conversations.held(turn.session) is not conversation:
             return False
         conversation.learn(messages, answer.stats.prompt_eval_count)
         rounds.asked += 1
-        calls = [] if turn.control.cancelled else decisions.calls_in(answer.text, usable)
+        calls = [] if turn.control.cancelled else tools.calls_in(answer.text, usable)
         log.info("reply %s: decided %s", turn.reply, [c.name for c in calls] or "no action")
         if calls:
             made_before = len(rounds.made)
@@ -331,7 +331,7 @@ class Replies:
         check says whether Ollama is down (then the turn waits for it); if it is up, the request is
         asked again, after each of RETRY_DELAYS_S, and then the reply fails. A model that cannot call
         tools is asked again without them, and the session remembers. With a `schema`, the request is a
-        decision (brain/decisions.py)."""
+        decision (brain/tools.py)."""
         retries = 0
         while True:
             if turn.control.cancelled:

@@ -1,7 +1,7 @@
 """Each session's queue of jobs (brain/jobs.py), run one at a time in arrival order, so app events,
 resets and turns never overtake each other, even while the conversation is still being read from
-disk; sessions run side by side. `Sessions` holds the queues and decides; `Runner`, which the
-engine makes with its own `run`, starts each session's next job when there is one.
+disk; sessions run side by side. `Sessions` holds the queues and decides; the engine's `Runner`
+starts each session's next job when there is one.
 
 A session queues at most SESSION_MAX_PENDING replies and as many other jobs, however fast its
 messages come. A burst of app events asking for a comment makes one comment, once the clicking
@@ -12,7 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from brain.jobs import Job, StartAfresh, Turn, Warm
@@ -73,10 +73,10 @@ class SessionQueue:
         self.jobs = deque(job for job in self.jobs if not isinstance(job, (Turn, Warm)))
         self.cancel_comment()
 
-    def drop_cause(self, message: str) -> None:
+    def drop_caused_by(self, message: str) -> None:
         "The web revoked `message`: what it caused does not run, or stops without a word (the web ignores it)."
-        self.jobs = deque(j for j in self.jobs if j.cause != message)
-        if self.running and self.running.cause == message:
+        self.jobs = deque(j for j in self.jobs if j.message != message)
+        if self.running and self.running.message == message:
             self.running.control.cut_off()
 
     def keep_epoch(self, epoch: int) -> None:
@@ -147,7 +147,7 @@ class Sessions:
 
     def revoke(self, session: str, message: str) -> None:
         if session in self.queues:
-            self.queues[session].drop_cause(message)
+            self.queues[session].drop_caused_by(message)
             self.drop_if_idle(session)
 
     def fence(self, session: str, epoch: int) -> None:
@@ -183,41 +183,3 @@ class Sessions:
         if self.queues[session].idle:
             del self.queues[session]
 
-
-class Runner:
-    """Runs each session's jobs, one at a time and in order, through `run` (the engine's, which
-    makes the runner). What queues a job goes through here, so the job starts if it can."""
-
-    def __init__(self, sessions: Sessions, run: Callable[[str, Job], Awaitable[None]]):
-        self.sessions, self.run = sessions, run
-        self.tasks: set[asyncio.Task] = set()
-
-    def enqueue(self, session: str, job: Job) -> None:
-        self.sessions.enqueue(session, job)
-        self.pump(session)
-
-    def reset(self, session: str, afresh: StartAfresh) -> None:
-        self.sessions.reset(session, afresh)
-        self.pump(session)
-
-    def warm(self, session: str) -> None:
-        self.sessions.warm(session)
-        self.pump(session)
-
-    def comment_later(self, session: str) -> None:
-        self.sessions.comment_later(session, self.pump)
-
-    def pump(self, session: str) -> None:
-        job = self.sessions.start_next(session)
-        if job is not None:
-            task = asyncio.create_task(self._run(session, job))
-            self.tasks.add(task)  # kept until done, so it is not collected mid-job
-            task.add_done_callback(self.tasks.discard)
-
-    async def _run(self, session: str, job: Job) -> None:
-        try:
-            await self.run(session, job)
-        finally:
-            self.sessions.finished(session)
-            self.pump(session)
-            self.sessions.drop_if_idle(session)

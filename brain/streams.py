@@ -1,6 +1,6 @@
 """Ollama's chat streams, read on a thread pool (BRAIN_PARALLEL wide, so sessions stream side by
 side): a reply's is handed to the loop, which alone sends, chunk by chunk (or, while the web is
-behind, holds the words and sends them together: brain/flow.py); a warm-up's is read and thrown
+behind, holds the words and sends them together: brain/outlet.py); a warm-up's is read and thrown
 away. Every request carries the same options and keep_alive, since a change of num_ctx would reload
 the model. `num_predict` (REPLY_MAX_TOKENS) is not a load option: it bounds every reply without a
 reload, and only a warm-up asks for another (one token)."""
@@ -10,10 +10,9 @@ from concurrent.futures import Executor
 from typing import NamedTuple
 
 from brain.conversation import REPLY_MARKERS
-from brain.flow import Window
 from brain.jobs import Turn
 from brain.ollama_client import Delta, Hangup, OllamaClient, OllamaError, ToolCall
-from brain.reply_bus import ReplyBus
+from brain.outlet import ReplyBus
 from brain.text_calls import CallFilter
 from shared.config import Settings
 from shared.messages import Stats
@@ -37,8 +36,8 @@ class Interrupted(Exception):
 
 class Streams:
     def __init__(self, ollama: OllamaClient, settings: Settings, pool: Executor, loop: asyncio.AbstractEventLoop,
-                 bus: ReplyBus, window: Window):
-        self.ollama, self.settings, self.pool, self.loop, self.bus, self.window = ollama, settings, pool, loop, bus, window
+                 bus: ReplyBus):
+        self.ollama, self.settings, self.pool, self.loop, self.bus = ollama, settings, pool, loop, bus
         self.lock = threading.Lock()
         self.ready: list[Turn] = []  # turns with words read since their last flush, for the loop to send
         self.waking = False  # the loop has been asked to send them
@@ -54,7 +53,7 @@ class Streams:
         return await self.loop.run_in_executor(self.pool, self._read, turn, messages, offered, known or offered)
 
     async def decide(self, turn: Turn, messages: list[dict], schema: dict) -> Answer:
-        "A decision (brain/decisions.py): its text held to `schema`, at temperature 0, read whole and never shown."
+        "A decision (brain/tools.py): its text held to `schema`, at temperature 0, read whole and never shown."
         return await self.loop.run_in_executor(self.pool, self._decision, turn, messages, schema)
 
     async def show(self, model: str) -> dict:
@@ -76,8 +75,7 @@ class Streams:
     def flush(self, turn: Turn, force: bool = False) -> None:
         """On the loop: send what the stream has read since the last flush as one chunk message;
         while the web is a window behind, only when `force`d (before the reply's end)."""
-        if not force and not self.window.open:
-            self.window.when_open(id(turn), lambda: self.flush(turn))
+        if not force and self.bus.held_back(turn, lambda: self.flush(turn)):
             return  # flush_scheduled stays set: the stream thread adds to what waits
         turn.out.flush_scheduled = False
         deltas = []

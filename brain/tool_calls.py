@@ -20,7 +20,7 @@ import uuid
 from brain import tools
 from brain.jobs import Turn
 from brain.ollama_client import ToolCall
-from brain.reply_bus import ReplyBus
+from brain.outlet import ReplyBus
 from shared.messages import Answered, ToolResult
 
 log = logging.getLogger("brain")
@@ -123,7 +123,7 @@ class ToolCalls:
         self.waiting[call_id] = (turn.session, turn.reply, answered)
         refused = self.bus.call_tool(turn, call_id, call.name, call.arguments, at, index)
         try:
-            if refused:  # too big for a bus frame: answered here, never sent (brain/reply_bus.py)
+            if refused:  # too big for a bus frame: answered here, never sent (brain/outlet.py)
                 return ToolResult(session=turn.session, id=call_id, reply=turn.reply, call=call_id, ok=False, text=refused)
             return await asyncio.wait_for(answered, self.timeout_s)
         except asyncio.TimeoutError:

@@ -76,7 +76,7 @@ def curve_for(endpoints: list[str], curve_dir: str) -> Curve | None:
     return None
 
 
-# Messages queued per peer and direction. Flow control (brain/flow.py) keeps a brain within BUS_WINDOW
+# Messages queued per peer and direction. Flow control (brain/outlet.py) keeps a brain within BUS_WINDOW
 # chunk messages of what the web has taken, plus a few messages per live reply, so this is a
 # safety net that is never reached, not a buffer: the web's memory stays flat under overload.
 HIGH_WATER_MARK = 10_000

@@ -85,7 +85,7 @@ class Settings:
     max_chat_chars: int
     tools: bool
     tool_rounds: int  # rounds of tool calls in one reply (MODEL_TOOL_ROUNDS)
-    tool_mode: str  # MODEL_TOOL_MODE: "auto" (by the model's size), "native" tool calls, or "decide" (brain/decisions.py)
+    tool_mode: str  # MODEL_TOOL_MODE: "auto" (by the model's size), "native" tool calls, or "decide" (brain/tools.py)
     # Bounds on what one session may ask of the app (see README, "Limits").
     session_max_pending: int  # messages waiting for a brain (memory and outbox), and jobs queued in a brain
     session_max_replies: int  # replies queued or under way

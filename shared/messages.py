@@ -148,7 +148,7 @@ class Credit(Message, frozen=True, kw_only=True, tag="credit"):
     """Flow control: the web has taken `seen` of the messages the worker has sent since it started
     (counted as the worker counts them in `Presence.sent`). While BUS_WINDOW or more of its
     messages are ahead of it, a worker sends no chunk: each reply holds its words until credit
-    comes (brain/flow.py); every other kind goes at once."""
+    comes (brain/outlet.py); every other kind goes at once."""
     seen: Count
 
     @property

@@ -12,7 +12,7 @@ pytest.importorskip("llama_cpp")  # the `llama` extra (make bench-llama); absent
 from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar  # noqa: E402
 
 from bench.llama_ollama import FormatError, grammar_for, handler  # noqa: E402
-from brain.decisions import parameters  # noqa: E402
+from brain.tools import parameters  # noqa: E402
 from tests.fake_ollama import format_schema  # noqa: E402
 from tests.fake_ollama import FormatError as FakeFormatError  # noqa: E402
 

@@ -1,6 +1,6 @@
 """The brain's cache of conversations (brain/conversations.py) over a fake store that keeps epochs
 as brain/memory.py does: a copy is read again for another epoch and used as it is for its own, saves
-are snapshots written in order on the one disk thread (brain/disk.py), a save the store refuses
+are snapshots written in order on the one disk thread (brain/memory.py), a save the store refuses
 fences the session on the loop, a job run on trust holds the saves back until its grant (and its
 revoke drops the copy), a forgotten copy is never written, and idle sessions' copies leave memory
 first."""
@@ -12,8 +12,7 @@ import pytest
 
 from brain.conversation import Conversation
 from brain.conversations import Conversations
-from brain.disk import Disk
-from brain.memory import Fenced
+from brain.memory import Disk, Fenced
 
 
 class Store:

@@ -16,11 +16,11 @@ from hypothesis import given, strategies as st
 
 from apps.todo.store import Todo
 from brain.conversations import MAX_SESSIONS
-from brain.flow import Window
 from brain.jobs import Event, LateResult, Trust, Turn, Warm
-from brain.ollama_worker import Runtime, wire_engine
-from brain.disk import Disk
+from brain.memory import Disk
 from brain.ollama_client import Delta, HungUp, NoAnswer, OllamaFailed, OllamaUnavailable, Unsendable
+from brain.ollama_worker import Runtime, wire_engine
+from brain.outlet import Window
 from brain.replies import RETRY_DELAYS_S
 from shared.config import Settings
 from shared.messages import (AppEvent, CallTool, Chat, Chunk, Done, Failed, FailCode, Note, Prompt, Reach, Regenerate,
@@ -146,7 +146,7 @@ def make_engine(settings, ollama, memory, watch, sent, worker, clock, held=MAX_S
     "An engine on the running loop, with threads of its own, as a worker makes it."
     loop, disk = asyncio.get_running_loop(), Disk(memory.batch)
     threads = Threads(loop, disk)
-    outlet = SimpleNamespace(send=sent.append, window=Window(10**9))
+    outlet = SimpleNamespace(send=sent.append, window=Window(10**9), max_bytes=settings.max_frame_bytes)
     engine = wire_engine(settings, ollama, memory, watch, outlet, worker,
                          Runtime(loop, ThreadPoolExecutor(settings.parallel), disk, clock.call_later), held)
     THREADS[engine] = threads
@@ -922,7 +922,7 @@ def test_app_changes_left_out_of_a_full_queue_have_the_next_one_state_the_whole_
         for i in range(1, 20):
             todos = [*todos, Todo(i + 1, f"t{i}", False)]
             engine.handle(web.changed(f"e{i}", "added", todos[-1], todos))
-        assert "e19" not in [j.cause for j in engine.sessions.queues["s"].jobs], "the queue was full: some were left out"
+        assert "e19" not in [j.message for j in engine.sessions.queues["s"].jobs], "the queue was full: some were left out"
         engine.handle(chat("r2", "what now?"))
         await until(lambda: settled(engine))
         todos = [*todos, Todo(21, "t20", False)]
@@ -1007,7 +1007,7 @@ def within_bounds(jobs, limit):
     """What SESSION_MAX_PENDING bounds: the replies messages ask for, and what the user did in the app.
     A New chat, a regenerate's drop of the last reply and a comment are never refused (each New chat
     press queues a StartAfresh, however many wait), so they are not counted."""
-    asked = [j for j in jobs if isinstance(j, Turn) and j.cause]
+    asked = [j for j in jobs if isinstance(j, Turn) and j.message]
     told = [j for j in jobs if isinstance(j, (Event, LateResult))]
     return len(asked) <= limit and len(told) <= limit and sum(isinstance(j, Warm) for j in jobs) <= 1
 

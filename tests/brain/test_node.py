@@ -3,8 +3,8 @@ grants (and a chat or resume at once, on trust), in arrival order per session, d
 revokes, and claims again when no answer came."""
 import asyncio
 
-from brain.flow import Window
-from brain.node import Node, Outlet
+from brain.node import Node
+from brain.outlet import Outlet, Window
 from shared.config import Settings
 from shared.messages import Ack, CancelPull, Chat, Grant, Note, Prompt, Pull, Reach, Reset, Revoke, Stop
 
@@ -28,10 +28,10 @@ class FakeEngine:
             trust.decide(False)
 
     @property
-    def trusted(self): return [t.cause for t in self.trusts]
+    def trusted(self): return [t.message for t in self.trusts]
 
     @property
-    def granted(self): return [t.cause for t in self.trusts if t.granted.is_set()]
+    def granted(self): return [t.message for t in self.trusts if t.granted.is_set()]
 
 
 class FakeWatch:

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from brain import decisions, tools
+from brain import tools
 from brain.conversation import Conversation
 from brain.jobs import Turn
 from brain.ollama_client import NoAnswer, OllamaFailed, OllamaUnavailable, ToolCall, ToolsUnsupported
@@ -314,7 +314,7 @@ def test_a_resume_whose_question_was_not_saved_asks_it_then_puts_the_round_back(
     assert [t["role"] for t in conversation.turns] == ["user", "assistant", "tool", "assistant"]
 
 
-# MODEL_TOOL_MODE=decide (brain/decisions.py), and replies that claim a change no call made (brain/claims.py).
+# MODEL_TOOL_MODE=decide (brain/tools.py), and replies that claim a change no call made (brain/claims.py).
 
 def test_in_decide_mode_the_decisions_calls_are_made_and_the_reply_is_asked_for_in_words_after_them(reply):
     streams = Streams(said('{"calls": [{"name": "add_todo", "arguments": {"title": "milk"}}]}'), said("Milk, then."))
@@ -326,9 +326,9 @@ def test_in_decide_mode_the_decisions_calls_are_made_and_the_reply_is_asked_for_
     assert decision[0]["content"].startswith("sys\n\nThe app's actions:\n- add_todo(title): ")
     assert words[:len(decision)] == decision, "the reply's prompt goes on from the decision's"
     assert words[len(decision):] == [{"role": "user", "content": "App note: As the user asked, the app did this: did add_todo"},
-                                     decisions.NOW]
+                                     tools.NOW]
     assert [t["role"] for t in conversation.turns] == ["user", "assistant", "tool", "assistant"], "kept as calls"
-    assert decisions.NOW not in conversation.messages()
+    assert tools.NOW not in conversation.messages()
     assert bus == [("done", ("Milk, then.", "", Stats(prompt_eval_count=10)), {})]
 
 

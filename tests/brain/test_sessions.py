@@ -7,18 +7,19 @@ import asyncio
 
 import pytest
 
+from brain.engine import Runner
 from brain.jobs import DropLastReply, Event, LateResult, StartAfresh, Turn, Warm
-from brain.sessions import Runner, SessionQueue, Sessions
+from brain.sessions import SessionQueue, Sessions
 from shared.messages import AppEvent, Prompt
 from tests.brain.test_engine import Clock, drained, until
 
 
 def turn(reply, text="hi", session="s", **kw):
-    return Turn(session, reply, text, cause=f"m-{reply}", epoch=kw.pop("epoch", 1), **kw)
+    return Turn(session, reply, text, message=f"m-{reply}", epoch=kw.pop("epoch", 1), **kw)
 
 
 def event(id="e1", session="s", epoch=1):
-    return Event(AppEvent(session=session, id=id, lines=["added #1 'milk'"], prompt=Prompt("")), cause=id, epoch=epoch)
+    return Event(AppEvent(session=session, id=id, lines=["added #1 'milk'"], prompt=Prompt("")), message=id, epoch=epoch)
 
 
 class Engine:
@@ -103,7 +104,7 @@ def test_a_new_chat_drops_what_would_answer_and_keeps_the_rest():
     q.add(running)
     q.start_next()
     q.comment = clock.call_later(1.5, print)
-    for job in (event(), Warm("s"), turn("r2"), DropLastReply(cause="x"), LateResult(None, cause="y")):
+    for job in (event(), Warm("s"), turn("r2"), DropLastReply(message="x"), LateResult(None, message="y")):
         q.add(job)
     q.clear()
     assert running.control.cancelled and q.comment is None
@@ -117,9 +118,9 @@ def test_a_revoked_message_neither_runs_nor_goes_on():
     q.start_next()
     q.add(turn("r2"))
     q.add(event("e1"))
-    q.drop_cause("e1")
-    assert [j.cause for j in q.jobs] == ["m-r2"] and not running.control.cancelled
-    q.drop_cause("m-r1")
+    q.drop_caused_by("e1")
+    assert [j.message for j in q.jobs] == ["m-r2"] and not running.control.cancelled
+    q.drop_caused_by("m-r1")
     assert running.control.cancelled
 
 
@@ -191,7 +192,7 @@ def test_a_burst_of_app_events_makes_one_comment_once_the_clicking_pauses(world)
         await until(lambda: engine.ran)
         [(_, comment)] = engine.ran
         assert isinstance(comment, Turn) and comment.text is None and comment.reply.startswith("c")
-        assert comment.cause == "" and comment.epoch is None, "the brain's own: it takes the held copy's epoch"
+        assert comment.message == "" and comment.epoch is None, "the brain's own: it takes the held copy's epoch"
     world(scenario)
 
 
@@ -223,7 +224,7 @@ def test_reset_drops_the_waiting_replies_and_queues_the_new_chat(world):
         runner.enqueue("s", running)
         runner.enqueue("s", turn("r2"))
         await until(lambda: engine.ran)
-        runner.reset("s", StartAfresh(cause="x"))
+        runner.reset("s", StartAfresh(message="x"))
         assert running.control.cancelled and [type(j) for j in sessions.queues["s"].jobs] == [StartAfresh]
     world(scenario)
 

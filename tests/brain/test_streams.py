@@ -1,5 +1,5 @@
 """Ollama's streams as the brain reads them (brain/streams.py) and what it says of a reply
-(brain/reply_bus.py), with a scripted Ollama and the bus as a list: a reply's text reaches the bus in
+(brain/outlet.py), with a scripted Ollama and the bus as a list: a reply's text reaches the bus in
 chunks numbered on from the turn's count, thinking kept apart, a call written as text taken out and
 returned as a call, a Stop ends the read without a fault, a broken stream is an interruption with
 what was said, a warm-up asks for one token with the options every request has, and while the web is
@@ -7,13 +7,13 @@ a window behind, a reply's words wait and go together."""
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import pytest
 
-from brain.flow import Window
 from brain.jobs import Outgoing, Turn
 from brain.ollama_client import Delta, Hangup, HungUp, OllamaFailed, ToolCall
-from brain.reply_bus import ReplyBus
+from brain.outlet import ReplyBus, Window
 from brain.streams import Interrupted, Streams
 from shared.config import Settings
 from shared.messages import Chunk, Done, Failed, FailCode, Stats
@@ -46,10 +46,11 @@ def streams():
             sent = []
             settings = Settings.from_env({"OLLAMA_NUM_CTX": "4096", "OLLAMA_KEEP_ALIVE": "5m"})
             flow = window or Window(100)
-            bus = ReplyBus(lambda msg: (sent.append(msg), flow.counted()), "w1")
+            bus = ReplyBus(SimpleNamespace(send=lambda msg: (sent.append(msg), flow.counted()), window=flow,
+                                           max_bytes=1 << 20), "w1")
             pool = ThreadPoolExecutor(2)
             try:
-                await scenario(Streams(ollama, settings, pool, asyncio.get_running_loop(), bus, flow), sent)
+                await scenario(Streams(ollama, settings, pool, asyncio.get_running_loop(), bus), sent)
             finally:
                 pool.shutdown()
         asyncio.run(main())

@@ -1,17 +1,32 @@
-"""What the brain says on the bus about a reply: its chunks, numbered on from `Turn.out.sent`, notes,
-waits, tool calls, and its one end (`Done` or `Failed`). Each message names the worker, the session,
-the reply and the epoch the reply is made under, which the web checks against the session's holder.
+"""The brain's one way out onto the bus, and what it says there about replies.
 
-Nothing said here is bigger than a bus frame (BUS_MAX_FRAME_BYTES), since the web would drop it, or
-drop the connection with it: a chunk too big goes as several; an end too big carries the start of
-the reply's text that fits and says so (the brain's conversation keeps the whole reply); a tool
-call too big is not sent, and the model is told why."""
+`Outlet` is the PUB socket, once the node has connected it. A message bigger than a frame, which the
+web would drop (and, past its margin, the connection with it), is refused there, in the log, and not
+counted as sent.
+
+`Window` is credit-based flow control on the way to the web (the ZeroMQ guide's): the worker counts
+the messages it sends, the web tells it how many it has taken (`Credit`), and while more than
+BUS_WINDOW are on their way, a reply's new words wait and grow instead of going out as more messages.
+Once the web catches up, each waiting reply sends what it holds as one chunk. Only chunks wait: a
+reply's end, its tool calls, claims and heartbeats go out at once (there are a few per reply), and a
+reply's held words are sent before its end (`Streams.flush(force=True)`). So no word is dropped, the
+order holds, and the web's receive queue stays within the window plus a few messages per live reply,
+however far the brains run ahead.
+
+`ReplyBus` says what a reply is: its chunks, numbered on from `Turn.out.sent`, notes, waits, tool
+calls, and its one end (`Done` or `Failed`). Each message names the worker, the session, the reply and
+the epoch the reply is made under, which the web checks against the session's holder. Nothing said
+there is bigger than a bus frame (BUS_MAX_FRAME_BYTES): a chunk too big goes as several; an end too
+big carries the start of the reply's text that fits and says so (the brain's conversation keeps the
+whole reply); a tool call too big is not sent, and the model is told why."""
 import logging
 from collections.abc import Callable
 
 import msgspec
+import zmq
 
 from brain.jobs import Turn
+from shared.config import Settings
 from shared.messages import CallTool, Chunk, Done, Failed, FailCode, Message, Note, Stats, Waiting, encode
 
 log = logging.getLogger("brain")
@@ -21,9 +36,60 @@ SHORTENED = ("This reply is longer than one bus message may be (BUS_MAX_FRAME_BY
              "its first {shown:,} of {whole:,} characters are shown here; the model's conversation holds all of it.")
 
 
+class Window:
+    def __init__(self, size: int):
+        self.size = size
+        self.sent = 0  # messages sent since this worker started
+        self.seen = 0  # of those, the web has taken this many (its last Credit)
+        self.waiting: dict[int, Callable[[], None]] = {}  # by key: sends when the window opens, in order
+
+    @property
+    def open(self) -> bool:
+        return self.sent - self.seen < self.size
+
+    def counted(self) -> None:
+        "One more message on its way."
+        self.sent += 1
+
+    def credit(self, seen: int) -> None:
+        "The web has taken `seen` messages: what waited goes, while the window stays open."
+        self.seen = max(self.seen, min(seen, self.sent))
+        while self.waiting and self.open:
+            send = self.waiting.pop(next(iter(self.waiting)))
+            send()
+
+    def when_open(self, key: int, send: Callable[[], None]) -> None:
+        "Call `send` once the web has caught up; one call waits per key (a reply's next chunk)."
+        self.waiting.setdefault(key, send)
+
+
+class Outlet:
+    "What the node connects as its PUB socket; `window` counts what was sent, for flow control."
+
+    def __init__(self, settings: Settings, window: Window):
+        self.max_bytes, self.window = settings.max_frame_bytes, window
+        self.socket: zmq.Socket | None = None
+
+    def send(self, msg: Message) -> None:
+        frames = encode(msg)
+        if len(frames[1]) > self.max_bytes:
+            log.error("did not send a %s message of %d bytes: a bus frame holds at most %d (BUS_MAX_FRAME_BYTES)",
+                      msg.kind, len(frames[1]), self.max_bytes)
+            return
+        self.socket.send_multipart(frames, copy=False)
+        self.window.counted()
+
+
 class ReplyBus:
-    def __init__(self, send: Callable[[Message], None], worker: str, max_bytes: int = 1 << 20):
-        self.send, self.worker, self.max_bytes = send, worker, max_bytes
+    def __init__(self, outlet: Outlet, worker: str):
+        self.send, self.window, self.max_bytes, self.worker = outlet.send, outlet.window, outlet.max_bytes, worker
+
+    def held_back(self, turn: Turn, then: Callable[[], None]) -> bool:
+        "While the web is a window behind, a reply's words wait: `then` is called once it has caught up."
+        if self.window.open:
+            return False
+        self.window.when_open(id(turn), then)
+        return True
 
     def _about(self, turn: Turn) -> dict:
         return dict(worker=self.worker, session=turn.session, reply=turn.reply, epoch=turn.epoch)
