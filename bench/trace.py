@@ -78,7 +78,29 @@ def trace_figures(runs: list[dict]) -> dict:
             "cross-file call edges (function to function)": len(across),
             "cross-file call edges (file to file)": len(files(across)),
             "cross-file edges with resumptions (file to file)": len(files(with_resumed)),
+            "files that call each other round (calls only)": cycles(files(across)),
             "edges": sorted(with_resumed), "calls only": sorted(across)}
+
+
+def cycles(edges: set[tuple[str, str]]) -> list[list[str]]:
+    """The groups of files whose calls go round (each reaches every other of its group): a way that
+    runs in one direction has none."""
+    after: dict[str, set[str]] = {}
+    for a, b in edges:
+        after.setdefault(a, set()).add(b)
+
+    def reach(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in after.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    reached = {node: reach(node) for node in after}
+    groups = {tuple(sorted(n for n in reached if n in reached[node] and node in reached[n])) for node in reached}
+    return sorted(list(g) for g in groups if len(g) > 1)
 
 
 def modules() -> dict[str, ast.Module]:
@@ -201,6 +223,9 @@ def main() -> None:
     for key in ("files", "functions", "cross-file call edges (function to function)", "cross-file call edges (file to file)",
                 "cross-file edges with resumptions (file to file)"):
         print(f"  {key}: {trace[key]}")
+    print(f"  files that call each other round: {len(trace['files that call each other round (calls only)'])} groups")
+    for group in trace["files that call each other round (calls only)"]:
+        print(f"    {' ⇄ '.join(group)}")
     print("  cross-file edges, by pair of files (calls; + also resumed):")
     for pair, n in sorted(per_file.items()):
         print(f"    {pair}: {n}")

@@ -1,7 +1,7 @@
 """bench/trace.py's figures, on made-up traces and code (the process run itself is `make trace`)."""
 import ast
 
-from bench.trace import collaborators, import_depth, late_bindings, trace_figures
+from bench.trace import collaborators, cycles, import_depth, late_bindings, trace_figures
 
 
 def test_cross_file_edges_are_counted_once_per_pair_of_functions_and_of_files():
@@ -14,6 +14,13 @@ def test_cross_file_edges_are_counted_once_per_pair_of_functions_and_of_files():
     assert figures["cross-file call edges (function to function)"] == 3
     assert figures["cross-file call edges (file to file)"] == 2
     assert figures["cross-file edges with resumptions (file to file)"] == 3, "an await chain taken up again"
+    assert figures["files that call each other round (calls only)"] == []
+
+
+def test_files_that_call_each_other_round_are_grouped_and_a_one_way_chain_is_not():
+    assert cycles({("a", "b"), ("b", "c"), ("c", "d")}) == [], "one direction"
+    assert cycles({("a", "b"), ("b", "a"), ("b", "c"), ("c", "d"), ("d", "b"), ("e", "a")}) == [["a", "b", "c", "d"]]
+    assert cycles({("a", "b"), ("b", "a"), ("c", "d"), ("d", "c")}) == [["a", "b"], ["c", "d"]]
 
 
 def test_late_binding_is_an_attribute_set_after_building_or_a_closure_over_a_later_local():
