@@ -1,6 +1,6 @@
 """The one fake of the bus for the chat layer's tests: the ports of web/ports.py (`Bus`, `Brains`),
 and the broker's lifecycle for create_app. tests/web/test_ports.py checks that it and the real
-broker have the ports' methods, with the same parameters."""
+switchboard have the ports' methods, with the same parameters."""
 import asyncio
 
 from shared.messages import AppEvent

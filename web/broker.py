@@ -5,29 +5,22 @@ What brains publish (`web.*` topics) is forwarded to XPUB, and everything the we
 on XPUB, so a tail subscribed to "" sees both directions. Nothing else is forwarded: only the web
 talks to brains.
 
-The broker owns the sockets and their loops, and decodes; what it hears is judged by two pieces
-that touch no socket: `Workers` (web/workers.py: which brains are alive and ready) and `Dispatch`
-(web/dispatch.py: pending messages, owners and epochs, claims, replies in flight), which sends
-through the broker; `Credits` (web/credits.py) tells each brain how much of what it sent has been
-taken, so no brain runs more than BUS_WINDOW messages ahead of the web. The listener (the chats)
-hears what is left for it.
+The broker owns the sockets and their loops, and decodes; what it hears goes to the switchboard
+(web/switchboard.py: the bus without its sockets), which judges it, and the listener (the chats)
+hears what is left for it. Only the composition root (web/server.py) knows of the broker.
 """
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 from typing import Protocol
 
 import zmq
 
 from shared import bus
 from shared.config import Settings
-from shared.messages import About, Ack, BadFrame, Bye, Message, Presence, ToBrain, ToWeb, decode, encode
-from web.credits import Credits
-from web.dispatch import Dispatch, Outbox, Owner
-from web.ports import NotSent
-from web.status import ChainStatus, chain_status
-from web.workers import MISSED_BEATS, Workers
+from shared.messages import About, Ack, BadFrame, Bye, Presence, ToWeb, decode
+from web.status import ChainStatus
+from web.switchboard import Outlet, Switchboard
+from web.workers import MISSED_BEATS
 
 log = logging.getLogger("web.broker")
 
@@ -39,90 +32,6 @@ class Listener(Protocol):
     def brain_lost(self, worker: str) -> None: ...
     def reply_lost(self, session: str, reply: str) -> None:
         "The worker no longer makes this reply, but its final message never came (lost on the bus)."
-
-
-class Outlet:
-    "Where the web's messages leave: the XPUB socket, once the broker has bound it."
-
-    def __init__(self):
-        self.socket: zmq.Socket | None = None
-
-    def send(self, msg: Message) -> None:
-        self.socket.send_multipart(encode(msg), copy=False)
-
-
-class Switchboard:
-    """The bus without its sockets, and the chat layer's `Bus` and `Brains` (web/ports.py): which
-    brains are alive and ready (`Workers`), each session's messages, owner and epoch (`Dispatch`),
-    and how much of what each brain sent the web has taken (`Credits`). The broker feeds it what
-    the brains say; what it sends goes out through `send`."""
-
-    def __init__(self, settings: Settings, outbox: Outbox, send: Callable[[Message], None], clock=time.monotonic):
-        self.workers = Workers(settings, clock)
-        self.credits = Credits(settings.bus_window)
-        self.dispatch = Dispatch(settings, outbox, self.workers, send, clock)
-
-    def resume(self, pending: list[ToBrain], owners: dict[str, Owner] | None = None,
-               granted: dict[str, Owner] | None = None) -> None:
-        """Take back what the outbox held when the web last stopped (sent once a worker is ready),
-        the assignments and the grants."""
-        self.dispatch.resume(pending, owners or {}, granted)
-
-    def submit(self, msg: ToBrain) -> bool:
-        """Send `msg` to the worker that serves its session; False when it must wait for a worker.
-        Raises NotSent, keeping nothing of it, for a message a brain would not take (checked here,
-        where it enters the bus) or when its session has SESSION_MAX_PENDING messages waiting."""
-        return self.dispatch.submit(msg)
-
-    def offer(self, msg: ToBrain) -> bool | None:
-        """Submit a message the app can do without (an interaction, say): a refusal is logged, not
-        raised, and returns None; otherwise as `submit`."""
-        try:
-            return self.submit(msg)
-        except NotSent as e:
-            log.warning("did not send a %s of session %s: %s", msg.kind, msg.session[:8], e)
-            return None
-
-    def asking(self, reply: str) -> str | None:
-        "The id of the pending message that asks for `reply` (no worker's claim on it granted yet), if any."
-        return self.dispatch.pending.asking(reply)
-
-    def made_by(self, worker: str, session: str, reply: str) -> None:
-        "A worker began `reply` by itself (a comment): it is counted, and ended, as any reply under way."
-        self.dispatch.made_by(worker, session, reply)
-
-    def in_hand(self, reply: str) -> bool:
-        "Whether a ready worker may still be making `reply` (a Stop can reach it); if not, no final will come."
-        return self.dispatch.in_hand(reply)
-
-    def withdraw(self, message: str) -> bool:
-        """Take back a message no worker's claim on has been granted; False if one may be acting on
-        it. A worker that claims it later has its claim revoked."""
-        return self.dispatch.withdraw(message)
-
-    @property
-    def pending(self) -> dict[str, ToBrain]:
-        return self.dispatch.pending.messages
-
-    @property
-    def models(self) -> list[str] | None:
-        return self.workers.models
-
-    def ready(self, worker: str) -> bool:
-        return self.workers.ready(worker)
-
-    def serving(self, session: str) -> Presence | None:
-        "The ready worker that serves `session` (or would), as it last described itself."
-        worker = self.dispatch.serving(session)
-        return self.workers.presence(worker) if worker else None
-
-    def status_of(self, session: str, model: str = "") -> tuple[ChainStatus, str]:
-        "The status line of a session whose chosen model is `model` (\"\" for the default)."
-        return chain_status(self.serving(session), self.workers.restarting, model)
-
-    @property
-    def status(self) -> ChainStatus:
-        return self.status_of("")[0]
 
 
 class Broker:
@@ -172,8 +81,7 @@ class Broker:
                 except zmq.Again:
                     break
                 _isolated(self.from_publisher, frames)
-            for credit in self.board.credits.due():
-                self.outlet.send(credit)
+            self.board.send_credits()
 
     def from_publisher(self, frames: list[bytes]) -> None:
         if self.watched and frames[0].startswith(b"web."):
@@ -186,7 +94,6 @@ class Broker:
         if not isinstance(msg, ToWeb):
             log.warning("ignored a %s message sent by a publisher", msg.kind)
             return
-        self.board.credits.took(msg)
         try:
             if self._observe(msg):
                 self.listener.brain_message(msg)
@@ -197,21 +104,20 @@ class Broker:
     def _observe(self, msg: ToWeb) -> bool:
         """What a brain's message says about the brain (alive, its claims, its presence, its
         goodbye); False when the listener must not hear of it."""
-        if self.board.workers.heard(msg.worker):
+        if self.board.heard(msg):
             log.warning("brain %s is back", msg.worker)
             self._changed()
         if isinstance(msg, Ack):
-            return self.board.dispatch.claimed(msg)
+            return self.board.claimed(msg)
         if isinstance(msg, About):
-            return self.board.dispatch.from_holder(msg)
+            return self.board.from_holder(msg)
         if isinstance(msg, Presence):
-            self.board.workers.present(msg)
-            for session, reply in self.board.dispatch.lost_finals(msg):
+            for session, reply in self.board.present(msg):
                 self.listener.reply_lost(session, reply)
             self._changed()
         elif isinstance(msg, Bye):
             # Even from a worker already gone: its disconnect may have overtaken its goodbye.
-            self.board.workers.said_goodbye()
+            self.board.said_goodbye()
             self._forget(msg.worker, "said goodbye")
             self._update_status()
         return True
@@ -230,7 +136,7 @@ class Broker:
             self.watched = max(0, self.watched + (1 if subscribed else -1))  # XPUB tells a topic's first and last
             return
         if subscribed:
-            self.board.workers.subscribed(worker)
+            self.board.subscribed(worker)
             self._changed()
         else:
             self._forget(worker, "disconnected")
@@ -241,20 +147,18 @@ class Broker:
             _isolated(self.check_liveness)
 
     def check_liveness(self) -> None:
-        self.board.dispatch.resend_unacked()
-        for session, reply in self.board.dispatch.strays():
+        self.board.resend_unacked()
+        for session, reply in self.board.strays():
             self.listener.reply_lost(session, reply)
-        for worker in self.board.workers.overdue():
+        for worker in self.board.overdue():
             # Silent but still connected: it may only be stalled, so keep its subscription
             # and take it back as soon as it says anything.
-            self.board.workers.silence(worker)
+            self.board.silence(worker)
             self._lost(worker, f"missed {MISSED_BEATS} heartbeats")
         self._update_status()
 
     def _forget(self, worker: str, why: str) -> None:
-        self.board.credits.forget(worker)
-        if self.board.workers.forget(worker):
-            self.board.dispatch.release(worker)
+        if self.board.forget(worker):
             self._lost(worker, why)
 
     def _lost(self, worker: str, why: str) -> None:
@@ -264,12 +168,12 @@ class Broker:
 
     def _changed(self) -> None:
         "Re-send what waits on a worker, and update the status."
-        self.board.dispatch.reroute()
+        self.board.reroute()
         self._update_status()
 
     def _update_status(self) -> None:
         "Tell the listener when anything a status line depends on has changed."
-        if self.board.workers.status_changed():
+        if self.board.status_changed():
             self.listener.brain_status(self.board.status)
 
 

@@ -1,25 +1,26 @@
-"""What a tab's frame does: each chat control becomes at most one bus message and the lines it
-changes (one user action, one bus message); any other control of the page is told to the model as
-used. A message the bus refuses changes nothing and the tab is told why.
+"""What a tab's frame does: each is read once at the door (`read_frame`) into a typed frame; each
+chat control becomes at most one bus message and the lines it changes (one user action, one bus
+message); any other control of the page is told to the model as used. A frame that cannot be read,
+or a message the bus refuses, changes nothing and the tab is told why.
 
 `Commands` hands each frame to what handles it: `ChatControls` (a message, Stop, Retry,
 Regenerate, New chat), `ModelControls` (the model picker and pulls), the tool calls (Undo)."""
 import re
 import uuid
+from enum import StrEnum
 
+import msgspec
 from fasthtml.common import to_xml
 
 from shared.config import Settings
 from shared.messages import MODEL_NAME, Chat, Prompt, Regenerate, Reset, Stop, ToBrain, full_name
 from web.app_events import AppEvents
 from web.clients import Client
-from web.frames import Command, Control, Frame, Used
+from web.components import Relay, notify
 from web.interactions import ws_heard
 from web.limits import data_full
 from web.ports import Brains, Bus, NotSent
 from web.pulls import Pulls
-from web.relay import Relay
-from web.replies import Replies
 from web.sessions import Sessions
 from web.tool_calls import ToolCalls
 from web.transcript import Line, Move, REGENERABLE, RETRYABLE, Role, Status
@@ -28,12 +29,73 @@ from web.views import Views
 VALID_MODEL = re.compile(MODEL_NAME)
 
 
+# The door for a tab's WebSocket frames. One that cannot be handled (not text, too long, not JSON,
+# nested too deep, a lone surrogate, not an object, a chat control whose value is no text) is
+# refused here with the notice for the tab, never passed on to the bus or the store.
+
+class Unreadable(ValueError):
+    "A frame refused at the door; the text is the notice for the user."
+
+
+class Control(StrEnum):
+    "The chat's own controls. A frame that names several is the first of them, in this order."
+    MSG = "msg"
+    STOP = "stop"
+    RETRY = "retry"
+    REGENERATE = "regenerate"
+    RESET = "reset"
+    MODEL = "model"
+    UNDO = "undo"
+    PULL = "pull"
+    CANCEL_PULL = "cancel_pull"
+
+
+class Command(msgspec.Struct, frozen=True):
+    "A chat control and its value: a message's text, a reply's or a call's id, a model's name."
+    control: Control
+    value: str
+
+
+class Used(msgspec.Struct, frozen=True):
+    "Any other control of the page: its form fields (and the HEADERS htmx adds), for the model to hear of."
+    fields: dict
+
+
+Frame = Command | Used
+
+
+def read_frame(text: str | None, max_chars: int) -> Frame:
+    "What a frame asks for (htmx-ext-ws sends the form fields as one JSON object)."
+    if text is None:
+        raise Unreadable("That message could not be read (it was not text). Nothing was sent.")
+    if len(text) > max_chars:
+        raise Unreadable(f"That message is {len(text):,} characters long; a frame may be {max_chars:,} "
+                         "(WS_MAX_FRAME_CHARS). Nothing was sent.")
+    try:
+        # msgspec, unlike json, refuses a lone surrogate (which nothing downstream could encode).
+        data = msgspec.json.decode(text)
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
+        raise Unreadable("That message could not be read (it is not valid JSON text). Nothing was sent.") from None
+    if not isinstance(data, dict):
+        raise Unreadable("That message could not be read (it holds no form fields). Nothing was sent.")
+    control = next((c for c in Control if c in data), None)
+    if control is None:
+        return Used(data)
+    if not isinstance(data[control], str):  # {"msg": 5}: no page sends that
+        raise Unreadable("That message could not be read; nothing was sent.")
+    return Command(control, data[control])
+
+
 class ChatControls:
     "The chat's own controls: a message, Stop, Retry, Regenerate, New chat."
 
-    def __init__(self, settings: Settings, sessions: Sessions, bus: Bus, relay: Relay, replies: Replies, prompt: Prompt):
-        self.settings, self.sessions, self.bus, self.relay, self.replies, self.prompt = (
-            settings, sessions, bus, relay, replies, prompt)
+    def __init__(self, settings: Settings, sessions: Sessions, bus: Bus, relay: Relay, prompt: Prompt):
+        self.settings, self.sessions, self.bus, self.relay, self.prompt = settings, sessions, bus, relay, prompt
+
+    def _end(self, reply: Line, move: Move, note: str) -> None:
+        "End a reply line for the user: kept once, shown once."
+        if self.sessions.move(reply, move, note):
+            self.relay.show(reply.session, reply)
 
     def _submit(self, msg: ToBrain) -> Status:
         return Status.THINKING if self.bus.submit(msg) else Status.QUEUED
@@ -43,22 +105,22 @@ class ChatControls:
         if not text:
             return
         if len(text) > self.settings.max_chat_chars:
-            return self.relay.notice(client, f"That message is {len(text):,} characters long; the limit is "
-                                             f"{self.settings.max_chat_chars:,} (MAX_CHAT_CHARS). Nothing was sent.")
+            return notify(client, f"That message is {len(text):,} characters long; the limit is "
+                                  f"{self.settings.max_chat_chars:,} (MAX_CHAT_CHARS). Nothing was sent.")
         if full := data_full(self.settings):  # a message is written twice: its transcript and its conversation
-            return self.relay.notice(client, f"{full.text} Nothing was sent.")
+            return notify(client, f"{full.text} Nothing was sent.")
         session = self.sessions.get(sid)
         under_way = sum(1 for line in session.lines.values() if line.role == Role.REPLY and line.live)
         if under_way >= self.settings.session_max_replies:
-            return self.relay.notice(client, f"{under_way} replies are on their way already (SESSION_MAX_REPLIES); "
-                                             "send this once one has come, or press Stop. Nothing was sent.")
+            return notify(client, f"{under_way} replies are on their way already (SESSION_MAX_REPLIES); "
+                                  "send this once one has come, or press Stop. Nothing was sent.")
         reply_id = uuid.uuid4().hex
         status = self._submit(Chat(session=sid, id=uuid.uuid4().hex, reply=reply_id, text=text, model=session.model,
                                    prompt=self.prompt))
         user = self.sessions.add(sid, Line(reply=reply_id, role=Role.USER, text=text))
         reply = self.sessions.add(sid, Line(reply=reply_id, role=Role.REPLY, status=status, asks=reply_id))
         self.relay.append(sid, user, reply)
-        self.relay.notice(client, "")
+        notify(client, "")
 
     def stop(self, sid: str, client: Client, reply_id: str) -> None:
         reply = self.sessions.get(sid).reply(reply_id)
@@ -66,12 +128,12 @@ class ChatControls:
             return  # it ended meanwhile: nothing to stop
         asking = self.bus.asking(reply_id)
         if asking and self.bus.withdraw(asking):
-            self.replies.end(reply, Move.STOPPED, "Stopped before it was sent.")
+            self._end(reply, Move.STOPPED, "Stopped before it was sent.")
         elif not asking and not self.bus.in_hand(reply_id):
             # No brain that could still end it (its brain is gone, or its end was lost on the way):
             # a Stop would reach no one, so it ends here, with what arrived.
-            self.replies.end(reply, Move.STOPPED, "Stopped. Its brain had already finished or gone away; what "
-                                                    "arrived is shown.")
+            self._end(reply, Move.STOPPED, "Stopped. Its brain had already finished or gone away; what "
+                                           "arrived is shown.")
         else:
             self.bus.submit(Stop(session=sid, id=uuid.uuid4().hex, reply=reply_id))
 
@@ -81,10 +143,10 @@ class ChatControls:
         session = self.sessions.get(sid)
         failed = session.reply(reply_id)
         if failed is None or failed.status not in RETRYABLE:
-            return self.relay.notice(client, "There is nothing to retry there.")
+            return notify(client, "There is nothing to retry there.")
         question = session.question(failed.asks)
         if question is None and failed is not session.newest_reply():
-            return self.relay.notice(client, "Only the newest comment can be asked again.")
+            return notify(client, "Only the newest comment can be asked again.")
         new = uuid.uuid4().hex
         if question is not None:
             status = self._submit(Chat(session=sid, id=uuid.uuid4().hex, reply=new, text=question.text, retry=True,
@@ -92,7 +154,7 @@ class ChatControls:
         else:
             status = self._submit(Regenerate(session=sid, id=uuid.uuid4().hex, reply=new, model=session.model,
                                              prompt=self.prompt))
-        self.replies.end(failed, Move.RETRIED, failed.note)
+        self._end(failed, Move.RETRIED, failed.note)
         self.relay.append(sid, self.sessions.add(sid, Line(reply=new, role=Role.REPLY, status=status, asks=failed.asks)))
 
     def regenerate(self, sid: str, client: Client, reply_id: str) -> None:
@@ -100,7 +162,7 @@ class ChatControls:
         session = self.sessions.get(sid)
         reply = session.reply(reply_id)
         if reply is None or reply is not session.newest_reply() or reply.status not in REGENERABLE:
-            return self.relay.notice(client, "Only the newest finished reply can be regenerated.")
+            return notify(client, "Only the newest finished reply can be regenerated.")
         status = self._submit(Regenerate(session=sid, id=uuid.uuid4().hex, reply=reply_id, model=session.model,
                                          prompt=self.prompt))
         reply.move(Move.REGENERATED, "")
@@ -125,23 +187,23 @@ class ModelControls:
 
     def choose_model(self, sid: str, client: Client, model: str) -> None:
         if not VALID_MODEL.match(model):
-            return self.relay.notice(client, "That is not a model name.")
+            return notify(client, "That is not a model name.")
         models = self.brains.models  # None until a brain has listed them: the choice is taken on trust
         self.sessions.choose(sid, model)
         self.relay.fragments(sid, self.views.model_chosen(sid))
         missing = models is not None and full_name(model) not in models
-        self.relay.notice(client, f"The model '{model}' is not pulled. Run `ollama pull {model}`, or press Pull."
-                          if missing else "")
+        notify(client, f"The model '{model}' is not pulled. Run `ollama pull {model}`, or press Pull."
+               if missing else "")
 
     def pull(self, sid: str, client: Client, model: str) -> None:
         "Pull a model into Ollama from the page; every tab of the session (and of any that joins) sees it go."
         if not VALID_MODEL.match(model):
-            return self.relay.notice(client, "That is not a model name.")
+            return notify(client, "That is not a model name.")
         models = self.brains.models
         if models is not None and full_name(model) in models:
-            return self.relay.notice(client, f"The model '{model}' is pulled already.")
+            return notify(client, f"The model '{model}' is pulled already.")
         self._show(self.pulls.start(sid, model))
-        self.relay.notice(client, "")
+        notify(client, "")
 
     def cancel_pull(self, sid: str, client: Client, pull: str) -> None:
         self._show(self.pulls.cancel(sid, pull))
@@ -153,8 +215,8 @@ class ModelControls:
 
 
 class Commands:
-    def __init__(self, chat: ChatControls, models: ModelControls, tools: ToolCalls, events: AppEvents, relay: Relay):
-        self.events, self.relay = events, relay
+    def __init__(self, chat: ChatControls, models: ModelControls, tools: ToolCalls, events: AppEvents):
+        self.events = events
         self.handlers = {
             Control.MSG: chat.chat, Control.STOP: chat.stop, Control.RETRY: chat.retry,
             Control.REGENERATE: chat.regenerate, Control.RESET: chat.reset, Control.MODEL: models.choose_model,
@@ -166,6 +228,6 @@ class Commands:
                 try:
                     self.handlers[control](sid, client, value)
                 except NotSent as e:
-                    self.relay.notice(client, f"Not sent: {e}.")
+                    notify(client, f"Not sent: {e}.")
             case Used(fields):
                 self.events.tell(sid, [ws_heard(fields)])

@@ -1,4 +1,6 @@
-"""FT components for the page and for the fragments streamed over the WebSocket.
+"""FT components for the page and for the fragments streamed over the WebSocket, and what sends
+those to the tabs: the `Relay` fans transcript lines out to every tab of a session, `notify` tells
+one tab. Neither holds state: the commands, replies and tool calls decide what changed.
 
 htmx-ext-ws swaps every top-level element of a frame out of band by its id, so each fragment here
 carries the id of what it replaces or appends to. All text is escaped (by FT rendering, or by
@@ -9,9 +11,10 @@ import uuid
 from html import escape
 
 from fasthtml.common import (A, Article, Button, Details, Div, Form, H2, Input, Link, Meta, Option, Pre, Progress,
-                             Script, Section, Select, Small, Span, Summary)
+                             Script, Section, Select, Small, Span, Summary, to_xml)
 
 from shared.messages import PullOutcome, Stats, full_name
+from web.clients import Client, Clients
 from web.transcript import LIVE, Line, REGENERABLE, RETRYABLE, Role, Status
 
 REPLY_NOTES = {Status.QUEUED: "Queued: the brain is offline right now. It will answer when it is back."}
@@ -222,3 +225,42 @@ def head_assets():
         Script(src="/vendor/purify.min.js"),
         Script(src="/static/app.js"),
     ]
+
+
+def notify(client: Client, text: str) -> None:
+    "A one-off message for one tab, such as a refused input (empty: clear it)."
+    client.send(to_xml(Notice(text)))
+
+
+class Relay:
+    "Transcript lines and the views' fragments, rendered once and sent to every tab of a session."
+
+    def __init__(self, clients: Clients):
+        self.clients = clients
+
+    def append(self, session: str, *lines: Line) -> None:
+        "New lines at the end of the transcript."
+        self.clients.send(session, to_xml(Append(*[Bubble(line) for line in lines])))
+
+    def show(self, session: str, line: Line) -> None:
+        "A line changed: it is replaced where it stands."
+        self.clients.send(session, to_xml(Bubble(line, oob=True)))
+
+    def words(self, session: str, reply: str, text: str, thinking: str) -> None:
+        "Streamed words appended to a reply (the hot path: string templates, not FT trees)."
+        if thinking:
+            self.clients.send(session, ThinkingText(reply, thinking))
+        if text:
+            self.clients.send(session, ChunkText(reply, text))
+
+    def refresh(self, session: str, but: str = "") -> None:
+        """The app changed: every tab of the session fetches its part of the page again (but the tab
+        `but`, which made the change itself and has it from its own request)."""
+        self.clients.send(session, to_xml(Refresh()), but)
+
+    def fragments(self, session: str, html: str) -> None:
+        "What the views rendered (the picker, the status line…), for every tab of the session."
+        self.clients.send(session, html)
+
+    def transcript(self, session: str, lines: list[Line]) -> None:
+        self.clients.send(session, to_xml(Transcript([Bubble(line) for line in lines])))

@@ -1,6 +1,7 @@
 """Where each message for a brain goes, and the web's verdict on each claim (docs/protocol.md §5,
-§7). No socket here: what is to be sent goes to the `send` passed in, readiness comes from the
-`Workers`, time from the clock, so every rule can be tested with a clock turned by hand.
+§7). No I/O here: each method returns what is to be sent, in order, for its caller to send (the
+switchboard, web/switchboard.py); readiness comes from the `Workers`, time from the clock, so every
+rule can be tested with a clock turned by hand.
 
 Each message for a brain stays pending (and in the outbox on disk, so a web restart loses
 nothing) until the web grants a brain's claim on it; pending messages with no ready worker wait,
@@ -151,9 +152,8 @@ class UnderWay:
 
 
 class Dispatch:
-    def __init__(self, settings: Settings, outbox: Outbox, workers: Workers, send: Callable[[Message], None],
-                 clock: Callable[[], float]):
-        self.settings, self.outbox, self.workers, self.send, self.clock = settings, outbox, workers, send, clock
+    def __init__(self, settings: Settings, outbox: Outbox, workers: Workers, clock: Callable[[], float]):
+        self.settings, self.outbox, self.workers, self.clock = settings, outbox, workers, clock
         self.pending = Pending(settings)
         self.replies = UnderWay()
         self.owners: dict[str, Owner] = {}  # by session
@@ -175,7 +175,8 @@ class Dispatch:
         self.owners.update(owners)
         self.last_epoch = max([self.last_epoch, time.time_ns() // 1000, *(o.epoch for o in self.owners.values())])
 
-    def submit(self, msg: ToBrain) -> bool:
+    def submit(self, msg: ToBrain) -> list[Message]:
+        "What sends `msg` (see `route`); raises NotSent, keeping nothing of it."
         self.pending.hold(msg)
         self.outbox.keep(msg)
         return self.route(msg)
@@ -191,12 +192,18 @@ class Dispatch:
     def load(self, worker: str) -> int:
         return self.replies.loads[worker]
 
-    def route(self, msg: ToBrain) -> bool:
-        "Send `msg` to its session's worker; False when there is none to send it to yet."
+    def route(self, msg: ToBrain) -> list[Message]:
+        """What sends `msg` to its session's worker, in order; nothing when there is none to send it
+        to yet (so `msg` itself is among them exactly when it goes)."""
         held = self.owners.get(msg.session)
         owner = self._assign(msg)
         if owner is None:
-            return False
+            return []
+        sends: list[Message] = []
+        if owner != held and held is not None and held.worker in self.workers:
+            # Its last worker may still be running the session: it is told at once.
+            log.warning("session %s moves from brain %s to %s", msg.session[:8], held.worker, owner.worker)
+            sends.append(Revoke(worker=held.worker, session=msg.session, message=msg.id, epoch=owner.epoch))
         # A session that moved takes every message still waiting for it along, in order; a new session
         # (the usual case in a burst) has only this one, so the others need no looking through.
         along = [msg]
@@ -207,12 +214,11 @@ class Dispatch:
             self.pending.sent(m, self.clock())
             if m.makes:
                 self.replies.start(m.makes, owner.worker, m.session, self.clock())
-            self.send(m)
-        return True
+            sends.append(m)
+        return sends
 
     def _assign(self, msg: ToBrain) -> Owner | None:
-        """The session's worker (see the module's doc), under a new epoch when it changes. A worker
-        that held the session and may still be running is told at once."""
+        "The session's worker (see the module's doc), under a new epoch when it changes."
         session, held = msg.session, self.owners.get(msg.session)
         if held is not None and self.workers.ready(held.worker):
             if (self.settings.routing is Routing.HASH or not msg.makes or self._has_room(held.worker)
@@ -235,9 +241,6 @@ class Dispatch:
         if held is not None:
             for reply in self.replies.of(held.worker, session):
                 self.replies.end(reply)  # cut off: whatever the old worker says of it is ignored now
-        if held is not None and held.worker in self.workers:
-            log.warning("session %s moves from brain %s to %s", session[:8], held.worker, worker)
-            self.send(Revoke(worker=held.worker, session=session, message=msg.id, epoch=owner.epoch))
         return owner
 
     def serving(self, session: str) -> str | None:
@@ -256,9 +259,10 @@ class Dispatch:
             return 0.0 if self.settings.routing is Routing.HASH else self.load(w) / self.workers.presence(w).parallel
         return min(ready, key=lambda w: (share(w), -zlib.crc32(f"{session}:{w}".encode())), default=None)
 
-    def claimed(self, ack: Ack) -> bool:
-        """Grant a claim on a message that is pending for that worker at that epoch (once; again if
-        the grant was lost), revoke any other. True when the claim is new, for the listener."""
+    def claimed(self, ack: Ack) -> tuple[bool, Grant | Revoke]:
+        """The verdict on a claim: a grant for a message that is pending for that worker at that epoch
+        (once; again if the grant was lost), a revoke for any other; and whether the claim is new
+        (only then does the listener hear of it)."""
         claim, owner = Owner(ack.worker, ack.epoch), self.owners.get(ack.session)
         msg = self.pending.messages.get(ack.message)
         new = msg is not None and Owner(msg.worker, msg.epoch) == claim == owner
@@ -267,31 +271,26 @@ class Dispatch:
             self.outbox.granted(ack.message, claim)
             self.granted.put(ack.message, claim)
         if new or self.granted.peek(ack.message) == claim == owner:
-            self.send(Grant(worker=ack.worker, session=ack.session, message=ack.message, epoch=ack.epoch))
-        else:
-            log.info("revoked the claim of brain %s on %s %s", ack.worker, ack.session[:8], ack.message)
-            self._revoke(ack, ack.message, owner)
-        return new
+            return new, Grant(worker=ack.worker, session=ack.session, message=ack.message, epoch=ack.epoch)
+        log.info("revoked the claim of brain %s on %s %s", ack.worker, ack.session[:8], ack.message)
+        return new, _revoke(ack, ack.message, owner)
 
-    def _revoke(self, msg: About, message: str, owner: Owner | None) -> None:
-        self.send(Revoke(worker=msg.worker, session=msg.session, message=message, epoch=owner.epoch if owner else 0))
-
-    def from_holder(self, msg: About) -> bool:
-        "Whether `msg` comes from the session's worker at its epoch; if not, it is ignored and the sender told."
+    def from_holder(self, msg: About) -> tuple[bool, Revoke | None]:
+        """Whether `msg` comes from the session's worker at its epoch; if not, it is ignored, and the
+        revoke that tells its sender so (none for a tool call of a brain already gone)."""
         owner = self.owners.get(msg.session)
         if owner is None and isinstance(msg, CallTool) and msg.worker not in self.workers:
             # Read after its brain was forgotten: the reply's resume, made without it, may be on its
             # way already, so applied now it could be applied again by the next brain.
             log.warning("ignored a tool call from brain %s, which is gone", msg.worker)
-            return False
+            return False, None
         if owner is None or owner == Owner(msg.worker, msg.epoch):
             if isinstance(msg, (Done, Failed)):
                 self.replies.end(msg.reply)
-            return True
+            return True, None
         log.info("ignored a %s from brain %s for session %s, which it no longer holds", msg.kind, msg.worker,
                  msg.session[:8])
-        self._revoke(msg, "", owner)
-        return False
+        return False, _revoke(msg, "", owner)
 
     def made_by(self, worker: str, session: str, reply: str) -> None:
         """`worker` makes `reply`, which no message of the web asked for (a comment on app events):
@@ -332,32 +331,26 @@ class Dispatch:
             self.replies.end(reply)
         return lost
 
-    def resend_unacked(self) -> None:
+    def resend_unacked(self) -> list[Message]:
         """At-least-once delivery: a message a live worker has not acked within ACK_TIMEOUT_BEATS
         heartbeats (dropped on the way, say) is sent again; the brain's duplicate filter makes a
         second copy harmless."""
         due = self.clock() - ACK_TIMEOUT_BEATS * self.settings.heartbeat_s
+        sends: list[Message] = []
         for message, msg in list(self.pending.messages.items()):
             if self.workers.ready(msg.worker) and self.pending.sent_at.get(message, due) < due:
                 log.warning("%s %s was not acked by %s; sending it again", msg.kind, message, msg.worker)
-                self._route_or_drop(msg)
+                sends += self.route(msg)
+        return sends
 
-    def reroute(self) -> None:
-        "Send every pending message whose worker is not ready (never assigned, or gone)."
+    def reroute(self) -> list[Message]:
+        "What sends every pending message whose worker is not ready (never assigned, or gone)."
+        sends: list[Message] = []
         for message in list(self.pending.messages):
             msg = self.pending.messages.get(message)  # routing one may have moved others of its session along
             if msg is not None and not self.workers.ready(msg.worker):
-                self._route_or_drop(msg)
-
-    def _route_or_drop(self, msg: ToBrain) -> None:
-        "One message that cannot be sent is dropped (and logged), never left to fail every later round."
-        try:
-            self.route(msg)
-        except Exception:
-            log.exception("dropped %s %s of session %s: it could not be sent", msg.kind, msg.id, msg.session[:8])
-            self.replies.end(msg.makes)
-            self.pending.unhold(msg.id)
-            self.outbox.drop(msg.id)
+                sends += self.route(msg)
+        return sends
 
     def release(self, worker: str) -> None:
         "The worker is forgotten: it cannot speak again, so nothing of it is left to fence."
@@ -365,3 +358,7 @@ class Dispatch:
         for reply in self.replies.of(worker):
             self.replies.end(reply)
         self.outbox.release(worker)
+
+
+def _revoke(msg: About, message: str, owner: Owner | None) -> Revoke:
+    return Revoke(worker=msg.worker, session=msg.session, message=message, epoch=owner.epoch if owner else 0)

@@ -1,5 +1,5 @@
 """What the chat layer needs of the bus, and nothing more: the ports its modules are written
-against. `web/broker.py` is the real bus behind both; the tests use one fake (tests/fake_bus.py),
+against. `web/switchboard.py` is the real bus behind both; the tests use one fake (tests/fake_bus.py),
 checked against these."""
 from typing import Protocol
 
@@ -45,4 +45,4 @@ class Brains(Protocol):
 
 
 class BusAndBrains(Bus, Brains, Protocol):
-    "Both ports, from one object: the switchboard (web/broker.py), or the tests' fake bus."
+    "Both ports, from one object: the switchboard (web/switchboard.py), or the tests' fake bus."

@@ -9,9 +9,8 @@ import uuid
 from functools import partial
 
 from shared.messages import AboutReply, Ack, CallTool, Chunk, Done, Failed, FailCode, Note, Prompt, Resume, Waiting
-from web.components import stats_note
+from web.components import Relay, stats_note
 from web.ports import Bus
-from web.relay import Relay
 from web.sessions import Session, Sessions
 from web.tool_calls import ToolCalls, answered
 from web.transcript import Line, Move, Role, Status
@@ -41,8 +40,8 @@ class Replies:
                 if line.worker != worker:
                     continue
                 if line.status in (Status.THINKING, Status.WAITING, Status.STREAMING):
-                    self.end(line, Move.INTERRUPTED, "Interrupted: the brain stopped mid-reply; carrying on with "
-                                                       "the next one…")
+                    self._end(line, Move.INTERRUPTED, "Interrupted: the brain stopped mid-reply; carrying on with "
+                                                      "the next one…")
                 elif line.status != Status.INTERRUPTED or self.bus.asking(line.reply):
                     continue
                 self.tools.once_applied(sid, line.reply, partial(self._resume, sid, session, line))
@@ -61,13 +60,12 @@ class Replies:
     def reply_lost(self, session: str, reply_id: str) -> None:
         reply = self.sessions.get(session).reply(reply_id)
         if reply is not None and reply.live:
-            self.end(reply, Move.FAILED, "The end of this reply was lost on its way from the brain (the web fell "
-                                           "behind); what arrived is shown. Retry asks again.")
+            self._end(reply, Move.FAILED, "The end of this reply was lost on its way from the brain (the web fell "
+                                          "behind); what arrived is shown. Retry asks again.")
 
-    def end(self, line: Line, move: Move, note: str) -> None:
-        "End a reply line (for the user, or for a brain that cannot): kept once, shown once."
-        if line.move(move, note):
-            self.sessions.keep(line)
+    def _end(self, line: Line, move: Move, note: str) -> None:
+        "End a reply line for a brain that cannot: kept once, shown once."
+        if self.sessions.move(line, move, note):
             self.relay.show(line.session, line)
 
     def _ack(self, msg: Ack) -> None:

@@ -9,10 +9,12 @@
     /ws ── tabs (a tab's connection: its rate, each frame read once) ── commands (a frame → one bus message at most)
                                                                             │ submit
                                                                             ▼
-                      broker (the bus: routes each session to a brain worker, keeps the outbox)
-                                                                            │ brain messages
+                switchboard (the bus without its sockets: routes each session to a brain worker, keeps the outbox)
+                                                                            ▲ what the brains say, to be judged
+                broker (the bus's sockets and loops)
+                                                                            │ what is left for the listener (ChatLayer)
                                                                             ▼
-                      replies (each reply line's status) ── relay, views ── clients (the tabs)
+                replies (each reply line's status) ── relay, views ── clients (the tabs)
 
 Run: uvicorn --factory web.server:create_app --host 127.0.0.1 --port $PORT   (the Procfile does)
 """
@@ -34,11 +36,11 @@ from shared.private import private_data_dir
 from web import apps
 from web.actions import Actions
 from web.app_events import AppEvents
-from web.broker import Broker, Outlet, Owner, Switchboard
-from web.dispatch import GRANTS_REMEMBERED
+from web.broker import Broker
 from web.clients import Clients
 from web.commands import ChatControls, Commands, ModelControls
-from web.components import Chat, head_assets, local_heads
+from web.components import Chat, Relay, head_assets, local_heads
+from web.dispatch import GRANTS_REMEMBERED, Owner
 from web.exchange import Exchanges, tab_id
 from web.export import to_json, to_markdown
 from web.interactions import InteractionTap
@@ -46,12 +48,12 @@ from web.limits import Admission, Bounds, Rate
 from web.loop import adopt
 from web.ports import BusAndBrains
 from web.pulls import Pulls
-from web.relay import Relay
 from web.replies import Replies
 from web.security import AllowedHosts, SecurityHeaders, same_origin
 from web.sessions import Sessions
 from web.status import ChainStatus, StatusBoard
 from web.store import DiskOutbox, Store, StoreThread, Transcripts
+from web.switchboard import Outlet, Switchboard
 from web.tabs import Tabs
 from web.tool_calls import ToolCalls
 from web.views import Views
@@ -99,6 +101,7 @@ class ChatLayer:
     tasks too), and the broker's listener, which hands each thing a brain says to its piece."""
     prompt: Prompt
     rate: Rate
+    clients: Clients
     sessions: Sessions
     pulls: Pulls
     views: Views
@@ -152,12 +155,12 @@ def wire_chat(settings: Settings, store: Store, disk: StoreThread, clients: Clie
     board = StatusBoard(clients, lambda sid: to_xml(views.status_line(sid)) + to_xml(views.pull_panel(sid)),
                         lambda sid: to_xml(views.picker(sid)), lambda: bus.models)
     events = AppEvents(sessions, bus, app_, disk, prompt)
-    tools = ToolCalls(sessions, relay, app_, Actions(store.db, app_), disk, events)
+    tools = ToolCalls(sessions, relay, Actions(store.db, app_), disk, events)
     replies = Replies(sessions, relay, bus, tools, prompt)
-    commands = Commands(ChatControls(settings, sessions, bus, relay, replies, prompt),
-                        ModelControls(sessions, bus, views, relay, pulls), tools, events, relay)
-    return ChatLayer(prompt, rate, sessions, pulls, views, events, tools, replies,
-                     Tabs(clients, sessions, views, commands, rate, relay, settings.ws_max_frame_chars), relay, board)
+    commands = Commands(ChatControls(settings, sessions, bus, relay, prompt),
+                        ModelControls(sessions, bus, views, relay, pulls), tools, events)
+    return ChatLayer(prompt, rate, clients, sessions, pulls, views, events, tools, replies,
+                     Tabs(clients, sessions, views, commands, rate, settings.ws_max_frame_chars), relay, board)
 
 
 def create_app(settings: Settings | None = None, fake_bus=None) -> FastHTML:
@@ -169,7 +172,7 @@ def create_app(settings: Settings | None = None, fake_bus=None) -> FastHTML:
     private_data_dir(settings.data_dir)  # before web.db and .sesskey are written
     store, disk, clients = Store(settings.data_dir), StoreThread(), Clients(settings.ws_tab_queue, settings.ws_tab_queue_bytes)
     outbox, outlet = DiskOutbox(store, disk, GRANTS_REMEMBERED), Outlet()
-    board = fake_bus(settings, None, outbox) if fake_bus else Switchboard(settings, outbox, outlet.send)
+    board = fake_bus(settings, None, outbox) if fake_bus else Switchboard(settings, outbox, outlet)
 
     host = apps.Host(settings)
     bounds = Bounds(settings)
@@ -257,7 +260,7 @@ def create_app(settings: Settings | None = None, fake_bus=None) -> FastHTML:
                    for w, s in board.workers.items() if s.presence}
         state, text = board.status_of("")
         return {"status": state.value, "text": text, "workers": workers, "models": board.models,
-                "clients": len(clients), "pending": len(board.pending)}
+                "clients": len(chat.clients), "pending": len(board.pending)}
 
     adopt(app, app_.fasthtml, [app.before[0], open_chat], lambda req: chat_of(req.scope["session"]["sid"]), local_heads)
     return app

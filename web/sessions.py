@@ -91,6 +91,13 @@ class Sessions:
     def keep(self, line: Line) -> None:
         self.kept.keep(line)
 
+    def move(self, line: Line, move: Move, note: str) -> bool:
+        "Make `move` on a line and keep it; False, keeping nothing, when its life does not allow it."
+        if not line.move(move, note):
+            return False
+        self.keep(line)
+        return True
+
     def choose(self, sid: str, model: str) -> None:
         self.get(sid).model = model
         self.kept.choose(sid, model)

@@ -33,7 +33,7 @@ class OutboxRow:
 
 @dataclass
 class OwnerRow:
-    "Which brain worker holds a session, under which epoch (see web/broker.py)."
+    "Which brain worker holds a session, under which epoch (see web/dispatch.py)."
     session: str = ""
     worker: str = ""
     epoch: int = 0
@@ -191,7 +191,7 @@ class Transcripts:
 
 
 class DiskOutbox:
-    "The broker's outbox, kept in SQLite through the store's thread, with the newest `grants` grants."
+    "The bus's outbox (web/dispatch.py), kept in SQLite through the store's thread, with the newest `grants` grants."
 
     def __init__(self, store: Store, disk: StoreThread, grants: int):
         self.store, self.disk, self.grants = store, disk, grants

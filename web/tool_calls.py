@@ -1,27 +1,26 @@
 """The model's actions on the app: each call applied once, shown as a card in its reply and in every
-tab, and answered with the app's state; a card's Undo reverts its action, and the model is told, as
+tab, and answered with the app's state (web/app_events.py); a card's Undo reverts its action, and the model is told, as
 of any change the user makes. The store's thread does the work, so it runs as a task of its own.
 
 A card keeps what a `Resume` needs to put its call back where it was, should the reply's brain die
 before it saved the round (`answered`): the call as the brain sent it, and the action's result."""
 import asyncio
 import json
-import uuid
 from collections.abc import Callable
 
-from shared.messages import Answered, CallTool, ToolResult
+from shared.messages import Answered, CallTool
 from web.actions import Actions
 from web.app_events import AppEvents
-from web.apps import App, Refused
+from web.apps import Refused
 from web.clients import Client
-from web.relay import Relay
+from web.components import Relay, notify
 from web.sessions import Sessions
 from web.store import StoreThread
 
 
 class ToolCalls:
-    def __init__(self, sessions: Sessions, relay: Relay, app: App, actions: Actions, disk: StoreThread, events: AppEvents):
-        self.sessions, self.relay, self.app, self.actions, self.disk, self.events = sessions, relay, app, actions, disk, events
+    def __init__(self, sessions: Sessions, relay: Relay, actions: Actions, disk: StoreThread, events: AppEvents):
+        self.sessions, self.relay, self.actions, self.disk, self.events = sessions, relay, actions, disk, events
         self.tasks: set[asyncio.Task] = set()  # kept until done, so none is collected mid-way
         self.applying: dict[tuple[str, str], set[asyncio.Task]] = {}  # by (session, reply): its calls being applied
 
@@ -67,18 +66,15 @@ class ToolCalls:
                    arguments=msg.arguments, at=msg.at, index=msg.index, undoable=self.actions.undoable(row.name))
         if changes:
             self.relay.refresh(msg.session)
-        state, brief = await self.disk.call(lambda: (self.app.state(msg.session), self.app.brief(msg.session)))
-        self.events.send_state(msg.session, state, ToolResult(
-            session=msg.session, id=uuid.uuid4().hex, reply=msg.reply, call=msg.call, ok=row.ok, text=row.text, brief=brief,
-            state=state))
+        await self.events.answer(msg, row.ok, row.text)
 
     async def _undo(self, sid: str, client: Client, call: str) -> None:
         try:
             row, changes = await self.disk.call(self.actions.undo, sid, call)
         except Refused as e:
-            return self.relay.notice(client, str(e))
+            return notify(client, str(e))
         if row is None:
-            return self.relay.notice(client, "There is nothing to undo there.")
+            return notify(client, "There is nothing to undo there.")
         self._card(sid, row.reply, call, undone=True)
         if changes:
             self.relay.refresh(sid)

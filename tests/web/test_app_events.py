@@ -1,10 +1,10 @@
 """What the model is told of the app (web/app_events.py): each user action as one app_event with
-the state after it, and the digest of the state the brain last got, kept true only once the bus has
+the state after it, each of its own actions' result with the state and the app's brief, and the digest of the state the brain last got, kept true only once the bus has
 taken the message that carries it (a lost event is then put right by the brain)."""
 import asyncio
 from types import SimpleNamespace
 
-from shared.messages import AppEvent, Prompt, ToolResult, digest
+from shared.messages import AppEvent, CallTool, Prompt, ToolResult, digest
 from tests.web.test_chats import NowDB
 from tests.fake_bus import FakeBus
 from tests.web.test_sessions import Tabs
@@ -28,7 +28,11 @@ class Offers(FakeBus):
 
 
 def app():
-    return SimpleNamespace(state=lambda sid: f"The list of {sid}: milk")
+    return SimpleNamespace(state=lambda sid: f"The list of {sid}: milk", brief=lambda sid: f"{sid}'s list is now: milk.")
+
+
+def add(session="s"):
+    return CallTool(worker="w1", session=session, reply="r1", call="c1", name="add", arguments={"title": "milk"})
 
 
 def make(tmp_path, answer=True):
@@ -57,11 +61,20 @@ def test_each_event_carries_the_digest_of_the_state_the_brain_last_got(tmp_path)
     assert len({e.id for e in broker.offered}) == 3 and sessions.get("s").told == digest("two")
 
 
+def test_an_action_of_the_model_is_answered_with_its_result_the_state_after_it_and_the_apps_brief(tmp_path):
+    events, sessions, broker = make(tmp_path)
+    asyncio.run(events.answer(add(), True, "Added 'milk'."))
+    [result] = broker.offered
+    assert isinstance(result, ToolResult) and (result.session, result.reply, result.call, result.ok, result.text,
+                                               result.brief, result.state) == (
+        "s", "r1", "c1", True, "Added 'milk'.", "s's list is now: milk.", "The list of s: milk")
+    assert sessions.get("s").told == digest("The list of s: milk")
+
+
 def test_only_a_message_the_bus_took_counts_as_the_brains_state(tmp_path):
-    for answer, told in ((None, ""), (False, digest("state"))):  # waiting for a brain: it will be sent
+    for answer, told in ((None, ""), (False, digest("The list of s: milk"))):  # waiting for a brain: it will be sent
         events, sessions, _ = make(tmp_path / str(answer), answer)
-        events.send_state("s", "state", ToolResult(session="s", id="m1", reply="r1", call="c1", ok=True, text="ok",
-                                                   state="state"))
+        asyncio.run(events.answer(add(), True, "ok"))
         assert sessions.get("s").told == told
 
 

@@ -12,8 +12,10 @@ from shared.config import Settings
 from shared.messages import (Ack, AppEvent, Bye, Chat, Chunk, Done, Grant, Heartbeat, Hello, Prompt, Revoke, Stop, ToBrain,
                              decode, encode)
 from tests.strategies import any_text
-from web.broker import Broker, Outlet, Owner, Switchboard
+from web.broker import Broker
+from web.dispatch import Owner
 from web.ports import NotSent
+from web.switchboard import Outlet, Switchboard
 
 
 class Recorder:
@@ -68,7 +70,7 @@ def beat(worker, **kw):
 def make(now, **env):
     recorder, outlet = Recorder(), Outlet()
     settings = Settings.from_env({"BUS_HEARTBEAT_S": "1", **env})
-    broker = Broker(settings, recorder, Switchboard(settings, recorder, outlet.send, clock=lambda: now[0]), outlet)
+    broker = Broker(settings, recorder, Switchboard(settings, recorder, outlet, clock=lambda: now[0]), outlet)
     outlet.socket = recorder
     return broker, recorder
 
@@ -519,6 +521,28 @@ class BrokerMachine(RuleBasedStateMachine):
 
 
 TestBrokerMachine = pytest.mark.fuzz(BrokerMachine.TestCase)
+
+
+def test_a_message_that_cannot_be_sent_is_dropped_and_the_others_go():
+    now = [0.0]
+    broker, rec = make(now)
+    broker.board.submit(chat("s", "poison"))
+    broker.board.submit(chat("t", "fine"))
+    sent = rec.send_multipart
+
+    def send_multipart(frames, copy=True):
+        if getattr(decode(frames), "id", "") == "m-poison":
+            raise OSError("the socket refused it")
+        sent(frames, copy)
+    rec.send_multipart = send_multipart
+    broker.subscription(b"\x01brain.w1.")
+    broker.from_publisher(hello("w1", parallel=2))
+    assert [m.id for m in rec.sent] == ["m-fine"] and list(broker.board.pending) == ["m-fine"]
+    assert rec.dropped == ["m-poison"] and broker.board.dispatch.load("w1") == 1
+    now[0] = 3.5
+    broker.from_publisher(beat("w1", parallel=2))
+    broker.check_liveness()
+    assert [m.id for m in rec.sent] == ["m-fine", "m-fine"], "not acked: sent again; the dropped one never"
 
 
 def test_a_tail_subscribed_to_every_brain_topic_is_no_worker():

@@ -17,10 +17,11 @@ from tests.fake_bus import FakeBus
 from tests.strategies import frames
 from tests.web.test_broker import Recorder, beat, hello
 from web import apps
-from web.broker import Broker, Outlet, Switchboard
+from web.broker import Broker
 from web.ports import NotSent
 from web.server import ChatLayer, create_app, wire_chat
 from web.store import Store
+from web.switchboard import Outlet, Switchboard
 from web.tabs import Tab
 from web.transcript import Status
 
@@ -509,7 +510,7 @@ def with_broker(tmp_path, **env):
     now = [0.0]
     settings = Settings.from_env({"DATA_DIR": str(tmp_path), "BUS_HEARTBEAT_S": "1", **env})
     recorder, outlet = Recorder(), Outlet()
-    board = Switchboard(settings, recorder, outlet.send, clock=lambda: now[0])
+    board = Switchboard(settings, recorder, outlet, clock=lambda: now[0])
     chats = make_chats(settings, Store(tmp_path), board, FakeTabs())
     broker = Broker(settings, chats, board, outlet)
     outlet.socket = recorder

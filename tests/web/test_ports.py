@@ -7,7 +7,7 @@ import pytest
 
 from tests.fake_bus import FakeBus
 from web import ports
-from web.broker import Switchboard
+from web.switchboard import Switchboard
 
 MEMBERS = [(port, name) for port in (ports.Bus, ports.Brains)
            for name, value in vars(port).items() if not name.startswith("_") and (callable(value) or isinstance(value, property))]

@@ -6,14 +6,21 @@ import json
 
 import pytest
 
+from tests import page
 from tests.web.test_chats import Client
-from web.frames import Command, Control, Used
+from web.commands import Command, Control, Used
 from web.limits import Rate
 from web.tabs import Tab, Tabs
 
 
-class Relay:
-    def notice(self, client, text): client.send(f"notice: {text}")
+def notices(client):
+    "What the tab was told, as its page shows it."
+    told = []
+    for html in client.sent:
+        tab = page.Tab(ws=[])
+        tab._apply(html)
+        told.append(tab.notice)
+    return told
 
 
 class Commands:
@@ -48,7 +55,7 @@ class Views:
 
 @pytest.fixture
 def tabs():
-    return Tabs(Clients(), Sessions(), Views(), Commands(), Rate(1, 3, clock=lambda: 0.0), Relay(), max_chars=1024)
+    return Tabs(Clients(), Sessions(), Views(), Commands(), Rate(1, 3, clock=lambda: 0.0), max_chars=1024)
 
 
 def test_a_tab_connects_with_its_session_read_in_and_starts_from_its_snapshot(tabs):
@@ -72,7 +79,8 @@ def test_each_frame_is_read_once_and_handed_on_typed(tabs):
 def test_a_frame_that_cannot_be_read_goes_no_further_than_a_notice(tabs, text):
     tab = Tab(tabs, "s", Client())
     tab.receive(text)
-    assert tabs.commands.done == [] and len(tab.client.sent) == 1 and "othing was sent" in tab.client.sent[0]
+    [told] = notices(tab.client)
+    assert tabs.commands.done == [] and "othing was sent" in told
 
 
 def test_frames_past_the_sessions_rate_are_refused_and_told_once(tabs):
@@ -80,8 +88,8 @@ def test_frames_past_the_sessions_rate_are_refused_and_told_once(tabs):
     for i in range(10):
         tab.receive(json.dumps({"lamp": str(i)}))
     assert len(tabs.commands.done) == 3
-    assert tab.client.sent == ["notice: Too many messages at once; slow down. More than 3 at a time, or 1 a second, "
-                               "are ignored (SESSION_RATE)."]
+    assert notices(tab.client) == ["Too many messages at once; slow down. More than 3 at a time, or 1 a second, "
+                                   "are ignored (SESSION_RATE)."]
     tab.receive("not json")
     assert len(tab.client.sent) == 1, "an unreadable frame past the rate is not even read"
     other.receive(json.dumps({"msg": "hello"}))
@@ -92,7 +100,7 @@ def test_a_frame_the_web_could_not_handle_is_told_and_the_tab_goes_on(tabs, capl
     tab = Tab(tabs, "s", Client())
     tabs.commands.fail = True
     tab.receive(json.dumps({"msg": "hi"}))
-    assert tab.client.sent == ["notice: That message could not be handled; nothing was sent."]
+    assert notices(tab.client) == ["That message could not be handled; nothing was sent."]
     assert "could not be handled" in caplog.text
     tabs.commands.fail = False
     tab.receive(json.dumps({"msg": "again"}))

@@ -1,12 +1,11 @@
-"""The model's actions on the app (web/tool_calls.py), with a stand-in app and actions: a call is
-shown as a card in its reply and in every tab, answered with the result and the app's brief, and
-undone on request; what cannot be undone is told to the tab that asked. A card keeps the call as the
+"""The model's actions on the app (web/tool_calls.py), with stand-in actions and app events: a call
+is shown as a card in its reply and in every tab, answered with its result, and undone on request; what cannot be undone is told to the tab that asked. A card keeps the call as the
 brain sent it, which is what a resume carries (`answered`)."""
 import asyncio
 import json
-from types import SimpleNamespace
 
-from shared.messages import CallTool, ToolResult
+from shared.messages import CallTool
+from tests import page
 from tests.web.test_chats import Client, NowDB
 from tests.web.test_sessions import Tabs
 from web.actions import ActionRow
@@ -18,10 +17,9 @@ from web.transcript import Line, Status
 
 
 class Relay:
-    def __init__(self): self.shown, self.refreshed, self.notices = [], [], []
+    def __init__(self): self.shown, self.refreshed = [], []
     def show(self, session, line): self.shown.append((session, line.reply, line.cards))
     def refresh(self, session): self.refreshed.append(session)
-    def notice(self, client, text): self.notices.append(text)
 
 
 class Actions:
@@ -52,17 +50,27 @@ class Actions:
 
 
 class Events:
+    "The app events: each call's answer, and the user's changes."
     def __init__(self): self.sent, self.changed_ = [], []
-    def send_state(self, sid, state, msg): self.sent.append((sid, state, msg))
+    async def answer(self, call, ok, text): self.sent.append((call, ok, text))
     async def changed(self, sid, changes): self.changed_.append((sid, changes))
 
 
 def make(tmp_path):
     sessions = Sessions(Transcripts(Store(tmp_path), NowDB()), Tabs(), None)
     sessions.add("s", Line(reply="r1", role="reply", status=Status.STREAMING))
-    app = SimpleNamespace(state=lambda sid: "The list: milk", brief=lambda sid: "The list is now: milk.")
     relay, actions, events = Relay(), Actions(), Events()
-    return ToolCalls(sessions, relay, app, actions, NowDB(), events), sessions, relay, actions, events
+    return ToolCalls(sessions, relay, actions, NowDB(), events), sessions, relay, actions, events
+
+
+def notices(client):
+    "What the tab was told, as its page shows it."
+    told = []
+    for html in client.sent:
+        tab = page.Tab(ws=[])
+        tab._apply(html)
+        told.append(tab.notice)
+    return told
 
 
 def call(tools, *msgs):
@@ -78,17 +86,15 @@ def add(call_id, title="milk", name="add", at=0, index=0):
                     index=index)
 
 
-def test_a_call_is_shown_as_a_card_and_in_every_tab_and_answered_with_the_apps_brief(tmp_path):
+def test_a_call_is_shown_as_a_card_and_in_every_tab_and_answered_with_its_result(tmp_path):
     tools, sessions, relay, _, events = make(tmp_path)
     call(tools, add("c1", at=7))
     assert json.loads(sessions.get("s").reply("r1").cards) == [{"call": "c1", "text": "Added 'milk'.", "ok": True,
                                                                  "undone": False, "name": "add",
                                                                  "arguments": {"title": "milk"}, "at": 7, "index": 0, "undoable": True}]
     assert relay.refreshed == ["s"] and relay.shown[-1][:2] == ("s", "r1"), "every tab fetches the app again, once"
-    [(sid, state, result)] = events.sent
-    assert isinstance(result, ToolResult) and (sid, state, result.reply, result.call, result.ok, result.text,
-                                               result.brief, result.state) == (
-        "s", "The list: milk", "r1", "c1", True, "Added 'milk'.", "The list is now: milk.", "The list: milk")
+    [(answered_, ok, text)] = events.sent
+    assert (answered_.call, ok, text) == ("c1", True, "Added 'milk'."), "answered with the action's result"
     assert tools.tasks == set(), "a task is let go of once done"
 
 
@@ -106,7 +112,7 @@ def test_a_call_that_comes_again_keeps_one_card_and_a_refused_one_says_so(tmp_pa
     call(tools, add("c1"), add("c1"), add("c2", name="fly"))
     cards = json.loads(sessions.get("s").reply("r1").cards)
     assert [(c["call"], c["ok"]) for c in cards] == [("c1", True), ("c2", False)]
-    assert [m.ok for _, _, m in events.sent] == [True, True, False], "each call is answered"
+    assert [ok for _, ok, _ in events.sent] == [True, True, False], "each call is answered"
 
 
 def test_a_call_for_a_reply_no_longer_held_is_still_applied_and_answered(tmp_path):
@@ -127,7 +133,7 @@ def test_undo_marks_the_card_shows_the_change_and_tells_the_model_as_of_a_users_
     assert json.loads(sessions.get("s").reply("r1").cards)[0]["undone"] is True
     assert relay.refreshed[-1] == "s" and events.changed_ == [("s", ["-c1"])]
     asyncio.run(undo())
-    assert relay.notices == ["There is nothing to undo there."] and len(events.changed_) == 1
+    assert notices(client) == ["There is nothing to undo there."] and len(events.changed_) == 1
 
 
 def test_an_undo_the_app_refuses_changes_nothing_and_the_tab_is_told_why(tmp_path):
@@ -135,11 +141,13 @@ def test_an_undo_the_app_refuses_changes_nothing_and_the_tab_is_told_why(tmp_pat
     call(tools, add("c1"))
     actions.refuse = True
 
+    client = Client()
+
     async def undo():
-        tools.undo("s", Client(), "c1")
+        tools.undo("s", client, "c1")
         await asyncio.gather(*tools.tasks)
     asyncio.run(undo())
-    assert relay.notices == ["The list is full."] and events.changed_ == []
+    assert notices(client) == ["The list is full."] and events.changed_ == []
     assert json.loads(sessions.get("s").reply("r1").cards)[0]["undone"] is False
 
 

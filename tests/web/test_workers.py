@@ -1,8 +1,9 @@
 """What the web knows of each worker, with a hand-turned clock: when it is ready, silent, back or
-gone, which models it offers, and when the status line has something new to say."""
+gone, which models it offers, when the status line has something new to say, and the credit each
+is due (the web's side of flow control)."""
 from shared.config import Settings
-from shared.messages import Heartbeat, Hello
-from web.workers import RESTART_GRACE_S, Workers
+from shared.messages import Chunk, Credit, Heartbeat, Hello
+from web.workers import RESTART_GRACE_S, Credits, Workers
 
 UP = dict(ollama="up", ollama_url="http://127.0.0.1:11434")
 
@@ -112,3 +113,21 @@ def test_after_a_goodbye_the_status_says_restarting_for_the_grace_only():
     assert workers.restarting and not workers.status_changed()
     now[0] = 10.0 + RESTART_GRACE_S
     assert not workers.restarting and workers.status_changed()
+
+
+def test_the_web_credits_each_heartbeat_and_every_quarter_window_and_recounts_at_heartbeats():
+    chunk = Chunk(worker="w1", session="s", reply="r", seq=0, text="x")
+    credits = Credits(window=8)
+    credits.took(chunk)
+    assert credits.due() == [], "a worker not yet heard from is not counted"
+    credits.took(beat("w1", sent=10))
+    assert credits.due() == [Credit(worker="w1", seen=11)]
+    credits.took(chunk)
+    assert credits.due() == [], "less than a quarter window since"
+    credits.took(chunk)
+    assert credits.due() == [Credit(worker="w1", seen=13)]
+    credits.took(beat("w1", sent=20))  # seven of its messages were lost on the way
+    assert credits.due() == [Credit(worker="w1", seen=21)]
+    credits.forget("w1")
+    credits.took(chunk)
+    assert credits.due() == []

@@ -1,7 +1,8 @@
-"""The relay (web/relay.py): transcript lines rendered as htmx-ext-ws fragments for every tab of a
-session, read back the way htmx-ext-ws applies them (tests/page.py's Tab)."""
+"""What the tabs are sent (web/components.py): transcript lines rendered as htmx-ext-ws fragments
+for every tab of a session (the `Relay`), and a notice for one tab, read back the way htmx-ext-ws
+applies them (tests/page.py's Tab)."""
 from tests.page import Tab
-from web.relay import Relay
+from web.components import Relay, notify
 from web.transcript import Line, Status
 
 
@@ -86,7 +87,7 @@ def test_a_notice_goes_to_one_tab():
         def send(self, html):
             sent.append(html)
 
-    Relay(Clients()).notice(Client(), "Too long: 8000 characters at most.")
+    notify(Client(), "Too long: 8000 characters at most.")
     tab = Tab(ws=[])
     tab._apply(sent[0])
     assert tab.notice == "Too long: 8000 characters at most."
