@@ -1,5 +1,5 @@
 """Process-level: flow control between a brain and a web that falls behind (brain/outlet.py,
-web/credits.py). The web is frozen (SIGSTOP) while replies stream; the brain stops at its window,
+web/workers.py). The web is frozen (SIGSTOP) while replies stream; the brain stops at its window,
 holds each reply's new words, and once the web takes what waited, sends them in fewer, larger
 chunks: every word arrives in the chunks, in order, and each reply's end matches them."""
 import os
