@@ -181,6 +181,16 @@ class Tab:
         self.ws.close()
 
 
+def notices(sent: list[str]) -> list[str]:
+    "What a tab sent these frames was told, each as its page shows it."
+    told = []
+    for html in sent:
+        tab = Tab(ws=[])
+        tab._apply(html)
+        told.append(tab.notice)
+    return told
+
+
 class Visitor:
     "One browser: a session cookie shared by its tabs."
 

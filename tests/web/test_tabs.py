@@ -13,16 +13,6 @@ from web.limits import Rate
 from web.tabs import Tab, Tabs
 
 
-def notices(client):
-    "What the tab was told, as its page shows it."
-    told = []
-    for html in client.sent:
-        tab = page.Tab(ws=[])
-        tab._apply(html)
-        told.append(tab.notice)
-    return told
-
-
 class Commands:
     def __init__(self): self.done, self.fail = [], False
 
@@ -79,7 +69,7 @@ def test_each_frame_is_read_once_and_handed_on_typed(tabs):
 def test_a_frame_that_cannot_be_read_goes_no_further_than_a_notice(tabs, text):
     tab = Tab(tabs, "s", Client())
     tab.receive(text)
-    [told] = notices(tab.client)
+    [told] = page.notices(tab.client.sent)
     assert tabs.commands.done == [] and "othing was sent" in told
 
 
@@ -88,7 +78,7 @@ def test_frames_past_the_sessions_rate_are_refused_and_told_once(tabs):
     for i in range(10):
         tab.receive(json.dumps({"lamp": str(i)}))
     assert len(tabs.commands.done) == 3
-    assert notices(tab.client) == ["Too many messages at once; slow down. More than 3 at a time, or 1 a second, "
+    assert page.notices(tab.client.sent) == ["Too many messages at once; slow down. More than 3 at a time, or 1 a second, "
                                    "are ignored (SESSION_RATE)."]
     tab.receive("not json")
     assert len(tab.client.sent) == 1, "an unreadable frame past the rate is not even read"
@@ -100,7 +90,7 @@ def test_a_frame_the_web_could_not_handle_is_told_and_the_tab_goes_on(tabs, capl
     tab = Tab(tabs, "s", Client())
     tabs.commands.fail = True
     tab.receive(json.dumps({"msg": "hi"}))
-    assert notices(tab.client) == ["That message could not be handled; nothing was sent."]
+    assert page.notices(tab.client.sent) == ["That message could not be handled; nothing was sent."]
     assert "could not be handled" in caplog.text
     tabs.commands.fail = False
     tab.receive(json.dumps({"msg": "again"}))

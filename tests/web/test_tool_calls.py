@@ -63,16 +63,6 @@ def make(tmp_path):
     return ToolCalls(sessions, relay, actions, NowDB(), events), sessions, relay, actions, events
 
 
-def notices(client):
-    "What the tab was told, as its page shows it."
-    told = []
-    for html in client.sent:
-        tab = page.Tab(ws=[])
-        tab._apply(html)
-        told.append(tab.notice)
-    return told
-
-
 def call(tools, *msgs):
     async def go():
         for msg in msgs:
@@ -133,7 +123,7 @@ def test_undo_marks_the_card_shows_the_change_and_tells_the_model_as_of_a_users_
     assert json.loads(sessions.get("s").reply("r1").cards)[0]["undone"] is True
     assert relay.refreshed[-1] == "s" and events.changed_ == [("s", ["-c1"])]
     asyncio.run(undo())
-    assert notices(client) == ["There is nothing to undo there."] and len(events.changed_) == 1
+    assert page.notices(client.sent) == ["There is nothing to undo there."] and len(events.changed_) == 1
 
 
 def test_an_undo_the_app_refuses_changes_nothing_and_the_tab_is_told_why(tmp_path):
@@ -147,7 +137,7 @@ def test_an_undo_the_app_refuses_changes_nothing_and_the_tab_is_told_why(tmp_pat
         tools.undo("s", client, "c1")
         await asyncio.gather(*tools.tasks)
     asyncio.run(undo())
-    assert notices(client) == ["The list is full."] and events.changed_ == []
+    assert page.notices(client.sent) == ["The list is full."] and events.changed_ == []
     assert json.loads(sessions.get("s").reply("r1").cards)[0]["undone"] is False
 
 
