@@ -8,6 +8,10 @@
 - A mid-stream failure is a `{"error": ...}` line with no done line after it.
 - `options.num_predict` bounds the reply: past that many tokens it ends with `done_reason: "length"`.
 - `messages: []` only loads the model: a single done line with `done_reason: "load"`.
+- A final assistant message is continued, not answered (a prefill; its reply holds only the new
+  text, as Ollama's does): the rest of the reply this fake generated that it begins; a reply the
+  fake generated whole is ended at once, as a model's most likely next token after its own finished
+  answer is its end of turn; any other text gets new words after it.
 - `GET /` says "Ollama is running"; `/api/tags` and `/api/version` answer as Ollama does.
 - `POST /api/show {"model"}` describes a pulled model as Ollama does (`details` with `family` and
   `parameter_size` such as "3.2B", `model_info` with `general.parameter_count`, `capabilities`);
@@ -444,10 +448,11 @@ class FakeOllama:
             self.plans.extend(plans)
 
     def continuation(self, said: str, body: dict) -> list[str]:
-        """Prefill: the rest of the reply that `said` began (one this fake generated earlier), else
-        new words after it; the reply holds only the new text, as Ollama's does."""
-        whole = next((t for t in reversed(self.generated) if t.startswith(said) and len(t) > len(said)), None)
-        return words(whole[len(said):]) if whole else words(" " + self.reply_for(body, len(self.requests)))
+        """Prefill: the rest of the reply that `said` began (one this fake generated earlier), nothing
+        when it is one the fake generated whole, else new words after it; the reply holds only the
+        new text, as Ollama's does."""
+        whole = next((t for t in reversed(self.generated) if t.startswith(said)), None)
+        return words(whole[len(said):]) if whole is not None else words(" " + self.reply_for(body, len(self.requests)))
 
     def reply_for(self, body: dict, n: int) -> str:
         last = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")

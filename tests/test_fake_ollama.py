@@ -207,3 +207,14 @@ def test_the_official_client_reads_a_structured_reply(fake):
         assert (e.status_code, e.error) == (500, "invalid JSON schema in format")
     else:
         raise AssertionError("a malformed format must fail")
+
+
+def test_a_prefill_is_continued_and_a_reply_it_wrote_whole_is_ended_at_once(fake):
+    whole = content(lines(chat(fake)))
+    cut = whole[:len(whole) // 2]
+    rest = lines(chat(fake, messages=USER + [{"role": "assistant", "content": cut}]))
+    assert cut + content(rest) == whole and rest[-1]["done"], "the reply it began, carried on"
+    ended = lines(chat(fake, messages=USER + [{"role": "assistant", "content": whole}]))
+    assert content(ended) == "" and ended[-1]["done_reason"] == "stop", "its own finished answer: the end of turn"
+    other = content(lines(chat(fake, messages=USER + [{"role": "assistant", "content": "Well,"}])))
+    assert other.startswith(" ") and "Well," not in other, "text it never wrote: new words after it"
