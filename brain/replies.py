@@ -130,6 +130,12 @@ class Replies:
         "Whether a reply waits on this result (it passes however full the session's queue)."
         return self.calls.awaited(result)
 
+    async def mode(self, conversation: Conversation, model: str = "") -> None:
+        """Whether the brain decides first for the model the conversation is asked with: known before
+        an app note is told or a warm-up made, not only at a turn, so a session's requests (the
+        warm-ups, the decision and the reply) begin alike and Ollama's prompt cache serves them all."""
+        conversation.decides = await self.modes.decides(model or conversation.model or self.settings.model)
+
     async def warm(self, job: Warm, conversation: Conversation) -> None:
         """Have Ollama evaluate the new app events right away. A click changes only the end of
         the prompt, but those tokens would still be evaluated when the user's next message or the
@@ -137,6 +143,7 @@ class Replies:
         messages = conversation.upcoming()
         if messages is None or not self.ollama_up:
             return
+        await self.mode(conversation)
         messages = tools.shown(conversation.decides, messages)
         try:
             await self.streams.warm(conversation.model or self.settings.model, messages,
@@ -146,7 +153,7 @@ class Replies:
 
     async def make(self, turn: Turn, conversation: Conversation) -> None:
         rounds = Rounds(self.settings.tool_rounds)
-        conversation.decides = await self.modes.decides(turn.model or conversation.model or self.settings.model)
+        await self.mode(conversation, turn.model)
         if turn.prompt is not None:
             conversation.prompt = tools.as_told(turn.prompt, self.settings, conversation.decides)
         try:

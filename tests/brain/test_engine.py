@@ -39,8 +39,8 @@ class ScriptedOllama:
     def __init__(self):
         self.scripts, self.asked, self.hold, self.holding = [], [], False, []
 
-    def chat(self, model, messages, *, options=None, tools=None, keep_alive=None, hangup=None):
-        self.asked.append({"model": model, "messages": messages, "options": options, "tools": tools})
+    def chat(self, model, messages, *, options=None, tools=None, keep_alive=None, hangup=None, format=None):
+        self.asked.append({"model": model, "messages": messages, "options": options, "tools": tools, "format": format})
         script = self.scripts.pop(0) if self.scripts and (options or {}).get("num_predict") != 1 else ["ok"]
         if isinstance(script, Exception):
             raise script
@@ -289,6 +289,26 @@ def test_a_burst_of_app_changes_makes_one_comment_once_the_clicking_pauses(run):
             "the comment is asked with the prompt the app's events gave"
         assert len(ollama.asked) > 1, "the changes were evaluated ahead (warm-up) too"
     run(scenario)
+
+
+@pytest.mark.parametrize("mode", ["decide", "auto"])
+def test_an_app_change_before_the_first_turn_is_told_and_warmed_as_the_turns_requests_will_be(run, mode):
+    """The mode (decide first, or call natively) is known before any app note or warm-up is made for a
+    session, so the decision's request finds the warm-up's prompt in Ollama's cache: same system
+    message, no tools. (A small model under `auto`: the scripted Ollama describes it so.)"""
+    async def scenario(engine, ollama, sent, clock, watch):
+        ollama.show = lambda model: {"details": {"family": "qwen2", "parameter_size": "494.03M"}}
+        milk = Todo(1, "milk", False)
+        engine.handle(Web().changed("e1", "added", milk, [milk]))
+        await until(lambda: ollama.asked)
+        engine.handle(chat("r1", "add eggs"))
+        await until(lambda: finals(sent))
+        warm, decision = ollama.asked[0], ollama.asked[1]
+        assert (warm["options"] or {}).get("num_predict") == 1, "a warm-up"
+        assert warm["tools"] is None and decision["tools"] is None, "in this mode no tools are sent"
+        assert "The app's actions:" in warm["messages"][0]["content"]
+        assert warm["messages"][0] == decision["messages"][0], "the decision's prompt is what was warmed"
+    run(scenario, MODEL_TOOL_MODE=mode)
 
 
 def test_new_chat_drops_the_turns_and_keeps_the_apps_state(run):
