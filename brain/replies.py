@@ -153,7 +153,10 @@ class Replies:
 
     async def make(self, turn: Turn, conversation: Conversation) -> None:
         rounds = Rounds(self.settings.tool_rounds)
-        await self.mode(conversation, turn.model)
+        if turn.asked_by_user:
+            await self._until_up(turn)  # so its mode comes from what Ollama says of the model, not a guess
+        if self.watch.reach is not Reach.DOWN:
+            await self.mode(conversation, turn.model)
         if turn.prompt is not None:
             conversation.prompt = tools.as_told(turn.prompt, self.settings, conversation.decides)
         try:
@@ -344,9 +347,7 @@ class Replies:
             if turn.control.cancelled:
                 return Answer("", "", Stats(), [])
             if self.watch.reach is Reach.DOWN:
-                self.bus.waiting(turn, f"Waiting for Ollama: it is not running at {self.settings.ollama_url}. Start it "
-                                       "with `ollama serve`; this message is answered as soon as it is up.")
-                await self._until(turn, self.watch.up.wait())
+                await self._until_up(turn)
                 continue
             self._bound_in_time(turn, rounds)
             offered = tools.offered(conversation, self.settings)
@@ -385,6 +386,13 @@ class Replies:
         if not turn.control.cancelled:
             rounds.overran = True
             turn.control.cancel()
+
+    async def _until_up(self, turn: Turn) -> None:
+        "While Ollama is down the turn waits for it (the web shows why); Stop ends the wait."
+        if self.watch.reach is Reach.DOWN:
+            self.bus.waiting(turn, f"Waiting for Ollama: it is not running at {self.settings.ollama_url}. Start it "
+                                   "with `ollama serve`; this message is answered as soon as it is up.")
+            await self._until(turn, self.watch.up.wait())
 
     async def _pause(self, turn: Turn, seconds: float) -> None:
         elapsed = asyncio.Event()

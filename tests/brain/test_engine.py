@@ -311,6 +311,25 @@ def test_an_app_change_before_the_first_turn_is_told_and_warmed_as_the_turns_req
     run(scenario, MODEL_TOOL_MODE=mode)
 
 
+def test_a_message_sent_while_ollama_is_down_is_answered_in_the_mode_its_model_gets_once_ollama_is_back(run):
+    "Under `auto` the model's size is asked of Ollama: a turn that finds it down waits for it before choosing."
+    async def scenario(engine, ollama, sent, clock, watch):
+        def show(model):
+            if watch.reach is Reach.DOWN:
+                raise OllamaUnavailable("connection refused")
+            return {"details": {"family": "qwen2", "parameter_size": "494.03M"}}
+        ollama.show = show
+        watch.reach = Reach.DOWN
+        watch.up.clear()
+        engine.handle(chat("r1", "add eggs"))
+        await until(lambda: [m for m in sent if isinstance(m, Waiting)])
+        watch.back()
+        await until(lambda: finals(sent))
+        decision = ollama.replies()[0]
+        assert decision["format"] is not None and decision["tools"] is None, "decided first, as for a small model"
+    run(scenario, MODEL_TOOL_MODE="auto")
+
+
 def test_new_chat_drops_the_turns_and_keeps_the_apps_state(run):
     async def scenario(engine, ollama, sent, clock, watch):
         milk = Todo(1, "milk", False)
