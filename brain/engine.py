@@ -195,8 +195,7 @@ class Engine:
                 case Warm():
                     await self.replies.warm(job, conversation)
                 case Event(event=event):
-                    if self.replies.ollama_up:  # else the next turn finds the mode (no look at a model per click)
-                        await self.replies.mode(conversation)
+                    await self.replies.mode(conversation)
                     self.record(session, event, conversation)
                 case LateResult(result=result):
                     conversation.late_result(result.call, result.text, result.state)

@@ -133,8 +133,10 @@ class Replies:
     async def mode(self, conversation: Conversation, model: str = "") -> None:
         """Whether the brain decides first for the model the conversation is asked with: known before
         an app note is told or a warm-up made, not only at a turn, so a session's requests (the
-        warm-ups, the decision and the reply) begin alike and Ollama's prompt cache serves them all."""
-        conversation.decides = await self.modes.decides(model or conversation.model or self.settings.model)
+        warm-ups, the decision and the reply) begin alike and Ollama's prompt cache serves them all.
+        While Ollama is down it stays as it was: no look at a model that cannot answer."""
+        if self.watch.reach is not Reach.DOWN:
+            conversation.decides = await self.modes.decides(model or conversation.model or self.settings.model)
 
     async def warm(self, job: Warm, conversation: Conversation) -> None:
         """Have Ollama evaluate the new app events right away. A click changes only the end of
@@ -155,8 +157,7 @@ class Replies:
         rounds = Rounds(self.settings.tool_rounds)
         if turn.asked_by_user:
             await self._until_up(turn)  # so its mode comes from what Ollama says of the model, not a guess
-        if self.watch.reach is not Reach.DOWN:
-            await self.mode(conversation, turn.model)
+        await self.mode(conversation, turn.model)
         if turn.prompt is not None:
             conversation.prompt = tools.as_told(turn.prompt, self.settings, conversation.decides)
         try:

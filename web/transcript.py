@@ -68,9 +68,8 @@ class Line:
     its place when its status changes. `reply` is the id of the reply it belongs to, as the bus
     names it: the user's message and the reply to it share one; a note carries the reply it is
     about. `asks` is the `reply` of the user line a reply answers ("" for a comment the brain made
-    by itself); `note`
-    holds an error or the reply's stats; `seq` is the next chunk expected while a reply streams;
-    `cards` are the actions the model took while making it."""
+    by itself); `note` holds an error or the reply's stats; `seq` is the next chunk expected while
+    a reply streams; `cards` are the actions the model took while making it."""
     id: int | None = None
     session: str = ""
     reply: str = ""
