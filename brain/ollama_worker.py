@@ -16,6 +16,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
+from brain.asking import Asker
 from brain.conversations import MAX_SESSIONS, Conversations
 from brain.engine import Engine, fence
 from brain.memory import Disk, Memory
@@ -57,7 +58,7 @@ def wire_engine(settings: Settings, ollama: OllamaClient, memory: Memory, watch:
     conversations = Conversations(memory, runtime.disk, loop, keep=sessions.active,
                                   fenced=partial(fence, sessions, calls), limit=held)
     streams = Streams(ollama, settings, runtime.pool, loop, bus)
-    replies = Replies(settings, watch, streams, calls, conversations, bus, call_later)
+    replies = Replies(settings, Asker(settings, watch, streams, bus, call_later), calls, conversations, bus)
     return Engine(settings, sessions, conversations, replies, bus)
 
 

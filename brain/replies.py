@@ -11,28 +11,23 @@ A reply is bounded: Ollama generates at most REPLY_MAX_TOKENS a round (`num_pred
 first request the reply may take REPLY_MAX_S; past either it ends with what it said, and a note
 saying where it was cut.
 """
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
 from brain import claims, tools
+from brain.asking import Asker, Deadline
 from brain.conversation import Conversation
 from brain.conversations import Conversations
 from brain.jobs import Turn, Warm
-from brain.ollama_client import NoAnswer, OllamaError, OllamaFailed, ToolCall, ToolsUnsupported
-from brain.ollama_watch import OllamaWatch
+from brain.ollama_client import ToolCall
 from brain.outlet import ReplyBus
-from brain.streams import Answer, Interrupted, Streams
+from brain.streams import Answer, Interrupted
 from brain.tool_calls import ToolCalls, as_sent, asked, rounds_of
 from shared.config import Settings
-from shared.messages import Answered, FailCode, Reach, Stats, ToolResult
+from shared.messages import Answered, FailCode, ToolResult
 
 log = logging.getLogger("brain")
-# A request Ollama dropped before answering, while its check finds it up, is asked again after these
-# pauses, then the reply fails: Ollama may drop one request (a runner restarting) but not each one.
-RETRY_DELAYS_S = (1.0, 2.0)
 NOT_RESUMED = "The brain stopped mid-reply and the next one could not carry it on; what arrived is shown. Retry asks again"
 
 
@@ -63,8 +58,7 @@ class Rounds:
     made: dict[str, str] = field(default_factory=dict)  # the calls applied: their result, by what they asked
     asked: int = 0
     acted: int = 0  # rounds that changed something
-    deadline: asyncio.TimerHandle | None = None  # REPLY_MAX_S, counted from the reply's first request
-    overran: bool = False  # cut off at REPLY_MAX_S
+    deadline: Deadline = field(default_factory=Deadline)  # REPLY_MAX_S
 
     def messages(self, conversation: Conversation, then: tuple[dict, ...] = ()) -> list[dict]:
         """The conversation as the model is shown it (brain/tools.py), then what this request alone
@@ -112,15 +106,13 @@ class Rounds:
 
 
 class Replies:
-    def __init__(self, settings: Settings, watch: OllamaWatch, streams: Streams, calls: ToolCalls,
-                 conversations: Conversations, bus: ReplyBus, call_later: Callable[..., asyncio.TimerHandle]):
-        self.settings, self.watch, self.streams, self.calls = settings, watch, streams, calls
-        self.conversations, self.bus, self.call_later = conversations, bus, call_later
-        self.modes = tools.Modes(settings, streams.show)  # how each model is asked: deciding first or not
+    def __init__(self, settings: Settings, asker: Asker, calls: ToolCalls, conversations: Conversations,
+                 bus: ReplyBus):
+        self.settings, self.asker, self.calls, self.conversations, self.bus = settings, asker, calls, conversations, bus
 
     @property
     def ollama_up(self) -> bool:
-        return self.watch.reach is Reach.UP
+        return self.asker.up
 
     def resolve(self, result: ToolResult) -> bool:
         "The reply waiting on the result's call goes on; False when none waits (the result is late)."
@@ -130,34 +122,18 @@ class Replies:
         "Whether a reply waits on this result (it passes however full the session's queue)."
         return self.calls.awaited(result)
 
-    async def mode(self, conversation: Conversation, model: str = "") -> None:
-        """Whether the brain decides first for the model the conversation is asked with: known before
-        an app note is told or a warm-up made, not only at a turn, so a session's requests (the
-        warm-ups, the decision and the reply) begin alike and Ollama's prompt cache serves them all.
-        While Ollama is down it stays as it was: no look at a model that cannot answer."""
-        if self.watch.reach is not Reach.DOWN:
-            conversation.decides = await self.modes.decides(model or conversation.model or self.settings.model)
+    async def mode(self, conversation: Conversation) -> None:
+        "How the conversation's model is asked, known before an app note is told (brain/asking.py)."
+        await self.asker.mode(conversation)
 
     async def warm(self, job: Warm, conversation: Conversation) -> None:
-        """Have Ollama evaluate the new app events right away. A click changes only the end of
-        the prompt, but those tokens would still be evaluated when the user's next message or the
-        comment comes; evaluating them now, while the user types, takes that time off the reply."""
-        messages = conversation.upcoming()
-        if messages is None or not self.ollama_up:
-            return
-        await self.mode(conversation)
-        messages = tools.shown(conversation.decides, messages)
-        try:
-            await self.streams.warm(conversation.model or self.settings.model, messages,
-                                    tools.offered(conversation, self.settings), job.control.hangup)
-        except OllamaError as e:
-            log.debug("warming the prompt cache of session %s: %s", job.session[:8], e)
+        await self.asker.warm(job, conversation)
 
     async def make(self, turn: Turn, conversation: Conversation) -> None:
         rounds = Rounds(self.settings.tool_rounds)
         if turn.asked_by_user:
-            await self._until_up(turn)  # so its mode comes from what Ollama says of the model, not a guess
-        await self.mode(conversation, turn.model)
+            await self.asker.until_up(turn)  # so its mode comes from what Ollama says of the model, not a guess
+        await self.asker.mode(conversation, turn.model, again=True)
         if turn.prompt is not None:
             conversation.prompt = tools.as_told(turn.prompt, self.settings, conversation.decides)
         try:
@@ -168,16 +144,15 @@ class Replies:
         except Interrupted as e:
             if turn.control.silent:
                 return
-            self.streams.flush(turn, force=True)
+            self.asker.flush(turn)
             log.warning("reply %s failed: %s", turn.reply, e)
             self.bus.failed(turn, e.error.code, str(e.error), text=rounds.said + e.partial)
         except Exception:
             log.exception("reply %s crashed", turn.reply)
-            self.streams.flush(turn, force=True)  # words held back go before the end
+            self.asker.flush(turn)  # words held back go before the end
             self.bus.failed(turn, FailCode.INTERNAL, "The brain hit an internal error; see its log.")
         finally:
-            if rounds.deadline is not None:
-                rounds.deadline.cancel()
+            rounds.deadline.cancel()
 
     def _start(self, turn: Turn, conversation: Conversation, rounds: Rounds) -> bool:
         "False when there is nothing to ask Ollama (the reply has ended, or there is nothing to answer)."
@@ -224,7 +199,7 @@ class Replies:
 
     def _begin(self, turn: Turn, conversation: Conversation) -> bool:
         "Put a new turn into the conversation and fit it to the context window."
-        if turn.text is None and not turn.regenerate and self.watch.reach is Reach.DOWN:
+        if turn.text is None and not turn.regenerate and self.asker.down:
             return False  # no comment while Ollama is away: the events stay unseen and go with the next turn
         if not conversation.begin_turn(turn.text, turn.retry, turn.reply) and not turn.regenerate:
             return False  # a comment whose events an earlier turn already carried
@@ -246,11 +221,11 @@ class Replies:
                 if not await self._decide(turn, conversation, rounds, rounds.messages(conversation)):
                     return None
             messages = rounds.messages(conversation, tools.words(conversation.decides))
-            answer = await self._ask(turn, conversation, rounds, messages)
+            answer = await self.asker.ask(turn, conversation, rounds.deadline, messages)
             await turn.until_granted()  # nothing but its words before the grant: no app change, no end
             if turn.control.silent:
                 return None
-            self.streams.flush(turn, force=True)
+            self.asker.flush(turn)
             if rounds.started_over(answer.text):
                 self.bus.failed(turn, FailCode.NOT_RESUMED, NOT_RESUMED + " (the model began it again instead of going "
                                                                           "on)", text=rounds.said)
@@ -288,7 +263,7 @@ class Replies:
         """Ask for the decision and apply its calls (brain/tools.py); the reply is then asked for
         with them in context. False when the reply has ended meanwhile (fenced, or its worker closing)."""
         usable = tools.decided(conversation, self.settings)
-        answer = await self._ask(turn, conversation, rounds, messages, tools.schema(usable))
+        answer = await self.asker.ask(turn, conversation, rounds.deadline, messages, tools.schema(usable))
         await turn.until_granted()
         if turn.control.silent or self.conversations.held(turn.session) is not conversation:
             return False
@@ -327,88 +302,10 @@ class Replies:
         if last.text or not turn.control.cancelled:
             conversation.add_reply(last.text)  # a stopped reply stays in context as far as it got
         self.conversations.save(turn.session)
-        if turn.control.cancelled and not rounds.overran:
+        if turn.control.cancelled and not rounds.deadline.passed:
             self.bus.failed(turn, FailCode.STOPPED, "Stopped.", text=rounds.said)
             return
-        if rounds.overran:
+        if rounds.deadline.passed:
             self.bus.note(turn, f"The reply was cut off after {self.settings.reply_max_s:g} s (REPLY_MAX_S).")
         # The whole reply's thinking, every round's: the web shows the end's in place of what the chunks brought.
         self.bus.done(turn, rounds.said, turn.resumed_thinking + rounds.thought, last.stats)
-
-    async def _ask(self, turn: Turn, conversation: Conversation, rounds: Rounds, messages: list[dict],
-                   schema: dict | None = None) -> Answer:
-        """While Ollama is down the turn waits for it (the web shows why) and is asked as soon as it is
-        back; Stop ends the wait. A request that got no answer is one request's failure: the watch's
-        check says whether Ollama is down (then the turn waits for it); if it is up, the request is
-        asked again, after each of RETRY_DELAYS_S, and then the reply fails. A model that cannot call
-        tools is asked again without them, and the session remembers. With a `schema`, the request is a
-        decision (brain/tools.py)."""
-        retries = 0
-        while True:
-            if turn.control.cancelled:
-                return Answer("", "", Stats(), [])
-            if self.watch.reach is Reach.DOWN:
-                await self._until_up(turn)
-                continue
-            self._bound_in_time(turn, rounds)
-            offered = tools.offered(conversation, self.settings)
-            sent_before = turn.out.sent  # a resume's, or a later round's, words were sent before this request
-            try:
-                if schema is not None:
-                    return await self.streams.decide(turn, messages, schema)
-                return await self.streams.reply(turn, messages, offered, tools.decided(conversation, self.settings))
-            except Interrupted as e:
-                if isinstance(e.error, ToolsUnsupported) and offered:
-                    conversation.tools_off = True
-                    self.bus.note(turn, f"{turn.model} cannot act on the app (it does not support tools); it can still "
-                                        "talk about it.")
-                    continue
-                if not isinstance(e.error, NoAnswer) or turn.out.sent > sent_before or e.partial:
-                    raise  # this request said something: asked again, it would say it twice
-                await self._until(turn, self.watch.confirm())
-                if self.watch.reach is Reach.DOWN or turn.control.cancelled:
-                    continue  # waits for Ollama, or ends
-                if retries == len(RETRY_DELAYS_S):
-                    raise Interrupted(OllamaFailed(
-                        f"Ollama answers its health check but not this reply: {retries + 1} requests in a row got no "
-                        f"answer ({str(e.error).rstrip('.')}). Its log may say why; Retry asks again."), "") from None
-                log.warning("reply %s: %s Asking again in %gs.", turn.reply, e.error, RETRY_DELAYS_S[retries])
-                await self._pause(turn, RETRY_DELAYS_S[retries])
-                retries += 1
-
-    def _bound_in_time(self, turn: Turn, rounds: Rounds) -> None:
-        "From its first request on, a reply may take REPLY_MAX_S (waiting for Ollama to start does not count)."
-        if rounds.deadline is None:
-            rounds.deadline = self.call_later(self.settings.reply_max_s, self._overran, turn, rounds)
-
-    @staticmethod
-    def _overran(turn: Turn, rounds: Rounds) -> None:
-        "Hung up as by Stop, but the reply ends done, with a note saying why."
-        if not turn.control.cancelled:
-            rounds.overran = True
-            turn.control.cancel()
-
-    async def _until_up(self, turn: Turn) -> None:
-        "While Ollama is down the turn waits for it (the web shows why); Stop ends the wait."
-        if self.watch.reach is Reach.DOWN:
-            self.bus.waiting(turn, f"Waiting for Ollama: it is not running at {self.settings.ollama_url}. Start it "
-                                   "with `ollama serve`; this message is answered as soon as it is up.")
-            await self._until(turn, self.watch.up.wait())
-
-    async def _pause(self, turn: Turn, seconds: float) -> None:
-        elapsed = asyncio.Event()
-        timer = self.call_later(seconds, elapsed.set)
-        try:
-            await self._until(turn, elapsed.wait())
-        finally:
-            timer.cancel()
-
-    @staticmethod
-    async def _until(turn: Turn, waited: Awaitable) -> None:
-        "Until `waited` is done, or the turn is stopped (or cut off at its bound) meanwhile."
-        waits = [asyncio.ensure_future(waited), asyncio.ensure_future(turn.control.woken.wait())]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()

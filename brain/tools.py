@@ -87,25 +87,30 @@ def parameters(shown: dict) -> float | None:
 
 class Modes:
     """Whether the brain decides for a model (MODEL_TOOL_MODE): the setting, or with `auto` what Ollama
-    says of the model's size, asked once per model (`show`, on the pool); a model it cannot describe
-    is called natively, and asked about again next time."""
+    says of the model's size, asked once per model (`show`, on the pool). A model it cannot describe
+    (not pulled yet) is called natively, and asked about again when asked for `again` (at a turn):
+    not at every click, each a request to Ollama and a line in the log."""
 
     def __init__(self, settings: Settings, show: Callable[[str], Awaitable[dict]]):
         self.settings, self.show, self.known = settings, show, {}
+        self.unknown: set[str] = set()  # models Ollama could not describe when last asked
 
-    async def decides(self, model: str) -> bool:
+    async def decides(self, model: str, again: bool = False) -> bool:
         if self.settings.tool_mode != AUTO:
             return self.settings.tool_mode == DECIDE
-        if model not in self.known:
+        if model not in self.known and (again or model not in self.unknown):
             try:
                 size = parameters(await self.show(model))
             except OllamaError as e:
-                log.warning("MODEL_TOOL_MODE=auto: %s; %s calls tools natively for now", e, model)
+                if model not in self.unknown:
+                    log.warning("MODEL_TOOL_MODE=auto: %s; %s calls tools natively for now", e, model)
+                self.unknown.add(model)
                 return False
+            self.unknown.discard(model)
             self.known[model] = size is not None and size < SMALL
             log.info("MODEL_TOOL_MODE=auto: %s (%s parameters) %s", model, f"{size:,.0f}" if size else "unknown",
                      "decides first" if self.known[model] else "calls tools natively")
-        return self.known[model]
+        return self.known.get(model, False)
 
 
 def schema(tools: list[dict]) -> dict:

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import given, strategies as st
 
 from apps.todo.store import Todo
+from brain.asking import RETRY_DELAYS_S
 from brain.conversations import MAX_SESSIONS
 from brain.jobs import Event, LateResult, Trust, Turn, Warm
 from brain.memory import Disk
 from brain.ollama_client import Delta, HungUp, NoAnswer, OllamaFailed, OllamaUnavailable, Unsendable
 from brain.ollama_worker import Runtime, wire_engine
 from brain.outlet import Window
-from brain.replies import RETRY_DELAYS_S
 from shared.config import Settings
 from shared.messages import (AppEvent, CallTool, Chat, Chunk, Done, Failed, FailCode, Note, Prompt, Reach, Regenerate,
                              Reset, Resume, Revoke, Stats, Stop, ToolResult, Waiting)
@@ -327,6 +327,27 @@ def test_a_message_sent_while_ollama_is_down_is_answered_in_the_mode_its_model_g
         await until(lambda: finals(sent))
         decision = ollama.replies()[0]
         assert decision["format"] is not None and decision["tools"] is None, "decided first, as for a small model"
+    run(scenario, MODEL_TOOL_MODE="auto")
+
+
+def test_under_auto_a_model_ollama_cannot_describe_is_looked_up_at_a_turn_not_at_every_click(run):
+    async def scenario(engine, ollama, sent, clock, watch):
+        looked = []
+
+        def show(model):
+            looked.append(model)
+            raise OllamaFailed(f"Ollama answered 404: model '{model}' not found")
+        ollama.show = show
+        todos = []
+        for n in range(1, 4):
+            todos.append(Todo(n, f"item {n}", False))
+            engine.handle(Web().changed(f"e{n}", "added", todos[-1], list(todos)))
+            clock.turn(1)
+            await quiet(engine, ollama)
+        assert len(looked) == 1, "three clicks, one look"
+        engine.handle(chat("r1", "add eggs"))
+        await until(lambda: finals(sent))
+        assert len(looked) == 2, "a turn looks again: the model may have been pulled meanwhile"
     run(scenario, MODEL_TOOL_MODE="auto")
 
 
@@ -1084,7 +1105,7 @@ def test_any_messages_leave_the_engine_answering_with_valid_messages_and_bounded
             await until(lambda: not engine.runner.tasks and not any(q.jobs for q in engine.sessions.queues.values()))
         finally:
             engine.shutdown()
-            engine.replies.streams.pool.shutdown()  # 10,000 examples under `make fuzz`: no thread or file may be left open
+            engine.replies.asker.streams.pool.shutdown()  # 10,000 examples under `make fuzz`: no thread or file may be left open
             memory.db.conn.close()
         for msg in sent:
             encode_valid(msg, settings.max_frame_bytes)

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from brain import tools
+from brain.asking import Asker
 from brain.conversation import Conversation
 from brain.jobs import Turn
 from brain.ollama_client import NoAnswer, OllamaFailed, OllamaUnavailable, ToolCall, ToolsUnsupported
@@ -159,7 +160,8 @@ def reply():
         copies, bus = copies or Copies("s", conversation), Bus()
         calls = Calls()
         settings = Settings.from_env(env)
-        replies = Replies(settings, watch or Watch(), streams, calls, copies, bus, (clock or Clock()).call_later)
+        asker = Asker(settings, watch or Watch(), streams, bus, (clock or Clock()).call_later)
+        replies = Replies(settings, asker, calls, copies, bus)
 
         async def main():
             beside = asyncio.ensure_future(meanwhile() if meanwhile else asyncio.sleep(0))

@@ -66,7 +66,7 @@ def test_a_models_size_as_ollama_describes_it(shown, size):
     assert tools.parameters(shown) == size
 
 
-def test_auto_decides_for_models_under_two_billion_parameters_asks_once_and_calls_natively_when_it_cannot_tell():
+def test_auto_decides_for_models_under_two_billion_parameters_asks_once_and_calls_natively_when_it_cannot_tell(caplog):
     asked = []
 
     async def show(model):
@@ -75,14 +75,38 @@ def test_auto_decides_for_models_under_two_billion_parameters_asks_once_and_call
             raise OllamaFailed("Ollama answered 404: model 'gone' not found")
         return {"details": {"parameter_size": {"qwen": "494.03M", "llama": "3.2B"}.get(model, "?")}}
 
-    async def main(settings):
+    async def main(settings, again=False):
         modes = tools.Modes(settings, show)
-        return [await modes.decides(m) for m in ("qwen", "llama", "qwen", "odd", "gone", "gone")]
+        return [await modes.decides(m, again) for m in ("qwen", "llama", "qwen", "odd", "gone", "gone")]
     assert asyncio.run(main(Settings.from_env({}))) == [True, False, True, False, False, False]
-    assert asked == ["qwen", "llama", "odd", "gone", "gone"], "known sizes are asked once; a failure is asked again"
+    assert asked == ["qwen", "llama", "odd", "gone"], "known sizes are asked once, and a failure not at every click"
+    asked.clear()
+    assert asyncio.run(main(Settings.from_env({}), again=True)) == [True, False, True, False, False, False]
+    assert asked.count("gone") == 2, "a turn asks again about a model Ollama could not describe (pulled meanwhile?)"
+    assert [r.message for r in caplog.records].count(
+        "MODEL_TOOL_MODE=auto: Ollama answered 404: model 'gone' not found; gone calls tools natively for now") == 2, \
+        "one warning per run of main (each a new Modes), not one per look"
     asked.clear()
     assert asyncio.run(main(Settings.from_env({"MODEL_TOOL_MODE": "native"}))) == [False] * 6
     assert asyncio.run(main(Settings.from_env({"MODEL_TOOL_MODE": "decide"}))) == [True] * 6 and asked == []
+
+
+def test_auto_learns_a_model_once_ollama_can_describe_it():
+    pulled = False
+
+    async def show(model):
+        if not pulled:
+            raise OllamaFailed("Ollama answered 404: model 'qwen' not found")
+        return {"details": {"parameter_size": "494.03M"}}
+
+    async def main():
+        nonlocal pulled
+        modes = tools.Modes(Settings.from_env({}), show)
+        before = [await modes.decides("qwen"), await modes.decides("qwen", again=True)]
+        pulled = True
+        return before + [await modes.decides("qwen"), await modes.decides("qwen", again=True),
+                         await modes.decides("qwen")]
+    assert asyncio.run(main()) == [False, False, False, True, True]
 
 
 def test_in_decide_mode_the_tools_are_told_in_the_system_message_and_a_reply_is_asked_for_in_words():
