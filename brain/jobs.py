@@ -131,7 +131,7 @@ class Turn(FromBus):
 @dataclass
 class Warm(FromBus):
     """Evaluate a session's new app events now, ahead of its next turn, so that turn finds them in
-    Ollama's prompt cache and costs no more than any other (see `Replies.warm`)."""
+    Ollama's prompt cache and costs no more than any other (see `Asker.warm`, brain/asking.py)."""
     session: str
     control: Control = field(default_factory=Control)  # a warm-up says nothing either way: cut off is cancelled
 

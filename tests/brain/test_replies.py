@@ -1,8 +1,8 @@
 """One reply (brain/replies.py): the decisions of its rounds (`Rounds`: when calls are applied, when
 the reply ends, what a resumed round continues), then a reply made with fakes at its edges (Ollama's
 streams answering from a script, the web answering calls, the bus as a list): notes when calls are
-not made, the one end, Ollama away or unable to call tools, and nothing said by a reply whose worker
-closes or loses the session."""
+not made, the one end, and nothing said by a reply whose worker closes or loses the session.
+Waiting for Ollama and asking it again: tests/brain/test_asking.py."""
 import asyncio
 
 import pytest
@@ -11,14 +11,14 @@ from brain import tools
 from brain.asking import Asker
 from brain.conversation import Conversation
 from brain.jobs import Turn
-from brain.ollama_client import NoAnswer, OllamaFailed, OllamaUnavailable, ToolCall, ToolsUnsupported
+from brain.ollama_client import OllamaFailed, ToolCall
 from brain.replies import After, Replies, Rounds, starts_over
 from brain.streams import Answer, Interrupted
 from brain.tool_calls import asked
 from shared.config import Settings
-from shared.messages import Answered, FailCode, Prompt, Reach, Stats
+from shared.messages import Answered, FailCode, Prompt, Stats
 from tests.fake_app import TOOLS
-from tests.brain.test_engine import Clock, Watch, drained
+from tests.brain.test_engine import Clock, Watch
 
 ADD = ToolCall("add_todo", {"title": "milk"})
 TICK = ToolCall("set_todo_done", {"id": 1, "done": True})
@@ -194,42 +194,6 @@ def test_calls_that_keep_failing_are_given_up_and_the_user_is_told(reply):
     failing = ToolCall("add_todo", {"title": ""})
     bus, _, _ = reply(Streams(*[said("", [failing])] * (1 + tools.RETRIES + 1)))
     assert bus[0][1][0] == "The model's calls kept failing (add_todo), so I stopped it there."
-
-
-def test_a_model_that_cannot_call_tools_is_asked_again_without_them_and_the_session_remembers(reply):
-    streams = Streams(ToolsUnsupported("no tools"), said("Hello."))
-    bus, conversation, _ = reply(streams, turn=Turn("s", "r1", "hi", Prompt("sys", TOOLS), model="tiny", epoch=1))
-    assert streams.offered == [TOOLS, None] and conversation.tools_off
-    assert bus[0] == ("note", ("tiny cannot act on the app (it does not support tools); it can still talk about it.",), {})
-    assert bus[1][0] == "done"
-
-
-def test_ollama_refusing_before_a_byte_and_found_down_is_waited_for_and_asked_again_once_up(reply):
-    watch = Watch()
-    watch.finds = Reach.DOWN
-
-    async def back_soon():
-        await drained()  # the reply waits for Ollama: it goes on only once the watch finds it up
-        assert watch.reach is Reach.DOWN and watch.checks == 1, "the refusal had the watch check"
-        watch.back()
-
-    bus, _, _ = reply(Streams(OllamaUnavailable("refused"), said("Here.")), watch=watch, meanwhile=back_soon)
-    assert [kind for kind, _, _ in bus] == ["waiting", "done"]
-    assert bus[0][1][0].startswith("Waiting for Ollama: it is not running at ")
-
-
-def test_a_request_dropped_while_ollama_is_up_is_asked_again_after_a_pause_without_a_word_to_the_page(reply):
-    watch, clock = Watch(), Clock()
-    streams = Streams(NoAnswer("closed"), said("Here."))
-
-    async def pause_over():
-        await drained()  # the reply pauses on the clock, which only the test turns
-        assert watch.reach is Reach.UP and watch.checks == 1
-        assert len(streams.asked) == 1, "not asked again before the pause is over"
-        clock.turn(1.0)
-
-    bus, _, _ = reply(streams, watch=watch, clock=clock, meanwhile=pause_over)
-    assert bus == [("done", ("Here.", "", Stats(prompt_eval_count=10)), {})]
 
 
 def test_a_round_ollama_cut_at_num_predict_is_told_and_the_reply_goes_on(reply):
