@@ -66,7 +66,9 @@ def record(workdir: Path) -> list[dict]:
 
 def trace_figures(runs: list[dict]) -> dict:
     """Cross-file edges: made by calls alone, and also counting a coroutine's resumption by the one
-    awaiting it (the await chains made before the message, which the profiler reports as calls)."""
+    awaiting it (the await chains made before the message, which the profiler reports as calls). The
+    edges into files that call no other (the codec, data such as transcript lines, the boundaries to
+    Ollama and the sockets) are counted apart: a chain of steps has at least one edge a file."""
     functions = set().union(*(run["functions"] for run in runs))
     calls = {tuple(call) for run in runs for call in run["calls"]}
     resumed = {tuple(call) for run in runs for call in run.get("resumed", ())}
@@ -74,9 +76,11 @@ def trace_figures(runs: list[dict]) -> dict:
     across = {(a, b) for a, b in calls if file_of(a) != file_of(b)}
     with_resumed = across | {(a, b) for a, b in resumed if file_of(a) != file_of(b)}
     files = lambda edges: {(file_of(a), file_of(b)) for a, b in edges}  # noqa: E731
+    leaves = {b for _, b in files(across)} - {a for a, _ in files(across)}
     return {"files": len({file_of(f) for f in functions}), "functions": len(functions),
             "cross-file call edges (function to function)": len(across),
             "cross-file call edges (file to file)": len(files(across)),
+            "of those, into files that call no other file": len({e for e in files(across) if e[1] in leaves}),
             "cross-file edges with resumptions (file to file)": len(files(with_resumed)),
             "files that call each other round (calls only)": cycles(files(across)),
             "edges": sorted(with_resumed), "calls only": sorted(across)}
@@ -221,7 +225,7 @@ def main() -> None:
                        for a, b in trace["edges"])
     print("One chat message through the web and the brain (plain reply, fake Ollama):")
     for key in ("files", "functions", "cross-file call edges (function to function)", "cross-file call edges (file to file)",
-                "cross-file edges with resumptions (file to file)"):
+                "of those, into files that call no other file", "cross-file edges with resumptions (file to file)"):
         print(f"  {key}: {trace[key]}")
     print(f"  files that call each other round: {len(trace['files that call each other round (calls only)'])} groups")
     for group in trace["files that call each other round (calls only)"]:

@@ -13,6 +13,7 @@ def test_cross_file_edges_are_counted_once_per_pair_of_functions_and_of_files():
     assert figures["files"] == 3 and figures["functions"] == 4
     assert figures["cross-file call edges (function to function)"] == 3
     assert figures["cross-file call edges (file to file)"] == 2
+    assert figures["of those, into files that call no other file"] == 1, "b.py calls c.py; c.py calls none"
     assert figures["cross-file edges with resumptions (file to file)"] == 3, "an await chain taken up again"
     assert figures["files that call each other round (calls only)"] == []
 
