@@ -36,6 +36,7 @@ GEMMA = "gemma3:270m"
 QWEN = "qwen2.5-coder:0.5b"
 QWEN_15 = "qwen2.5-coder:1.5b"
 DUMP = os.environ.get("LLAMA_OLLAMA_DUMP", "")
+DOUBLED = '{{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}}'
 OLLAMA_SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.1}  # Ollama's defaults
 
 
@@ -87,6 +88,12 @@ class Engine:
         self.max_tokens, self.sampling, self.seed = max_tokens, sampling, seed
         self.lock = threading.Lock()  # one generation at a time, as with OLLAMA_NUM_PARALLEL=1
         template = self.llama.metadata.get("tokenizer.chat_template")
+        if template:
+            # The 1.5B's GGUF carries an older Qwen2.5 template that shows the call's shape with
+            # doubled braces, `{{"name": …}}` (literal text inside a Jinja string), and the model
+            # copies them. Ollama serves its own template for qwen2.5 models, with single braces
+            # (ollama.com/library/qwen2.5, "template"): that is what a user's model is shown.
+            template = template.replace(DOUBLED, DOUBLED[1:-1])
         self.template = None
         self.tag = None  # no template: tools are not understood
         if template:
