@@ -110,10 +110,11 @@ class ReplyBus:
     def waiting(self, turn: Turn, reason: str) -> None:
         self.send(Waiting(**self._about(turn), reason=reason))
 
-    def call_tool(self, turn: Turn, call: str, name: str, arguments: dict, at: int = 0, index: int = 0) -> str:
+    def call_tool(self, turn: Turn, call: str, name: str, arguments: dict, at: int = 0, index: int = 0,
+                  decided: bool = False) -> str:
         """Send the call to the web; "" when it went, else (it is too big for a frame, or cannot be
         written as JSON) what the model is told instead, and nothing is sent."""
-        msg = CallTool(**self._about(turn), call=call, name=name, arguments=arguments, at=at, index=index)
+        msg = CallTool(**self._about(turn), call=call, name=name, arguments=arguments, at=at, index=index, decided=decided)
         size = self._size(msg)
         if size is not None and size <= self.max_bytes:
             self.send(msg)

@@ -273,9 +273,10 @@ class Replies:
         log.info("reply %s: decided %s", turn.reply, [c.name for c in calls] or "no action")
         if calls:
             made_before = len(rounds.made)
-            sent, results, state = await self.calls.round(turn, calls, rounds.made, usable, briefs=False)
-            conversation.add_tool_round("", sent, results, state)
-            self.conversations.save(turn.session)
+            sent, results, state = await self.calls.round(turn, calls, rounds.made, usable, decided=True)
+            if sent:  # none when the app refused every one: as if nothing had been decided
+                conversation.add_tool_round("", sent, results, state)
+                self.conversations.save(turn.session)
             rounds.applied(made_before)
         return True
 

@@ -74,29 +74,36 @@ class ToolCalls:
         return (session, reply) == (result.session, result.reply)
 
     async def round(self, turn: Turn, calls: list[ToolCall], made: dict[str, str], offered: list[dict] | None,
-                    at: int = 0, briefs: bool = True) -> tuple[list[dict], list[tuple[str, str]], str]:
+                    at: int = 0, decided: bool = False) -> tuple[list[dict], list[tuple[str, str]], str]:
         """Have the web apply a round's calls, which came after the reply's first `at` characters.
         Returns the calls as the assistant message holds them, each one's result (tool name, text,
-        with the app's state on one line after it when `briefs`), and the app's state after them (""
-        unchanged). `made` holds the calls this reply applied, by what they asked: those are not made
-        again, and each call applied now joins them."""
+        with the app's state on one line after it for a model's own calls), and the app's state after
+        them ("" unchanged). `made` holds the calls this reply applied, by what they asked: those are
+        not made again, and each call applied now joins them. The calls of a decision (`decided`,
+        MODEL_TOOL_MODE=decide) that the app refuses are left out: a wrong guess at what the user
+        asked changed nothing, and the reply is not to be about it."""
         results, state, asked_for = [], "", []
         recital = tools.recited([c.name for c in calls], offered or [])
         for i, call in enumerate(calls):
             call_id = new_call_id()
-            asked_for.append(as_sent(call_id, i, call.name, call.arguments))
+            sent = as_sent(call_id, i, call.name, call.arguments)
             here = answered_here(i, call, recital, made)
             if here is not None:
+                asked_for.append(sent)
                 results.append((call.name, here))
                 continue
-            result = await self._call(turn, call_id, call, at, i)
+            result = await self._call(turn, call_id, call, at, i, decided)
+            if result is not None and not result.ok and decided:
+                log.info("reply %s: the app refused the decided call %s (%s)", turn.reply, call.name, result.text)
+                continue
+            asked_for.append(sent)
             if result is None:
                 results.append((call.name, NO_ANSWER))
                 continue
             if result.ok:
                 made[asked(call)] = result.text
             state = result.state or state
-            results.append((call.name, f"{result.text} {result.brief}" if briefs and result.brief else result.text))
+            results.append((call.name, f"{result.text} {result.brief}" if result.brief and not decided else result.text))
         return asked_for, results, state
 
     def resolve(self, result: ToolResult) -> bool:
@@ -118,10 +125,11 @@ class ToolCalls:
             if owner == session and not answered.done():
                 answered.set_result(None)
 
-    async def _call(self, turn: Turn, call_id: str, call: ToolCall, at: int, index: int) -> ToolResult | None:
+    async def _call(self, turn: Turn, call_id: str, call: ToolCall, at: int, index: int,
+                    decided: bool) -> ToolResult | None:
         answered = self.loop.create_future()
         self.waiting[call_id] = (turn.session, turn.reply, answered)
-        refused = self.bus.call_tool(turn, call_id, call.name, call.arguments, at, index)
+        refused = self.bus.call_tool(turn, call_id, call.name, call.arguments, at, index, decided)
         try:
             if refused:  # too big for a bus frame: answered here, never sent (brain/outlet.py)
                 return ToolResult(session=turn.session, id=call_id, reply=turn.reply, call=call_id, ok=False, text=refused)

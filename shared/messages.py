@@ -345,12 +345,15 @@ class CallTool(AboutReply, frozen=True, kw_only=True, tag="tool_call"):
     """The model calls the app's tool `name` while making the reply; the web applies it at most once
     (by `call`, which the brain makes, never the model) and answers with ToolResult. `at` is where in
     the reply's text the call came (the length of what the reply had said), `index` its place in its
-    round: what a `Resume` needs to put the call back where it was."""
+    round: what a `Resume` needs to put the call back where it was. A `decided` call is the brain's
+    decision on what the user asked (MODEL_TOOL_MODE=decide), not a call the model made while
+    replying: one the app refuses changed nothing and is not shown."""
     call: Id
     name: str
     arguments: dict[str, Any]
     at: Count = 0
     index: Count = 0
+    decided: bool = False
 
 
 class Stats(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -2,6 +2,9 @@
 tab, and answered with the app's state (web/app_events.py); a card's Undo reverts its action, and the model is told, as
 of any change the user makes. The store's thread does the work, so it runs as a task of its own.
 
+A call the brain decided on (MODEL_TOOL_MODE=decide) that the app refuses gets no card: it is the
+brain's guess at what the user asked, not an action anyone took, and it changed nothing.
+
 A card keeps what a `Resume` needs to put its call back where it was, should the reply's brain die
 before it saved the round (`answered`): the call as the brain sent it, and the action's result."""
 import asyncio
@@ -62,8 +65,9 @@ class ToolCalls:
     async def _act(self, msg: CallTool) -> None:
         row, changes = await self.disk.call(self.actions.act, msg.session, msg.reply, msg.call, msg.name, msg.arguments,
                                             self._asked(msg.session, msg.reply))
-        self._card(msg.session, msg.reply, msg.call, text=row.text, ok=row.ok, undone=row.undone, name=msg.name,
-                   arguments=msg.arguments, at=msg.at, index=msg.index, undoable=self.actions.undoable(row.name))
+        if row.ok or not msg.decided:  # a decision's refused guess changed nothing, and nobody took it: no card
+            self._card(msg.session, msg.reply, msg.call, text=row.text, ok=row.ok, undone=row.undone, name=msg.name,
+                       arguments=msg.arguments, at=msg.at, index=msg.index, undoable=self.actions.undoable(row.name))
         if changes:
             self.relay.refresh(msg.session)
         await self.events.answer(msg, row.ok, row.text)

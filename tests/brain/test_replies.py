@@ -107,16 +107,19 @@ class Calls:
     def __init__(self):
         self.made = []
 
-    async def round(self, turn, calls, made, offered, at=0, briefs=True):
+    async def round(self, turn, calls, made, offered, at=0, decided=False):
+        "As brain/tool_calls.py: a decision's refused calls are left out."
         self.made += calls
-        self.briefs = briefs
-        results = []
+        sent, results = [], []
         for call in calls:
             ok = call.arguments.get("title") != ""
             if ok:
                 made[asked(call)] = f"did {call.name}"
+            elif decided:
+                continue
+            sent.append({"function": {"name": call.name}})
             results.append((call.name, f"did {call.name}" if ok else "Error: no title"))
-        return [{"function": {"name": c.name}} for c in calls], results, "the state"
+        return sent, results, "the state"
 
 
 class Copies:
@@ -304,6 +307,17 @@ def test_in_decide_mode_a_decision_of_none_or_not_json_makes_no_call_and_calls_i
         bus, conversation, _ = reply(streams, MODEL_TOOL_MODE="decide")
         assert reply.made == [] and bus[-1][0] == "done"
         assert [t["role"] for t in conversation.turns] == ["user", "assistant"]
+
+
+def test_in_decide_mode_a_decision_the_app_refuses_is_not_in_the_conversation_and_the_reply_is_asked_as_if_none(reply):
+    streams = Streams(said('{"calls": [{"name": "add_todo", "arguments": {"title": ""}}]}'), said("Two left."))
+    bus, conversation, copies = reply(streams, turn=Turn("s", "r1", "what's left?", Prompt("sys", TOOLS), epoch=1),
+                                      MODEL_TOOL_MODE="decide")
+    assert reply.made == [ToolCall("add_todo", {"title": ""})], "the web was asked"
+    assert [t["role"] for t in conversation.turns] == ["user", "assistant"], "no empty round kept"
+    decision, words = streams.asked
+    assert words == decision + [tools.NOW], "the reply is asked as if nothing had been decided"
+    assert bus == [("done", ("Two left.", "", Stats(prompt_eval_count=10)), {})] and copies.saves == 2
 
 
 def test_a_comment_is_not_decided_on_in_decide_mode(reply):

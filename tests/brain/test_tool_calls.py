@@ -39,12 +39,13 @@ class Web:
         self.calls = []
 
     def __init__(self):
-        self.calls, self.sessions, self.places = [], [], []
+        self.calls, self.sessions, self.places, self.decided = [], [], [], []
 
-    def call_tool(self, turn, call, name, arguments, at=0, index=0):
+    def call_tool(self, turn, call, name, arguments, at=0, index=0, decided=False):
         self.calls.append((turn.reply, call, name, arguments))
         self.sessions.append(turn.session)
         self.places.append((at, index))
+        self.decided.append(decided)
 
 
 def result(call, text, ok=True, state="", session="s", reply="r1"):
@@ -92,6 +93,21 @@ def test_a_rounds_calls_are_sent_one_at_a_time_and_their_results_kept_in_order(r
         assert state == "- [x] #1 milk", "the last state told"
         assert set(made) == {asked(asking[0]), asked(asking[1])}, "only what was done counts as made"
         assert not calls.waiting
+    relay(scenario)
+
+
+def test_a_decisions_calls_are_sent_as_decided_and_those_the_app_refuses_are_left_out_of_the_round(relay):
+    async def scenario(calls, web):
+        made = {}
+        tick = ToolCall("set_todo_done", {"id": 3, "done": True})
+        answering = asyncio.ensure_future(answer(calls, web, [
+            ("Error: the user's message does not name #3.", False, ""), ("Added #1.", True, "- [ ] #1 milk")]))
+        sent, results, state = await calls.round(Turn("s", "r1", "add milk"), [tick, ADD], made, TOOLS, decided=True)
+        await answering
+        assert web.decided == [True, True], "the web is told, so it shows no card for a refused guess"
+        assert [s["function"]["name"] for s in sent] == ["add_todo"] and [s["function"]["index"] for s in sent] == [1]
+        assert results == [("add_todo", "Added #1.")], "no brief after a decided call's text either"
+        assert state == "- [ ] #1 milk" and set(made) == {asked(ADD)}
     relay(scenario)
 
 

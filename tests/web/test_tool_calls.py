@@ -71,9 +71,9 @@ def call(tools, *msgs):
     asyncio.run(go())
 
 
-def add(call_id, title="milk", name="add", at=0, index=0):
+def add(call_id, title="milk", name="add", at=0, index=0, decided=False):
     return CallTool(worker="w1", session="s", reply="r1", call=call_id, name=name, arguments={"title": title}, at=at,
-                    index=index)
+                    index=index, decided=decided)
 
 
 def test_a_call_is_shown_as_a_card_and_in_every_tab_and_answered_with_its_result(tmp_path):
@@ -103,6 +103,14 @@ def test_a_call_that_comes_again_keeps_one_card_and_a_refused_one_says_so(tmp_pa
     cards = json.loads(sessions.get("s").reply("r1").cards)
     assert [(c["call"], c["ok"]) for c in cards] == [("c1", True), ("c2", False)]
     assert [ok for _, ok, _ in events.sent] == [True, True, False], "each call is answered"
+
+
+def test_a_decided_call_the_app_refuses_gets_no_card_but_is_answered_and_one_it_applies_is_shown(tmp_path):
+    tools, sessions, relay, _, events = make(tmp_path)
+    call(tools, add("c1", name="fly", decided=True), add("c2", decided=True, index=1))
+    assert [c["call"] for c in json.loads(sessions.get("s").reply("r1").cards)] == ["c2"]
+    assert [(m.call, ok) for m, ok, _ in events.sent] == [("c1", False), ("c2", True)], "each call is answered"
+    assert [c.call for c in answered(sessions.get("s").reply("r1").cards)] == ["c2"], "a resume carries no refused guess"
 
 
 def test_a_call_for_a_reply_no_longer_held_is_still_applied_and_answered(tmp_path):
