@@ -58,7 +58,6 @@ class Rounds:
     made: dict[str, str] = field(default_factory=dict)  # the calls applied: their result, by what they asked
     asked: int = 0
     acted: int = 0  # rounds that changed something
-    refused: bool = False  # MODEL_TOOL_MODE=decide: the app refused every call decided
     deadline: Deadline = field(default_factory=Deadline)  # REPLY_MAX_S
 
     def messages(self, conversation: Conversation, then: tuple[dict, ...] = ()) -> list[dict]:
@@ -221,7 +220,7 @@ class Replies:
             if self._decides(turn, conversation, rounds):
                 if not await self._decide(turn, conversation, rounds, rounds.messages(conversation)):
                     return None
-            messages = rounds.messages(conversation, tools.words(conversation.decides, rounds.refused))
+            messages = rounds.messages(conversation, tools.words(conversation.decides))
             answer = await self.asker.ask(turn, conversation, rounds.deadline, messages)
             await turn.until_granted()  # nothing but its words before the grant: no app change, no end
             if turn.control.silent:
@@ -275,10 +274,9 @@ class Replies:
         if calls:
             made_before = len(rounds.made)
             sent, results, state = await self.calls.round(turn, calls, rounds.made, usable, decided=True)
-            if sent:
+            if sent:  # none when the app refused every one: as if nothing had been decided
                 conversation.add_tool_round("", sent, results, state)
                 self.conversations.save(turn.session)
-            rounds.refused = not sent  # the reply is told only that nothing changed (tools.words)
             rounds.applied(made_before)
         return True
 

@@ -53,7 +53,6 @@ log = logging.getLogger("brain")
 MAX_DECIDED = 4  # calls one decision may hold
 DONE_FOR_USER = "As the user asked, the app did this: "
 NOW = {"role": "system", "content": "Now reply to the user in words, not JSON."}
-UNCHANGED = {"role": "user", "content": APP_PREFIX + "The app changed nothing."}
 
 
 def menu(tools: list[dict]) -> str:
@@ -66,13 +65,10 @@ def menu(tools: list[dict]) -> str:
             "does them and tells you what happened. Your reply to the user is words only, never JSON.")
 
 
-def words(decides: bool, refused: bool = False) -> tuple[dict, ...]:
+def words(decides: bool) -> tuple[dict, ...]:
     """What a reply's request asks after the conversation in this mode, and only there: its prompt is
-    otherwise the decision's, and a model told to decide first goes on deciding. When the app refused
-    every call decided, the reply is told only that nothing changed: in `make eval`, told nothing,
-    Qwen2.5-Coder 0.5B went on to say it had made the change; told the app's refusals, the 1.5B
-    answered a question with them."""
-    return ((UNCHANGED,) if refused else ()) + (NOW,) if decides else ()
+    otherwise the decision's, and a model told to decide first goes on deciding."""
+    return (NOW,) if decides else ()
 
 
 def parameters(shown: dict) -> float | None:

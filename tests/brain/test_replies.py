@@ -309,15 +309,14 @@ def test_in_decide_mode_a_decision_of_none_or_not_json_makes_no_call_and_calls_i
         assert [t["role"] for t in conversation.turns] == ["user", "assistant"]
 
 
-def test_in_decide_mode_a_decision_the_app_refuses_is_not_in_the_conversation_and_the_reply_is_told_nothing_changed(reply):
+def test_in_decide_mode_a_decision_the_app_refuses_is_not_in_the_conversation_and_the_reply_is_asked_as_if_none(reply):
     streams = Streams(said('{"calls": [{"name": "add_todo", "arguments": {"title": ""}}]}'), said("Two left."))
     bus, conversation, copies = reply(streams, turn=Turn("s", "r1", "what's left?", Prompt("sys", TOOLS), epoch=1),
                                       MODEL_TOOL_MODE="decide")
     assert reply.made == [ToolCall("add_todo", {"title": ""})], "the web was asked"
     assert [t["role"] for t in conversation.turns] == ["user", "assistant"], "no empty round kept"
     decision, words = streams.asked
-    assert words == decision + [tools.UNCHANGED, tools.NOW], "told that nothing changed, not the app's refusals"
-    assert tools.UNCHANGED not in conversation.messages()
+    assert words == decision + [tools.NOW], "the reply is asked as if nothing had been decided"
     assert bus == [("done", ("Two left.", "", Stats(prompt_eval_count=10)), {})] and copies.saves == 2
 
 
