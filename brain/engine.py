@@ -198,7 +198,7 @@ class Engine:
                     await self.replies.mode(conversation)
                     self.record(session, event, conversation)
                 case LateResult(result=result):
-                    conversation.late_result(result.call, result.text, result.state)
+                    conversation.late_result(result.call, result.text, result.state, result.ok)
                     self.conversations.save(session)
                 case DropLastReply():
                     conversation.drop_last_reply()

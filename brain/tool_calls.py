@@ -43,8 +43,9 @@ def as_sent(call: str, index: int, name: str, arguments: dict) -> dict:
 
 def rounds_of(answered: list[Answered]) -> list[list[Answered]]:
     """A cut-off reply's answered calls, in order, as the rounds they came in. A round's calls share
-    its `at` and count up from index 0; its first may be missing (too big to send), so a round starts
-    where the index does not go up or the place in the text moves."""
+    its `at` and count up from index 0; any may be missing (too big to send, or a decided call the app
+    refused, which has no card), so a round starts where the index does not go up or the place in
+    the text moves."""
     starts = [i for i, call in enumerate(answered)
               if i == 0 or call.index <= answered[i - 1].index or call.at != answered[i - 1].at]
     return [answered[a:b] for a, b in zip(starts, [*starts[1:], len(answered)])]

@@ -40,6 +40,7 @@ from collections.abc import Awaitable, Callable
 from brain.conversation import APP_PREFIX, Conversation
 from brain.ollama_client import OllamaError, ToolCall, call_arguments
 from shared.config import Settings
+from shared.lru import LRU
 from shared.messages import Prompt
 
 MAX_CALLS = 8  # calls in one round; the rest are answered with an error
@@ -85,6 +86,9 @@ def parameters(shown: dict) -> float | None:
         return None
 
 
+UNKNOWN_KEPT = 64  # models remembered as not described, each looked up again at its next turn
+
+
 class Modes:
     """Whether the brain decides for a model (MODEL_TOOL_MODE): the setting, or with `auto` what Ollama
     says of the model's size, asked once per model (`show`, on the pool). A model it cannot describe
@@ -93,7 +97,7 @@ class Modes:
 
     def __init__(self, settings: Settings, show: Callable[[str], Awaitable[dict]]):
         self.settings, self.show, self.known = settings, show, {}
-        self.unknown: set[str] = set()  # models Ollama could not describe when last asked
+        self.unknown: LRU[str, bool] = LRU(UNKNOWN_KEPT)  # models Ollama could not describe when last asked (names users typed)
 
     async def decides(self, model: str, again: bool = False) -> bool:
         if self.settings.tool_mode != AUTO:
@@ -104,9 +108,9 @@ class Modes:
             except OllamaError as e:
                 if model not in self.unknown:
                     log.warning("MODEL_TOOL_MODE=auto: %s; %s calls tools natively for now", e, model)
-                self.unknown.add(model)
+                self.unknown.put(model, True)
                 return False
-            self.unknown.discard(model)
+            self.unknown.pop(model)
             self.known[model] = size is not None and size < SMALL
             log.info("MODEL_TOOL_MODE=auto: %s (%s parameters) %s", model, f"{size:,.0f}" if size else "unknown",
                      "decides first" if self.known[model] else "calls tools natively")

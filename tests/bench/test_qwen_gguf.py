@@ -9,7 +9,7 @@ from bench.qwen_gguf import Split
 
 @pytest.fixture
 def parts(tmp_path, monkeypatch):
-    blobs = [bytes([n]) * (n + 3) for n in range(1, 12)]  # 11 parts: part 10 must follow part 9, not part 1
+    blobs = [bytes([n]) * (n + 3) for n in range(1, 12)]  # 11 parts, each its own bytes: joined 1, 2, …, 11
     for n, blob in enumerate(blobs, start=1):
         (tmp_path / f"part{n:02d}.bin").write_bytes(blob)
     monkeypatch.setattr(Split, "part", lambda self, n: tmp_path / f"part{n:02d}.bin")
@@ -31,6 +31,13 @@ def test_parts_that_are_not_the_expected_file_leave_nothing_behind(parts, tmp_pa
     assert list((tmp_path / "models").iterdir()) == []
 
 
+def test_a_part_is_read_from_its_installed_package(tmp_path, monkeypatch):
+    (tmp_path / "fake_split_part12" / "data").mkdir(parents=True)
+    (tmp_path / "fake_split_part12" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert Split("fake_split_part{n}", 12, 0, "", "x.gguf").part(12) == tmp_path / "fake_split_part12" / "data" / "part12.bin"
+
+
 def test_a_part_not_installed_says_how_to_get_it():
-    with pytest.raises(SystemExit, match="no-such-part3 is not installed: run `make eval`"):
+    with pytest.raises(SystemExit, match="no-such-part3 is not installed: run `make eval`, with EVAL_MODEL=1.5b"):
         Split("no_such_part{n}", 3, 0, "", "x.gguf").part(3)

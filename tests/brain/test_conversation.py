@@ -264,6 +264,12 @@ def test_a_late_result_is_told_with_the_next_turn_unless_its_round_is_in_the_con
     assert put_back.begin_turn("thanks") and put_back.turns[-1] == {"role": "user", "content": "thanks"}
 
 
+def test_a_late_result_the_app_refused_tells_the_model_nothing_but_its_state():
+    conversation = Conversation()
+    conversation.late_result("call_a", "Error: the user's message does not name #3.", "- [ ] #1 milk", ok=False)
+    assert conversation.unseen == [] and conversation.state == "- [ ] #1 milk"
+
+
 def test_a_round_put_back_after_its_late_result_was_told_takes_the_late_note_back():
     conversation = Conversation(state="empty", told="empty")
     conversation.begin_turn("add milk")

@@ -91,6 +91,18 @@ def test_auto_decides_for_models_under_two_billion_parameters_asks_once_and_call
     assert asyncio.run(main(Settings.from_env({"MODEL_TOOL_MODE": "decide"}))) == [True] * 6 and asked == []
 
 
+def test_auto_remembers_a_bounded_number_of_models_it_could_not_describe():
+    async def show(model):
+        raise OllamaFailed(f"Ollama answered 404: model '{model}' not found")
+
+    async def main():
+        modes = tools.Modes(Settings.from_env({}), show)
+        for n in range(3 * tools.UNKNOWN_KEPT):
+            await modes.decides(f"typo{n}")
+        return modes
+    assert len(asyncio.run(main()).unknown) == tools.UNKNOWN_KEPT, "names users typed cannot fill the memory"
+
+
 def test_auto_learns_a_model_once_ollama_can_describe_it():
     pulled = False
 
