@@ -357,7 +357,7 @@ class Bench:
         notes = Path(ROOT / "bench" / "NOTES.md")
         shown = pictures.draw(getattr(self, "scaled", {}), self.direct, self.direct_ttft, ROOT)
         body = "\n\n".join([*self.sections, *([pictures.markdown(shown)] if shown else []),
-                             *filter(None, map(results.section, ("eval", "eval 1.5b", "ab")))])
+                             *filter(None, map(results.section, results.KEPT))])
         tail = ["", "", notes.read_text()] if notes.exists() else []
         (ROOT / "BENCHMARKS.md").write_text("\n".join(head) + body + "\n".join(tail) + "\n")
         self.say(f"\nwrote {ROOT / 'BENCHMARKS.md'}")

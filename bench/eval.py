@@ -30,7 +30,7 @@ from pathlib import Path
 from bs4 import BeautifulSoup
 
 from bench.llama_ollama import QWEN, QWEN_15
-from bench.results import splice
+from bench.results import EVAL_SECTIONS, splice
 from tests.page import Visitor
 from tests.system import ROOT, System, free_port
 
@@ -400,7 +400,7 @@ def main() -> None:
     parser.add_argument("--mode", nargs="*", choices=list(MODES), default=list(MODES),
                         help="the brain's MODEL_TOOL_MODE, one run each (default: both)")
     parser.add_argument("--model", choices=[QWEN, QWEN_15], default=QWEN,
-                        help="the GGUF served (bench/qwen_gguf.py); the 1.5B is about three times slower")
+                        help="the GGUF served (bench/qwen_gguf.py); the 1.5B is 2-3 times slower")
     args = parser.parse_args()
     asks, held, sessions = select(args.only)
     port = free_port()
@@ -425,7 +425,7 @@ def write(model: str, seed: int, runs: dict[str, list[tuple]], held: list[Ask], 
     the 1.5B's of its own), from a run of every ask."""
     start = ", ".join(f"'{t}'{' (done)' if d else ''}" for t, d in START)
     modes = " and ".join(f"MODEL_TOOL_MODE={m}" for m in runs)
-    splice("eval" if model == QWEN else f"eval {model.split(':')[1]}", "\n".join([
+    splice(EVAL_SECTIONS[model], "\n".join([
         f"### Real-model evaluation (`make eval`: {model} under llama.cpp, {modes}, seed {seed}, "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
         "Each single ask in a fresh session with the list " + start + ". A *comment* is the model's reply to a click. "

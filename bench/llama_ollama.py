@@ -88,15 +88,14 @@ class Engine:
         self.max_tokens, self.sampling, self.seed = max_tokens, sampling, seed
         self.lock = threading.Lock()  # one generation at a time, as with OLLAMA_NUM_PARALLEL=1
         template = self.llama.metadata.get("tokenizer.chat_template")
+        self.template = None
+        self.tag = None  # no template: tools are not understood
         if template:
             # The 1.5B's GGUF carries an older Qwen2.5 template that shows the call's shape with
             # doubled braces, `{{"name": …}}` (literal text inside a Jinja string), and the model
             # copies them. Ollama serves its own template for qwen2.5 models, with single braces
             # (ollama.com/library/qwen2.5, "template"): that is what a user's model is shown.
             template = template.replace(DOUBLED, DOUBLED[1:-1])
-        self.template = None
-        self.tag = None  # no template: tools are not understood
-        if template:
             vocab = self.llama._model
             self.template = Jinja2ChatFormatter(template, eos_token=vocab.token_get_text(vocab.token_eos()),
                                                 bos_token=vocab.token_get_text(vocab.token_bos()))

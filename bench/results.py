@@ -3,9 +3,15 @@
 other's."""
 import re
 
+from bench.llama_ollama import QWEN, QWEN_15
 from tests.system import ROOT
 
 FILE = ROOT / "BENCHMARKS.md"
+
+
+# The sections other commands write, which `make bench` keeps: `make eval`'s, one per model, and `make bench-ab`'s.
+EVAL_SECTIONS = {QWEN: "eval", QWEN_15: "eval 1.5b"}
+KEPT = (*EVAL_SECTIONS.values(), "ab")
 
 
 def _block(name: str, text: str) -> str:

@@ -93,7 +93,7 @@ class Asker:
             if self.down:
                 await self.until_up(turn)
                 continue
-            self._start(turn, deadline)
+            self._start_clock(turn, deadline)
             offered = tools.offered(conversation, self.settings)
             sent_before = turn.out.sent  # a resume's, or a later round's, words were sent before this request
             try:
@@ -126,7 +126,7 @@ class Asker:
                                    "with `ollama serve`; this message is answered as soon as it is up.")
             await self._until(turn, self.watch.up.wait())
 
-    def _start(self, turn: Turn, deadline: Deadline) -> None:
+    def _start_clock(self, turn: Turn, deadline: Deadline) -> None:
         if deadline.timer is None:
             deadline.timer = self.call_later(self.settings.reply_max_s, self._passed, turn, deadline)
 
