@@ -8,7 +8,8 @@ another worker and back arrives with everything the other one did). A copy of th
 used as it is, with no read on the way to the first token: if another worker has claimed the
 session since, its Revoke is on the way, and the store refuses our next save.
 
-Saves are write-behind, from a snapshot, after every change. A save the store refuses (the session
+Saves are write-behind, from a snapshot, after every change; a reply's end waits for its save
+(`stored`), so what the web is told has ended is on disk. A save the store refuses (the session
 is held at a newer epoch elsewhere: `Fenced`) has the session fenced on the loop (`fence`), and a
 fenced copy is forgotten, never written again. A job the worker runs on trust (brain/jobs.py
 `Trust`) holds the session's saves back until its grant (`confirm`); if the web revokes it instead
@@ -78,13 +79,29 @@ class Conversations:
         if message in self.on_trust.get(session, ()):
             self.forget(session)
 
-    def save(self, session: str, afresh: bool = False) -> None:
+    async def stored(self, session: str) -> bool:
+        """Save, and wait until it is on disk: what the web is told next (a reply's end) is then in
+        the store, so a brain killed a moment later loses none of it. False when the store refused
+        it (the session is held elsewhere now): nothing more may be said for it."""
+        future = self.save(session)
+        if future is None:
+            return session in self.copies  # held back for a grant (saved then), or fenced
+        try:
+            await asyncio.wrap_future(future)
+        except Fenced:
+            return False
+        except Exception:  # noqa: BLE001 - the save's callback logs it; the reply is made and goes out all the same
+            pass
+        return True
+
+    def save(self, session: str, afresh: bool = False) -> Future | None:
+        "Write a snapshot of the copy behind; its future, or None when nothing is written now."
         c = self.copies.peek(session)
         if c is None:
-            return  # fenced: no copy of ours is written any more
+            return None  # fenced: no copy of ours is written any more
         if session in self.on_trust:
             self.held_back[session] = self.held_back.get(session, False) or afresh
-            return
+            return None
         snapshot = replace(c, turns=list(c.turns), unseen=list(c.unseen), handled=list(c.handled))
 
         def saved(future: Future) -> None:
@@ -93,7 +110,9 @@ class Conversations:
             else:
                 _log_failure(future)
 
-        self.disk.submit(self.memory.save, session, snapshot, afresh).add_done_callback(saved)
+        future = self.disk.submit(self.memory.save, session, snapshot, afresh)
+        future.add_done_callback(saved)
+        return future
 
     def fence(self, session: str, epoch: int) -> None:
         """The session is held at `epoch` now, elsewhere or here anew: our copy is forgotten (it is

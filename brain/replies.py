@@ -140,7 +140,7 @@ class Replies:
             if self._start(turn, conversation, rounds):
                 last = await self._answer(turn, conversation, rounds)
                 if last is not None:
-                    self._end(turn, conversation, rounds, last)
+                    await self._end(turn, conversation, rounds, last)
         except Interrupted as e:
             if turn.control.silent:
                 return
@@ -293,7 +293,7 @@ class Replies:
         elif after is After.KEPT_FAILING:
             self.bus.note(turn, f"The model's calls kept failing ({names}), so I stopped it there.")
 
-    def _end(self, turn: Turn, conversation: Conversation, rounds: Rounds, last: Answer) -> None:
+    async def _end(self, turn: Turn, conversation: Conversation, rounds: Rounds, last: Answer) -> None:
         claim = None if rounds.made or not turn.asked_by_user else \
             claims.claimed(rounds.said, tools.usable(conversation, self.settings))
         if claim:  # said, not done: the user is told (brain/claims.py)
@@ -302,7 +302,10 @@ class Replies:
                                 "Ask again if you want it done.")
         if last.text or not turn.control.cancelled:
             conversation.add_reply(last.text)  # a stopped reply stays in context as far as it got
-        self.conversations.save(turn.session)
+        # Its end goes out once the reply is on disk: a brain killed between the two would leave the
+        # web showing a reply the model never sees again (the web carries on only replies not ended).
+        if not await self.conversations.stored(turn.session) or turn.control.silent:
+            return  # the session is held elsewhere now (or the worker is closing): the web has it carried on
         if turn.control.cancelled and not rounds.deadline.passed:
             self.bus.failed(turn, FailCode.STOPPED, "Stopped.", text=rounds.said)
             return

@@ -148,6 +148,42 @@ def test_a_save_the_store_refuses_fences_the_session_on_the_loop(cache):
     cache(scenario)
 
 
+def test_stored_returns_once_the_save_is_on_disk_and_false_when_the_store_refused_it(cache):
+    async def scenario(conversations, store, fenced, busy):
+        c = await conversations.get("s", 1)
+        c.turns.append({"role": "assistant", "content": "the whole reply"})
+        writing, written = threading.Event(), threading.Event()
+        save = store.save
+
+        def slow(*args):
+            writing.set()
+            written.wait(5)
+            save(*args)
+        store.save = slow
+        waiter = asyncio.ensure_future(conversations.stored("s"))
+        await asyncio.get_running_loop().run_in_executor(None, writing.wait, 5)
+        await asyncio.sleep(0.05)
+        assert not waiter.done(), "the save is not on disk yet"
+        written.set()
+        assert await waiter is True and store.saved["s"].turns == c.turns
+        store.save = save
+        store.epochs["s"] = 3  # another worker claimed it
+        assert await conversations.stored("s") is False
+        await asyncio.sleep(0)
+        assert fenced == [("s", 3)]
+        assert await conversations.stored("s") is False, "no copy of ours any more"
+    cache(scenario)
+
+
+def test_stored_does_not_wait_for_a_save_held_back_for_a_grant(cache):
+    async def scenario(conversations, store, fenced, busy):
+        await conversations.get("s", 1)
+        conversations.trust("s", "m1")
+        assert await asyncio.wait_for(conversations.stored("s"), 1) is True
+        assert "s" not in store.saved, "written at the grant"
+    cache(scenario)
+
+
 def test_a_forgotten_copy_is_let_go_and_never_written_again(cache):
     async def scenario(conversations, store, fenced, busy):
         await conversations.get("s", 1)

@@ -132,6 +132,10 @@ class Copies:
     def save(self, session, afresh=False):
         self.saves += 1
 
+    async def stored(self, session):
+        self.save(session)
+        return session in self.copies
+
 
 class Bus:
     "What a reply says on the bus, as (kind, args, keywords), for the four kinds a reply says."
@@ -157,10 +161,11 @@ def said(text, calls=(), thinking=""):
 def reply():
     """make(streams, ...) -> (what was said on the bus, the conversation, the copies): a reply made for
     `turn` (a chat turn by default); `meanwhile()` runs beside it on the loop."""
-    def make(streams, turn=None, conversation=None, watch=None, copies=None, meanwhile=None, clock=None, **env):
+    def make(streams, turn=None, conversation=None, watch=None, copies=None, meanwhile=None, clock=None, bus=None,
+             **env):
         turn = turn or Turn("s", "r1", "add milk", Prompt("sys", TOOLS), epoch=1)
         conversation = conversation or Conversation()
-        copies, bus = copies or Copies("s", conversation), Bus()
+        copies, bus = copies or Copies("s", conversation), bus or Bus()
         calls = Calls()
         settings = Settings.from_env(env)
         asker = Asker(settings, watch or Watch(), streams, bus, (clock or Clock()).call_later)
@@ -221,6 +226,48 @@ def test_a_reply_whose_session_was_fenced_meanwhile_says_nothing_more(reply):
 
     bus, _, _ = reply(Streams(fenced), conversation=copies.copies["s"], copies=copies)
     assert bus == [] and copies.saves == 1, "only the turn's beginning was saved"
+
+
+class SlowDisk(Copies):
+    "Saves that reach the disk only when `written` is set."
+    def __init__(self, session, conversation):
+        super().__init__(session, conversation)
+        self.writing, self.written = False, asyncio.Event()
+
+    async def stored(self, session):
+        self.writing = True
+        await self.written.wait()
+        return await super().stored(session)
+
+
+def test_a_reply_ends_on_the_bus_only_once_it_is_on_disk(reply):
+    """A brain killed between the two would leave the page showing a reply's end that the
+    conversation store never got, so the model would not see that answer again."""
+    bus, conversation = Bus(), Conversation()
+    copies = SlowDisk("s", conversation)
+
+    async def disk():
+        for _ in range(100):
+            if copies.writing:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)
+        assert bus.said == [] and conversation.turns[-1] == {"role": "assistant", "content": "Hi."}
+        copies.written.set()
+
+    said_, _, _ = reply(Streams(said("Hi.")), conversation=conversation, copies=copies, bus=bus, meanwhile=disk)
+    assert [kind for kind, _, _ in said_] == ["done"]
+
+
+def test_a_reply_whose_end_the_store_refused_says_nothing(reply):
+    copies = Copies("s", Conversation())
+
+    async def refused(session):
+        copies.copies.clear()  # another worker holds the session now: the store fenced ours
+        return False
+    copies.stored = refused
+    bus, _, _ = reply(Streams(said("Hi.")), conversation=copies.copies["s"], copies=copies)
+    assert bus == []
 
 
 def test_a_reply_cut_off_by_the_worker_closing_says_nothing_more(reply):

@@ -326,5 +326,8 @@ def whole_context(fake, log: dict, n: int) -> bool:
     expected = [t for text in texts[:-1] for t in (("user", text), ("assistant", log[text][0].bubbles[log[text][1]].text))]
     if turns != expected + [("user", texts[-1])]:
         print(f"s{n}: context of the last request\n  " + "\n  ".join(f"{r}: {c[:40]}" for r, c in turns))
+        print(f"s{n}: the answers as the page ended them\n  " + "\n  ".join(
+            f"{text}: {b.status} {b.text[:20]!r} {b.note or ''}" for text in texts
+            if (b := log[text][0].bubbles.get(log[text][1]))))
         return False
     return True
