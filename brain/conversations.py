@@ -29,6 +29,7 @@ from shared.lru import LRU
 
 log = logging.getLogger("brain")
 MAX_SESSIONS = 1000
+STORED_WAIT_S = 5.0  # a save takes milliseconds; a store stuck longer does not hold every reply's end
 
 
 def _log_failure(future: Future) -> None:
@@ -87,9 +88,13 @@ class Conversations:
         if future is None:
             return session in self.copies  # held back for a grant (saved then), or fenced
         try:
-            await asyncio.wrap_future(future)
+            # Shielded: a wait given up on must not cancel the save itself.
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), STORED_WAIT_S)
         except Fenced:
             return False
+        except TimeoutError:
+            log.warning("session %s: the conversation store has not taken a save in %g s; the reply's end goes out "
+                        "before it is on disk", session[:8], STORED_WAIT_S)
         except Exception:  # noqa: BLE001 - the save's callback logs it; the reply is made and goes out all the same
             pass
         return True

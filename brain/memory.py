@@ -33,6 +33,7 @@ import msgspec
 from brain.conversation import Conversation
 from shared.messages import Prompt
 
+CONNECT_TIMEOUT_S = 10  # PostgreSQL: a server that does not answer fails the operation, not the brain's disk thread for ever
 BUSY_TIMEOUT_S = 10.0  # two brains on one machine write the same file: wait for the other's commit
 MAX_BATCH = 200  # bounds how long the first in a batch waits for the rest, and how long the store is held
 
@@ -115,7 +116,7 @@ class Postgres:
 
         self.psycopg, self.url = psycopg, url
         try:
-            self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            self.conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
         except psycopg.Error as e:
             where = psycopg.conninfo.conninfo_to_dict(url)  # named without its password
             raise StoreUnavailable(f"cannot reach the conversation store (BRAIN_DATABASE_URL: database "
@@ -125,7 +126,7 @@ class Postgres:
     def _connected(self):
         "A connection lost (the server restarted, the network broke) is made again at the next use."
         if self.conn.closed or self.conn.broken:
-            self.conn = self.psycopg.connect(self.url, autocommit=True)
+            self.conn = self.psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
         return self.conn
 
     def execute(self, sql: str, params=()) -> list[tuple]:

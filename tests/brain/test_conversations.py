@@ -175,6 +175,29 @@ def test_stored_returns_once_the_save_is_on_disk_and_false_when_the_store_refuse
     cache(scenario)
 
 
+def test_stored_gives_up_waiting_for_a_stuck_store_and_the_save_still_happens(cache, monkeypatch, caplog):
+    monkeypatch.setattr("brain.conversations.STORED_WAIT_S", 0.05)
+
+    async def scenario(conversations, store, fenced, busy):
+        c = await conversations.get("s", 1)
+        writing, stuck, save = threading.Event(), threading.Event(), store.save
+
+        def hangs(*args):
+            writing.set()
+            stuck.wait(5)
+            save(*args)
+        store.save = hangs
+        conversations.save("s")  # the store hangs on it; the next save waits in line behind it
+        await asyncio.get_running_loop().run_in_executor(None, writing.wait, 5)
+        c.turns.append({"role": "assistant", "content": "the whole reply"})
+        assert await conversations.stored("s") is True, "the reply's end is not held for ever"
+        assert "has not taken a save in 0.05 s" in caplog.text
+        stuck.set()
+        await drained(conversations)
+        assert store.saved["s"].turns == c.turns, "the save was not given up with the wait"
+    cache(scenario)
+
+
 def test_stored_does_not_wait_for_a_save_held_back_for_a_grant(cache):
     async def scenario(conversations, store, fenced, busy):
         await conversations.get("s", 1)
