@@ -300,13 +300,14 @@ class Replies:
             log.info("reply %s claims a change no call made (%r)", turn.reply, claim)
             self.bus.note(turn, f"Nothing was changed, though this reply says so (\"{claim}\"): no action ran. "
                                 "Ask again if you want it done.")
-        if last.text or not turn.control.cancelled:
+        stopped = turn.control.cancelled  # as the reply is kept: a Stop during the save below comes too late
+        if last.text or not stopped:
             conversation.add_reply(last.text)  # a stopped reply stays in context as far as it got
         # Its end goes out once the reply is on disk: a brain killed between the two would leave the
         # web showing a reply the model never sees again (the web carries on only replies not ended).
         if not await self.conversations.stored(turn.session) or turn.control.silent:
             return  # the session is held elsewhere now (or the worker is closing): the web has it carried on
-        if turn.control.cancelled and not rounds.deadline.passed:
+        if stopped and not rounds.deadline.passed:
             self.bus.failed(turn, FailCode.STOPPED, "Stopped.", text=rounds.said)
             return
         if rounds.deadline.passed:
