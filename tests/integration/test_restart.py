@@ -1,9 +1,12 @@
 """The brain comes and goes; the page stays up and nothing the user did is lost."""
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+
+import pytest
 
 from shared.messages import Chunk, Done, Hello, encode
 from tests.fake_ollama import Plan, words
@@ -79,6 +82,39 @@ def test_kill_9_mid_reply_is_carried_on_by_the_next_brain_from_where_it_stopped(
     assert turns == [("user", "remember: the password is swordfish"), ("assistant", first.text),
                      ("user", "tell me a long story"), ("assistant", story), ("user", "and the moral?")], \
         "earlier turns kept, the whole reply once, no repeated question"
+
+
+def test_kill_9_while_the_store_is_slow_loses_no_answer_the_page_shows_ended(system, visitor, fake):
+    """A reply's end goes out only once the reply is on disk (docs/protocol.md §9.1). With another
+    writer holding the store when a reply ends, and the brain killed then, the page must not have
+    been told it ended: the next brain carries it on, and the next question finds it in the context.
+    (Told first, the page would show it done while the store never got it.)"""
+    tab = visitor.open_tab()
+    tab.send("remember: the password is swordfish")
+    [first] = tab.wait(lambda t: t.finished(1))
+    story = "the store was slow, and still nothing was lost in the end"
+    fake.plan(Plan(chunks=words(story), delay=0.01))
+    store = sqlite3.connect(system.workdir / "data" / "brain.db", isolation_level=None, timeout=10)
+    store.execute("begin immediate")  # another writer holds the store: the brain's saves wait for it
+    try:
+        tab.send("tell me a short story")
+        reply = tab.wait(lambda t: next((r for r in t.reply_ids() if t.bubbles[r].text == story), None),
+                         what="the whole story shown")
+        with pytest.raises(AssertionError):
+            tab.wait(lambda t: t.bubbles[reply].status != "streaming", timeout=1.0, what="the end, before its save")
+        os.kill(system.worker_pid(), signal.SIGKILL)
+    finally:
+        store.execute("rollback")
+        store.close()
+    tab.wait(lambda t: t.bubbles[reply].status == "done", timeout=20, what="the story ended by the next brain")
+    assert tab.bubbles[reply].text == story
+
+    tab.send("and the moral?")
+    tab.wait(lambda t: t.finished(3))
+    turns = [(m["role"], m["content"]) for m in fake.chat_requests()[-1]["messages"][1:]]
+    assert turns == [("user", "remember: the password is swordfish"), ("assistant", first.text),
+                     ("user", "tell me a short story"), ("assistant", story), ("user", "and the moral?")], \
+        "the story the page showed ended is in the model's context, once"
 
 
 def test_a_reply_whose_next_brain_dies_too_before_it_says_a_word_is_carried_on_by_the_one_after(system, visitor, fake):

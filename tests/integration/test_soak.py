@@ -150,7 +150,10 @@ def check(log: dict, fake, count: int, frozen: list[tuple[set[int], float, float
         texts = [f"s{n} message {i}: how is it going?" for i in range(count)]
         tab = log[texts[-1]][0]
         answers = [tab.bubbles[log[t][1][-1]].text for t in texts[:-1]]
-        last = [body for body in asked if last_user(body) == texts[-1]][-1]["messages"]
+        body = [body for body in asked if last_user(body) == texts[-1]][-1]
+        last = body["messages"]
+        if continues(body) and tab.bubbles[log[texts[-1]][1][-1]].text.startswith(last[-1]["content"]):
+            last = last[:-1]  # a continuation: the start of the answer to the last question, not an earlier one
         said = [m["content"] for m in last if m["role"] == "user" and not m["content"].startswith("App note:")]
         replied = [m["content"] for m in last if m["role"] == "assistant"]
         if said != texts or replied != answers:
