@@ -47,6 +47,7 @@ class Conversations:
                                                   evicted=lambda session, _: self._let_go(session))
         self.on_trust: dict[str, set[str]] = {}  # by session: the messages whose jobs run before their grant
         self.held_back: dict[str, bool] = {}  # by session: a save waits for those grants (whether afresh)
+        self.released: dict[str, list[asyncio.Future]] = {}  # by session: who waits for the held-back save (`stored`)
 
     def held(self, session: str) -> Conversation | None:
         return self.copies.peek(session)
@@ -73,7 +74,8 @@ class Conversations:
         if not waiting:
             self.on_trust.pop(session, None)
             if session in self.held_back:
-                self.save(session, self.held_back.pop(session))
+                future = self.save(session, self.held_back.pop(session))
+                self._release(session, future)
 
     def distrust(self, session: str, message: str) -> None:
         "The web revoked `message`, which ran on trust: what it changed is dropped with the copy."
@@ -81,23 +83,38 @@ class Conversations:
             self.forget(session)
 
     async def stored(self, session: str) -> bool:
-        """Save, and wait until it is on disk: what the web is told next (a reply's end) is then in
-        the store, so a brain killed a moment later loses none of it. False when the store refused
-        it (the session is held elsewhere now): nothing more may be said for it."""
-        future = self.save(session)
-        if future is None:
-            return session in self.copies  # held back for a grant (saved then), or fenced
+        """Save, and wait until the store has committed it (a save held back for a grant: until the
+        grant writes it): what the web is told next (a reply's end) then outlives this worker.
+        False when nothing of ours will be written (the store refused it, or the copy was dropped:
+        the session is held elsewhere now, or its job was revoked): nothing more may be said for it."""
         try:
-            # Shielded: a wait given up on must not cancel the save itself.
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), STORED_WAIT_S)
-        except Fenced:
-            return False
+            return await asyncio.wait_for(self._written(session), STORED_WAIT_S)
         except TimeoutError:
             log.warning("session %s: the conversation store has not taken a save in %g s; the reply's end goes out "
-                        "before it is on disk", session[:8], STORED_WAIT_S)
+                        "before it is stored", session[:8], STORED_WAIT_S)
+            return True
+
+    async def _written(self, session: str) -> bool:
+        future = self.save(session)
+        if future is None and session in self.on_trust:
+            released = self.loop.create_future()
+            self.released.setdefault(session, []).append(released)
+            future = await released  # the save the grant makes, or None when a revoke drops the copy
+        if future is None:
+            return False
+        try:
+            await asyncio.shield(asyncio.wrap_future(future))  # a wait given up on must not cancel the save itself
+        except Fenced:
+            return False
         except Exception:  # noqa: BLE001 - the save's callback logs it; the reply is made and goes out all the same
             pass
         return True
+
+    def _release(self, session: str, future: Future | None) -> None:
+        "What waits for the session's held-back save learns whether it is written (its future) or dropped (None)."
+        for released in self.released.pop(session, ()):
+            if not released.done():
+                released.set_result(future)
 
     def save(self, session: str, afresh: bool = False) -> Future | None:
         "Write a snapshot of the copy behind; its future, or None when nothing is written now."
@@ -130,6 +147,7 @@ class Conversations:
         "Drop our copy, and any save it held back: it is read again if the session comes back."
         self.on_trust.pop(session, None)
         self.held_back.pop(session, None)
+        self._release(session, None)
         if self.copies.pop(session) is not None:
             self._let_go(session)
 

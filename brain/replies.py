@@ -137,12 +137,12 @@ class Replies:
         if turn.prompt is not None:
             conversation.prompt = tools.as_told(turn.prompt, self.settings, conversation.decides)
         try:
-            if self._start(turn, conversation, rounds):
+            if await self._start(turn, conversation, rounds):
                 last = await self._answer(turn, conversation, rounds)
                 if last is not None:
                     await self._end(turn, conversation, rounds, last)
         except Interrupted as e:
-            if turn.control.silent:
+            if not await self._kept(turn, conversation):
                 return
             self.asker.flush(turn)
             log.warning("reply %s failed: %s", turn.reply, e)
@@ -154,7 +154,7 @@ class Replies:
         finally:
             rounds.deadline.cancel()
 
-    def _start(self, turn: Turn, conversation: Conversation, rounds: Rounds) -> bool:
+    async def _start(self, turn: Turn, conversation: Conversation, rounds: Rounds) -> bool:
         "False when there is nothing to ask Ollama (the reply has ended, or there is nothing to answer)."
         if turn.resume is None:
             return self._begin(turn, conversation)
@@ -173,7 +173,8 @@ class Replies:
             return False
         whole, text = point
         if whole:  # saved whole: only its end was lost with the brain
-            self.bus.done(turn, text, turn.resumed_thinking)
+            if await self._kept(turn, conversation):  # our own copy's save may still be on its way
+                self.bus.done(turn, text, turn.resumed_thinking)
             return False
         rounds.said = turn.resume
         rounds.prefill = self._carry(turn, conversation, rounds, len(turn.resume) - len(text))
@@ -227,8 +228,9 @@ class Replies:
                 return None
             self.asker.flush(turn)
             if rounds.started_over(answer.text):
-                self.bus.failed(turn, FailCode.NOT_RESUMED, NOT_RESUMED + " (the model began it again instead of going "
-                                                                          "on)", text=rounds.said)
+                if await self._kept(turn, conversation):  # the rounds put back stay, as the page shows them
+                    self.bus.failed(turn, FailCode.NOT_RESUMED, NOT_RESUMED + " (the model began it again instead of "
+                                                                              "going on)", text=rounds.said)
                 return None
             answer = answer._replace(text=rounds.heard(answer.text, answer.thinking))
             if answer.stats.done_reason == "length":
@@ -280,6 +282,17 @@ class Replies:
             rounds.applied(made_before)
         return True
 
+    async def _kept(self, turn: Turn, conversation: Conversation) -> bool:
+        """Wait until what the reply put into the conversation is stored, before its end goes out: a
+        brain killed between the two would leave the web showing a reply ended that the model never
+        sees again (the web carries on only replies not ended; docs/protocol.md §9.1). False when
+        the reply may say nothing more: the session is held elsewhere now, or the worker is closing
+        (the web has it carried on)."""
+        if turn.control.silent:  # cut off: nothing more is saved or said (the store may be closed already)
+            return False
+        return (await self.conversations.stored(turn.session) and not turn.control.silent
+                and self.conversations.held(turn.session) is conversation)
+
     def _say_why(self, turn: Turn, after: After, calls: list[ToolCall], allowed: int) -> None:
         "Why the model's calls were not made, when the user should know."
         names = ", ".join(c.name for c in calls)
@@ -303,10 +316,8 @@ class Replies:
         stopped = turn.control.cancelled  # as the reply is kept: a Stop during the save below comes too late
         if last.text or not stopped:
             conversation.add_reply(last.text)  # a stopped reply stays in context as far as it got
-        # Its end goes out once the reply is on disk: a brain killed between the two would leave the
-        # web showing a reply the model never sees again (the web carries on only replies not ended).
-        if not await self.conversations.stored(turn.session) or turn.control.silent:
-            return  # the session is held elsewhere now (or the worker is closing): the web has it carried on
+        if not await self._kept(turn, conversation):
+            return
         if stopped and not rounds.deadline.passed:
             self.bus.failed(turn, FailCode.STOPPED, "Stopped.", text=rounds.said)
             return

@@ -198,12 +198,22 @@ def test_stored_gives_up_waiting_for_a_stuck_store_and_the_save_still_happens(ca
     cache(scenario)
 
 
-def test_stored_does_not_wait_for_a_save_held_back_for_a_grant(cache):
+def test_stored_waits_for_the_grant_of_a_job_run_on_trust_and_is_false_when_it_is_revoked(cache):
     async def scenario(conversations, store, fenced, busy):
-        await conversations.get("s", 1)
+        c = await conversations.get("s", 1)
         conversations.trust("s", "m1")
-        assert await asyncio.wait_for(conversations.stored("s"), 1) is True
-        assert "s" not in store.saved, "written at the grant"
+        c.turns.append({"role": "assistant", "content": "the whole reply"})
+        waiter = asyncio.ensure_future(conversations.stored("s"))
+        await asyncio.sleep(0.05)
+        assert not waiter.done() and "s" not in store.saved, "held back until the grant"
+        conversations.confirm("s", "m1")
+        assert await waiter is True and store.saved["s"].turns == c.turns
+
+        conversations.trust("s", "m2")
+        waiter = asyncio.ensure_future(conversations.stored("s"))
+        await asyncio.sleep(0.05)
+        conversations.distrust("s", "m2")  # revoked: the copy goes unsaved
+        assert await waiter is False
     cache(scenario)
 
 

@@ -240,23 +240,45 @@ class SlowDisk(Copies):
         return await super().stored(session)
 
 
-def test_a_reply_ends_on_the_bus_only_once_it_is_on_disk(reply):
-    """A brain killed between the two would leave the page showing a reply's end that the
-    conversation store never got, so the model would not see that answer again."""
-    bus, conversation = Bus(), Conversation()
-    copies = SlowDisk("s", conversation)
-
+def slow_disk(copies: SlowDisk, bus: Bus, then=lambda: None):
+    "Beside a reply: once it waits for its save, nothing has been said yet; `then()`, and the save lands."
     async def disk():
         for _ in range(100):
             if copies.writing:
                 break
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.01)
-        assert bus.said == [] and conversation.turns[-1] == {"role": "assistant", "content": "Hi."}
+        assert copies.writing and bus.said == [], "the end waits for the save"
+        then()
         copies.written.set()
+    return disk
 
-    said_, _, _ = reply(Streams(said("Hi.")), conversation=conversation, copies=copies, bus=bus, meanwhile=disk)
-    assert [kind for kind, _, _ in said_] == ["done"]
+
+def test_a_reply_ends_on_the_bus_only_once_it_is_on_disk(reply):
+    """A brain killed between the two would leave the page showing a reply's end that the
+    conversation store never got, so the model would not see that answer again."""
+    bus, conversation = Bus(), Conversation()
+    copies = SlowDisk("s", conversation)
+    said_, _, _ = reply(Streams(said("Hi.")), conversation=conversation, copies=copies, bus=bus,
+                        meanwhile=slow_disk(copies, bus))
+    assert [kind for kind, _, _ in said_] == ["done"] and conversation.turns[-1]["content"] == "Hi."
+
+
+def test_a_stop_while_the_whole_reply_is_being_saved_comes_too_late(reply):
+    bus, conversation, turn = Bus(), Conversation(), Turn("s", "r1", "hi", Prompt("sys", TOOLS), epoch=1)
+    copies = SlowDisk("s", conversation)
+    said_, _, _ = reply(Streams(said("Hi.")), turn=turn, conversation=conversation, copies=copies, bus=bus,
+                        meanwhile=slow_disk(copies, bus, then=turn.control.cancel))
+    assert [kind for kind, _, _ in said_] == ["done"], "not 'stopped': the reply was whole and is kept so"
+
+
+def test_a_broken_stream_fails_only_once_the_rounds_it_applied_are_on_disk(reply):
+    "The page shows the round's card as applied: the model must know of it whichever brain answers next."
+    bus, conversation = Bus(), Conversation()
+    copies = SlowDisk("s", conversation)
+    said_, _, _ = reply(Streams(said("On it. ", [ADD]), OllamaFailed("gone")), conversation=conversation,
+                        copies=copies, bus=bus, meanwhile=slow_disk(copies, bus))
+    assert [kind for kind, _, _ in said_] == ["failed"] and conversation.turns[-1]["role"] == "tool"
 
 
 def test_a_reply_whose_end_the_store_refused_says_nothing(reply):
@@ -277,6 +299,15 @@ def test_a_reply_cut_off_by_the_worker_closing_says_nothing_more(reply):
 
     bus, _, copies = reply(Streams(closing))
     assert bus == [] and copies.saves == 1
+
+
+def test_a_reply_cut_off_mid_stream_by_the_worker_closing_saves_and_says_nothing(reply):
+    def closing(turn):
+        turn.control.cut_off()  # the worker closes: its store may be closed already
+        raise Interrupted(OllamaFailed("hung up"), "partial")
+
+    bus, _, copies = reply(Streams(closing))
+    assert bus == [] and copies.saves == 1, "only the turn's beginning was saved"
 
 
 # A reply resumed after its brain died during a tool round: the calls the web answered come back.
