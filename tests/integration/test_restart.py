@@ -53,6 +53,16 @@ def test_what_the_user_did_while_the_brain_was_down_is_answered_once(system, vis
     assert first[-2]["content"] == "App note: The user added #1 'call the plumber'.\nThe todo list now:\n- [ ] #1 call the plumber"
 
 
+def asks_for_the_moral_after(tab, fake, first: str, question: str, story: str) -> None:
+    "The next question is asked with every earlier turn once: the first exchange, then `question` and the whole `story`."
+    tab.send("and the moral?")
+    tab.wait(lambda t: t.finished(3))
+    turns = [(m["role"], m["content"]) for m in fake.chat_requests()[-1]["messages"][1:]]
+    assert turns == [("user", "remember: the password is swordfish"), ("assistant", first),
+                     ("user", question), ("assistant", story), ("user", "and the moral?")], \
+        "earlier turns kept, the whole reply once, no repeated question"
+
+
 def test_kill_9_mid_reply_is_carried_on_by_the_next_brain_from_where_it_stopped(system, visitor, fake):
     tab = visitor.open_tab()
     tab.send("remember: the password is swordfish")
@@ -77,12 +87,7 @@ def test_kill_9_mid_reply_is_carried_on_by_the_next_brain_from_where_it_stopped(
     resumed = fake.chat_requests()[-1]["messages"]
     assert resumed[-1]["role"] == "assistant" and story.startswith(resumed[-1]["content"]), "asked to continue"
 
-    tab.send("and the moral?")
-    tab.wait(lambda t: t.finished(3))
-    turns = [(m["role"], m["content"]) for m in fake.chat_requests()[-1]["messages"][1:]]
-    assert turns == [("user", "remember: the password is swordfish"), ("assistant", first.text),
-                     ("user", "tell me a long story"), ("assistant", story), ("user", "and the moral?")], \
-        "earlier turns kept, the whole reply once, no repeated question"
+    asks_for_the_moral_after(tab, fake, first.text, "tell me a long story", story)
 
 
 def test_kill_9_while_the_store_is_slow_loses_no_answer_the_page_shows_ended(system, visitor, fake):
@@ -111,12 +116,7 @@ def test_kill_9_while_the_store_is_slow_loses_no_answer_the_page_shows_ended(sys
     tab.wait(lambda t: t.bubbles[reply].status == "done", timeout=20, what="the story ended by the next brain")
     assert tab.bubbles[reply].text == story
 
-    tab.send("and the moral?")
-    tab.wait(lambda t: t.finished(3))
-    turns = [(m["role"], m["content"]) for m in fake.chat_requests()[-1]["messages"][1:]]
-    assert turns == [("user", "remember: the password is swordfish"), ("assistant", first.text),
-                     ("user", "tell me a short story"), ("assistant", story), ("user", "and the moral?")], \
-        "the story the page showed ended is in the model's context, once"
+    asks_for_the_moral_after(tab, fake, first.text, "tell me a short story", story)
 
 
 def test_a_reply_whose_next_brain_dies_too_before_it_says_a_word_is_carried_on_by_the_one_after(system, visitor, fake):
