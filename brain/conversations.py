@@ -9,7 +9,7 @@ used as it is, with no read on the way to the first token: if another worker has
 session since, its Revoke is on the way, and the store refuses our next save.
 
 Saves are write-behind, from a snapshot, after every change; a reply's end waits for its save
-(`stored`), so what the web is told has ended is on disk. A save the store refuses (the session
+(`stored`), so what the web is told has ended is in the store. A save the store refuses (the session
 is held at a newer epoch elsewhere: `Fenced`) has the session fenced on the loop (`fence`), and a
 fenced copy is forgotten, never written again. A job the worker runs on trust (brain/jobs.py
 `Trust`) holds the session's saves back until its grant (`confirm`); if the web revokes it instead
