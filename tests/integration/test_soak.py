@@ -120,6 +120,15 @@ def soak(system, fake, count: int, trouble, frozen=()) -> dict:
             v.close()
 
 
+def before_the_answer(body: dict, answer: str) -> list[dict]:
+    """A request's messages, without its final assistant message when that is the start of `answer`: a
+    continuation of the answer to its last question (the brain that began it died), not an earlier one."""
+    messages = body["messages"]
+    if messages[-1]["role"] == "assistant" and answer.startswith(messages[-1]["content"]):
+        return messages[:-1]
+    return messages
+
+
 def check(log: dict, fake, count: int, frozen: list[tuple[set[int], float, float]] = ()) -> dict:
     """The figures; `frozen` holds each freeze: the brain's ports, when it stopped and when it went on."""
     asked = fake.chat_requests()
@@ -150,10 +159,8 @@ def check(log: dict, fake, count: int, frozen: list[tuple[set[int], float, float
         texts = [f"s{n} message {i}: how is it going?" for i in range(count)]
         tab = log[texts[-1]][0]
         answers = [tab.bubbles[log[t][1][-1]].text for t in texts[:-1]]
-        body = [body for body in asked if last_user(body) == texts[-1]][-1]
-        last = body["messages"]
-        if continues(body) and tab.bubbles[log[texts[-1]][1][-1]].text.startswith(last[-1]["content"]):
-            last = last[:-1]  # a continuation: the start of the answer to the last question, not an earlier one
+        last = before_the_answer([body for body in asked if last_user(body) == texts[-1]][-1],
+                                 tab.bubbles[log[texts[-1]][1][-1]].text)
         said = [m["content"] for m in last if m["role"] == "user" and not m["content"].startswith("App note:")]
         replied = [m["content"] for m in last if m["role"] == "assistant"]
         if said != texts or replied != answers:
@@ -323,10 +330,8 @@ def whole_context(fake, log: dict, n: int) -> bool:
     "Whether session n's last request to Ollama holds each of its questions once, in order, each answer after it."
     texts = [f"s{n} message {i}: and then?" for i in range(END_MESSAGES)]
     bodies = [b for b in fake.chat_requests() if [m["content"] for m in b["messages"] if m["role"] == "user"][-1:] == texts[-1:]]
-    messages = bodies[-1]["messages"]
-    if messages[-1]["role"] == "assistant":
-        messages = messages[:-1]  # a continuation: the reply to the last question, not yet whole
-    turns = [(m["role"], m["content"]) for m in messages
+    last = log[texts[-1]]
+    turns = [(m["role"], m["content"]) for m in before_the_answer(bodies[-1], last[0].bubbles[last[1]].text)
              if m["role"] != "system" and not m["content"].startswith("App note:")]
     expected = [t for text in texts[:-1] for t in (("user", text), ("assistant", log[text][0].bubbles[log[text][1]].text))]
     if turns != expected + [("user", texts[-1])]:
